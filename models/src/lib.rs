@@ -1,2 +1,8 @@
-//! Speech and language model engines behind small traits, and everything they stand on.
+//! Speech and language model engines behind small traits, and everything they stand on:
+//! audio primitives, model provisioning (fetch, convert, verify) and the ONNX Runtime loader.
+//!
+//! Nothing here knows about calls, sockets or HTTP. Blocking inference runs on the engines'
+//! own worker threads; callers get futures or channels back and never block an async runtime.
+
 pub mod audio;
+pub mod provision;

@@ -15,7 +15,9 @@ pub fn f32_sample_to_i16(s: f32) -> i16 {
     if s.is_nan() {
         return 0;
     }
-    (s * 32768.0).round().clamp(i16::MIN as f32, i16::MAX as f32) as i16
+    (s * 32768.0)
+        .round()
+        .clamp(i16::MIN as f32, i16::MAX as f32) as i16
 }
 
 /// Little-endian PCM16 bytes (the Realtime API's `pcm16`) to samples. A trailing odd byte is ignored.
@@ -57,7 +59,10 @@ mod tests {
 
     #[test]
     fn clamps_instead_of_wrapping() {
-        assert_eq!(f32_to_i16(&[2.0, -2.0, f32::NAN]), vec![i16::MAX, i16::MIN, 0]);
+        assert_eq!(
+            f32_to_i16(&[2.0, -2.0, f32::NAN]),
+            vec![i16::MAX, i16::MIN, 0]
+        );
     }
 
     #[test]

