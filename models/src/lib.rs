@@ -5,4 +5,11 @@
 //! own worker threads; callers get futures or channels back and never block an async runtime.
 
 pub mod audio;
+mod job;
+pub mod onnx;
 pub mod provision;
+pub mod stt;
+pub mod tts;
+pub mod vad;
+
+pub use job::Job;

@@ -1,0 +1,26 @@
+//! One function per subcommand.
+
+mod models;
+mod speak;
+mod transcribe;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen, models } => crate::server::run(listen, models.dir),
+        Command::Transcribe {
+            file,
+            audio_ctx,
+            json,
+            models,
+        } => transcribe::run(&file, &audio_ctx, json, &models.dir),
+        Command::Speak {
+            text,
+            output,
+            speed,
+            models,
+        } => speak::run(&text, &output, speed, &models.dir),
+        Command::Models { action } => models::run(action),
+    }
+}

@@ -1,0 +1,53 @@
+//! `switchboard transcribe FILE`.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use switchboard_models::audio::{rates, wav};
+use switchboard_models::stt::{AudioCtx, SpeechToText, TranscribeOptions};
+
+pub fn run(file: &Path, audio_ctx: &str, json: bool, models_dir: &Path) -> anyhow::Result<()> {
+    let audio_ctx = match audio_ctx {
+        "auto" => AudioCtx::Auto,
+        "full" => AudioCtx::Full,
+        n => match n.parse::<u32>() {
+            Ok(frames) if frames > 0 => AudioCtx::Frames(frames),
+            _ => bail!("--audio-ctx must be auto, full or a positive number of frames, not {n:?}"),
+        },
+    };
+    let audio = wav::read_file(file)?
+        .to_rate(rates::SPEECH_MODELS)
+        .context("resampling to 16 kHz")?;
+    let engine = crate::engines::stt(models_dir)?;
+    let t = engine
+        .transcribe(
+            audio.samples,
+            TranscribeOptions {
+                audio_ctx,
+                prompt: None,
+            },
+        )
+        .wait()
+        .context("transcribing")?;
+    if json {
+        let segments: Vec<_> = t
+            .segments
+            .iter()
+            .map(
+                |s| serde_json::json!({"start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text}),
+            )
+            .collect();
+        let out = serde_json::json!({
+            "text": t.text,
+            "segments": segments,
+            "audio_secs": t.audio_secs,
+            "audio_ctx": t.audio_ctx,
+            "inference_ms": t.inference.as_secs_f64() * 1000.0,
+            "backend": engine.backend(),
+        });
+        println!("{out}");
+    } else {
+        println!("{}", t.text);
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Loading the speech engines from the models directory.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use switchboard_models::provision::catalog::{PIPER_JOE, SILERO_VAD, WHISPER_TINY_EN};
+use switchboard_models::stt::{WhisperConfig, WhisperEngine};
+use switchboard_models::tts::{PiperConfig, PiperEngine};
+use switchboard_models::vad::SileroVad;
+
+pub fn stt(models_dir: &Path) -> anyhow::Result<WhisperEngine> {
+    WhisperEngine::load(WhisperConfig::new(models_dir.join(WHISPER_TINY_EN)))
+        .context("loading speech-to-text")
+}
+
+pub fn tts(models_dir: &Path) -> anyhow::Result<PiperEngine> {
+    PiperEngine::load(PiperConfig::new(models_dir, models_dir.join(PIPER_JOE)))
+        .context("loading text-to-speech")
+}
+
+pub fn vad(models_dir: &Path) -> anyhow::Result<Arc<SileroVad>> {
+    SileroVad::load(models_dir, &models_dir.join(SILERO_VAD), 2)
+        .context("loading voice activity detection")
+}
+
+/// Every engine the gateway serves with.
+pub struct Engines {
+    pub stt: WhisperEngine,
+    #[allow(dead_code, reason = "served by the call routes of the live-call issue")]
+    pub tts: PiperEngine,
+    #[allow(dead_code, reason = "served by the call routes of the live-call issue")]
+    pub vad: Arc<SileroVad>,
+}
+
+impl Engines {
+    pub fn load(models_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            stt: stt(models_dir)?,
+            tts: tts(models_dir)?,
+            vad: vad(models_dir)?,
+        })
+    }
+}

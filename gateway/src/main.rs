@@ -1,0 +1,38 @@
+//! `switchboard`: the gateway server and its command-line tools.
+
+mod cli;
+mod commands;
+mod engines;
+mod metrics;
+mod server;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    // SAFETY: first thing in main, before any other thread exists.
+    unsafe { switchboard_models::tts::export_espeak_data_dir() };
+    let cli = cli::Cli::parse();
+    init_tracing(cli.verbose);
+    match commands::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, no backtrace: the chain of causes joined.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "info,whisper_rs=warn,ort=warn",
+        1 => "debug,whisper_rs=info,ort=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,134 @@
+//! The HTTP server: health, readiness and metrics now; the call routes join here later.
+//!
+//! Engines load in the background after the socket is bound, so `/healthz` answers at once
+//! and `/readyz` says 503 (with the reason) until speech can be served.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use switchboard_models::stt::SpeechToText;
+
+use crate::engines::Engines;
+use crate::metrics::Metrics;
+
+struct AppState {
+    engines: OnceLock<Engines>,
+    /// Why the engines are not ready ("loading" until the first attempt ends).
+    not_ready: RwLock<Option<String>>,
+    metrics: Metrics,
+}
+
+pub fn run(listen: SocketAddr, models_dir: PathBuf) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(listen, models_dir))
+}
+
+async fn serve(listen: SocketAddr, models_dir: PathBuf) -> anyhow::Result<()> {
+    let state = Arc::new(AppState {
+        engines: OnceLock::new(),
+        not_ready: RwLock::new(Some("loading models".into())),
+        metrics: Metrics::new(),
+    });
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::clone(&state));
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+
+    let loader = Arc::clone(&state);
+    tokio::task::spawn_blocking(move || load_engines(&loader, &models_dir));
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn load_engines(state: &AppState, models_dir: &std::path::Path) {
+    let started = std::time::Instant::now();
+    match Engines::load(models_dir) {
+        Ok(engines) => {
+            let backend = engines.stt.backend();
+            tracing::info!(
+                stt_backend = backend,
+                secs = started.elapsed().as_secs_f64(),
+                "speech engines ready"
+            );
+            state
+                .metrics
+                .build_info
+                .with_label_values(&[env!("CARGO_PKG_VERSION"), backend])
+                .set(1);
+            let _ = state.engines.set(engines);
+            state.metrics.ready.set(1);
+            *state.not_ready.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "speech engines failed to load");
+            *state.not_ready.write().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
+        }
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let not_ready = state
+        .not_ready
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match (not_ready, state.engines.get()) {
+        (None, Some(engines)) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({
+                "status": "ready",
+                "stt": {"backend": engines.stt.backend()},
+                "tts": {"ready": true},
+                "vad": {"ready": true},
+            })),
+        ),
+        (reason, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                serde_json::json!({"status": "not ready", "reason": reason.unwrap_or_default()}),
+            ),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

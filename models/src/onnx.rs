@@ -1,0 +1,64 @@
+//! ONNX Runtime, opened at run time from the models directory.
+//!
+//! `ort` is built with `load-dynamic`: nothing is linked or downloaded at build time, and the
+//! library that `switchboard models fetch` provisions (checksum-verified, from PyPI's
+//! `onnxruntime==1.24.2`) is loaded once per process before the first session is created.
+//! `ORT_DYLIB_PATH` overrides the location.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::provision::catalog::ONNXRUNTIME;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OnnxError {
+    #[error("ONNX Runtime library not found at {0} (run `switchboard models fetch`)")]
+    Missing(PathBuf),
+    #[error("could not load ONNX Runtime from {path}: {reason}")]
+    Load { path: PathBuf, reason: String },
+    #[error("{model}: {reason}")]
+    Session { model: PathBuf, reason: String },
+}
+
+static INIT: OnceLock<Result<PathBuf, OnnxError>> = OnceLock::new();
+
+/// Load ONNX Runtime once for this process; later calls return the first outcome.
+pub fn init(models_dir: &Path) -> Result<(), OnnxError> {
+    INIT.get_or_init(|| {
+        let path = std::env::var_os("ORT_DYLIB_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| models_dir.join(ONNXRUNTIME));
+        if !path.is_file() {
+            return Err(OnnxError::Missing(path));
+        }
+        let builder = ort::init_from(&path).map_err(|e| OnnxError::Load {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        builder.with_name("switchboard").commit();
+        Ok(path)
+    })
+    .clone()
+    .map(|_| ())
+}
+
+/// A session for `model` with `threads` intra-op threads and full graph optimization.
+pub fn session(model: &Path, threads: usize) -> Result<ort::session::Session, OnnxError> {
+    let fail = |reason: String| OnnxError::Session {
+        model: model.to_owned(),
+        reason,
+    };
+    if !model.is_file() {
+        return Err(fail(
+            "model file not found (run `switchboard models fetch`)".into(),
+        ));
+    }
+    ort::session::Session::builder()
+        .map_err(|e| fail(e.to_string()))?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| fail(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| fail(e.to_string()))?
+        .commit_from_file(model)
+        .map_err(|e| fail(e.to_string()))
+}

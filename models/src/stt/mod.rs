@@ -1,0 +1,77 @@
+//! Speech-to-text: a small trait and its whisper.cpp implementation.
+
+mod whisper;
+
+use std::time::Duration;
+
+pub use whisper::{WhisperConfig, WhisperEngine, audio_ctx_for};
+
+use crate::job::Job;
+
+/// Audio to transcribe: mono f32 samples at 16 kHz.
+pub const STT_SAMPLE_RATE: u32 = 16_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SttError {
+    #[error("Whisper model not usable: {0} (run `switchboard models fetch`)")]
+    Model(String),
+    #[error("no audio to transcribe")]
+    EmptyAudio,
+    #[error("speech-to-text is overloaded: {0} requests already queued")]
+    Overloaded(usize),
+    #[error("transcription failed: {0}")]
+    Inference(String),
+    #[error("the speech-to-text worker stopped")]
+    WorkerGone,
+}
+
+/// How much of Whisper's 30 s encoder window to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AudioCtx {
+    /// Sized to the clip (see [`audio_ctx_for`]).
+    #[default]
+    Auto,
+    /// The full 30 s window (1500 frames), as Whisper was trained.
+    Full,
+    /// An explicit number of encoder frames (50 per second of audio).
+    Frames(u32),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TranscribeOptions {
+    pub audio_ctx: AudioCtx,
+    /// Text that conditions the decoder (names, jargon).
+    pub prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+    pub no_speech_prob: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    pub text: String,
+    pub segments: Vec<Segment>,
+    /// Seconds of audio transcribed.
+    pub audio_secs: f64,
+    /// Encoder frames used (0 = full window).
+    pub audio_ctx: u32,
+    /// Time waiting for a free worker.
+    pub queued: Duration,
+    /// Time in whisper.cpp.
+    pub inference: Duration,
+}
+
+pub type SttJob = Job<Transcript, SttError>;
+
+/// Anything that turns 16 kHz mono audio into text.
+pub trait SpeechToText: Send + Sync {
+    /// Queue `audio` (16 kHz mono f32) for transcription.
+    fn transcribe(&self, audio: Vec<f32>, opts: TranscribeOptions) -> SttJob;
+    /// Where inference runs ("cpu" or "cuda").
+    fn backend(&self) -> &'static str;
+}

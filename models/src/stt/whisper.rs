@@ -1,0 +1,286 @@
+//! whisper.cpp (through `whisper-rs`) on dedicated worker threads.
+//!
+//! One `WhisperContext` (the weights) is shared; each worker owns a `WhisperState` (the
+//! buffers), so `workers` utterances run at once. Requests wait in a bounded queue; a full
+//! queue is answered at once with `Overloaded` instead of growing without bound.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use super::{
+    AudioCtx, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob, TranscribeOptions,
+    Transcript,
+};
+use crate::audio::pcm;
+use crate::job::Job;
+use crate::provision::whisper_ggml;
+
+/// whisper.cpp's encoder frames per second of audio (1500 per 30 s window).
+const FRAMES_PER_SEC: f64 = 50.0;
+const FULL_CTX: u32 = 1500;
+/// Below this many frames (7.7 s) accuracy drops on short clips; measured in FACTS.md / BENCHMARKS.md.
+const MIN_CTX: u32 = 384;
+/// whisper.cpp refuses audio shorter than one second; shorter clips are padded with silence.
+const MIN_SAMPLES: usize = STT_SAMPLE_RATE as usize + STT_SAMPLE_RATE as usize / 20;
+/// Peak level under which audio is treated as digital silence and not decoded at all.
+const SILENCE_PEAK: f32 = 1e-3;
+
+/// Encoder frames to run for a clip of `samples` at 16 kHz: twice the clip plus a margin, at
+/// least [`MIN_CTX`], rounded up to a multiple of 64; 0 (the full window) past 30 s.
+pub fn audio_ctx_for(samples: usize) -> u32 {
+    let frames = (samples as f64 / STT_SAMPLE_RATE as f64 * FRAMES_PER_SEC).ceil() as u32;
+    let ctx = (2 * frames + 64).max(MIN_CTX).div_ceil(64) * 64;
+    if ctx >= FULL_CTX { 0 } else { ctx }
+}
+
+/// Engine configuration.
+#[derive(Debug, Clone)]
+pub struct WhisperConfig {
+    /// ggml model file.
+    pub model: PathBuf,
+    /// Utterances transcribed at once (one whisper state each).
+    pub workers: usize,
+    /// CPU threads per utterance.
+    pub threads: usize,
+    /// Requests allowed to wait for a worker before `Overloaded`.
+    pub queue: usize,
+    /// Use the GPU when built with `cuda` and one is present.
+    pub use_gpu: bool,
+}
+
+impl WhisperConfig {
+    pub fn new(model: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            model: model.into(),
+            workers: 1,
+            threads: cores,
+            queue: 16,
+            use_gpu: true,
+        }
+    }
+}
+
+struct Request {
+    audio: Vec<f32>,
+    opts: TranscribeOptions,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Transcript, SttError>>,
+}
+
+/// The whisper.cpp engine. Dropping it stops the workers once the queue drains.
+pub struct WhisperEngine {
+    tx: SyncSender<Request>,
+    queue: usize,
+    backend: &'static str,
+}
+
+impl std::fmt::Debug for WhisperEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperEngine")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl WhisperEngine {
+    /// Load the model and start the workers.
+    pub fn load(cfg: WhisperConfig) -> Result<Self, SttError> {
+        check_model_file(&cfg.model)?;
+        whisper_rs::install_logging_hooks();
+        let mut params = WhisperContextParameters::default();
+        let use_gpu = cfg.use_gpu && cfg!(feature = "cuda");
+        params.use_gpu(use_gpu);
+        let path = cfg
+            .model
+            .to_str()
+            .ok_or_else(|| SttError::Model("model path is not UTF-8".into()))?;
+        let ctx = WhisperContext::new_with_params(path, params)
+            .map_err(|e| SttError::Model(format!("{}: {e}", cfg.model.display())))?;
+        let (tx, rx) = sync_channel::<Request>(cfg.queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..cfg.workers.max(1) {
+            let state = ctx
+                .create_state()
+                .map_err(|e| SttError::Model(format!("creating whisper state: {e}")))?;
+            let rx = Arc::clone(&rx);
+            let threads = cfg.threads.max(1);
+            std::thread::Builder::new()
+                .name(format!("whisper-{i}"))
+                .spawn(move || worker(state, rx, threads))
+                .map_err(|e| SttError::Model(format!("spawning worker: {e}")))?;
+        }
+        Ok(Self {
+            tx,
+            queue: cfg.queue,
+            backend: if use_gpu { "cuda" } else { "cpu" },
+        })
+    }
+}
+
+/// Check the file is a complete ggml Whisper model before handing it to whisper.cpp, so a
+/// truncated or foreign file gets a clear error instead of whatever the C++ loader does.
+fn check_model_file(path: &Path) -> Result<(), SttError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| SttError::Model(format!("{}: {e}", path.display())))?;
+    whisper_ggml::summarize(&bytes)
+        .map(|_| ())
+        .map_err(|e| SttError::Model(format!("{}: {e}", path.display())))
+}
+
+impl SpeechToText for WhisperEngine {
+    fn transcribe(&self, audio: Vec<f32>, opts: TranscribeOptions) -> SttJob {
+        let lost = || SttError::WorkerGone;
+        if audio.is_empty() {
+            return Job::failed(SttError::EmptyAudio, lost);
+        }
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            audio,
+            opts,
+            enqueued: Instant::now(),
+            reply,
+        };
+        match self.tx.try_send(req) {
+            Ok(()) => Job::new(rx, lost),
+            Err(TrySendError::Full(_)) => Job::failed(SttError::Overloaded(self.queue), lost),
+            Err(TrySendError::Disconnected(_)) => Job::failed(SttError::WorkerGone, lost),
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+}
+
+fn worker(mut state: WhisperState, rx: Arc<Mutex<Receiver<Request>>>, threads: usize) {
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(req) = next else { return };
+        if req.reply.is_closed() {
+            continue; // nobody is waiting any more
+        }
+        let queued = req.enqueued.elapsed();
+        let result = run(&mut state, &req.audio, &req.opts, threads).map(|mut t| {
+            t.queued = queued;
+            t
+        });
+        let _ = req.reply.send(result);
+    }
+}
+
+fn run(
+    state: &mut WhisperState,
+    audio: &[f32],
+    opts: &TranscribeOptions,
+    threads: usize,
+) -> Result<Transcript, SttError> {
+    let started = Instant::now();
+    let audio_secs = audio.len() as f64 / STT_SAMPLE_RATE as f64;
+    let peak = audio.iter().fold(0f32, |m, s| m.max(s.abs()));
+    let mut padded;
+    let audio = if audio.len() < MIN_SAMPLES {
+        padded = audio.to_vec();
+        padded.resize(MIN_SAMPLES, 0.0);
+        &padded[..]
+    } else {
+        audio
+    };
+    let audio_ctx = match opts.audio_ctx {
+        AudioCtx::Auto => audio_ctx_for(audio.len()),
+        AudioCtx::Full => 0,
+        AudioCtx::Frames(n) if n >= FULL_CTX => 0,
+        AudioCtx::Frames(n) => n,
+    };
+    let mut transcript = Transcript {
+        text: String::new(),
+        segments: Vec::new(),
+        audio_secs,
+        audio_ctx,
+        queued: Default::default(),
+        inference: Default::default(),
+    };
+    if peak < SILENCE_PEAK || pcm::rms(audio) == 0.0 {
+        return Ok(transcript);
+    }
+
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(threads as i32);
+    params.set_language(Some("en"));
+    params.set_audio_ctx(audio_ctx as i32);
+    params.set_no_context(true);
+    params.set_suppress_blank(true);
+    params.set_suppress_nst(true);
+    // No temperature fallback: on live audio a second decode costs more than it gains.
+    params.set_temperature_inc(0.0);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_special(false);
+    params.set_print_timestamps(false);
+    if let Some(prompt) = &opts.prompt {
+        params.set_initial_prompt(prompt);
+    }
+    state
+        .full(params, audio)
+        .map_err(|e| SttError::Inference(e.to_string()))?;
+
+    for seg in state.as_iter() {
+        let text = seg
+            .to_str_lossy()
+            .map_err(|e| SttError::Inference(e.to_string()))?
+            .trim()
+            .to_owned();
+        if text.is_empty() || is_annotation(&text) {
+            continue;
+        }
+        transcript.segments.push(Segment {
+            start_ms: seg.start_timestamp().max(0) as u64 * 10,
+            end_ms: seg.end_timestamp().max(0) as u64 * 10,
+            text,
+            no_speech_prob: seg.no_speech_probability(),
+        });
+    }
+    transcript.text = transcript
+        .segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    transcript.inference = started.elapsed();
+    Ok(transcript)
+}
+
+/// Whisper's non-speech annotations: `[BLANK_AUDIO]`, `(music)`, `[ Silence ]`.
+fn is_annotation(text: &str) -> bool {
+    let t = text.trim();
+    (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('(') && t.ends_with(')'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_ctx_grows_with_the_clip_and_has_a_floor() {
+        assert_eq!(audio_ctx_for(16_000), 384);
+        assert_eq!(audio_ctx_for(3 * 16_000), 384);
+        assert_eq!(audio_ctx_for(5 * 16_000), 576);
+        assert_eq!(audio_ctx_for(10 * 16_000), 1088);
+        assert_eq!(audio_ctx_for(15 * 16_000), 0);
+        assert_eq!(audio_ctx_for(60 * 16_000), 0);
+    }
+
+    #[test]
+    fn recognises_annotations() {
+        assert!(is_annotation("[BLANK_AUDIO]"));
+        assert!(is_annotation(" (music) "));
+        assert!(!is_annotation("Hello (there) friend"));
+    }
+}

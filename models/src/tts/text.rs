@@ -1,0 +1,146 @@
+//! Splitting reply text into pieces that can be spoken one after another.
+//!
+//! Sentences are the natural unit; the first piece is cut at a clause boundary when that
+//! gives at least a few words, so the first audio is ready sooner.
+
+/// Words a leading clause needs before it is spoken on its own.
+const MIN_FIRST_CLAUSE_WORDS: usize = 3;
+
+fn is_sentence_end(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | '…')
+}
+
+fn is_clause_end(c: char) -> bool {
+    matches!(c, ',' | ';' | ':' | '—')
+}
+
+/// Split `text` into speakable chunks: the first clause (when long enough), then sentences.
+pub fn speech_chunks(text: &str) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        current.push(c);
+        let boundary_follows = chars.peek().is_none_or(|n| n.is_whitespace());
+        let sentence_end = is_sentence_end(c) && boundary_follows;
+        let first_clause = chunks.is_empty()
+            && is_clause_end(c)
+            && boundary_follows
+            && current.split_whitespace().count() >= MIN_FIRST_CLAUSE_WORDS;
+        if sentence_end || first_clause {
+            push_chunk(&mut chunks, &current);
+            current.clear();
+        }
+    }
+    push_chunk(&mut chunks, &current);
+    chunks
+}
+
+fn push_chunk(chunks: &mut Vec<String>, text: &str) {
+    let t = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if t.chars().any(|c| c.is_alphanumeric()) {
+        chunks.push(t);
+    }
+}
+
+/// A clause and the punctuation that ended it (`None` at the very end without punctuation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clause {
+    pub text: String,
+    pub punctuation: Option<char>,
+}
+
+/// Split one chunk into clauses at , ; : . ! ? so each clause's pause can be restored.
+pub fn clauses(chunk: &str) -> Vec<Clause> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = chunk.chars().peekable();
+    while let Some(c) = chars.next() {
+        let boundary_follows = chars.peek().is_none_or(|n| n.is_whitespace());
+        let punct = match c {
+            ',' | ';' | ':' | '.' | '!' | '?' if boundary_follows => Some(c),
+            '…' if boundary_follows => Some('.'),
+            '—' => Some(','),
+            _ => None,
+        };
+        match punct {
+            Some(p) => {
+                if current.chars().any(|c| c.is_alphanumeric()) {
+                    out.push(Clause {
+                        text: current.trim().to_owned(),
+                        punctuation: Some(p),
+                    });
+                }
+                current.clear();
+            }
+            None => current.push(c),
+        }
+    }
+    if current.chars().any(|c| c.is_alphanumeric()) {
+        out.push(Clause {
+            text: current.trim().to_owned(),
+            punctuation: None,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn splits_first_clause_then_sentences() {
+        assert_eq!(
+            speech_chunks(
+                "Sure, I can help with that, no problem. Your order ships Monday! Anything else?"
+            ),
+            vec![
+                "Sure, I can help with that,",
+                "no problem.",
+                "Your order ships Monday!",
+                "Anything else?"
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_decimals_and_short_first_clauses_together() {
+        assert_eq!(
+            speech_chunks("Yes, it costs 3.50 dollars."),
+            vec!["Yes, it costs 3.50 dollars."]
+        );
+        assert_eq!(speech_chunks("  "), Vec::<String>::new());
+        assert_eq!(
+            speech_chunks("No punctuation at all"),
+            vec!["No punctuation at all"]
+        );
+    }
+
+    #[test]
+    fn clauses_keep_their_punctuation() {
+        assert_eq!(
+            clauses("Hello, your table is ready."),
+            vec![
+                Clause {
+                    text: "Hello".into(),
+                    punctuation: Some(',')
+                },
+                Clause {
+                    text: "your table is ready".into(),
+                    punctuation: Some('.')
+                }
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_lose_no_words(text in "[a-zA-Z ,.!?]{0,200}") {
+            let words = |s: &str| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+            let joined = speech_chunks(&text).join(" ");
+            prop_assert_eq!(words(&joined), words(&text));
+        }
+    }
+}

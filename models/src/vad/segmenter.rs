@@ -1,0 +1,148 @@
+//! Speech segments from per-frame probabilities, with hysteresis: speech starts at
+//! `threshold`, ends after `min_silence_ms` below `threshold - 0.15`.
+
+/// Segmenter parameters (the Realtime API's `server_vad` uses the same names).
+#[derive(Debug, Clone, Copy)]
+pub struct SegmenterConfig {
+    /// Probability at which speech starts.
+    pub threshold: f32,
+    /// Silence this long ends a segment.
+    pub min_silence_ms: u32,
+    /// Segments shorter than this are dropped as clicks.
+    pub min_speech_ms: u32,
+    /// Padding added to each side of a segment.
+    pub speech_pad_ms: u32,
+    /// Frame length in milliseconds (32 for Silero at 16 kHz).
+    pub frame_ms: u32,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            min_silence_ms: 300,
+            min_speech_ms: 150,
+            speech_pad_ms: 0,
+            frame_ms: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeechSegment {
+    pub start_ms: u32,
+    pub end_ms: u32,
+}
+
+/// Streaming segmenter: feed probabilities frame by frame, get segments as they close.
+#[derive(Debug)]
+pub struct SpeechSegmenter {
+    cfg: SegmenterConfig,
+    frame: u32,
+    start: Option<u32>,
+    silence_since: Option<u32>,
+}
+
+impl SpeechSegmenter {
+    pub fn new(cfg: SegmenterConfig) -> Self {
+        Self {
+            cfg,
+            frame: 0,
+            start: None,
+            silence_since: None,
+        }
+    }
+
+    /// Whether speech is ongoing.
+    pub fn in_speech(&self) -> bool {
+        self.start.is_some()
+    }
+
+    /// Feed one frame's probability; returns a segment when one closes.
+    pub fn push(&mut self, prob: f32) -> Option<SpeechSegment> {
+        let t = self.frame * self.cfg.frame_ms;
+        self.frame += 1;
+        let mut closed = None;
+        match self.start {
+            None if prob >= self.cfg.threshold => self.start = Some(t),
+            None => {}
+            Some(start) => {
+                if prob >= self.cfg.threshold - 0.15 {
+                    self.silence_since = None;
+                } else {
+                    let since = *self.silence_since.get_or_insert(t);
+                    if t + self.cfg.frame_ms - since >= self.cfg.min_silence_ms {
+                        closed = self.close(start, since);
+                    }
+                }
+            }
+        }
+        closed
+    }
+
+    /// End of audio: close any open segment.
+    pub fn finish(&mut self) -> Option<SpeechSegment> {
+        let end = self.silence_since.unwrap_or(self.frame * self.cfg.frame_ms);
+        self.start.and_then(|start| self.close(start, end))
+    }
+
+    fn close(&mut self, start: u32, end: u32) -> Option<SpeechSegment> {
+        self.start = None;
+        self.silence_since = None;
+        (end - start >= self.cfg.min_speech_ms).then(|| SpeechSegment {
+            start_ms: start.saturating_sub(self.cfg.speech_pad_ms),
+            end_ms: end + self.cfg.speech_pad_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(probs: &[f32]) -> Vec<SpeechSegment> {
+        let mut s = SpeechSegmenter::new(SegmenterConfig::default());
+        let mut out: Vec<_> = probs.iter().filter_map(|&p| s.push(p)).collect();
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn finds_two_segments_and_ignores_short_dips_and_clicks() {
+        let mut p = vec![0.0; 10];
+        p.extend(vec![0.9; 20]); // 320..960 ms
+        p.extend(vec![0.1; 3]); // short dip: same segment
+        p.extend(vec![0.9; 10]); // ..1376
+        p.extend(vec![0.0; 20]);
+        p.extend(vec![0.9; 2]); // click, too short
+        p.extend(vec![0.0; 20]);
+        p.extend(vec![0.8; 15]); // open at the end
+        assert_eq!(
+            run(&p),
+            vec![
+                SpeechSegment {
+                    start_ms: 320,
+                    end_ms: 1376
+                },
+                SpeechSegment {
+                    start_ms: 2720,
+                    end_ms: 3200
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn hysteresis_keeps_speech_between_thresholds() {
+        let mut p = vec![0.9; 10];
+        p.extend(vec![0.4; 30]); // above 0.35: still speech
+        p.extend(vec![0.0; 20]);
+        assert_eq!(
+            run(&p),
+            vec![SpeechSegment {
+                start_ms: 0,
+                end_ms: 1280
+            }]
+        );
+    }
+}
