@@ -1,5 +1,8 @@
 //! Speech segments from per-frame probabilities, with hysteresis: speech starts at
-//! `threshold`, ends after `min_silence_ms` below `threshold - 0.15`.
+//! `threshold` and continues while the probability stays above `threshold - 0.15`; once it
+//! drops below, `min_silence_ms` after the last confident (>= `threshold`) frame closes the
+//! segment. The segment ends where that last confident frame ends: Silero's probability decays
+//! over a few frames after speech stops, so the first low frame would mark the end too late.
 
 /// Segmenter parameters (the Realtime API's `server_vad` uses the same names).
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +17,10 @@ pub struct SegmenterConfig {
     pub speech_pad_ms: u32,
     /// Frame length in milliseconds (32 for Silero at 16 kHz).
     pub frame_ms: u32,
+    /// How long the model keeps scoring speech after speech stops; subtracted from segment
+    /// ends. Silero's probability stays above 0.5 for about two 32 ms frames (measured in
+    /// the `vad_segments` test: onsets are found within one frame, offsets two to three late).
+    pub offset_lag_ms: u32,
 }
 
 impl Default for SegmenterConfig {
@@ -24,6 +31,7 @@ impl Default for SegmenterConfig {
             min_speech_ms: 150,
             speech_pad_ms: 0,
             frame_ms: 32,
+            offset_lag_ms: 64,
         }
     }
 }
@@ -40,7 +48,8 @@ pub struct SpeechSegmenter {
     cfg: SegmenterConfig,
     frame: u32,
     start: Option<u32>,
-    silence_since: Option<u32>,
+    /// End of the last frame at or above `threshold` in the open segment.
+    last_speech_end: u32,
 }
 
 impl SpeechSegmenter {
@@ -49,7 +58,7 @@ impl SpeechSegmenter {
             cfg,
             frame: 0,
             start: None,
-            silence_since: None,
+            last_speech_end: 0,
         }
     }
 
@@ -62,33 +71,31 @@ impl SpeechSegmenter {
     pub fn push(&mut self, prob: f32) -> Option<SpeechSegment> {
         let t = self.frame * self.cfg.frame_ms;
         self.frame += 1;
-        let mut closed = None;
-        match self.start {
-            None if prob >= self.cfg.threshold => self.start = Some(t),
-            None => {}
-            Some(start) => {
-                if prob >= self.cfg.threshold - 0.15 {
-                    self.silence_since = None;
-                } else {
-                    let since = *self.silence_since.get_or_insert(t);
-                    if t + self.cfg.frame_ms - since >= self.cfg.min_silence_ms {
-                        closed = self.close(start, since);
-                    }
-                }
-            }
+        let frame_end = t + self.cfg.frame_ms;
+        if prob >= self.cfg.threshold {
+            self.start.get_or_insert(t);
+            self.last_speech_end = frame_end;
+            return None;
         }
-        closed
+        let start = self.start?;
+        let below_hysteresis = prob < self.cfg.threshold - 0.15;
+        if below_hysteresis && frame_end - self.last_speech_end >= self.cfg.min_silence_ms {
+            return self.close(start);
+        }
+        None
     }
 
     /// End of audio: close any open segment.
     pub fn finish(&mut self) -> Option<SpeechSegment> {
-        let end = self.silence_since.unwrap_or(self.frame * self.cfg.frame_ms);
-        self.start.and_then(|start| self.close(start, end))
+        self.start.and_then(|start| self.close(start))
     }
 
-    fn close(&mut self, start: u32, end: u32) -> Option<SpeechSegment> {
+    fn close(&mut self, start: u32) -> Option<SpeechSegment> {
         self.start = None;
-        self.silence_since = None;
+        let end = self
+            .last_speech_end
+            .saturating_sub(self.cfg.offset_lag_ms)
+            .max(start);
         (end - start >= self.cfg.min_speech_ms).then(|| SpeechSegment {
             start_ms: start.saturating_sub(self.cfg.speech_pad_ms),
             end_ms: end + self.cfg.speech_pad_ms,
@@ -101,7 +108,10 @@ mod tests {
     use super::*;
 
     fn run(probs: &[f32]) -> Vec<SpeechSegment> {
-        let mut s = SpeechSegmenter::new(SegmenterConfig::default());
+        let mut s = SpeechSegmenter::new(SegmenterConfig {
+            offset_lag_ms: 0,
+            ..SegmenterConfig::default()
+        });
         let mut out: Vec<_> = probs.iter().filter_map(|&p| s.push(p)).collect();
         out.extend(s.finish());
         out
@@ -135,13 +145,14 @@ mod tests {
     #[test]
     fn hysteresis_keeps_speech_between_thresholds() {
         let mut p = vec![0.9; 10];
-        p.extend(vec![0.4; 30]); // above 0.35: still speech
+        p.extend(vec![0.4; 30]); // above 0.35: not closed, though 960 ms past confident speech
+        p.extend(vec![0.9; 5]); // ..1440: the same segment goes on
         p.extend(vec![0.0; 20]);
         assert_eq!(
             run(&p),
             vec![SpeechSegment {
                 start_ms: 0,
-                end_ms: 1280
+                end_ms: 1440
             }]
         );
     }

@@ -1,0 +1,34 @@
+# The two commands: `make run` and `make test`. Both set up a fresh Debian machine first.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/switchboard/target
+export SWITCHBOARD_MODELS ?= $(HOME)/.local/share/switchboard/models
+BIN := $(CARGO_TARGET_DIR)/release/switchboard
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run test build deps services models bench
+
+## Install what is missing, fetch models, build, start the gateway.
+run: build models
+	$(BIN) serve --listen $(LISTEN)
+
+## The same set-up, then every test (unit, integration with real models, end-to-end).
+test: build models services
+	cargo test --release --workspace
+
+## Build the release binary; the last line printed is its path.
+build: deps
+	@cargo build --release -p switchboard-gateway >&2
+	@echo $(BIN)
+
+deps:
+	@deploy/setup/install-deps.sh
+
+services:
+	@deploy/setup/start-services.sh
+
+models: build
+	@$(BIN) models fetch
+
+## Benchmarks; figures go to BENCHMARKS.md.
+bench: build models
+	cargo bench -p switchboard-benches

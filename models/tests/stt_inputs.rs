@@ -1,0 +1,129 @@
+//! Whisper on awkward input: silence, very short and very long audio, empty audio, overload.
+
+mod common;
+
+use common::{espeak, models_dir, word_errors};
+use switchboard_models::audio::rates;
+use switchboard_models::provision::catalog::WHISPER_TINY_EN;
+use switchboard_models::stt::{
+    AudioCtx, SpeechToText, SttError, TranscribeOptions, WhisperConfig, WhisperEngine,
+};
+
+fn engine() -> WhisperEngine {
+    WhisperEngine::load(WhisperConfig::new(models_dir().join(WHISPER_TINY_EN))).unwrap()
+}
+
+fn speech(text: &str) -> Vec<f32> {
+    espeak(text, "en-us", 150)
+        .to_rate(rates::SPEECH_MODELS)
+        .unwrap()
+        .samples
+}
+
+#[test]
+fn silence_is_an_empty_transcript_and_empty_audio_an_error() {
+    let e = engine();
+    let t = e
+        .transcribe(vec![0.0; 32_000], TranscribeOptions::default())
+        .wait()
+        .unwrap();
+    assert_eq!(t.text, "");
+    // Faint noise, no speech.
+    let noise: Vec<f32> = (0..48_000)
+        .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.004)
+        .collect();
+    let t = e
+        .transcribe(noise, TranscribeOptions::default())
+        .wait()
+        .unwrap();
+    assert!(
+        t.text.split_whitespace().count() <= 1,
+        "hallucinated {:?}",
+        t.text
+    );
+    assert!(matches!(
+        e.transcribe(vec![], TranscribeOptions::default()).wait(),
+        Err(SttError::EmptyAudio)
+    ));
+}
+
+#[test]
+fn short_clips_are_padded_and_long_audio_is_windowed() {
+    let e = engine();
+    let yes = speech("Yes.");
+    assert!(yes.len() < 16_000);
+    let t = e
+        .transcribe(yes, TranscribeOptions::default())
+        .wait()
+        .unwrap();
+    assert_eq!(word_errors("yes", &t.text).0, 0, "{:?}", t.text);
+
+    // About 40 s: more than one 30 s window.
+    let sentence = "I have booked your flight to Paris for Monday morning.";
+    let mut long = Vec::new();
+    let mut reference = String::new();
+    while long.len() < 40 * 16_000 {
+        long.extend(speech(sentence));
+        long.extend(vec![0.0; 8_000]);
+        reference.push_str(sentence);
+        reference.push(' ');
+    }
+    let t = e
+        .transcribe(long, TranscribeOptions::default())
+        .wait()
+        .unwrap();
+    assert_eq!(t.audio_ctx, 0, "long audio uses the full window");
+    let (errors, words) = word_errors(&reference, &t.text);
+    assert!(errors * 5 <= words, "WER {errors}/{words}: {:?}", t.text);
+    assert!(
+        t.segments.last().unwrap().end_ms > 30_000,
+        "segments cover the second window"
+    );
+}
+
+#[test]
+fn audio_ctx_options_are_honoured() {
+    let e = engine();
+    let audio = speech("Please call me back tomorrow afternoon.");
+    let auto = e
+        .transcribe(audio.clone(), TranscribeOptions::default())
+        .wait()
+        .unwrap();
+    let full = e
+        .transcribe(
+            audio.clone(),
+            TranscribeOptions {
+                audio_ctx: AudioCtx::Full,
+                prompt: None,
+            },
+        )
+        .wait()
+        .unwrap();
+    assert_eq!(auto.audio_ctx, 384);
+    assert_eq!(full.audio_ctx, 0);
+    assert_eq!(
+        word_errors(&full.text, &auto.text).0,
+        0,
+        "{:?} vs {:?}",
+        full.text,
+        auto.text
+    );
+}
+
+#[test]
+fn a_full_queue_is_refused_at_once() {
+    let mut cfg = WhisperConfig::new(models_dir().join(WHISPER_TINY_EN));
+    cfg.queue = 1;
+    let e = WhisperEngine::load(cfg).unwrap();
+    let audio = speech("One two three four five six seven eight nine ten.");
+    let jobs: Vec<_> = (0..6)
+        .map(|_| e.transcribe(audio.clone(), TranscribeOptions::default()))
+        .collect();
+    let results: Vec<_> = jobs.into_iter().map(|j| j.wait()).collect();
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(SttError::Overloaded(1))))
+    );
+    assert!(results.iter().any(|r| r.is_ok()));
+}
