@@ -1,0 +1,157 @@
+//! Speech engine benchmarks: STT latency by utterance length and encoder window, TTS time to
+//! first audio and real-time factor, VAD cost per frame. Prints Markdown rows for BENCHMARKS.md.
+//!
+//! Run: `make bench` (or `cargo bench -p switchboard-benches` with models fetched).
+
+use std::time::{Duration, Instant};
+
+use switchboard_benches::{models_dir, percentiles, word_errors};
+use switchboard_models::audio::{MonoAudio, rates};
+use switchboard_models::provision::catalog::{PIPER_JOE, SILERO_VAD, WHISPER_TINY_EN};
+use switchboard_models::stt::{
+    AudioCtx, SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine,
+};
+use switchboard_models::tts::{PiperConfig, PiperEngine, SpeakOptions, TextToSpeech};
+use switchboard_models::vad::{FRAME_SAMPLES, SileroVad, VadStream, VoiceActivity};
+
+const RUNS: usize = 7;
+
+fn main() {
+    // SAFETY: before any other thread exists.
+    unsafe { switchboard_models::tts::export_espeak_data_dir() };
+    let dir = models_dir();
+    let tts = PiperEngine::load(PiperConfig::new(&dir, dir.join(PIPER_JOE))).expect("piper");
+    let stt = WhisperEngine::load(WhisperConfig::new(dir.join(WHISPER_TINY_EN))).expect("whisper");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("machine: {cores} cores; whisper threads {cores}; piper intra-op threads {cores}\n");
+    bench_tts(&tts);
+    bench_stt(&stt, &tts);
+    bench_vad(&dir, &tts);
+}
+
+fn speak(tts: &PiperEngine, text: &str) -> MonoAudio {
+    let mut s = tts.synthesize(text, SpeakOptions::default());
+    let mut samples = Vec::new();
+    while let Some(c) = s.next_blocking() {
+        samples.extend(c.expect("synthesis").samples);
+    }
+    MonoAudio::new(samples, tts.sample_rate())
+}
+
+fn bench_tts(tts: &PiperEngine) {
+    let reply = "Sure, your table for four is booked for seven tonight. Is there anything else I can do for you?";
+    speak(tts, reply); // warm-up
+    let mut first = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let mut s = tts.synthesize(reply, SpeakOptions::default());
+        s.next_blocking().expect("a chunk").expect("synthesis");
+        first.push(started.elapsed());
+        while s.next_blocking().is_some() {}
+    }
+    let (p50, p95) = percentiles(&mut first);
+    println!(
+        "| TTS time to first audio chunk, two-sentence reply (warm) | {p50:.0} ms | {p95:.0} ms |"
+    );
+
+    let paragraph = "The museum opens at nine in the morning and closes at five. Tickets can be bought at the \
+                     door or online, and children under twelve go in for free. Guided tours leave every hour \
+                     from the main hall, and the cafe on the top floor serves lunch until three.";
+    let mut rtfs = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let audio = speak(tts, paragraph);
+        rtfs.push(audio.duration_secs() / started.elapsed().as_secs_f64());
+    }
+    rtfs.sort_by(f64::total_cmp);
+    println!(
+        "| TTS real-time factor (audio seconds per compute second), 15 s paragraph | {:.1}x (median of 3) | |",
+        rtfs[1]
+    );
+}
+
+fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
+    let utterances = [
+        ("1 s", "Yes, please."),
+        ("3 s", "I would like to book a table for four tonight."),
+        (
+            "10 s",
+            "I would like to book a table for four people tonight at seven, preferably by the window, \
+             and one of us is vegetarian so please let the kitchen know.",
+        ),
+    ];
+    println!();
+    println!("| utterance | audio | audio_ctx | p50 | p95 | WER |");
+    println!("|---|---|---|---|---|---|");
+    for (label, text) in utterances {
+        let audio = speak(tts, text)
+            .to_rate(rates::SPEECH_MODELS)
+            .expect("resample");
+        for (ctx_label, ctx) in [("auto", AudioCtx::Auto), ("full (1500)", AudioCtx::Full)] {
+            let mut times = Vec::new();
+            let mut errors = (0, 0);
+            let mut used = 0;
+            for _ in 0..RUNS {
+                let started = Instant::now();
+                let t = stt
+                    .transcribe(
+                        audio.samples.clone(),
+                        TranscribeOptions {
+                            audio_ctx: ctx,
+                            prompt: None,
+                        },
+                    )
+                    .wait()
+                    .expect("transcription");
+                times.push(started.elapsed());
+                let (e, n) = word_errors(text, &t.text);
+                errors = (errors.0 + e, errors.1 + n);
+                used = t.audio_ctx;
+            }
+            let (p50, p95) = percentiles(&mut times);
+            let used = if used == 0 {
+                "1500".to_owned()
+            } else {
+                used.to_string()
+            };
+            println!(
+                "| {label} | {:.2} s | {ctx_label}: {used} | {p50:.0} ms | {p95:.0} ms | {:.1}% |",
+                audio.duration_secs(),
+                errors.0 as f64 * 100.0 / errors.1 as f64
+            );
+        }
+    }
+}
+
+fn bench_vad(dir: &std::path::Path, tts: &PiperEngine) {
+    let vad = SileroVad::load(dir, &dir.join(SILERO_VAD), 1).expect("silero");
+    let mut audio = Vec::new();
+    while audio.len() < 30 * 16_000 {
+        audio.extend(
+            speak(tts, "Testing the voice activity detector with some speech.")
+                .to_rate(16_000)
+                .expect("resample")
+                .samples,
+        );
+        audio.extend(vec![0.0; 8_000]);
+    }
+    let mut stream = vad.stream();
+    let mut per_frame = Vec::new();
+    for frame in audio.chunks_exact(FRAME_SAMPLES) {
+        let started = Instant::now();
+        stream.speech_probability(frame).expect("vad");
+        per_frame.push(started.elapsed());
+    }
+    let total: Duration = per_frame.iter().sum();
+    let (p50, p95) = percentiles(&mut per_frame);
+    println!();
+    println!(
+        "| VAD cost per 32 ms frame ({} frames) | p50 {p50:.3} ms, p95 {p95:.3} ms, mean {:.3} ms |",
+        per_frame.len(),
+        total.as_secs_f64() * 1000.0 / per_frame.len() as f64
+    );
+    println!(
+        "| VAD per-stream state | {} bytes (the model's ~2.3 MB session is shared) |",
+        VadStream::STATE_BYTES
+    );
+}

@@ -1,0 +1,222 @@
+//! The CLI on good and bad input: one-line errors and non-zero exits, never a panic.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchboard_e2e::{binary, run};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_one_line_error(o: &std::process::Output, needle: &str) {
+    assert!(!o.status.success());
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn speak_then_transcribe_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("out.wav");
+    let o = run(&[
+        "speak",
+        "Your table for two is ready.",
+        "-o",
+        wav.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["transcribe", wav.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    assert!(text.contains("table for two is ready"), "{text}");
+}
+
+#[test]
+fn bad_audio_gets_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_wav = dir.path().join("notes.wav");
+    std::fs::write(&not_wav, "this is text, not audio").unwrap();
+    assert_one_line_error(
+        &run(&["transcribe", not_wav.to_str().unwrap()]),
+        "not a readable WAV",
+    );
+
+    let missing = dir.path().join("missing.wav");
+    assert_one_line_error(
+        &run(&["transcribe", missing.to_str().unwrap()]),
+        "No such file",
+    );
+
+    // A valid WAV header cut off mid-data, and a WAV with no samples.
+    let good = dir.path().join("good.wav");
+    assert!(
+        run(&["speak", "Hello there.", "-o", good.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.wav");
+    std::fs::write(&cut, &bytes[..20]).unwrap();
+    assert_one_line_error(
+        &run(&["transcribe", cut.to_str().unwrap()]),
+        "not a readable WAV",
+    );
+    let empty = dir.path().join("empty.wav");
+    let mut header = bytes[..44].to_vec();
+    header[40..44].copy_from_slice(&0u32.to_le_bytes());
+    header[4..8].copy_from_slice(&36u32.to_le_bytes());
+    std::fs::write(&empty, header).unwrap();
+    assert_one_line_error(
+        &run(&["transcribe", empty.to_str().unwrap()]),
+        "no audio samples",
+    );
+}
+
+#[test]
+fn stereo_48k_silence_is_an_empty_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("silence.wav");
+    let status = Command::new("sox")
+        .args([
+            "-n",
+            "-r",
+            "48000",
+            "-c",
+            "2",
+            "-b",
+            "16",
+            wav.to_str().unwrap(),
+            "trim",
+            "0",
+            "2",
+        ])
+        .status()
+        .expect("sox installed");
+    assert!(status.success());
+    let o = run(&["transcribe", wav.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "");
+}
+
+#[test]
+fn missing_models_name_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("x.wav");
+    let models = dir.path().join("no-models");
+    let o = Command::new(binary())
+        .args([
+            "speak",
+            "Hi.",
+            "-o",
+            wav.to_str().unwrap(),
+            "--dir",
+            models.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "switchboard models fetch");
+    let o = Command::new(binary())
+        .args(["models", "verify", "--dir", models.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "switchboard models fetch");
+}
+
+#[test]
+fn corrupt_models_are_detected_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    // A copy of the real models directory with one byte of the voice changed.
+    let real = std::env::var_os("SWITCHBOARD_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".local/share/switchboard/models")
+        });
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&real)
+        .arg(&models)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let voice = models.join("vad/silero_vad.onnx");
+    let mut bytes = std::fs::read(&voice).unwrap();
+    bytes[1000] ^= 0xFF;
+    std::fs::write(&voice, bytes).unwrap();
+    let o = Command::new(binary())
+        .args(["models", "verify", "--dir", models.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("silero-vad: vad/silero_vad.onnx is corrupt")
+    );
+    // fetch repairs it from the pinned wheel and is then a no-op.
+    let fetch = |d: &std::path::Path| {
+        Command::new(binary())
+            .args(["models", "fetch", "--dir", d.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = fetch(&models);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("silero-vad: installed"));
+    let o = fetch(&models);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let status = body.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body))
+}
+
+#[test]
+fn serve_answers_health_readiness_and_metrics() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ready = None;
+    while Instant::now() < deadline {
+        if let Some((200, body)) = http_get(port, "/readyz") {
+            ready = Some(body);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let health = http_get(port, "/healthz");
+    let metrics = http_get(port, "/metrics");
+    let _ = child.kill();
+    let _ = child.wait();
+    let ready = ready.expect("ready within 60 s");
+    assert!(ready.contains("\"backend\":\"cpu\""), "{ready}");
+    assert_eq!(health.map(|h| h.0), Some(200));
+    let (status, metrics) = metrics.unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("switchboard_ready 1"), "{metrics}");
+    assert!(metrics.contains("switchboard_build_info{"), "{metrics}");
+}
