@@ -215,6 +215,36 @@ impl Out {
         Ok(())
     }
 
+    /// A block's self-attention (layer norm, fused q|k|v, output) from `{c}` to `{d}`.
+    fn self_attention(&mut self, src: &Source, c: &str, d: &str) -> Result<(), ConvertError> {
+        self.layer_norm(
+            src,
+            &format!("{c}/self_attention/layer_norm"),
+            &format!("{d}.attn_ln"),
+        )?;
+        self.split_linear(
+            src,
+            &format!("{c}/self_attention/linear_0"),
+            &[
+                (&format!("{d}.attn.query"), true),
+                (&format!("{d}.attn.key"), false),
+                (&format!("{d}.attn.value"), true),
+            ],
+        )?;
+        self.linear(
+            src,
+            &format!("{c}/self_attention/linear_1"),
+            &format!("{d}.attn.out"),
+        )
+    }
+
+    /// A block's feed-forward part (layer norm, two linears) from `{c}` to `{d}`.
+    fn mlp(&mut self, src: &Source, c: &str, d: &str) -> Result<(), ConvertError> {
+        self.layer_norm(src, &format!("{c}/ffn/layer_norm"), &format!("{d}.mlp_ln"))?;
+        self.linear(src, &format!("{c}/ffn/linear_0"), &format!("{d}.mlp.0"))?;
+        self.linear(src, &format!("{c}/ffn/linear_1"), &format!("{d}.mlp.2"))
+    }
+
     fn f32_tensor(&mut self, name: String, shape: Vec<usize>, data: Vec<f32>) {
         self.tensors.push(Tensor {
             name,
@@ -289,28 +319,8 @@ pub fn convert<W: Write>(
     }
     for i in 0..hp.n_audio_layer {
         let (c, d) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
-        t.layer_norm(
-            &src,
-            &format!("{c}/self_attention/layer_norm"),
-            &format!("{d}.attn_ln"),
-        )?;
-        t.split_linear(
-            &src,
-            &format!("{c}/self_attention/linear_0"),
-            &[
-                (&format!("{d}.attn.query"), true),
-                (&format!("{d}.attn.key"), false),
-                (&format!("{d}.attn.value"), true),
-            ],
-        )?;
-        t.linear(
-            &src,
-            &format!("{c}/self_attention/linear_1"),
-            &format!("{d}.attn.out"),
-        )?;
-        t.layer_norm(&src, &format!("{c}/ffn/layer_norm"), &format!("{d}.mlp_ln"))?;
-        t.linear(&src, &format!("{c}/ffn/linear_0"), &format!("{d}.mlp.0"))?;
-        t.linear(&src, &format!("{c}/ffn/linear_1"), &format!("{d}.mlp.2"))?;
+        t.self_attention(&src, &c, &d)?;
+        t.mlp(&src, &c, &d)?;
     }
     t.layer_norm(&src, "encoder/layer_norm", "encoder.ln_post")?;
 
@@ -324,25 +334,7 @@ pub fn convert<W: Write>(
     t.push("decoder.token_embedding.weight".into(), shape, emb);
     for i in 0..hp.n_text_layer {
         let (c, d) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
-        t.layer_norm(
-            &src,
-            &format!("{c}/self_attention/layer_norm"),
-            &format!("{d}.attn_ln"),
-        )?;
-        t.split_linear(
-            &src,
-            &format!("{c}/self_attention/linear_0"),
-            &[
-                (&format!("{d}.attn.query"), true),
-                (&format!("{d}.attn.key"), false),
-                (&format!("{d}.attn.value"), true),
-            ],
-        )?;
-        t.linear(
-            &src,
-            &format!("{c}/self_attention/linear_1"),
-            &format!("{d}.attn.out"),
-        )?;
+        t.self_attention(&src, &c, &d)?;
         t.layer_norm(
             &src,
             &format!("{c}/attention/layer_norm"),
@@ -366,9 +358,7 @@ pub fn convert<W: Write>(
             &format!("{c}/attention/linear_2"),
             &format!("{d}.cross_attn.out"),
         )?;
-        t.layer_norm(&src, &format!("{c}/ffn/layer_norm"), &format!("{d}.mlp_ln"))?;
-        t.linear(&src, &format!("{c}/ffn/linear_0"), &format!("{d}.mlp.0"))?;
-        t.linear(&src, &format!("{c}/ffn/linear_1"), &format!("{d}.mlp.2"))?;
+        t.mlp(&src, &c, &d)?;
     }
     t.layer_norm(&src, "decoder/layer_norm", "decoder.ln")?;
 
