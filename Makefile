@@ -5,14 +5,14 @@ export SWITCHBOARD_MODELS ?= $(HOME)/.local/share/switchboard/models
 BIN := $(CARGO_TARGET_DIR)/release/switchboard
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test build deps services models bench
+.PHONY: run test build deps test-deps services models bench
 
 ## Install what is missing, fetch models, build, start the gateway.
 run: build models
 	$(BIN) serve --listen $(LISTEN)
 
 ## The same set-up, then every test (unit, integration with real models, end-to-end).
-test: build models services
+test: build models services test-deps
 	cargo test --release --workspace
 
 ## Build the release binary; the last line printed is its path.
@@ -25,6 +25,9 @@ deps:
 
 services:
 	@deploy/setup/start-services.sh
+
+test-deps:
+	@deploy/setup/install-test-deps.sh
 
 models: build
 	@$(BIN) models fetch

@@ -1,5 +1,12 @@
-//! Transport adapters (to come): each turns a connection into a call on the pipeline —
-//! OpenAI Realtime over WebSocket and WebRTC, telephony media streams, text chat, IM bots —
-//! plus their codecs (Opus, G.711 framing). One reader and one writer task per socket.
+//! Channels: transport adapters that turn a connection into a call.
 //!
-//! It must not know about tenants, API keys or storage; the gateway resolves those first.
+//! Each channel owns its socket (one reader, one writer task), parses the outside protocol
+//! into pipeline commands, and renders the call's events back into that protocol. Parsing is
+//! strict about shape and forgiving about the connection: a bad message gets an error in the
+//! protocol's own form and the call goes on.
+//!
+//! Now: the OpenAI Realtime API over WebSocket ([`realtime`]). Next: WebRTC, telephony media
+//! streams, IM bots.
+
+pub mod audio_format;
+pub mod realtime;

@@ -26,16 +26,61 @@ pub struct ModelsDirArg {
     pub dir: PathBuf,
 }
 
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback needs API keys.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub models: ModelsDirArg,
+    /// API keys clients must present as `Authorization: Bearer KEY` (comma-separated).
+    #[arg(
+        long = "api-key",
+        env = "SWITCHBOARD_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// The LLM providers, tried in order for each response.
+#[derive(Debug, Args, Clone)]
+pub struct LlmArgs {
+    /// OpenAI-compatible API base (default: OPENAI_BASE_URL, else https://api.openai.com/v1).
+    #[arg(long, env = "SWITCHBOARD_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// API key for the LLM endpoint (default: OPENAI_API_KEY).
+    #[arg(long, env = "SWITCHBOARD_LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+    /// Model name.
+    #[arg(long, env = "SWITCHBOARD_LLM_MODEL", default_value = "gpt-4o-mini")]
+    pub llm_model: String,
+    /// Fallback providers, in order: `BASE_URL` or `BASE_URL#MODEL` (comma-separated).
+    /// They use SWITCHBOARD_LLM_FALLBACK_API_KEY, else the primary key.
+    #[arg(
+        long = "llm-fallback",
+        env = "SWITCHBOARD_LLM_FALLBACKS",
+        value_delimiter = ','
+    )]
+    pub llm_fallbacks: Vec<String>,
+    /// API key for the fallback providers.
+    #[arg(long, env = "SWITCHBOARD_LLM_FALLBACK_API_KEY", hide_env_values = true)]
+    pub llm_fallback_api_key: Option<String>,
+    /// A provider that sends no token within this many ms is replaced by the next.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LLM_FIRST_TOKEN_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
+    pub llm_first_token_timeout_ms: u64,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        #[command(flatten)]
-        models: ModelsDirArg,
-    },
+    Serve(ServeArgs),
     /// Print the transcript of a WAV file (any sample rate or channel count).
     Transcribe {
         file: PathBuf,

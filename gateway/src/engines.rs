@@ -26,18 +26,16 @@ pub fn vad(models_dir: &Path) -> anyhow::Result<Arc<SileroVad>> {
 
 /// Every engine the gateway serves with.
 pub struct Engines {
-    pub stt: WhisperEngine,
-    #[allow(dead_code, reason = "served by the call routes of the live-call issue")]
-    pub tts: PiperEngine,
-    #[allow(dead_code, reason = "served by the call routes of the live-call issue")]
+    pub stt: Arc<WhisperEngine>,
+    pub tts: Arc<PiperEngine>,
     pub vad: Arc<SileroVad>,
 }
 
 impl Engines {
     pub fn load(models_dir: &Path) -> anyhow::Result<Self> {
         Ok(Self {
-            stt: stt(models_dir)?,
-            tts: tts(models_dir)?,
+            stt: Arc::new(stt(models_dir)?),
+            tts: Arc::new(tts(models_dir)?),
             vad: vad(models_dir)?,
         })
     }

@@ -1,9 +1,12 @@
 //! `switchboard`: the gateway server and its command-line tools.
 
+mod auth;
 mod cli;
 mod commands;
 mod engines;
+mod llm;
 mod metrics;
+mod realtime;
 mod server;
 
 use clap::Parser;

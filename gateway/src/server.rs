@@ -1,48 +1,98 @@
-//! The HTTP server: health, readiness and metrics now; the call routes join here later.
+//! The HTTP server: health, readiness, metrics, and the call routes.
 //!
 //! Engines load in the background after the socket is bound, so `/healthz` answers at once
 //! and `/readyz` says 503 (with the reason) until speech can be served.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use switchboard_models::stt::SpeechToText;
+use switchboard_pipeline::CallDeps;
+use switchboard_pipeline::llm::LlmProvider;
+use switchboard_pipeline::metrics::CallMetrics;
 
+use crate::cli::ServeArgs;
 use crate::engines::Engines;
 use crate::metrics::Metrics;
 
-struct AppState {
+pub struct AppState {
     engines: OnceLock<Engines>,
     /// Why the engines are not ready ("loading" until the first attempt ends).
     not_ready: RwLock<Option<String>>,
     metrics: Metrics,
+    pub call_metrics: CallMetrics,
+    pub llm: Arc<dyn LlmProvider>,
+    pub api_keys: Vec<String>,
 }
 
-pub fn run(listen: SocketAddr, models_dir: PathBuf) -> anyhow::Result<()> {
+impl AppState {
+    /// What a new call needs, once the engines are loaded.
+    pub fn call_deps(&self) -> Option<CallDeps> {
+        let e = self.engines.get()?;
+        Some(CallDeps {
+            stt: e.stt.clone(),
+            tts: e.tts.clone(),
+            vad: e.vad.clone(),
+            llm: self.llm.clone(),
+            metrics: self.call_metrics.clone(),
+        })
+    }
+}
+
+/// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+    (status, axum::Json(body)).into_response()
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let keys: Vec<String> = args
+        .api_keys
+        .iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    if keys.is_empty() && !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {} without API keys: set SWITCHBOARD_API_KEYS (or --api-key), or listen on 127.0.0.1",
+            args.listen
+        );
+    }
+    if keys.is_empty() {
+        tracing::warn!(
+            "no API keys configured: accepting unauthenticated clients on loopback only"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(listen, models_dir))
+    runtime.block_on(serve(args, keys))
 }
 
-async fn serve(listen: SocketAddr, models_dir: PathBuf) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let call_metrics = CallMetrics::register(metrics.registry())?;
+    let llm = crate::llm::providers(&args.llm, &call_metrics);
     let state = Arc::new(AppState {
         engines: OnceLock::new(),
         not_ready: RwLock::new(Some("loading models".into())),
-        metrics: Metrics::new(),
+        metrics,
+        call_metrics,
+        llm,
+        api_keys,
     });
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/realtime", get(crate::realtime::connect))
         .with_state(Arc::clone(&state));
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let models_dir = args.models.dir;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
 
     let loader = Arc::clone(&state);
@@ -110,7 +160,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

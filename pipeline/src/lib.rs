@@ -1,6 +1,15 @@
-//! The per-call pipeline (to come with the live-call issue): one actor per call owning the
-//! VAD state, turn-taking, barge-in, the orchestrator's stages (prepare, context, tools,
-//! generate, persist), context engines, the tool loop and LLM providers.
+//! The call pipeline: one actor per call owns turn-taking (VAD), barge-in, the conversation,
+//! and the response loop (LLM -> sentence chunks -> streaming TTS -> paced audio).
 //!
-//! It must not open sockets or know about HTTP routes, tenants or SQL: channels feed it
-//! events and take its outbound events; the speech engines come from `switchboard-models`.
+//! No sockets here: channels (in `switchboard-channels`) feed a call [`call::CallInput`]s and
+//! turn its [`call::CallEvent`]s into their protocol. Model inference runs on the engines'
+//! own worker threads (`switchboard-models`), never on the async runtime.
+
+pub mod call;
+pub mod conversation;
+pub mod llm;
+pub mod metrics;
+pub mod session;
+
+pub use call::{CallDeps, CallEvent, CallHandle, CallInput, spawn_call};
+pub use session::{SessionConfig, TurnDetection};

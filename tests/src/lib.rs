@@ -1,4 +1,10 @@
-//! Harness for end-to-end tests: finds the release `switchboard` binary that `make build` made.
+//! Harness for end-to-end tests: the release `switchboard` binary that `make build` made,
+//! a scripted LLM server, a Realtime client, and test speech.
+
+pub mod gateway;
+pub mod realtime_client;
+pub mod scripted_llm;
+pub mod speech;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -10,11 +16,11 @@ pub fn binary() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("test executable path");
     // target/release/deps/<test> -> target/release/switchboard
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("switchboard");
+    let mut dir = exe.parent().expect("exe dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target dir");
+    }
+    let bin = dir.join("switchboard");
     assert!(
         bin.is_file(),
         "{} not built: run `make build` first (make test does)",

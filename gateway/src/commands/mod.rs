@@ -8,7 +8,7 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, models } => crate::server::run(listen, models.dir),
+        Command::Serve(args) => crate::server::run(args),
         Command::Transcribe {
             file,
             audio_ctx,

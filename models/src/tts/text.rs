@@ -16,24 +16,63 @@ fn is_clause_end(c: char) -> bool {
 
 /// Split `text` into speakable chunks: the first clause (when long enough), then sentences.
 pub fn speech_chunks(text: &str) -> Vec<String> {
-    let mut chunks = Vec::new();
-    let mut current = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        current.push(c);
-        let boundary_follows = chars.peek().is_none_or(|n| n.is_whitespace());
+    let mut chunker = SpeechChunker::default();
+    let mut chunks = chunker.push(text);
+    chunks.extend(chunker.finish());
+    chunks
+}
+
+/// [`speech_chunks`] for text that arrives in pieces (an LLM stream): each chunk is released
+/// as soon as the character after its boundary is seen, so speech can start mid-generation.
+#[derive(Debug, Default)]
+pub struct SpeechChunker {
+    current: String,
+    /// The last character, held back until the next one shows whether it ends a chunk.
+    held: Option<char>,
+    released: usize,
+}
+
+impl SpeechChunker {
+    /// Feed more text; returns the chunks it completes.
+    pub fn push(&mut self, text: &str) -> Vec<String> {
+        let mut chunks = Vec::new();
+        for next in text.chars() {
+            if let Some(c) = self.held.replace(next) {
+                self.step(c, Some(next), &mut chunks);
+            }
+        }
+        chunks
+    }
+
+    /// End of text: the rest, if it has anything to say.
+    pub fn finish(&mut self) -> Option<String> {
+        let mut chunks = Vec::new();
+        if let Some(c) = self.held.take() {
+            self.step(c, None, &mut chunks);
+        }
+        let rest = std::mem::take(&mut self.current);
+        push_chunk(&mut chunks, &rest);
+        // The held character either closed a chunk (and `rest` is empty) or joined `rest`.
+        debug_assert!(chunks.len() <= 1);
+        self.released += chunks.len();
+        chunks.pop()
+    }
+
+    fn step(&mut self, c: char, next: Option<char>, chunks: &mut Vec<String>) {
+        self.current.push(c);
+        let boundary_follows = next.is_none_or(char::is_whitespace);
         let sentence_end = is_sentence_end(c) && boundary_follows;
-        let first_clause = chunks.is_empty()
+        let first_clause = self.released == 0
             && is_clause_end(c)
             && boundary_follows
-            && current.split_whitespace().count() >= MIN_FIRST_CLAUSE_WORDS;
+            && self.current.split_whitespace().count() >= MIN_FIRST_CLAUSE_WORDS;
         if sentence_end || first_clause {
-            push_chunk(&mut chunks, &current);
-            current.clear();
+            let before = chunks.len();
+            push_chunk(chunks, &self.current);
+            self.released += chunks.len() - before;
+            self.current.clear();
         }
     }
-    push_chunk(&mut chunks, &current);
-    chunks
 }
 
 fn push_chunk(chunks: &mut Vec<String>, text: &str) {
@@ -141,6 +180,21 @@ mod tests {
             let words = |s: &str| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect::<Vec<_>>();
             let joined = speech_chunks(&text).join(" ");
             prop_assert_eq!(words(&joined), words(&text));
+        }
+
+        #[test]
+        fn streaming_chunks_equal_whole_text(text in "[a-zA-Z ,.!?]{0,200}", cuts in proptest::collection::vec(0usize..200, 0..8)) {
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c < text.len()).collect();
+            cuts.sort_unstable();
+            let mut chunker = SpeechChunker::default();
+            let mut streamed = Vec::new();
+            let mut pos = 0;
+            for cut in cuts.into_iter().chain([text.len()]) {
+                streamed.extend(chunker.push(&text[pos..cut]));
+                pos = cut;
+            }
+            streamed.extend(chunker.finish());
+            prop_assert_eq!(streamed, speech_chunks(&text));
         }
     }
 }

@@ -67,6 +67,22 @@ impl SpeechSegmenter {
         self.start.is_some()
     }
 
+    /// Where the speech in progress started, if any.
+    pub fn open_start_ms(&self) -> Option<u32> {
+        self.start
+    }
+
+    /// Confident speech in the open segment so far: from its start to its last frame at or
+    /// above the threshold, less the model's offset lag (the same end a close would give).
+    pub fn open_speech_ms(&self) -> Option<u32> {
+        let start = self.start?;
+        Some(
+            self.last_speech_end
+                .saturating_sub(self.cfg.offset_lag_ms)
+                .saturating_sub(start),
+        )
+    }
+
     /// Feed one frame's probability; returns a segment when one closes.
     pub fn push(&mut self, prob: f32) -> Option<SpeechSegment> {
         let t = self.frame * self.cfg.frame_ms;

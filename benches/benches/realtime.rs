@@ -1,0 +1,216 @@
+//! Load generator for the live call: real `switchboard serve`, the scripted LLM, and Realtime
+//! WebSocket clients playing espeak-ng speech at real-time pace. Measures, from the client:
+//!
+//! - voice-to-voice: the last speech sample sent to the first reply audio received;
+//! - barge-in: `speech_started` received to the last audio of the interrupted reply, and the
+//!   caller's speech onset to that last audio;
+//! - concurrent calls: p95 voice-to-voice as calls are added, until it doubles;
+//! - resident memory per idle call.
+//!
+//! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`).
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_benches::percentiles;
+use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::realtime_client::RealtimeClient;
+use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
+use switchboard_e2e::speech::{say, silence};
+use tokio::time::Instant;
+
+const RATE: u32 = 24_000;
+const TURNS: usize = 12;
+const QUESTIONS: [&str; 4] = [
+    "What is the weather like in Paris today?",
+    "Can you book a table for two at eight?",
+    "How long does shipping to Berlin take?",
+    "Please read me my last message.",
+];
+
+/// Stream `speech` then silence; returns voice-to-voice (last speech sample sent to the first
+/// reply audio received) once the response is done.
+async fn one_turn(c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
+    c.stream_audio(speech, RATE).await.ok()?;
+    let speech_end = Instant::now();
+    // Keep sending silence (as a live microphone does) while waiting for the reply.
+    let before = c.log.len();
+    c.stream_audio(&silence(3_000, RATE), RATE).await.ok()?;
+    let first_audio = c.log[before..]
+        .iter()
+        .find(|r| r.kind() == "response.output_audio.delta")
+        .map(|r| r.at);
+    let first_audio = match first_audio {
+        Some(t) => t,
+        None => {
+            c.wait_for("response.output_audio.delta", Duration::from_secs(30))
+                .await
+                .ok()?
+                .at
+        }
+    };
+    if !c.log[before..].iter().any(|r| r.kind() == "response.done") {
+        c.wait_for("response.done", Duration::from_secs(60))
+            .await
+            .ok()?;
+    }
+    Some(first_audio - speech_end)
+}
+
+fn speech(i: usize) -> Vec<i16> {
+    let mut a = silence(200, RATE);
+    a.extend(say(QUESTIONS[i % QUESTIONS.len()], RATE));
+    a
+}
+
+async fn voice_to_voice(gw: &Gateway) -> Vec<Duration> {
+    let mut out = Vec::new();
+    let mut c = RealtimeClient::connect(&gw.ws_url())
+        .await
+        .expect("connect");
+    for i in 0..TURNS {
+        if let Some(d) = one_turn(&mut c, &speech(i)).await {
+            out.push(d);
+        }
+    }
+    out
+}
+
+async fn barge_in(gw: &Gateway) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut from_event, mut from_onset) = (Vec::new(), Vec::new());
+    let interruption = say("Stop, wait a second.", RATE);
+    for i in 0..TURNS / 2 {
+        let mut c = RealtimeClient::connect(&gw.ws_url())
+            .await
+            .expect("connect");
+        let mut q = speech(i);
+        q.extend(silence(800, RATE));
+        c.stream_audio(&q, RATE).await.expect("send");
+        let _ = c
+            .wait_for("response.output_audio.delta", Duration::from_secs(30))
+            .await;
+        c.stream_audio(&silence(1_000, RATE), RATE)
+            .await
+            .expect("send");
+        let onset = Instant::now();
+        let mut talk = interruption.clone();
+        talk.extend(silence(1_500, RATE));
+        c.stream_audio(&talk, RATE).await.expect("send");
+        let Ok(done) = c.wait_for("response.done", Duration::from_secs(30)).await else {
+            continue;
+        };
+        if done.event["response"]["status"] != "cancelled" {
+            continue;
+        }
+        let rid = done.event["response"]["id"].clone();
+        let started = c
+            .log
+            .iter()
+            .find(|r| r.kind() == "input_audio_buffer.speech_started" && r.at > onset)
+            .map(|r| r.at);
+        let last_audio = c
+            .log
+            .iter()
+            .rfind(|r| r.kind() == "response.output_audio.delta" && r.event["response_id"] == rid)
+            .map(|r| r.at);
+        if let (Some(s), Some(l)) = (started, last_audio) {
+            from_event.push(l.saturating_duration_since(s));
+            from_onset.push(l.saturating_duration_since(onset));
+        }
+        c.close().await;
+    }
+    (from_event, from_onset)
+}
+
+async fn concurrent(gw: &Gateway, calls: usize) -> Vec<Duration> {
+    let tasks: Vec<_> = (0..calls)
+        .map(|k| {
+            let url = gw.ws_url();
+            tokio::spawn(async move {
+                // Stagger starts over one turn so turns do not all end at the same instant.
+                tokio::time::sleep(Duration::from_millis((k * 397 % 2000) as u64)).await;
+                let mut c = RealtimeClient::connect(&url).await.expect("connect");
+                let mut out = Vec::new();
+                for i in 0..3 {
+                    if let Some(d) = one_turn(&mut c, &speech(k + i)).await {
+                        out.push(d);
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    all
+}
+
+fn row(name: &str, samples: &mut [Duration]) -> f64 {
+    if samples.is_empty() {
+        println!("| {name} | no samples | |");
+        return f64::NAN;
+    }
+    let (p50, p95) = percentiles(samples);
+    println!(
+        "| {name} | {p50:.0} ms | {p95:.0} ms | n={} |",
+        samples.len()
+    );
+    p95
+}
+
+fn main() {
+    let llm = ScriptedLlm::start(Script {
+        reply: "Sure. Let me check that for you, it will only take a moment. Here is what I found."
+            .into(),
+        ..Script::default()
+    });
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "scripted LLM: first token after 30 ms, 15 ms per word; server_vad silence_duration_ms 500\n"
+    );
+    println!("| measure | p50 | p95 | |\n|---|---|---|---|");
+    let mut v2v = rt.block_on(voice_to_voice(&gw));
+    let single_p95 = row("voice-to-voice, 1 call", &mut v2v);
+    let (mut ev, mut onset) = rt.block_on(barge_in(&gw));
+    row("barge-in: speech_started -> last reply audio", &mut ev);
+    row(
+        "barge-in: caller speech onset -> last reply audio",
+        &mut onset,
+    );
+
+    for calls in [2usize, 4, 6, 8, 12, 16] {
+        let mut d = rt.block_on(concurrent(&gw, calls));
+        let p95 = row(&format!("voice-to-voice, {calls} concurrent calls"), &mut d);
+        if p95 > 2.0 * single_p95 {
+            println!("\np95 voice-to-voice more than doubled at {calls} concurrent calls");
+            break;
+        }
+    }
+
+    // Memory: idle calls hold their VAD state, buffers and queues only.
+    let idle = 50;
+    let before = gw.rss_kib();
+    let clients = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..idle {
+            let mut c = RealtimeClient::connect(&gw.ws_url()).await.expect("connect");
+            c.send(json!({"type": "input_audio_buffer.append", "audio": switchboard_e2e::realtime_client::b64(&silence(500, RATE))})).await.expect("send");
+            v.push(c);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        v
+    });
+    let after = gw.rss_kib();
+    println!(
+        "\nresident memory: {before} KiB before, {after} KiB with {idle} idle calls: {:.2} MiB per idle call",
+        (after.saturating_sub(before)) as f64 / idle as f64 / 1024.0
+    );
+    drop(clients);
+}

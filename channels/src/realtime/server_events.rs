@@ -1,0 +1,332 @@
+//! Rendering the call's events as Realtime server events (GA names and shapes).
+
+use base64::Engine;
+use serde_json::{Value, json};
+use switchboard_pipeline::call::{CallError, CallEvent, PartRef, ResponseStatus, ResponseSummary};
+
+use super::session::{RealtimeSession, format_json};
+
+/// Numbers server events (`event_id`).
+#[derive(Debug, Default)]
+pub struct EventIds(u64);
+
+impl EventIds {
+    fn next(&mut self) -> String {
+        self.0 += 1;
+        format!("event_{:06}", self.0)
+    }
+}
+
+/// Which transport the events travel on: WebRTC also reports its output audio buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    WebSocket,
+    WebRtc,
+}
+
+pub fn error_event(ids: &mut EventIds, e: &CallError) -> Value {
+    json!({
+        "type": "error",
+        "event_id": ids.next(),
+        "error": {
+            "type": e.kind,
+            "code": e.code,
+            "message": e.message,
+            "param": e.param,
+            "event_id": e.event_id,
+        }
+    })
+}
+
+fn part_fields(p: &PartRef) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("response_id".into(), json!(p.response_id));
+    m.insert("item_id".into(), json!(p.item_id));
+    m.insert("output_index".into(), json!(p.output_index));
+    m.insert("content_index".into(), json!(p.content_index));
+    m
+}
+
+fn with(kind: &str, ids: &mut EventIds, mut fields: serde_json::Map<String, Value>) -> Value {
+    fields.insert("type".into(), json!(kind));
+    fields.insert("event_id".into(), json!(ids.next()));
+    Value::Object(fields)
+}
+
+fn obj(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+pub fn response_json(session: &RealtimeSession, r: &ResponseSummary) -> Value {
+    let status_details = match r.status {
+        ResponseStatus::Cancelled => json!({"type": "cancelled", "reason": r.reason}),
+        ResponseStatus::Failed => {
+            json!({"type": "failed", "error": {"type": "server_error", "code": r.reason, "message": r.error_message}})
+        }
+        ResponseStatus::Incomplete => json!({"type": "incomplete", "reason": r.reason}),
+        _ => Value::Null,
+    };
+    json!({
+        "object": "realtime.response",
+        "id": r.id,
+        "status": r.status.as_str(),
+        "status_details": status_details,
+        "output": r.output,
+        "output_modalities": if r.audio_output { json!(["audio"]) } else { json!(["text"]) },
+        "conversation_id": format!("conv_{}", session.id.trim_start_matches("sess_")),
+        "audio": {"output": {"format": format_json(session.output_format), "voice": session.config.voice}},
+        "max_output_tokens": session.config.max_output_tokens.map_or(json!("inf"), |m| json!(m)),
+        "metadata": null,
+        "usage": {
+            "total_tokens": r.usage.input_tokens + r.usage.output_tokens,
+            "input_tokens": r.usage.input_tokens,
+            "output_tokens": r.usage.output_tokens,
+            "input_token_details": {"text_tokens": r.usage.input_tokens, "audio_tokens": 0, "cached_tokens": 0},
+            "output_token_details": {"text_tokens": r.usage.output_tokens, "audio_tokens": 0},
+        },
+    })
+}
+
+/// The server events for one call event (none for events this transport does not show).
+pub fn render(
+    ev: &CallEvent,
+    session: &RealtimeSession,
+    ids: &mut EventIds,
+    transport: Transport,
+) -> Vec<Value> {
+    let one = |v: Value| vec![v];
+    match ev {
+        CallEvent::SessionUpdated(_) => one(with(
+            "session.updated",
+            ids,
+            obj(json!({"session": session.to_json()})),
+        )),
+        CallEvent::SpeechStarted {
+            audio_start_ms,
+            item_id,
+        } => one(with(
+            "input_audio_buffer.speech_started",
+            ids,
+            obj(json!({"audio_start_ms": audio_start_ms, "item_id": item_id})),
+        )),
+        CallEvent::SpeechStopped {
+            audio_end_ms,
+            item_id,
+        } => one(with(
+            "input_audio_buffer.speech_stopped",
+            ids,
+            obj(json!({"audio_end_ms": audio_end_ms, "item_id": item_id})),
+        )),
+        CallEvent::AudioCommitted {
+            item_id,
+            previous_item_id,
+        } => one(with(
+            "input_audio_buffer.committed",
+            ids,
+            obj(json!({"item_id": item_id, "previous_item_id": previous_item_id})),
+        )),
+        CallEvent::AudioCleared => one(with("input_audio_buffer.cleared", ids, Default::default())),
+        CallEvent::ItemCreated {
+            previous_item_id,
+            item,
+        } => {
+            let fields = || obj(json!({"previous_item_id": previous_item_id, "item": item}));
+            let mut out = vec![with("conversation.item.added", ids, fields())];
+            // A user audio item is done once transcribed; anything else is done at once.
+            let pending = matches!(&item.kind, switchboard_pipeline::conversation::ItemKind::Message { content, .. }
+                if content.iter().any(|c| matches!(c, switchboard_pipeline::conversation::Content::InputAudio { transcript: None })));
+            if !pending {
+                out.push(with("conversation.item.done", ids, fields()));
+            }
+            out
+        }
+        CallEvent::ItemRetrieved { item } => one(with(
+            "conversation.item.retrieved",
+            ids,
+            obj(json!({"item": item})),
+        )),
+        CallEvent::ItemDeleted { item_id } => one(with(
+            "conversation.item.deleted",
+            ids,
+            obj(json!({"item_id": item_id})),
+        )),
+        CallEvent::ItemTruncated {
+            item_id,
+            content_index,
+            audio_end_ms,
+        } => one(with(
+            "conversation.item.truncated",
+            ids,
+            obj(
+                json!({"item_id": item_id, "content_index": content_index, "audio_end_ms": audio_end_ms}),
+            ),
+        )),
+        CallEvent::InputTranscriptCompleted {
+            item_id,
+            content_index,
+            transcript,
+        } => one(with(
+            "conversation.item.input_audio_transcription.completed",
+            ids,
+            obj(
+                json!({"item_id": item_id, "content_index": content_index, "transcript": transcript, "usage": {"type": "duration", "seconds": 0}}),
+            ),
+        )),
+        CallEvent::InputTranscriptFailed {
+            item_id,
+            content_index,
+            message,
+        } => one(with(
+            "conversation.item.input_audio_transcription.failed",
+            ids,
+            obj(
+                json!({"item_id": item_id, "content_index": content_index, "error": {"type": "server_error", "code": "transcription_failed", "message": message}}),
+            ),
+        )),
+        CallEvent::ResponseCreated {
+            response_id,
+            audio_output,
+        } => {
+            let summary = ResponseSummary {
+                id: response_id.clone(),
+                status: ResponseStatus::InProgress,
+                reason: None,
+                error_message: None,
+                output: Vec::new(),
+                usage: Default::default(),
+                audio_output: *audio_output,
+            };
+            let mut r = response_json(session, &summary);
+            r["usage"] = Value::Null;
+            one(with("response.created", ids, obj(json!({"response": r}))))
+        }
+        CallEvent::OutputItemAdded {
+            response_id,
+            output_index,
+            item,
+        } => one(with(
+            "response.output_item.added",
+            ids,
+            obj(json!({"response_id": response_id, "output_index": output_index, "item": item})),
+        )),
+        CallEvent::OutputItemDone {
+            response_id,
+            output_index,
+            item,
+        } => one(with(
+            "response.output_item.done",
+            ids,
+            obj(json!({"response_id": response_id, "output_index": output_index, "item": item})),
+        )),
+        CallEvent::ContentPartAdded { part, audio } => {
+            let mut f = part_fields(part);
+            f.insert(
+                "part".into(),
+                if *audio {
+                    json!({"type": "audio", "transcript": ""})
+                } else {
+                    json!({"type": "text", "text": ""})
+                },
+            );
+            one(with("response.content_part.added", ids, f))
+        }
+        CallEvent::ContentPartDone { part, audio, text } => {
+            let mut f = part_fields(part);
+            f.insert(
+                "part".into(),
+                if *audio {
+                    json!({"type": "audio", "transcript": text})
+                } else {
+                    json!({"type": "text", "text": text})
+                },
+            );
+            one(with("response.content_part.done", ids, f))
+        }
+        CallEvent::TextDelta { part, audio, delta } => {
+            let mut f = part_fields(part);
+            f.insert("delta".into(), json!(delta));
+            one(with(
+                if *audio {
+                    "response.output_audio_transcript.delta"
+                } else {
+                    "response.output_text.delta"
+                },
+                ids,
+                f,
+            ))
+        }
+        CallEvent::TextDone { part, audio, text } => {
+            let mut f = part_fields(part);
+            if *audio {
+                f.insert("transcript".into(), json!(text));
+                one(with("response.output_audio_transcript.done", ids, f))
+            } else {
+                f.insert("text".into(), json!(text));
+                one(with("response.output_text.done", ids, f))
+            }
+        }
+        CallEvent::AudioDelta { part, samples } => {
+            let mut f = part_fields(part);
+            let bytes = session.output_format.encode(samples);
+            f.insert(
+                "delta".into(),
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            );
+            one(with("response.output_audio.delta", ids, f))
+        }
+        CallEvent::AudioDone { part } => {
+            one(with("response.output_audio.done", ids, part_fields(part)))
+        }
+        CallEvent::FunctionCallArgumentsDelta {
+            part,
+            call_id,
+            delta,
+        } => {
+            let mut f = part_fields(part);
+            f.remove("content_index");
+            f.insert("call_id".into(), json!(call_id));
+            f.insert("delta".into(), json!(delta));
+            one(with("response.function_call_arguments.delta", ids, f))
+        }
+        CallEvent::FunctionCallArgumentsDone {
+            part,
+            call_id,
+            name,
+            arguments,
+        } => {
+            let mut f = part_fields(part);
+            f.remove("content_index");
+            f.insert("call_id".into(), json!(call_id));
+            f.insert("name".into(), json!(name));
+            f.insert("arguments".into(), json!(arguments));
+            one(with("response.function_call_arguments.done", ids, f))
+        }
+        CallEvent::ResponseDone(summary) => one(with(
+            "response.done",
+            ids,
+            obj(json!({"response": response_json(session, summary)})),
+        )),
+        CallEvent::PlaybackStarted { response_id } if transport == Transport::WebRtc => one(with(
+            "output_audio_buffer.started",
+            ids,
+            obj(json!({"response_id": response_id})),
+        )),
+        CallEvent::PlaybackStopped { response_id } if transport == Transport::WebRtc => one(with(
+            "output_audio_buffer.stopped",
+            ids,
+            obj(json!({"response_id": response_id})),
+        )),
+        CallEvent::PlaybackCleared { response_id } if transport == Transport::WebRtc => one(with(
+            "output_audio_buffer.cleared",
+            ids,
+            obj(json!({"response_id": response_id})),
+        )),
+        CallEvent::PlaybackStarted { .. }
+        | CallEvent::PlaybackStopped { .. }
+        | CallEvent::PlaybackCleared { .. } => Vec::new(),
+        CallEvent::Error(e) => one(error_event(ids, e)),
+    }
+}

@@ -1,0 +1,462 @@
+//! The Realtime session object: parsing `session.update` (GA and beta shapes) onto the
+//! pipeline's [`SessionConfig`], and rendering it back for `session.created|updated`.
+//!
+//! Updates are partial: fields not present keep their value. Unknown fields are ignored
+//! (newer clients send more than we know); known fields with a wrong type or value are
+//! refused with the path of the field as `param`, and nothing of that update is applied.
+
+use serde_json::{Map, Value, json};
+use switchboard_pipeline::call::CallError;
+use switchboard_pipeline::llm::{ToolChoice, ToolSpec};
+use switchboard_pipeline::{SessionConfig, TurnDetection};
+
+use crate::audio_format::AudioFormat;
+
+/// What a Realtime connection has agreed with its client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RealtimeSession {
+    pub id: String,
+    pub model: String,
+    pub config: SessionConfig,
+    pub input_format: AudioFormat,
+    pub output_format: AudioFormat,
+}
+
+type Invalid = CallError;
+
+fn invalid(param: &str, message: impl Into<String>) -> Invalid {
+    CallError::invalid("invalid_value", message).with_param(param)
+}
+
+fn get_f32(v: &Value, param: &str, range: std::ops::RangeInclusive<f32>) -> Result<f32, Invalid> {
+    let x = v
+        .as_f64()
+        .ok_or_else(|| invalid(param, format!("{param} must be a number")))? as f32;
+    if !range.contains(&x) {
+        return Err(invalid(
+            param,
+            format!(
+                "{param} must be between {} and {}, got {x}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    Ok(x)
+}
+
+fn get_u32(v: &Value, param: &str, max: u32) -> Result<u32, Invalid> {
+    v.as_u64()
+        .filter(|&x| x <= max as u64)
+        .map(|x| x as u32)
+        .ok_or_else(|| {
+            invalid(
+                param,
+                format!("{param} must be an integer between 0 and {max}"),
+            )
+        })
+}
+
+fn get_bool(v: &Value, param: &str) -> Result<bool, Invalid> {
+    v.as_bool()
+        .ok_or_else(|| invalid(param, format!("{param} must be true or false")))
+}
+
+fn get_str<'a>(v: &'a Value, param: &str) -> Result<&'a str, Invalid> {
+    v.as_str()
+        .ok_or_else(|| invalid(param, format!("{param} must be a string")))
+}
+
+/// `{"type": "audio/pcm", "rate": 24000}` (GA) or `"pcm16"` / `"g711_ulaw"` (beta).
+pub fn parse_format(v: &Value, param: &str) -> Result<AudioFormat, Invalid> {
+    let (kind, rate) = match v {
+        Value::String(s) => (s.as_str(), None),
+        Value::Object(m) => (
+            m.get("type").and_then(Value::as_str).unwrap_or("audio/pcm"),
+            m.get("rate"),
+        ),
+        _ => {
+            return Err(invalid(
+                param,
+                format!("{param} must be an audio format object"),
+            ));
+        }
+    };
+    match kind {
+        "audio/pcm" | "pcm16" => {
+            let rate = match rate {
+                None | Some(Value::Null) => 24_000,
+                Some(r) => get_u32(r, &format!("{param}.rate"), 48_000)?,
+            };
+            if !(8_000..=48_000).contains(&rate) {
+                return Err(invalid(
+                    &format!("{param}.rate"),
+                    "rate must be between 8000 and 48000",
+                ));
+            }
+            Ok(AudioFormat::Pcm16 { rate })
+        }
+        "audio/pcmu" | "g711_ulaw" => Ok(AudioFormat::Pcmu),
+        "audio/pcma" | "g711_alaw" => Ok(AudioFormat::Pcma),
+        other => Err(invalid(
+            param,
+            format!("unsupported audio format '{other}': use audio/pcm, audio/pcmu or audio/pcma"),
+        )),
+    }
+}
+
+pub fn format_json(f: AudioFormat) -> Value {
+    match f {
+        AudioFormat::Pcm16 { rate } => json!({"type": "audio/pcm", "rate": rate}),
+        AudioFormat::Pcmu => json!({"type": "audio/pcmu"}),
+        AudioFormat::Pcma => json!({"type": "audio/pcma"}),
+    }
+}
+
+fn parse_turn_detection(
+    v: &Value,
+    base: Option<TurnDetection>,
+    param: &str,
+) -> Result<Option<TurnDetection>, Invalid> {
+    let Value::Object(m) = v else {
+        return if v.is_null() {
+            Ok(None)
+        } else {
+            Err(invalid(param, format!("{param} must be an object or null")))
+        };
+    };
+    match m
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("server_vad")
+    {
+        // semantic_vad is served by the same VAD (no semantic end-of-turn model here).
+        "server_vad" | "semantic_vad" => {}
+        other => {
+            return Err(invalid(
+                &format!("{param}.type"),
+                format!("unsupported turn detection '{other}'"),
+            ));
+        }
+    }
+    let mut td = base.unwrap_or_default();
+    let p = |k: &str| format!("{param}.{k}");
+    if let Some(x) = m.get("threshold") {
+        td.threshold = get_f32(x, &p("threshold"), 0.0..=1.0)?;
+    }
+    if let Some(x) = m.get("prefix_padding_ms") {
+        td.prefix_padding_ms = get_u32(x, &p("prefix_padding_ms"), 10_000)?;
+    }
+    if let Some(x) = m.get("silence_duration_ms") {
+        td.silence_duration_ms = get_u32(x, &p("silence_duration_ms"), 10_000)?;
+    }
+    if let Some(x) = m.get("create_response") {
+        td.create_response = get_bool(x, &p("create_response"))?;
+    }
+    if let Some(x) = m.get("interrupt_response") {
+        td.interrupt_response = get_bool(x, &p("interrupt_response"))?;
+    }
+    // Our extension: how long speech must last before it interrupts the agent.
+    if let Some(x) = m.get("min_interrupt_ms") {
+        td.min_interrupt_ms = get_u32(x, &p("min_interrupt_ms"), 5_000)?;
+    }
+    Ok(Some(td))
+}
+
+pub fn parse_tools(v: &Value, param: &str) -> Result<Vec<ToolSpec>, Invalid> {
+    let Value::Array(items) = v else {
+        return Err(invalid(param, format!("{param} must be an array")));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let p = format!("{param}[{i}]");
+            let kind = t.get("type").and_then(Value::as_str).unwrap_or("function");
+            if kind != "function" {
+                return Err(invalid(
+                    &format!("{p}.type"),
+                    format!("unsupported tool type '{kind}'"),
+                ));
+            }
+            // GA puts the fields on the tool; the chat shape nests them under "function".
+            let f = t.get("function").unwrap_or(t);
+            let name = get_str(f.get("name").unwrap_or(&Value::Null), &format!("{p}.name"))?;
+            if name.is_empty() || name.len() > 64 {
+                return Err(invalid(
+                    &format!("{p}.name"),
+                    "tool names are 1 to 64 characters",
+                ));
+            }
+            Ok(ToolSpec {
+                name: name.to_owned(),
+                description: f
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                parameters: f
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            })
+        })
+        .collect()
+}
+
+pub fn parse_tool_choice(v: &Value, param: &str) -> Result<ToolChoice, Invalid> {
+    match v {
+        Value::String(s) => match s.as_str() {
+            "auto" => Ok(ToolChoice::Auto),
+            "none" => Ok(ToolChoice::None),
+            "required" => Ok(ToolChoice::Required),
+            other => Err(invalid(param, format!("unknown tool_choice '{other}'"))),
+        },
+        Value::Object(m) => {
+            let name = m
+                .get("name")
+                .or_else(|| m.get("function").and_then(|f| f.get("name")));
+            Ok(ToolChoice::Function(
+                get_str(name.unwrap_or(&Value::Null), &format!("{param}.name"))?.to_owned(),
+            ))
+        }
+        _ => Err(invalid(
+            param,
+            format!("{param} must be a string or an object"),
+        )),
+    }
+}
+
+fn parse_modalities(v: &Value, param: &str) -> Result<bool, Invalid> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| invalid(param, format!("{param} must be an array")))?;
+    let mut audio = false;
+    for m in list {
+        match m.as_str() {
+            Some("audio") => audio = true,
+            Some("text") => {}
+            _ => return Err(invalid(param, "modalities are \"text\" and \"audio\"")),
+        }
+    }
+    Ok(audio)
+}
+
+/// `max_output_tokens`: an integer or "inf".
+pub fn parse_max_tokens(v: &Value, param: &str) -> Result<Option<u32>, Invalid> {
+    match v {
+        Value::String(s) if s == "inf" => Ok(None),
+        _ => get_u32(v, param, 1_000_000).map(Some),
+    }
+}
+
+impl RealtimeSession {
+    pub fn new(id: String, model: String, config: SessionConfig) -> Self {
+        let mut s = Self {
+            id,
+            model,
+            config,
+            input_format: AudioFormat::REALTIME_DEFAULT,
+            output_format: AudioFormat::REALTIME_DEFAULT,
+        };
+        s.sync_rates();
+        s
+    }
+
+    fn sync_rates(&mut self) {
+        self.config.input_rate = self.input_format.rate();
+        self.config.output_rate = self.output_format.rate();
+    }
+
+    /// Apply a `session.update` body. All or nothing.
+    pub fn apply(&self, v: &Value) -> Result<RealtimeSession, Invalid> {
+        let Value::Object(m) = v else {
+            return Err(invalid("session", "session must be an object"));
+        };
+        let mut next = self.clone();
+        let empty = Map::new();
+        let audio = m.get("audio").and_then(Value::as_object).unwrap_or(&empty);
+        let input = audio
+            .get("input")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let output = audio
+            .get("output")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        if let Some(t) = m.get("type").and_then(Value::as_str)
+            && t != "realtime"
+        {
+            return Err(invalid(
+                "session.type",
+                format!("unsupported session type '{t}'"),
+            ));
+        }
+        if let Some(x) = m.get("model") {
+            next.model = get_str(x, "session.model")?.to_owned();
+        }
+        if let Some(x) = m.get("instructions") {
+            next.config.instructions = get_str(x, "session.instructions")?.to_owned();
+        }
+        if let Some(x) = m.get("output_modalities") {
+            next.config.audio_output = parse_modalities(x, "session.output_modalities")?;
+        } else if let Some(x) = m.get("modalities") {
+            next.config.audio_output = parse_modalities(x, "session.modalities")?;
+        }
+        if let Some(x) = input.get("format") {
+            next.input_format = parse_format(x, "session.audio.input.format")?;
+        } else if let Some(x) = m.get("input_audio_format") {
+            next.input_format = parse_format(x, "session.input_audio_format")?;
+        }
+        if let Some(x) = output.get("format") {
+            next.output_format = parse_format(x, "session.audio.output.format")?;
+        } else if let Some(x) = m.get("output_audio_format") {
+            next.output_format = parse_format(x, "session.output_audio_format")?;
+        }
+        if let Some(x) = input.get("turn_detection") {
+            next.config.turn_detection = parse_turn_detection(
+                x,
+                self.config.turn_detection,
+                "session.audio.input.turn_detection",
+            )?;
+        } else if let Some(x) = m.get("turn_detection") {
+            next.config.turn_detection =
+                parse_turn_detection(x, self.config.turn_detection, "session.turn_detection")?;
+        }
+        if let Some(x) = output.get("voice").or_else(|| m.get("voice")) {
+            next.config.voice = get_str(x, "session.audio.output.voice")?.to_owned();
+        }
+        if let Some(x) = output.get("speed").or_else(|| m.get("speed")) {
+            next.config.speed = get_f32(x, "session.audio.output.speed", 0.25..=4.0)?;
+        }
+        if let Some(x) = m.get("tools") {
+            next.config.tools = parse_tools(x, "session.tools")?;
+        }
+        if let Some(x) = m.get("tool_choice") {
+            next.config.tool_choice = parse_tool_choice(x, "session.tool_choice")?;
+        }
+        if let Some(x) = m.get("temperature") {
+            next.config.temperature = Some(get_f32(x, "session.temperature", 0.0..=2.0)?);
+        }
+        if let Some(x) = m
+            .get("max_output_tokens")
+            .or_else(|| m.get("max_response_output_tokens"))
+        {
+            next.config.max_output_tokens = parse_max_tokens(x, "session.max_output_tokens")?;
+        }
+        next.sync_rates();
+        Ok(next)
+    }
+
+    /// The session object in the GA shape.
+    pub fn to_json(&self) -> Value {
+        let c = &self.config;
+        let td = match c.turn_detection {
+            None => Value::Null,
+            Some(td) => json!({
+                "type": "server_vad",
+                "threshold": td.threshold,
+                "prefix_padding_ms": td.prefix_padding_ms,
+                "silence_duration_ms": td.silence_duration_ms,
+                "create_response": td.create_response,
+                "interrupt_response": td.interrupt_response,
+                "idle_timeout_ms": null,
+                "min_interrupt_ms": td.min_interrupt_ms,
+            }),
+        };
+        let tools: Vec<Value> = c
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}))
+            .collect();
+        let tool_choice = match &c.tool_choice {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Function(name) => json!({"type": "function", "name": name}),
+        };
+        json!({
+            "type": "realtime",
+            "object": "realtime.session",
+            "id": self.id,
+            "model": self.model,
+            "output_modalities": if c.audio_output { json!(["audio"]) } else { json!(["text"]) },
+            "instructions": c.instructions,
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "max_output_tokens": c.max_output_tokens.map_or(json!("inf"), |m| json!(m)),
+            "audio": {
+                "input": {
+                    "format": format_json(self.input_format),
+                    "transcription": {"model": "whisper-tiny.en"},
+                    "noise_reduction": null,
+                    "turn_detection": td,
+                },
+                "output": {
+                    "format": format_json(self.output_format),
+                    "voice": c.voice,
+                    "speed": c.speed,
+                },
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> RealtimeSession {
+        RealtimeSession::new("sess_1".into(), "m".into(), SessionConfig::default())
+    }
+
+    #[test]
+    fn ga_update_applies_and_renders_back() {
+        let s = session()
+            .apply(&json!({
+                "type": "realtime",
+                "instructions": "Be terse.",
+                "output_modalities": ["text"],
+                "audio": {"input": {"format": {"type": "audio/pcmu"},
+                                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 300}},
+                          "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "joe"}},
+                "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
+                "unknown_future_field": 1
+            }))
+            .unwrap();
+        assert_eq!(s.config.input_rate, 8_000);
+        assert!(!s.config.audio_output);
+        assert_eq!(s.config.turn_detection.unwrap().silence_duration_ms, 300);
+        assert_eq!(s.config.turn_detection.unwrap().prefix_padding_ms, 300);
+        let v = s.to_json();
+        assert_eq!(v["audio"]["input"]["format"]["type"], "audio/pcmu");
+        assert_eq!(v["tools"][0]["name"], "lookup");
+        assert_eq!(v["output_modalities"], json!(["text"]));
+    }
+
+    #[test]
+    fn beta_update_and_null_turn_detection() {
+        let s = session()
+            .apply(&json!({"modalities": ["text", "audio"], "input_audio_format": "g711_alaw", "turn_detection": null}))
+            .unwrap();
+        assert_eq!(s.input_format, AudioFormat::Pcma);
+        assert_eq!(s.config.turn_detection, None);
+        assert!(s.config.audio_output);
+    }
+
+    #[test]
+    fn bad_fields_name_their_path_and_change_nothing() {
+        let err = session()
+            .apply(&json!({"instructions": "x", "audio": {"input": {"turn_detection": {"threshold": 3}}}}))
+            .unwrap_err();
+        assert_eq!(
+            err.param.as_deref(),
+            Some("session.audio.input.turn_detection.threshold")
+        );
+        let err = session()
+            .apply(&json!({"audio": {"output": {"format": {"type": "audio/flac"}}}}))
+            .unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("session.audio.output.format"));
+        assert!(session().apply(&json!("nope")).is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! `GET /v1/realtime`: the OpenAI Realtime API over WebSocket.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use switchboard_channels::realtime::{RealtimeSession, websocket};
+use switchboard_pipeline::{SessionConfig, spawn_call};
+
+use crate::auth;
+use crate::server::{AppState, openai_error};
+
+pub async fn connect(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !auth::allowed(&state.api_keys, &headers) {
+        return openai_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect or missing API key.",
+        );
+    }
+    let Some(deps) = state.call_deps() else {
+        return openai_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "not_ready",
+            "The speech engines are still loading; retry shortly.",
+        );
+    };
+    let model = query
+        .get("model")
+        .cloned()
+        .unwrap_or_else(|| "switchboard-realtime".into());
+    let metrics = state.call_metrics.clone();
+    // Browsers authenticate with a subprotocol; the "realtime" one must then be echoed.
+    let ws = ws
+        .max_message_size(websocket::MAX_FRAME_BYTES)
+        .protocols(["realtime"]);
+    ws.on_upgrade(move |socket| async move {
+        let config = SessionConfig::default();
+        let call = spawn_call(deps, config.clone());
+        let session = RealtimeSession::new(call.id.clone(), model, config);
+        websocket::serve(socket, call, session, metrics).await;
+    })
+    .into_response()
+}

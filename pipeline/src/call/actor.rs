@@ -1,0 +1,353 @@
+//! The call actor: its state, its loop, and the client commands. Turn-taking lives in
+//! `turns.rs`, the response lifecycle in `respond.rs` (both `impl CallActor`).
+
+use std::collections::BTreeMap;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::CallDeps;
+use super::events::{CallError, CallEvent, CallInput, Command, ResponseOptions};
+use super::ids::IdGen;
+use super::input::InputAudio;
+use super::playback::{FRAME, Playback};
+use super::response::ResponseMsg;
+use crate::conversation::{Content, Conversation, ItemKind, Role};
+use crate::llm::Usage;
+use crate::session::{SessionConfig, TurnDetection};
+
+/// A user turn whose speech is in progress.
+#[derive(Debug)]
+pub(super) struct OpenTurn {
+    pub item_id: String,
+    /// Speech lasted long enough to count (and `speech_started` was sent).
+    pub confirmed: bool,
+}
+
+/// The assistant message a response is writing.
+#[derive(Debug)]
+pub(super) struct MessageOut {
+    pub item_id: String,
+    pub output_index: u32,
+    pub text: String,
+}
+
+#[derive(Debug)]
+pub(super) struct FunctionCallOut {
+    pub item_id: String,
+    pub output_index: u32,
+    pub call_id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+#[derive(Debug)]
+pub(super) struct ActiveResponse {
+    pub id: String,
+    pub generation: u64,
+    pub token: CancellationToken,
+    pub audio: bool,
+    pub message: Option<MessageOut>,
+    pub calls: BTreeMap<u32, FunctionCallOut>,
+    pub outputs: u32,
+    pub playback: Playback,
+    pub generation_done: bool,
+    pub error: Option<(&'static str, String)>,
+    pub usage: Usage,
+    /// When the caller's speech paused this response (barge-in awaiting its transcript).
+    pub barge_in_at: Option<Instant>,
+    /// The last user speech sample's arrival, for voice-to-voice timing.
+    pub v2v_start: Option<Instant>,
+    pub last_audio_sent: Option<Instant>,
+}
+
+/// An STT result coming back to the actor.
+#[derive(Debug)]
+pub(super) struct Transcribed {
+    pub item_id: String,
+    pub result: Result<String, String>,
+    /// The turn came from server VAD (so it may create a response by itself).
+    pub from_vad: bool,
+    pub v2v_start: Instant,
+}
+
+pub(crate) struct CallActor {
+    pub(super) deps: CallDeps,
+    pub(super) config: SessionConfig,
+    pub(super) events: mpsc::Sender<CallEvent>,
+    pub(super) closed: bool,
+    pub(super) ids: IdGen,
+    pub(super) conversation: Conversation,
+    pub(super) input: InputAudio,
+    pub(super) turn: Option<OpenTurn>,
+    pub(super) pending_stt: usize,
+    pub(super) deferred_response: Option<(ResponseOptions, Option<Instant>)>,
+    pub(super) response: Option<ActiveResponse>,
+    /// The playback of the last finished response, for a client's `conversation.item.truncate`.
+    pub(super) last_playback: Option<(String, Playback)>,
+    pub(super) generation: u64,
+    pub(super) resp_tx: mpsc::Sender<(u64, ResponseMsg)>,
+    pub(super) stt_tx: mpsc::Sender<Transcribed>,
+    pub(super) token: CancellationToken,
+}
+
+impl CallActor {
+    pub(crate) fn new(
+        ids: IdGen,
+        deps: CallDeps,
+        config: SessionConfig,
+        events: mpsc::Sender<CallEvent>,
+        token: CancellationToken,
+    ) -> (
+        Self,
+        mpsc::Receiver<(u64, ResponseMsg)>,
+        mpsc::Receiver<Transcribed>,
+    ) {
+        let td = config.turn_detection.unwrap_or_default();
+        let input = InputAudio::new(config.input_rate, Some(&deps.vad), &td);
+        let (resp_tx, resp_rx) = mpsc::channel(32);
+        let (stt_tx, stt_rx) = mpsc::channel(8);
+        let actor = Self {
+            deps,
+            config,
+            events,
+            closed: false,
+            ids,
+            conversation: Conversation::default(),
+            input,
+            turn: None,
+            pending_stt: 0,
+            deferred_response: None,
+            response: None,
+            last_playback: None,
+            generation: 0,
+            resp_tx,
+            stt_tx,
+            token,
+        };
+        (actor, resp_rx, stt_rx)
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut responses: mpsc::Receiver<(u64, ResponseMsg)>,
+        mut transcripts: mpsc::Receiver<Transcribed>,
+    ) {
+        self.deps.metrics.calls_active.inc();
+        self.deps.metrics.calls_total.inc();
+        let mut pace = tokio::time::interval(FRAME);
+        pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let token = self.token.clone();
+        while !self.closed {
+            let accepting = self.accepts_response_audio();
+            let pacing = self.needs_pacing();
+            tokio::select! {
+                biased;
+                () = token.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    None => break,
+                    Some(Command { input: CallInput::Shutdown, .. }) => break,
+                    Some(cmd) => self.on_command(cmd).await,
+                },
+                _ = pace.tick(), if pacing => self.pace().await,
+                Some(t) = transcripts.recv() => self.on_transcribed(t).await,
+                Some((generation, msg)) = responses.recv(), if accepting => {
+                    self.on_response_msg(generation, msg).await;
+                }
+            }
+        }
+        if let Some(r) = self.response.take() {
+            r.token.cancel();
+        }
+        self.token.cancel();
+        self.deps.metrics.calls_active.dec();
+    }
+
+    /// Send an event to the channel; a gone channel ends the call.
+    pub(super) async fn emit(&mut self, event: CallEvent) {
+        if self.closed {
+            return;
+        }
+        if let CallEvent::Error(e) = &event {
+            self.deps
+                .metrics
+                .errors_total
+                .with_label_values(&[e.code])
+                .inc();
+        }
+        if self.events.send(event).await.is_err() {
+            self.closed = true;
+        }
+    }
+
+    pub(super) async fn error(&mut self, err: CallError, event_id: Option<String>) {
+        self.emit(CallEvent::Error(err.with_event_id(event_id)))
+            .await;
+    }
+
+    pub(super) fn turn_detection(&self) -> Option<TurnDetection> {
+        self.config.turn_detection
+    }
+
+    async fn on_command(&mut self, Command { event_id, input }: Command) {
+        match input {
+            CallInput::UpdateSession(cfg) => self.update_session(*cfg, event_id).await,
+            CallInput::AppendAudio(samples) => self.append_audio(&samples).await,
+            CallInput::CommitAudio => self.commit_client_audio(event_id).await,
+            CallInput::ClearAudio => {
+                self.input.clear();
+                self.turn = None;
+                self.emit(CallEvent::AudioCleared).await;
+            }
+            CallInput::CreateItem {
+                previous_item_id,
+                mut item,
+            } => {
+                if item.id.is_empty() {
+                    item.id = self.ids.next("item");
+                }
+                match self
+                    .conversation
+                    .insert(item.clone(), previous_item_id.as_deref())
+                {
+                    Ok(previous_item_id) => {
+                        self.emit(CallEvent::ItemCreated {
+                            previous_item_id,
+                            item,
+                        })
+                        .await;
+                    }
+                    Err(e) => {
+                        let err = CallError::invalid("invalid_value", e.to_string());
+                        self.error(err.with_param("previous_item_id"), event_id)
+                            .await;
+                    }
+                }
+            }
+            CallInput::TruncateItem {
+                item_id,
+                content_index,
+                audio_end_ms,
+            } => {
+                self.truncate_item(item_id, content_index, audio_end_ms, event_id)
+                    .await;
+            }
+            CallInput::DeleteItem { item_id } => match self.conversation.delete(&item_id) {
+                Ok(_) => self.emit(CallEvent::ItemDeleted { item_id }).await,
+                Err(e) => {
+                    let err = CallError::invalid("item_not_found", e.to_string());
+                    self.error(err.with_param("item_id"), event_id).await;
+                }
+            },
+            CallInput::RetrieveItem { item_id } => match self.conversation.get(&item_id).cloned() {
+                Some(item) => self.emit(CallEvent::ItemRetrieved { item }).await,
+                None => {
+                    let err = CallError::invalid(
+                        "item_not_found",
+                        format!("item {item_id} does not exist"),
+                    );
+                    self.error(err.with_param("item_id"), event_id).await;
+                }
+            },
+            CallInput::CreateResponse(opts) => self.request_response(opts, None, event_id).await,
+            CallInput::CancelResponse => {
+                if self.response.is_some() {
+                    self.cancel_response("client_cancelled").await;
+                } else {
+                    let err = CallError::invalid(
+                        "response_cancel_not_active",
+                        "There is no active response to cancel.",
+                    );
+                    self.error(err, event_id).await;
+                }
+            }
+            CallInput::ClearOutputAudio => self.clear_output_audio().await,
+            CallInput::Shutdown => self.closed = true,
+        }
+    }
+
+    async fn update_session(&mut self, cfg: SessionConfig, event_id: Option<String>) {
+        if let Err(e) = self.input.set_input_rate(cfg.input_rate) {
+            let err = CallError::invalid("invalid_value", e.to_string());
+            self.error(err.with_param("session.audio.input.format"), event_id)
+                .await;
+            return;
+        }
+        if cfg.turn_detection != self.config.turn_detection {
+            self.input
+                .set_turn_detection(&cfg.turn_detection.unwrap_or_default());
+            self.turn = None;
+        }
+        self.config = cfg;
+        self.emit(CallEvent::SessionUpdated(Box::new(self.config.clone())))
+            .await;
+    }
+
+    async fn truncate_item(
+        &mut self,
+        item_id: String,
+        content_index: u32,
+        audio_end_ms: u32,
+        event_id: Option<String>,
+    ) {
+        let Some(item) = self.conversation.get(&item_id) else {
+            let err =
+                CallError::invalid("item_not_found", format!("item {item_id} does not exist"));
+            self.error(err.with_param("item_id"), event_id).await;
+            return;
+        };
+        let is_assistant_audio = matches!(&item.kind, ItemKind::Message { role: Role::Assistant, content }
+            if matches!(content.get(content_index as usize), Some(Content::OutputAudio { .. })));
+        if !is_assistant_audio {
+            let err = CallError::invalid(
+                "invalid_value",
+                "Only assistant messages with audio can be truncated.",
+            );
+            self.error(err.with_param("content_index"), event_id).await;
+            return;
+        }
+        let playback = match (&self.response, &self.last_playback) {
+            (Some(r), _) if r.message.as_ref().is_some_and(|m| m.item_id == item_id) => {
+                Some(&r.playback)
+            }
+            (_, Some((id, p))) if *id == item_id => Some(p),
+            _ => None,
+        };
+        if let Some(p) = playback {
+            let samples = (audio_end_ms as u64 * self.config.output_rate as u64 / 1000) as usize;
+            if audio_end_ms > p.ms(p.total()) {
+                let err = CallError::invalid(
+                    "invalid_value",
+                    format!("audio_end_ms {audio_end_ms} is beyond the item's audio"),
+                );
+                self.error(err.with_param("audio_end_ms"), event_id).await;
+                return;
+            }
+            let text = p.heard_text(samples);
+            self.set_assistant_text(&item_id, text);
+        }
+        self.emit(CallEvent::ItemTruncated {
+            item_id,
+            content_index,
+            audio_end_ms,
+        })
+        .await;
+    }
+
+    /// Replace an assistant message's transcript (after truncation).
+    pub(super) fn set_assistant_text(&mut self, item_id: &str, text: String) {
+        if let Some(item) = self.conversation.get_mut(item_id)
+            && let ItemKind::Message { content, .. } = &mut item.kind
+        {
+            for part in content.iter_mut() {
+                match part {
+                    Content::OutputAudio { transcript } => transcript.clone_from(&text),
+                    Content::OutputText { text: t } => t.clone_from(&text),
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! What goes into a call and what comes out. Channels translate these to and from their
+//! protocol; the names follow the Realtime API because it is the richest protocol we speak.
+
+use serde::Serialize;
+
+use crate::conversation::Item;
+use crate::llm::Usage;
+use crate::session::SessionConfig;
+
+/// A command to the call, tagged with the client's event id (echoed in errors).
+#[derive(Debug)]
+pub struct Command {
+    pub event_id: Option<String>,
+    pub input: CallInput,
+}
+
+#[derive(Debug)]
+pub enum CallInput {
+    UpdateSession(Box<SessionConfig>),
+    /// Caller audio at the session's `input_rate`.
+    AppendAudio(Vec<f32>),
+    CommitAudio,
+    ClearAudio,
+    CreateItem {
+        previous_item_id: Option<String>,
+        item: Item,
+    },
+    /// The client played only `audio_end_ms` of an assistant item's audio.
+    TruncateItem {
+        item_id: String,
+        content_index: u32,
+        audio_end_ms: u32,
+    },
+    DeleteItem {
+        item_id: String,
+    },
+    RetrieveItem {
+        item_id: String,
+    },
+    CreateResponse(ResponseOptions),
+    CancelResponse,
+    /// Drop reply audio not yet sent (WebRTC `output_audio_buffer.clear`).
+    ClearOutputAudio,
+    /// End the call: cancel everything and stop.
+    Shutdown,
+}
+
+/// Per-response overrides (`response.create`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ResponseOptions {
+    pub instructions: Option<String>,
+    /// `Some(false)` for a text-only response.
+    pub audio_output: Option<bool>,
+    pub tool_choice: Option<crate::llm::ToolChoice>,
+    pub temperature: Option<f32>,
+    pub max_output_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseStatus {
+    InProgress,
+    Completed,
+    Cancelled,
+    Failed,
+    Incomplete,
+}
+
+impl ResponseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+            Self::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// The final state of a response (`response.done`).
+#[derive(Debug, Clone)]
+pub struct ResponseSummary {
+    pub id: String,
+    pub status: ResponseStatus,
+    /// Why it was cancelled or failed (`turn_detected`, `client_cancelled`, an error code).
+    pub reason: Option<String>,
+    pub error_message: Option<String>,
+    pub output: Vec<Item>,
+    pub usage: Usage,
+    pub audio_output: bool,
+}
+
+/// Where an output part lives: response, item, output and content indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRef {
+    pub response_id: String,
+    pub item_id: String,
+    pub output_index: u32,
+    pub content_index: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum CallEvent {
+    SessionUpdated(Box<SessionConfig>),
+    SpeechStarted {
+        audio_start_ms: u64,
+        item_id: String,
+    },
+    SpeechStopped {
+        audio_end_ms: u64,
+        item_id: String,
+    },
+    AudioCommitted {
+        item_id: String,
+        previous_item_id: Option<String>,
+    },
+    AudioCleared,
+    ItemCreated {
+        previous_item_id: Option<String>,
+        item: Item,
+    },
+    ItemRetrieved {
+        item: Item,
+    },
+    ItemDeleted {
+        item_id: String,
+    },
+    ItemTruncated {
+        item_id: String,
+        content_index: u32,
+        audio_end_ms: u32,
+    },
+    InputTranscriptCompleted {
+        item_id: String,
+        content_index: u32,
+        transcript: String,
+    },
+    InputTranscriptFailed {
+        item_id: String,
+        content_index: u32,
+        message: String,
+    },
+    ResponseCreated {
+        response_id: String,
+        audio_output: bool,
+    },
+    OutputItemAdded {
+        response_id: String,
+        output_index: u32,
+        item: Item,
+    },
+    ContentPartAdded {
+        part: PartRef,
+        audio: bool,
+    },
+    /// Reply text: the audio transcript when `audio`, else output text.
+    TextDelta {
+        part: PartRef,
+        audio: bool,
+        delta: String,
+    },
+    TextDone {
+        part: PartRef,
+        audio: bool,
+        text: String,
+    },
+    /// Reply audio at the session's `output_rate`.
+    AudioDelta {
+        part: PartRef,
+        samples: Vec<f32>,
+    },
+    AudioDone {
+        part: PartRef,
+    },
+    ContentPartDone {
+        part: PartRef,
+        audio: bool,
+        text: String,
+    },
+    FunctionCallArgumentsDelta {
+        part: PartRef,
+        call_id: String,
+        delta: String,
+    },
+    FunctionCallArgumentsDone {
+        part: PartRef,
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    OutputItemDone {
+        response_id: String,
+        output_index: u32,
+        item: Item,
+    },
+    ResponseDone(Box<ResponseSummary>),
+    /// The channel's playback of reply audio started, stopped (all played) or was cleared.
+    PlaybackStarted {
+        response_id: String,
+    },
+    PlaybackStopped {
+        response_id: String,
+    },
+    PlaybackCleared {
+        response_id: String,
+    },
+    Error(CallError),
+}
+
+/// An error reported to the client; the call goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallError {
+    /// `invalid_request_error` or `server_error`.
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+    pub event_id: Option<String>,
+}
+
+impl CallError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind: "invalid_request_error",
+            code,
+            message: message.into(),
+            param: None,
+            event_id: None,
+        }
+    }
+
+    pub fn server(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind: "server_error",
+            ..Self::invalid(code, message)
+        }
+    }
+
+    pub fn with_param(mut self, param: &str) -> Self {
+        self.param = Some(param.to_owned());
+        self
+    }
+
+    pub fn with_event_id(mut self, event_id: Option<String>) -> Self {
+        self.event_id = event_id;
+        self
+    }
+}

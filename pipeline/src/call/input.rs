@@ -1,0 +1,296 @@
+//! Caller audio: resampled to 16 kHz, kept in the input buffer, and scored by the VAD.
+//!
+//! Times are milliseconds of caller audio since the call began (`audio_start_ms` and
+//! `audio_end_ms` in Realtime terms). Between turns the buffer keeps only the prefix padding,
+//! so an idle call holds a few kilobytes.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use switchboard_models::audio::{Resampler, rates};
+use switchboard_models::vad::{
+    FRAME_SAMPLES, SegmenterConfig, SileroVad, SpeechSegment, SpeechSegmenter, VadStream,
+    VoiceActivity,
+};
+use tokio::time::Instant;
+
+use crate::session::TurnDetection;
+
+const RATE: u64 = rates::SPEECH_MODELS as u64;
+/// Input kept when the client commits turns itself and never does: 10 minutes.
+const MAX_BUFFER_SAMPLES: usize = 10 * 60 * RATE as usize;
+
+pub fn ms_to_samples(ms: u64) -> u64 {
+    ms * RATE / 1000
+}
+
+pub fn samples_to_ms(samples: u64) -> u64 {
+    samples * 1000 / RATE
+}
+
+/// What the VAD saw in one batch of frames.
+#[derive(Debug, PartialEq)]
+pub enum VadEvent {
+    /// Speech began at `start_ms`; `duration_ms` of it is confident speech so far.
+    Speaking { start_ms: u64, duration_ms: u64 },
+    /// Speech ended (after the configured silence).
+    Ended(SpeechSegment),
+}
+
+pub struct InputAudio {
+    resampler: Resampler,
+    /// 16 kHz samples; `buffer[0]` is sample number `buffer_start` of the call.
+    buffer: Vec<f32>,
+    buffer_start: u64,
+    /// Samples not yet scored by the VAD (less than a frame).
+    vad_pending: Vec<f32>,
+    /// When each append's last sample arrived: maps audio time to wall time.
+    arrivals: VecDeque<(u64, Instant)>,
+    vad: Option<Box<VadStream>>,
+    segmenter: SpeechSegmenter,
+    /// Call sample at which the segmenter's clock starts.
+    segmenter_origin: u64,
+}
+
+impl std::fmt::Debug for InputAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputAudio")
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn segmenter(td: &TurnDetection) -> SpeechSegmenter {
+    SpeechSegmenter::new(SegmenterConfig {
+        threshold: td.threshold,
+        min_silence_ms: td.silence_duration_ms,
+        // The call decides what a segment is worth (backchannel, click, turn).
+        min_speech_ms: 0,
+        ..SegmenterConfig::default()
+    })
+}
+
+impl InputAudio {
+    pub fn new(input_rate: u32, vad: Option<&Arc<SileroVad>>, td: &TurnDetection) -> Self {
+        Self {
+            resampler: Resampler::new(input_rate, rates::SPEECH_MODELS).unwrap_or_else(|_| {
+                Resampler::new(rates::SPEECH_MODELS, rates::SPEECH_MODELS)
+                    .expect("identity resampler")
+            }),
+            buffer: Vec::new(),
+            buffer_start: 0,
+            vad_pending: Vec::new(),
+            arrivals: VecDeque::new(),
+            vad: vad.map(|v| Box::new(v.stream())),
+            segmenter: segmenter(td),
+            segmenter_origin: 0,
+        }
+    }
+
+    /// The call's audio clock: samples received so far.
+    pub fn total_samples(&self) -> u64 {
+        self.buffer_start + self.buffer.len() as u64
+    }
+
+    pub fn set_input_rate(
+        &mut self,
+        rate: u32,
+    ) -> Result<(), switchboard_models::audio::AudioError> {
+        if rate != self.resampler.input_rate() {
+            self.resampler = Resampler::new(rate, rates::SPEECH_MODELS)?;
+        }
+        Ok(())
+    }
+
+    /// New turn-detection parameters: the VAD starts afresh from the current position.
+    pub fn set_turn_detection(&mut self, td: &TurnDetection) {
+        self.segmenter = segmenter(td);
+        // Samples not yet scored are dropped with the old state; the next frame starts here.
+        self.vad_pending.clear();
+        self.segmenter_origin = self.total_samples();
+        if let Some(v) = self.vad.as_mut() {
+            v.reset();
+        }
+    }
+
+    /// Add caller audio at the input rate. Returns the 16 kHz frames the VAD should score.
+    pub fn append(&mut self, samples: &[f32], now: Instant) -> Vec<f32> {
+        let resampled = self.resampler.push(samples).unwrap_or_default();
+        self.buffer.extend_from_slice(&resampled);
+        self.arrivals.push_back((self.total_samples(), now));
+        while self.arrivals.len() > 512 {
+            self.arrivals.pop_front();
+        }
+        if self.buffer.len() > MAX_BUFFER_SAMPLES {
+            let excess = self.buffer.len() - MAX_BUFFER_SAMPLES;
+            self.drop_front(excess);
+        }
+        self.vad_pending.extend_from_slice(&resampled);
+        let whole = self.vad_pending.len() / FRAME_SAMPLES * FRAME_SAMPLES;
+        self.vad_pending.drain(..whole).collect()
+    }
+
+    /// Take the VAD out to score frames off the async runtime; give it back with [`Self::restore_vad`].
+    pub fn take_vad(&mut self) -> Option<Box<VadStream>> {
+        self.vad.take()
+    }
+
+    pub fn restore_vad(&mut self, vad: Box<VadStream>) {
+        self.vad = Some(vad);
+    }
+
+    /// Feed the VAD's probabilities for frames handed out by [`Self::append`].
+    pub fn on_probabilities(&mut self, probs: &[f32]) -> Vec<VadEvent> {
+        let origin_ms = samples_to_ms(self.segmenter_origin);
+        let mut events = Vec::new();
+        for &p in probs {
+            if let Some(seg) = self.segmenter.push(p) {
+                events.push(VadEvent::Ended(SpeechSegment {
+                    start_ms: seg.start_ms + origin_ms as u32,
+                    end_ms: seg.end_ms + origin_ms as u32,
+                }));
+            }
+            if let (Some(start), Some(speech)) = (
+                self.segmenter.open_start_ms(),
+                self.segmenter.open_speech_ms(),
+            ) {
+                events.push(VadEvent::Speaking {
+                    start_ms: start as u64 + origin_ms,
+                    duration_ms: speech as u64,
+                });
+            }
+        }
+        events
+    }
+
+    /// Score frames with a VAD stream (blocking: call from a worker thread).
+    pub fn score(vad: &mut VadStream, frames: &[f32]) -> Vec<f32> {
+        frames
+            .chunks_exact(FRAME_SAMPLES)
+            .map(|f| vad.speech_probability(f).unwrap_or(0.0))
+            .collect()
+    }
+
+    /// Whether speech is in progress (a turn is open).
+    #[cfg(test)]
+    pub fn in_speech(&self) -> bool {
+        self.segmenter.in_speech()
+    }
+
+    /// Between turns keep only `keep_ms` of recent audio (the prefix padding).
+    pub fn trim_idle(&mut self, keep_ms: u64) {
+        let keep = ms_to_samples(keep_ms) as usize;
+        if self.buffer.len() > keep * 2 {
+            let excess = self.buffer.len() - keep;
+            self.drop_front(excess);
+        }
+    }
+
+    fn drop_front(&mut self, n: usize) {
+        self.buffer.drain(..n);
+        self.buffer_start += n as u64;
+    }
+
+    /// Take the audio from `start_ms` to `end_ms` (clamped to what is buffered) and forget
+    /// everything before `end_ms`.
+    pub fn take_range(&mut self, start_ms: u64, end_ms: u64) -> Vec<f32> {
+        let start = ms_to_samples(start_ms).max(self.buffer_start);
+        let end = ms_to_samples(end_ms).clamp(start, self.total_samples());
+        let from = (start - self.buffer_start) as usize;
+        let to = (end - self.buffer_start) as usize;
+        let out = self.buffer[from..to].to_vec();
+        self.drop_front(to);
+        out
+    }
+
+    /// Take everything buffered (a client commit). Returns the audio and its start in ms.
+    pub fn take_all(&mut self) -> (Vec<f32>, u64) {
+        let start_ms = samples_to_ms(self.buffer_start);
+        let n = self.buffer.len();
+        let out = std::mem::take(&mut self.buffer);
+        self.buffer_start += n as u64;
+        (out, start_ms)
+    }
+
+    pub fn buffered_ms(&self) -> u64 {
+        samples_to_ms(self.buffer.len() as u64)
+    }
+
+    pub fn clear(&mut self) {
+        let n = self.buffer.len();
+        self.drop_front(n);
+    }
+
+    /// When the audio at `ms` arrived (for voice-to-voice timing).
+    pub fn arrival_of(&self, ms: u64) -> Option<Instant> {
+        let sample = ms_to_samples(ms);
+        self.arrivals
+            .iter()
+            .find(|(end, _)| *end >= sample)
+            .map(|(_, t)| *t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> InputAudio {
+        InputAudio::new(16_000, None, &TurnDetection::default())
+    }
+
+    #[test]
+    fn probabilities_become_speaking_and_ended_events() {
+        let mut a = input();
+        let mut probs = vec![0.0; 5];
+        probs.extend(vec![0.9; 10]);
+        probs.extend(vec![0.0; 20]);
+        let events = a.on_probabilities(&probs);
+        // The first frame's 32 ms is within Silero's 64 ms offset lag: no confident speech yet.
+        assert_eq!(
+            events[0],
+            VadEvent::Speaking {
+                start_ms: 160,
+                duration_ms: 0
+            }
+        );
+        assert!(events.contains(&VadEvent::Speaking {
+            start_ms: 160,
+            duration_ms: 256
+        }));
+        let ended: Vec<_> = events
+            .iter()
+            .filter(|e| matches!(e, VadEvent::Ended(_)))
+            .collect();
+        assert_eq!(
+            ended,
+            vec![&VadEvent::Ended(SpeechSegment {
+                start_ms: 160,
+                end_ms: 416
+            })]
+        );
+        assert!(!a.in_speech());
+    }
+
+    #[test]
+    fn buffer_ranges_and_trimming_keep_the_call_clock() {
+        let mut a = input();
+        let now = Instant::now();
+        let frames = a.append(&vec![0.1; 16_000], now);
+        assert_eq!(frames.len(), 31 * FRAME_SAMPLES);
+        a.trim_idle(600);
+        assert_eq!(a.buffered_ms(), 1000, "not trimmed until twice the padding");
+        a.trim_idle(300);
+        assert_eq!(a.buffered_ms(), 300);
+        a.append(&vec![0.1; 16_000], now);
+        assert_eq!(a.total_samples(), 32_000);
+        let turn = a.take_range(500, 1_900);
+        assert_eq!(
+            turn.len(),
+            19_200,
+            "700..1900 ms: starts at the oldest kept sample"
+        );
+        assert_eq!(a.buffered_ms(), 100);
+        assert_eq!(a.arrival_of(1_950), Some(now));
+    }
+}

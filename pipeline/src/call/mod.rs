@@ -1,0 +1,85 @@
+//! One actor per call. [`spawn_call`] starts it; the [`CallHandle`] is how a channel talks to
+//! it: commands in through a bounded sender, events out through a bounded receiver. When the
+//! handle is dropped the call's token is cancelled, which stops the actor and everything it
+//! spawned (responses, transcriptions).
+
+mod actor;
+mod events;
+mod ids;
+mod input;
+mod playback;
+mod respond;
+mod response;
+mod turns;
+
+use std::sync::Arc;
+
+use switchboard_models::stt::SpeechToText;
+use switchboard_models::tts::TextToSpeech;
+use switchboard_models::vad::SileroVad;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use events::{
+    CallError, CallEvent, CallInput, Command, PartRef, ResponseOptions, ResponseStatus,
+    ResponseSummary,
+};
+pub use playback::{FRAME as PLAYBACK_FRAME, LEAD as PLAYBACK_LEAD};
+pub use response::APOLOGY;
+
+use crate::llm::LlmProvider;
+use crate::metrics::CallMetrics;
+use crate::session::SessionConfig;
+
+/// Commands waiting for the actor. A client that sends faster than the call works waits
+/// (its socket reader stops reading), so nothing already accepted is dropped.
+pub const COMMAND_QUEUE: usize = 64;
+/// Events waiting for the channel's writer. A slow client slows its own call, no one else's.
+pub const EVENT_QUEUE: usize = 256;
+
+/// The shared engines a call uses.
+#[derive(Clone)]
+pub struct CallDeps {
+    pub stt: Arc<dyn SpeechToText>,
+    pub tts: Arc<dyn TextToSpeech>,
+    pub vad: Arc<SileroVad>,
+    pub llm: Arc<dyn LlmProvider>,
+    pub metrics: CallMetrics,
+}
+
+impl std::fmt::Debug for CallDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallDeps")
+            .field("llm", &self.llm.name())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub struct CallHandle {
+    pub id: String,
+    pub commands: mpsc::Sender<Command>,
+    pub events: mpsc::Receiver<CallEvent>,
+    /// Cancels the call when dropped.
+    pub guard: DropGuard,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Start a call actor on the current runtime.
+pub fn spawn_call(deps: CallDeps, config: SessionConfig) -> CallHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+    let token = CancellationToken::new();
+    let ids = ids::IdGen::new();
+    let id = ids.call_id();
+    let (actor, responses, transcripts) =
+        actor::CallActor::new(ids, deps, config, ev_tx, token.clone());
+    let task = tokio::spawn(actor.run(cmd_rx, responses, transcripts));
+    CallHandle {
+        id,
+        commands: cmd_tx,
+        events: ev_rx,
+        guard: token.drop_guard(),
+        task,
+    }
+}

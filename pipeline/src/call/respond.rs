@@ -1,0 +1,508 @@
+//! The response lifecycle inside the actor: start, reply text and audio as they arrive,
+//! paced playback, completion, cancellation and barge-in. The generation itself runs in
+//! `response.rs` as a separate task.
+
+use std::collections::BTreeMap;
+
+use tokio::time::Instant;
+
+use super::actor::{ActiveResponse, CallActor, FunctionCallOut, MessageOut};
+use super::events::{
+    CallError, CallEvent, PartRef, ResponseOptions, ResponseStatus, ResponseSummary,
+};
+use super::playback::Playback;
+use super::response::{self, ResponseJob, ResponseMsg};
+use crate::conversation::{Content, Item, ItemKind, ItemStatus, Role};
+use crate::llm::{ChatRequest, ToolChoice};
+
+impl CallActor {
+    /// A client's `response.create`: waits for transcriptions in flight, refuses a second one.
+    pub(super) async fn request_response(
+        &mut self,
+        opts: ResponseOptions,
+        v2v: Option<Instant>,
+        event_id: Option<String>,
+    ) {
+        if let Some(r) = &self.response {
+            let err = CallError::invalid(
+                "conversation_already_has_active_response",
+                format!(
+                    "Conversation already has an active response in progress: {}. Wait until the response is finished before creating a new one.",
+                    r.id
+                ),
+            );
+            self.error(err, event_id).await;
+            return;
+        }
+        if self.pending_stt > 0 {
+            self.deferred_response = Some((opts, v2v));
+            return;
+        }
+        self.start_response(opts, v2v).await;
+    }
+
+    pub(super) async fn start_response(
+        &mut self,
+        opts: ResponseOptions,
+        v2v_start: Option<Instant>,
+    ) {
+        if self.response.is_some() {
+            // Interruptions are off and a response is playing: answer after it.
+            self.deferred_response = Some((opts, v2v_start));
+            return;
+        }
+        self.generation += 1;
+        let id = self.ids.next("resp");
+        let audio = opts.audio_output.unwrap_or(self.config.audio_output);
+        let instructions = opts
+            .instructions
+            .unwrap_or_else(|| self.config.instructions.clone());
+        let rounds = self.conversation.trailing_tool_rounds();
+        let tool_choice = if rounds >= self.config.max_tool_rounds {
+            tracing::warn!(rounds, "tool round limit reached: answering without tools");
+            ToolChoice::None
+        } else {
+            opts.tool_choice
+                .unwrap_or_else(|| self.config.tool_choice.clone())
+        };
+        let request = ChatRequest {
+            messages: self.conversation.chat_messages(&instructions),
+            tools: self.config.tools.clone(),
+            tool_choice,
+            temperature: opts.temperature.or(self.config.temperature),
+            max_tokens: opts.max_output_tokens.or(self.config.max_output_tokens),
+        };
+        let token = self.token.child_token();
+        let job = ResponseJob {
+            generation: self.generation,
+            request,
+            audio,
+            speed: self.config.speed,
+            output_rate: self.config.output_rate,
+            llm: self.deps.llm.clone(),
+            tts: self.deps.tts.clone(),
+            metrics: self.deps.metrics.clone(),
+        };
+        tokio::spawn(response::run(job, token.clone(), self.resp_tx.clone()));
+        self.response = Some(ActiveResponse {
+            id: id.clone(),
+            generation: self.generation,
+            token,
+            audio,
+            message: None,
+            calls: BTreeMap::new(),
+            outputs: 0,
+            playback: Playback::new(self.config.output_rate),
+            generation_done: false,
+            error: None,
+            usage: Default::default(),
+            barge_in_at: None,
+            v2v_start,
+            last_audio_sent: None,
+        });
+        self.emit(CallEvent::ResponseCreated {
+            response_id: id,
+            audio_output: audio,
+        })
+        .await;
+    }
+
+    /// Take more from the response task only while playback is not far behind.
+    pub(super) fn accepts_response_audio(&self) -> bool {
+        self.response
+            .as_ref()
+            .is_none_or(|r| !r.playback.is_full(Instant::now()))
+    }
+
+    pub(super) fn needs_pacing(&self) -> bool {
+        self.response
+            .as_ref()
+            .is_some_and(|r| r.audio && !r.playback.is_paused() && !r.playback.all_sent())
+    }
+
+    fn part(r: &ActiveResponse, m: &MessageOut) -> PartRef {
+        PartRef {
+            response_id: r.id.clone(),
+            item_id: m.item_id.clone(),
+            output_index: m.output_index,
+            content_index: 0,
+        }
+    }
+
+    /// Open the assistant message on the first text or audio.
+    async fn ensure_message(&mut self) {
+        let Some(r) = self.response.as_mut() else {
+            return;
+        };
+        if r.message.is_some() {
+            return;
+        }
+        let item_id = self.ids.next("item");
+        let output_index = r.outputs;
+        r.outputs += 1;
+        let content = if r.audio {
+            Content::OutputAudio {
+                transcript: String::new(),
+            }
+        } else {
+            Content::OutputText {
+                text: String::new(),
+            }
+        };
+        let mut item = Item::message(item_id.clone(), Role::Assistant, vec![content]);
+        item.status = ItemStatus::InProgress;
+        let _ = self.conversation.insert(item.clone(), None);
+        let m = MessageOut {
+            item_id,
+            output_index,
+            text: String::new(),
+        };
+        let part = Self::part(r, &m);
+        let (audio, response_id) = (r.audio, r.id.clone());
+        r.message = Some(m);
+        let mut shown = item;
+        if let ItemKind::Message { content, .. } = &mut shown.kind {
+            content.clear();
+        }
+        self.emit(CallEvent::OutputItemAdded {
+            response_id,
+            output_index,
+            item: shown,
+        })
+        .await;
+        self.emit(CallEvent::ContentPartAdded { part, audio }).await;
+    }
+
+    pub(super) async fn on_response_msg(&mut self, generation: u64, msg: ResponseMsg) {
+        if self
+            .response
+            .as_ref()
+            .is_none_or(|r| r.generation != generation)
+        {
+            return; // from a response already cancelled
+        }
+        match msg {
+            ResponseMsg::Text(delta) => {
+                self.ensure_message().await;
+                let Some(r) = self.response.as_mut() else {
+                    return;
+                };
+                let Some(m) = r.message.as_mut() else { return };
+                m.text.push_str(&delta);
+                let part = PartRef {
+                    response_id: r.id.clone(),
+                    item_id: m.item_id.clone(),
+                    output_index: m.output_index,
+                    content_index: 0,
+                };
+                let audio = r.audio;
+                self.emit(CallEvent::TextDelta { part, audio, delta }).await;
+            }
+            ResponseMsg::Audio { samples, text } => {
+                self.ensure_message().await;
+                if let Some(r) = self.response.as_mut() {
+                    r.playback.push(&samples, &text);
+                }
+                self.pace().await;
+            }
+            ResponseMsg::ToolCallStart { index, id, name } => {
+                let Some(r) = self.response.as_mut() else {
+                    return;
+                };
+                let item_id = self.ids.next("item");
+                let output_index = r.outputs;
+                r.outputs += 1;
+                let kind = ItemKind::FunctionCall {
+                    call_id: id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                };
+                let item = Item::new(item_id.clone(), kind, ItemStatus::InProgress);
+                r.calls.insert(
+                    index,
+                    FunctionCallOut {
+                        item_id,
+                        output_index,
+                        call_id: id,
+                        name,
+                        arguments: String::new(),
+                    },
+                );
+                let response_id = r.id.clone();
+                self.emit(CallEvent::OutputItemAdded {
+                    response_id,
+                    output_index,
+                    item,
+                })
+                .await;
+            }
+            ResponseMsg::ToolCallArguments { index, delta } => {
+                let Some(r) = self.response.as_mut() else {
+                    return;
+                };
+                let Some(c) = r.calls.get_mut(&index) else {
+                    return;
+                };
+                c.arguments.push_str(&delta);
+                let part = PartRef {
+                    response_id: r.id.clone(),
+                    item_id: c.item_id.clone(),
+                    output_index: c.output_index,
+                    content_index: 0,
+                };
+                let call_id = c.call_id.clone();
+                self.emit(CallEvent::FunctionCallArgumentsDelta {
+                    part,
+                    call_id,
+                    delta,
+                })
+                .await;
+            }
+            ResponseMsg::Usage(u) => {
+                if let Some(r) = self.response.as_mut() {
+                    r.usage = u;
+                }
+            }
+            ResponseMsg::Finished { error } => {
+                if let Some(r) = self.response.as_mut() {
+                    r.generation_done = true;
+                    r.error = error;
+                }
+                self.maybe_complete().await;
+            }
+        }
+    }
+
+    /// Send the reply audio that is due.
+    pub(super) async fn pace(&mut self) {
+        let now = Instant::now();
+        let Some(r) = self.response.as_mut() else {
+            return;
+        };
+        let Some(samples) = r.playback.due(now, r.generation_done) else {
+            return;
+        };
+        let Some(m) = r.message.as_ref() else { return };
+        let first = r.last_audio_sent.is_none();
+        r.last_audio_sent = Some(now);
+        let part = Self::part(r, m);
+        let response_id = r.id.clone();
+        if first {
+            if let Some(start) = r.v2v_start {
+                self.deps
+                    .metrics
+                    .voice_to_voice_seconds
+                    .observe((now - start).as_secs_f64());
+            }
+            self.emit(CallEvent::PlaybackStarted { response_id }).await;
+        }
+        self.emit(CallEvent::AudioDelta { part, samples }).await;
+        self.maybe_complete().await;
+    }
+
+    async fn maybe_complete(&mut self) {
+        let done = self.response.as_ref().is_some_and(|r| {
+            r.generation_done && (!r.audio || r.playback.all_sent()) && r.barge_in_at.is_none()
+        });
+        if done {
+            let status = if self.response.as_ref().is_some_and(|r| r.error.is_some()) {
+                ResponseStatus::Failed
+            } else {
+                ResponseStatus::Completed
+            };
+            self.finish(status, None).await;
+        }
+    }
+
+    /// Cancel the active response, cut its message to what the caller heard, and end it.
+    pub(super) async fn cancel_response(&mut self, reason: &'static str) {
+        let now = Instant::now();
+        let Some(r) = self.response.as_mut() else {
+            return;
+        };
+        r.token.cancel();
+        if let Some(at) = r.barge_in_at {
+            let last = r.last_audio_sent.unwrap_or(at);
+            self.deps
+                .metrics
+                .barge_in_seconds
+                .observe(last.saturating_duration_since(at).as_secs_f64());
+        }
+        let mut truncated = None;
+        if r.audio
+            && let Some(m) = r.message.as_ref()
+        {
+            let heard = if r.playback.is_paused() {
+                r.playback.heard(now)
+            } else {
+                r.playback.pause(now)
+            };
+            truncated = Some((
+                m.item_id.clone(),
+                r.playback.ms(heard),
+                r.playback.heard_text(heard),
+                r.playback.started(),
+            ));
+        }
+        let response_id = r.id.clone();
+        if let Some((item_id, audio_end_ms, text, started)) = truncated {
+            if started {
+                self.emit(CallEvent::PlaybackCleared { response_id }).await;
+            }
+            if let Some(m) = self.response.as_mut().and_then(|r| r.message.as_mut()) {
+                m.text.clone_from(&text);
+            }
+            self.set_assistant_text(&item_id, text);
+            self.emit(CallEvent::ItemTruncated {
+                item_id,
+                content_index: 0,
+                audio_end_ms,
+            })
+            .await;
+        }
+        self.finish(ResponseStatus::Cancelled, Some(reason)).await;
+    }
+
+    /// Barge-in: stop sending audio now; the transcript decides cancel or resume.
+    pub(super) async fn pause_for_barge_in(&mut self) {
+        let now = Instant::now();
+        let Some(r) = self.response.as_mut() else {
+            return;
+        };
+        r.barge_in_at = Some(now);
+        if !r.audio {
+            return;
+        }
+        let started = r.playback.started();
+        r.playback.pause(now);
+        if started {
+            let response_id = r.id.clone();
+            self.emit(CallEvent::PlaybackCleared { response_id }).await;
+        }
+    }
+
+    pub(super) async fn clear_output_audio(&mut self) {
+        let now = Instant::now();
+        let Some(r) = self.response.as_mut() else {
+            return;
+        };
+        if r.audio && r.playback.started() {
+            r.playback.pause(now);
+            let response_id = r.id.clone();
+            self.emit(CallEvent::PlaybackCleared { response_id }).await;
+        }
+    }
+
+    /// Close every output item and send `response.done`.
+    async fn finish(&mut self, status: ResponseStatus, reason: Option<&'static str>) {
+        let Some(r) = self.response.take() else {
+            return;
+        };
+        r.token.cancel();
+        let item_status = if status == ResponseStatus::Completed {
+            ItemStatus::Completed
+        } else {
+            ItemStatus::Incomplete
+        };
+        let mut output = Vec::new();
+        if let Some(m) = &r.message {
+            let part = Self::part(&r, m);
+            if r.audio {
+                self.emit(CallEvent::AudioDone { part: part.clone() }).await;
+            }
+            self.emit(CallEvent::TextDone {
+                part: part.clone(),
+                audio: r.audio,
+                text: m.text.clone(),
+            })
+            .await;
+            self.emit(CallEvent::ContentPartDone {
+                part,
+                audio: r.audio,
+                text: m.text.clone(),
+            })
+            .await;
+            if let Some(item) = self.conversation.get_mut(&m.item_id) {
+                item.status = item_status;
+                if let ItemKind::Message { content, .. } = &mut item.kind
+                    && let Some(
+                        Content::OutputAudio { transcript }
+                        | Content::OutputText { text: transcript },
+                    ) = content.first_mut()
+                {
+                    transcript.clone_from(&m.text);
+                }
+                let item = item.clone();
+                output.push(item.clone());
+                self.emit(CallEvent::OutputItemDone {
+                    response_id: r.id.clone(),
+                    output_index: m.output_index,
+                    item,
+                })
+                .await;
+            }
+        }
+        for c in r.calls.values() {
+            let part = PartRef {
+                response_id: r.id.clone(),
+                item_id: c.item_id.clone(),
+                output_index: c.output_index,
+                content_index: 0,
+            };
+            self.emit(CallEvent::FunctionCallArgumentsDone {
+                part,
+                call_id: c.call_id.clone(),
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+            })
+            .await;
+            let kind = ItemKind::FunctionCall {
+                call_id: c.call_id.clone(),
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+            };
+            let item = Item::new(c.item_id.clone(), kind, item_status);
+            let _ = self.conversation.insert(item.clone(), None);
+            output.push(item.clone());
+            self.emit(CallEvent::OutputItemDone {
+                response_id: r.id.clone(),
+                output_index: c.output_index,
+                item,
+            })
+            .await;
+        }
+        if status == ResponseStatus::Completed && r.playback.started() {
+            self.emit(CallEvent::PlaybackStopped {
+                response_id: r.id.clone(),
+            })
+            .await;
+        }
+        self.deps
+            .metrics
+            .responses_total
+            .with_label_values(&[status.as_str()])
+            .inc();
+        let (code, message) = match &r.error {
+            Some((code, message)) => (Some((*code).to_owned()), Some(message.clone())),
+            None => (reason.map(str::to_owned), None),
+        };
+        let summary = ResponseSummary {
+            id: r.id.clone(),
+            status,
+            reason: code,
+            error_message: message,
+            output,
+            usage: r.usage,
+            audio_output: r.audio,
+        };
+        self.emit(CallEvent::ResponseDone(Box::new(summary))).await;
+        if let Some(m) = &r.message {
+            self.last_playback = Some((m.item_id.clone(), r.playback));
+        }
+        if self.pending_stt == 0
+            && let Some((opts, v2v)) = self.deferred_response.take()
+        {
+            Box::pin(self.start_response(opts, v2v)).await;
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! One response, run as its own task under the response's cancellation token:
+//! LLM stream -> reply text (to the actor at once) -> sentence chunks -> streaming TTS ->
+//! audio (to the actor, which paces it out). The first chunk is synthesized while the LLM
+//! is still generating. Cancelling the token stops the LLM stream, synthesis and the
+//! sends together; dropping the streams is what stops the work behind them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use switchboard_models::audio::Resampler;
+use switchboard_models::tts::text::SpeechChunker;
+use switchboard_models::tts::{SpeakOptions, TextToSpeech};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::llm::{ChatRequest, LlmEvent, LlmProvider, Usage};
+use crate::metrics::CallMetrics;
+
+/// Spoken when every LLM provider fails, so the caller is not left in silence.
+pub const APOLOGY: &str = "Sorry, I can't answer that right now. Please try again in a moment.";
+
+#[derive(Debug)]
+pub enum ResponseMsg {
+    Text(String),
+    /// Reply audio at the session's output rate and the words it speaks.
+    Audio {
+        samples: Vec<f32>,
+        text: String,
+    },
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    ToolCallArguments {
+        index: u32,
+        delta: String,
+    },
+    Usage(Usage),
+    /// The last message of a response.
+    Finished {
+        error: Option<(&'static str, String)>,
+    },
+}
+
+/// Messages tagged with the response generation they belong to (stale ones are dropped).
+pub type ResponseTx = mpsc::Sender<(u64, ResponseMsg)>;
+
+pub struct ResponseJob {
+    pub generation: u64,
+    pub request: ChatRequest,
+    pub audio: bool,
+    pub speed: f32,
+    pub output_rate: u32,
+    pub llm: Arc<dyn LlmProvider>,
+    pub tts: Arc<dyn TextToSpeech>,
+    pub metrics: CallMetrics,
+}
+
+struct Sender {
+    tx: ResponseTx,
+    generation: u64,
+    token: CancellationToken,
+}
+
+impl Sender {
+    /// Send unless cancelled; `false` means stop working.
+    async fn send(&self, msg: ResponseMsg) -> bool {
+        tokio::select! {
+            biased;
+            () = self.token.cancelled() => false,
+            r = self.tx.send((self.generation, msg)) => r.is_ok(),
+        }
+    }
+}
+
+pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
+    let out = Arc::new(Sender {
+        tx,
+        generation: job.generation,
+        token: token.clone(),
+    });
+    let (chunk_tx, chunk_rx) = mpsc::channel::<String>(16);
+    let speaker = job.audio.then(|| {
+        tokio::spawn(speak(
+            chunk_rx,
+            Arc::clone(&job.tts),
+            job.speed,
+            job.output_rate,
+            Arc::clone(&out),
+            job.metrics.clone(),
+        ))
+    });
+    let mut chunker = SpeechChunker::default();
+    let mut stream = job.llm.stream(job.request);
+    let asked = Instant::now();
+    let mut first_token = true;
+    let mut said_anything = false;
+    let mut error = None;
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = token.cancelled() => return,
+            next = stream.next() => next,
+        };
+        let msg = match next {
+            None => break,
+            Some(Err(e)) => {
+                error = Some(e);
+                break;
+            }
+            Some(Ok(LlmEvent::Text(text))) => {
+                if first_token {
+                    first_token = false;
+                    job.metrics
+                        .llm_first_token_seconds
+                        .observe(asked.elapsed().as_secs_f64());
+                }
+                said_anything = true;
+                for chunk in chunker.push(&text) {
+                    let _ = chunk_tx.send(chunk).await;
+                }
+                ResponseMsg::Text(text)
+            }
+            Some(Ok(LlmEvent::ToolCallStart { index, id, name })) => {
+                if first_token {
+                    first_token = false;
+                    job.metrics
+                        .llm_first_token_seconds
+                        .observe(asked.elapsed().as_secs_f64());
+                }
+                ResponseMsg::ToolCallStart { index, id, name }
+            }
+            Some(Ok(LlmEvent::ToolCallArguments { index, delta })) => {
+                ResponseMsg::ToolCallArguments { index, delta }
+            }
+            Some(Ok(LlmEvent::Usage(u))) => ResponseMsg::Usage(u),
+        };
+        if !out.send(msg).await {
+            return;
+        }
+    }
+    drop(stream);
+    let mut finish_error = None;
+    if let Some(e) = error {
+        tracing::warn!(error = %e, "response failed");
+        job.metrics
+            .errors_total
+            .with_label_values(&[e.kind()])
+            .inc();
+        finish_error = Some(("llm_failed", e.to_string()));
+        if !said_anything {
+            // Nothing was said: apologise instead of leaving the caller in silence.
+            if !out.send(ResponseMsg::Text(APOLOGY.into())).await {
+                return;
+            }
+            for chunk in chunker.push(APOLOGY) {
+                let _ = chunk_tx.send(chunk).await;
+            }
+        }
+    }
+    if let Some(rest) = chunker.finish() {
+        let _ = chunk_tx.send(rest).await;
+    }
+    drop(chunk_tx);
+    if let Some(speaker) = speaker {
+        let spoke = tokio::select! {
+            biased;
+            () = token.cancelled() => return,
+            r = speaker => r.unwrap_or(Err(("tts_failed", "speech task stopped".into()))),
+        };
+        if let Err(e) = spoke {
+            finish_error.get_or_insert(e);
+        }
+    }
+    out.send(ResponseMsg::Finished {
+        error: finish_error,
+    })
+    .await;
+}
+
+/// Synthesize chunks in order and send their audio, resampled to the output rate.
+async fn speak(
+    mut chunks: mpsc::Receiver<String>,
+    tts: Arc<dyn TextToSpeech>,
+    speed: f32,
+    output_rate: u32,
+    out: Arc<Sender>,
+    metrics: CallMetrics,
+) -> Result<(), (&'static str, String)> {
+    let mut resampler = Resampler::new(tts.sample_rate(), output_rate)
+        .map_err(|e| ("tts_failed", e.to_string()))?;
+    while let Some(chunk) = chunks.recv().await {
+        let asked = Instant::now();
+        let mut stream = tts.synthesize(&chunk, SpeakOptions { speed });
+        let mut first = true;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = out.token.cancelled() => return Ok(()),
+                next = stream.next() => next,
+            };
+            let audio = match next {
+                None => break,
+                Some(Err(e)) => {
+                    metrics
+                        .errors_total
+                        .with_label_values(&["tts_failed"])
+                        .inc();
+                    return Err(("tts_failed", e.to_string()));
+                }
+                Some(Ok(audio)) => audio,
+            };
+            if first {
+                first = false;
+                metrics
+                    .tts_first_audio_seconds
+                    .observe(asked.elapsed().as_secs_f64());
+            }
+            let samples = resampler
+                .push(&audio.samples)
+                .map_err(|e| ("tts_failed", e.to_string()))?;
+            if !out
+                .send(ResponseMsg::Audio {
+                    samples,
+                    text: audio.text,
+                })
+                .await
+            {
+                return Ok(());
+            }
+        }
+    }
+    let tail = resampler
+        .flush()
+        .map_err(|e| ("tts_failed", e.to_string()))?;
+    if !tail.is_empty() {
+        // The resampler's delay: the end of the last chunk, with no words of its own.
+        out.send(ResponseMsg::Audio {
+            samples: tail,
+            text: String::new(),
+        })
+        .await;
+    }
+    Ok(())
+}

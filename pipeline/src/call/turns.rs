@@ -1,0 +1,280 @@
+//! Turn-taking: caller audio through the VAD into user turns, barge-in, and transcription.
+//!
+//! Speech must last `MIN_TURN_SPEECH` to count as a turn, and `min_interrupt_ms` to
+//! interrupt a response. An interruption first only pauses the response; once the
+//! caller's words are transcribed it is cancelled, or resumed if there were no words.
+
+use tokio::time::Instant;
+
+use super::actor::{CallActor, OpenTurn, Transcribed};
+use super::events::{CallError, CallEvent};
+use super::input::{InputAudio, VadEvent};
+use crate::conversation::{Content, Item, ItemKind, Role};
+
+/// Shorter speech (outside a response) is a click or a breath, not a turn.
+const MIN_TURN_SPEECH_MS: u64 = 100;
+/// Audio kept after the detected end of speech: the VAD places the end slightly early.
+const END_PAD_MS: u64 = 150;
+/// The least audio a client may commit.
+const MIN_COMMIT_MS: u64 = 100;
+
+fn has_words(text: &str) -> bool {
+    text.chars().any(char::is_alphanumeric)
+}
+
+impl CallActor {
+    pub(super) async fn append_audio(&mut self, samples: &[f32]) {
+        let now = Instant::now();
+        let frames = self.input.append(samples, now);
+        let Some(td) = self.turn_detection() else {
+            return;
+        };
+        if !frames.is_empty() {
+            let Some(mut vad) = self.input.take_vad() else {
+                return;
+            };
+            // Silero is model inference: off the async workers, even at ~0.1 ms a frame.
+            let scored = tokio::task::spawn_blocking(move || {
+                let probs = InputAudio::score(&mut vad, &frames);
+                (vad, probs)
+            })
+            .await;
+            let Ok((vad, probs)) = scored else {
+                tracing::error!("VAD worker panicked");
+                return;
+            };
+            self.input.restore_vad(vad);
+            for event in self.input.on_probabilities(&probs) {
+                self.on_vad_event(event, td.min_interrupt_ms, td.interrupt_response)
+                    .await;
+            }
+        }
+        if self.turn.is_none() {
+            self.input
+                .trim_idle(td.prefix_padding_ms as u64 + END_PAD_MS);
+        }
+    }
+
+    async fn on_vad_event(&mut self, event: VadEvent, min_interrupt_ms: u32, interrupt: bool) {
+        match event {
+            VadEvent::Speaking {
+                start_ms,
+                duration_ms,
+            } => {
+                let item_id = match &self.turn {
+                    Some(t) if t.confirmed => return,
+                    Some(t) => t.item_id.clone(),
+                    None => {
+                        let item_id = self.ids.next("item");
+                        self.turn = Some(OpenTurn {
+                            item_id: item_id.clone(),
+                            confirmed: false,
+                        });
+                        item_id
+                    }
+                };
+                let interrupting = interrupt && self.response.is_some();
+                let needed = if interrupting {
+                    min_interrupt_ms as u64
+                } else {
+                    MIN_TURN_SPEECH_MS
+                };
+                if duration_ms < needed {
+                    return;
+                }
+                if let Some(t) = self.turn.as_mut() {
+                    t.confirmed = true;
+                }
+                self.emit(CallEvent::SpeechStarted {
+                    audio_start_ms: start_ms,
+                    item_id,
+                })
+                .await;
+                if interrupting {
+                    self.pause_for_barge_in().await;
+                }
+            }
+            VadEvent::Ended(segment) => {
+                let Some(turn) = self.turn.take() else {
+                    return;
+                };
+                if !turn.confirmed {
+                    tracing::debug!(
+                        ms = segment.end_ms - segment.start_ms,
+                        "short speech ignored (backchannel or noise)"
+                    );
+                    return;
+                }
+                let end_ms = segment.end_ms as u64;
+                let now = Instant::now();
+                let spoke_at = self.input.arrival_of(end_ms).unwrap_or(now);
+                self.deps
+                    .metrics
+                    .end_of_speech_seconds
+                    .observe((now - spoke_at).as_secs_f64());
+                self.emit(CallEvent::SpeechStopped {
+                    audio_end_ms: end_ms,
+                    item_id: turn.item_id.clone(),
+                })
+                .await;
+                let prefix = self
+                    .turn_detection()
+                    .map_or(0, |td| td.prefix_padding_ms as u64);
+                let audio = self.input.take_range(
+                    (segment.start_ms as u64).saturating_sub(prefix),
+                    end_ms + END_PAD_MS,
+                );
+                self.commit(turn.item_id, audio, true, spoke_at).await;
+            }
+        }
+    }
+
+    pub(super) async fn commit_client_audio(&mut self, event_id: Option<String>) {
+        let buffered = self.input.buffered_ms();
+        if buffered < MIN_COMMIT_MS {
+            let err = CallError::invalid(
+                "input_audio_buffer_commit_empty",
+                format!(
+                    "Error committing input audio buffer: buffer too small. Expected at least {MIN_COMMIT_MS}ms of audio, but buffer only has {buffered}ms of audio."
+                ),
+            );
+            self.error(err, event_id).await;
+            return;
+        }
+        let item_id = match self.turn.take() {
+            Some(t) => t.item_id,
+            None => self.ids.next("item"),
+        };
+        let (audio, _) = self.input.take_all();
+        self.commit(item_id, audio, false, Instant::now()).await;
+    }
+
+    /// Add the user item for committed audio and transcribe it in the background.
+    async fn commit(
+        &mut self,
+        item_id: String,
+        audio: Vec<f32>,
+        from_vad: bool,
+        v2v_start: Instant,
+    ) {
+        let item = Item::message(
+            item_id.clone(),
+            Role::User,
+            vec![Content::InputAudio { transcript: None }],
+        );
+        let previous_item_id = self.conversation.last_id().map(str::to_owned);
+        let _ = self.conversation.insert(item.clone(), None);
+        self.emit(CallEvent::AudioCommitted {
+            item_id: item_id.clone(),
+            previous_item_id: previous_item_id.clone(),
+        })
+        .await;
+        self.emit(CallEvent::ItemCreated {
+            previous_item_id,
+            item,
+        })
+        .await;
+        self.pending_stt += 1;
+        let job = self.deps.stt.transcribe(audio, Default::default());
+        let tx = self.stt_tx.clone();
+        let token = self.token.clone();
+        let stt_seconds = self.deps.metrics.stt_seconds.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = tokio::select! {
+                // The call ended: dropping the job tells the worker to skip it.
+                () = token.cancelled() => return,
+                r = job => r,
+            };
+            stt_seconds.observe(started.elapsed().as_secs_f64());
+            let result = result
+                .map(|t| t.text.trim().to_owned())
+                .map_err(|e| e.to_string());
+            let _ = tx
+                .send(Transcribed {
+                    item_id,
+                    result,
+                    from_vad,
+                    v2v_start,
+                })
+                .await;
+        });
+    }
+
+    pub(super) async fn on_transcribed(&mut self, t: Transcribed) {
+        self.pending_stt = self.pending_stt.saturating_sub(1);
+        let words = match t.result {
+            Ok(text) => {
+                if let Some(item) = self.conversation.get_mut(&t.item_id)
+                    && let ItemKind::Message { content, .. } = &mut item.kind
+                    && let Some(Content::InputAudio { transcript }) = content.first_mut()
+                {
+                    *transcript = Some(text.clone());
+                }
+                self.emit(CallEvent::InputTranscriptCompleted {
+                    item_id: t.item_id.clone(),
+                    content_index: 0,
+                    transcript: text.clone(),
+                })
+                .await;
+                has_words(&text)
+            }
+            Err(message) => {
+                self.deps
+                    .metrics
+                    .errors_total
+                    .with_label_values(&["transcription_failed"])
+                    .inc();
+                self.emit(CallEvent::InputTranscriptFailed {
+                    item_id: t.item_id.clone(),
+                    content_index: 0,
+                    message,
+                })
+                .await;
+                false
+            }
+        };
+        if !words {
+            // Nothing was said: forget the turn, and let a paused response go on.
+            if self.conversation.delete(&t.item_id).is_ok() {
+                self.emit(CallEvent::ItemDeleted { item_id: t.item_id })
+                    .await;
+            }
+            self.resume_after_false_interruption();
+            if self.pending_stt == 0
+                && let Some((opts, v2v)) = self.deferred_response.take()
+            {
+                self.start_response(opts, v2v).await;
+            }
+            return;
+        }
+        self.deps.metrics.turns_total.inc();
+        if self
+            .response
+            .as_ref()
+            .is_some_and(|r| r.barge_in_at.is_some())
+        {
+            self.cancel_response("turn_detected").await;
+        }
+        let auto = t.from_vad && self.turn_detection().is_some_and(|td| td.create_response);
+        if auto {
+            self.deferred_response
+                .get_or_insert((Default::default(), Some(t.v2v_start)));
+        }
+        if self.pending_stt == 0
+            && self.response.is_none()
+            && let Some((opts, v2v)) = self.deferred_response.take()
+        {
+            self.start_response(opts, v2v.or(Some(t.v2v_start))).await;
+        }
+    }
+
+    fn resume_after_false_interruption(&mut self) {
+        if let Some(r) = self.response.as_mut()
+            && r.barge_in_at.take().is_some()
+        {
+            tracing::debug!(response = %r.id, "interruption had no words: resuming");
+            r.playback.resume();
+        }
+    }
+}

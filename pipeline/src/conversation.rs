@@ -1,0 +1,342 @@
+//! The conversation of one call: items in order, in the Realtime API's item shape, and the
+//! chat history the LLM sees (built from what the caller actually heard).
+
+use serde::{Deserialize, Serialize};
+
+use crate::llm::{ChatMessage, ToolCall};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    #[default]
+    Completed,
+    InProgress,
+    Incomplete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Content {
+    InputText {
+        text: String,
+    },
+    InputAudio {
+        #[serde(default)]
+        transcript: Option<String>,
+    },
+    #[serde(alias = "text")]
+    OutputText {
+        text: String,
+    },
+    #[serde(alias = "audio")]
+    OutputAudio {
+        #[serde(default)]
+        transcript: String,
+    },
+}
+
+impl Content {
+    /// The words of this part (a transcript still pending counts as none).
+    pub fn text(&self) -> &str {
+        match self {
+            Content::InputText { text } | Content::OutputText { text } => text,
+            Content::InputAudio { transcript } => transcript.as_deref().unwrap_or(""),
+            Content::OutputAudio { transcript } => transcript,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ItemKind {
+    Message {
+        role: Role,
+        content: Vec<Content>,
+    },
+    FunctionCall {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    FunctionCallOutput {
+        call_id: String,
+        output: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default = "item_object")]
+    pub object: String,
+    #[serde(flatten)]
+    pub kind: ItemKind,
+    #[serde(default)]
+    pub status: ItemStatus,
+}
+
+fn item_object() -> String {
+    "realtime.item".into()
+}
+
+impl Item {
+    pub fn new(id: String, kind: ItemKind, status: ItemStatus) -> Self {
+        Self {
+            id,
+            object: item_object(),
+            kind,
+            status,
+        }
+    }
+
+    pub fn message(id: String, role: Role, content: Vec<Content>) -> Self {
+        Self::new(
+            id,
+            ItemKind::Message { role, content },
+            ItemStatus::Completed,
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConversationError {
+    #[error("item {0} does not exist")]
+    NotFound(String),
+    #[error("an item with id {0} already exists")]
+    Duplicate(String),
+}
+
+/// Items in conversation order.
+#[derive(Debug, Default)]
+pub struct Conversation {
+    items: Vec<Item>,
+}
+
+impl Conversation {
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    pub fn last_id(&self) -> Option<&str> {
+        self.items.last().map(|i| i.id.as_str())
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Item> {
+        self.items.iter().find(|i| i.id == id)
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Item> {
+        self.items.iter_mut().find(|i| i.id == id)
+    }
+
+    /// Insert after `previous` (`None`: at the end; `Some("root")`: at the start).
+    /// Returns the id of the item it now follows.
+    pub fn insert(
+        &mut self,
+        item: Item,
+        previous: Option<&str>,
+    ) -> Result<Option<String>, ConversationError> {
+        if self.get(&item.id).is_some() {
+            return Err(ConversationError::Duplicate(item.id));
+        }
+        let at = match previous {
+            None => self.items.len(),
+            Some("root") => 0,
+            Some(p) => {
+                self.items
+                    .iter()
+                    .position(|i| i.id == p)
+                    .ok_or_else(|| ConversationError::NotFound(p.to_owned()))?
+                    + 1
+            }
+        };
+        let prev_id = at.checked_sub(1).map(|i| self.items[i].id.clone());
+        self.items.insert(at, item);
+        Ok(prev_id)
+    }
+
+    pub fn delete(&mut self, id: &str) -> Result<Item, ConversationError> {
+        let at = self
+            .items
+            .iter()
+            .position(|i| i.id == id)
+            .ok_or_else(|| ConversationError::NotFound(id.to_owned()))?;
+        Ok(self.items.remove(at))
+    }
+
+    /// Whether the conversation ends in tool results the model has not answered yet.
+    pub fn trailing_tool_rounds(&self) -> u32 {
+        let mut rounds = 0;
+        let mut in_round = false;
+        for item in self.items.iter().rev() {
+            match &item.kind {
+                ItemKind::FunctionCallOutput { .. } => in_round = true,
+                ItemKind::FunctionCall { .. } => {
+                    if in_round {
+                        rounds += 1;
+                        in_round = false;
+                    }
+                }
+                ItemKind::Message {
+                    role: Role::User, ..
+                } => break,
+                ItemKind::Message { .. } => {}
+            }
+        }
+        rounds
+    }
+
+    /// The history as chat messages after `system`. Consecutive function calls become one
+    /// assistant message with several tool calls, as chat APIs expect.
+    pub fn chat_messages(&self, system: &str) -> Vec<ChatMessage> {
+        let mut out = vec![ChatMessage::System(system.to_owned())];
+        for item in &self.items {
+            match &item.kind {
+                ItemKind::Message { role, content } => {
+                    let text = content
+                        .iter()
+                        .map(Content::text)
+                        .filter(|t| !t.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    if text.is_empty() {
+                        continue;
+                    }
+                    out.push(match role {
+                        Role::User => ChatMessage::User(text),
+                        Role::System => ChatMessage::System(text),
+                        Role::Assistant => ChatMessage::Assistant {
+                            content: text,
+                            tool_calls: Vec::new(),
+                        },
+                    });
+                }
+                ItemKind::FunctionCall {
+                    call_id,
+                    name,
+                    arguments,
+                } => {
+                    let call = ToolCall {
+                        id: call_id.clone(),
+                        name: name.clone(),
+                        arguments: arguments.clone(),
+                    };
+                    match out.last_mut() {
+                        Some(ChatMessage::Assistant { tool_calls, .. }) => tool_calls.push(call),
+                        _ => out.push(ChatMessage::Assistant {
+                            content: String::new(),
+                            tool_calls: vec![call],
+                        }),
+                    }
+                }
+                ItemKind::FunctionCallOutput { call_id, output } => out.push(ChatMessage::Tool {
+                    call_id: call_id.clone(),
+                    content: output.clone(),
+                }),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, text: &str) -> Item {
+        Item::message(
+            id.into(),
+            Role::User,
+            vec![Content::InputText { text: text.into() }],
+        )
+    }
+
+    #[test]
+    fn items_serialize_in_the_realtime_shape() {
+        let item = Item::message(
+            "item_1".into(),
+            Role::Assistant,
+            vec![Content::OutputAudio {
+                transcript: "Hi.".into(),
+            }],
+        );
+        let v = serde_json::to_value(&item).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id": "item_1", "object": "realtime.item", "type": "message",
+                "role": "assistant", "status": "completed",
+                "content": [{"type": "output_audio", "transcript": "Hi."}]})
+        );
+        let back: Item = serde_json::from_value(v).unwrap();
+        assert_eq!(back, item);
+    }
+
+    #[test]
+    fn insert_delete_and_history() {
+        let mut c = Conversation::default();
+        c.insert(user("a", "one"), None).unwrap();
+        c.insert(user("c", "three"), None).unwrap();
+        assert_eq!(
+            c.insert(user("b", "two"), Some("a")).unwrap().as_deref(),
+            Some("a")
+        );
+        assert_eq!(c.insert(user("z", "zero"), Some("root")).unwrap(), None);
+        assert_eq!(
+            c.insert(user("x", "x"), Some("nope")),
+            Err(ConversationError::NotFound("nope".into()))
+        );
+        assert!(matches!(
+            c.insert(user("a", "dup"), None),
+            Err(ConversationError::Duplicate(_))
+        ));
+        c.delete("z").unwrap();
+        let ids: Vec<_> = c.items().iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let msgs = c.chat_messages("sys");
+        assert_eq!(msgs[0], ChatMessage::System("sys".into()));
+        assert_eq!(msgs[2], ChatMessage::User("two".into()));
+    }
+
+    #[test]
+    fn function_calls_group_and_count_rounds() {
+        let mut c = Conversation::default();
+        c.insert(user("u", "weather?"), None).unwrap();
+        for (i, call) in ["c1", "c2"].iter().enumerate() {
+            let kind = ItemKind::FunctionCall {
+                call_id: (*call).into(),
+                name: "w".into(),
+                arguments: "{}".into(),
+            };
+            c.insert(
+                Item::new(format!("f{i}"), kind, ItemStatus::Completed),
+                None,
+            )
+            .unwrap();
+        }
+        for call in ["c1", "c2"] {
+            let kind = ItemKind::FunctionCallOutput {
+                call_id: call.into(),
+                output: "sunny".into(),
+            };
+            c.insert(
+                Item::new(format!("o{call}"), kind, ItemStatus::Completed),
+                None,
+            )
+            .unwrap();
+        }
+        let msgs = c.chat_messages("s");
+        assert!(
+            matches!(&msgs[2], ChatMessage::Assistant { tool_calls, .. } if tool_calls.len() == 2)
+        );
+        assert_eq!(c.trailing_tool_rounds(), 1);
+    }
+}

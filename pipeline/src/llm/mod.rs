@@ -1,0 +1,125 @@
+//! LLM providers: one streaming trait, the OpenAI-compatible client, and the fallback chain.
+//!
+//! A provider turns a [`ChatRequest`] into a stream of [`LlmEvent`]s. It knows nothing of
+//! calls, audio or the Realtime protocol; the response task in [`crate::call`] consumes it.
+
+mod fallback;
+mod openai;
+
+use std::pin::Pin;
+
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+
+pub use fallback::FallbackChain;
+pub use openai::{OpenAiCompatible, OpenAiConfig};
+
+/// One message of the conversation as the LLM sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatMessage {
+    System(String),
+    User(String),
+    Assistant {
+        content: String,
+        tool_calls: Vec<ToolCall>,
+    },
+    Tool {
+        call_id: String,
+        content: String,
+    },
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// JSON schema of the arguments.
+    #[serde(default = "empty_object_schema")]
+    pub parameters: serde_json::Value,
+}
+
+fn empty_object_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object", "properties": {}})
+}
+
+/// Whether and which tools the model may call.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ToolChoice {
+    #[default]
+    Auto,
+    None,
+    Required,
+    Function(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    pub tools: Vec<ToolSpec>,
+    pub tool_choice: ToolChoice,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+}
+
+/// What a provider streams back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmEvent {
+    /// More reply text.
+    Text(String),
+    /// A tool call begins (`index` orders parallel calls).
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    /// More of a tool call's JSON arguments.
+    ToolCallArguments { index: u32, delta: String },
+    /// Token counts, when the provider reports them.
+    Usage(Usage),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    #[error("provider {provider} failed: {message}")]
+    Provider { provider: String, message: String },
+    #[error("provider {provider} sent no token within {timeout_ms} ms")]
+    FirstTokenTimeout { provider: String, timeout_ms: u64 },
+    #[error("every LLM provider failed; last: {0}")]
+    AllFailed(Box<LlmError>),
+}
+
+impl LlmError {
+    /// Short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Provider { .. } => "provider_error",
+            Self::FirstTokenTimeout { .. } => "first_token_timeout",
+            Self::AllFailed(_) => "all_providers_failed",
+        }
+    }
+}
+
+pub type LlmStream = Pin<Box<dyn Stream<Item = Result<LlmEvent, LlmError>> + Send>>;
+
+/// Anything that streams chat completions. Dropping the stream cancels the generation.
+pub trait LlmProvider: Send + Sync {
+    /// A short name for logs and metrics (`model@host`).
+    fn name(&self) -> &str;
+    /// Start generating. Errors, including failing to connect, arrive as stream items.
+    fn stream(&self, request: ChatRequest) -> LlmStream;
+}

@@ -1,0 +1,124 @@
+//! The call pipeline's Prometheus metrics. The gateway registers them in its registry.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// Latency buckets from 5 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+    10.0,
+];
+
+#[derive(Clone)]
+pub struct CallMetrics {
+    pub calls_active: IntGauge,
+    pub calls_total: IntCounter,
+    pub turns_total: IntCounter,
+    /// Errors sent to clients or met inside a call, by type.
+    pub errors_total: IntCounterVec,
+    /// Responses by terminal status (completed, cancelled, failed, incomplete).
+    pub responses_total: IntCounterVec,
+    pub llm_fallbacks_total: IntCounterVec,
+    /// Last speech sample to the end-of-turn decision.
+    pub end_of_speech_seconds: Histogram,
+    pub stt_seconds: Histogram,
+    pub llm_first_token_seconds: Histogram,
+    /// A TTS chunk request to its first audio.
+    pub tts_first_audio_seconds: Histogram,
+    /// Last user speech sample to the first reply audio sent.
+    pub voice_to_voice_seconds: Histogram,
+    /// Confirmed barge-in (`speech_started`) to the last reply audio sent.
+    pub barge_in_seconds: Histogram,
+    /// Orchestrator stages (prepare, generate) by stage name.
+    pub stage_seconds: HistogramVec,
+}
+
+impl std::fmt::Debug for CallMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallMetrics").finish_non_exhaustive()
+    }
+}
+
+fn histogram(name: &str, help: &str) -> Histogram {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+        .expect("valid histogram")
+}
+
+impl CallMetrics {
+    /// New metrics registered in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self::unregistered();
+        registry.register(Box::new(m.calls_active.clone()))?;
+        registry.register(Box::new(m.calls_total.clone()))?;
+        registry.register(Box::new(m.turns_total.clone()))?;
+        registry.register(Box::new(m.errors_total.clone()))?;
+        registry.register(Box::new(m.responses_total.clone()))?;
+        registry.register(Box::new(m.llm_fallbacks_total.clone()))?;
+        for h in [
+            &m.end_of_speech_seconds,
+            &m.stt_seconds,
+            &m.llm_first_token_seconds,
+            &m.tts_first_audio_seconds,
+            &m.voice_to_voice_seconds,
+            &m.barge_in_seconds,
+        ] {
+            registry.register(Box::new(h.clone()))?;
+        }
+        registry.register(Box::new(m.stage_seconds.clone()))?;
+        Ok(m)
+    }
+
+    /// Metrics that count but are not exported (tests, tools).
+    pub fn unregistered() -> Self {
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter")
+        };
+        Self {
+            calls_active: IntGauge::new("switchboard_calls_active", "Calls in progress")
+                .expect("valid gauge"),
+            calls_total: IntCounter::new("switchboard_calls_total", "Calls started")
+                .expect("valid counter"),
+            turns_total: IntCounter::new("switchboard_turns_total", "User turns committed")
+                .expect("valid counter"),
+            errors_total: counter_vec("switchboard_errors_total", "Errors by type", &["type"]),
+            responses_total: counter_vec(
+                "switchboard_responses_total",
+                "Responses by final status",
+                &["status"],
+            ),
+            llm_fallbacks_total: counter_vec(
+                "switchboard_llm_fallbacks_total",
+                "LLM provider switches, by the provider given up on and why",
+                &["provider", "reason"],
+            ),
+            end_of_speech_seconds: histogram(
+                "switchboard_end_of_speech_seconds",
+                "Last speech sample to the end-of-turn decision",
+            ),
+            stt_seconds: histogram("switchboard_stt_seconds", "Speech-to-text per turn"),
+            llm_first_token_seconds: histogram(
+                "switchboard_llm_first_token_seconds",
+                "LLM request to its first token",
+            ),
+            tts_first_audio_seconds: histogram(
+                "switchboard_tts_first_audio_seconds",
+                "Text-to-speech request to its first audio",
+            ),
+            voice_to_voice_seconds: histogram(
+                "switchboard_voice_to_voice_seconds",
+                "Last user speech sample received to the first reply audio sent",
+            ),
+            barge_in_seconds: histogram(
+                "switchboard_barge_in_seconds",
+                "Barge-in detected (speech_started) to the last reply audio sent",
+            ),
+            stage_seconds: HistogramVec::new(
+                HistogramOpts::new("switchboard_stage_seconds", "Orchestrator stage durations")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                &["stage"],
+            )
+            .expect("valid histogram"),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Per-call settings, changed at any time by the client (`session.update` in Realtime terms).
+
+use crate::llm::{ToolChoice, ToolSpec};
+
+/// Turn detection with voice activity (the Realtime API's `server_vad`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TurnDetection {
+    /// Speech probability at which speech starts (0..1).
+    pub threshold: f32,
+    /// Audio kept from before the detected start of speech, in ms.
+    pub prefix_padding_ms: u32,
+    /// Silence that ends the user's turn, in ms.
+    pub silence_duration_ms: u32,
+    /// Start a response when a turn ends.
+    pub create_response: bool,
+    /// Let the caller's speech interrupt a response that is playing.
+    pub interrupt_response: bool,
+    /// Speech must last this long before it interrupts a playing response, so that
+    /// backchannels ("uh-huh") and coughs do not cut the agent off.
+    pub min_interrupt_ms: u32,
+}
+
+impl Default for TurnDetection {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            prefix_padding_ms: 300,
+            silence_duration_ms: 500,
+            create_response: true,
+            interrupt_response: true,
+            min_interrupt_ms: 250,
+        }
+    }
+}
+
+/// Everything a call's behaviour depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// System prompt.
+    pub instructions: String,
+    /// Answer with speech (and its transcript); `false` answers with text only.
+    pub audio_output: bool,
+    /// Voice name (reported back; the gateway serves one Piper voice per engine).
+    pub voice: String,
+    /// Speaking rate, 1.0 = the voice's own.
+    pub speed: f32,
+    /// Sample rate of the caller's audio as the channel hands it over.
+    pub input_rate: u32,
+    /// Sample rate the channel wants reply audio in.
+    pub output_rate: u32,
+    /// `None`: the client commits turns itself.
+    pub turn_detection: Option<TurnDetection>,
+    pub tools: Vec<ToolSpec>,
+    pub tool_choice: ToolChoice,
+    pub temperature: Option<f32>,
+    pub max_output_tokens: Option<u32>,
+    /// Responses in a row that may end in tool calls before tools are withheld.
+    pub max_tool_rounds: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            instructions: "You are a helpful voice assistant. Answer briefly, in plain spoken \
+                           sentences without lists or markup."
+                .into(),
+            audio_output: true,
+            voice: "joe".into(),
+            speed: 1.0,
+            input_rate: 24_000,
+            output_rate: 24_000,
+            turn_detection: Some(TurnDetection::default()),
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            temperature: None,
+            max_output_tokens: None,
+            max_tool_rounds: 10,
+        }
+    }
+}

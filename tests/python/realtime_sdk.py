@@ -1,0 +1,76 @@
+"""The official `openai` Python SDK's realtime client against a running switchboard.
+
+Usage: realtime_sdk.py BASE_URL WAV  (WAV: 24 kHz 16-bit mono speech followed by silence)
+
+Streams the WAV as audio appends at real-time pace and checks the user transcript, the
+assistant transcript, audio deltas and response.done. Exits non-zero on any failure.
+"""
+
+import asyncio
+import base64
+import sys
+import time
+import wave
+
+from openai import AsyncOpenAI
+
+
+async def main(base_url: str, wav_path: str) -> None:
+    with wave.open(wav_path, "rb") as w:
+        assert w.getframerate() == 24000 and w.getsampwidth() == 2 and w.getnchannels() == 1
+        pcm = w.readframes(w.getnframes())
+
+    client = AsyncOpenAI(base_url=base_url, api_key="sk-local")
+    events = []
+    async with client.realtime.connect(model="switchboard") as conn:
+        await conn.session.update(session={
+            "type": "realtime",
+            "instructions": "Answer briefly.",
+            "output_modalities": ["audio"],
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 24000},
+                    "turn_detection": {"type": "server_vad", "threshold": 0.5,
+                                       "prefix_padding_ms": 300, "silence_duration_ms": 500},
+                },
+                "output": {"format": {"type": "audio/pcm", "rate": 24000}},
+            },
+        })
+
+        async def send_audio() -> None:
+            frame = 24000 * 2 // 10  # 100 ms
+            start = time.monotonic()
+            for i in range(0, len(pcm), frame):
+                await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i:i + frame]).decode())
+                delay = start + (i // frame + 1) * 0.1 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+        sender = asyncio.create_task(send_audio())
+        async def collect() -> None:
+            async for event in conn:
+                events.append(event)
+                if event.type == "error":
+                    raise SystemExit(f"error event: {event.error}")
+                if event.type == "response.done":
+                    return
+        await asyncio.wait_for(collect(), timeout=60)
+        await sender
+
+    kinds = [e.type for e in events]
+    assert "session.created" in kinds and "session.updated" in kinds, kinds
+    user = " ".join(e.transcript for e in events
+                    if e.type == "conversation.item.input_audio_transcription.completed").lower()
+    assert "weather" in user, f"user transcript: {user!r}"
+    said = "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
+    assert said.startswith("Sure."), f"assistant transcript: {said!r}"
+    audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
+    assert len(audio) > 24000 * 2, f"only {len(audio)} bytes of reply audio"
+    done = [e for e in events if e.type == "response.done"][0]
+    assert done.response.status == "completed", done.response.status
+    assert done.response.output[0].content[0].transcript == said
+    print(f"ok: user={user!r} assistant={len(said)} chars, {len(audio) / 48000:.1f} s of audio")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

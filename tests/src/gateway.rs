@@ -1,0 +1,106 @@
+//! A `switchboard serve` process for a test, on a free loopback port, killed on drop.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::binary;
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// Minimal HTTP GET: status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+impl Gateway {
+    /// Start with the LLM chain `llm_urls` (first = primary) and extra environment.
+    pub fn start(llm_urls: &[String], env: &[(&str, &str)]) -> Self {
+        let addr = free_port();
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--listen", &addr.to_string()])
+            .env("SWITCHBOARD_LLM_BASE_URL", &llm_urls[0])
+            .env("SWITCHBOARD_LLM_MODEL", "scripted")
+            .env("SWITCHBOARD_LLM_API_KEY", "test-llm-key")
+            .env("SWITCHBOARD_LLM_FALLBACKS", llm_urls[1..].join(","))
+            .env_remove("SWITCHBOARD_API_KEYS")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("SWITCHBOARD_TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("switchboard serve starts");
+        let gw = Self { addr, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some((200, _)) = http_get(addr, "/readyz") {
+                return gw;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("gateway at {addr} not ready within 60 s");
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/realtime?model=switchboard", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the gateway process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

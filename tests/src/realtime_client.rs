@@ -1,0 +1,124 @@
+//! A small Realtime WebSocket client for tests and benchmarks (tokio-tungstenite).
+
+use std::time::Duration;
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One received server event and when it arrived.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub event: Value,
+}
+
+impl Received {
+    pub fn kind(&self) -> &str {
+        self.event["type"].as_str().unwrap_or_default()
+    }
+}
+
+pub struct RealtimeClient {
+    ws: Ws,
+    /// Every event received so far, in order.
+    pub log: Vec<Received>,
+}
+
+pub fn b64(samples: &[i16]) -> String {
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+impl RealtimeClient {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut c = Self {
+            ws,
+            log: Vec::new(),
+        };
+        c.wait_for("session.created", Duration::from_secs(5))
+            .await?;
+        Ok(c)
+    }
+
+    pub async fn send(&mut self, event: Value) -> anyhow::Result<()> {
+        self.ws
+            .send(Message::Text(event.to_string().into()))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) -> anyhow::Result<()> {
+        self.ws.send(msg).await?;
+        Ok(())
+    }
+
+    /// The next event, or `None` on timeout or close.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Received> {
+        loop {
+            let msg = tokio::time::timeout(timeout, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            if let Message::Text(t) = msg {
+                let r = Received {
+                    at: Instant::now(),
+                    event: serde_json::from_str(&t).ok()?,
+                };
+                self.log.push(r.clone());
+                return Some(r);
+            }
+        }
+    }
+
+    /// Read until an event of `kind` arrives.
+    pub async fn wait_for(&mut self, kind: &str, timeout: Duration) -> anyhow::Result<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Some(r) if r.kind() == kind => return Ok(r),
+                Some(_) => {}
+                None => anyhow::bail!("no {kind} within {timeout:?}; got {:?}", self.kinds()),
+            }
+        }
+    }
+
+    /// Stream 16-bit audio in 20 ms appends at real-time pace, reading events meanwhile.
+    pub async fn stream_audio(&mut self, samples: &[i16], rate: u32) -> anyhow::Result<()> {
+        let frame = (rate / 50) as usize;
+        let start = Instant::now();
+        for (i, chunk) in samples.chunks(frame).enumerate() {
+            self.send(json!({"type": "input_audio_buffer.append", "audio": b64(chunk)}))
+                .await?;
+            let due = start + Duration::from_millis(20 * (i as u64 + 1));
+            // Read whatever arrives until this frame's slot is over.
+            while Instant::now() < due {
+                let left = due.saturating_duration_since(Instant::now());
+                if self.next(left).await.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn kinds(&self) -> Vec<String> {
+        self.log.iter().map(|r| r.kind().to_owned()).collect()
+    }
+
+    pub fn of_kind(&self, kind: &str) -> Vec<&Received> {
+        self.log.iter().filter(|r| r.kind() == kind).collect()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

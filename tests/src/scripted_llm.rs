@@ -1,0 +1,210 @@
+//! A scripted OpenAI-compatible chat server: the stand-in for a paid LLM API in tests and
+//! benchmarks. It streams a fixed reply word by word, calls a tool when asked about its
+//! trigger word, answers tool results, and can be told to fail (HTTP 500) or stall. Every
+//! request body is recorded so tests can check what the gateway sent.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Stream replies word by word.
+    Answer,
+    /// Answer 500 with an OpenAI error body.
+    Fail,
+    /// Accept the request and never send a byte.
+    Stall,
+}
+
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub behaviour: Behaviour,
+    pub reply: String,
+    /// Delay before the first token and between tokens.
+    pub first_token_ms: u64,
+    pub token_ms: u64,
+    /// When the last user message contains this word and the tool is offered, call it.
+    pub tool_trigger: Option<(String, String, String)>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            behaviour: Behaviour::Answer,
+            reply: "Sure. The weather in Paris is mild today, with light clouds in the morning and sunshine later on. \
+                    Take a light jacket if you go out this evening, because it gets cool after sunset."
+                .into(),
+            first_token_ms: 30,
+            token_ms: 15,
+            tool_trigger: None,
+        }
+    }
+}
+
+struct Shared {
+    script: Mutex<Script>,
+    requests: Mutex<Vec<Value>>,
+}
+
+/// A running scripted server (on its own thread and runtime).
+pub struct ScriptedLlm {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl ScriptedLlm {
+    pub fn start(script: Script) -> Self {
+        let shared = Arc::new(Shared {
+            script: Mutex::new(script),
+            requests: Mutex::new(Vec::new()),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("report addr");
+                let app = Router::new()
+                    .route("/v1/chat/completions", post(chat))
+                    .with_state(state);
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        let addr = rx.recv().expect("scripted LLM started");
+        Self { addr, shared }
+    }
+
+    /// Base URL for `SWITCHBOARD_LLM_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn set_script(&self, script: Script) {
+        *self.shared.script.lock().unwrap_or_else(|p| p.into_inner()) = script;
+    }
+
+    /// Request bodies received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> Bytes {
+    let v = json!({"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared
+        .requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(req.clone());
+    let script = shared
+        .script
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match script.behaviour {
+        Behaviour::Fail => {
+            let err = json!({"error": {"message": "scripted failure", "type": "server_error", "param": null, "code": null}});
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(err)).into_response();
+        }
+        Behaviour::Stall => {
+            let pending = futures_util::stream::pending::<Result<Bytes, Infallible>>();
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(pending))
+                .unwrap_or_default();
+        }
+        Behaviour::Answer => {}
+    }
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    let last = messages.last().cloned().unwrap_or(Value::Null);
+    let offered = |name: &str| {
+        req["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == name))
+    };
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let last_text = last["content"].as_str().unwrap_or_default().to_lowercase();
+    match (&script.tool_trigger, last["role"].as_str()) {
+        (Some((word, name, args)), Some("user"))
+            if last_text.contains(word.as_str()) && offered(name) =>
+        {
+            chunks.push(chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_scripted_1", "type": "function",
+                "function": {"name": name, "arguments": ""}}]}), None));
+            let mid = args.len() / 2;
+            for part in [&args[..mid], &args[mid..]] {
+                chunks.push(chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                    None,
+                ));
+            }
+            chunks.push(chunk(json!({}), Some("tool_calls")));
+        }
+        (_, Some("tool")) => {
+            let text = format!(
+                "The tool says {}.",
+                last["content"].as_str().unwrap_or("nothing")
+            );
+            words_into(&mut chunks, &text);
+            chunks.push(chunk(json!({}), Some("stop")));
+        }
+        _ => {
+            words_into(&mut chunks, &script.reply);
+            chunks.push(chunk(json!({}), Some("stop")));
+        }
+    }
+    let usage = json!({"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
+                       "choices": [], "usage": {"prompt_tokens": messages.len() * 10, "completion_tokens": chunks.len(), "total_tokens": 0}});
+    chunks.push(Bytes::from(format!("data: {usage}\n\n")));
+    chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let (first, each) = (script.first_token_ms, script.token_ms);
+    let stream = futures_util::stream::unfold(
+        (chunks.into_iter(), true),
+        move |(mut it, is_first)| async move {
+            let next = it.next()?;
+            tokio::time::sleep(Duration::from_millis(if is_first { first } else { each })).await;
+            Some((Ok::<_, Infallible>(next), (it, false)))
+        },
+    );
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap_or_default()
+}
+
+fn words_into(chunks: &mut Vec<Bytes>, text: &str) {
+    for (i, word) in text.split(' ').enumerate() {
+        let piece = if i == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        };
+        chunks.push(chunk(json!({"content": piece}), None));
+    }
+}

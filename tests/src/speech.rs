@@ -1,0 +1,34 @@
+//! Test speech: espeak-ng says a sentence, sox makes it 16-bit mono at the rate asked for.
+
+use std::process::Command;
+
+/// `text` spoken by espeak-ng, as 16-bit samples at `rate`.
+pub fn say(text: &str, rate: u32) -> Vec<i16> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("raw.wav");
+    let out = dir.path().join("out.wav");
+    let ok = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "160", "-w"])
+        .arg(&raw)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs");
+    assert!(ok.success(), "espeak-ng failed");
+    let ok = Command::new("sox")
+        .arg(&raw)
+        .args(["-r", &rate.to_string(), "-c", "1", "-b", "16"])
+        .arg(&out)
+        .status()
+        .expect("sox runs");
+    assert!(ok.success(), "sox failed");
+    let mut reader = hound::WavReader::open(&out).expect("sox output is a WAV");
+    reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect()
+}
+
+/// Silence of `ms` at `rate`.
+pub fn silence(ms: u32, rate: u32) -> Vec<i16> {
+    vec![0; (rate as u64 * ms as u64 / 1000) as usize]
+}

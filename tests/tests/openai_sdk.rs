@@ -1,0 +1,45 @@
+//! The official `openai` Python SDK (pip `openai[realtime]`) as the Realtime client.
+
+use std::process::Command;
+
+use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
+use switchboard_e2e::speech::{say, silence};
+
+#[test]
+fn openai_python_sdk_realtime_conversation() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("question.wav");
+    let mut audio = silence(300, 24_000);
+    audio.extend(say("What is the weather like in Paris today?", 24_000));
+    audio.extend(silence(1_500, 24_000));
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 24_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for s in audio {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/realtime_sdk.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}/v1", gw.addr))
+        .arg(&wav)
+        .output()
+        .expect("python3 runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "SDK client failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.starts_with("ok:"), "{stdout}");
+}

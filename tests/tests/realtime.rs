@@ -1,0 +1,365 @@
+//! The Realtime WebSocket end to end: the real gateway binary with real speech models, a
+//! scripted OpenAI-compatible LLM, and a WebSocket client speaking espeak-ng speech at
+//! real-time pace.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::realtime_client::RealtimeClient;
+use switchboard_e2e::scripted_llm::{Behaviour, Script, ScriptedLlm};
+use switchboard_e2e::speech::{say, silence};
+
+const RATE: u32 = 24_000;
+const LONG: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn question() -> Vec<i16> {
+    let mut audio = silence(300, RATE);
+    audio.extend(say("What is the weather like in Paris today?", RATE));
+    audio.extend(silence(1_200, RATE));
+    audio
+}
+
+fn transcript_of(c: &RealtimeClient, kind: &str, field: &str) -> String {
+    c.of_kind(kind)
+        .iter()
+        .map(|r| r.event[field].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && !l.contains("le=")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn spoken_question_gets_a_spoken_answer() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.stream_audio(&question(), RATE).await.unwrap();
+        let done = c.wait_for("response.done", LONG).await.unwrap();
+        assert_eq!(
+            done.event["response"]["status"],
+            "completed",
+            "{:?}",
+            c.kinds()
+        );
+        let kinds = c.kinds();
+        for k in [
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+            "conversation.item.added",
+            "response.created",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_audio.delta",
+            "response.output_audio.done",
+            "response.output_audio_transcript.done",
+            "response.content_part.done",
+            "response.output_item.done",
+        ] {
+            assert!(kinds.iter().any(|x| x == k), "missing {k} in {kinds:?}");
+        }
+        let heard = transcript_of(
+            &c,
+            "conversation.item.input_audio_transcription.completed",
+            "transcript",
+        )
+        .to_lowercase();
+        assert!(
+            heard.contains("weather") && heard.contains("paris"),
+            "user transcript: {heard}"
+        );
+        let said = transcript_of(&c, "response.output_audio_transcript.delta", "delta");
+        assert_eq!(said, Script::default().reply);
+        let audio_bytes: usize = c
+            .of_kind("response.output_audio.delta")
+            .iter()
+            .map(|r| r.event["delta"].as_str().unwrap().len() * 3 / 4)
+            .sum();
+        // About 12 s of speech at 24 kHz 16-bit: far more than a few frames.
+        assert!(
+            audio_bytes > 24_000 * 2 * 5,
+            "only {audio_bytes} bytes of reply audio"
+        );
+        assert!(
+            done.event["response"]["usage"]["output_tokens"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+        // The LLM saw the transcript as the user's message.
+        let req = &llm.requests()[0];
+        let last = req["messages"].as_array().unwrap().last().unwrap();
+        assert_eq!(last["role"], "user");
+        assert!(
+            last["content"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("weather")
+        );
+        c.close().await;
+    });
+    let m = gw.metrics();
+    for name in [
+        "switchboard_voice_to_voice_seconds_count",
+        "switchboard_stt_seconds_count",
+        "switchboard_llm_first_token_seconds_count",
+        "switchboard_tts_first_audio_seconds_count",
+        "switchboard_end_of_speech_seconds_count",
+        "switchboard_turns_total",
+    ] {
+        assert!(metric(&m, name) >= 1.0, "{name} not recorded:\n{m}");
+    }
+}
+
+#[test]
+fn barge_in_stops_audio_and_keeps_only_what_was_heard() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.stream_audio(&question(), RATE).await.unwrap();
+        c.wait_for("response.output_audio.delta", LONG)
+            .await
+            .unwrap();
+        // Let about two seconds of the reply play, then talk over it.
+        c.stream_audio(&silence(2_000, RATE), RATE).await.unwrap();
+        let mut interruption = say("Stop. Tell me about London instead.", RATE);
+        interruption.extend(silence(1_200, RATE));
+        c.stream_audio(&interruption, RATE).await.unwrap();
+        let first_done = c.wait_for("response.done", LONG).await.unwrap();
+        assert_eq!(
+            first_done.event["response"]["status"],
+            "cancelled",
+            "{:?}",
+            c.kinds()
+        );
+        assert_eq!(
+            first_done.event["response"]["status_details"]["reason"],
+            "turn_detected"
+        );
+        // No reply audio after the interruption was detected.
+        let started = c
+            .log
+            .iter()
+            .rposition(|r| r.kind() == "input_audio_buffer.speech_started")
+            .unwrap();
+        let first_resp = first_done.event["response"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let late_audio = c.log[started..]
+            .iter()
+            .filter(|r| {
+                r.kind() == "response.output_audio.delta"
+                    && r.event["response_id"] == first_resp.as_str()
+            })
+            .count();
+        assert_eq!(late_audio, 0, "audio sent after speech_started");
+        let truncated = c.of_kind("conversation.item.truncated");
+        assert_eq!(truncated.len(), 1);
+        let heard_ms = truncated[0].event["audio_end_ms"].as_u64().unwrap();
+        assert!((1_000..6_000).contains(&heard_ms), "heard {heard_ms} ms");
+        // The next response is for the interruption, and the LLM sees only the heard part.
+        let second = c.wait_for("response.done", LONG).await.unwrap();
+        assert_eq!(second.event["response"]["status"], "completed");
+        let reqs = llm.requests();
+        assert_eq!(reqs.len(), 2);
+        let msgs = reqs[1]["messages"].as_array().unwrap();
+        let assistant = msgs.iter().find(|m| m["role"] == "assistant").unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let full = Script::default().reply;
+        assert!(
+            !assistant.is_empty()
+                && full.starts_with(&assistant)
+                && assistant.len() < full.len() / 2,
+            "assistant history {assistant:?} is not a short prefix of the reply"
+        );
+        let user = msgs.last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_lowercase();
+        assert!(user.contains("london"), "{user}");
+        c.close().await;
+    });
+    assert!(metric(&gw.metrics(), "switchboard_barge_in_seconds_count") >= 1.0);
+}
+
+#[test]
+fn backchannel_does_not_interrupt() {
+    let llm = ScriptedLlm::start(Script {
+        reply: "One moment please. I am checking the forecast for you right now.".into(),
+        ..Script::default()
+    });
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.stream_audio(&question(), RATE).await.unwrap();
+        c.wait_for("response.output_audio.delta", LONG)
+            .await
+            .unwrap();
+        c.stream_audio(&silence(500, RATE), RATE).await.unwrap();
+        // 200 ms of speech: an "uh-huh" while the agent talks.
+        let mut uh_huh = say("uh huh", RATE);
+        uh_huh.truncate((RATE / 5) as usize);
+        uh_huh.extend(silence(1_500, RATE));
+        c.stream_audio(&uh_huh, RATE).await.unwrap();
+        let done = c.wait_for("response.done", LONG).await.unwrap();
+        assert_eq!(
+            done.event["response"]["status"],
+            "completed",
+            "{:?}",
+            c.kinds()
+        );
+        assert!(
+            c.of_kind("input_audio_buffer.speech_started").len() == 1,
+            "only the question started speech: {:?}",
+            c.kinds()
+        );
+        assert!(c.of_kind("conversation.item.truncated").is_empty());
+        c.close().await;
+    });
+}
+
+async fn text_turn(c: &mut RealtimeClient, text: &str) -> Value {
+    c.send(
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": text}]}}),
+    )
+    .await
+    .unwrap();
+    c.send(json!({"type": "response.create"})).await.unwrap();
+    c.wait_for("response.done", LONG).await.unwrap().event
+}
+
+#[test]
+fn fallback_provider_takes_over_and_all_failing_apologises() {
+    let first = ScriptedLlm::start(Script {
+        behaviour: Behaviour::Fail,
+        ..Script::default()
+    });
+    let second = ScriptedLlm::start(Script {
+        reply: "Backup here.".into(),
+        ..Script::default()
+    });
+    let gw = Gateway::start(
+        &[first.base_url(), second.base_url()],
+        &[("SWITCHBOARD_LLM_FIRST_TOKEN_TIMEOUT_MS", "1000")],
+    );
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        let done = text_turn(&mut c, "Hello?").await;
+        assert_eq!(done["response"]["status"], "completed");
+        assert_eq!(
+            done["response"]["output"][0]["content"][0]["transcript"],
+            "Backup here."
+        );
+
+        first.set_script(Script {
+            behaviour: Behaviour::Stall,
+            ..Script::default()
+        });
+        let done = text_turn(&mut c, "Still there?").await;
+        assert_eq!(done["response"]["status"], "completed");
+        assert_eq!(
+            done["response"]["output"][0]["content"][0]["transcript"],
+            "Backup here."
+        );
+
+        second.set_script(Script {
+            behaviour: Behaviour::Fail,
+            ..Script::default()
+        });
+        let done = text_turn(&mut c, "And now?").await;
+        assert_eq!(done["response"]["status"], "failed");
+        let spoken = done["response"]["output"][0]["content"][0]["transcript"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(spoken.starts_with("Sorry"), "{spoken}");
+        assert!(
+            !c.of_kind("response.output_audio.delta").is_empty(),
+            "the apology is spoken"
+        );
+        // The call goes on.
+        second.set_script(Script {
+            reply: "Recovered.".into(),
+            ..Script::default()
+        });
+        first.set_script(Script {
+            reply: "Recovered.".into(),
+            ..Script::default()
+        });
+        assert_eq!(
+            text_turn(&mut c, "Hi again").await["response"]["status"],
+            "completed"
+        );
+        c.close().await;
+    });
+    let m = gw.metrics();
+    assert!(
+        m.contains(r#"reason="provider_error""#) && m.contains(r#"reason="first_token_timeout""#),
+        "{m}"
+    );
+}
+
+#[test]
+fn function_calls_round_trip_through_the_client() {
+    let script = Script {
+        tool_trigger: Some((
+            "weather".into(),
+            "get_weather".into(),
+            r#"{"city":"Paris"}"#.into(),
+        )),
+        ..Script::default()
+    };
+    let llm = ScriptedLlm::start(script);
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"],
+            "tools": [{"type": "function", "name": "get_weather", "description": "Weather for a city",
+                       "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]}})).await.unwrap();
+        let updated = c.wait_for("session.updated", LONG).await.unwrap();
+        assert_eq!(updated.event["session"]["tools"][0]["name"], "get_weather");
+        let done = text_turn(&mut c, "What's the weather in Paris?").await;
+        assert_eq!(done["response"]["status"], "completed");
+        let call = &done["response"]["output"][0];
+        assert_eq!((call["type"].as_str(), call["name"].as_str()), (Some("function_call"), Some("get_weather")));
+        assert_eq!(call["arguments"], r#"{"city":"Paris"}"#);
+        let args_done = c.of_kind("response.function_call_arguments.done");
+        assert_eq!(args_done[0].event["arguments"], r#"{"city":"Paris"}"#);
+        assert_eq!(c.of_kind("response.function_call_arguments.delta").len(), 2);
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "function_call_output",
+            "call_id": call["call_id"], "output": "sunny and 21 degrees"}})).await.unwrap();
+        c.send(json!({"type": "response.create"})).await.unwrap();
+        let done = c.wait_for("response.done", LONG).await.unwrap().event;
+        assert_eq!(done["response"]["output"][0]["content"][0]["text"], "The tool says sunny and 21 degrees.");
+        let text: String = c.of_kind("response.output_text.delta").iter().map(|r| r.event["delta"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(text, "The tool says sunny and 21 degrees.");
+        // The second request carried the call and its result.
+        let reqs = llm.requests();
+        let msgs = reqs[1]["messages"].as_array().unwrap();
+        assert!(msgs.iter().any(|m| m["role"] == "tool" && m["tool_call_id"] == "call_scripted_1"));
+        c.close().await;
+    });
+}

@@ -1,0 +1,195 @@
+//! Bad input on the Realtime WebSocket: every kind gets an `error` event in the Realtime shape
+//! (with the client's `event_id` when it had one) and the session keeps answering. Also: 100
+//! calls aborted mid-response leave no call, task or worker behind.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::realtime_client::{RealtimeClient, b64};
+use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
+use switchboard_e2e::speech::say;
+use tokio_tungstenite::tungstenite::Message;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn expect_error(
+    c: &mut RealtimeClient,
+    code: &str,
+    event_id: Option<&str>,
+    param: Option<&str>,
+) -> Value {
+    let e = c
+        .wait_for("error", Duration::from_secs(10))
+        .await
+        .unwrap()
+        .event;
+    let err = &e["error"];
+    assert_eq!(err["code"], code, "{e}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{e}"
+    );
+    assert!(
+        err["type"] == "invalid_request_error" || err["type"] == "server_error",
+        "{e}"
+    );
+    assert_eq!(err["event_id"].as_str(), event_id, "{e}");
+    assert_eq!(err["param"].as_str(), param, "{e}");
+    e
+}
+
+async fn still_answers(c: &mut RealtimeClient) {
+    c.send(
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "Are you there?"}]}}),
+    )
+    .await
+    .unwrap();
+    c.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+        .await
+        .unwrap();
+    let done = c.wait_for("response.done", LONG).await.unwrap();
+    assert_eq!(done.event["response"]["status"], "completed");
+}
+
+#[test]
+fn every_bad_input_gets_an_error_and_the_session_goes_on() {
+    let llm = ScriptedLlm::start(Script {
+        reply: "Yes.".into(),
+        ..Script::default()
+    });
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send_raw(Message::Text("{\"type\": \"session.update\", ".into())).await.unwrap();
+        expect_error(&mut c, "invalid_json", None, None).await;
+        c.send(json!({"event_id": "e1", "type": "no.such.event"})).await.unwrap();
+        expect_error(&mut c, "invalid_event_type", Some("e1"), Some("type")).await;
+        c.send(json!({"event_id": "e2", "type": "input_audio_buffer.append", "audio": "***not base64***"})).await.unwrap();
+        expect_error(&mut c, "invalid_value", Some("e2"), Some("audio")).await;
+        c.send(json!({"event_id": "e3", "type": "input_audio_buffer.append", "audio": "AAAAAAA="})).await.unwrap();
+        expect_error(&mut c, "invalid_value", Some("e3"), Some("audio")).await; // 5 bytes: not 16-bit PCM
+        c.send(json!({"event_id": "e4", "type": "input_audio_buffer.commit"})).await.unwrap();
+        expect_error(&mut c, "input_audio_buffer_commit_empty", Some("e4"), None).await;
+        c.send(json!({"event_id": "e5", "type": "response.cancel"})).await.unwrap();
+        expect_error(&mut c, "response_cancel_not_active", Some("e5"), None).await;
+        c.send(json!({"event_id": "e6", "type": "conversation.item.truncate", "item_id": "item_nope", "content_index": 0, "audio_end_ms": 10})).await.unwrap();
+        expect_error(&mut c, "item_not_found", Some("e6"), Some("item_id")).await;
+        c.send(json!({"event_id": "e7", "type": "conversation.item.delete"})).await.unwrap();
+        expect_error(&mut c, "missing_required_parameter", Some("e7"), Some("item_id")).await;
+        c.send(json!({"event_id": "e8", "type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/flac"}}}}})).await.unwrap();
+        expect_error(&mut c, "invalid_value", Some("e8"), Some("session.audio.input.format")).await;
+        c.send(json!({"event_id": "e9", "type": "session.update", "session": {"audio": {"input": {"turn_detection": {"threshold": "high"}}}}})).await.unwrap();
+        expect_error(&mut c, "invalid_value", Some("e9"), Some("session.audio.input.turn_detection.threshold")).await;
+        c.send(json!({"event_id": "e10", "type": "conversation.item.create", "previous_item_id": "item_missing",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]}})).await.unwrap();
+        expect_error(&mut c, "invalid_value", Some("e10"), Some("previous_item_id")).await;
+        c.send_raw(Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
+        expect_error(&mut c, "invalid_event", None, None).await;
+        let huge = format!(r#"{{"type":"input_audio_buffer.append","audio":"{}"}}"#, "A".repeat(9 * 1024 * 1024));
+        c.send_raw(Message::Text(huge.into())).await.unwrap();
+        expect_error(&mut c, "message_too_large", None, None).await;
+        // A response while one is active, and out-of-order events around it.
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Hello"}]}})).await.unwrap();
+        c.send(json!({"type": "response.create"})).await.unwrap();
+        c.send(json!({"event_id": "e11", "type": "response.create"})).await.unwrap();
+        expect_error(&mut c, "conversation_already_has_active_response", Some("e11"), None).await;
+        c.wait_for("response.done", LONG).await.unwrap();
+        still_answers(&mut c).await;
+        // The socket stayed open throughout: the session is the same one.
+        c.close().await;
+    });
+    assert!(
+        gw.metrics()
+            .contains("switchboard_errors_total{type=\"invalid_json\"} 1")
+    );
+}
+
+#[test]
+fn a_protocol_violation_closes_with_a_code() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        // Over the 16 MiB frame limit: not a bad event but a broken peer.
+        let frame = "A".repeat(17 * 1024 * 1024);
+        let _ = c.send_raw(Message::Text(frame.into())).await;
+        let mut closed = false;
+        for _ in 0..20 {
+            if c.next(Duration::from_secs(1)).await.is_none() {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "socket should close");
+    });
+    // The server is still fine for others.
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        still_answers(&mut c).await;
+    });
+}
+
+#[test]
+fn aborted_calls_leave_nothing_behind() {
+    let llm = ScriptedLlm::start(Script {
+        token_ms: 40,
+        ..Script::default()
+    });
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    let gauge = |name: &str| -> i64 {
+        gw.metrics()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(-1)
+    };
+    let baseline = gauge("switchboard_runtime_alive_tasks");
+    let speech = say("Tell me a story.", 24_000);
+    runtime().block_on(async {
+        for i in 0..100 {
+            let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+            c.send(json!({"type": "session.update", "session": {"audio": {"input": {"turn_detection": null}}}})).await.unwrap();
+            c.send(json!({"type": "input_audio_buffer.append", "audio": b64(&speech)})).await.unwrap();
+            c.send(json!({"type": "input_audio_buffer.commit"})).await.unwrap();
+            c.send(json!({"type": "response.create"})).await.unwrap();
+            // Hang up at different points: before the transcript, mid-LLM, mid-audio.
+            match i % 3 {
+                0 => {}
+                1 => { let _ = c.wait_for("response.created", LONG).await; }
+                _ => { let _ = c.wait_for("response.output_audio.delta", LONG).await; }
+            }
+            drop(c);
+        }
+    });
+    let mut settled = false;
+    for _ in 0..100 {
+        if gauge("switchboard_calls_active") == 0
+            && gauge("switchboard_runtime_alive_tasks") <= baseline + 2
+        {
+            settled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        settled,
+        "calls {} tasks {} (baseline {baseline})",
+        gauge("switchboard_calls_active"),
+        gauge("switchboard_runtime_alive_tasks")
+    );
+    // And the engines still serve a call (no worker slot was lost).
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        still_answers(&mut c).await;
+    });
+}
