@@ -21,6 +21,8 @@ use tokio::time::Instant;
 
 const RATE: u32 = 24_000;
 const TURNS: usize = 12;
+/// Turns each concurrent call takes (so p95 rests on enough samples).
+const TURNS_PER_CALL: usize = 5;
 const QUESTIONS: [&str; 4] = [
     "What is the weather like in Paris today?",
     "Can you book a table for two at eight?",
@@ -31,6 +33,7 @@ const QUESTIONS: [&str; 4] = [
 /// Stream `speech` then silence; returns voice-to-voice (last speech sample sent to the first
 /// reply audio received) once the response is done.
 async fn one_turn(c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
+    c.skip_seen();
     c.stream_audio(speech, RATE).await.ok()?;
     let speech_end = Instant::now();
     // Keep sending silence (as a live microphone does) while waiting for the reply.
@@ -97,9 +100,14 @@ async fn barge_in(gw: &Gateway) -> (Vec<Duration>, Vec<Duration>) {
         talk.extend(silence(1_500, RATE));
         c.stream_audio(&talk, RATE).await.expect("send");
         let Ok(done) = c.wait_for("response.done", Duration::from_secs(30)).await else {
+            eprintln!("barge-in run {i}: no response.done");
             continue;
         };
         if done.event["response"]["status"] != "cancelled" {
+            eprintln!(
+                "barge-in run {i}: response {} (not interrupted)",
+                done.event["response"]["status"]
+            );
             continue;
         }
         let rid = done.event["response"]["id"].clone();
@@ -113,9 +121,12 @@ async fn barge_in(gw: &Gateway) -> (Vec<Duration>, Vec<Duration>) {
             .iter()
             .rfind(|r| r.kind() == "response.output_audio.delta" && r.event["response_id"] == rid)
             .map(|r| r.at);
-        if let (Some(s), Some(l)) = (started, last_audio) {
-            from_event.push(l.saturating_duration_since(s));
-            from_onset.push(l.saturating_duration_since(onset));
+        match (started, last_audio) {
+            (Some(s), Some(l)) => {
+                from_event.push(l.saturating_duration_since(s));
+                from_onset.push(l.saturating_duration_since(onset));
+            }
+            _ => eprintln!("barge-in run {i}: started {started:?} last audio {last_audio:?}"),
         }
         c.close().await;
     }
@@ -131,7 +142,7 @@ async fn concurrent(gw: &Gateway, calls: usize) -> Vec<Duration> {
                 tokio::time::sleep(Duration::from_millis((k * 397 % 2000) as u64)).await;
                 let mut c = RealtimeClient::connect(&url).await.expect("connect");
                 let mut out = Vec::new();
-                for i in 0..3 {
+                for i in 0..TURNS_PER_CALL {
                     if let Some(d) = one_turn(&mut c, &speech(k + i)).await {
                         out.push(d);
                     }
@@ -176,16 +187,28 @@ fn main() {
         "scripted LLM: first token after 30 ms, 15 ms per word; server_vad silence_duration_ms 500\n"
     );
     println!("| measure | p50 | p95 | |\n|---|---|---|---|");
-    let mut v2v = rt.block_on(voice_to_voice(&gw));
-    let single_p95 = row("voice-to-voice, 1 call", &mut v2v);
-    let (mut ev, mut onset) = rt.block_on(barge_in(&gw));
-    row("barge-in: speech_started -> last reply audio", &mut ev);
-    row(
-        "barge-in: caller speech onset -> last reply audio",
-        &mut onset,
-    );
-
-    for calls in [2usize, 4, 6, 8, 12, 16] {
+    // SWITCHBOARD_BENCH=v2v,barge,concurrency,memory picks sections (default: all).
+    let only = std::env::var("SWITCHBOARD_BENCH").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|s| s == name);
+    let mut single_p95 = f64::NAN;
+    if run("v2v") || run("concurrency") {
+        let mut v2v = rt.block_on(voice_to_voice(&gw));
+        single_p95 = row("voice-to-voice, 1 call", &mut v2v);
+    }
+    if run("barge") {
+        let (mut ev, mut onset) = rt.block_on(barge_in(&gw));
+        row("barge-in: speech_started -> last reply audio", &mut ev);
+        row(
+            "barge-in: caller speech onset -> last reply audio",
+            &mut onset,
+        );
+    }
+    let concurrency: &[usize] = if run("concurrency") {
+        &[2, 3, 4, 6, 8, 12, 16]
+    } else {
+        &[]
+    };
+    for &calls in concurrency {
         let mut d = rt.block_on(concurrent(&gw, calls));
         let p95 = row(&format!("voice-to-voice, {calls} concurrent calls"), &mut d);
         if p95 > 2.0 * single_p95 {
@@ -194,6 +217,9 @@ fn main() {
         }
     }
 
+    if !run("memory") {
+        return;
+    }
     // Memory: idle calls hold their VAD state, buffers and queues only.
     let idle = 50;
     let before = gw.rss_kib();

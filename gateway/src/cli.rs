@@ -41,6 +41,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub api_keys: Vec<String>,
+    /// Calls served at once; one more is refused at once with 429 instead of queueing.
+    #[arg(long, env = "SWITCHBOARD_MAX_CALLS", default_value_t = 100)]
+    pub max_calls: usize,
     #[command(flatten)]
     pub llm: LlmArgs,
 }

@@ -35,6 +35,14 @@ pub async fn connect(
             "The speech engines are still loading; retry shortly.",
         );
     };
+    let Ok(permit) = Arc::clone(&state.call_slots).try_acquire_owned() else {
+        return openai_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "server_error",
+            "overloaded",
+            "The gateway is at its call limit; try again shortly.",
+        );
+    };
     let model = query
         .get("model")
         .cloned()
@@ -49,6 +57,7 @@ pub async fn connect(
         let call = spawn_call(deps, config.clone());
         let session = RealtimeSession::new(call.id.clone(), model, config);
         websocket::serve(socket, call, session, metrics).await;
+        drop(permit);
     })
     .into_response()
 }

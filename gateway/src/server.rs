@@ -27,6 +27,8 @@ pub struct AppState {
     pub call_metrics: CallMetrics,
     pub llm: Arc<dyn LlmProvider>,
     pub api_keys: Vec<String>,
+    /// Admission: one permit per live call.
+    pub call_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         call_metrics,
         llm,
         api_keys,
+        call_slots: Arc::new(tokio::sync::Semaphore::new(args.max_calls)),
     });
     let app = Router::new()
         .route("/healthz", get(healthz))

@@ -29,6 +29,8 @@ pub struct RealtimeClient {
     ws: Ws,
     /// Every event received so far, in order.
     pub log: Vec<Received>,
+    /// `wait_for` looks at events from here on (earlier ones were waited for or skipped).
+    cursor: usize,
 }
 
 pub fn b64(samples: &[i16]) -> String {
@@ -42,6 +44,7 @@ impl RealtimeClient {
         let mut c = Self {
             ws,
             log: Vec::new(),
+            cursor: 0,
         };
         c.wait_for("session.created", Duration::from_secs(5))
             .await?;
@@ -78,13 +81,30 @@ impl RealtimeClient {
         }
     }
 
-    /// Read until an event of `kind` arrives.
+    /// From now on, `wait_for` ignores the events already received.
+    pub fn skip_seen(&mut self) {
+        self.cursor = self.log.len();
+    }
+
+    /// The first event of `kind` not yet waited for: one already received (while streaming
+    /// audio, say), else the next to arrive.
     pub async fn wait_for(&mut self, kind: &str, timeout: Duration) -> anyhow::Result<Received> {
+        if let Some(i) = self.log[self.cursor..]
+            .iter()
+            .position(|r| r.kind() == kind)
+        {
+            self.cursor += i + 1;
+            return Ok(self.log[self.cursor - 1].clone());
+        }
+        self.skip_seen();
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.next(left).await {
-                Some(r) if r.kind() == kind => return Ok(r),
+                Some(r) if r.kind() == kind => {
+                    self.skip_seen();
+                    return Ok(r);
+                }
                 Some(_) => {}
                 None => anyhow::bail!("no {kind} within {timeout:?}; got {:?}", self.kinds()),
             }
@@ -94,9 +114,19 @@ impl RealtimeClient {
     /// Stream 16-bit audio in 20 ms appends at real-time pace, reading events meanwhile.
     pub async fn stream_audio(&mut self, samples: &[i16], rate: u32) -> anyhow::Result<()> {
         let frame = (rate / 50) as usize;
+        let frames: Vec<Vec<u8>> = samples
+            .chunks(frame)
+            .map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect())
+            .collect();
+        self.stream_encoded(&frames).await
+    }
+
+    /// Stream already-encoded 20 ms frames at real-time pace, reading events meanwhile.
+    pub async fn stream_encoded(&mut self, frames: &[Vec<u8>]) -> anyhow::Result<()> {
         let start = Instant::now();
-        for (i, chunk) in samples.chunks(frame).enumerate() {
-            self.send(json!({"type": "input_audio_buffer.append", "audio": b64(chunk)}))
+        for (i, chunk) in frames.iter().enumerate() {
+            let audio = base64::engine::general_purpose::STANDARD.encode(chunk);
+            self.send(json!({"type": "input_audio_buffer.append", "audio": audio}))
                 .await?;
             let due = start + Duration::from_millis(20 * (i as u64 + 1));
             // Read whatever arrives until this frame's slot is over.

@@ -304,11 +304,16 @@ pub fn render(
             f.insert("arguments".into(), json!(arguments));
             one(with("response.function_call_arguments.done", ids, f))
         }
-        CallEvent::ResponseDone(summary) => one(with(
-            "response.done",
-            ids,
-            obj(json!({"response": response_json(session, summary)})),
-        )),
+        CallEvent::ResponseDone(summary) => vec![
+            with(
+                "response.done",
+                ids,
+                obj(json!({"response": response_json(session, summary)})),
+            ),
+            // No request or token limits apply to this session yet (per-key limits come
+            // with tenants); clients that wait for the event still learn where they stand.
+            with("rate_limits.updated", ids, obj(json!({"rate_limits": []}))),
+        ],
         CallEvent::PlaybackStarted { response_id } if transport == Transport::WebRtc => one(with(
             "output_audio_buffer.started",
             ids,

@@ -459,4 +459,72 @@ mod tests {
         assert_eq!(err.param.as_deref(), Some("session.audio.output.format"));
         assert!(session().apply(&json!("nope")).is_err());
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            prop::sample::select(vec![
+                "audio/pcm",
+                "audio/pcmu",
+                "pcm16",
+                "server_vad",
+                "inf",
+                "audio",
+                "text",
+                "auto",
+                ""
+            ])
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            let keys = prop::sample::select(vec![
+                "type",
+                "rate",
+                "format",
+                "input",
+                "output",
+                "audio",
+                "turn_detection",
+                "threshold",
+                "silence_duration_ms",
+                "prefix_padding_ms",
+                "tools",
+                "tool_choice",
+                "name",
+                "modalities",
+                "output_modalities",
+                "voice",
+                "speed",
+                "max_output_tokens",
+                "instructions",
+                "create_response",
+                "input_audio_format",
+            ]);
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(keys, inner, 0..5).prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_update_is_applied_whole_or_refused_with_a_param(v in json_value()) {
+            let before = session();
+            match before.apply(&v) {
+                Ok(next) => {
+                    // What was accepted renders, and rendering then re-applying changes nothing.
+                    let again = next.apply(&next.to_json()).unwrap();
+                    proptest::prop_assert_eq!(again, next);
+                }
+                Err(e) => proptest::prop_assert!(e.param.is_some() && !e.message.is_empty()),
+            }
+        }
+    }
 }

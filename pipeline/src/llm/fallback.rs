@@ -162,17 +162,20 @@ mod tests {
     use super::*;
 
     /// A provider that replays a script: events with delays, then an optional error or a stall.
+    #[derive(Default)]
     struct Scripted {
         name: String,
         steps: Vec<(u64, Result<LlmEvent, LlmError>)>,
         stall_after: bool,
+        seen: std::sync::Mutex<Vec<ChatRequest>>,
     }
 
     impl LlmProvider for Scripted {
         fn name(&self) -> &str {
             &self.name
         }
-        fn stream(&self, _req: ChatRequest) -> LlmStream {
+        fn stream(&self, req: ChatRequest) -> LlmStream {
+            self.seen.lock().unwrap().push(req);
             let steps = self.steps.clone();
             let stall = self.stall_after;
             Box::pin(
@@ -209,7 +212,7 @@ mod tests {
                     message: "500".into(),
                 }),
             )],
-            stall_after: false,
+            ..Scripted::default()
         })
     }
 
@@ -221,13 +224,13 @@ mod tests {
     async fn error_then_stall_then_success() {
         let stalling: Arc<dyn LlmProvider> = Arc::new(Scripted {
             name: "slow".into(),
-            steps: vec![],
             stall_after: true,
+            ..Scripted::default()
         });
         let good: Arc<dyn LlmProvider> = Arc::new(Scripted {
             name: "good".into(),
             steps: vec![(50, text("Hello")), (50, text(" there."))],
-            stall_after: false,
+            ..Scripted::default()
         });
         let counter =
             IntCounterVec::new(prometheus::Opts::new("f", "f"), &["provider", "reason"]).unwrap();
@@ -264,5 +267,51 @@ mod tests {
         let out = collect(&chain).await;
         assert_eq!(out.len(), 1);
         assert!(matches!(&out[0], Err(LlmError::AllFailed(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drop_mid_stream_continues_on_the_next_provider() {
+        let dropping = Arc::new(Scripted {
+            name: "drops".into(),
+            steps: vec![
+                (10, text("The answer")),
+                (
+                    10,
+                    Err(LlmError::Provider {
+                        provider: "drops".into(),
+                        message: "reset".into(),
+                    }),
+                ),
+            ],
+            ..Scripted::default()
+        });
+        let next = Arc::new(Scripted {
+            name: "next".into(),
+            steps: vec![(10, text(" is 42."))],
+            ..Scripted::default()
+        });
+        let chain =
+            FallbackChain::new(vec![dropping.clone(), next.clone()], Duration::from_secs(3));
+        let request = ChatRequest {
+            messages: vec![ChatMessage::User("q".into())],
+            ..ChatRequest::default()
+        };
+        let out: Vec<LlmEvent> = chain.stream(request).map(|r| r.unwrap()).collect().await;
+        assert_eq!(
+            out,
+            vec![
+                LlmEvent::Text("The answer".into()),
+                LlmEvent::Text(" is 42.".into())
+            ]
+        );
+        // The next provider was asked to continue what the caller already heard.
+        let seen = next.seen.lock().unwrap();
+        assert_eq!(
+            seen[0].messages.last(),
+            Some(&ChatMessage::Assistant {
+                content: "The answer".into(),
+                tool_calls: vec![]
+            })
+        );
     }
 }
