@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use switchboard_models::provision::catalog::{PIPER_JOE, SILERO_VAD, WHISPER_TINY_EN};
+use switchboard_models::llm::{LocalLlm, LocalLlmConfig};
+use switchboard_models::provision::catalog::{PIPER_JOE, SILERO_VAD, SMOLLM2, WHISPER_TINY_EN};
 use switchboard_models::stt::{WhisperConfig, WhisperEngine};
 use switchboard_models::tts::{PiperConfig, PiperEngine};
 use switchboard_models::vad::SileroVad;
@@ -24,7 +25,12 @@ pub fn vad(models_dir: &Path) -> anyhow::Result<Arc<SileroVad>> {
         .context("loading voice activity detection")
 }
 
-/// Every engine the gateway serves with.
+pub fn llm(models_dir: &Path) -> anyhow::Result<LocalLlm> {
+    LocalLlm::load(LocalLlmConfig::new(models_dir.join(SMOLLM2)))
+        .context("loading the embedded LLM")
+}
+
+/// Every speech engine the gateway serves with.
 pub struct Engines {
     pub stt: Arc<WhisperEngine>,
     pub tts: Arc<PiperEngine>,

@@ -1,9 +1,12 @@
 //! Building the LLM provider chain from the command line and environment.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use switchboard_pipeline::llm::{FallbackChain, LlmProvider, OpenAiCompatible, OpenAiConfig};
+use switchboard_models::llm::LocalLlm;
+use switchboard_pipeline::llm::{
+    EmbeddedLlm, FallbackChain, LlmProvider, OpenAiCompatible, OpenAiConfig,
+};
 use switchboard_pipeline::metrics::CallMetrics;
 
 use crate::cli::LlmArgs;
@@ -14,24 +17,29 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// The primary provider, then the fallbacks, as one provider.
-pub fn providers(args: &LlmArgs, metrics: &CallMetrics) -> Arc<dyn LlmProvider> {
-    let primary_key = args
-        .llm_api_key
+/// The primary provider, then the fallbacks, as one provider, and whether the embedded model
+/// is among them (`embedded` is where it will be once loaded).
+pub fn providers(
+    args: &LlmArgs,
+    metrics: &CallMetrics,
+    embedded: &Arc<OnceLock<LocalLlm>>,
+) -> (Arc<dyn LlmProvider>, bool) {
+    let primary_key = args.llm_api_key.clone().or_else(|| env("OPENAI_API_KEY"));
+    let base_url = args.llm_base_url.clone().or_else(|| env("OPENAI_BASE_URL"));
+    let endpoint_configured = base_url.is_some() || primary_key.is_some();
+    let primary_key = primary_key.unwrap_or_default();
+    let fallback_key = args
+        .llm_fallback_api_key
         .clone()
-        .or_else(|| env("OPENAI_API_KEY"))
-        .unwrap_or_default();
-    let primary = OpenAiConfig {
-        base_url: args
-            .llm_base_url
-            .clone()
-            .or_else(|| env("OPENAI_BASE_URL"))
-            .unwrap_or_else(|| OPENAI_API.into()),
-        api_key: primary_key.clone(),
-        model: args.llm_model.clone(),
-    };
-    let fallback_key = args.llm_fallback_api_key.clone().unwrap_or(primary_key);
-    let mut chain: Vec<Arc<dyn LlmProvider>> = vec![Arc::new(OpenAiCompatible::new(primary))];
+        .unwrap_or_else(|| primary_key.clone());
+    let mut chain: Vec<Arc<dyn LlmProvider>> = Vec::new();
+    if endpoint_configured || args.llm_embedded == "off" {
+        chain.push(Arc::new(OpenAiCompatible::new(OpenAiConfig {
+            base_url: base_url.unwrap_or_else(|| OPENAI_API.into()),
+            api_key: primary_key,
+            model: args.llm_model.clone(),
+        })));
+    }
     for spec in args.llm_fallbacks.iter().filter(|s| !s.trim().is_empty()) {
         let (base_url, model) = match spec.trim().split_once('#') {
             Some((url, model)) => (url.to_owned(), model.to_owned()),
@@ -43,11 +51,31 @@ pub fn providers(args: &LlmArgs, metrics: &CallMetrics) -> Arc<dyn LlmProvider> 
             model,
         })));
     }
+    let embedded_wanted = match args.llm_embedded.as_str() {
+        "auto" => chain.is_empty(),
+        "fallback" => true,
+        _ => false,
+    };
+    if embedded_wanted {
+        chain.push(Arc::new(EmbeddedLlm::new(Arc::clone(embedded))));
+    }
     let chain = FallbackChain::new(
         chain,
         Duration::from_millis(args.llm_first_token_timeout_ms),
     )
     .with_switch_counter(metrics.llm_fallbacks_total.clone());
     tracing::info!(providers = chain.name(), "LLM providers");
-    Arc::new(chain)
+    (Arc::new(chain), embedded_wanted)
+}
+
+/// What `/v1/models` lists: the realtime agent and the chat model(s) behind it.
+pub fn model_names(args: &LlmArgs, embedded: bool) -> Vec<String> {
+    let mut names = vec!["switchboard-realtime".to_owned()];
+    if !(embedded && args.llm_embedded == "auto") {
+        names.push(args.llm_model.clone());
+    }
+    if embedded {
+        names.push("smollm2-135m-instruct".to_owned());
+    }
+    names
 }

@@ -1,6 +1,7 @@
 //! `switchboard`: the gateway server and its command-line tools.
 
 mod auth;
+mod chat;
 mod cli;
 mod commands;
 mod engines;
@@ -13,7 +14,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     // SAFETY: first thing in main, before any other thread exists.
-    unsafe { switchboard_models::tts::export_espeak_data_dir() };
+    unsafe {
+        switchboard_models::tts::export_espeak_data_dir();
+        switchboard_models::llm::prefer_f32_weights();
+    }
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     match commands::run(cli) {

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use switchboard_models::llm::LocalLlm;
 use switchboard_models::stt::SpeechToText;
 use switchboard_pipeline::CallDeps;
 use switchboard_pipeline::llm::LlmProvider;
@@ -26,7 +27,13 @@ pub struct AppState {
     metrics: Metrics,
     pub call_metrics: CallMetrics,
     pub llm: Arc<dyn LlmProvider>,
+    /// The embedded model, once loaded (a provider in `llm` when configured so).
+    pub local_llm: Arc<OnceLock<LocalLlm>>,
+    /// Whether readiness waits for the embedded model.
+    embedded_in_use: bool,
     pub api_keys: Vec<String>,
+    /// Model ids `/v1/models` lists.
+    pub model_names: Vec<String>,
     /// Admission: one permit per live call.
     pub call_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -78,13 +85,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let call_metrics = CallMetrics::register(metrics.registry())?;
-    let llm = crate::llm::providers(&args.llm, &call_metrics);
+    let local_llm = Arc::new(OnceLock::new());
+    let (llm, embedded_in_use) = crate::llm::providers(&args.llm, &call_metrics, &local_llm);
     let state = Arc::new(AppState {
         engines: OnceLock::new(),
         not_ready: RwLock::new(Some("loading models".into())),
         metrics,
         call_metrics,
         llm,
+        local_llm,
+        embedded_in_use,
+        model_names: crate::llm::model_names(&args.llm, embedded_in_use),
         api_keys,
         call_slots: Arc::new(tokio::sync::Semaphore::new(args.max_calls)),
     });
@@ -93,6 +104,11 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/v1/realtime", get(crate::realtime::connect))
+        .route("/v1/models", get(crate::chat::models))
+        .route(
+            "/v1/chat/completions",
+            axum::routing::post(crate::chat::completions),
+        )
         .with_state(Arc::clone(&state));
     let models_dir = args.models.dir;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -110,13 +126,25 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
 
 fn load_engines(state: &AppState, models_dir: &std::path::Path) {
     let started = std::time::Instant::now();
-    match Engines::load(models_dir) {
+    let loaded = Engines::load(models_dir).and_then(|engines| {
+        if state.embedded_in_use {
+            let llm = crate::engines::llm(models_dir)?;
+            tracing::info!(
+                model = llm.name(),
+                secs = started.elapsed().as_secs_f64(),
+                "embedded LLM ready"
+            );
+            let _ = state.local_llm.set(llm);
+        }
+        Ok(engines)
+    });
+    match loaded {
         Ok(engines) => {
             let backend = engines.stt.backend();
             tracing::info!(
                 stt_backend = backend,
                 secs = started.elapsed().as_secs_f64(),
-                "speech engines ready"
+                "engines ready"
             );
             state
                 .metrics
@@ -128,7 +156,7 @@ fn load_engines(state: &AppState, models_dir: &std::path::Path) {
             *state.not_ready.write().unwrap_or_else(|p| p.into_inner()) = None;
         }
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "speech engines failed to load");
+            tracing::error!(error = format!("{e:#}"), "engines failed to load");
             *state.not_ready.write().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
         }
     }

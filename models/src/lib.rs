@@ -1,4 +1,4 @@
-//! Speech and language model engines behind small traits, and everything they stand on:
+//! Speech and language model engines (STT, TTS, VAD, the embedded LLM) behind small traits, and everything they stand on:
 //! audio primitives, model provisioning (fetch, convert, verify) and the ONNX Runtime loader.
 //!
 //! Nothing here knows about calls, sockets or HTTP. Blocking inference runs on the engines'
@@ -6,6 +6,7 @@
 
 pub mod audio;
 mod job;
+pub mod llm;
 pub mod onnx;
 pub mod provision;
 pub mod stt;

@@ -37,16 +37,28 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 }
 
 impl Gateway {
-    /// Start with the LLM chain `llm_urls` (first = primary) and extra environment.
+    /// Start with the LLM chain `llm_urls` (first = primary; none: the embedded model) and
+    /// extra environment.
     pub fn start(llm_urls: &[String], env: &[(&str, &str)]) -> Self {
         let addr = free_port();
         let mut cmd = Command::new(binary());
-        cmd.args(["serve", "--listen", &addr.to_string()])
-            .env("SWITCHBOARD_LLM_BASE_URL", &llm_urls[0])
-            .env("SWITCHBOARD_LLM_MODEL", "scripted")
-            .env("SWITCHBOARD_LLM_API_KEY", "test-llm-key")
-            .env("SWITCHBOARD_LLM_FALLBACKS", llm_urls[1..].join(","))
-            .env_remove("SWITCHBOARD_API_KEYS")
+        cmd.args(["serve", "--listen", &addr.to_string()]);
+        for var in [
+            "SWITCHBOARD_LLM_BASE_URL",
+            "SWITCHBOARD_LLM_API_KEY",
+            "SWITCHBOARD_LLM_FALLBACKS",
+            "OPENAI_BASE_URL",
+            "OPENAI_API_KEY",
+        ] {
+            cmd.env_remove(var);
+        }
+        if let Some((primary, fallbacks)) = llm_urls.split_first() {
+            cmd.env("SWITCHBOARD_LLM_BASE_URL", primary)
+                .env("SWITCHBOARD_LLM_MODEL", "scripted")
+                .env("SWITCHBOARD_LLM_API_KEY", "test-llm-key")
+                .env("SWITCHBOARD_LLM_FALLBACKS", fallbacks.join(","));
+        }
+        cmd.env_remove("SWITCHBOARD_API_KEYS")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("SWITCHBOARD_TEST_LOG").is_some() {
                 Stdio::inherit()

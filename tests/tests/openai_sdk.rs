@@ -43,3 +43,23 @@ fn openai_python_sdk_realtime_conversation() {
     );
     assert!(stdout.starts_with("ok:"), "{stdout}");
 }
+
+#[test]
+fn openai_python_sdk_chat_completions_on_the_embedded_model() {
+    let gw = Gateway::start(&[], &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/chat_sdk.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}/v1", gw.addr))
+        .output()
+        .expect("python3 runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "SDK client failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.starts_with("ok:"), "{stdout}");
+}

@@ -410,3 +410,18 @@ fn g711_mulaw_in_and_out() {
         c.close().await;
     });
 }
+
+#[test]
+fn with_no_llm_configured_the_embedded_model_answers() {
+    let gw = Gateway::start(&[], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(json!({"type": "session.update", "session": {"instructions": "Answer in one short sentence."}})).await.unwrap();
+        let done = text_turn(&mut c, "What is the capital of France?").await;
+        assert_eq!(done["response"]["status"], "completed", "{done}");
+        let said = done["response"]["output"][0]["content"][0]["transcript"].as_str().unwrap().to_owned();
+        assert!(said.contains("Paris"), "{said}");
+        assert!(!c.of_kind("response.output_audio.delta").is_empty(), "the answer is spoken");
+        c.close().await;
+    });
+}

@@ -193,3 +193,63 @@ fn aborted_calls_leave_nothing_behind() {
         still_answers(&mut c).await;
     });
 }
+
+#[test]
+fn api_keys_are_enforced_and_required_off_loopback() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[("SWITCHBOARD_API_KEYS", "sk-one,sk-two")],
+    );
+    runtime().block_on(async {
+        let err = RealtimeClient::connect(&gw.ws_url())
+            .await
+            .err()
+            .expect("refused without a key");
+        assert!(err.to_string().contains("401"), "{err}");
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                gw.ws_url(),
+            )
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", "Bearer sk-wrong".parse().unwrap());
+        let err = tokio_tungstenite::connect_async(req)
+            .await
+            .err()
+            .expect("refused with a wrong key");
+        assert!(err.to_string().contains("401"), "{err}");
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                gw.ws_url(),
+            )
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", "Bearer sk-two".parse().unwrap());
+        assert!(tokio_tungstenite::connect_async(req).await.is_ok());
+        // Browsers: the key as a subprotocol, and the "realtime" protocol echoed.
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                gw.ws_url(),
+            )
+            .unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            "realtime, openai-insecure-api-key.sk-one".parse().unwrap(),
+        );
+        let (_, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert_eq!(resp.headers()["sec-websocket-protocol"], "realtime");
+    });
+    // Without keys the server refuses to listen beyond loopback, in one line.
+    let out = std::process::Command::new(switchboard_e2e::binary())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("SWITCHBOARD_API_KEYS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without API keys"),
+        "{err}"
+    );
+}

@@ -168,13 +168,26 @@ pub fn render(
             item_id,
             content_index,
             transcript,
-        } => one(with(
-            "conversation.item.input_audio_transcription.completed",
-            ids,
-            obj(
-                json!({"item_id": item_id, "content_index": content_index, "transcript": transcript, "usage": {"type": "duration", "seconds": 0}}),
-            ),
-        )),
+            audio_seconds,
+        } => {
+            let completed = with(
+                "conversation.item.input_audio_transcription.completed",
+                ids,
+                obj(
+                    json!({"item_id": item_id, "content_index": content_index, "transcript": transcript,
+                           "usage": {"type": "duration", "seconds": audio_seconds}}),
+                ),
+            );
+            // The user's audio item is complete now that it has its transcript.
+            let item = json!({"id": item_id, "object": "realtime.item", "type": "message", "role": "user",
+                "status": "completed", "content": [{"type": "input_audio", "transcript": transcript}]});
+            let done = with(
+                "conversation.item.done",
+                ids,
+                obj(json!({"previous_item_id": null, "item": item})),
+            );
+            vec![completed, done]
+        }
         CallEvent::InputTranscriptFailed {
             item_id,
             content_index,

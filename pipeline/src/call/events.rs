@@ -135,6 +135,8 @@ pub enum CallEvent {
         item_id: String,
         content_index: u32,
         transcript: String,
+        /// Seconds of audio transcribed (usage is billed by duration in the Realtime API).
+        audio_seconds: f64,
     },
     InputTranscriptFailed {
         item_id: String,

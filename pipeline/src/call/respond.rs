@@ -381,15 +381,11 @@ impl CallActor {
         }
     }
 
+    /// The client flushed its output buffer (`output_audio_buffer.clear`): the response's audio
+    /// ends here, cut to what was heard, rather than being left paused with nothing to finish it.
     pub(super) async fn clear_output_audio(&mut self) {
-        let now = Instant::now();
-        let Some(r) = self.response.as_mut() else {
-            return;
-        };
-        if r.audio && r.playback.started() {
-            r.playback.pause(now);
-            let response_id = r.id.clone();
-            self.emit(CallEvent::PlaybackCleared { response_id }).await;
+        if self.response.as_ref().is_some_and(|r| r.audio) {
+            self.cancel_response("client_cancelled").await;
         }
     }
 

@@ -188,7 +188,7 @@ impl CallActor {
             };
             stt_seconds.observe(started.elapsed().as_secs_f64());
             let result = result
-                .map(|t| t.text.trim().to_owned())
+                .map(|t| (t.text.trim().to_owned(), t.audio_secs))
                 .map_err(|e| e.to_string());
             let _ = tx
                 .send(Transcribed {
@@ -204,7 +204,7 @@ impl CallActor {
     pub(super) async fn on_transcribed(&mut self, t: Transcribed) {
         self.pending_stt = self.pending_stt.saturating_sub(1);
         let words = match t.result {
-            Ok(text) => {
+            Ok((text, audio_seconds)) => {
                 if let Some(item) = self.conversation.get_mut(&t.item_id)
                     && let ItemKind::Message { content, .. } = &mut item.kind
                     && let Some(Content::InputAudio { transcript }) = content.first_mut()
@@ -215,6 +215,7 @@ impl CallActor {
                     item_id: t.item_id.clone(),
                     content_index: 0,
                     transcript: text.clone(),
+                    audio_seconds,
                 })
                 .await;
                 has_words(&text)
@@ -269,7 +270,7 @@ impl CallActor {
         }
     }
 
-    fn resume_after_false_interruption(&mut self) {
+    pub(super) fn resume_after_false_interruption(&mut self) {
         if let Some(r) = self.response.as_mut()
             && r.barge_in_at.take().is_some()
         {

@@ -3,6 +3,7 @@
 //! A provider turns a [`ChatRequest`] into a stream of [`LlmEvent`]s. It knows nothing of
 //! calls, audio or the Realtime protocol; the response task in [`crate::call`] consumes it.
 
+mod embedded;
 mod fallback;
 mod openai;
 
@@ -11,6 +12,7 @@ use std::pin::Pin;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
+pub use embedded::EmbeddedLlm;
 pub use fallback::FallbackChain;
 pub use openai::{OpenAiCompatible, OpenAiConfig};
 

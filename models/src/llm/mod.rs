@@ -1,0 +1,127 @@
+//! The embedded LLM: a llama-architecture GGUF (SmolLM2-135M-Instruct) run by candle on one
+//! dedicated worker thread, so the gateway answers with no LLM endpoint configured.
+//!
+//! Requests wait in a bounded queue (full: `Overloaded` at once). Tokens stream back through
+//! a channel; dropping the stream stops generation before the next token. The prompt is the
+//! model's ChatML template; when it does not fit the context, the oldest turns go first.
+
+mod tokenizer;
+mod worker;
+
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+
+/// Who said a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    #[error("LLM model not usable: {0} (run `switchboard models fetch`)")]
+    Model(String),
+    #[error("the embedded LLM is overloaded: {0} requests already queued")]
+    Overloaded(usize),
+    #[error("generation failed: {0}")]
+    Inference(String),
+    #[error("the LLM worker stopped")]
+    WorkerGone,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalLlmConfig {
+    /// The GGUF file.
+    pub model: PathBuf,
+    /// Context window used (prompt + reply), in tokens.
+    pub context_tokens: usize,
+    /// Requests that may wait for the worker.
+    pub queue: usize,
+}
+
+impl LocalLlmConfig {
+    pub fn new(model: PathBuf) -> Self {
+        Self {
+            model,
+            context_tokens: 2048,
+            queue: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub messages: Vec<(ChatRole, String)>,
+    pub max_tokens: usize,
+    /// 0 = greedy.
+    pub temperature: f32,
+    /// Penalty for repeating recent tokens (greedy decoding of small models loops without it).
+    pub repeat_penalty: f32,
+    pub seed: u64,
+}
+
+impl Default for GenerateRequest {
+    fn default() -> Self {
+        Self {
+            messages: Vec::new(),
+            max_tokens: 256,
+            temperature: 0.3,
+            repeat_penalty: 1.15,
+            seed: 299_792_458,
+        }
+    }
+}
+
+/// What a generation streams back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmToken {
+    Text(String),
+    /// The last item: token counts.
+    Done {
+        prompt_tokens: usize,
+        output_tokens: usize,
+    },
+}
+
+/// Tokens in order, ending with `Done` or one `Err`. Dropping it stops the generation.
+#[derive(Debug)]
+pub struct TokenStream {
+    rx: mpsc::Receiver<Result<LlmToken, LlmError>>,
+}
+
+impl TokenStream {
+    pub async fn next(&mut self) -> Option<Result<LlmToken, LlmError>> {
+        self.rx.recv().await
+    }
+
+    pub fn next_blocking(&mut self) -> Option<Result<LlmToken, LlmError>> {
+        self.rx.blocking_recv()
+    }
+
+    fn failed(err: LlmError) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        let _ = tx.try_send(Err(err));
+        Self { rx }
+    }
+}
+
+pub use worker::LocalLlm;
+
+/// candle reads this when it loads quantized weights: dequantize them to f32.
+const DEQUANTIZE_ENV: &str = "CANDLE_DEQUANTIZE_ALL";
+
+/// Ask candle to run the model with f32 weights (unless the environment already decides).
+/// On CPUs without a fast Q4_1 kernel this is the difference between ~0.5 s and ~7 s to the
+/// first token for a voice-sized prompt, for ~540 MB of memory (FACTS.md, measured here too).
+///
+/// # Safety
+/// Sets a process environment variable: call before any other thread exists.
+pub unsafe fn prefer_f32_weights() {
+    if std::env::var_os(DEQUANTIZE_ENV).is_none() {
+        // SAFETY: the caller guarantees no other thread reads or writes the environment now.
+        unsafe { std::env::set_var(DEQUANTIZE_ENV, "1") };
+    }
+}

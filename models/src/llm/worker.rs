@@ -1,0 +1,255 @@
+//! The worker thread that owns the model (candle's llama keeps its KV cache inside, so one
+//! generation runs at a time) and the request queue in front of it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc as std_mpsc;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::LogitsProcessor;
+use candle_transformers::models::quantized_llama::ModelWeights;
+use tokenizers::Tokenizer;
+use tokio::sync::mpsc;
+
+use super::{
+    ChatRole, GenerateRequest, LlmError, LlmToken, LocalLlmConfig, TokenStream, tokenizer,
+};
+
+/// Recent tokens the repeat penalty looks at.
+const REPEAT_WINDOW: usize = 64;
+
+struct Work {
+    request: GenerateRequest,
+    tx: mpsc::Sender<Result<LlmToken, LlmError>>,
+}
+
+/// Handle to the embedded model's worker.
+pub struct LocalLlm {
+    queue: std_mpsc::SyncSender<Work>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    name: String,
+}
+
+impl std::fmt::Debug for LocalLlm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalLlm")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Model {
+    weights: ModelWeights,
+    tokenizer: Tokenizer,
+    im_start: u32,
+    im_end: u32,
+    context: usize,
+}
+
+impl LocalLlm {
+    /// Load the model (blocking, ~1 s) and start its worker.
+    pub fn load(cfg: LocalLlmConfig) -> Result<Self, LlmError> {
+        let model = Model::load(&cfg)?;
+        let name = cfg
+            .model
+            .file_stem()
+            .map_or_else(|| "embedded".into(), |s| s.to_string_lossy().into_owned());
+        let (queue, rx) = std_mpsc::sync_channel::<Work>(cfg.queue);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&queued);
+        std::thread::Builder::new()
+            .name("llm-worker".into())
+            .spawn(move || {
+                let mut model = model;
+                while let Ok(work) = rx.recv() {
+                    counter.fetch_sub(1, Ordering::Relaxed);
+                    if work.tx.is_closed() {
+                        continue; // nobody waits for it any more
+                    }
+                    if let Err(e) = model.generate(&work.request, &work.tx) {
+                        let _ = work.tx.blocking_send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| LlmError::Model(format!("cannot start the LLM worker: {e}")))?;
+        Ok(Self {
+            queue,
+            queued,
+            capacity: cfg.queue,
+            name,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Queue a generation. Refused at once (`Overloaded`) when the queue is full.
+    pub fn generate(&self, request: GenerateRequest) -> TokenStream {
+        let (tx, rx) = mpsc::channel(64);
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        match self.queue.try_send(Work { request, tx }) {
+            Ok(()) => TokenStream { rx },
+            Err(std_mpsc::TrySendError::Full(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                TokenStream::failed(LlmError::Overloaded(self.capacity))
+            }
+            Err(std_mpsc::TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                TokenStream::failed(LlmError::WorkerGone)
+            }
+        }
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> LlmError {
+    LlmError::Inference(e.to_string())
+}
+
+impl Model {
+    fn load(cfg: &LocalLlmConfig) -> Result<Self, LlmError> {
+        let model_err =
+            |e: &dyn std::fmt::Display| LlmError::Model(format!("{}: {e}", cfg.model.display()));
+        let mut file = std::fs::File::open(&cfg.model).map_err(|e| model_err(&e))?;
+        let content = gguf_file::Content::read(&mut file).map_err(|e| model_err(&e))?;
+        let (tokenizer, special) = tokenizer::from_gguf(&content)?;
+        let id = |t: &str, special: &HashMap<String, u32>| {
+            special
+                .get(t)
+                .copied()
+                .ok_or_else(|| LlmError::Model(format!("no {t} token: not a ChatML model")))
+        };
+        let im_start = id("<|im_start|>", &special)?;
+        let im_end = id("<|im_end|>", &special)?;
+        let weights =
+            ModelWeights::from_gguf(content, &mut file, &Device::Cpu).map_err(|e| model_err(&e))?;
+        Ok(Self {
+            weights,
+            tokenizer,
+            im_start,
+            im_end,
+            context: cfg.context_tokens,
+        })
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>, LlmError> {
+        Ok(self
+            .tokenizer
+            .encode(text, false)
+            .map_err(fail)?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// ChatML tokens for `messages`, dropping the oldest non-system turns until the prompt
+    /// leaves room for `reply` tokens.
+    fn prompt(&self, messages: &[(ChatRole, String)], reply: usize) -> Result<Vec<u32>, LlmError> {
+        let turn = |role: ChatRole, text: &str| -> Result<Vec<u32>, LlmError> {
+            let role = match role {
+                ChatRole::System => "system",
+                ChatRole::User => "user",
+                ChatRole::Assistant => "assistant",
+            };
+            let mut ids = vec![self.im_start];
+            ids.extend(self.encode(&format!("{role}\n{text}"))?);
+            ids.push(self.im_end);
+            ids.extend(self.encode("\n")?);
+            Ok(ids)
+        };
+        let mut turns = messages
+            .iter()
+            .map(|(r, t)| Ok((*r, turn(*r, t)?)))
+            .collect::<Result<Vec<_>, LlmError>>()?;
+        let mut tail = vec![self.im_start];
+        tail.extend(self.encode("assistant\n")?);
+        let budget = self.context.saturating_sub(reply.min(self.context / 2));
+        let total = |turns: &[(ChatRole, Vec<u32>)]| {
+            turns.iter().map(|(_, t)| t.len()).sum::<usize>() + tail.len()
+        };
+        while total(&turns) > budget {
+            // Oldest first, but keep the system prompt and the last turn.
+            match turns.iter().position(|(r, _)| *r != ChatRole::System) {
+                Some(i) if turns.len() - i > 1 => {
+                    turns.remove(i);
+                }
+                _ => break,
+            }
+        }
+        let mut ids: Vec<u32> = turns.into_iter().flat_map(|(_, t)| t).collect();
+        ids.extend(tail);
+        if ids.len() > budget {
+            // One turn alone is too long: keep its end.
+            ids.drain(..ids.len() - budget);
+        }
+        Ok(ids)
+    }
+
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        tx: &mpsc::Sender<Result<LlmToken, LlmError>>,
+    ) -> Result<(), LlmError> {
+        let prompt = self.prompt(&req.messages, req.max_tokens)?;
+        let max_new = req.max_tokens.min(self.context - prompt.len());
+        let temperature = (req.temperature > 0.0).then_some(req.temperature as f64);
+        let mut sampler = LogitsProcessor::new(req.seed, temperature, Some(0.9));
+        self.weights.clear_kv_cache();
+        let input = Tensor::new(prompt.as_slice(), &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(fail)?;
+        let mut logits = self.weights.forward(&input, 0).map_err(fail)?;
+        let mut generated: Vec<u32> = Vec::new();
+        let mut emitted = String::new();
+        let mut context: Vec<u32> = prompt.clone();
+        for step in 0..max_new {
+            let l = logits.squeeze(0).map_err(fail)?;
+            let start = context.len().saturating_sub(REPEAT_WINDOW);
+            let l = if req.repeat_penalty != 1.0 {
+                candle_transformers::utils::apply_repeat_penalty(
+                    &l,
+                    req.repeat_penalty,
+                    &context[start..],
+                )
+                .map_err(fail)?
+            } else {
+                l
+            };
+            let next = sampler.sample(&l).map_err(fail)?;
+            if next == self.im_end {
+                break;
+            }
+            generated.push(next);
+            context.push(next);
+            let text = self.tokenizer.decode(&generated, true).map_err(fail)?;
+            // Hold back an incomplete UTF-8 sequence until its next token completes it.
+            if !text.ends_with('\u{FFFD}')
+                && text.len() > emitted.len()
+                && text.starts_with(&emitted)
+            {
+                let delta = text[emitted.len()..].to_owned();
+                emitted = text;
+                if tx.blocking_send(Ok(LlmToken::Text(delta))).is_err() {
+                    return Ok(()); // the stream was dropped: stop within one token
+                }
+            }
+            if tx.is_closed() {
+                return Ok(());
+            }
+            let input = Tensor::new(&[next], &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(fail)?;
+            logits = self
+                .weights
+                .forward(&input, prompt.len() + step)
+                .map_err(fail)?;
+        }
+        let _ = tx.blocking_send(Ok(LlmToken::Done {
+            prompt_tokens: prompt.len(),
+            output_tokens: generated.len(),
+        }));
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! The embedded LLM with the real SmolLM2 GGUF: answers, ChatML turns, cancellation within a
+//! token, context overflow, and a full queue.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use switchboard_models::llm::{
+    ChatRole, GenerateRequest, LlmError, LlmToken, LocalLlm, LocalLlmConfig,
+};
+use switchboard_models::provision::catalog::SMOLLM2;
+
+fn load(context: usize, queue: usize) -> LocalLlm {
+    let mut cfg = LocalLlmConfig::new(common::models_dir().join(SMOLLM2));
+    cfg.context_tokens = context;
+    cfg.queue = queue;
+    LocalLlm::load(cfg).expect("SmolLM2 loads")
+}
+
+fn ask(messages: Vec<(ChatRole, String)>) -> GenerateRequest {
+    GenerateRequest {
+        messages,
+        max_tokens: 40,
+        temperature: 0.0,
+        ..GenerateRequest::default()
+    }
+}
+
+fn answer(llm: &LocalLlm, req: GenerateRequest) -> (String, usize, usize) {
+    let mut s = llm.generate(req);
+    let mut text = String::new();
+    while let Some(t) = s.next_blocking() {
+        match t.expect("generation") {
+            LlmToken::Text(t) => text.push_str(&t),
+            LlmToken::Done {
+                prompt_tokens,
+                output_tokens,
+            } => return (text, prompt_tokens, output_tokens),
+        }
+    }
+    panic!("stream ended without Done");
+}
+
+#[test]
+fn answers_a_question_through_the_chat_template() {
+    let llm = load(2048, 4);
+    let (text, prompt, output) = answer(
+        &llm,
+        ask(vec![
+            (
+                ChatRole::System,
+                "You are a helpful assistant. Answer in one short sentence.".into(),
+            ),
+            (ChatRole::User, "What is the capital of France?".into()),
+        ]),
+    );
+    assert!(text.contains("Paris"), "{text:?}");
+    assert!(!text.contains("<|im_"), "control tokens leaked: {text:?}");
+    assert!(
+        prompt > 20 && output > 0 && output <= 40,
+        "{prompt} {output}"
+    );
+}
+
+#[test]
+fn dropping_the_stream_stops_generation_and_frees_the_worker() {
+    let llm = load(2048, 4);
+    let long = GenerateRequest {
+        max_tokens: 400,
+        ..ask(vec![(
+            ChatRole::User,
+            "Write a long story about a dragon.".into(),
+        )])
+    };
+    let mut s = llm.generate(long);
+    assert!(matches!(s.next_blocking(), Some(Ok(LlmToken::Text(_)))));
+    drop(s);
+    // The worker notices within a token and takes the next request; 400 tokens would take
+    // seconds, so the next answer arriving at all (with a short limit) shows it stopped.
+    let started = Instant::now();
+    let (text, _, _) = answer(&llm, ask(vec![(ChatRole::User, "Say hello.".into())]));
+    assert!(!text.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn long_histories_drop_the_oldest_turns() {
+    let llm = load(256, 4);
+    let mut messages = vec![(ChatRole::System, "Answer briefly.".into())];
+    for i in 0..40 {
+        messages.push((
+            ChatRole::User,
+            format!("Remember the number {i}, please, it matters a lot."),
+        ));
+        messages.push((ChatRole::Assistant, format!("I will remember {i}.")));
+    }
+    messages.push((ChatRole::User, "What is the capital of France?".into()));
+    let (text, prompt, _) = answer(&llm, ask(messages));
+    assert!(
+        prompt <= 256 - 40,
+        "prompt of {prompt} tokens does not leave room for the reply"
+    );
+    assert!(text.contains("Paris"), "{text:?}");
+}
+
+#[test]
+fn a_full_queue_is_refused_at_once() {
+    let llm = load(2048, 1);
+    let long = || GenerateRequest {
+        max_tokens: 300,
+        ..ask(vec![(
+            ChatRole::User,
+            "Count slowly to one hundred.".into(),
+        )])
+    };
+    let mut running = llm.generate(long());
+    assert!(running.next_blocking().is_some());
+    let _queued = llm.generate(long());
+    let mut refused = llm.generate(long());
+    assert!(matches!(
+        refused.next_blocking(),
+        Some(Err(LlmError::Overloaded(1)))
+    ));
+}

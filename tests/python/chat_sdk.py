@@ -1,0 +1,47 @@
+"""The official `openai` Python SDK against switchboard's chat REST surface.
+
+Usage: chat_sdk.py BASE_URL   (the gateway serving its embedded model)
+
+Checks /v1/models, a non-streaming and a streaming chat completion, and that a bad request
+gets a 400 in OpenAI's error shape. Exits non-zero on any failure.
+"""
+
+import sys
+
+import openai
+from openai import OpenAI
+
+
+def main(base_url: str) -> None:
+    client = OpenAI(base_url=base_url, api_key="sk-local")
+    ids = [m.id for m in client.models.list().data]
+    assert "smollm2-135m-instruct" in ids, ids
+
+    messages = [
+        {"role": "system", "content": "Answer in one short sentence."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    r = client.chat.completions.create(model="smollm2-135m-instruct", messages=messages,
+                                       temperature=0, max_tokens=30)
+    text = r.choices[0].message.content
+    assert "Paris" in text, text
+    assert r.choices[0].finish_reason == "stop", r.choices[0].finish_reason
+    assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0, r.usage
+
+    chunks = list(client.chat.completions.create(model="smollm2-135m-instruct", messages=messages,
+                                                 temperature=0, max_tokens=30, stream=True,
+                                                 stream_options={"include_usage": True}))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == text, (streamed, text)
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+    try:
+        client.chat.completions.create(model="x", messages=[])
+        raise SystemExit("empty messages were accepted")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400 and e.body["param"] == "messages", e.body
+    print(f"ok: {text!r}, {len(chunks)} chunks")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
