@@ -166,6 +166,20 @@ pub fn parse_request(body: &Value) -> Result<(ChatRequest, bool, bool), Response
             }
         },
     };
+    let top_p = match body.get("top_p") {
+        None | Some(Value::Null) => None,
+        Some(p) => match p.as_f64().filter(|p| *p > 0.0 && *p <= 1.0) {
+            Some(p) => Some(p as f32),
+            None => return Err(bad_request("top_p must be in (0, 1]", "top_p")),
+        },
+    };
+    let seed = match body.get("seed") {
+        None | Some(Value::Null) => None,
+        Some(s) => match s.as_u64() {
+            Some(s) => Some(s),
+            None => return Err(bad_request("seed must be a non-negative integer", "seed")),
+        },
+    };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = body
         .pointer("/stream_options/include_usage")
@@ -177,7 +191,9 @@ pub fn parse_request(body: &Value) -> Result<(ChatRequest, bool, bool), Response
             tools,
             tool_choice,
             temperature,
+            top_p,
             max_tokens,
+            seed,
         },
         stream,
         include_usage,

@@ -71,9 +71,9 @@ pub struct LlmArgs {
     /// API key for the fallback providers.
     #[arg(long, env = "SWITCHBOARD_LLM_FALLBACK_API_KEY", hide_env_values = true)]
     pub llm_fallback_api_key: Option<String>,
-    /// The embedded model (SmolLM2 on candle): `auto` = the provider when no endpoint is
-    /// configured, `fallback` = also the last fallback after configured ones, `off`.
-    #[arg(long, env = "SWITCHBOARD_LLM_EMBEDDED", default_value = "auto", value_parser = ["auto", "fallback", "off"])]
+    /// The embedded model (SmolLM2 on candle): `on` = the provider when no endpoint is
+    /// configured and the last fallback after configured ones; `off` = never.
+    #[arg(long, env = "SWITCHBOARD_LLM_EMBEDDED", default_value = "on", value_parser = ["on", "off"])]
     pub llm_embedded: String,
     /// A provider that sends no token within this many ms is replaced by the next.
     #[arg(

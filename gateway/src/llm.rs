@@ -17,13 +17,22 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// The primary provider, then the fallbacks, as one provider, and whether the embedded model
-/// is among them (`embedded` is where it will be once loaded).
+/// The configured providers as one.
+pub struct LlmChain {
+    pub provider: Arc<dyn LlmProvider>,
+    /// The embedded model is among them (so readiness waits for it to load).
+    pub uses_embedded: bool,
+    /// Model ids for `/v1/models`.
+    pub model_names: Vec<String>,
+}
+
+/// The primary provider, then the fallbacks, then the embedded model (unless off), as one
+/// provider. `embedded` is where the embedded model will be once loaded.
 pub fn providers(
     args: &LlmArgs,
     metrics: &CallMetrics,
     embedded: &Arc<OnceLock<LocalLlm>>,
-) -> (Arc<dyn LlmProvider>, bool) {
+) -> LlmChain {
     let primary_key = args.llm_api_key.clone().or_else(|| env("OPENAI_API_KEY"));
     let base_url = args.llm_base_url.clone().or_else(|| env("OPENAI_BASE_URL"));
     let endpoint_configured = base_url.is_some() || primary_key.is_some();
@@ -33,12 +42,14 @@ pub fn providers(
         .clone()
         .unwrap_or_else(|| primary_key.clone());
     let mut chain: Vec<Arc<dyn LlmProvider>> = Vec::new();
+    let mut model_names = vec!["switchboard-realtime".to_owned()];
     if endpoint_configured || args.llm_embedded == "off" {
         chain.push(Arc::new(OpenAiCompatible::new(OpenAiConfig {
             base_url: base_url.unwrap_or_else(|| OPENAI_API.into()),
             api_key: primary_key,
             model: args.llm_model.clone(),
         })));
+        model_names.push(args.llm_model.clone());
     }
     for spec in args.llm_fallbacks.iter().filter(|s| !s.trim().is_empty()) {
         let (base_url, model) = match spec.trim().split_once('#') {
@@ -51,13 +62,10 @@ pub fn providers(
             model,
         })));
     }
-    let embedded_wanted = match args.llm_embedded.as_str() {
-        "auto" => chain.is_empty(),
-        "fallback" => true,
-        _ => false,
-    };
+    let embedded_wanted = args.llm_embedded == "on";
     if embedded_wanted {
         chain.push(Arc::new(EmbeddedLlm::new(Arc::clone(embedded))));
+        model_names.push("smollm2-135m-instruct".to_owned());
     }
     let chain = FallbackChain::new(
         chain,
@@ -65,17 +73,9 @@ pub fn providers(
     )
     .with_switch_counter(metrics.llm_fallbacks_total.clone());
     tracing::info!(providers = chain.name(), "LLM providers");
-    (Arc::new(chain), embedded_wanted)
-}
-
-/// What `/v1/models` lists: the realtime agent and the chat model(s) behind it.
-pub fn model_names(args: &LlmArgs, embedded: bool) -> Vec<String> {
-    let mut names = vec!["switchboard-realtime".to_owned()];
-    if !(embedded && args.llm_embedded == "auto") {
-        names.push(args.llm_model.clone());
+    LlmChain {
+        provider: Arc::new(chain),
+        uses_embedded: embedded_wanted,
+        model_names,
     }
-    if embedded {
-        names.push("smollm2-135m-instruct".to_owned());
-    }
-    names
 }

@@ -86,16 +86,16 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let call_metrics = CallMetrics::register(metrics.registry())?;
     let local_llm = Arc::new(OnceLock::new());
-    let (llm, embedded_in_use) = crate::llm::providers(&args.llm, &call_metrics, &local_llm);
+    let chain = crate::llm::providers(&args.llm, &call_metrics, &local_llm);
     let state = Arc::new(AppState {
         engines: OnceLock::new(),
         not_ready: RwLock::new(Some("loading models".into())),
         metrics,
         call_metrics,
-        llm,
+        llm: chain.provider,
         local_llm,
-        embedded_in_use,
-        model_names: crate::llm::model_names(&args.llm, embedded_in_use),
+        embedded_in_use: chain.uses_embedded,
+        model_names: chain.model_names,
         api_keys,
         call_slots: Arc::new(tokio::sync::Semaphore::new(args.max_calls)),
     });

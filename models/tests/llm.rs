@@ -122,3 +122,17 @@ fn a_full_queue_is_refused_at_once() {
         Some(Err(LlmError::Overloaded(1)))
     ));
 }
+
+#[test]
+fn a_fixed_seed_gives_the_same_sampled_reply() {
+    let llm = load(2048, 4);
+    let req = || GenerateRequest {
+        temperature: 0.9,
+        seed: 42,
+        ..ask(vec![(ChatRole::User, "Name three fruits.".into())])
+    };
+    let (first, _, _) = answer(&llm, req());
+    let (second, _, _) = answer(&llm, req());
+    assert!(!first.is_empty());
+    assert_eq!(first, second);
+}

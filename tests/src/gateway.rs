@@ -56,7 +56,9 @@ impl Gateway {
             cmd.env("SWITCHBOARD_LLM_BASE_URL", primary)
                 .env("SWITCHBOARD_LLM_MODEL", "scripted")
                 .env("SWITCHBOARD_LLM_API_KEY", "test-llm-key")
-                .env("SWITCHBOARD_LLM_FALLBACKS", fallbacks.join(","));
+                .env("SWITCHBOARD_LLM_FALLBACKS", fallbacks.join(","))
+                // The scripted chain alone: the embedded model would answer when it fails.
+                .env("SWITCHBOARD_LLM_EMBEDDED", "off");
         }
         cmd.env_remove("SWITCHBOARD_API_KEYS")
             .stdout(Stdio::null())

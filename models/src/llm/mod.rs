@@ -58,6 +58,8 @@ pub struct GenerateRequest {
     pub max_tokens: usize,
     /// 0 = greedy.
     pub temperature: f32,
+    /// Nucleus sampling mass (1.0 = off).
+    pub top_p: f32,
     /// Penalty for repeating recent tokens (greedy decoding of small models loops without it).
     pub repeat_penalty: f32,
     pub seed: u64,
@@ -69,6 +71,7 @@ impl Default for GenerateRequest {
             messages: Vec::new(),
             max_tokens: 256,
             temperature: 0.3,
+            top_p: 0.9,
             repeat_penalty: 1.15,
             seed: 299_792_458,
         }

@@ -195,7 +195,11 @@ impl Model {
         let prompt = self.prompt(&req.messages, req.max_tokens)?;
         let max_new = req.max_tokens.min(self.context - prompt.len());
         let temperature = (req.temperature > 0.0).then_some(req.temperature as f64);
-        let mut sampler = LogitsProcessor::new(req.seed, temperature, Some(0.9));
+        let mut sampler = LogitsProcessor::new(
+            req.seed,
+            temperature,
+            (req.top_p < 1.0).then_some(req.top_p as f64),
+        );
         self.weights.clear_kv_cache();
         let input = Tensor::new(prompt.as_slice(), &Device::Cpu)
             .and_then(|t| t.unsqueeze(0))

@@ -71,6 +71,8 @@ impl CallActor {
             tool_choice,
             temperature: opts.temperature.or(self.config.temperature),
             max_tokens: opts.max_output_tokens.or(self.config.max_output_tokens),
+            top_p: None,
+            seed: None,
         };
         let token = self.token.child_token();
         let job = ResponseJob {

@@ -80,11 +80,14 @@ impl LlmProvider for EmbeddedLlm {
                 "the embedded model is still loading".into(),
             ))]));
         };
+        let defaults = GenerateRequest::default();
         let tokens = model.generate(GenerateRequest {
             messages: to_turns(&request.messages),
             max_tokens: request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize,
-            temperature: request.temperature.unwrap_or(0.3),
-            ..GenerateRequest::default()
+            temperature: request.temperature.unwrap_or(defaults.temperature),
+            top_p: request.top_p.unwrap_or(defaults.top_p),
+            seed: request.seed.unwrap_or(defaults.seed),
+            ..defaults
         });
         Box::pin(futures_util::stream::unfold(Some(tokens), move |state| {
             let fail = fail.clone();

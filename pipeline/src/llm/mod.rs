@@ -69,7 +69,11 @@ pub struct ChatRequest {
     pub tools: Vec<ToolSpec>,
     pub tool_choice: ToolChoice,
     pub temperature: Option<f32>,
+    /// Nucleus sampling mass (0..1].
+    pub top_p: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// Sampling seed, for reproducible replies where the provider supports it.
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

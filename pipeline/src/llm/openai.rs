@@ -150,6 +150,12 @@ pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
     if let Some(m) = req.max_tokens {
         body["max_tokens"] = json!(m);
     }
+    if let Some(p) = req.top_p {
+        body["top_p"] = json!(p);
+    }
+    if let Some(s) = req.seed {
+        body["seed"] = json!(s);
+    }
     body
 }
 
