@@ -1,5 +1,6 @@
 //! `switchboard`: the gateway server and its command-line tools.
 
+mod audio;
 mod auth;
 mod chat;
 mod cli;

@@ -39,6 +39,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The speech engines, once loaded.
+    pub fn engines(&self) -> Option<&Engines> {
+        self.engines.get()
+    }
+
     /// What a new call needs, once the engines are loaded.
     pub fn call_deps(&self) -> Option<CallDeps> {
         let e = self.engines.get()?;
@@ -108,6 +113,18 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         .route(
             "/v1/chat/completions",
             axum::routing::post(crate::chat::completions),
+        )
+        .route(
+            "/v1/audio/speech",
+            axum::routing::post(crate::audio::speech),
+        )
+        .route(
+            "/v1/audio/transcriptions",
+            axum::routing::post(crate::audio::transcriptions)
+                // Our own 25 MB check answers 413 in OpenAI's shape; this only stops abuse.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    2 * crate::audio::MAX_UPLOAD_BYTES,
+                )),
         )
         .with_state(Arc::clone(&state));
     let models_dir = args.models.dir;

@@ -63,3 +63,26 @@ fn openai_python_sdk_chat_completions_on_the_embedded_model() {
     );
     assert!(stdout.starts_with("ok:"), "{stdout}");
 }
+
+#[test]
+fn openai_python_sdk_audio_speech_and_transcriptions() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/audio_sdk.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}/v1", gw.addr))
+        .arg(dir.path())
+        .output()
+        .expect("python3 runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "SDK client failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.starts_with("ok:"), "{stdout}");
+}

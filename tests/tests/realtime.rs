@@ -425,3 +425,47 @@ fn with_no_llm_configured_the_embedded_model_answers() {
         c.close().await;
     });
 }
+
+#[test]
+fn an_interruption_without_words_lets_the_agent_go_on() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.stream_audio(&question(), RATE).await.unwrap();
+        c.wait_for("response.output_audio.delta", LONG)
+            .await
+            .unwrap();
+        c.stream_audio(&silence(1_000, RATE), RATE).await.unwrap();
+        // Long enough to pause the agent (> 250 ms of speech), but only a listening sound.
+        let mut hum = say("uh huh, yeah.", RATE);
+        hum.extend(silence(1_500, RATE));
+        c.stream_audio(&hum, RATE).await.unwrap();
+        let done = c.wait_for("response.done", LONG).await.unwrap();
+        assert_eq!(
+            done.event["response"]["status"],
+            "completed",
+            "{:?}",
+            c.kinds()
+        );
+        assert_eq!(
+            c.of_kind("input_audio_buffer.speech_started").len(),
+            2,
+            "the hum paused the agent: {:?}",
+            c.kinds()
+        );
+        assert_eq!(
+            c.of_kind("conversation.item.deleted").len(),
+            1,
+            "the hum's item is dropped"
+        );
+        assert!(c.of_kind("conversation.item.truncated").is_empty());
+        // The whole reply was spoken after all: its transcript is the full text.
+        assert_eq!(
+            done.event["response"]["output"][0]["content"][0]["transcript"],
+            Script::default().reply.as_str()
+        );
+        assert_eq!(llm.requests().len(), 1, "no second response");
+        c.close().await;
+    });
+}

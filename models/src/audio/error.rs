@@ -11,6 +11,8 @@ pub enum AudioError {
     UnsupportedFormat(String),
     #[error("unsupported sample rate {0} Hz")]
     UnsupportedRate(u32),
+    #[error("audio file not decodable: {0}")]
+    Undecodable(String),
     #[error("resampling failed: {0}")]
     Resample(String),
     #[error("{path}: {source}")]

@@ -1,8 +1,10 @@
-//! Audio primitives shared by every crate: sample formats, resampling, WAV files, G.711.
+//! Audio primitives shared by every crate: sample formats, resampling, WAV files, G.711, and
+//! decoding uploaded files (MP3, FLAC, Ogg Vorbis).
 //!
 //! Everything here is plain computation on buffers; nothing blocks on I/O except
 //! the WAV file helpers, and nothing knows about calls or sockets.
 
+pub mod decode;
 mod error;
 pub mod g711;
 pub mod pcm;

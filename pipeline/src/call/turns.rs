@@ -22,6 +22,24 @@ fn has_words(text: &str) -> bool {
     text.chars().any(char::is_alphanumeric)
 }
 
+/// Sounds a listener makes to show they are following, not to take the turn.
+const BACKCHANNELS: &[&str] = &[
+    "uh", "um", "uhm", "hmm", "hm", "mm", "mmm", "mhm", "huh", "uh-huh", "mm-hmm", "ah", "oh",
+    "yeah", "yep", "yes", "okay", "ok", "right", "sure", "i", "see",
+];
+
+/// Whether a transcript is only backchannel sounds ("Mm-hmm.", "Yeah, okay.").
+pub(super) fn is_backchannel(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '.' || c == '!' || c == '?')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    !words.is_empty()
+        && words.len() <= 4
+        && words.iter().all(|w| BACKCHANNELS.contains(&w.as_str()))
+}
+
 impl CallActor {
     pub(super) async fn append_audio(&mut self, samples: &[f32]) {
         let now = Instant::now();
@@ -218,7 +236,12 @@ impl CallActor {
                     audio_seconds,
                 })
                 .await;
-                has_words(&text)
+                // While the agent speaks, "mm-hmm" and "yeah" are listening, not a new turn.
+                let interrupting = self
+                    .response
+                    .as_ref()
+                    .is_some_and(|r| r.barge_in_at.is_some());
+                has_words(&text) && !(interrupting && is_backchannel(&text))
             }
             Err(message) => {
                 self.deps
@@ -236,7 +259,7 @@ impl CallActor {
             }
         };
         if !words {
-            // Nothing was said: forget the turn, and let a paused response go on.
+            // Nothing (or only a backchannel) was said: forget the turn; a paused response goes on.
             if self.conversation.delete(&t.item_id).is_ok() {
                 self.emit(CallEvent::ItemDeleted { item_id: t.item_id })
                     .await;
@@ -276,6 +299,26 @@ impl CallActor {
         {
             tracing::debug!(response = %r.id, "interruption had no words: resuming");
             r.playback.resume();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_backchannel;
+
+    #[test]
+    fn backchannels_are_only_listening_sounds() {
+        for t in ["Mm-hmm.", "Yeah, okay.", "Uh-huh", "I see.", "hmm"] {
+            assert!(is_backchannel(t), "{t}");
+        }
+        for t in [
+            "",
+            "Stop.",
+            "Yeah, but what about London?",
+            "Okay, cancel my order.",
+        ] {
+            assert!(!is_backchannel(t), "{t}");
         }
     }
 }

@@ -1,0 +1,464 @@
+//! `POST /v1/audio/speech` and `POST /v1/audio/transcriptions` in OpenAI's shape, on the same
+//! Piper and Whisper engines that serve calls.
+//!
+//! Speech streams: the WAV header (with "unknown length" sizes) or raw PCM goes out first and
+//! each sentence's audio follows as soon as it is synthesized, or `speech.audio.delta` SSE events
+//! with `stream_format: "sse"`. Output is 24 kHz 16-bit mono, as OpenAI's `pcm`. MP3, Opus, AAC
+//! and FLAC output would need an encoder library in the build; they are refused by name.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+use switchboard_models::audio::{Resampler, decode, pcm, rates};
+use switchboard_models::stt::{STT_SAMPLE_RATE, SpeechToText, TranscribeOptions, Transcript};
+use switchboard_models::tts::{SpeakOptions, TextToSpeech, TtsStream};
+
+use crate::auth;
+use crate::server::{AppState, openai_error};
+
+/// OpenAI's upload limit.
+pub const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
+/// The most input text one speech request takes (OpenAI's limit).
+const MAX_INPUT_CHARS: usize = 4096;
+const OUT_RATE: u32 = rates::REALTIME;
+
+fn invalid(message: impl Into<String>, param: &str, code: &str) -> Response {
+    let body = json!({"error": {"message": message.into(), "type": "invalid_request_error", "param": param, "code": code}});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+fn unauthorized() -> Response {
+    openai_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect or missing API key.",
+    )
+}
+
+fn not_ready() -> Response {
+    openai_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "not_ready",
+        "The speech engines are still loading; retry shortly.",
+    )
+}
+
+/// A WAV header for 16-bit mono at `rate` whose sizes say "until the end of the stream".
+fn streaming_wav_header(rate: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(44);
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&u32::MAX.to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    h.extend_from_slice(&1u16.to_le_bytes()); // mono
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * 2).to_le_bytes());
+    h.extend_from_slice(&2u16.to_le_bytes());
+    h.extend_from_slice(&16u16.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&u32::MAX.to_le_bytes());
+    h
+}
+
+struct Synthesis {
+    stream: TtsStream,
+    resampler: Resampler,
+    finished: bool,
+}
+
+impl Synthesis {
+    /// The next piece of 24 kHz audio as 16-bit LE bytes; `None` at the end.
+    async fn next_bytes(&mut self) -> Option<Result<Vec<u8>, String>> {
+        if self.finished {
+            return None;
+        }
+        let samples = match self.stream.next().await {
+            Some(Ok(chunk)) => self.resampler.push(&chunk.samples),
+            Some(Err(e)) => {
+                self.finished = true;
+                return Some(Err(e.to_string()));
+            }
+            None => {
+                self.finished = true;
+                self.resampler.flush()
+            }
+        };
+        Some(
+            samples
+                .map(|s| pcm::i16_to_le_bytes(&pcm::f32_to_i16(&s)))
+                .map_err(|e| e.to_string()),
+        )
+    }
+}
+
+pub async fn speech(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !auth::allowed(&state.api_keys, &headers) {
+        return unauthorized();
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("The body is not valid JSON.", "body", "invalid_json");
+    };
+    let input = match body.get("input").and_then(Value::as_str) {
+        Some(t) if !t.trim().is_empty() && t.chars().count() <= MAX_INPUT_CHARS => t.to_owned(),
+        Some(t) if !t.trim().is_empty() => {
+            return invalid(
+                format!("'input' is longer than {MAX_INPUT_CHARS} characters"),
+                "input",
+                "string_above_max_length",
+            );
+        }
+        _ => {
+            return invalid(
+                "'input' must be a non-empty string",
+                "input",
+                "invalid_value",
+            );
+        }
+    };
+    if body
+        .get("voice")
+        .is_some_and(|v| !v.is_string() && !v.is_object())
+    {
+        return invalid("'voice' must be a voice name", "voice", "invalid_value");
+    }
+    // One Piper voice serves every voice name; OpenAI's names are accepted for compatibility.
+    let format = body
+        .get("response_format")
+        .and_then(Value::as_str)
+        .unwrap_or("wav")
+        .to_owned();
+    if !matches!(format.as_str(), "wav" | "pcm") {
+        return invalid(
+            format!("response_format '{format}' is not supported here; use 'wav' or 'pcm'"),
+            "response_format",
+            "unsupported_value",
+        );
+    }
+    let speed = match body.get("speed") {
+        None | Some(Value::Null) => 1.0,
+        Some(s) => match s.as_f64().filter(|s| (0.25..=4.0).contains(s)) {
+            Some(s) => s as f32,
+            None => {
+                return invalid(
+                    "'speed' must be between 0.25 and 4.0",
+                    "speed",
+                    "invalid_value",
+                );
+            }
+        },
+    };
+    let sse = match body.get("stream_format").and_then(Value::as_str) {
+        None | Some("audio") => false,
+        Some("sse") => true,
+        Some(other) => {
+            return invalid(
+                format!("unknown stream_format '{other}'"),
+                "stream_format",
+                "invalid_value",
+            );
+        }
+    };
+    let Some(engines) = state.engines() else {
+        return not_ready();
+    };
+    let Ok(resampler) = Resampler::new(engines.tts.sample_rate(), OUT_RATE) else {
+        return openai_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "tts_failed",
+            "Speech synthesis is misconfigured.",
+        );
+    };
+    let synthesis = Synthesis {
+        stream: engines.tts.synthesize(&input, SpeakOptions { speed }),
+        resampler,
+        finished: false,
+    };
+    if sse {
+        let events = futures_util::stream::unfold(
+            (synthesis, 0usize),
+            |(mut s, total)| async move {
+                match s.next_bytes().await {
+                    Some(Ok(bytes)) => {
+                        let ev = json!({"type": "speech.audio.delta", "audio": base64::engine::general_purpose::STANDARD.encode(&bytes)});
+                        Some((
+                            Ok::<_, Infallible>(Event::default().data(ev.to_string())),
+                            (s, total + bytes.len()),
+                        ))
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "speech synthesis failed mid-stream");
+                        let ev = json!({"type": "error", "error": {"message": "Speech synthesis failed.", "type": "server_error", "code": "tts_failed"}});
+                        Some((Ok(Event::default().data(ev.to_string())), (s, total)))
+                    }
+                    None if total != usize::MAX => {
+                        let ev = json!({"type": "speech.audio.done", "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}});
+                        Some((Ok(Event::default().data(ev.to_string())), (s, usize::MAX)))
+                    }
+                    None => None,
+                }
+            },
+        );
+        return Sse::new(events).into_response();
+    }
+    let header = if format == "wav" {
+        Some(streaming_wav_header(OUT_RATE))
+    } else {
+        None
+    };
+    let chunks = futures_util::stream::unfold((synthesis, header), |(mut s, header)| async move {
+        if let Some(h) = header {
+            return Some((Ok::<_, std::io::Error>(Bytes::from(h)), (s, None)));
+        }
+        match s.next_bytes().await? {
+            Ok(bytes) => Some((Ok(Bytes::from(bytes)), (s, None))),
+            // The status line is gone: end the body early; the client sees a short file.
+            Err(e) => Some((Err(std::io::Error::other(e)), (s, None))),
+        }
+    });
+    let content_type = if format == "wav" {
+        "audio/wav"
+    } else {
+        "audio/pcm"
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(chunks))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+struct Upload {
+    file: Vec<u8>,
+    filename: Option<String>,
+    response_format: String,
+    stream: bool,
+    prompt: Option<String>,
+}
+
+async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
+    let mut up = Upload {
+        file: Vec::new(),
+        filename: None,
+        response_format: "json".into(),
+        stream: false,
+        prompt: None,
+    };
+    let mut has_file = false;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(invalid(
+                    format!("malformed multipart body: {e}"),
+                    "file",
+                    "invalid_value",
+                ));
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            up.filename = field.file_name().map(str::to_owned);
+            let mut field = field;
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| invalid(format!("upload interrupted: {e}"), "file", "invalid_value"))?
+            {
+                if up.file.len() + chunk.len() > MAX_UPLOAD_BYTES {
+                    let body = json!({"error": {"message": format!("File is larger than the {} MB limit.", MAX_UPLOAD_BYTES / (1024 * 1024)),
+                        "type": "invalid_request_error", "param": "file", "code": "file_too_large"}});
+                    return Err((StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response());
+                }
+                up.file.extend_from_slice(&chunk);
+            }
+            has_file = true;
+            continue;
+        }
+        let value = field.text().await.unwrap_or_default();
+        match name.as_str() {
+            "response_format" => up.response_format = value,
+            "stream" => up.stream = value == "true",
+            "prompt" => up.prompt = Some(value).filter(|p| !p.is_empty()),
+            // model, language, temperature, timestamp_granularities: one English model serves all.
+            _ => {}
+        }
+    }
+    if !has_file || up.file.is_empty() {
+        return Err(invalid(
+            "Missing required parameter: 'file'.",
+            "file",
+            "missing_required_parameter",
+        ));
+    }
+    if !matches!(
+        up.response_format.as_str(),
+        "json" | "text" | "verbose_json" | "srt" | "vtt"
+    ) {
+        return Err(invalid(
+            format!("unknown response_format '{}'", up.response_format),
+            "response_format",
+            "invalid_value",
+        ));
+    }
+    Ok(up)
+}
+
+fn timestamp(ms: u64, sep: char) -> String {
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+fn render_transcript(t: &Transcript, format: &str) -> Response {
+    let text = t.text.trim().to_owned();
+    match format {
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        "verbose_json" => {
+            let segments: Vec<Value> = t
+                .segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| json!({"id": i, "seek": 0, "start": s.start_ms as f64 / 1000.0, "end": s.end_ms as f64 / 1000.0,
+                    "text": s.text, "tokens": [], "temperature": 0.0, "no_speech_prob": s.no_speech_prob}))
+                .collect();
+            Json(json!({"task": "transcribe", "language": "english", "duration": t.audio_secs, "text": text, "segments": segments,
+                "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}))
+            .into_response()
+        }
+        "srt" | "vtt" => {
+            let sep = if format == "srt" { ',' } else { '.' };
+            let mut out = if format == "vtt" {
+                "WEBVTT\n\n".to_owned()
+            } else {
+                String::new()
+            };
+            for (i, s) in t.segments.iter().enumerate() {
+                if format == "srt" {
+                    out.push_str(&format!("{}\n", i + 1));
+                }
+                out.push_str(&format!(
+                    "{} --> {}\n{}\n\n",
+                    timestamp(s.start_ms, sep),
+                    timestamp(s.end_ms, sep),
+                    s.text.trim()
+                ));
+            }
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
+        }
+        _ => Json(
+            json!({"text": text, "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}),
+        )
+        .into_response(),
+    }
+}
+
+pub async fn transcriptions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Multipart,
+) -> Response {
+    if !auth::allowed(&state.api_keys, &headers) {
+        return unauthorized();
+    }
+    let up = match read_upload(form).await {
+        Ok(u) => u,
+        Err(resp) => return resp,
+    };
+    let Some(engines) = state.engines() else {
+        return not_ready();
+    };
+    let ext = up
+        .filename
+        .as_deref()
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, e)| e.to_lowercase());
+    let file = up.file;
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode::decode(&file, ext.as_deref()).and_then(|a| a.to_rate(STT_SAMPLE_RATE))
+    })
+    .await;
+    let audio = match decoded {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            return invalid(
+                format!("Could not decode the audio file: {e}"),
+                "file",
+                "invalid_value",
+            );
+        }
+        Err(_) => {
+            return openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "decode_failed",
+                "Decoding failed.",
+            );
+        }
+    };
+    let transcript = match engines
+        .stt
+        .transcribe(
+            audio.samples,
+            TranscribeOptions {
+                prompt: up.prompt,
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Ok(t) => t,
+        Err(switchboard_models::stt::SttError::Overloaded(_)) => {
+            return openai_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "server_error",
+                "overloaded",
+                "Speech-to-text is busy; retry shortly.",
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "transcription failed");
+            return openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "transcription_failed",
+                "Transcription failed.",
+            );
+        }
+    };
+    if !up.stream {
+        return render_transcript(&transcript, &up.response_format);
+    }
+    // Whisper returns segments when the clip is decoded; each becomes one delta.
+    let mut events: Vec<Result<Event, Infallible>> = transcript
+        .segments
+        .iter()
+        .map(|s| {
+            Ok(Event::default()
+                .data(json!({"type": "transcript.text.delta", "delta": s.text}).to_string()))
+        })
+        .collect();
+    let done = json!({"type": "transcript.text.done", "text": transcript.text.trim(),
+        "usage": {"type": "duration", "seconds": transcript.audio_secs.ceil()}});
+    events.push(Ok(Event::default().data(done.to_string())));
+    Sse::new(futures_util::stream::iter(events)).into_response()
+}

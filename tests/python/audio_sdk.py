@@ -1,0 +1,89 @@
+"""The official `openai` Python SDK against /v1/audio/speech and /v1/audio/transcriptions.
+
+Usage: audio_sdk.py BASE_URL WORKDIR
+
+Speech is synthesized (WAV, PCM, SSE), then transcribed back from WAV, FLAC and Ogg Vorbis
+(converted with sox) in every response format, streamed and not; an undecodable and a too-large
+upload get 400 and 413 in OpenAI's error shape. Exits non-zero on any failure.
+"""
+
+import os
+import subprocess
+import sys
+
+import openai
+from openai import OpenAI
+
+SENTENCE = "Your table for two is ready at eight tonight."
+
+
+def main(base_url: str, workdir: str) -> None:
+    client = OpenAI(base_url=base_url, api_key="sk-local")
+
+    wav = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE,
+                                     response_format="wav").content
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE", wav[:16]
+    seconds = (len(wav) - 44) / 48000
+    assert 1.5 < seconds < 6, seconds
+    pcm = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE,
+                                     response_format="pcm", speed=1.5).content
+    assert 0 < len(pcm) < len(wav) - 44, (len(pcm), len(wav))  # faster speech is shorter
+
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=SENTENCE + " " + SENTENCE, response_format="wav") as r:
+        pieces = [p for p in r.iter_bytes() if p]
+    assert len(pieces) >= 2, "speech arrives in more than one piece"
+
+    try:
+        client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE, response_format="mp3")
+        raise SystemExit("mp3 was accepted")
+    except openai.BadRequestError as e:
+        assert e.body["param"] == "response_format", e.body
+
+    wav_path = os.path.join(workdir, "speech.wav")
+    with open(wav_path, "wb") as f:
+        # The streamed header has "unknown length" sizes; sox wants real ones.
+        f.write(wav)
+    fixed = os.path.join(workdir, "fixed.wav")
+    subprocess.run(["sox", "--ignore-length", wav_path, fixed], check=True)
+    paths = {"wav": fixed}
+    for ext in ("flac", "ogg"):
+        out = os.path.join(workdir, f"speech.{ext}")
+        subprocess.run(["sox", fixed, out], check=True)
+        paths[ext] = out
+
+    for ext, path in paths.items():
+        with open(path, "rb") as f:
+            t = client.audio.transcriptions.create(model="whisper-1", file=f)
+        assert "table for two" in t.text.lower(), (ext, t.text)
+
+    with open(fixed, "rb") as f:
+        v = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json")
+    assert v.segments and v.segments[0].end > v.segments[0].start and v.duration > 1, v
+    with open(fixed, "rb") as f:
+        text = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="text")
+    assert "table for two" in text.lower(), text
+    with open(fixed, "rb") as f:
+        srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
+    assert srt.startswith("1\n00:00:0") and " --> " in srt, srt
+    with open(fixed, "rb") as f:
+        events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "transcript.text.done" and "transcript.text.delta" in kinds, kinds
+    assert "table for two" in events[-1].text.lower()
+
+    try:
+        client.audio.transcriptions.create(model="whisper-1", file=("notes.mp3", b"this is not audio"))
+        raise SystemExit("garbage was accepted")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400 and e.body["param"] == "file", e.body
+    try:
+        client.audio.transcriptions.create(model="whisper-1", file=("big.wav", b"\0" * (26 * 1024 * 1024)))
+        raise SystemExit("a 26 MB upload was accepted")
+    except openai.APIStatusError as e:
+        assert e.status_code == 413 and e.body["code"] == "file_too_large", (e.status_code, e.body)
+    print(f"ok: {seconds:.1f} s of speech, transcribed from wav, flac and ogg")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
