@@ -9,4 +9,5 @@
 //! streams, IM bots.
 
 pub mod audio_format;
+pub mod chat_request;
 pub mod realtime;

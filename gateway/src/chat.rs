@@ -13,7 +13,8 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent, ToolCall, ToolChoice, Usage};
+use switchboard_channels::chat_request::{self, ChatCompletionRequest};
+use switchboard_pipeline::llm::{LlmEvent, ToolCall, Usage};
 
 use crate::auth;
 use crate::server::{AppState, openai_error};
@@ -46,160 +47,6 @@ pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
-/// Message content: a string, or an array of parts of which the text ones count.
-fn content_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
-        ),
-        Value::Null => Some(String::new()),
-        _ => None,
-    }
-}
-
-/// The request body as a provider request, or the 400 to answer.
-pub fn parse_request(body: &Value) -> Result<(ChatRequest, bool, bool), Response> {
-    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
-        return Err(bad_request(
-            "'messages' must be a non-empty array",
-            "messages",
-        ));
-    };
-    if messages.is_empty() {
-        return Err(bad_request(
-            "'messages' must be a non-empty array",
-            "messages",
-        ));
-    }
-    let mut out = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        let param = format!("messages[{i}]");
-        let text = content_text(m.get("content").unwrap_or(&Value::Null)).ok_or_else(|| {
-            bad_request(
-                "content must be a string or an array of parts",
-                &format!("{param}.content"),
-            )
-        })?;
-        out.push(match m.get("role").and_then(Value::as_str) {
-            Some("system" | "developer") => ChatMessage::System(text),
-            Some("user") => ChatMessage::User(text),
-            Some("assistant") => {
-                let tool_calls =
-                    m.get("tool_calls")
-                        .and_then(Value::as_array)
-                        .map_or_else(Vec::new, |calls| {
-                            calls
-                                .iter()
-                                .map(|c| ToolCall {
-                                    id: c["id"].as_str().unwrap_or_default().to_owned(),
-                                    name: c["function"]["name"]
-                                        .as_str()
-                                        .unwrap_or_default()
-                                        .to_owned(),
-                                    arguments: c["function"]["arguments"]
-                                        .as_str()
-                                        .unwrap_or_default()
-                                        .to_owned(),
-                                })
-                                .collect()
-                        });
-                ChatMessage::Assistant {
-                    content: text,
-                    tool_calls,
-                }
-            }
-            Some("tool") => ChatMessage::Tool {
-                call_id: m
-                    .get("tool_call_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                content: text,
-            },
-            _ => {
-                return Err(bad_request(
-                    "role must be system, developer, user, assistant or tool",
-                    &format!("{param}.role"),
-                ));
-            }
-        });
-    }
-    let tools = match body.get("tools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => switchboard_channels::realtime::session::parse_tools(v, "tools")
-            .map_err(|e| bad_request(e.message, "tools"))?,
-    };
-    let tool_choice = match body.get("tool_choice") {
-        None | Some(Value::Null) => ToolChoice::Auto,
-        Some(v) => switchboard_channels::realtime::session::parse_tool_choice(v, "tool_choice")
-            .map_err(|e| bad_request(e.message, "tool_choice"))?,
-    };
-    let temperature = match body.get("temperature") {
-        None | Some(Value::Null) => None,
-        Some(t) => match t.as_f64().filter(|t| (0.0..=2.0).contains(t)) {
-            Some(t) => Some(t as f32),
-            None => {
-                return Err(bad_request(
-                    "temperature must be between 0 and 2",
-                    "temperature",
-                ));
-            }
-        },
-    };
-    let max_tokens = match body
-        .get("max_completion_tokens")
-        .or_else(|| body.get("max_tokens"))
-    {
-        None | Some(Value::Null) => None,
-        Some(m) => match m.as_u64().filter(|&m| m > 0 && m <= 1_000_000) {
-            Some(m) => Some(m as u32),
-            None => {
-                return Err(bad_request(
-                    "max_tokens must be a positive integer",
-                    "max_tokens",
-                ));
-            }
-        },
-    };
-    let top_p = match body.get("top_p") {
-        None | Some(Value::Null) => None,
-        Some(p) => match p.as_f64().filter(|p| *p > 0.0 && *p <= 1.0) {
-            Some(p) => Some(p as f32),
-            None => return Err(bad_request("top_p must be in (0, 1]", "top_p")),
-        },
-    };
-    let seed = match body.get("seed") {
-        None | Some(Value::Null) => None,
-        Some(s) => match s.as_u64() {
-            Some(s) => Some(s),
-            None => return Err(bad_request("seed must be a non-negative integer", "seed")),
-        },
-    };
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = body
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    Ok((
-        ChatRequest {
-            messages: out,
-            tools,
-            tool_choice,
-            temperature,
-            top_p,
-            max_tokens,
-            seed,
-        },
-        stream,
-        include_usage,
-    ))
-}
-
 pub async fn completions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -213,18 +60,15 @@ pub async fn completions(
             "Incorrect or missing API key.",
         );
     }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("The body is not valid JSON.", "body");
-    };
-    let (request, stream, include_usage) = match parse_request(&body) {
+    let ChatCompletionRequest {
+        request,
+        model,
+        stream,
+        include_usage,
+    } = match chat_request::parse(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(e) => return bad_request(e.message, &e.param),
     };
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("switchboard")
-        .to_owned();
     let id = format!(
         "chatcmpl-{:x}",
         now().wrapping_mul(0x9E37_79B9) ^ std::process::id() as u64
