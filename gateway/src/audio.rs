@@ -22,27 +22,13 @@ use switchboard_models::stt::{STT_SAMPLE_RATE, SpeechToText, TranscribeOptions, 
 use switchboard_models::tts::{SpeakOptions, TextToSpeech, TtsStream};
 
 use crate::auth;
-use crate::server::{AppState, openai_error};
+use crate::server::{AppState, invalid_request, openai_error};
 
 /// OpenAI's upload limit.
 pub const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
 /// The most input text one speech request takes (OpenAI's limit).
 const MAX_INPUT_CHARS: usize = 4096;
 const OUT_RATE: u32 = rates::REALTIME;
-
-fn invalid(message: impl Into<String>, param: &str, code: &str) -> Response {
-    let body = json!({"error": {"message": message.into(), "type": "invalid_request_error", "param": param, "code": code}});
-    (StatusCode::BAD_REQUEST, Json(body)).into_response()
-}
-
-fn unauthorized() -> Response {
-    openai_error(
-        StatusCode::UNAUTHORIZED,
-        "invalid_request_error",
-        "invalid_api_key",
-        "Incorrect or missing API key.",
-    )
-}
 
 fn not_ready() -> Response {
     openai_error(
@@ -107,23 +93,23 @@ pub async fn speech(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !auth::allowed(&state.api_keys, &headers) {
-        return unauthorized();
+    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+        return denied;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return invalid("The body is not valid JSON.", "body", "invalid_json");
+        return invalid_request("The body is not valid JSON.", "body", "invalid_json");
     };
     let input = match body.get("input").and_then(Value::as_str) {
         Some(t) if !t.trim().is_empty() && t.chars().count() <= MAX_INPUT_CHARS => t.to_owned(),
         Some(t) if !t.trim().is_empty() => {
-            return invalid(
+            return invalid_request(
                 format!("'input' is longer than {MAX_INPUT_CHARS} characters"),
                 "input",
                 "string_above_max_length",
             );
         }
         _ => {
-            return invalid(
+            return invalid_request(
                 "'input' must be a non-empty string",
                 "input",
                 "invalid_value",
@@ -134,7 +120,7 @@ pub async fn speech(
         .get("voice")
         .is_some_and(|v| !v.is_string() && !v.is_object())
     {
-        return invalid("'voice' must be a voice name", "voice", "invalid_value");
+        return invalid_request("'voice' must be a voice name", "voice", "invalid_value");
     }
     // One Piper voice serves every voice name; OpenAI's names are accepted for compatibility.
     let format = body
@@ -143,7 +129,7 @@ pub async fn speech(
         .unwrap_or("wav")
         .to_owned();
     if !matches!(format.as_str(), "wav" | "pcm") {
-        return invalid(
+        return invalid_request(
             format!("response_format '{format}' is not supported here; use 'wav' or 'pcm'"),
             "response_format",
             "unsupported_value",
@@ -154,7 +140,7 @@ pub async fn speech(
         Some(s) => match s.as_f64().filter(|s| (0.25..=4.0).contains(s)) {
             Some(s) => s as f32,
             None => {
-                return invalid(
+                return invalid_request(
                     "'speed' must be between 0.25 and 4.0",
                     "speed",
                     "invalid_value",
@@ -166,7 +152,7 @@ pub async fn speech(
         None | Some("audio") => false,
         Some("sse") => true,
         Some(other) => {
-            return invalid(
+            return invalid_request(
                 format!("unknown stream_format '{other}'"),
                 "stream_format",
                 "invalid_value",
@@ -264,7 +250,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                return Err(invalid(
+                return Err(invalid_request(
                     format!("malformed multipart body: {e}"),
                     "file",
                     "invalid_value",
@@ -275,11 +261,9 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         if name == "file" {
             up.filename = field.file_name().map(str::to_owned);
             let mut field = field;
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| invalid(format!("upload interrupted: {e}"), "file", "invalid_value"))?
-            {
+            while let Some(chunk) = field.chunk().await.map_err(|e| {
+                invalid_request(format!("upload interrupted: {e}"), "file", "invalid_value")
+            })? {
                 if up.file.len() + chunk.len() > MAX_UPLOAD_BYTES {
                     let body = json!({"error": {"message": format!("File is larger than the {} MB limit.", MAX_UPLOAD_BYTES / (1024 * 1024)),
                         "type": "invalid_request_error", "param": "file", "code": "file_too_large"}});
@@ -300,7 +284,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         }
     }
     if !has_file || up.file.is_empty() {
-        return Err(invalid(
+        return Err(invalid_request(
             "Missing required parameter: 'file'.",
             "file",
             "missing_required_parameter",
@@ -310,7 +294,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         up.response_format.as_str(),
         "json" | "text" | "verbose_json" | "srt" | "vtt"
     ) {
-        return Err(invalid(
+        return Err(invalid_request(
             format!("unknown response_format '{}'", up.response_format),
             "response_format",
             "invalid_value",
@@ -377,8 +361,8 @@ pub async fn transcriptions(
     headers: HeaderMap,
     form: Multipart,
 ) -> Response {
-    if !auth::allowed(&state.api_keys, &headers) {
-        return unauthorized();
+    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+        return denied;
     }
     let up = match read_upload(form).await {
         Ok(u) => u,
@@ -400,7 +384,7 @@ pub async fn transcriptions(
     let audio = match decoded {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
-            return invalid(
+            return invalid_request(
                 format!("Could not decode the audio file: {e}"),
                 "file",
                 "invalid_value",

@@ -1,8 +1,11 @@
 //! API-key authentication: `Authorization: Bearer KEY`, or for browsers (which cannot set
 //! headers on a WebSocket) the `openai-insecure-api-key.KEY` WebSocket subprotocol.
 
-use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use crate::server::openai_error;
 
 const SUBPROTOCOL_KEY_PREFIX: &str = "openai-insecure-api-key.";
 
@@ -35,6 +38,19 @@ pub fn allowed(keys: &[String], headers: &HeaderMap) -> bool {
         keys.iter()
             .any(|key| constant_time_eq(key.as_bytes(), k.as_bytes()))
     })
+}
+
+/// `Ok` when the request may pass, else the 401 to answer (OpenAI's shape).
+pub fn require(keys: &[String], headers: &HeaderMap) -> Result<(), Response> {
+    if allowed(keys, headers) {
+        return Ok(());
+    }
+    Err(openai_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect or missing API key.",
+    ))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -17,7 +17,7 @@ use switchboard_channels::chat_request::{self, ChatCompletionRequest};
 use switchboard_pipeline::llm::{LlmEvent, ToolCall, Usage};
 
 use crate::auth;
-use crate::server::{AppState, openai_error};
+use crate::server::{AppState, invalid_request, openai_error};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -25,19 +25,9 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn bad_request(message: impl Into<String>, param: &str) -> Response {
-    let body = json!({"error": {"message": message.into(), "type": "invalid_request_error", "param": param, "code": null}});
-    (StatusCode::BAD_REQUEST, Json(body)).into_response()
-}
-
 pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !auth::allowed(&state.api_keys, &headers) {
-        return openai_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            "Incorrect or missing API key.",
-        );
+    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+        return denied;
     }
     let data: Vec<Value> = state
         .model_names
@@ -52,13 +42,8 @@ pub async fn completions(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !auth::allowed(&state.api_keys, &headers) {
-        return openai_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            "Incorrect or missing API key.",
-        );
+    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+        return denied;
     }
     let ChatCompletionRequest {
         request,
@@ -67,7 +52,7 @@ pub async fn completions(
         include_usage,
     } = match chat_request::parse(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(e.message, &e.param),
+        Err(e) => return invalid_request(e.message, &e.param, None),
     };
     let id = format!(
         "chatcmpl-{:x}",

@@ -19,13 +19,8 @@ pub async fn connect(
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !auth::allowed(&state.api_keys, &headers) {
-        return openai_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            "Incorrect or missing API key.",
-        );
+    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+        return denied;
     }
     let Some(deps) = state.call_deps() else {
         return openai_error(

@@ -63,6 +63,17 @@ pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: &str) -
     (status, axum::Json(body)).into_response()
 }
 
+/// A 400 in OpenAI's shape naming the bad `param` (and an error `code`, when there is one).
+pub fn invalid_request(
+    message: impl Into<String>,
+    param: &str,
+    code: impl Into<Option<&'static str>>,
+) -> Response {
+    let body = serde_json::json!({"error": {"message": message.into(), "type": "invalid_request_error",
+        "param": param, "code": code.into()}});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let keys: Vec<String> = args
         .api_keys

@@ -1,5 +1,6 @@
 //! The official `openai` Python SDK (pip `openai[realtime]`) as the Realtime client.
 
+use std::ffi::OsStr;
 use std::process::Command;
 
 use switchboard_e2e::gateway::Gateway;
@@ -26,42 +27,22 @@ fn openai_python_sdk_realtime_conversation() {
         w.write_sample(s).unwrap();
     }
     w.finalize().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/realtime_sdk.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(format!("http://{}/v1", gw.addr))
-        .arg(&wav)
-        .output()
-        .expect("python3 runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    run_sdk_script(
+        "realtime_sdk.py",
+        &[
+            OsStr::new(&format!("http://{}/v1", gw.addr)),
+            OsStr::new(&wav),
+        ],
     );
-    assert!(
-        out.status.success(),
-        "SDK client failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.starts_with("ok:"), "{stdout}");
 }
 
 #[test]
 fn openai_python_sdk_chat_completions_on_the_embedded_model() {
     let gw = Gateway::start(&[], &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/chat_sdk.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(format!("http://{}/v1", gw.addr))
-        .output()
-        .expect("python3 runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    run_sdk_script(
+        "chat_sdk.py",
+        &[OsStr::new(&format!("http://{}/v1", gw.addr))],
     );
-    assert!(
-        out.status.success(),
-        "SDK client failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.starts_with("ok:"), "{stdout}");
 }
 
 #[test]
@@ -69,11 +50,23 @@ fn openai_python_sdk_audio_speech_and_transcriptions() {
     let llm = ScriptedLlm::start(Script::default());
     let gw = Gateway::start(&[llm.base_url()], &[]);
     let dir = tempfile::tempdir().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/audio_sdk.py");
+    run_sdk_script(
+        "audio_sdk.py",
+        &[
+            OsStr::new(&format!("http://{}/v1", gw.addr)),
+            OsStr::new(&dir.path()),
+        ],
+    );
+}
+
+/// Run one of `tests/python/*.py` with `args`; it must exit 0 and print a line starting "ok:".
+fn run_sdk_script(name: &str, args: &[&OsStr]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name);
     let out = Command::new("python3")
         .arg(script)
-        .arg(format!("http://{}/v1", gw.addr))
-        .arg(dir.path())
+        .args(args)
         .output()
         .expect("python3 runs");
     let (stdout, stderr) = (
@@ -82,7 +75,7 @@ fn openai_python_sdk_audio_speech_and_transcriptions() {
     );
     assert!(
         out.status.success(),
-        "SDK client failed:\n{stdout}\n{stderr}"
+        "SDK client {name} failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.starts_with("ok:"), "{stdout}");
 }

@@ -194,6 +194,18 @@ fn aborted_calls_leave_nothing_behind() {
     });
 }
 
+/// A WebSocket upgrade request to `gw`'s Realtime route with one extra header.
+fn request_with(
+    gw: &Gateway,
+    name: &'static str,
+    value: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = gw.ws_url().into_client_request().unwrap();
+    req.headers_mut().insert(name, value.parse().unwrap());
+    req
+}
+
 #[test]
 fn api_keys_are_enforced_and_required_off_loopback() {
     let llm = ScriptedLlm::start(Script::default());
@@ -207,35 +219,19 @@ fn api_keys_are_enforced_and_required_off_loopback() {
             .err()
             .expect("refused without a key");
         assert!(err.to_string().contains("401"), "{err}");
-        let mut req =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                gw.ws_url(),
-            )
-            .unwrap();
-        req.headers_mut()
-            .insert("authorization", "Bearer sk-wrong".parse().unwrap());
+        let req = request_with(&gw, "authorization", "Bearer sk-wrong");
         let err = tokio_tungstenite::connect_async(req)
             .await
             .err()
             .expect("refused with a wrong key");
         assert!(err.to_string().contains("401"), "{err}");
-        let mut req =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                gw.ws_url(),
-            )
-            .unwrap();
-        req.headers_mut()
-            .insert("authorization", "Bearer sk-two".parse().unwrap());
+        let req = request_with(&gw, "authorization", "Bearer sk-two");
         assert!(tokio_tungstenite::connect_async(req).await.is_ok());
         // Browsers: the key as a subprotocol, and the "realtime" protocol echoed.
-        let mut req =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                gw.ws_url(),
-            )
-            .unwrap();
-        req.headers_mut().insert(
+        let req = request_with(
+            &gw,
             "sec-websocket-protocol",
-            "realtime, openai-insecure-api-key.sk-one".parse().unwrap(),
+            "realtime, openai-insecure-api-key.sk-one",
         );
         let (_, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
         assert_eq!(resp.headers()["sec-websocket-protocol"], "realtime");
