@@ -27,6 +27,21 @@ fn question() -> Vec<i16> {
     audio
 }
 
+/// Ask the question, let `after_ms` of the spoken reply play, then say `speech` over it and
+/// fall silent long enough for the turn to end.
+async fn talk_over(c: &mut RealtimeClient, after_ms: u32, speech: Vec<i16>) {
+    c.stream_audio(&question(), RATE).await.unwrap();
+    c.wait_for("response.output_audio.delta", LONG)
+        .await
+        .unwrap();
+    c.stream_audio(&silence(after_ms, RATE), RATE)
+        .await
+        .unwrap();
+    let mut talk = speech;
+    talk.extend(silence(1_500, RATE));
+    c.stream_audio(&talk, RATE).await.unwrap();
+}
+
 fn transcript_of(c: &RealtimeClient, kind: &str, field: &str) -> String {
     c.of_kind(kind)
         .iter()
@@ -135,15 +150,13 @@ fn barge_in_stops_audio_and_keeps_only_what_was_heard() {
     let gw = Gateway::start(&[llm.base_url()], &[]);
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
-        c.stream_audio(&question(), RATE).await.unwrap();
-        c.wait_for("response.output_audio.delta", LONG)
-            .await
-            .unwrap();
         // Let about two seconds of the reply play, then talk over it.
-        c.stream_audio(&silence(2_000, RATE), RATE).await.unwrap();
-        let mut interruption = say("Stop. Tell me about London instead.", RATE);
-        interruption.extend(silence(1_200, RATE));
-        c.stream_audio(&interruption, RATE).await.unwrap();
+        talk_over(
+            &mut c,
+            2_000,
+            say("Stop. Tell me about London instead.", RATE),
+        )
+        .await;
         let first_done = c.wait_for("response.done", LONG).await.unwrap();
         assert_eq!(
             first_done.event["response"]["status"],
@@ -213,16 +226,10 @@ fn backchannel_does_not_interrupt() {
     let gw = Gateway::start(&[llm.base_url()], &[]);
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
-        c.stream_audio(&question(), RATE).await.unwrap();
-        c.wait_for("response.output_audio.delta", LONG)
-            .await
-            .unwrap();
-        c.stream_audio(&silence(500, RATE), RATE).await.unwrap();
         // 200 ms of speech: an "uh-huh" while the agent talks.
         let mut uh_huh = say("uh huh", RATE);
         uh_huh.truncate((RATE / 5) as usize);
-        uh_huh.extend(silence(1_500, RATE));
-        c.stream_audio(&uh_huh, RATE).await.unwrap();
+        talk_over(&mut c, 500, uh_huh).await;
         let done = c.wait_for("response.done", LONG).await.unwrap();
         assert_eq!(
             done.event["response"]["status"],
@@ -432,15 +439,8 @@ fn an_interruption_without_words_lets_the_agent_go_on() {
     let gw = Gateway::start(&[llm.base_url()], &[]);
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
-        c.stream_audio(&question(), RATE).await.unwrap();
-        c.wait_for("response.output_audio.delta", LONG)
-            .await
-            .unwrap();
-        c.stream_audio(&silence(1_000, RATE), RATE).await.unwrap();
         // Long enough to pause the agent (> 250 ms of speech), but only a listening sound.
-        let mut hum = say("uh huh, yeah.", RATE);
-        hum.extend(silence(1_500, RATE));
-        c.stream_audio(&hum, RATE).await.unwrap();
+        talk_over(&mut c, 1_000, say("uh huh, yeah.", RATE)).await;
         let done = c.wait_for("response.done", LONG).await.unwrap();
         assert_eq!(
             done.event["response"]["status"],
