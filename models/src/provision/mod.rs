@@ -8,6 +8,7 @@ mod bytes;
 pub mod catalog;
 pub mod ct2;
 mod fetch;
+mod ggml_summary;
 mod manifest;
 pub mod mel;
 mod pip;
