@@ -28,6 +28,27 @@ pub struct ChatCompletionRequest {
     pub stream: bool,
     /// `stream_options.include_usage`.
     pub include_usage: bool,
+    /// The end user: `user`, else `safety_identifier` (memory and profile are per user).
+    pub user: Option<String>,
+    /// The conversation to store the turn in: `metadata.session_id`, else `session_id`.
+    pub session_id: Option<String>,
+}
+
+/// An identifier field: a non-empty string of at most 200 characters without control
+/// characters, or absent.
+fn identifier(body: &Value, pointer: &str, param: &str) -> Result<Option<String>, InvalidRequest> {
+    match body.pointer(pointer) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.len() <= 200 && !s.chars().any(char::is_control) =>
+        {
+            Ok(Some(s.trim().to_owned()))
+        }
+        Some(_) => Err(invalid(
+            format!("{param} must be a string of 1 to 200 characters without control characters"),
+            param,
+        )),
+    }
 }
 
 /// Parse a request body.
@@ -168,6 +189,14 @@ pub fn parse_value(body: &Value) -> Result<ChatCompletionRequest, InvalidRequest
             None => return Err(invalid("seed must be a non-negative integer", "seed")),
         },
     };
+    let user = match identifier(body, "/user", "user")? {
+        Some(u) => Some(u),
+        None => identifier(body, "/safety_identifier", "safety_identifier")?,
+    };
+    let session_id = match identifier(body, "/metadata/session_id", "metadata.session_id")? {
+        Some(s) => Some(s),
+        None => identifier(body, "/session_id", "session_id")?,
+    };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = body
         .pointer("/stream_options/include_usage")
@@ -182,6 +211,7 @@ pub fn parse_value(body: &Value) -> Result<ChatCompletionRequest, InvalidRequest
             top_p,
             max_tokens,
             seed,
+            model: None,
         },
         model: body
             .get("model")
@@ -190,6 +220,8 @@ pub fn parse_value(body: &Value) -> Result<ChatCompletionRequest, InvalidRequest
             .to_owned(),
         stream,
         include_usage,
+        user,
+        session_id,
     })
 }
 
@@ -211,6 +243,38 @@ mod tests {
         assert_eq!(r.request.messages[1], ChatMessage::User("hi".into()));
         assert_eq!(r.request.tools[0].name, "f");
         assert_eq!((r.request.max_tokens, r.request.seed), (Some(9), Some(7)));
+        assert_eq!((r.user, r.session_id), (None, None));
+    }
+
+    #[test]
+    fn user_and_session_identify_the_conversation() {
+        let r = parse(
+            br#"{"messages": [{"role": "user", "content": "x"}], "user": "u-1",
+            "metadata": {"session_id": "s-1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.user.as_deref(), r.session_id.as_deref()),
+            (Some("u-1"), Some("s-1"))
+        );
+        let r = parse(
+            br#"{"messages": [{"role": "user", "content": "x"}], "safety_identifier": "u-2",
+            "session_id": "s-2"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.user.as_deref(), r.session_id.as_deref()),
+            (Some("u-2"), Some("s-2"))
+        );
+        let param = |b: &[u8]| parse(b).unwrap_err().param;
+        assert_eq!(
+            param(br#"{"messages": [{"role": "user", "content": "x"}], "user": 5}"#),
+            "user"
+        );
+        assert_eq!(
+            param(br#"{"messages": [{"role": "user", "content": "x"}], "metadata": {"session_id": "a\nb"}}"#),
+            "metadata.session_id"
+        );
     }
 
     #[test]

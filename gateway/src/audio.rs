@@ -359,11 +359,15 @@ fn render_transcript(t: &Transcript, format: &str) -> Response {
 pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    form: Multipart,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     if let Err(denied) = auth::require(&state.api_keys, &headers) {
         return denied;
     }
+    let form = match crate::server::multipart(form) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let up = match read_upload(form).await {
         Ok(u) => u,
         Err(resp) => return resp,

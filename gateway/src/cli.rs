@@ -46,6 +46,25 @@ pub struct ServeArgs {
     pub max_calls: usize,
     #[command(flatten)]
     pub llm: LlmArgs,
+    /// Where durable state lives (the knowledge index; the database in embedded mode).
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (`postgres://user@host/db`; the database is created if missing) or a
+    /// SQLite URL. Default: SQLite in the data directory.
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Persona file (TOML): system prompts, voices, tools, engine deadlines, models.
+    #[arg(long, env = "SWITCHBOARD_PERSONAS")]
+    pub personas: Option<PathBuf>,
+}
+
+/// `$XDG_DATA_HOME/switchboard/data`, else `~/.local/share/switchboard/data`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("switchboard/data")
 }
 
 /// The LLM providers, tried in order for each response.

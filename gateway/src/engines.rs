@@ -4,8 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use switchboard_models::embed::{MiniLm, TextEmbedder};
 use switchboard_models::llm::{LocalLlm, LocalLlmConfig};
-use switchboard_models::provision::catalog::{PIPER_JOE, SILERO_VAD, SMOLLM2, WHISPER_TINY_EN};
+use switchboard_models::provision::catalog::{
+    MINILM_DIR, PIPER_JOE, SILERO_VAD, SMOLLM2, WHISPER_TINY_EN,
+};
 use switchboard_models::stt::{WhisperConfig, WhisperEngine};
 use switchboard_models::tts::{PiperConfig, PiperEngine};
 use switchboard_models::vad::SileroVad;
@@ -28,6 +31,16 @@ pub fn vad(models_dir: &Path) -> anyhow::Result<Arc<SileroVad>> {
 pub fn llm(models_dir: &Path) -> anyhow::Result<LocalLlm> {
     LocalLlm::load(LocalLlmConfig::new(models_dir.join(SMOLLM2)))
         .context("loading the embedded LLM")
+}
+
+/// Requests that may wait for the embedding worker before new ones are refused.
+const EMBED_QUEUE: usize = 256;
+
+pub fn embedder(models_dir: &Path) -> anyhow::Result<Arc<dyn TextEmbedder>> {
+    Ok(Arc::new(
+        MiniLm::load(&models_dir.join(MINILM_DIR), EMBED_QUEUE)
+            .context("loading the embedding model")?,
+    ))
 }
 
 /// Every speech engine the gateway serves with.

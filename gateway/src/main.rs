@@ -6,10 +6,14 @@ mod chat;
 mod cli;
 mod commands;
 mod engines;
+mod knowledge;
 mod llm;
 mod metrics;
 mod realtime;
 mod server;
+mod sessions;
+mod store;
+mod turns;
 
 use clap::Parser;
 

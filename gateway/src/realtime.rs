@@ -1,4 +1,7 @@
 //! `GET /v1/realtime`: the OpenAI Realtime API over WebSocket.
+//!
+//! Query parameters: `model` (echoed; a persona's name selects that persona), `persona`,
+//! and `user` (the end user, whose memory and profile the call uses).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +25,16 @@ pub async fn connect(
     if let Err(denied) = auth::require(&state.api_keys, &headers) {
         return denied;
     }
-    let Some(deps) = state.call_deps() else {
+    let persona = query
+        .get("persona")
+        .or_else(|| query.get("model"))
+        .filter(|p| state.orchestrator.personas.get(p).is_some())
+        .cloned();
+    let user = query
+        .get("user")
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty() && u.len() <= 200 && !u.chars().any(char::is_control));
+    let Some(deps) = state.call_deps(persona, user) else {
         return openai_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",

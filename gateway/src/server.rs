@@ -13,12 +13,20 @@ use axum::routing::get;
 use switchboard_models::llm::LocalLlm;
 use switchboard_models::stt::SpeechToText;
 use switchboard_pipeline::CallDeps;
-use switchboard_pipeline::llm::LlmProvider;
+use switchboard_pipeline::context::knowledge::{DEFAULT_TOP_K, KnowledgeEngine, KnowledgeIndex};
+use switchboard_pipeline::context::memory::{DEFAULT_MEMORY_K, MemoryEngine, SharedEmbedder};
+use switchboard_pipeline::context::profile::ProfileEngine;
+use switchboard_pipeline::context::{ContextEngine, ContextStage, EngineMetrics};
 use switchboard_pipeline::metrics::CallMetrics;
+use switchboard_pipeline::orchestrator::Orchestrator;
+use switchboard_pipeline::persona::Personas;
 
 use crate::cli::ServeArgs;
 use crate::engines::Engines;
 use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::store::writer::{Writer, WriterMetrics};
+use crate::turns::TurnLog;
 
 pub struct AppState {
     engines: OnceLock<Engines>,
@@ -26,8 +34,8 @@ pub struct AppState {
     not_ready: RwLock<Option<String>>,
     metrics: Metrics,
     pub call_metrics: CallMetrics,
-    pub llm: Arc<dyn LlmProvider>,
-    /// The embedded model, once loaded (a provider in `llm` when configured so).
+    /// The embedded model, once loaded (a provider in the orchestrator's chain when
+    /// configured so).
     pub local_llm: Arc<OnceLock<LocalLlm>>,
     /// Whether readiness waits for the embedded model.
     embedded_in_use: bool,
@@ -36,6 +44,17 @@ pub struct AppState {
     pub model_names: Vec<String>,
     /// Admission: one permit per live call.
     pub call_slots: Arc<tokio::sync::Semaphore>,
+    /// Persona, context engines and LLM chain for every turn.
+    pub orchestrator: Orchestrator,
+    /// The knowledge index, once the embedding model has loaded.
+    pub knowledge: Arc<OnceLock<KnowledgeIndex>>,
+    /// The tenant requests belong to (one in embedded mode).
+    pub tenant: String,
+    pub store: Store,
+    /// Stores finished turns and learns from them.
+    pub turns: TurnLog,
+    /// The embedding model, once loaded.
+    pub embedder: SharedEmbedder,
 }
 
 impl AppState {
@@ -44,15 +63,36 @@ impl AppState {
         self.engines.get()
     }
 
-    /// What a new call needs, once the engines are loaded.
-    pub fn call_deps(&self) -> Option<CallDeps> {
+    /// What a new call needs, once the engines are loaded. Its turns are stored as they
+    /// finish, in a session named by the call's id.
+    pub fn call_deps(&self, persona: Option<String>, user: Option<String>) -> Option<CallDeps> {
         let e = self.engines.get()?;
+        let sink = crate::turns::CallTurns {
+            log: self.turns.clone(),
+            session: crate::turns::SessionInfo {
+                tenant: self.tenant.clone(),
+                session_id: String::new(),
+                channel: "realtime",
+                user: user.clone(),
+                persona: Some(
+                    self.orchestrator
+                        .personas
+                        .pick(persona.as_deref())
+                        .name
+                        .clone(),
+                ),
+            },
+        };
         Some(CallDeps {
             stt: e.stt.clone(),
             tts: e.tts.clone(),
             vad: e.vad.clone(),
-            llm: self.llm.clone(),
+            orchestrator: self.orchestrator.clone(),
             metrics: self.call_metrics.clone(),
+            tenant: self.tenant.clone(),
+            persona,
+            user,
+            sink: Some(Arc::new(sink)),
         })
     }
 }
@@ -72,6 +112,19 @@ pub fn invalid_request(
     let body = serde_json::json!({"error": {"message": message.into(), "type": "invalid_request_error",
         "param": param, "code": code.into()}});
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// A multipart body, or the OpenAI-shaped 400 for a request that is not one.
+pub fn multipart(
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<axum::extract::Multipart, Response> {
+    form.map_err(|e| {
+        invalid_request(
+            format!("The body must be multipart/form-data with a 'file' field ({e})."),
+            "file",
+            "missing_required_parameter",
+        )
+    })
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -103,17 +156,61 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
     let call_metrics = CallMetrics::register(metrics.registry())?;
     let local_llm = Arc::new(OnceLock::new());
     let chain = crate::llm::providers(&args.llm, &call_metrics, &local_llm);
+    let personas = match &args.personas {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            Personas::parse(&text)?
+        }
+        None => Personas::default(),
+    };
+    let database_url = args.database_url.clone().unwrap_or_else(|| {
+        let _ = std::fs::create_dir_all(&args.data_dir);
+        Store::sqlite_url(&args.data_dir)
+    });
+    let store = Store::open(&database_url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "opening the {} database: {e}",
+            crate::store::backend_of(&database_url)
+        )
+    })?;
+    tracing::info!(backend = store.backend(), "database ready");
+    let (writer, writer_task) =
+        Writer::start(store.clone(), WriterMetrics::register(metrics.registry())?);
+    let knowledge = Arc::new(OnceLock::new());
+    let embedder: SharedEmbedder = Arc::new(OnceLock::new());
+    let engines: Vec<Arc<dyn ContextEngine>> = vec![
+        Arc::new(KnowledgeEngine::new(Arc::clone(&knowledge), DEFAULT_TOP_K)),
+        Arc::new(MemoryEngine::new(
+            Arc::new(store.clone()),
+            Arc::clone(&embedder),
+            DEFAULT_MEMORY_K,
+        )),
+        Arc::new(ProfileEngine::new(Arc::new(store.clone()))),
+    ];
+    let context = ContextStage::new(engines, EngineMetrics::register(metrics.registry())?);
+    let orchestrator = Orchestrator::new(
+        Arc::new(personas),
+        context,
+        Arc::clone(&chain.provider),
+        Some(call_metrics.stage_seconds.clone()),
+    );
     let state = Arc::new(AppState {
         engines: OnceLock::new(),
         not_ready: RwLock::new(Some("loading models".into())),
         metrics,
         call_metrics,
-        llm: chain.provider,
         local_llm,
         embedded_in_use: chain.uses_embedded,
         model_names: chain.model_names,
         api_keys,
         call_slots: Arc::new(tokio::sync::Semaphore::new(args.max_calls)),
+        orchestrator,
+        knowledge,
+        tenant: crate::store::DEFAULT_TENANT.into(),
+        store,
+        turns: TurnLog::new(writer.clone(), Arc::clone(&embedder)),
+        embedder,
     });
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -137,24 +234,70 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
                     2 * crate::audio::MAX_UPLOAD_BYTES,
                 )),
         )
+        .route(
+            "/v1/knowledge/documents",
+            get(crate::knowledge::list)
+                .post(crate::knowledge::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    2 * crate::knowledge::MAX_DOCUMENT_BYTES,
+                )),
+        )
+        .route(
+            "/v1/knowledge/documents/{id}",
+            axum::routing::delete(crate::knowledge::delete),
+        )
+        .route(
+            "/v1/knowledge/search",
+            axum::routing::post(crate::knowledge::search),
+        )
+        .route("/v1/sessions", get(crate::sessions::list))
+        .route(
+            "/v1/sessions/{id}",
+            get(crate::sessions::get).delete(crate::sessions::delete),
+        )
+        .route(
+            "/v1/users/{user}/profile",
+            get(crate::sessions::get_profile).put(crate::sessions::put_profile),
+        )
+        .route(
+            "/v1/users/{user}/memories",
+            get(crate::sessions::memories).delete(crate::sessions::forget),
+        )
         .with_state(Arc::clone(&state));
     let models_dir = args.models.dir;
+    let knowledge_dir = args.data_dir.join("knowledge");
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
 
     let loader = Arc::clone(&state);
-    tokio::task::spawn_blocking(move || load_engines(&loader, &models_dir));
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        load_engines(&loader, &models_dir, &knowledge_dir, &runtime)
+    });
 
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Every accepted write reaches the database before the process exits.
+    if !writer.flush(std::time::Duration::from_secs(30)).await {
+        tracing::error!("durable writes still pending after 30 s at shutdown");
+    }
+    drop(writer);
+    drop(state);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer_task).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn load_engines(state: &AppState, models_dir: &std::path::Path) {
+fn load_engines(
+    state: &AppState,
+    models_dir: &std::path::Path,
+    knowledge_dir: &std::path::Path,
+    runtime: &tokio::runtime::Handle,
+) {
     let started = std::time::Instant::now();
     let loaded = Engines::load(models_dir).and_then(|engines| {
+        load_knowledge(state, models_dir, knowledge_dir, runtime)?;
         if state.embedded_in_use {
             let llm = crate::engines::llm(models_dir)?;
             tracing::info!(
@@ -190,6 +333,40 @@ fn load_engines(state: &AppState, models_dir: &std::path::Path) {
     }
 }
 
+/// The embedding model and the on-disk knowledge index. Until they load, the knowledge
+/// engine reports itself unavailable and the gateway is not ready.
+fn load_knowledge(
+    state: &AppState,
+    models_dir: &std::path::Path,
+    dir: &std::path::Path,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let embedder = crate::engines::embedder(models_dir)?;
+    let _ = state.embedder.set(Arc::clone(&embedder));
+    let index = KnowledgeIndex::open(Some(dir), embedder)
+        .map_err(|e| anyhow::anyhow!("opening the knowledge index in {}: {e}", dir.display()))?;
+    if index.is_empty() {
+        // A missing (or new) index is rebuilt from the documents in the database.
+        let documents = runtime.block_on(state.store.all_documents())?;
+        for (tenant, doc) in &documents {
+            runtime
+                .block_on(index.add_document(tenant, &doc.id, &doc.filename, &doc.text))
+                .map_err(|e| anyhow::anyhow!("rebuilding the knowledge index: {e}"))?;
+        }
+        if !documents.is_empty() {
+            tracing::info!(
+                documents = documents.len(),
+                "knowledge index rebuilt from the database"
+            );
+        }
+    }
+    let chunks = index.chunk_count(&state.tenant);
+    let _ = state.knowledge.set(index);
+    tracing::info!(dir = %dir.display(), chunks, secs = started.elapsed().as_secs_f64(), "knowledge index ready");
+    Ok(())
+}
+
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
@@ -200,15 +377,23 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let database = state.store.ping().await;
     match (not_ready, state.engines.get()) {
-        (None, Some(engines)) => (
+        (None, Some(engines)) if database => (
             StatusCode::OK,
             axum::Json(serde_json::json!({
                 "status": "ready",
                 "stt": {"backend": engines.stt.backend()},
                 "tts": {"ready": true},
                 "vad": {"ready": true},
+                "database": {"backend": state.store.backend(), "ready": true},
+                "knowledge": {"ready": state.knowledge.get().is_some()},
             })),
+        ),
+        (None, Some(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "not ready",
+                "reason": format!("the {} database does not answer", state.store.backend())})),
         ),
         (reason, _) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -6,9 +6,12 @@
 //! own worker threads (`switchboard-models`), never on the async runtime.
 
 pub mod call;
+pub mod context;
 pub mod conversation;
 pub mod llm;
 pub mod metrics;
+pub mod orchestrator;
+pub mod persona;
 pub mod session;
 
 pub use call::{CallDeps, CallEvent, CallHandle, CallInput, spawn_call};

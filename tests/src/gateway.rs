@@ -9,6 +9,8 @@ use crate::binary;
 pub struct Gateway {
     pub addr: SocketAddr,
     child: Child,
+    /// The gateway's data directory, removed when the test ends.
+    _data: tempfile::TempDir,
 }
 
 fn free_port() -> SocketAddr {
@@ -18,14 +20,33 @@ fn free_port() -> SocketAddr {
 
 /// Minimal HTTP GET: status code and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_request(addr, "GET", path, None)
+}
+
+/// Minimal HTTP POST of a JSON body: status code and body (chunked bodies left as sent).
+pub fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> Option<(u16, String)> {
+    http_request(addr, "POST", path, Some(body))
+}
+
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
+    s.write_all(request.as_bytes()).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let status = out.split_whitespace().nth(1)?.parse().ok()?;
@@ -70,8 +91,17 @@ impl Gateway {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // Each gateway its own durable state (the knowledge index locks its directory).
+        let data = tempfile::tempdir().expect("temp data dir");
+        if !env.iter().any(|(k, _)| *k == "SWITCHBOARD_DATA_DIR") {
+            cmd.env("SWITCHBOARD_DATA_DIR", data.path());
+        }
         let child = cmd.spawn().expect("switchboard serve starts");
-        let gw = Self { addr, child };
+        let gw = Self {
+            addr,
+            child,
+            _data: data,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some((200, _)) = http_get(addr, "/readyz") {

@@ -1,9 +1,9 @@
 //! The official `openai` Python SDK (pip `openai[realtime]`) as the Realtime client.
 
 use std::ffi::OsStr;
-use std::process::Command;
 
 use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::python::run_sdk_script;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
 
@@ -57,25 +57,4 @@ fn openai_python_sdk_audio_speech_and_transcriptions() {
             OsStr::new(&dir.path()),
         ],
     );
-}
-
-/// Run one of `tests/python/*.py` with `args`; it must exit 0 and print a line starting "ok:".
-fn run_sdk_script(name: &str, args: &[&OsStr]) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join(name);
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success(),
-        "SDK client {name} failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.starts_with("ok:"), "{stdout}");
 }

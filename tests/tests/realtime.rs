@@ -215,6 +215,57 @@ fn barge_in_stops_audio_and_keeps_only_what_was_heard() {
         c.close().await;
     });
     assert!(metric(&gw.metrics(), "switchboard_barge_in_seconds_count") >= 1.0);
+
+    // The call is stored: the cut reply marked truncated, holding only what was heard.
+    let session = stored_session(&gw, 4);
+    let messages = session["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "user", "assistant"],
+        "{session}"
+    );
+    assert_eq!(session["channel"], "realtime");
+    assert_eq!(messages[1]["truncated"], true, "{session}");
+    let heard = messages[1]["content"].as_str().unwrap();
+    let full = Script::default().reply;
+    assert!(
+        !heard.is_empty() && full.starts_with(heard) && heard.len() < full.len() / 2,
+        "{heard:?}"
+    );
+    assert_eq!(messages[3]["truncated"], false);
+    assert!(
+        messages[2]["content"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("london")
+    );
+}
+
+/// The gateway's only stored session once it holds `messages` messages.
+fn stored_session(gw: &Gateway, messages: usize) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = switchboard_e2e::gateway::http_get(gw.addr, "/v1/sessions").unwrap();
+        let list: Value = serde_json::from_str(&body).unwrap();
+        if let Some(s) = list["data"].as_array().and_then(|d| d.first())
+            && s["message_count"].as_u64() == Some(messages as u64)
+        {
+            let id = s["id"].as_str().unwrap();
+            let (_, body) =
+                switchboard_e2e::gateway::http_get(gw.addr, &format!("/v1/sessions/{id}")).unwrap();
+            return serde_json::from_str(&body).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session with {messages} messages: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -79,7 +79,9 @@ pub fn response_json(session: &RealtimeSession, r: &ResponseSummary) -> Value {
         "conversation_id": format!("conv_{}", session.id.trim_start_matches("sess_")),
         "audio": {"output": {"format": format_json(session.output_format), "voice": session.config.voice}},
         "max_output_tokens": session.config.max_output_tokens.map_or(json!("inf"), |m| json!(m)),
-        "metadata": null,
+        "metadata": if r.metadata.is_empty() { Value::Null } else {
+            r.metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>().into()
+        },
         "usage": {
             "total_tokens": r.usage.input_tokens + r.usage.output_tokens,
             "input_tokens": r.usage.input_tokens,
@@ -211,6 +213,7 @@ pub fn render(
                 output: Vec::new(),
                 usage: Default::default(),
                 audio_output: *audio_output,
+                metadata: Vec::new(),
             };
             let mut r = response_json(session, &summary);
             r["usage"] = Value::Null;

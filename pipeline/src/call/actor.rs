@@ -55,6 +55,8 @@ pub(super) struct ActiveResponse {
     pub generation_done: bool,
     pub error: Option<(&'static str, String)>,
     pub usage: Usage,
+    /// The turn's orchestrator metadata (persona, degraded, degrade_reasons).
+    pub metadata: Vec<(String, String)>,
     /// When the caller's speech paused this response (barge-in awaiting its transcript).
     pub barge_in_at: Option<Instant>,
     /// The last user speech sample's arrival, for voice-to-voice timing.
@@ -74,6 +76,7 @@ pub(super) struct Transcribed {
 }
 
 pub(crate) struct CallActor {
+    pub(super) call_id: String,
     pub(super) deps: CallDeps,
     pub(super) config: SessionConfig,
     pub(super) events: mpsc::Sender<CallEvent>,
@@ -91,10 +94,13 @@ pub(crate) struct CallActor {
     pub(super) resp_tx: mpsc::Sender<(u64, ResponseMsg)>,
     pub(super) stt_tx: mpsc::Sender<Transcribed>,
     pub(super) token: CancellationToken,
+    /// Conversation items already handed to the turn sink.
+    pub(super) persisted: std::collections::HashSet<String>,
 }
 
 impl CallActor {
     pub(crate) fn new(
+        call_id: String,
         ids: IdGen,
         deps: CallDeps,
         config: SessionConfig,
@@ -110,6 +116,7 @@ impl CallActor {
         let (resp_tx, resp_rx) = mpsc::channel(32);
         let (stt_tx, stt_rx) = mpsc::channel(8);
         let actor = Self {
+            call_id,
             deps,
             config,
             events,
@@ -126,6 +133,7 @@ impl CallActor {
             resp_tx,
             stt_tx,
             token,
+            persisted: Default::default(),
         };
         (actor, resp_rx, stt_rx)
     }
@@ -159,8 +167,21 @@ impl CallActor {
                 }
             }
         }
-        if let Some(r) = self.response.take() {
-            r.token.cancel();
+        // A reply still playing is cut to what the caller heard, then everything is stored.
+        let interrupted = self.response.is_some();
+        if interrupted {
+            self.cancel_response("client_disconnected").await;
+        }
+        self.persist_through(None, true);
+        if let Some(sink) = &self.deps.sink {
+            sink.ended(
+                &self.call_id,
+                if interrupted {
+                    "disconnected"
+                } else {
+                    "completed"
+                },
+            );
         }
         self.token.cancel();
         self.deps.metrics.calls_active.dec();

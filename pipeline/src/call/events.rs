@@ -89,6 +89,8 @@ pub struct ResponseSummary {
     pub output: Vec<Item>,
     pub usage: Usage,
     pub audio_output: bool,
+    /// String pairs for the Realtime `metadata` (persona, degraded, degrade_reasons).
+    pub metadata: Vec<(String, String)>,
 }
 
 /// Where an output part lives: response, item, output and content indexes.

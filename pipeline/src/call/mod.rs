@@ -7,6 +7,7 @@ mod actor;
 mod events;
 mod ids;
 mod input;
+mod persist;
 mod playback;
 mod respond;
 mod response;
@@ -24,11 +25,12 @@ pub use events::{
     CallError, CallEvent, CallInput, Command, PartRef, ResponseOptions, ResponseStatus,
     ResponseSummary,
 };
+pub use persist::{StoredItem, TurnSink};
 pub use playback::{FRAME as PLAYBACK_FRAME, LEAD as PLAYBACK_LEAD};
 pub use response::APOLOGY;
 
-use crate::llm::LlmProvider;
 use crate::metrics::CallMetrics;
+use crate::orchestrator::Orchestrator;
 use crate::session::SessionConfig;
 
 /// Commands waiting for the actor. A client that sends faster than the call works waits
@@ -43,14 +45,24 @@ pub struct CallDeps {
     pub stt: Arc<dyn SpeechToText>,
     pub tts: Arc<dyn TextToSpeech>,
     pub vad: Arc<SileroVad>,
-    pub llm: Arc<dyn LlmProvider>,
+    /// Persona, context engines and the LLM chain for each response.
+    pub orchestrator: Orchestrator,
     pub metrics: CallMetrics,
+    /// Who the call belongs to, for the context engines.
+    pub tenant: String,
+    /// The persona the call uses (`None`: the default).
+    pub persona: Option<String>,
+    /// The end user, when known (memory and profile are per user).
+    pub user: Option<String>,
+    /// Where finished turns are stored (`None`: nowhere).
+    pub sink: Option<Arc<dyn TurnSink>>,
 }
 
 impl std::fmt::Debug for CallDeps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallDeps")
-            .field("llm", &self.llm.name())
+            .field("orchestrator", &self.orchestrator)
+            .field("tenant", &self.tenant)
             .finish_non_exhaustive()
     }
 }
@@ -73,7 +85,7 @@ pub fn spawn_call(deps: CallDeps, config: SessionConfig) -> CallHandle {
     let ids = ids::IdGen::new();
     let id = ids.call_id();
     let (actor, responses, transcripts) =
-        actor::CallActor::new(ids, deps, config, ev_tx, token.clone());
+        actor::CallActor::new(id.clone(), ids, deps, config, ev_tx, token.clone());
     let task = tokio::spawn(actor.run(cmd_rx, responses, transcripts));
     CallHandle {
         id,

@@ -73,6 +73,7 @@ impl CallActor {
             max_tokens: opts.max_output_tokens.or(self.config.max_output_tokens),
             top_p: None,
             seed: None,
+            model: None,
         };
         let token = self.token.child_token();
         let job = ResponseJob {
@@ -81,7 +82,11 @@ impl CallActor {
             audio,
             speed: self.config.speed,
             output_rate: self.config.output_rate,
-            llm: self.deps.llm.clone(),
+            orchestrator: self.deps.orchestrator.clone(),
+            tenant: self.deps.tenant.clone(),
+            persona: self.deps.persona.clone(),
+            user: self.deps.user.clone(),
+            session: self.call_id.clone(),
             tts: self.deps.tts.clone(),
             metrics: self.deps.metrics.clone(),
         };
@@ -98,6 +103,7 @@ impl CallActor {
             generation_done: false,
             error: None,
             usage: Default::default(),
+            metadata: Vec::new(),
             barge_in_at: None,
             v2v_start,
             last_audio_sent: None,
@@ -259,6 +265,11 @@ impl CallActor {
                     delta,
                 })
                 .await;
+            }
+            ResponseMsg::Context(metadata) => {
+                if let Some(r) = &mut self.response {
+                    r.metadata = metadata;
+                }
             }
             ResponseMsg::Usage(u) => {
                 if let Some(r) = self.response.as_mut() {
@@ -492,7 +503,10 @@ impl CallActor {
             output,
             usage: r.usage,
             audio_output: r.audio,
+            metadata: r.metadata.clone(),
         };
+        let last_item = summary.output.last().map(|i| i.id.clone());
+        self.persist_through(last_item.as_deref(), false);
         self.emit(CallEvent::ResponseDone(Box::new(summary))).await;
         if let Some(m) = &r.message {
             self.last_playback = Some((m.item_id.clone(), r.playback));

@@ -14,8 +14,9 @@ use switchboard_models::tts::{SpeakOptions, TextToSpeech};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::{ChatRequest, LlmEvent, LlmProvider, Usage};
+use crate::llm::{ChatRequest, LlmEvent, Usage};
 use crate::metrics::CallMetrics;
+use crate::orchestrator::{Orchestrator, TurnRequest};
 
 /// Spoken when every LLM provider fails, so the caller is not left in silence.
 pub const APOLOGY: &str = "Sorry, I can't answer that right now. Please try again in a moment.";
@@ -38,6 +39,8 @@ pub enum ResponseMsg {
         delta: String,
     },
     Usage(Usage),
+    /// The orchestrator's metadata for this turn, before any reply text.
+    Context(Vec<(String, String)>),
     /// The last message of a response.
     Finished {
         error: Option<(&'static str, String)>,
@@ -53,7 +56,11 @@ pub struct ResponseJob {
     pub audio: bool,
     pub speed: f32,
     pub output_rate: u32,
-    pub llm: Arc<dyn LlmProvider>,
+    pub orchestrator: Orchestrator,
+    pub tenant: String,
+    pub persona: Option<String>,
+    pub user: Option<String>,
+    pub session: String,
     pub tts: Arc<dyn TextToSpeech>,
     pub metrics: CallMetrics,
 }
@@ -93,7 +100,23 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
         ))
     });
     let mut chunker = SpeechChunker::default();
-    let mut stream = job.llm.stream(job.request);
+    // Persona, context engines (each under its deadline) and prompt, then the LLM.
+    let prepared = tokio::select! {
+        biased;
+        () = token.cancelled() => return,
+        p = job.orchestrator.prepare(TurnRequest {
+            tenant: job.tenant,
+            persona: job.persona,
+            user: job.user,
+            session: Some(job.session),
+            request: job.request,
+            summary: None,
+        }) => p,
+    };
+    if !out.send(ResponseMsg::Context(prepared.metadata())).await {
+        return;
+    }
+    let mut stream = job.orchestrator.generate(prepared.request);
     let asked = Instant::now();
     let mut first_token = true;
     let mut said_anything = false;

@@ -74,6 +74,9 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Sampling seed, for reproducible replies where the provider supports it.
     pub seed: Option<u64>,
+    /// The model to ask OpenAI-compatible providers for; `None`: each provider's own.
+    /// The embedded model ignores it.
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -87,7 +87,7 @@ impl LlmProvider for OpenAiCompatible {
     }
 
     fn stream(&self, request: ChatRequest) -> LlmStream {
-        let body = request_body(&self.model, &request);
+        let body = request_body(request.model.as_deref().unwrap_or(&self.model), &request);
         let client = Arc::clone(&self.client);
         let provider = self.name.clone();
         let fail = move |message: String| LlmError::Provider {

@@ -1,0 +1,320 @@
+//! Prompt assembly under a token budget, in priority order:
+//! persona > recent messages > profile, memory, knowledge > summary of older turns.
+//!
+//! The persona and the user's latest message are always kept. Recent messages are kept
+//! newest first, whole exchanges at a time (an assistant's tool calls travel with their
+//! results). Context items fill what is left, best first within each section; the summary
+//! of older turns comes last.
+
+use super::{ContextItem, ContextPart, PartKind};
+use crate::llm::ChatMessage;
+
+/// Tokens a piece of text costs, roughly (four characters a token, as for English with
+/// BPE tokenizers), plus a small per-message overhead added by the caller.
+pub fn approx_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(4)
+}
+
+/// Framing tokens each chat message costs (role markers).
+const MESSAGE_OVERHEAD: usize = 4;
+
+#[derive(Debug, Clone)]
+pub struct PromptInputs<'a> {
+    /// The persona's system prompt.
+    pub persona: &'a str,
+    /// The conversation, oldest first; the last message is the one being answered.
+    pub history: &'a [ChatMessage],
+    pub context: &'a [ContextPart],
+    /// A summary of turns older than `history`.
+    pub summary: Option<&'a str>,
+    /// Tokens the prompt may use (the model's context minus room for the reply).
+    pub budget: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assembled {
+    pub messages: Vec<ChatMessage>,
+    /// Tokens used, by the same count the budget was checked with.
+    pub tokens: usize,
+    /// History messages left out for lack of room.
+    pub dropped_messages: usize,
+    /// Context items left out for lack of room.
+    pub dropped_items: usize,
+    pub summary_included: bool,
+}
+
+fn message_tokens(m: &ChatMessage, count: &dyn Fn(&str) -> usize) -> usize {
+    MESSAGE_OVERHEAD
+        + match m {
+            ChatMessage::System(t) | ChatMessage::User(t) => count(t),
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } => {
+                count(content)
+                    + tool_calls
+                        .iter()
+                        .map(|c| count(&c.name) + count(&c.arguments))
+                        .sum::<usize>()
+            }
+            ChatMessage::Tool { content, .. } => count(content),
+        }
+}
+
+/// Split the history into blocks that must be kept or dropped together: an assistant
+/// message with tool calls and the tool results that follow it; anything else alone.
+fn blocks(history: &[ChatMessage]) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, m) in history.iter().enumerate() {
+        match (m, out.last_mut()) {
+            (ChatMessage::Tool { .. }, Some(last)) if last.end == i => last.end = i + 1,
+            _ => out.push(i..i + 1),
+        }
+    }
+    out
+}
+
+fn item_line(kind: PartKind, index: usize, item: &ContextItem) -> String {
+    match kind {
+        PartKind::Knowledge => format!("[{}] ({}) {}", index + 1, item.source, item.text),
+        PartKind::Profile | PartKind::Memory => format!("- {}", item.text),
+    }
+}
+
+/// Assemble the messages for one LLM request. `count` measures text in tokens.
+pub fn assemble(inputs: &PromptInputs<'_>, count: &dyn Fn(&str) -> usize) -> Assembled {
+    let mut used = MESSAGE_OVERHEAD + count(inputs.persona);
+
+    // Recent messages, newest first; the last block (the question) is always kept.
+    let blocks = blocks(inputs.history);
+    let mut keep_from = inputs.history.len();
+    for (n, block) in blocks.iter().rev().enumerate() {
+        let cost: usize = inputs.history[block.clone()]
+            .iter()
+            .map(|m| message_tokens(m, count))
+            .sum();
+        if n > 0 && used + cost > inputs.budget {
+            break;
+        }
+        used += cost;
+        keep_from = block.start;
+    }
+
+    // Context sections in priority order, best items first; items that do not fit are
+    // skipped (a shorter one further down may still fit).
+    let mut parts: Vec<&ContextPart> = inputs.context.iter().collect();
+    parts.sort_by_key(|p| p.kind);
+    let mut sections = String::new();
+    let mut dropped_items = 0;
+    for part in parts {
+        let mut lines = Vec::new();
+        let mut items: Vec<&ContextItem> = part.items.iter().collect();
+        items.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let heading_cost = count(part.kind.heading()) + 2;
+        for item in items {
+            let line = item_line(part.kind, lines.len(), item);
+            let cost = count(&line) + 1 + if lines.is_empty() { heading_cost } else { 0 };
+            if used + cost > inputs.budget {
+                dropped_items += 1;
+                continue;
+            }
+            used += cost;
+            lines.push(line);
+        }
+        if !lines.is_empty() {
+            sections.push_str(&format!(
+                "\n\n## {}\n{}",
+                part.kind.heading(),
+                lines.join("\n")
+            ));
+        }
+    }
+
+    let mut summary_included = false;
+    let mut system = inputs.persona.to_owned();
+    if let Some(summary) = inputs.summary.filter(|s| !s.trim().is_empty()) {
+        let text = format!("\n\n## Earlier in this conversation\n{summary}");
+        let cost = count(&text);
+        if used + cost <= inputs.budget {
+            used += cost;
+            system.push_str(&text);
+            summary_included = true;
+        }
+    }
+    system.push_str(&sections);
+
+    let mut messages = Vec::with_capacity(1 + inputs.history.len() - keep_from);
+    messages.push(ChatMessage::System(system.trim_start().to_owned()));
+    messages.extend_from_slice(&inputs.history[keep_from..]);
+    Assembled {
+        messages,
+        tokens: used,
+        dropped_messages: keep_from,
+        dropped_items,
+        summary_included,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ToolCall;
+    use proptest::prelude::*;
+
+    fn words(n: usize) -> String {
+        vec!["word"; n].join(" ")
+    }
+
+    fn part(kind: PartKind, texts: &[(&str, f32)]) -> ContextPart {
+        ContextPart {
+            engine: format!("{kind:?}").to_lowercase(),
+            kind,
+            items: texts
+                .iter()
+                .map(|(t, s)| ContextItem {
+                    text: (*t).to_owned(),
+                    source: "faq.md".into(),
+                    score: *s,
+                })
+                .collect(),
+        }
+    }
+
+    fn system(a: &Assembled) -> &str {
+        match &a.messages[0] {
+            ChatMessage::System(s) => s,
+            other => panic!("first message is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn everything_fits_in_a_large_budget() {
+        let history = vec![
+            ChatMessage::User("hi".into()),
+            ChatMessage::Assistant {
+                content: "hello".into(),
+                tool_calls: vec![],
+            },
+            ChatMessage::User("what is the refund policy?".into()),
+        ];
+        let context = vec![
+            part(
+                PartKind::Knowledge,
+                &[("Refunds within 30 days.", 0.9), ("Shipping is free.", 0.2)],
+            ),
+            part(PartKind::Profile, &[("name: Ada", 1.0)]),
+        ];
+        let a = assemble(
+            &PromptInputs {
+                persona: "You are helpful.",
+                history: &history,
+                context: &context,
+                summary: Some("The user asked about shoes."),
+                budget: 10_000,
+            },
+            &approx_tokens,
+        );
+        assert_eq!(a.messages.len(), 4);
+        assert_eq!(a.dropped_messages, 0);
+        assert!(a.summary_included);
+        let s = system(&a);
+        assert!(s.starts_with("You are helpful."));
+        // Profile before knowledge; knowledge numbered best first.
+        let profile = s.find("name: Ada").expect("profile");
+        let refund = s.find("[1] (faq.md) Refunds").expect("best chunk first");
+        let shipping = s.find("[2] (faq.md) Shipping").expect("second chunk");
+        assert!(profile < refund && refund < shipping);
+    }
+
+    #[test]
+    fn recent_messages_outrank_context_and_summary() {
+        let mut history = Vec::new();
+        for _ in 0..10 {
+            history.push(ChatMessage::User(words(40)));
+        }
+        let context = vec![part(PartKind::Knowledge, &[(&words(80), 1.0)])];
+        let a = assemble(
+            &PromptInputs {
+                persona: "P",
+                history: &history,
+                context: &context,
+                summary: Some(&words(20)),
+                budget: 250,
+            },
+            &approx_tokens,
+        );
+        // Each message costs 50 + 4: four fit after the persona, nothing else does.
+        assert_eq!(a.dropped_messages, 6);
+        assert_eq!(a.dropped_items, 1);
+        assert!(!a.summary_included);
+        assert!(a.tokens <= 250);
+    }
+
+    #[test]
+    fn the_question_is_kept_even_over_budget() {
+        let history = vec![ChatMessage::User(words(500))];
+        let a = assemble(
+            &PromptInputs {
+                persona: "P",
+                history: &history,
+                context: &[],
+                summary: None,
+                budget: 10,
+            },
+            &approx_tokens,
+        );
+        assert_eq!(a.messages.len(), 2);
+    }
+
+    #[test]
+    fn tool_results_stay_with_their_call() {
+        let history = vec![
+            ChatMessage::User(words(10)),
+            ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "c1".into(),
+                    name: "lookup".into(),
+                    arguments: "{}".into(),
+                }],
+            },
+            ChatMessage::Tool {
+                call_id: "c1".into(),
+                content: words(30),
+            },
+        ];
+        // Room for the tool result alone but not the call and the result together would
+        // split the pair; the block is kept whole (it is the newest) or not at all.
+        let a = assemble(
+            &PromptInputs {
+                persona: "P",
+                history: &history,
+                context: &[],
+                summary: None,
+                budget: 30,
+            },
+            &approx_tokens,
+        );
+        assert!(matches!(a.messages[1], ChatMessage::Assistant { .. }));
+        assert_eq!(a.dropped_messages, 1);
+    }
+
+    proptest! {
+        #[test]
+        fn within_budget_unless_only_the_question_is_left(
+            lens in proptest::collection::vec(1usize..200, 1..30),
+            items in proptest::collection::vec((1usize..100, 0.0f32..1.0), 0..20),
+            budget in 0usize..2000,
+        ) {
+            let history: Vec<ChatMessage> = lens.iter().map(|n| ChatMessage::User(words(*n))).collect();
+            let texts: Vec<(String, f32)> = items.iter().map(|(n, s)| (words(*n), *s)).collect();
+            let refs: Vec<(&str, f32)> = texts.iter().map(|(t, s)| (t.as_str(), *s)).collect();
+            let context = vec![part(PartKind::Memory, &refs)];
+            let a = assemble(&PromptInputs { persona: "You help.", history: &history, context: &context, summary: Some("older"), budget }, &approx_tokens);
+            prop_assert!(a.tokens <= budget || a.messages.len() == 2);
+            prop_assert_eq!(a.messages.len() - 1 + a.dropped_messages, history.len());
+            // What is kept is a suffix of the history, in order.
+            prop_assert_eq!(&a.messages[1..], &history[a.dropped_messages..]);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The orchestrator's stages for one user turn, shared by voice calls and text chat:
+//!
+//! 1. prepare: pick the persona;
+//! 2. context: knowledge, memory and profile at once, each under its deadline, then the
+//!    prompt assembled under the persona's token budget;
+//! 3. tools: the offered tools the persona allows become the tool schema;
+//! 4. generate: stream from the provider chain (fallback and the tool loop live there and
+//!    in the caller);
+//! 5. persist: the caller stores the turn once the reply is done (off the hot path).
+//!
+//! Each stage is timed in `switchboard_stage_seconds{stage}`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus::HistogramVec;
+
+use crate::context::{
+    ContextOutcome, ContextStage, LookupCtx, PromptInputs, approx_tokens, assemble,
+};
+use crate::llm::{ChatMessage, ChatRequest, LlmProvider, LlmStream, ToolChoice};
+use crate::persona::{Persona, Personas};
+
+/// Who is talking and what they said: the input of one turn.
+#[derive(Debug, Clone, Default)]
+pub struct TurnRequest {
+    pub tenant: String,
+    pub user: Option<String>,
+    pub session: Option<String>,
+    /// Persona name; `None` or unknown: the default persona.
+    pub persona: Option<String>,
+    /// The conversation so far (the client's own system messages included), the tools the
+    /// client offers, and its sampling settings.
+    pub request: ChatRequest,
+    /// A summary of turns older than the messages given.
+    pub summary: Option<String>,
+}
+
+/// A turn ready to generate.
+#[derive(Debug, Clone)]
+pub struct PreparedTurn {
+    pub persona: String,
+    pub request: ChatRequest,
+    pub context: ContextOutcome,
+    /// Messages of the conversation left out for lack of room.
+    pub dropped_messages: usize,
+}
+
+impl PreparedTurn {
+    /// `degraded` and `degrade_reasons` as string pairs (the Realtime `metadata` shape).
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        vec![
+            ("persona".into(), self.persona.clone()),
+            ("degraded".into(), self.context.degraded().to_string()),
+            (
+                "degrade_reasons".into(),
+                self.context.degrade_codes().join(","),
+            ),
+            (
+                "context_ms".into(),
+                self.context.elapsed.as_millis().to_string(),
+            ),
+        ]
+    }
+}
+
+#[derive(Clone)]
+pub struct Orchestrator {
+    pub personas: Arc<Personas>,
+    pub context: ContextStage,
+    pub llm: Arc<dyn LlmProvider>,
+    stage_seconds: Option<HistogramVec>,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("context", &self.context)
+            .field("llm", &self.llm.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The text the context engines look up: the latest user message.
+fn latest_user_text(messages: &[ChatMessage]) -> String {
+    messages
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ChatMessage::User(t) => Some(t.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+impl Orchestrator {
+    pub fn new(
+        personas: Arc<Personas>,
+        context: ContextStage,
+        llm: Arc<dyn LlmProvider>,
+        stage_seconds: Option<HistogramVec>,
+    ) -> Self {
+        Self {
+            personas,
+            context,
+            llm,
+            stage_seconds,
+        }
+    }
+
+    fn observe(&self, stage: &str, since: Instant) {
+        if let Some(h) = &self.stage_seconds {
+            h.with_label_values(&[stage])
+                .observe(since.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Stages 1 to 3: persona, context and prompt, tools.
+    pub async fn prepare(&self, turn: TurnRequest) -> PreparedTurn {
+        let started = Instant::now();
+        let persona: Persona = self.personas.pick(turn.persona.as_deref()).clone();
+        self.observe("prepare", started);
+
+        let started = Instant::now();
+        let ChatRequest {
+            messages,
+            tools,
+            tool_choice,
+            temperature,
+            top_p,
+            max_tokens,
+            seed,
+            model,
+        } = turn.request;
+        let lookup = LookupCtx {
+            tenant: turn.tenant,
+            user: turn.user,
+            session: turn.session,
+            query: latest_user_text(&messages),
+        };
+        let context = self.context.run(&lookup, &persona.context_plan()).await;
+        // The persona leads; the client's own system messages follow it.
+        let (system, history): (Vec<ChatMessage>, Vec<ChatMessage>) = messages
+            .into_iter()
+            .partition(|m| matches!(m, ChatMessage::System(_)));
+        let mut instructions = persona.instructions.clone();
+        for m in system {
+            if let ChatMessage::System(t) = m {
+                if !instructions.is_empty() {
+                    instructions.push_str("\n\n");
+                }
+                instructions.push_str(&t);
+            }
+        }
+        let assembled = assemble(
+            &PromptInputs {
+                persona: &instructions,
+                history: &history,
+                context: &context.parts,
+                summary: turn.summary.as_deref(),
+                budget: persona.prompt_budget,
+            },
+            &approx_tokens,
+        );
+        self.observe("context", started);
+        let mut messages = assembled.messages;
+        if matches!(messages.first(), Some(ChatMessage::System(s)) if s.is_empty()) {
+            messages.remove(0);
+        }
+
+        // A forced tool the persona does not allow, or no tools at all: answer in words.
+        let tools = persona.allowed_tools(tools);
+        let tool_choice = match tool_choice {
+            _ if tools.is_empty() => ToolChoice::None,
+            ToolChoice::Function(name) if !tools.iter().any(|t| t.name == name) => ToolChoice::None,
+            choice => choice,
+        };
+        PreparedTurn {
+            persona: persona.name.clone(),
+            request: ChatRequest {
+                messages,
+                tools,
+                tool_choice,
+                temperature: temperature.or(persona.temperature),
+                top_p: top_p.or(persona.top_p),
+                max_tokens: max_tokens.or(persona.max_tokens),
+                seed,
+                model: persona.model.clone().or(model),
+            },
+            context,
+            dropped_messages: assembled.dropped_messages,
+        }
+    }
+
+    /// Stage 4: stream the reply. The time to the first event is `generate` in the stage
+    /// histogram.
+    pub fn generate(&self, request: ChatRequest) -> LlmStream {
+        let stream = self.llm.stream(request);
+        let Some(h) = self.stage_seconds.clone() else {
+            return stream;
+        };
+        let started = Instant::now();
+        let mut first = true;
+        Box::pin(futures_util::StreamExt::inspect(stream, move |_| {
+            if std::mem::take(&mut first) {
+                h.with_label_values(&["generate"])
+                    .observe(started.elapsed().as_secs_f64());
+            }
+        }))
+    }
+}

@@ -1,0 +1,273 @@
+//! Personas: who the agent is for a conversation. Each names its system prompt, voice,
+//! allowed tools, context engines with their deadlines, LLM model and sampling. They come
+//! from a TOML file:
+//!
+//! ```toml
+//! default = "support"
+//!
+//! [personas.support]
+//! instructions = "You are Acme's support agent. Answer from the reference material."
+//! voice = "joe"
+//! tools = ["lookup_order"]          # omitted: every tool the client offers
+//! engines = ["knowledge", "profile"] # omitted: every configured engine
+//! model = "gpt-4o-mini"
+//! temperature = 0.3
+//! deadlines_ms = { knowledge = 300 }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::context::ContextPlan;
+use crate::llm::ToolSpec;
+
+/// Prompt tokens a persona may use by default (room for a small model's reply within 2k).
+pub const DEFAULT_PROMPT_BUDGET: usize = 1536;
+pub const DEFAULT_PERSONA: &str = "default";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persona {
+    /// Filled from the table's key.
+    #[serde(skip)]
+    pub name: String,
+    pub instructions: String,
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// Tool names the model may call; `None`: every tool offered.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    /// Context engines to consult; `None`: all configured.
+    #[serde(default)]
+    pub engines: Option<Vec<String>>,
+    /// Deadline per engine name, in ms; unlisted engines use their defaults.
+    #[serde(default)]
+    pub deadlines_ms: BTreeMap<String, u64>,
+    /// The LLM model to ask for; `None`: the provider's own.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    #[serde(default = "default_budget")]
+    pub prompt_budget: usize,
+}
+
+fn default_budget() -> usize {
+    DEFAULT_PROMPT_BUDGET
+}
+
+impl Persona {
+    /// The built-in persona used when no file names one: no instructions of its own (the
+    /// client's system prompt or session instructions stand alone), every tool and engine.
+    pub fn builtin() -> Self {
+        Self {
+            name: DEFAULT_PERSONA.into(),
+            instructions: String::new(),
+            voice: None,
+            tools: None,
+            engines: None,
+            deadlines_ms: BTreeMap::new(),
+            model: None,
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+            prompt_budget: DEFAULT_PROMPT_BUDGET,
+        }
+    }
+
+    /// Which engines to consult and their deadlines.
+    pub fn context_plan(&self) -> ContextPlan {
+        ContextPlan {
+            engines: self.engines.clone(),
+            deadlines: self
+                .deadlines_ms
+                .iter()
+                .map(|(k, ms)| (k.clone(), Duration::from_millis(*ms)))
+                .collect(),
+        }
+    }
+
+    /// The offered tools this persona allows.
+    pub fn allowed_tools(&self, offered: Vec<ToolSpec>) -> Vec<ToolSpec> {
+        match &self.tools {
+            None => offered,
+            Some(names) => offered
+                .into_iter()
+                .filter(|t| names.iter().any(|n| *n == t.name))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PersonaError {
+    #[error("persona file: {0}")]
+    Parse(String),
+    #[error("persona file: the default persona {0:?} is not defined")]
+    MissingDefault(String),
+    #[error("persona {persona:?}: {problem}")]
+    Invalid { persona: String, problem: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    personas: BTreeMap<String, Persona>,
+}
+
+/// Every persona, by name, and which one applies when a conversation names none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Personas {
+    by_name: BTreeMap<String, Persona>,
+    default: String,
+}
+
+impl Default for Personas {
+    fn default() -> Self {
+        Self {
+            by_name: [(DEFAULT_PERSONA.to_owned(), Persona::builtin())].into(),
+            default: DEFAULT_PERSONA.into(),
+        }
+    }
+}
+
+impl Personas {
+    /// Parse a persona file. The built-in `default` persona is kept unless the file
+    /// redefines it.
+    pub fn parse(toml_text: &str) -> Result<Self, PersonaError> {
+        let file: File =
+            toml::from_str(toml_text).map_err(|e| PersonaError::Parse(e.to_string()))?;
+        let mut out = Self::default();
+        for (name, mut p) in file.personas {
+            let invalid = |problem: &str| PersonaError::Invalid {
+                persona: name.clone(),
+                problem: problem.into(),
+            };
+            if p.instructions.trim().is_empty() {
+                return Err(invalid("instructions are empty"));
+            }
+            if p.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+                return Err(invalid("temperature must be within 0..2"));
+            }
+            if p.top_p.is_some_and(|t| !(t > 0.0 && t <= 1.0)) {
+                return Err(invalid("top_p must be within (0, 1]"));
+            }
+            if p.deadlines_ms.values().any(|&ms| ms == 0 || ms > 60_000) {
+                return Err(invalid("engine deadlines must be 1..60000 ms"));
+            }
+            if p.prompt_budget < 64 {
+                return Err(invalid("prompt_budget must be at least 64 tokens"));
+            }
+            p.name.clone_from(&name);
+            out.by_name.insert(name, p);
+        }
+        if let Some(default) = file.default {
+            if !out.by_name.contains_key(&default) {
+                return Err(PersonaError::MissingDefault(default));
+            }
+            out.default = default;
+        }
+        Ok(out)
+    }
+
+    /// The named persona, if it exists.
+    pub fn get(&self, name: &str) -> Option<&Persona> {
+        self.by_name.get(name)
+    }
+
+    /// The persona a conversation uses: the named one, else the default.
+    pub fn pick(&self, name: Option<&str>) -> &Persona {
+        name.and_then(|n| self.by_name.get(n))
+            .or_else(|| self.by_name.get(&self.default))
+            .unwrap_or_else(|| {
+                self.by_name
+                    .values()
+                    .next()
+                    .expect("at least the built-in persona")
+            })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+default = "support"
+
+[personas.support]
+instructions = "You are Acme support."
+voice = "joe"
+tools = ["lookup_order"]
+engines = ["knowledge"]
+model = "gpt-4o-mini"
+temperature = 0.3
+deadlines_ms = { knowledge = 250 }
+
+[personas.sales]
+instructions = "You sell."
+"#;
+
+    fn tool(name: &str) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            parameters: serde_json::json!({"type": "object"}),
+        }
+    }
+
+    #[test]
+    fn parses_a_persona_file() {
+        let p = Personas::parse(FILE).expect("parses");
+        assert_eq!(p.pick(None).name, "support");
+        assert_eq!(p.pick(Some("sales")).instructions, "You sell.");
+        assert_eq!(p.pick(Some("nobody")).name, "support");
+        assert!(p.get("default").is_some(), "built-in kept");
+        let support = p.pick(None);
+        let plan = support.context_plan();
+        assert_eq!(plan.engines, Some(vec!["knowledge".to_owned()]));
+        assert_eq!(plan.deadlines["knowledge"], Duration::from_millis(250));
+        let tools = support.allowed_tools(vec![tool("lookup_order"), tool("delete_account")]);
+        assert_eq!(tools, vec![tool("lookup_order")]);
+        assert_eq!(
+            p.pick(Some("sales")).allowed_tools(vec![tool("x")]).len(),
+            1
+        );
+        assert_eq!(p.pick(Some("sales")).prompt_budget, DEFAULT_PROMPT_BUDGET);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_the_persona_name() {
+        let unknown_field = "[personas.a]\ninstructions = \"x\"\nvoise = \"joe\"\n";
+        assert!(
+            matches!(Personas::parse(unknown_field), Err(PersonaError::Parse(m)) if m.contains("voise"))
+        );
+        let bad = "[personas.a]\ninstructions = \"x\"\ntemperature = 9.0\n";
+        assert!(
+            matches!(Personas::parse(bad), Err(PersonaError::Invalid { persona, .. }) if persona == "a")
+        );
+        assert_eq!(
+            Personas::parse("default = \"ghost\"\n"),
+            Err(PersonaError::MissingDefault("ghost".into()))
+        );
+        assert!(
+            Personas::parse(
+                "[personas.a]\ninstructions = \"x\"\ndeadlines_ms = { knowledge = 0 }\n"
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,112 @@
+"""Stored conversations, profiles and memory through the official `openai` SDK (chat) and
+plain HTTP (httpx): the same script runs against a gateway on SQLite and on PostgreSQL.
+
+Usage: sessions_api.py BASE_URL
+
+Prints "ok: ..." and exits 0 when every check passes.
+"""
+
+import sys
+import time
+
+import httpx
+from openai import OpenAI
+
+
+def poll(fetch, done, what, timeout=20.0):
+    """Writes are queued: wait until `done(fetch())` holds."""
+    deadline = time.time() + timeout
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.time() > deadline:
+            raise SystemExit(f"{what} not reached; last: {value}")
+        time.sleep(0.1)
+
+
+def metadata_of(obj) -> dict:
+    """Our `metadata` on a completion or chunk (a typed field in some SDK versions)."""
+    meta = getattr(obj, "metadata", None) or (obj.model_extra or {}).get("metadata")
+    assert meta, obj
+    return dict(meta)
+
+
+def error_code(r: httpx.Response) -> str:
+    body = r.json()
+    assert set(body["error"]) >= {"message", "type", "param", "code"}, body
+    return body["error"]["code"]
+
+
+def main(base_url: str) -> None:
+    client = OpenAI(base_url=base_url, api_key="sk-local")
+    http = httpx.Client(base_url=base_url, timeout=30)
+
+    def chat(session, text, user="ada"):
+        return client.chat.completions.create(
+            model="scripted", user=user, metadata={"session_id": session},
+            messages=[{"role": "user", "content": text}])
+
+    r = chat("s-1", "Hi. My name is Ada and I am vegetarian.")
+    assert metadata_of(r)["session_id"] == "s-1", r.model_extra
+    reply = r.choices[0].message.content
+    chat("s-1", "What should I eat tonight?")
+
+    session = poll(lambda: http.get("/sessions/s-1").json(),
+                   lambda s: len(s.get("messages", [])) == 4, "four stored messages")
+    assert session["object"] == "session" and session["channel"] == "chat", session
+    assert session["user_id"] == "ada" and session["persona"] == "default", session
+    roles = [m["role"] for m in session["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant"], roles
+    assert session["messages"][0]["content"] == "Hi. My name is Ada and I am vegetarian.", session
+    assert session["messages"][1]["content"] == reply and not session["messages"][1]["truncated"]
+    assert [m["seq"] for m in session["messages"]] == [1, 2, 3, 4], session
+
+    listed = http.get("/sessions").json()["data"]
+    assert any(s["id"] == "s-1" and s["message_count"] == 4 for s in listed), listed
+
+    # Learned off the hot path: the name into the profile, the statement into memory.
+    profile = poll(lambda: http.get("/users/ada/profile"), lambda r: r.status_code == 200, "a profile")
+    assert profile.json()["attributes"]["name"] == "Ada", profile.text
+    memories = poll(lambda: http.get("/users/ada/memories").json()["data"], lambda m: len(m) >= 1, "a memory")
+    assert memories[0]["kind"] == "fact" and "vegetarian" in memories[0]["text"], memories
+
+    # A new conversation: profile and memory reach the prompt (checked by the Rust test).
+    r = chat("s-2", "Can you recommend a vegetarian dish for me?")
+    meta = metadata_of(r)
+    assert meta["degraded"] == "false", meta
+
+    r = http.put("/users/ada/profile", json={"attributes": {"name": "Ada", "tier": "gold"}})
+    assert r.status_code == 200 and r.json()["attributes"]["tier"] == "gold", r.text
+    assert http.get("/users/ada/profile").json()["attributes"] == {"name": "Ada", "tier": "gold"}
+    r = http.put("/users/ada/profile", json={"attributes": ["not", "an", "object"]})
+    assert r.status_code == 422 and error_code(r) == "invalid_value", r.text
+    r = http.get("/users/nobody/profile")
+    assert r.status_code == 404 and error_code(r) == "profile_not_found", r.text
+
+    # The caller hangs up after the first chunk: the turn is stored, marked truncated.
+    with httpx.stream("POST", base_url + "/chat/completions", timeout=30, json={
+            "model": "scripted", "stream": True, "user": "bo", "metadata": {"session_id": "s-3"},
+            "messages": [{"role": "user", "content": "Tell me a long story."}]}) as s:
+        for line in s.iter_lines():
+            if line.startswith("data: ") and '"content"' in line:
+                break
+    cut = poll(lambda: http.get("/sessions/s-3").json(),
+               lambda s: len(s.get("messages", [])) == 2, "the hung-up turn")
+    assert cut["messages"][1]["truncated"] is True, cut
+    assert len(cut["messages"][1]["content"]) < len(reply), cut
+
+    r = http.delete("/sessions/s-2")
+    assert r.status_code == 200 and r.json()["deleted"] is True, r.text
+    r = http.delete("/sessions/s-2")
+    assert r.status_code == 404 and error_code(r) == "session_not_found", r.text
+    r = http.get("/sessions", params={"limit": 0})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "limit", r.text
+
+    r = http.delete("/users/ada/memories")
+    assert r.status_code == 200 and r.json()["deleted"] >= 1, r.text
+    print("ok: sessions, messages, profile and memory stored and served")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,91 @@
+//! Durable state through the real binary, the same suite on both databases: embedded SQLite
+//! and a real PostgreSQL server. Chat turns are stored in their sessions (a hung-up reply
+//! marked truncated), names and facts are learned into profile and memory and reach later
+//! prompts, and everything survives a restart.
+
+use std::ffi::OsStr;
+use std::process::Command;
+
+use switchboard_e2e::gateway::{Gateway, http_get};
+use switchboard_e2e::python::run_sdk_script;
+use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
+
+fn suite(database_url: Option<&str>) {
+    let llm = ScriptedLlm::start(Script::default());
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let mut env = vec![("SWITCHBOARD_DATA_DIR", data_dir)];
+    if let Some(url) = database_url {
+        env.push(("SWITCHBOARD_DATABASE_URL", url));
+    }
+    let gw = Gateway::start(&[llm.base_url()], &env);
+    run_sdk_script(
+        "sessions_api.py",
+        &[OsStr::new(&format!("http://{}/v1", gw.addr))],
+    );
+
+    // The prompt of the s-2 turn (the third request) carries profile and memory.
+    let requests = llm.requests();
+    let system = requests[2]["messages"][0]["content"].as_str().unwrap_or("");
+    assert!(
+        system.contains("name: Ada"),
+        "no profile in the prompt: {system}"
+    );
+    assert!(
+        system.contains("My name is Ada and I am vegetarian"),
+        "no memory in the prompt: {system}"
+    );
+    // Every queued write (audit entries included) lands.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let m = gw.metrics();
+        if m.contains("switchboard_store_pending_writes 0") || std::time::Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains("switchboard_store_pending_writes 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"switchboard_store_writes_total{kind="messages"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"switchboard_store_writes_total{kind="audit"}"#),
+        "{metrics}"
+    );
+
+    // A restart on the same database keeps every session.
+    drop(gw);
+    let gw = Gateway::start(&[llm.base_url()], &env);
+    let (status, body) = http_get(gw.addr, "/v1/sessions/s-1").expect("answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("What should I eat tonight?"), "{body}");
+}
+
+#[test]
+fn sqlite_stores_sessions_profiles_and_memories() {
+    suite(None);
+}
+
+#[test]
+fn postgres_stores_sessions_profiles_and_memories() {
+    let name = format!(
+        "switchboard_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    suite(Some(&url));
+    // The gateways are gone; drop the database they created.
+    let _ = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
+        .arg(format!("DROP DATABASE IF EXISTS {name}"))
+        .output();
+}
