@@ -261,16 +261,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         if name == "file" {
             up.filename = field.file_name().map(str::to_owned);
             let mut field = field;
-            while let Some(chunk) = field.chunk().await.map_err(|e| {
-                invalid_request(format!("upload interrupted: {e}"), "file", "invalid_value")
-            })? {
-                if up.file.len() + chunk.len() > MAX_UPLOAD_BYTES {
-                    let body = json!({"error": {"message": format!("File is larger than the {} MB limit.", MAX_UPLOAD_BYTES / (1024 * 1024)),
-                        "type": "invalid_request_error", "param": "file", "code": "file_too_large"}});
-                    return Err((StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response());
-                }
-                up.file.extend_from_slice(&chunk);
-            }
+            up.file = crate::server::read_file_field(&mut field, MAX_UPLOAD_BYTES).await?;
             has_file = true;
             continue;
         }

@@ -87,16 +87,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
             "file" => {
                 up.filename = field.file_name().map(str::to_owned);
                 up.content_type = field.content_type().map(str::to_owned);
-                while let Some(chunk) = field.chunk().await.map_err(|e| {
-                    invalid_request(format!("upload interrupted: {e}"), "file", "invalid_value")
-                })? {
-                    if up.bytes.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                        let body = json!({"error": {"message": format!("Document is larger than the {} MB limit.", MAX_DOCUMENT_BYTES / (1024 * 1024)),
-                            "type": "invalid_request_error", "param": "file", "code": "file_too_large"}});
-                        return Err((StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response());
-                    }
-                    up.bytes.extend_from_slice(&chunk);
-                }
+                up.bytes = crate::server::read_file_field(&mut field, MAX_DOCUMENT_BYTES).await?;
                 has_file = true;
             }
             "id" => {

@@ -3,6 +3,7 @@
 mod audio;
 mod auth;
 mod chat;
+mod chat_ws;
 mod cli;
 mod commands;
 mod engines;

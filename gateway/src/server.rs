@@ -127,6 +127,28 @@ pub fn multipart(
     })
 }
 
+/// The bytes of an uploaded multipart file field, at most `max`: more is a 413 in OpenAI's
+/// shape (`file_too_large`), a broken upload a 400.
+pub async fn read_file_field(
+    field: &mut axum::extract::multipart::Field<'_>,
+    max: usize,
+) -> Result<Vec<u8>, Response> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| invalid_request(format!("upload interrupted: {e}"), "file", "invalid_value"))?
+    {
+        if bytes.len() + chunk.len() > max {
+            let body = serde_json::json!({"error": {"message": format!("File is larger than the {} MB limit.", max / (1024 * 1024)),
+                "type": "invalid_request_error", "param": "file", "code": "file_too_large"}});
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let keys: Vec<String> = args
         .api_keys
@@ -250,6 +272,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
             "/v1/knowledge/search",
             axum::routing::post(crate::knowledge::search),
         )
+        .route("/v1/chat/ws", get(crate::chat_ws::connect))
         .route("/v1/sessions", get(crate::sessions::list))
         .route(
             "/v1/sessions/{id}",

@@ -99,7 +99,7 @@ impl Persona {
             None => offered,
             Some(names) => offered
                 .into_iter()
-                .filter(|t| names.iter().any(|n| *n == t.name))
+                .filter(|t| names.contains(&t.name))
                 .collect(),
         }
     }

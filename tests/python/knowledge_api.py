@@ -11,18 +11,7 @@ import sys
 import httpx
 from openai import OpenAI
 
-
-def metadata_of(obj) -> dict:
-    """Our `metadata` on a completion or chunk (a typed field in some SDK versions)."""
-    meta = getattr(obj, "metadata", None) or (obj.model_extra or {}).get("metadata")
-    assert meta, obj
-    return dict(meta)
-
-
-def error_code(r: httpx.Response) -> str:
-    body = r.json()
-    assert set(body["error"]) >= {"message", "type", "param", "code"}, body
-    return body["error"]["code"]
+from common import error_code, metadata_of
 
 
 def main(base_url: str, faq_path: str) -> None:

@@ -12,6 +12,8 @@ import time
 import httpx
 from openai import OpenAI
 
+from common import error_code, metadata_of
+
 
 def poll(fetch, done, what, timeout=20.0):
     """Writes are queued: wait until `done(fetch())` holds."""
@@ -23,19 +25,6 @@ def poll(fetch, done, what, timeout=20.0):
         if time.time() > deadline:
             raise SystemExit(f"{what} not reached; last: {value}")
         time.sleep(0.1)
-
-
-def metadata_of(obj) -> dict:
-    """Our `metadata` on a completion or chunk (a typed field in some SDK versions)."""
-    meta = getattr(obj, "metadata", None) or (obj.model_extra or {}).get("metadata")
-    assert meta, obj
-    return dict(meta)
-
-
-def error_code(r: httpx.Response) -> str:
-    body = r.json()
-    assert set(body["error"]) >= {"message", "type", "param", "code"}, body
-    return body["error"]["code"]
 
 
 def main(base_url: str) -> None:

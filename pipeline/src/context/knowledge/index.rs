@@ -17,14 +17,11 @@ use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
     Value,
 };
-use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
-};
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+use super::analyzer::{ANALYZER, analyzer};
 use super::chunk::{Chunk, TARGET_CHARS, chunk};
 
-const ANALYZER: &str = "switchboard_en";
 /// Candidates each retriever contributes to the fusion.
 const CANDIDATES: usize = 20;
 /// Weight of the cosine similarity in the hybrid score (BM25, normalised, gets the rest).
@@ -109,32 +106,6 @@ fn schema() -> (Schema, Fields) {
         vector: b.add_bytes_field("vector", STORED),
     };
     (b.build(), fields)
-}
-
-/// Function words of English questions and statements. Lucene's list (tantivy's default)
-/// keeps pronouns and auxiliaries ("you", "my", "do", "can"), which then match every
-/// chunk and drown the content words of a spoken question.
-const STOP_WORDS: &[&str] = &[
-    "a", "about", "after", "again", "all", "am", "an", "and", "any", "are", "as", "at", "be",
-    "been", "before", "being", "both", "but", "by", "can", "could", "did", "do", "does", "doing",
-    "for", "from", "get", "got", "had", "has", "have", "having", "he", "her", "here", "him", "his",
-    "how", "i", "if", "in", "into", "is", "it", "its", "just", "let", "like", "me", "more", "most",
-    "my", "no", "not", "now", "of", "on", "or", "other", "our", "out", "own", "please", "s",
-    "same", "she", "should", "so", "some", "such", "t", "than", "that", "the", "their", "them",
-    "then", "there", "these", "they", "this", "those", "to", "too", "up", "us", "very", "want",
-    "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will",
-    "with", "would", "you", "your", "yours", "m", "ve", "ll", "re", "d",
-];
-
-fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(40))
-        .filter(LowerCaser)
-        .filter(StopWordFilter::remove(
-            STOP_WORDS.iter().map(|w| (*w).to_owned()),
-        ))
-        .filter(Stemmer::new(Language::English))
-        .build()
 }
 
 fn doc_key(tenant: &str, doc_id: &str) -> String {

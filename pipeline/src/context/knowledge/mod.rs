@@ -1,6 +1,7 @@
 //! Knowledge: a tenant's uploaded documents, chunked and indexed for hybrid retrieval, and
 //! the context engine that looks them up for each turn.
 
+mod analyzer;
 mod chunk;
 mod document;
 mod index;
