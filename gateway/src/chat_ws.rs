@@ -55,16 +55,16 @@ pub async fn connect(
         .pick(persona.as_deref())
         .name
         .clone();
-    let sink = CallTurns {
-        log: state.turns.clone(),
-        session: SessionInfo {
+    let sink = CallTurns::new(
+        state.turns.clone(),
+        SessionInfo {
             tenant: state.tenant.clone(),
             session_id: session_id.clone(),
             channel: "chat_ws",
             user: user.clone(),
             persona: Some(persona_name),
         },
-    };
+    );
     let session = ChatSession {
         session_id,
         tenant: state.tenant.clone(),

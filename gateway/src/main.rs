@@ -14,6 +14,7 @@ mod realtime;
 mod server;
 mod sessions;
 mod store;
+mod summary;
 mod turns;
 
 use clap::Parser;

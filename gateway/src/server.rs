@@ -67,22 +67,20 @@ impl AppState {
     /// finish, in a session named by the call's id.
     pub fn call_deps(&self, persona: Option<String>, user: Option<String>) -> Option<CallDeps> {
         let e = self.engines.get()?;
-        let sink = crate::turns::CallTurns {
-            log: self.turns.clone(),
-            session: crate::turns::SessionInfo {
-                tenant: self.tenant.clone(),
-                session_id: String::new(),
-                channel: "realtime",
-                user: user.clone(),
-                persona: Some(
-                    self.orchestrator
-                        .personas
-                        .pick(persona.as_deref())
-                        .name
-                        .clone(),
-                ),
-            },
+        let session = crate::turns::SessionInfo {
+            tenant: self.tenant.clone(),
+            session_id: String::new(),
+            channel: "realtime",
+            user: user.clone(),
+            persona: Some(
+                self.orchestrator
+                    .personas
+                    .pick(persona.as_deref())
+                    .name
+                    .clone(),
+            ),
         };
+        let sink = crate::turns::CallTurns::new(self.turns.clone(), session);
         Some(CallDeps {
             stt: e.stt.clone(),
             tts: e.tts.clone(),
@@ -217,6 +215,11 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         Arc::clone(&chain.provider),
         Some(call_metrics.stage_seconds.clone()),
     );
+    let turns = TurnLog::new(
+        writer.clone(),
+        Arc::clone(&embedder),
+        Arc::clone(&orchestrator.llm),
+    );
     let state = Arc::new(AppState {
         engines: OnceLock::new(),
         not_ready: RwLock::new(Some("loading models".into())),
@@ -231,7 +234,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         knowledge,
         tenant: crate::store::DEFAULT_TENANT.into(),
         store,
-        turns: TurnLog::new(writer.clone(), Arc::clone(&embedder)),
+        turns,
         embedder,
     });
     let app = Router::new()

@@ -6,9 +6,11 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
 use switchboard_pipeline::call::{StoredItem, TurnSink};
 use switchboard_pipeline::context::memory::{SharedEmbedder, extract_facts, extract_name};
-use switchboard_pipeline::llm::ToolCall;
+
+use switchboard_pipeline::llm::{LlmProvider, ToolCall};
 
 use crate::store::writer::{Write, Writer};
 use crate::store::{Memory, MessageRecord, SessionRecord, ToolCallRecord, now_ms};
@@ -47,11 +49,24 @@ pub struct SessionInfo {
     pub persona: Option<String>,
 }
 
-/// A call's turns, stored as they finish; the session id is the call's id.
+/// A call's (or chat socket's) turns, stored as they finish; the session id is the call's
+/// id. When it ends, the conversation is summarised for the user's memory.
 #[derive(Debug)]
 pub struct CallTurns {
     pub log: TurnLog,
     pub session: SessionInfo,
+    /// The messages so far, for the summary.
+    pub transcript: std::sync::Mutex<Vec<(&'static str, String)>>,
+}
+
+impl CallTurns {
+    pub fn new(log: TurnLog, session: SessionInfo) -> Self {
+        Self {
+            log,
+            session,
+            transcript: Default::default(),
+        }
+    }
 }
 
 impl CallTurns {
@@ -65,11 +80,24 @@ impl CallTurns {
 
 impl TurnSink for CallTurns {
     fn record(&self, call_id: &str, items: Vec<StoredItem>) {
+        if let Ok(mut t) = self.transcript.lock() {
+            t.extend(items.iter().filter_map(|i| match i {
+                StoredItem::Message { role, text, .. } => Some((*role, text.clone())),
+                _ => None,
+            }));
+        }
         self.log.record_items(&self.session(call_id), items);
     }
 
     fn ended(&self, call_id: &str, status: &'static str) {
-        self.log.set_status(&self.session(call_id), status);
+        let session = self.session(call_id);
+        self.log.set_status(&session, status);
+        let transcript = self
+            .transcript
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        self.log.summarize(&session, transcript);
     }
 }
 
@@ -92,8 +120,10 @@ pub struct Turn {
 
 #[derive(Clone)]
 pub struct TurnLog {
-    writer: Writer,
-    embedder: SharedEmbedder,
+    pub(crate) writer: Writer,
+    pub(crate) embedder: SharedEmbedder,
+    /// Writes conversation summaries (the same chain that answers).
+    pub(crate) llm: Arc<dyn LlmProvider>,
 }
 
 impl std::fmt::Debug for TurnLog {
@@ -103,8 +133,12 @@ impl std::fmt::Debug for TurnLog {
 }
 
 impl TurnLog {
-    pub fn new(writer: Writer, embedder: SharedEmbedder) -> Self {
-        Self { writer, embedder }
+    pub fn new(writer: Writer, embedder: SharedEmbedder, llm: Arc<dyn LlmProvider>) -> Self {
+        Self {
+            writer,
+            embedder,
+            llm,
+        }
     }
 
     /// Record an administrative action (uploads, deletions, profile changes) in the audit log.

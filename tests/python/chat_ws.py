@@ -73,7 +73,18 @@ async def main(ws_url: str, base_url: str) -> None:
     assert s["channel"] == "chat_ws" and s["user_id"] == "cy", s
     assert [m["role"] for m in s["messages"]] == ["user", "assistant", "user", "assistant"], s
     assert s["tool_calls"][0]["name"] == "get_order" and s["tool_calls"][0]["result"] == "shipped", s
-    print("ok: chat websocket streams, refuses bad input, runs a tool round, and is stored")
+
+    # The closed conversation is summarised into the user's memory.
+    deadline = time.time() + 30
+    while True:
+        memories = http.get("/users/cy/memories").json()["data"]
+        summaries = [m for m in memories if m["kind"] == "summary"]
+        if summaries:
+            break
+        assert time.time() < deadline, memories
+        time.sleep(0.2)
+    assert summaries[0]["session_id"] == session_id and summaries[0]["text"], summaries
+    print("ok: chat websocket streams, refuses bad input, runs a tool round, is stored and summarised")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,32 @@ fn chat_websocket_streams_replies_and_runs_tool_rounds() {
             OsStr::new(&format!("http://{}/v1", gw.addr)),
         ],
     );
+    let requests = llm.requests();
     // The tool result reached the model as a tool message.
-    let last = llm.requests().pop().unwrap();
-    let messages = last["messages"].as_array().unwrap();
-    assert_eq!(messages.last().unwrap()["role"], "tool");
-    assert_eq!(messages.last().unwrap()["content"], "shipped");
+    let tool_round = requests
+        .iter()
+        .find(|r| r["messages"].as_array().unwrap().last().unwrap()["role"] == "tool")
+        .expect("a request with the tool result");
+    let last = tool_round["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["content"], "shipped");
+    // The summary was asked for with the whole transcript.
+    let summary = requests
+        .iter()
+        .find(|r| {
+            r["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Summarize this conversation"))
+        })
+        .expect("a summary request");
+    let transcript = summary["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        transcript.contains("User: Where is my order?")
+            && transcript.contains("The tool says shipped."),
+        "{transcript}"
+    );
 }
