@@ -8,6 +8,7 @@ upload get 400 and 413 in OpenAI's error shape. Exits non-zero on any failure.
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -15,6 +16,11 @@ import openai
 from openai import OpenAI
 
 SENTENCE = "Your table for two is ready at eight tonight."
+
+
+def spoken(text: str) -> str:
+    """Lower case with the digit Whisper sometimes writes instead of the word ("for 2")."""
+    return re.sub(r"\b2\b", "two", text.lower())
 
 
 def main(base_url: str, workdir: str) -> None:
@@ -55,14 +61,14 @@ def main(base_url: str, workdir: str) -> None:
     for ext, path in paths.items():
         with open(path, "rb") as f:
             t = client.audio.transcriptions.create(model="whisper-1", file=f)
-        assert "table for two" in t.text.lower(), (ext, t.text)
+        assert "table for two" in spoken(t.text), (ext, t.text)
 
     with open(fixed, "rb") as f:
         v = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json")
     assert v.segments and v.segments[0].end > v.segments[0].start and v.duration > 1, v
     with open(fixed, "rb") as f:
         text = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="text")
-    assert "table for two" in text.lower(), text
+    assert "table for two" in spoken(text), text
     with open(fixed, "rb") as f:
         srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
     assert srt.startswith("1\n00:00:0") and " --> " in srt, srt
@@ -70,7 +76,7 @@ def main(base_url: str, workdir: str) -> None:
         events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True))
     kinds = [e.type for e in events]
     assert kinds[-1] == "transcript.text.done" and "transcript.text.delta" in kinds, kinds
-    assert "table for two" in events[-1].text.lower()
+    assert "table for two" in spoken(events[-1].text)
 
     try:
         client.audio.transcriptions.create(model="whisper-1", file=("notes.mp3", b"this is not audio"))

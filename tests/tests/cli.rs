@@ -33,7 +33,10 @@ fn speak_then_transcribe_round_trips() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&["transcribe", wav.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let text = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    // Whisper writes the number as a word or a digit, depending on the synthesized take.
+    let text = String::from_utf8_lossy(&o.stdout)
+        .to_lowercase()
+        .replace(" 2 ", " two ");
     assert!(text.contains("table for two is ready"), "{text}");
 }
 
