@@ -24,8 +24,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_channels::chat_request::{self, ChatCompletionRequest};
-use switchboard_pipeline::llm::{ChatMessage, LlmStream};
 use switchboard_pipeline::llm::{LlmEvent, ToolCall, Usage};
+use switchboard_pipeline::llm::{LlmStream, add_tool_event};
 use switchboard_pipeline::orchestrator::{PreparedTurn, TurnRequest};
 
 use crate::auth;
@@ -79,15 +79,7 @@ pub async fn completions(
         .get(&model)
         .map(|p| p.name.clone());
     let session_id = session_id.unwrap_or_else(|| new_id("sess"));
-    let user_text = request
-        .messages
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            ChatMessage::User(t) => Some(t.clone()),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let user_text = request.latest_user_text().to_owned();
     let prepared = state
         .orchestrator
         .prepare(TurnRequest {
@@ -121,24 +113,6 @@ pub async fn completions(
         return stream_response(events, id, model, include_usage, metadata).into_response();
     }
     collect_response(events, id, model, metadata).await
-}
-
-/// Fold a tool-call event into the calls so far.
-fn add_tool_event(calls: &mut Vec<ToolCall>, ev: &LlmEvent) {
-    match ev {
-        LlmEvent::ToolCallStart { id, name, .. } => calls.push(ToolCall {
-            id: id.clone(),
-            name: name.clone(),
-            arguments: String::new(),
-        }),
-        LlmEvent::ToolCallArguments { index, delta } => {
-            let at = (*index as usize).min(calls.len().saturating_sub(1));
-            if let Some(c) = calls.get_mut(at) {
-                c.arguments.push_str(delta);
-            }
-        }
-        LlmEvent::Text(_) | LlmEvent::Usage(_) => {}
-    }
 }
 
 /// Generate on a task of its own, handing events to the response through a channel, and

@@ -81,18 +81,6 @@ impl std::fmt::Debug for Orchestrator {
     }
 }
 
-/// The text the context engines look up: the latest user message.
-fn latest_user_text(messages: &[ChatMessage]) -> String {
-    messages
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            ChatMessage::User(t) => Some(t.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
 impl Orchestrator {
     pub fn new(
         personas: Arc<Personas>,
@@ -122,6 +110,7 @@ impl Orchestrator {
         self.observe("prepare", started);
 
         let started = Instant::now();
+        let query = turn.request.latest_user_text().to_owned();
         let ChatRequest {
             messages,
             tools,
@@ -136,7 +125,7 @@ impl Orchestrator {
             tenant: turn.tenant,
             user: turn.user,
             session: turn.session,
-            query: latest_user_text(&messages),
+            query,
         };
         let context = self.context.run(&lookup, &persona.context_plan()).await;
         // The persona leads; the client's own system messages follow it.

@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use switchboard_pipeline::call::{StoredItem, TurnSink};
 use switchboard_pipeline::llm::{
-    ChatMessage, ChatRequest, LlmEvent, ToolCall, ToolChoice, ToolSpec,
+    ChatMessage, ChatRequest, LlmEvent, ToolCall, ToolChoice, ToolSpec, add_tool_event,
 };
 use switchboard_pipeline::orchestrator::{Orchestrator, TurnRequest};
 
@@ -151,14 +151,7 @@ async fn reply(
                         conn.send(protocol::token(&t)).await;
                         text.push_str(&t);
                     }
-                    Some(Ok(LlmEvent::ToolCallStart { id, name, .. })) => calls.push(ToolCall { id, name, arguments: String::new() }),
-                    Some(Ok(LlmEvent::ToolCallArguments { index, delta })) => {
-                        let at = (index as usize).min(calls.len().saturating_sub(1));
-                        if let Some(c) = calls.get_mut(at) {
-                            c.arguments.push_str(&delta);
-                        }
-                    }
-                    Some(Ok(LlmEvent::Usage(_))) => {}
+                    Some(Ok(other)) => add_tool_event(&mut calls, &other),
                     Some(Err(e)) => {
                         failed = Some(e.to_string());
                         break;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use switchboard_models::embed::{from_bytes, to_bytes};
 
 use super::{Store, StoreError, now_ms};
 
@@ -76,16 +77,6 @@ pub struct Document {
     #[serde(skip)]
     pub text: String,
     pub created_at: i64,
-}
-
-pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub fn bytes_vector(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 fn session(r: &AnyRow) -> Result<SessionRecord, sqlx::Error> {
@@ -383,7 +374,7 @@ impl Store {
         .bind(&m.id)
         .bind(&m.kind)
         .bind(&m.text)
-        .bind(vector_bytes(&m.embedding))
+        .bind(to_bytes(&m.embedding))
         .bind(m.session_id.as_deref())
         .bind(m.created_at)
         .execute(self.pool())
@@ -408,7 +399,7 @@ impl Store {
                     id: r.try_get("id")?,
                     kind: r.try_get("kind")?,
                     text: r.try_get("text")?,
-                    embedding: bytes.map(|b| bytes_vector(&b)).unwrap_or_default(),
+                    embedding: bytes.map(|b| from_bytes(&b)).unwrap_or_default(),
                     session_id: r.try_get("session_id")?,
                     created_at: r.try_get("created_at")?,
                 })

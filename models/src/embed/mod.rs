@@ -190,7 +190,30 @@ impl TextEmbedder for MiniLm {
     }
 }
 
+/// An embedding as stored on disk and in databases: little-endian f32s.
+pub fn to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The inverse of [`to_bytes`] (a trailing partial value is ignored).
+pub fn from_bytes(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// Dot product of two equal-length vectors (cosine similarity for unit vectors).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_survive_the_byte_round_trip() {
+        let v = vec![0.25, -1.5, f32::MIN_POSITIVE, 3.0e7];
+        assert_eq!(from_bytes(&to_bytes(&v)), v);
+    }
 }

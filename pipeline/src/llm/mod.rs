@@ -79,6 +79,38 @@ pub struct ChatRequest {
     pub model: Option<String>,
 }
 
+impl ChatRequest {
+    /// The text of the last user message (what a turn is about), or "".
+    pub fn latest_user_text(&self) -> &str {
+        self.messages
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                ChatMessage::User(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .unwrap_or("")
+    }
+}
+
+/// Fold a tool-call event into the calls streamed so far (arguments arrive in pieces).
+pub fn add_tool_event(calls: &mut Vec<ToolCall>, ev: &LlmEvent) {
+    match ev {
+        LlmEvent::ToolCallStart { id, name, .. } => calls.push(ToolCall {
+            id: id.clone(),
+            name: name.clone(),
+            arguments: String::new(),
+        }),
+        LlmEvent::ToolCallArguments { index, delta } => {
+            let at = (*index as usize).min(calls.len().saturating_sub(1));
+            if let Some(c) = calls.get_mut(at) {
+                c.arguments.push_str(delta);
+            }
+        }
+        LlmEvent::Text(_) | LlmEvent::Usage(_) => {}
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input_tokens: u32,
