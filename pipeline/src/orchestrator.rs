@@ -126,6 +126,7 @@ impl Orchestrator {
             user: turn.user,
             session: turn.session,
             query,
+            query_vector: Default::default(),
         };
         let context = self.context.run(&lookup, &persona.context_plan()).await;
         // The persona leads; the client's own system messages follow it.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use switchboard_models::embed::{MiniLm, TextEmbedder, dot};
 use switchboard_models::provision::catalog::MINILM_DIR;
 use switchboard_models::provision::default_models_dir;
+use switchboard_pipeline::context::LookupCtx;
 use switchboard_pipeline::context::knowledge::{KnowledgeIndex, SearchMode};
 
 const FAQ: &str = include_str!("fixtures/faq.md");
@@ -78,6 +79,19 @@ async fn embeddings_rank_paraphrases_above_unrelated_text() {
     let norm = dot(&v[0], &v[0]);
     assert!((norm - 1.0).abs() < 1e-4, "unit length, got {norm}");
     assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.2);
+
+    // A turn embeds its query once, however many engines ask for it.
+    let ctx = LookupCtx {
+        query: "How do I get my money back?".into(),
+        ..LookupCtx::default()
+    };
+    let first = ctx.query_embedding(e.as_ref()).await.expect("embeds");
+    assert_eq!(first, v[0].as_slice());
+    let again = ctx.query_embedding(e.as_ref()).await.expect("cached");
+    assert!(
+        std::ptr::eq(first, again),
+        "the second engine got the same vector, not a new one"
+    );
 }
 
 #[tokio::test]

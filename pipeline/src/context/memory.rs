@@ -120,13 +120,8 @@ impl ContextEngine for MemoryEngine {
                 .embedder
                 .get()
                 .ok_or_else(|| EngineError("the embedding model is still loading".into()))?;
-            let query = embedder
-                .embed(vec![ctx.query.clone()])
-                .await
-                .map_err(|e| EngineError(e.to_string()))?
-                .pop()
-                .unwrap_or_default();
-            part.items = rank(memories, &query, self.top_k);
+            let query = ctx.query_embedding(embedder.as_ref()).await?;
+            part.items = rank(memories, query, self.top_k);
             Ok(part)
         })
     }

@@ -13,6 +13,7 @@ mod prompt;
 mod stage;
 
 use futures_util::future::BoxFuture;
+use switchboard_models::embed::TextEmbedder;
 
 pub use prompt::{Assembled, PromptInputs, approx_tokens, assemble};
 pub use stage::{ContextOutcome, ContextPlan, ContextStage, DegradeReason, EngineMetrics};
@@ -32,6 +33,29 @@ pub struct LookupCtx {
     pub session: Option<String>,
     /// The user's latest words.
     pub query: String,
+    /// The query's embedding, computed by the first engine that needs it and shared with
+    /// the others (knowledge and memory both rank by it).
+    pub query_vector: tokio::sync::OnceCell<Vec<f32>>,
+}
+
+impl LookupCtx {
+    /// The query's unit-length embedding, computed once per turn however many engines ask.
+    pub async fn query_embedding(
+        &self,
+        embedder: &dyn TextEmbedder,
+    ) -> Result<&[f32], EngineError> {
+        self.query_vector
+            .get_or_try_init(|| async {
+                embedder
+                    .embed(vec![self.query.clone()])
+                    .await
+                    .map_err(|e| EngineError(e.to_string()))?
+                    .pop()
+                    .ok_or_else(|| EngineError("the embedder returned no vector".into()))
+            })
+            .await
+            .map(Vec::as_slice)
+    }
 }
 
 /// Which prompt section an engine's items go to, in the order they are given room.

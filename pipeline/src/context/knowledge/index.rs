@@ -272,9 +272,32 @@ impl KnowledgeIndex {
                 .map_err(|e| IndexError::Embed(e.to_string()))?;
             v.pop().unwrap_or_default()
         };
+        self.search_embedded(tenant, query, &query_vector, k, mode)
+            .await
+    }
+
+    /// [`search`](Self::search) with the query's embedding already computed (by this
+    /// index's embedder; ignored for BM25).
+    pub async fn search_embedded(
+        &self,
+        tenant: &str,
+        query: &str,
+        query_vector: &[f32],
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Hit>, IndexError> {
+        if k == 0 || query.trim().is_empty() || self.chunk_count(tenant) == 0 {
+            return Ok(Vec::new());
+        }
         let inner = Arc::clone(&self.inner);
-        let (tenant, query) = (tenant.to_owned(), query.to_owned());
+        let (tenant, query, query_vector) =
+            (tenant.to_owned(), query.to_owned(), query_vector.to_vec());
         blocking(move || inner.search(&tenant, &query, &query_vector, k, mode)).await
+    }
+
+    /// The embedder the index's vectors come from (queries must use the same).
+    pub fn embedder(&self) -> &Arc<dyn TextEmbedder> {
+        &self.embedder
     }
 }
 

@@ -57,10 +57,21 @@ impl ContextEngine for KnowledgeEngine {
                 .index
                 .get()
                 .ok_or_else(|| EngineError("the knowledge index is still loading".into()))?;
-            let hits = index
-                .search(&ctx.tenant, &ctx.query, self.top_k, SearchMode::Hybrid)
-                .await
-                .map_err(|e| EngineError(e.to_string()))?;
+            let hits = if index.chunk_count(&ctx.tenant) == 0 || ctx.query.trim().is_empty() {
+                Vec::new()
+            } else {
+                let query_vector = ctx.query_embedding(index.embedder().as_ref()).await?;
+                index
+                    .search_embedded(
+                        &ctx.tenant,
+                        &ctx.query,
+                        query_vector,
+                        self.top_k,
+                        SearchMode::Hybrid,
+                    )
+                    .await
+                    .map_err(|e| EngineError(e.to_string()))?
+            };
             Ok(ContextPart {
                 engine: self.name().to_owned(),
                 kind: PartKind::Knowledge,
