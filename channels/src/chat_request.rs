@@ -34,14 +34,18 @@ pub struct ChatCompletionRequest {
     pub session_id: Option<String>,
 }
 
+/// Whether `s` can name a user, session, document or persona: 1 to 200 bytes, no control
+/// characters. Every API that takes such a name checks it with this.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control)
+}
+
 /// An identifier field: a non-empty string of at most 200 characters without control
 /// characters, or absent.
 fn identifier(body: &Value, pointer: &str, param: &str) -> Result<Option<String>, InvalidRequest> {
     match body.pointer(pointer) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s))
-            if !s.trim().is_empty() && s.len() <= 200 && !s.chars().any(char::is_control) =>
-        {
+        Some(Value::String(s)) if is_identifier(s) && !s.trim().is_empty() => {
             Ok(Some(s.trim().to_owned()))
         }
         Some(_) => Err(invalid(

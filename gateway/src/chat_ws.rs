@@ -9,6 +9,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use switchboard_channels::chat_request::is_identifier;
 use switchboard_channels::chat_ws::{self, ChatSession, protocol};
 
 use crate::auth;
@@ -18,7 +19,7 @@ use crate::turns::{CallTurns, SessionInfo, new_id};
 fn identifier(query: &HashMap<String, String>, name: &str) -> Result<Option<String>, Response> {
     match query.get(name).map(|v| v.trim()) {
         None | Some("") => Ok(None),
-        Some(v) if v.len() <= 200 && !v.chars().any(char::is_control) => Ok(Some(v.to_owned())),
+        Some(v) if is_identifier(v) => Ok(Some(v.to_owned())),
         Some(_) => Err(invalid_request(
             format!("{name} must be 1 to 200 characters without control characters"),
             name,

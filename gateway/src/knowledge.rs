@@ -20,6 +20,8 @@ use switchboard_pipeline::context::knowledge::{
     DocError, DocKind, DocumentInfo, KnowledgeIndex, SearchMode, to_text,
 };
 
+use switchboard_channels::chat_request::is_identifier;
+
 use crate::auth;
 use crate::server::{AppState, invalid_request, openai_error};
 use crate::store::{Document, now_ms};
@@ -111,10 +113,6 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
     Ok(up)
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 200 && !id.chars().any(char::is_control)
-}
-
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -151,7 +149,7 @@ pub async fn upload(
     };
     let filename = up.filename.unwrap_or_else(|| "document".into());
     let id = up.id.unwrap_or_else(|| filename.clone());
-    if !valid_id(&id) {
+    if !is_identifier(&id) {
         return invalid_request(
             "Document ids are 1 to 200 characters without control characters.",
             "id",

@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use switchboard_channels::realtime::{RealtimeSession, websocket};
 use switchboard_pipeline::{SessionConfig, spawn_call};
 
+use switchboard_channels::chat_request::is_identifier;
+
 use crate::auth;
 use crate::server::{AppState, openai_error};
 
@@ -33,7 +35,7 @@ pub async fn connect(
     let user = query
         .get("user")
         .map(|u| u.trim().to_owned())
-        .filter(|u| !u.is_empty() && u.len() <= 200 && !u.chars().any(char::is_control));
+        .filter(|u| is_identifier(u));
     let Some(deps) = state.call_deps(persona, user) else {
         return openai_error(
             StatusCode::SERVICE_UNAVAILABLE,

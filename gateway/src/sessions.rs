@@ -32,6 +32,19 @@ fn db_failed(e: StoreError) -> Response {
     )
 }
 
+/// A stored record as an API object: its fields plus `"object": kind`.
+fn object(record: &impl serde::Serialize, kind: &str) -> Value {
+    let mut v = json!(record);
+    v["object"] = json!(kind);
+    v
+}
+
+/// A list response of stored records.
+fn list_of<T: serde::Serialize>(records: &[T], kind: &str) -> Response {
+    let data: Vec<Value> = records.iter().map(|r| object(r, kind)).collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
 fn not_found(what: &str, id: &str) -> Response {
     openai_error(
         StatusCode::NOT_FOUND,
@@ -61,17 +74,7 @@ pub async fn list(
         }
     };
     match state.store.list_sessions(&state.tenant, limit).await {
-        Ok(sessions) => {
-            let data: Vec<Value> = sessions
-                .iter()
-                .map(|s| {
-                    let mut v = json!(s);
-                    v["object"] = json!("session");
-                    v
-                })
-                .collect();
-            Json(json!({"object": "list", "data": data})).into_response()
-        }
+        Ok(sessions) => list_of(&sessions, "session"),
         Err(e) => db_failed(e),
     }
 }
@@ -97,8 +100,7 @@ pub async fn get(
         Ok(t) => t,
         Err(e) => return db_failed(e),
     };
-    let mut v = json!(session);
-    v["object"] = json!("session");
+    let mut v = object(&session, "session");
     v["messages"] = json!(messages);
     v["tool_calls"] = json!(tool_calls);
     Json(v).into_response()
@@ -196,17 +198,7 @@ pub async fn memories(
         return denied;
     }
     match state.store.memories(&state.tenant, &user).await {
-        Ok(m) => {
-            let data: Vec<Value> = m
-                .iter()
-                .map(|m| {
-                    let mut v = json!(m);
-                    v["object"] = json!("memory");
-                    v
-                })
-                .collect();
-            Json(json!({"object": "list", "data": data})).into_response()
-        }
+        Ok(memories) => list_of(&memories, "memory"),
         Err(e) => db_failed(e),
     }
 }
