@@ -5,11 +5,12 @@
 //! strict about shape and forgiving about the connection: a bad message gets an error in the
 //! protocol's own form and the call goes on.
 //!
-//! Now: the OpenAI Realtime API over WebSocket ([`realtime`]), OpenAI chat completion bodies
-//! ([`chat_request`]) and text chat for web widgets ([`chat_ws`]). Next: WebRTC, telephony media
-//! streams, IM bots.
+//! Now: the OpenAI Realtime API over WebSocket ([`realtime`]) and WebRTC ([`webrtc`]), OpenAI
+//! chat completion bodies ([`chat_request`]) and text chat for web widgets ([`chat_ws`]). Next:
+//! telephony media streams, IM bots.
 
 pub mod audio_format;
 pub mod chat_request;
 pub mod chat_ws;
 pub mod realtime;
+pub mod webrtc;

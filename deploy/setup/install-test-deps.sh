@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
-# Python packages the end-to-end tests use as real clients: the official `openai` SDK with
-# its realtime (websockets) extra, and httpx for the plain-HTTP APIs (uploads, sessions).
-# Installed only when missing or at another version.
+# Real clients for the end-to-end tests, installed only when missing or at another version:
+# the official `openai` SDK with its realtime (websockets) extra, httpx for the plain-HTTP
+# APIs (uploads, sessions), and headless Chromium with playwright-core for the call page.
 set -euo pipefail
 OPENAI_VERSION=3.54.0
 HTTPX_VERSION=0.28.1
-if python3 -c "import openai, websockets, httpx, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION' or httpx.__version__ != '$HTTPX_VERSION')" 2>/dev/null; then
-  exit 0
+if ! python3 -c "import openai, websockets, httpx, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION' or httpx.__version__ != '$HTTPX_VERSION')" 2>/dev/null; then
+  echo "installing: openai[realtime]==$OPENAI_VERSION httpx==$HTTPX_VERSION (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check "openai[realtime]==$OPENAI_VERSION" "httpx==$HTTPX_VERSION"
 fi
-echo "installing: openai[realtime]==$OPENAI_VERSION httpx==$HTTPX_VERSION (pip)"
-python3 -m pip install --quiet --disable-pip-version-check "openai[realtime]==$OPENAI_VERSION" "httpx==$HTTPX_VERSION"
+
+# The browser test: Debian's Chromium driven by playwright-core (no browser download).
+browser_packages=()
+command -v chromium >/dev/null 2>&1 || browser_packages+=(chromium)
+command -v node >/dev/null 2>&1 || browser_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || browser_packages+=(npm)
+if ((${#browser_packages[@]})); then
+  echo "installing: ${browser_packages[*]} (apt)"
+  sudo_cmd=""; [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${browser_packages[@]}" >/dev/null
+fi
+browser_dir="$(dirname "$0")/../../tests/browser"
+wanted=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['dependencies']['playwright-core'])" "$browser_dir/package.json")
+installed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" "$browser_dir/node_modules/playwright-core/package.json" 2>/dev/null || true)
+if [[ "$installed" != "$wanted" ]]; then
+  echo "installing: playwright-core@$wanted (npm)"
+  (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent >/dev/null)
+fi

@@ -56,6 +56,81 @@ pub struct ServeArgs {
     /// Persona file (TOML): system prompts, voices, tools, engine deadlines, models.
     #[arg(long, env = "SWITCHBOARD_PERSONAS")]
     pub personas: Option<PathBuf>,
+    #[command(flatten)]
+    pub webrtc: WebRtcArgs,
+}
+
+/// WebRTC calls (`POST /v1/realtime/calls`) and the call page.
+#[derive(Debug, Args, Clone)]
+pub struct WebRtcArgs {
+    /// Local UDP addresses for media (comma-separated). `0.0.0.0:0` = every non-loopback
+    /// interface on ephemeral ports; loopback must be named.
+    #[arg(
+        long = "webrtc-udp",
+        env = "SWITCHBOARD_WEBRTC_UDP",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:0,0.0.0.0:0"
+    )]
+    pub udp: Vec<String>,
+    /// STUN/TURN server URLs (comma-separated), e.g. `stun:stun.example.com:3478`,
+    /// `turn:turn.example.com:3478?transport=udp`.
+    #[arg(
+        long = "ice-server",
+        env = "SWITCHBOARD_ICE_SERVERS",
+        value_delimiter = ','
+    )]
+    pub ice_servers: Vec<String>,
+    /// Username for the TURN servers.
+    #[arg(long, env = "SWITCHBOARD_ICE_USERNAME")]
+    pub ice_username: Option<String>,
+    /// Credential for the TURN servers.
+    #[arg(long, env = "SWITCHBOARD_ICE_CREDENTIAL", hide_env_values = true)]
+    pub ice_credential: Option<String>,
+    /// The public IP a 1:1 NAT maps this host to (a cloud VM), advertised instead of the
+    /// private one (comma-separated).
+    #[arg(
+        long = "webrtc-public-ip",
+        env = "SWITCHBOARD_WEBRTC_PUBLIC_IPS",
+        value_delimiter = ','
+    )]
+    pub public_ips: Vec<String>,
+    /// The browser call page at `/`: `auto` serves it when no API keys are set (it mints
+    /// client secrets for anyone who can reach it), `on` always, `off` never.
+    #[arg(long, env = "SWITCHBOARD_CALL_PAGE", default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub call_page: String,
+}
+
+impl WebRtcArgs {
+    pub fn config(&self) -> switchboard_channels::webrtc::WebRtcConfig {
+        let ice_servers = if self.ice_servers.is_empty() {
+            Vec::new()
+        } else {
+            vec![switchboard_channels::webrtc::IceServer {
+                urls: self
+                    .ice_servers
+                    .iter()
+                    .map(|u| u.trim().to_owned())
+                    .filter(|u| !u.is_empty())
+                    .collect(),
+                username: self.ice_username.clone().unwrap_or_default(),
+                credential: self.ice_credential.clone().unwrap_or_default(),
+            }]
+        };
+        switchboard_channels::webrtc::WebRtcConfig {
+            udp_addrs: self.udp.iter().map(|a| a.trim().to_owned()).collect(),
+            ice_servers,
+            public_ips: self.public_ips.clone(),
+        }
+    }
+
+    /// Whether `/` serves the call page, given whether API keys are configured.
+    pub fn call_page_enabled(&self, has_keys: bool) -> bool {
+        match self.call_page.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => !has_keys,
+        }
+    }
 }
 
 /// `$XDG_DATA_HOME/switchboard/data`, else `~/.local/share/switchboard/data`.

@@ -2,9 +2,11 @@
 
 mod audio;
 mod auth;
+mod call_page;
 mod chat;
 mod chat_ws;
 mod cli;
+mod client_secrets;
 mod commands;
 mod engines;
 mod knowledge;
@@ -16,6 +18,7 @@ mod sessions;
 mod store;
 mod summary;
 mod turns;
+mod webrtc;
 
 use clap::Parser;
 

@@ -10,13 +10,68 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use switchboard_channels::realtime::{RealtimeSession, websocket};
-use switchboard_pipeline::{SessionConfig, spawn_call};
-
 use switchboard_channels::chat_request::is_identifier;
+use switchboard_channels::realtime::{RealtimeSession, websocket};
+use switchboard_pipeline::{CallDeps, SessionConfig, spawn_call};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth;
 use crate::server::{AppState, openai_error};
+
+/// Who a new Realtime call is for, from its URL (`persona`, `model`, `user`).
+#[derive(Debug, Clone, Default)]
+pub struct CallTarget {
+    pub persona: Option<String>,
+    pub user: Option<String>,
+    pub model: String,
+}
+
+impl CallTarget {
+    pub fn from_query(state: &AppState, query: &HashMap<String, String>) -> Self {
+        let persona = query
+            .get("persona")
+            .or_else(|| query.get("model"))
+            .filter(|p| state.orchestrator.personas.get(p).is_some())
+            .cloned();
+        let user = query
+            .get("user")
+            .map(|u| u.trim().to_owned())
+            .filter(|u| is_identifier(u));
+        let model = query
+            .get("model")
+            .cloned()
+            .unwrap_or_else(|| "switchboard-realtime".into());
+        Self {
+            persona,
+            user,
+            model,
+        }
+    }
+}
+
+/// Admit a new call: its dependencies and its slot, or the 503/429 to answer.
+pub fn admit(
+    state: &AppState,
+    target: &CallTarget,
+) -> Result<(CallDeps, OwnedSemaphorePermit), Response> {
+    let Some(deps) = state.call_deps(target.persona.clone(), target.user.clone()) else {
+        return Err(openai_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "not_ready",
+            "The speech engines are still loading; retry shortly.",
+        ));
+    };
+    let Ok(permit) = Arc::clone(&state.call_slots).try_acquire_owned() else {
+        return Err(openai_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "server_error",
+            "overloaded",
+            "The gateway is at its call limit; try again shortly.",
+        ));
+    };
+    Ok((deps, permit))
+}
 
 pub async fn connect(
     State(state): State<Arc<AppState>>,
@@ -27,35 +82,11 @@ pub async fn connect(
     if let Err(denied) = auth::require(&state.api_keys, &headers) {
         return denied;
     }
-    let persona = query
-        .get("persona")
-        .or_else(|| query.get("model"))
-        .filter(|p| state.orchestrator.personas.get(p).is_some())
-        .cloned();
-    let user = query
-        .get("user")
-        .map(|u| u.trim().to_owned())
-        .filter(|u| is_identifier(u));
-    let Some(deps) = state.call_deps(persona, user) else {
-        return openai_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "not_ready",
-            "The speech engines are still loading; retry shortly.",
-        );
+    let target = CallTarget::from_query(&state, &query);
+    let (deps, permit) = match admit(&state, &target) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Ok(permit) = Arc::clone(&state.call_slots).try_acquire_owned() else {
-        return openai_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "server_error",
-            "overloaded",
-            "The gateway is at its call limit; try again shortly.",
-        );
-    };
-    let model = query
-        .get("model")
-        .cloned()
-        .unwrap_or_else(|| "switchboard-realtime".into());
     let metrics = state.call_metrics.clone();
     // Browsers authenticate with a subprotocol; the "realtime" one must then be echoed.
     let ws = ws
@@ -64,7 +95,7 @@ pub async fn connect(
     ws.on_upgrade(move |socket| async move {
         let config = SessionConfig::default();
         let call = spawn_call(deps, config.clone());
-        let session = RealtimeSession::new(call.id.clone(), model, config);
+        let session = RealtimeSession::new(call.id.clone(), target.model, config);
         websocket::serve(socket, call, session, metrics).await;
         drop(permit);
     })

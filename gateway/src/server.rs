@@ -55,6 +55,12 @@ pub struct AppState {
     pub turns: TurnLog,
     /// The embedding model, once loaded.
     pub embedder: SharedEmbedder,
+    /// How WebRTC peers gather candidates and reach callers.
+    pub webrtc: switchboard_channels::webrtc::WebRtcConfig,
+    /// Ephemeral client secrets minted for browser calls.
+    pub secrets: crate::client_secrets::ClientSecrets,
+    /// Whether `/` serves the call page.
+    pub call_page: bool,
 }
 
 impl AppState {
@@ -172,6 +178,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
+    let has_keys = !api_keys.is_empty();
     let metrics = Metrics::new();
     let call_metrics = CallMetrics::register(metrics.registry())?;
     let local_llm = Arc::new(OnceLock::new());
@@ -236,12 +243,24 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         store,
         turns,
         embedder,
+        webrtc: args.webrtc.config(),
+        secrets: Default::default(),
+        call_page: args.webrtc.call_page_enabled(has_keys),
     });
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/v1/realtime", get(crate::realtime::connect))
+        .route(
+            "/v1/realtime/calls",
+            axum::routing::post(crate::webrtc::create_call),
+        )
+        .route(
+            "/v1/realtime/client_secrets",
+            axum::routing::post(crate::client_secrets::create),
+        )
+        .merge(crate::call_page::routes())
         .route("/v1/models", get(crate::chat::models))
         .route(
             "/v1/chat/completions",

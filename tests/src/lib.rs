@@ -6,6 +6,7 @@ pub mod python;
 pub mod realtime_client;
 pub mod scripted_llm;
 pub mod speech;
+pub mod webrtc_client;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,9 +1,13 @@
-//! The OpenAI Realtime API: client events in, server events out, over WebSocket (WebRTC's
-//! data channel will reuse the same event code).
+//! The OpenAI Realtime API: client events in, server events out. One event implementation
+//! ([`connection`]) carried by two transports: a WebSocket ([`websocket`]) and a WebRTC data
+//! channel (`crate::webrtc`).
 
 pub mod client_events;
+pub mod connection;
 pub mod server_events;
 pub mod session;
 pub mod websocket;
 
+pub use connection::{Connection, EventWriter};
+pub use server_events::Transport;
 pub use session::RealtimeSession;

@@ -11,7 +11,7 @@ use super::session::{RealtimeSession, format_json};
 pub struct EventIds(u64);
 
 impl EventIds {
-    fn next(&mut self) -> String {
+    pub(super) fn next(&mut self) -> String {
         self.0 += 1;
         format!("event_{:06}", self.0)
     }
@@ -284,6 +284,8 @@ pub fn render(
                 one(with("response.output_text.done", ids, f))
             }
         }
+        // Over WebRTC the reply audio is on the media track, not in the events.
+        CallEvent::AudioDelta { .. } if transport == Transport::WebRtc => vec![],
         CallEvent::AudioDelta { part, samples } => {
             let mut f = part_fields(part);
             let bytes = session.output_format.encode(samples);

@@ -20,6 +20,9 @@ pub struct RealtimeSession {
     pub config: SessionConfig,
     pub input_format: AudioFormat,
     pub output_format: AudioFormat,
+    /// Set when audio travels outside the events (WebRTC's media track) at this fixed rate:
+    /// the audio formats of `session.update` are then kept for display and do not change it.
+    pub media_rate: Option<u32>,
 }
 
 type Invalid = CallError;
@@ -258,14 +261,22 @@ impl RealtimeSession {
             config,
             input_format: AudioFormat::REALTIME_DEFAULT,
             output_format: AudioFormat::REALTIME_DEFAULT,
+            media_rate: None,
         };
         s.sync_rates();
         s
     }
 
+    /// A session whose audio travels on a media track at `rate` (WebRTC).
+    pub fn with_media_rate(mut self, rate: u32) -> Self {
+        self.media_rate = Some(rate);
+        self.sync_rates();
+        self
+    }
+
     fn sync_rates(&mut self) {
-        self.config.input_rate = self.input_format.rate();
-        self.config.output_rate = self.output_format.rate();
+        self.config.input_rate = self.media_rate.unwrap_or(self.input_format.rate());
+        self.config.output_rate = self.media_rate.unwrap_or(self.output_format.rate());
     }
 
     /// Apply a `session.update` body. All or nothing.

@@ -1,0 +1,273 @@
+//! Ephemeral client secrets (`POST /v1/realtime/client_secrets`): a server holding an API
+//! key mints a short-lived `ek_` secret that a browser presents once, for one WebRTC call, so
+//! API keys never reach the browser. A secret carries the session configuration (and, our
+//! extension, the end user) the call will start with; it is refused once expired or used.
+//!
+//! Secrets live in this process's memory: with several instances behind a balancer the call
+//! must reach the instance that minted it (a shared store comes with the scale-out work).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use switchboard_channels::chat_request::is_identifier;
+use switchboard_channels::realtime::RealtimeSession;
+use switchboard_pipeline::SessionConfig;
+
+use crate::auth;
+use crate::server::{AppState, invalid_request, openai_error};
+
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+const MIN_TTL_SECS: u64 = 10;
+const MAX_TTL_SECS: u64 = 7_200;
+/// Secrets held at most (used and unused, until they expire).
+const MAX_SECRETS: usize = 100_000;
+
+/// What a redeemed secret grants its call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    /// A `session` object to apply at the start of the call (already validated).
+    pub session: Option<Value>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    grant: Grant,
+    expires: SystemTime,
+    used: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Unknown,
+    Expired,
+    Used,
+}
+
+impl Refusal {
+    pub fn response(self) -> Response {
+        let (code, message) = match self {
+            Self::Unknown => ("invalid_api_key", "Unknown client secret."),
+            Self::Expired => (
+                "client_secret_expired",
+                "This client secret has expired; mint a new one.",
+            ),
+            Self::Used => (
+                "client_secret_used",
+                "This client secret was already used for a call; mint one per call.",
+            ),
+        };
+        openai_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            code,
+            message,
+        )
+    }
+}
+
+/// The secrets this instance has minted.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSecrets {
+    inner: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl ClientSecrets {
+    /// A new secret valid for `ttl`; `(value, expires_at)`.
+    pub fn mint(&self, grant: Grant, ttl: Duration) -> (String, u64) {
+        let now = SystemTime::now();
+        let value = format!("ek_{}", random_token());
+        let expires = now + ttl;
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, e| e.expires > now);
+        if map.len() >= MAX_SECRETS
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, e)| e.expires)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(
+            value.clone(),
+            Entry {
+                grant,
+                expires,
+                used: false,
+            },
+        );
+        (value, unix(expires))
+    }
+
+    /// Use a secret for one call.
+    pub fn redeem(&self, value: &str) -> Result<Grant, Refusal> {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.get_mut(value).ok_or(Refusal::Unknown)?;
+        if entry.expires <= SystemTime::now() {
+            return Err(Refusal::Expired);
+        }
+        if entry.used {
+            return Err(Refusal::Used);
+        }
+        entry.used = true;
+        Ok(entry.grant.clone())
+    }
+}
+
+/// Whether a presented bearer token is a client secret rather than an API key.
+pub fn is_client_secret(token: &str) -> bool {
+    token.starts_with("ek_")
+}
+
+/// `POST /v1/realtime/client_secrets` (API key required).
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+        return denied;
+    }
+    let body: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return invalid_request("The body must be a JSON object.", "body", "invalid_json");
+            }
+        }
+    };
+    match mint_from_body(&state.secrets, &body) {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => e,
+    }
+}
+
+/// Validate a request body and mint: the response body, or the 400 to answer.
+pub fn mint_from_body(secrets: &ClientSecrets, body: &Value) -> Result<Value, Response> {
+    let ttl = match body.pointer("/expires_after/seconds") {
+        None => DEFAULT_TTL,
+        Some(v) => match v.as_u64() {
+            Some(s) if (MIN_TTL_SECS..=MAX_TTL_SECS).contains(&s) => Duration::from_secs(s),
+            _ => {
+                return Err(invalid_request(
+                    format!(
+                        "expires_after.seconds must be an integer from {MIN_TTL_SECS} to {MAX_TTL_SECS}."
+                    ),
+                    "expires_after.seconds",
+                    "invalid_value",
+                ));
+            }
+        },
+    };
+    if let Some(anchor) = body.pointer("/expires_after/anchor")
+        && anchor != "created_at"
+    {
+        return Err(invalid_request(
+            "expires_after.anchor must be 'created_at'.",
+            "expires_after.anchor",
+            "invalid_value",
+        ));
+    }
+    let session = body.get("session").cloned();
+    // Check the session now, so a bad one is the minting server's 400, not the browser's.
+    let preview = RealtimeSession::new(
+        "sess_preview".into(),
+        "switchboard-realtime".into(),
+        SessionConfig::default(),
+    );
+    let preview = match &session {
+        Some(s) => preview.apply(s).map_err(|e| {
+            invalid_request(e.message, e.param.as_deref().unwrap_or("session"), e.code)
+        })?,
+        None => preview,
+    };
+    let user = match body.get("user") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) if is_identifier(u.trim()) => Some(u.trim().to_owned()),
+        Some(_) => {
+            return Err(invalid_request(
+                "user must be 1 to 200 characters with no control characters.",
+                "user",
+                "invalid_value",
+            ));
+        }
+    };
+    let (value, expires_at) = secrets.mint(Grant { session, user }, ttl);
+    let mut shown = preview.to_json();
+    if let Some(m) = shown.as_object_mut() {
+        m.remove("id");
+    }
+    Ok(json!({"value": value, "expires_at": expires_at, "session": shown}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_works_once_then_is_refused() {
+        let s = ClientSecrets::default();
+        let (v, _) = s.mint(
+            Grant {
+                session: None,
+                user: Some("u1".into()),
+            },
+            DEFAULT_TTL,
+        );
+        assert!(is_client_secret(&v) && v.len() == 51);
+        assert_eq!(s.redeem(&v).unwrap().user.as_deref(), Some("u1"));
+        assert_eq!(s.redeem(&v), Err(Refusal::Used));
+        assert_eq!(s.redeem("ek_nope"), Err(Refusal::Unknown));
+    }
+
+    #[test]
+    fn an_expired_secret_is_refused() {
+        let s = ClientSecrets::default();
+        let (v, _) = s.mint(
+            Grant {
+                session: None,
+                user: None,
+            },
+            Duration::ZERO,
+        );
+        assert_eq!(s.redeem(&v), Err(Refusal::Expired));
+    }
+
+    #[test]
+    fn bodies_are_checked_before_minting() {
+        let s = ClientSecrets::default();
+        let ok = mint_from_body(
+            &s,
+            &json!({"expires_after": {"anchor": "created_at", "seconds": 60},
+                "session": {"type": "realtime", "instructions": "Be brief."}}),
+        )
+        .unwrap();
+        assert_eq!(ok["session"]["instructions"], "Be brief.");
+        for bad in [
+            json!({"expires_after": {"seconds": 5}}),
+            json!({"expires_after": {"anchor": "now", "seconds": 60}}),
+            json!({"session": {"instructions": 7}}),
+            json!({"user": "not ok!"}),
+        ] {
+            let r = mint_from_body(&s, &bad).unwrap_err();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+}
