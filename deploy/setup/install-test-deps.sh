@@ -26,5 +26,5 @@ wanted=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['depend
 installed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" "$browser_dir/node_modules/playwright-core/package.json" 2>/dev/null || true)
 if [[ "$installed" != "$wanted" ]]; then
   echo "installing: playwright-core@$wanted (npm)"
-  (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent >/dev/null)
+  (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent >/dev/null)
 fi
