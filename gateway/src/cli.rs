@@ -179,6 +179,7 @@ pub struct LlmArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 pub enum Command {
     /// Run the gateway.
     Serve(ServeArgs),

@@ -16,7 +16,7 @@ use switchboard_pipeline::{CallDeps, SessionConfig, spawn_call};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth;
-use crate::server::{AppState, openai_error};
+use crate::server::{AppState, invalid_request, openai_error};
 
 /// Who a new Realtime call is for, from its URL (`persona`, `model`, `user`).
 #[derive(Debug, Clone, Default)]
@@ -27,7 +27,18 @@ pub struct CallTarget {
 }
 
 impl CallTarget {
-    pub fn from_query(state: &AppState, query: &HashMap<String, String>) -> Self {
+    /// `persona` must name a configured persona (400 otherwise); `model` selects one only
+    /// when it names one (clients send their usual model names).
+    pub fn from_query(state: &AppState, query: &HashMap<String, String>) -> Result<Self, Response> {
+        if let Some(p) = query.get("persona")
+            && state.orchestrator.personas.get(p).is_none()
+        {
+            return Err(invalid_request(
+                format!("unknown persona '{p}'"),
+                "persona",
+                "invalid_value",
+            ));
+        }
         let persona = query
             .get("persona")
             .or_else(|| query.get("model"))
@@ -41,11 +52,11 @@ impl CallTarget {
             .get("model")
             .cloned()
             .unwrap_or_else(|| "switchboard-realtime".into());
-        Self {
+        Ok(Self {
             persona,
             user,
             model,
-        }
+        })
     }
 }
 
@@ -82,7 +93,10 @@ pub async fn connect(
     if let Err(denied) = auth::require(&state.api_keys, &headers) {
         return denied;
     }
-    let target = CallTarget::from_query(&state, &query);
+    let target = match CallTarget::from_query(&state, &query) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let (deps, permit) = match admit(&state, &target) {
         Ok(x) => x,
         Err(r) => return r,

@@ -61,6 +61,9 @@ pub struct AppState {
     pub secrets: crate::client_secrets::ClientSecrets,
     /// Whether `/` serves the call page.
     pub call_page: bool,
+    pub webrtc_metrics: switchboard_channels::webrtc::WebRtcMetrics,
+    /// WebRTC calls in progress (for server-side hang-up).
+    pub webrtc_calls: crate::webrtc::LiveCalls,
 }
 
 impl AppState {
@@ -181,6 +184,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
     let has_keys = !api_keys.is_empty();
     let metrics = Metrics::new();
     let call_metrics = CallMetrics::register(metrics.registry())?;
+    let webrtc_metrics = switchboard_channels::webrtc::WebRtcMetrics::register(metrics.registry())?;
     let local_llm = Arc::new(OnceLock::new());
     let chain = crate::llm::providers(&args.llm, &call_metrics, &local_llm);
     let personas = match &args.personas {
@@ -246,6 +250,8 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         webrtc: args.webrtc.config(),
         secrets: Default::default(),
         call_page: args.webrtc.call_page_enabled(has_keys),
+        webrtc_metrics,
+        webrtc_calls: Default::default(),
     });
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -255,6 +261,10 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         .route(
             "/v1/realtime/calls",
             axum::routing::post(crate::webrtc::create_call),
+        )
+        .route(
+            "/v1/realtime/calls/{call_id}/hangup",
+            axum::routing::post(crate::webrtc::hang_up),
         )
         .route(
             "/v1/realtime/client_secrets",

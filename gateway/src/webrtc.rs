@@ -2,11 +2,12 @@
 //! (`application/sdp`), or a multipart form with `sdp` and `session` (a session object
 //! applied before the call starts). The answer is `201 Created`, `application/sdp`, with the
 //! call's URL in `Location`. Authenticated with an API key or a one-call client secret.
+//! `POST /v1/realtime/calls/{call_id}/hangup` (API key) ends a call from the server side.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -18,6 +19,52 @@ use crate::auth;
 use crate::client_secrets::{Grant, is_client_secret};
 use crate::realtime::{CallTarget, admit};
 use crate::server::{AppState, invalid_request, openai_error};
+
+/// The WebRTC calls in progress, by call id, each with the switch that hangs it up.
+#[derive(Debug, Clone, Default)]
+pub struct LiveCalls(Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>>);
+
+impl LiveCalls {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::sync::oneshot::Sender<()>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, id: &str) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.map().insert(id.to_owned(), tx);
+        rx
+    }
+
+    fn remove(&self, id: &str) {
+        self.map().remove(id);
+    }
+
+    /// End a call; `false` when no such call is in progress.
+    fn hang_up(&self, id: &str) -> bool {
+        self.map().remove(id).is_some_and(|tx| tx.send(()).is_ok())
+    }
+}
+
+/// `POST /v1/realtime/calls/{call_id}/hangup`.
+pub async fn hang_up(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+) -> Response {
+    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+        return denied;
+    }
+    if state.webrtc_calls.hang_up(&call_id) {
+        (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
+    } else {
+        openai_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "call_not_found",
+            &format!("No call '{call_id}' is in progress."),
+        )
+    }
+}
 
 /// The offer and session a request carries.
 struct CallRequest {
@@ -39,7 +86,10 @@ pub async fn create_call(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut target = CallTarget::from_query(&state, &query);
+    let mut target = match CallTarget::from_query(&state, &query) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let mut session = RealtimeSession::new(String::new(), target.model.clone(), Default::default())
         .with_media_rate(RATE);
     let grant = grant.unwrap_or(Grant {
@@ -82,16 +132,19 @@ pub async fn create_call(
         }
     };
     let answer = peer.answer.clone();
-    tracing::debug!(
-        ms = peer.answer_time.as_secs_f64() * 1e3,
-        "webrtc answer ready"
-    );
+    state
+        .webrtc_metrics
+        .answer_seconds
+        .observe(peer.answer_time.as_secs_f64());
     let call = spawn_call(deps, session.config.clone());
     session.id = call.id.clone();
     let location = format!("/v1/realtime/calls/{}", call.id);
-    let metrics = state.call_metrics.clone();
+    let (metrics, media_metrics) = (state.call_metrics.clone(), state.webrtc_metrics.clone());
+    let (live, id) = (state.webrtc_calls.clone(), call.id.clone());
+    let hangup = live.add(&id);
     tokio::spawn(async move {
-        webrtc::serve(peer, call, session, metrics).await;
+        webrtc::serve(peer, call, session, metrics, media_metrics, hangup).await;
+        live.remove(&id);
         drop(permit);
     });
     let mut response = (StatusCode::CREATED, answer).into_response();

@@ -86,6 +86,11 @@ fn a_webrtc_call_hears_answers_and_is_interrupted() {
             loud_before > 10,
             "reply audio arrived on the remote track ({loud_before} loud packets)"
         );
+        // The next reply is short, to see a reply play to its end.
+        llm.set_script(Script {
+            reply: "London is rainy.".into(),
+            ..Script::default()
+        });
         let mut interruption = say("Stop. Tell me about London instead.", RATE);
         interruption.extend(silence(1_500, RATE));
         c.speak(&interruption).await.unwrap();
@@ -135,6 +140,17 @@ fn a_webrtc_call_hears_answers_and_is_interrupted() {
             .unwrap();
         assert!(truncated["audio_end_ms"].as_u64().unwrap() > 0);
 
+        // The second reply plays to its end: started, then stopped.
+        c.wait_for("output_audio_buffer.started", LONG)
+            .await
+            .unwrap();
+        c.speak(&silence(2_500, RATE)).await.unwrap();
+        c.wait_for("output_audio_buffer.stopped", LONG)
+            .await
+            .unwrap();
+        let second = c.wait_for("response.done", LONG).await.unwrap();
+        assert_eq!(second["response"]["status"], "completed", "{second}");
+
         // A secret is good for one call.
         let (c2, offer2, _) = WebRtcClient::offer(111).await.unwrap();
         let again = post_sdp(
@@ -150,6 +166,25 @@ fn a_webrtc_call_hears_answers_and_is_interrupted() {
         c2.hang_up().await;
         c.hang_up().await;
     });
+    let metrics = gw.metrics();
+    let count = |labels: &str| -> f64 {
+        let name = format!("switchboard_webrtc_packets_total{{{labels}}}");
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        count(r#"direction="in",fate="received""#) > 200.0,
+        "{metrics}"
+    );
+    assert!(count(r#"direction="out",fate="sent""#) > 50.0, "{metrics}");
+    assert_eq!(
+        count(r#"direction="in",fate="lost""#),
+        0.0,
+        "no loss on loopback"
+    );
 }
 
 #[test]
@@ -170,6 +205,9 @@ fn signalling_errors_are_clear() {
         let r = call(g722, "application/sdp", None).await;
         assert_eq!((r.status, error_code(&r.body)), (400, "unsupported_codec".into()), "{}", r.body);
         assert!(r.body.contains("G722/8000"), "{}", r.body);
+
+        let r = post_sdp(gw.addr, "/v1/realtime/calls?persona=nobody", None, "application/sdp", &offer).await;
+        assert_eq!((r.status, error_code(&r.body)), (400, "invalid_value".into()), "{}", r.body);
 
         let r = call(offer.clone(), "application/json", None).await;
         assert_eq!(r.status, 415, "{}", r.body);
@@ -205,6 +243,15 @@ fn signalling_errors_are_clear() {
             .unwrap();
         let err = c.wait_for("error", LONG).await.unwrap();
         assert_eq!(err["error"]["event_id"], "e1");
+        // The server hangs the call up: the data channel closes under the caller.
+        let call_id = created["session"]["id"].as_str().unwrap().to_owned();
+        let hangup = format!("/v1/realtime/calls/{call_id}/hangup");
+        let (status, body) = http_post_json(gw.addr, &hangup, "{}").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let closed = c.wait_for("never-sent", LONG).await.unwrap_err();
+        assert!(closed.to_string().contains("closed"), "{closed}");
+        let (status, _) = http_post_json(gw.addr, &hangup, "{}").unwrap();
+        assert_eq!(status, 404, "a call ends once");
         c.hang_up().await;
 
         // The call page and its secret endpoint (on: no API keys are configured).
@@ -216,5 +263,39 @@ fn signalling_errors_are_clear() {
         let (status, body) = http_post_json(gw.addr, "/call-page/secret", "{}").unwrap();
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("\"ek_"));
+    });
+}
+
+#[test]
+fn with_api_keys_browsers_call_with_client_secrets_only() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_API_KEYS", "sk-test")]);
+    runtime().block_on(async {
+        let body = r#"{"session": {"type": "realtime"}, "user": "ada"}"#;
+        let path = "/v1/realtime/client_secrets";
+        let denied = post_sdp(gw.addr, path, None, "application/json", body).await;
+        assert_eq!(denied.status, 401, "minting needs the API key");
+        let minted = post_sdp(gw.addr, path, Some("sk-test"), "application/json", body).await;
+        assert_eq!(minted.status, 200, "{}", minted.body);
+        let secret = serde_json::from_str::<Value>(&minted.body).unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let (mut c, offer, _) = WebRtcClient::offer(111).await.unwrap();
+        let calls = "/v1/realtime/calls";
+        let r = post_sdp(gw.addr, calls, None, "application/sdp", &offer).await;
+        assert_eq!(r.status, 401, "no key, no secret");
+        let r = post_sdp(gw.addr, calls, Some(&secret), "application/sdp", &offer).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        c.accept(r.body).await.unwrap();
+        c.wait_for("session.created", LONG).await.unwrap();
+        c.hang_up().await;
+
+        // With keys set, the call page (which mints for anyone) is off unless asked for.
+        let (status, _) = http_get(gw.addr, "/").unwrap();
+        assert_eq!(status, 404);
+        let (status, _) = http_post_json(gw.addr, "/call-page/secret", "{}").unwrap();
+        assert_eq!(status, 404);
     });
 }

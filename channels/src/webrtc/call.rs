@@ -14,7 +14,7 @@ use rtc::rtp;
 use serde_json::Value;
 use switchboard_pipeline::call::{CallError, CallEvent, CallHandle, CallInput, Command};
 use switchboard_pipeline::metrics::CallMetrics;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::TrackLocal;
@@ -22,7 +22,8 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use super::codec::{FRAME_SAMPLES, OpusIn, OpusOut, RATE};
-use super::jitter::JitterBuffer;
+use super::jitter::{Frame, JitterBuffer};
+use super::metrics::WebRtcMetrics;
 use super::peer::{Peer, PeerEvent};
 use crate::realtime::{Connection, EventWriter, RealtimeSession, Transport};
 
@@ -33,8 +34,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Events held for a data channel that has not opened yet.
 const MAX_EARLY_EVENTS: usize = 1_000;
 
-/// Serve one answered peer as a Realtime call until either side ends it.
-pub async fn serve(peer: Peer, call: CallHandle, session: RealtimeSession, metrics: CallMetrics) {
+/// Serve one answered peer as a Realtime call until either side ends it, or `hangup` fires
+/// (the server ending the call).
+pub async fn serve(
+    peer: Peer,
+    call: CallHandle,
+    session: RealtimeSession,
+    metrics: CallMetrics,
+    media_metrics: WebRtcMetrics,
+    mut hangup: oneshot::Receiver<()>,
+) {
     let CallHandle {
         id,
         commands,
@@ -70,7 +79,13 @@ pub async fn serve(peer: Peer, call: CallHandle, session: RealtimeSession, metri
         channel_rx,
         Arc::clone(&out),
     ));
-    let pacer = tokio::spawn(pace(Arc::clone(&out), audio, ssrc, payload_type));
+    let pacer = tokio::spawn(pace(
+        Arc::clone(&out),
+        audio,
+        ssrc,
+        payload_type,
+        media_metrics.clone(),
+    ));
     let mut tasks = Vec::new();
     tracing::info!(call = %id, "webrtc call answered");
 
@@ -92,7 +107,11 @@ pub async fn serve(peer: Peer, call: CallHandle, session: RealtimeSession, metri
                     }
                 }
                 Some(PeerEvent::Track(track)) => {
-                    tasks.push(tokio::spawn(receive_audio(track, commands.clone())));
+                    tasks.push(tokio::spawn(receive_audio(
+                        track,
+                        commands.clone(),
+                        media_metrics.clone(),
+                    )));
                 }
                 Some(PeerEvent::DataChannel(dc)) => {
                     let label = dc.label().await.unwrap_or_default();
@@ -112,6 +131,7 @@ pub async fn serve(peer: Peer, call: CallHandle, session: RealtimeSession, metri
                 }
             },
             why = hangup_rx.recv() => break why.unwrap_or("hang-up"),
+            _ = &mut hangup => break "hung up by the server",
             () = &mut deadline, if !connected => break "never connected",
         }
     };
@@ -130,12 +150,21 @@ pub async fn serve(peer: Peer, call: CallHandle, session: RealtimeSession, metri
     for t in tasks {
         t.abort();
     }
+    // Close the events channel first so the caller learns at once that the call is over.
+    let dc = channel_tx.borrow().clone();
+    if let Some(dc) = dc {
+        let _ = dc.close().await;
+    }
     let _ = pc.close().await;
     tracing::info!(call = %id, "webrtc call ended");
 }
 
 /// Caller audio: RTP -> jitter buffer -> Opus decode -> the pipeline at 48 kHz.
-async fn receive_audio(track: Arc<dyn TrackRemote>, commands: mpsc::Sender<Command>) {
+async fn receive_audio(
+    track: Arc<dyn TrackRemote>,
+    commands: mpsc::Sender<Command>,
+    metrics: WebRtcMetrics,
+) {
     let (mut jitter, mut decoder) = (JitterBuffer::default(), None::<OpusIn>);
     while let Some(ev) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = ev else {
@@ -151,15 +180,22 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, commands: mpsc::Sender<Comma
                 }
             },
         };
+        let (late, concealed) = (jitter.counters.late, decoder.concealed);
         jitter.push(
             packet.header.sequence_number,
             packet.header.timestamp,
             packet.payload.to_vec(),
         );
+        metrics.add("in", "received", 1);
         let mut samples = Vec::new();
         while let Some(frame) = jitter.pop() {
+            if matches!(frame, Frame::Lost { .. }) {
+                metrics.add("in", "lost", 1);
+            }
             samples.extend(decoder.decode(&frame));
         }
+        metrics.add("in", "late", jitter.counters.late - late);
+        metrics.add("in", "concealed", decoder.concealed - concealed);
         if samples.is_empty() {
             continue;
         }
@@ -262,7 +298,13 @@ async fn write_events(
 }
 
 /// Reply audio out: one 20 ms Opus frame per tick while any is queued.
-async fn pace(out: Arc<Mutex<OpusOut>>, track: Arc<dyn TrackLocal>, ssrc: u32, payload_type: u8) {
+async fn pace(
+    out: Arc<Mutex<OpusOut>>,
+    track: Arc<dyn TrackLocal>,
+    ssrc: u32,
+    payload_type: u8,
+    metrics: WebRtcMetrics,
+) {
     let started = Instant::now();
     let ts_base = rand::random::<u32>();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -295,8 +337,9 @@ async fn pace(out: Arc<Mutex<OpusOut>>, track: Arc<dyn TrackLocal>, ssrc: u32, p
             },
             payload: Bytes::from(frame.payload),
         };
-        if let Err(e) = track.write_rtp(packet).await {
-            tracing::trace!(error = %e, "rtp write (not yet connected?)");
+        match track.write_rtp(packet).await {
+            Ok(()) => metrics.add("out", "sent", 1),
+            Err(e) => tracing::trace!(error = %e, "rtp write (not yet connected?)"),
         }
     }
 }

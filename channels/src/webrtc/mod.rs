@@ -6,14 +6,17 @@
 //! - [`offer`]: the first look at an offer (SDP shape, audio, Opus) with clear errors;
 //! - [`peer`]: building the answering peer connection;
 //! - [`jitter`], [`codec`]: input reordering and loss concealment, Opus both ways;
+//! - [`metrics`]: packets by fate, answer time;
 //! - [`call`]: the running call.
 
 pub mod call;
 pub mod codec;
 pub mod jitter;
+pub mod metrics;
 pub mod offer;
 pub mod peer;
 
 pub use call::{EVENTS_CHANNEL, serve};
+pub use metrics::WebRtcMetrics;
 pub use offer::{OfferError, check_offer};
 pub use peer::{AnswerError, IceServer, Peer, WebRtcConfig, answer};

@@ -48,8 +48,8 @@ pub fn alaw_encode(sample: i16) -> u8 {
     let segment = (0..8).find(|&seg| pcm < (0x20 << seg));
     let code = match segment {
         None => 0x7F,
-        Some(seg) if seg < 2 => (seg << 4) as i32 | ((pcm >> 1) & 0x0F),
-        Some(seg) => (seg << 4) as i32 | ((pcm >> seg) & 0x0F),
+        Some(seg) if seg < 2 => (seg << 4) | ((pcm >> 1) & 0x0F),
+        Some(seg) => (seg << 4) | ((pcm >> seg) & 0x0F),
     };
     (code as u8) ^ mask
 }

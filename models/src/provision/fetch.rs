@@ -48,8 +48,11 @@ pub fn fetch(
     Ok(outcomes)
 }
 
+/// Each model's name and whether its files verified (the reason when not).
+pub type Verified = Vec<(&'static str, Result<(), String>)>;
+
 /// Re-hash every installed file. One result per catalog model.
-pub fn verify(dir: &Path) -> Result<Vec<(&'static str, Result<(), String>)>, ProvisionError> {
+pub fn verify(dir: &Path) -> Result<Verified, ProvisionError> {
     let manifest = Manifest::load(dir)?;
     Ok(CATALOG
         .iter()

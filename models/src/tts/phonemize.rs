@@ -43,11 +43,11 @@ pub fn espeak_data_parent() -> Option<PathBuf> {
 /// # Safety
 /// Changes the process environment: call it before other threads exist (start of `main`).
 pub unsafe fn export_espeak_data_dir() {
-    if std::env::var_os(ESPEAK_DATA_ENV).is_none() {
-        if let Some(dir) = espeak_data_parent() {
-            // SAFETY: the caller guarantees no other thread reads or writes the environment now.
-            unsafe { std::env::set_var(ESPEAK_DATA_ENV, dir) };
-        }
+    if std::env::var_os(ESPEAK_DATA_ENV).is_none()
+        && let Some(dir) = espeak_data_parent()
+    {
+        // SAFETY: the caller guarantees no other thread reads or writes the environment now.
+        unsafe { std::env::set_var(ESPEAK_DATA_ENV, dir) };
     }
 }
 

@@ -60,14 +60,11 @@ impl SileroVad {
         let n = self.sessions.len();
         let mut guard = (0..n)
             .find_map(|i| self.sessions[(start + i) % n].try_lock().ok())
-            .map_or_else(
-                || {
-                    self.sessions[start % n]
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                },
-                |g| g,
-            );
+            .unwrap_or_else(|| {
+                self.sessions[start % n]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            });
         let fail = |e: ort::Error| VadError::Inference(e.to_string());
         let input_t = Tensor::from_array(([1usize, input.len()], input.to_vec())).map_err(fail)?;
         let state_t = Tensor::from_array(([2usize, 1, 128], state.to_vec())).map_err(fail)?;
