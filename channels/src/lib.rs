@@ -6,11 +6,12 @@
 //! protocol's own form and the call goes on.
 //!
 //! Now: the OpenAI Realtime API over WebSocket ([`realtime`]) and WebRTC ([`webrtc`]), OpenAI
-//! chat completion bodies ([`chat_request`]) and text chat for web widgets ([`chat_ws`]). Next:
-//! telephony media streams, IM bots.
+//! chat completion bodies ([`chat_request`]), text chat for web widgets ([`chat_ws`]), and phone
+//! calls over telephony media streams ([`telephony`]). Next: IM bots.
 
 pub mod audio_format;
 pub mod chat_request;
 pub mod chat_ws;
 pub mod realtime;
+pub mod telephony;
 pub mod webrtc;

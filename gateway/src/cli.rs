@@ -58,6 +58,13 @@ pub struct ServeArgs {
     pub personas: Option<PathBuf>,
     #[command(flatten)]
     pub webrtc: WebRtcArgs,
+    /// Twilio's auth token: Twilio webhooks and streams must then be signed with it.
+    #[arg(long, env = "SWITCHBOARD_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// The gateway's public base URL as phone providers reach it (`https://voice.example.com`):
+    /// used in TwiML stream URLs and to check Twilio signatures.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// WebRTC calls (`POST /v1/realtime/calls`) and the call page.

@@ -264,7 +264,8 @@ mod tests {
             json!({"expires_after": {"seconds": 5}}),
             json!({"expires_after": {"anchor": "now", "seconds": 60}}),
             json!({"session": {"instructions": 7}}),
-            json!({"user": "not ok!"}),
+            json!({"user": "bell\u{7}"}),
+            json!({"user": 42}),
         ] {
             let r = mint_from_body(&s, &bad).unwrap_err();
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");

@@ -17,6 +17,7 @@ mod server;
 mod sessions;
 mod store;
 mod summary;
+mod telephony;
 mod turns;
 mod webrtc;
 

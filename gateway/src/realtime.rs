@@ -21,6 +21,8 @@ use crate::server::{AppState, invalid_request, openai_error};
 /// Who a new Realtime call is for, from its URL (`persona`, `model`, `user`).
 #[derive(Debug, Clone, Default)]
 pub struct CallTarget {
+    /// How the call came in, as stored with its session: `realtime`, `webrtc`, `phone`.
+    pub channel: &'static str,
     pub persona: Option<String>,
     pub user: Option<String>,
     pub model: String,
@@ -53,6 +55,7 @@ impl CallTarget {
             .cloned()
             .unwrap_or_else(|| "switchboard-realtime".into());
         Ok(Self {
+            channel: "realtime",
             persona,
             user,
             model,
@@ -65,7 +68,8 @@ pub fn admit(
     state: &AppState,
     target: &CallTarget,
 ) -> Result<(CallDeps, OwnedSemaphorePermit), Response> {
-    let Some(deps) = state.call_deps(target.persona.clone(), target.user.clone()) else {
+    let Some(deps) = state.call_deps(target.channel, target.persona.clone(), target.user.clone())
+    else {
         return Err(openai_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",

@@ -64,6 +64,7 @@ pub struct AppState {
     pub webrtc_metrics: switchboard_channels::webrtc::WebRtcMetrics,
     /// WebRTC calls in progress (for server-side hang-up).
     pub webrtc_calls: crate::webrtc::LiveCalls,
+    pub telephony: crate::telephony::TelephonyConfig,
 }
 
 impl AppState {
@@ -74,12 +75,17 @@ impl AppState {
 
     /// What a new call needs, once the engines are loaded. Its turns are stored as they
     /// finish, in a session named by the call's id.
-    pub fn call_deps(&self, persona: Option<String>, user: Option<String>) -> Option<CallDeps> {
+    pub fn call_deps(
+        &self,
+        channel: &'static str,
+        persona: Option<String>,
+        user: Option<String>,
+    ) -> Option<CallDeps> {
         let e = self.engines.get()?;
         let session = crate::turns::SessionInfo {
             tenant: self.tenant.clone(),
             session_id: String::new(),
-            channel: "realtime",
+            channel,
             user: user.clone(),
             persona: Some(
                 self.orchestrator
@@ -252,6 +258,10 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         call_page: args.webrtc.call_page_enabled(has_keys),
         webrtc_metrics,
         webrtc_calls: Default::default(),
+        telephony: crate::telephony::TelephonyConfig {
+            twilio_auth_token: args.twilio_auth_token.clone(),
+            public_url: args.public_url.clone(),
+        },
     });
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -271,6 +281,18 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
             axum::routing::post(crate::client_secrets::create),
         )
         .merge(crate::call_page::routes())
+        .route(
+            "/telephony/twilio/voice",
+            axum::routing::post(crate::telephony::twilio_voice),
+        )
+        .route(
+            "/telephony/twilio/stream",
+            get(crate::telephony::twilio_stream),
+        )
+        .route(
+            "/telephony/telnyx/stream",
+            get(crate::telephony::telnyx_stream),
+        )
         .route("/v1/models", get(crate::chat::models))
         .route(
             "/v1/chat/completions",

@@ -90,6 +90,7 @@ pub async fn create_call(
         Ok(t) => t,
         Err(r) => return r,
     };
+    target.channel = "webrtc";
     let mut session = RealtimeSession::new(String::new(), target.model.clone(), Default::default())
         .with_media_rate(RATE);
     let grant = grant.unwrap_or(Grant {

@@ -2,6 +2,7 @@
 //! a scripted LLM server, a Realtime client, and test speech.
 
 pub mod gateway;
+pub mod phone_client;
 pub mod python;
 pub mod realtime_client;
 pub mod scripted_llm;

@@ -94,6 +94,8 @@ pub struct WebRtcClient {
     ts: u32,
     events: mpsc::UnboundedReceiver<(Instant, Value)>,
     pub seen: Vec<(Instant, Value)>,
+    /// How many events of each kind `wait_for` has returned.
+    returned: std::collections::HashMap<String, usize>,
     pub audio: Arc<Mutex<Received>>,
 }
 
@@ -237,6 +239,7 @@ impl WebRtcClient {
                 ts: 0,
                 events,
                 seen: Vec::new(),
+                returned: Default::default(),
                 audio,
             },
             sdp,
@@ -285,16 +288,17 @@ impl WebRtcClient {
         }
     }
 
-    /// Wait for an event of `kind` not yet returned by a previous wait.
+    /// Wait for the next event of `kind`: the first call returns the first such event, the
+    /// second call the second, and so on.
     pub async fn wait_for(&mut self, kind: &str, timeout: Duration) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut from = 0;
+        let nth = *self.returned.get(kind).unwrap_or(&0);
         loop {
             self.drain();
-            if let Some((_, v)) = self.seen[from..].iter().find(|(_, v)| v["type"] == kind) {
+            if let Some((_, v)) = self.seen.iter().filter(|(_, v)| v["type"] == kind).nth(nth) {
+                self.returned.insert(kind.to_owned(), nth + 1);
                 return Ok(v.clone());
             }
-            from = self.seen.len();
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(ev)) => self.seen.push(ev),
                 Ok(None) => anyhow::bail!("data channel closed waiting for {kind}"),

@@ -1,0 +1,218 @@
+//! Phone calls: the Twilio voice webhook answering with TwiML that connects the call to our
+//! media stream, and the stream endpoints for Twilio and Telnyx.
+//!
+//! - `POST /telephony/twilio/voice` (form body from Twilio) → `<Connect><Stream>` to
+//!   `/telephony/twilio/stream`, passing the caller's number (the call's end user: memory and
+//!   profile follow the caller), the call SID and `?persona=` as stream parameters.
+//! - `GET /telephony/twilio/stream`, `GET /telephony/telnyx/stream`: the media WebSockets.
+//!
+//! With `SWITCHBOARD_TWILIO_AUTH_TOKEN` set, every Twilio request (webhook and stream
+//! upgrade) must carry a valid `X-Twilio-Signature`, else 403. The URL signed is the one
+//! Twilio used: `SWITCHBOARD_PUBLIC_URL` plus the path, or the request's own host and
+//! `X-Forwarded-Proto`. Telnyx streams must present an API key as `?token=` when keys are set.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use switchboard_channels::telephony::{self, Dialect, signature};
+use switchboard_pipeline::{SessionConfig, spawn_call};
+
+use crate::realtime::{CallTarget, admit};
+use crate::server::{AppState, openai_error};
+
+/// Telephony settings.
+#[derive(Debug, Clone, Default)]
+pub struct TelephonyConfig {
+    /// Twilio's auth token; when set, signatures are required.
+    pub twilio_auth_token: Option<String>,
+    /// The gateway's public base URL (`https://voice.example.com`), as the providers see it.
+    pub public_url: Option<String>,
+}
+
+fn forbidden(message: &str) -> Response {
+    openai_error(
+        StatusCode::FORBIDDEN,
+        "invalid_request_error",
+        "invalid_signature",
+        message,
+    )
+}
+
+/// The URL the provider requested: configured public base, else this request's host.
+fn requested_url(
+    config: &TelephonyConfig,
+    headers: &HeaderMap,
+    path_and_query: &str,
+    ws: bool,
+) -> String {
+    if let Some(base) = &config.public_url {
+        let base = base.trim_end_matches('/');
+        let base = if ws {
+            base.replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1)
+        } else {
+            base.to_owned()
+        };
+        return format!("{base}{path_and_query}");
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let scheme = match (ws, secure) {
+        (true, true) => "wss",
+        (true, false) => "ws",
+        (false, true) => "https",
+        (false, false) => "http",
+    };
+    format!("{scheme}://{host}{path_and_query}")
+}
+
+fn check_twilio(
+    config: &TelephonyConfig,
+    headers: &HeaderMap,
+    url: &str,
+    params: &[(String, String)],
+) -> Result<(), Response> {
+    let Some(token) = &config.twilio_auth_token else {
+        return Ok(());
+    };
+    let presented = headers
+        .get("x-twilio-signature")
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| forbidden("Missing X-Twilio-Signature."))?;
+    if signature::twilio_valid(token, url, params, presented) {
+        Ok(())
+    } else {
+        Err(forbidden("X-Twilio-Signature does not match this request."))
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// `POST /telephony/twilio/voice`: TwiML connecting the call to our media stream.
+pub async fn twilio_voice(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let params: Vec<(String, String)> = form_urlencoded_pairs(&body);
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = requested_url(&state.telephony, &headers, path_and_query, false);
+    if let Err(denied) = check_twilio(&state.telephony, &headers, &url, &params) {
+        return denied;
+    }
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let stream_url = requested_url(&state.telephony, &headers, "/telephony/twilio/stream", true);
+    let mut parameters = String::new();
+    let mut add = |name: &str, value: Option<&str>| {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            parameters.push_str(&format!(
+                "<Parameter name=\"{}\" value=\"{}\"/>",
+                xml_escape(name),
+                xml_escape(v)
+            ));
+        }
+    };
+    add("callSid", get("CallSid"));
+    add("from", get("From"));
+    add("persona", query.get("persona").map(String::as_str));
+    let twiml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"{}\">{parameters}</Stream></Connect></Response>",
+        xml_escape(&stream_url)
+    );
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], twiml).into_response()
+}
+
+fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// `GET /telephony/twilio/stream`.
+pub async fn twilio_stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = requested_url(&state.telephony, &headers, path_and_query, true);
+    if let Err(denied) = check_twilio(&state.telephony, &headers, &url, &[]) {
+        return denied;
+    }
+    upgrade(state, ws, Dialect::Twilio)
+}
+
+/// `GET /telephony/telnyx/stream?token=KEY`.
+pub async fn telnyx_stream(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !state.api_keys.is_empty()
+        && !query
+            .get("token")
+            .is_some_and(|t| state.api_keys.iter().any(|k| k == t))
+    {
+        return openai_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Telnyx streams must carry an API key as ?token=.",
+        );
+    }
+    upgrade(state, ws, Dialect::Telnyx)
+}
+
+fn upgrade(state: Arc<AppState>, ws: WebSocketUpgrade, dialect: Dialect) -> Response {
+    let metrics = state.call_metrics.clone();
+    ws.on_upgrade(move |socket| async move {
+        let mut permit = None;
+        telephony::serve(socket, dialect, metrics, |start| {
+            let persona = start
+                .parameters
+                .get("persona")
+                .filter(|p| state.orchestrator.personas.get(p).is_some())
+                .cloned();
+            let user = start
+                .parameters
+                .get("from")
+                .or_else(|| start.parameters.get("user"))
+                .map(|u| u.trim().to_owned())
+                .filter(|u| switchboard_channels::chat_request::is_identifier(u));
+            let target = CallTarget {
+                channel: "phone",
+                model: "switchboard-phone".into(),
+                persona,
+                user,
+            };
+            let (deps, slot) = admit(&state, &target).ok()?;
+            permit = Some(slot);
+            let config = SessionConfig {
+                input_rate: start.format.rate(),
+                output_rate: start.format.rate(),
+                ..SessionConfig::default()
+            };
+            Some(spawn_call(deps, config))
+        })
+        .await;
+        drop(permit);
+    })
+    .into_response()
+}
