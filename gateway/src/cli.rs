@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// used in TwiML stream URLs and to check Twilio signatures.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Shared secret of the generic webhook channel (`/v1/webhooks/messages`); off without it.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Where webhook answers go when a message names no `callback_url`.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_CALLBACK_URL")]
+    pub webhook_callback_url: Option<String>,
 }
 
 /// WebRTC calls (`POST /v1/realtime/calls`) and the call page.

@@ -19,6 +19,7 @@ mod store;
 mod summary;
 mod telephony;
 mod turns;
+mod webhook;
 mod webrtc;
 
 use clap::Parser;

@@ -65,6 +65,9 @@ pub struct AppState {
     /// WebRTC calls in progress (for server-side hang-up).
     pub webrtc_calls: crate::webrtc::LiveCalls,
     pub telephony: crate::telephony::TelephonyConfig,
+    pub webhook: crate::webhook::WebhookConfig,
+    /// Wakes the webhook worker when a message is accepted.
+    pub webhook_work: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -262,7 +265,18 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
             twilio_auth_token: args.twilio_auth_token.clone(),
             public_url: args.public_url.clone(),
         },
+        webhook: crate::webhook::WebhookConfig {
+            secret: args.webhook_secret.clone(),
+            callback_url: args.webhook_callback_url.clone(),
+        },
+        webhook_work: Arc::new(tokio::sync::Notify::new()),
     });
+    if state.webhook.secret.is_some() {
+        tokio::spawn(crate::webhook::work(
+            Arc::clone(&state),
+            Arc::clone(&state.webhook_work),
+        ));
+    }
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -281,6 +295,10 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
             axum::routing::post(crate::client_secrets::create),
         )
         .merge(crate::call_page::routes())
+        .route(
+            "/v1/webhooks/messages",
+            axum::routing::post(crate::webhook::receive),
+        )
         .route(
             "/telephony/twilio/voice",
             axum::routing::post(crate::telephony::twilio_voice),

@@ -1,0 +1,123 @@
+//! The webhook inbox: messages are stored before they are answered, and their answers
+//! before they are delivered, so neither a crash nor a failing callback loses one.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, now_ms};
+
+/// One accepted message and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxMessage {
+    pub channel: String,
+    pub id: String,
+    pub conversation: String,
+    pub user: Option<String>,
+    pub text: String,
+    pub callback_url: Option<String>,
+    /// `pending`, `replied`, `delivered`, `failed`.
+    pub status: String,
+    pub reply: Option<String>,
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Store a new message; `false` when one with this id was already accepted (a retry or
+    /// duplicate from the sender: it is not answered twice).
+    pub async fn inbox_accept(&self, tenant: &str, m: &InboxMessage) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO inbox (tenant_id, channel, id, conversation, user_id, text, callback_url,
+                 status, reply, attempts, next_attempt_at, last_error, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', NULL, 0, $8, NULL, $8, $8)
+             ON CONFLICT (tenant_id, channel, id) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&m.channel)
+        .bind(&m.id)
+        .bind(&m.conversation)
+        .bind(m.user.as_deref())
+        .bind(&m.text)
+        .bind(m.callback_url.as_deref())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Messages due for work (pending, or replied with a callback due), oldest first.
+    pub async fn inbox_due(&self, limit: i64) -> Result<Vec<(String, InboxMessage)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, channel, id, conversation, user_id, text, callback_url, status, reply, attempts
+             FROM inbox WHERE status IN ('pending', 'replied') AND next_attempt_at <= $1
+             ORDER BY created_at LIMIT $2",
+        )
+        .bind(now_ms())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("tenant_id")?,
+                    InboxMessage {
+                        channel: r.try_get("channel")?,
+                        id: r.try_get("id")?,
+                        conversation: r.try_get("conversation")?,
+                        user: r.try_get("user_id")?,
+                        text: r.try_get("text")?,
+                        callback_url: r.try_get("callback_url")?,
+                        status: r.try_get("status")?,
+                        reply: r.try_get("reply")?,
+                        attempts: r.try_get("attempts")?,
+                    },
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Move a message on: its new status, reply, attempt count, next attempt and error.
+    pub async fn inbox_update(
+        &self,
+        tenant: &str,
+        m: &InboxMessage,
+        next_attempt_at: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE inbox SET status = $4, reply = $5, attempts = $6, next_attempt_at = $7,
+                 last_error = $8, updated_at = $9
+             WHERE tenant_id = $1 AND channel = $2 AND id = $3",
+        )
+        .bind(tenant)
+        .bind(&m.channel)
+        .bind(&m.id)
+        .bind(&m.status)
+        .bind(m.reply.as_deref())
+        .bind(m.attempts)
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// One message's state, for the sender asking again.
+    pub async fn inbox_get(
+        &self,
+        tenant: &str,
+        channel: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT status FROM inbox WHERE tenant_id = $1 AND channel = $2 AND id = $3",
+        )
+        .bind(tenant)
+        .bind(channel)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get("status")).transpose()?)
+    }
+}
