@@ -1,6 +1,7 @@
 -- Messages accepted from webhook channels, stored before they are answered so that a crash
 -- or restart loses none: `pending` (accepted), `replied` (answer stored, callback owed),
--- `delivered`, or `failed` (the callback gave up). The id is the sender's idempotency key.
+-- `delivered`, or `failed` (delivery gave up). The id is the sender's idempotency key;
+-- `reply_to` says where the answer goes: a callback URL, or a channel's JSON address.
 CREATE TABLE inbox (
     tenant_id TEXT NOT NULL,
     channel TEXT NOT NULL,
@@ -8,7 +9,7 @@ CREATE TABLE inbox (
     conversation TEXT NOT NULL,
     user_id TEXT,
     text TEXT NOT NULL,
-    callback_url TEXT,
+    reply_to TEXT,
     status TEXT NOT NULL,
     reply TEXT,
     attempts BIGINT NOT NULL,

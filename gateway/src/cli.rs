@@ -71,6 +71,59 @@ pub struct ServeArgs {
     /// Where webhook answers go when a message names no `callback_url`.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_CALLBACK_URL")]
     pub webhook_callback_url: Option<String>,
+    #[command(flatten)]
+    pub im: ImArgs,
+}
+
+/// Slack and Telegram bots (each off until its secrets are set).
+#[derive(Debug, Args, Clone)]
+pub struct ImArgs {
+    /// Slack app's signing secret (`/slack/events` checks every request with it).
+    #[arg(long, env = "SWITCHBOARD_SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub slack_signing_secret: Option<String>,
+    /// Slack bot token (`xoxb-...`) for `chat.postMessage`.
+    #[arg(long, env = "SWITCHBOARD_SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub slack_bot_token: Option<String>,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SLACK_API_URL",
+        default_value = "https://slack.com/api"
+    )]
+    pub slack_api_url: String,
+    /// Telegram bot token (from BotFather).
+    #[arg(long, env = "SWITCHBOARD_TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    pub telegram_bot_token: Option<String>,
+    /// The `secret_token` given to Telegram's `setWebhook`, checked on every update.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TELEGRAM_SECRET_TOKEN",
+        hide_env_values = true
+    )]
+    pub telegram_secret_token: Option<String>,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TELEGRAM_API_URL",
+        default_value = "https://api.telegram.org"
+    )]
+    pub telegram_api_url: String,
+}
+
+impl ImArgs {
+    pub fn slack(&self) -> Option<crate::slack::SlackConfig> {
+        Some(crate::slack::SlackConfig {
+            signing_secret: self.slack_signing_secret.clone()?,
+            bot_token: self.slack_bot_token.clone()?,
+            api_url: self.slack_api_url.clone(),
+        })
+    }
+
+    pub fn telegram(&self) -> Option<crate::telegram::TelegramConfig> {
+        Some(crate::telegram::TelegramConfig {
+            bot_token: self.telegram_bot_token.clone()?,
+            secret_token: self.telegram_secret_token.clone()?,
+            api_url: self.telegram_api_url.clone(),
+        })
+    }
 }
 
 /// WebRTC calls (`POST /v1/realtime/calls`) and the call page.

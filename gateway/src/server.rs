@@ -66,6 +66,8 @@ pub struct AppState {
     pub webrtc_calls: crate::webrtc::LiveCalls,
     pub telephony: crate::telephony::TelephonyConfig,
     pub webhook: crate::webhook::WebhookConfig,
+    pub slack: Option<crate::slack::SlackConfig>,
+    pub telegram: Option<crate::telegram::TelegramConfig>,
     /// Wakes the webhook worker when a message is accepted.
     pub webhook_work: Arc<tokio::sync::Notify>,
 }
@@ -269,10 +271,12 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
             secret: args.webhook_secret.clone(),
             callback_url: args.webhook_callback_url.clone(),
         },
+        slack: args.im.slack(),
+        telegram: args.im.telegram(),
         webhook_work: Arc::new(tokio::sync::Notify::new()),
     });
-    if state.webhook.secret.is_some() {
-        tokio::spawn(crate::webhook::work(
+    if crate::inbox::enabled(&state) {
+        tokio::spawn(crate::inbox::work(
             Arc::clone(&state),
             Arc::clone(&state.webhook_work),
         ));
@@ -298,6 +302,11 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         .route(
             "/v1/webhooks/messages",
             axum::routing::post(crate::webhook::receive),
+        )
+        .route("/slack/events", axum::routing::post(crate::slack::events))
+        .route(
+            "/telegram/webhook",
+            axum::routing::post(crate::telegram::webhook),
         )
         .route(
             "/telephony/twilio/voice",

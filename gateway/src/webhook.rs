@@ -13,30 +13,24 @@
 //! background task from the database, so a restart resumes where the last process stopped.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_channels::chat_request::is_identifier;
-use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent};
-use switchboard_pipeline::orchestrator::TurnRequest;
-use tokio::sync::Notify;
 
 use crate::server::{AppState, invalid_request, openai_error};
 use crate::store::inbox::InboxMessage;
 use crate::store::now_ms;
-use crate::turns::{Turn, new_id};
+use crate::turns::new_id;
 
-const CHANNEL: &str = "webhook";
+pub const CHANNEL: &str = "webhook";
 /// Signed requests older or newer than this are refused (replays).
 const MAX_SKEW_SECS: i64 = 300;
 const MAX_BODY_BYTES: usize = 64 * 1024;
-const MAX_ATTEMPTS: i64 = 8;
 
 /// Webhook settings; the channel is off without a secret.
 #[derive(Debug, Clone, Default)]
@@ -47,17 +41,11 @@ pub struct WebhookConfig {
 
 /// `v1=` + hex HMAC-SHA256 of `"{timestamp}.{body}"`.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("v1={hex}")
+    let ts = timestamp.to_string();
+    format!(
+        "v1={}",
+        hmac_sha256_hex(secret, &[ts.as_bytes(), b".", body])
+    )
 }
 
 fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
@@ -66,10 +54,15 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static
         .and_then(|t| t.parse().ok())
         .ok_or("missing or malformed X-Switchboard-Timestamp")?;
     let presented = get("x-switchboard-signature").ok_or("missing X-Switchboard-Signature")?;
+    fresh_and_equal(ts, &sign(secret, ts, body), presented)
+}
+
+/// A signed request's timestamp is within 5 minutes of now and its signature matches
+/// (compared in constant time). Shared by every HMAC-signed channel.
+pub fn fresh_and_equal(ts: i64, expected: &str, presented: &str) -> Result<(), &'static str> {
     if (now_ms() / 1000 - ts).abs() > MAX_SKEW_SECS {
         return Err("the timestamp is more than 5 minutes from now (replay?)");
     }
-    let expected = sign(secret, ts, body);
     let same = expected.len() == presented.len()
         && expected
             .bytes()
@@ -81,6 +74,19 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static
     } else {
         Err("the signature does not match")
     }
+}
+
+/// HMAC-SHA256 of `parts` concatenated, as lower-case hex.
+pub fn hmac_sha256_hex(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
@@ -148,7 +154,7 @@ pub async fn receive(
             .filter(|u| is_identifier(u))
             .map(str::to_owned),
         text: text.to_owned(),
-        callback_url: Some(callback_url),
+        reply_to: Some(callback_url),
         status: "pending".into(),
         reply: None,
         attempts: 0,
@@ -188,140 +194,32 @@ pub async fn receive(
     }
 }
 
-/// The background worker: answers pending messages and delivers answers, from the database.
-pub async fn work(state: Arc<AppState>, wake: Arc<Notify>) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
-    loop {
-        let due = state.store.inbox_due(20).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "reading the webhook inbox");
-            Vec::new()
-        });
-        for (tenant, mut m) in due {
-            if m.status == "pending" {
-                let Some(reply) = answer(&state, &tenant, &m).await else {
-                    // No provider answered: try again later, the message stays pending.
-                    let _ = state
-                        .store
-                        .inbox_update(&tenant, &m, now_ms() + 5_000, Some("no answer"))
-                        .await;
-                    continue;
-                };
-                m.status = "replied".into();
-                m.reply = Some(reply);
-                let _ = state.store.inbox_update(&tenant, &m, now_ms(), None).await;
-            }
-            deliver(&state, &client, &tenant, m).await;
-        }
-        tokio::select! {
-            () = wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-}
-
-async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<String> {
-    let mut messages: Vec<ChatMessage> = state
-        .store
-        .messages(tenant, &m.conversation)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| match r.role.as_str() {
-            "assistant" => ChatMessage::Assistant {
-                content: r.content,
-                tool_calls: Vec::new(),
-            },
-            _ => ChatMessage::User(r.content),
-        })
-        .collect();
-    messages.push(ChatMessage::User(m.text.clone()));
-    let prepared = state
-        .orchestrator
-        .prepare(TurnRequest {
-            tenant: tenant.to_owned(),
-            user: m.user.clone(),
-            session: Some(m.conversation.clone()),
-            persona: None,
-            request: ChatRequest {
-                messages,
-                ..Default::default()
-            },
-            summary: None,
-        })
-        .await;
-    let persona = prepared.persona.clone();
-    let mut events = state.orchestrator.generate(prepared.request);
-    let mut reply = String::new();
-    while let Some(ev) = events.next().await {
-        match ev {
-            Ok(LlmEvent::Text(t)) => reply.push_str(&t),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook turn failed");
-                return None;
-            }
-        }
-    }
-    state.turns.record(Turn {
-        tenant: tenant.to_owned(),
-        session_id: m.conversation.clone(),
-        channel: CHANNEL,
-        user: m.user.clone(),
-        persona,
-        user_text: m.text.clone(),
-        reply: reply.clone(),
-        truncated: false,
-        tool_calls: Vec::new(),
-    });
-    Some(reply)
-}
-
-async fn deliver(state: &AppState, client: &reqwest::Client, tenant: &str, mut m: InboxMessage) {
-    let (Some(url), Some(secret)) = (m.callback_url.clone(), state.webhook.secret.as_deref())
-    else {
-        return;
+/// Deliver an answer to the message's callback URL, signed like the messages we receive.
+pub async fn deliver(
+    state: &AppState,
+    client: &reqwest::Client,
+    m: &InboxMessage,
+) -> Result<(), String> {
+    let (Some(url), Some(secret)) = (m.reply_to.as_deref(), state.webhook.secret.as_deref()) else {
+        return Err("no callback URL or secret".into());
     };
     let body = json!({"id": new_id("msg"), "in_reply_to": m.id, "conversation": m.conversation,
         "user": m.user, "text": m.reply})
     .to_string();
     let ts = now_ms() / 1000;
-    let sent = client
-        .post(&url)
+    let r = client
+        .post(url)
         .header("content-type", "application/json")
         .header("x-switchboard-timestamp", ts.to_string())
         .header("x-switchboard-signature", sign(secret, ts, body.as_bytes()))
         .header("idempotency-key", format!("reply-{}", m.id))
         .body(body)
         .send()
-        .await;
-    let error = match sent {
-        Ok(r) if r.status().is_success() => None,
-        Ok(r) => Some(format!("callback answered {}", r.status())),
-        Err(e) => Some(format!("callback failed: {e}")),
-    };
-    m.attempts += 1;
-    let next = match &error {
-        None => {
-            m.status = "delivered".into();
-            now_ms()
-        }
-        Some(_) if m.attempts >= MAX_ATTEMPTS => {
-            m.status = "failed".into();
-            now_ms()
-        }
-        Some(_) => now_ms() + (1_000i64 << (m.attempts - 1).min(8)).min(300_000),
-    };
-    if let Some(e) = &error {
-        tracing::info!(id = %m.id, attempt = m.attempts, error = %e, "webhook callback failed");
-    }
-    if let Err(e) = state
-        .store
-        .inbox_update(tenant, &m, next, error.as_deref())
         .await
-    {
-        tracing::warn!(error = %e, "recording a webhook delivery");
+        .map_err(|e| format!("callback failed: {e}"))?;
+    if r.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("callback answered {}", r.status()))
     }
 }

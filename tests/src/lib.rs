@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests: the release `switchboard` binary that `make build` made,
 //! a scripted LLM server, a Realtime client, and test speech.
 
+pub mod fake_api;
 pub mod gateway;
 pub mod phone_client;
 pub mod python;

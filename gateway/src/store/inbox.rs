@@ -13,7 +13,7 @@ pub struct InboxMessage {
     pub conversation: String,
     pub user: Option<String>,
     pub text: String,
-    pub callback_url: Option<String>,
+    pub reply_to: Option<String>,
     /// `pending`, `replied`, `delivered`, `failed`.
     pub status: String,
     pub reply: Option<String>,
@@ -26,7 +26,7 @@ impl Store {
     pub async fn inbox_accept(&self, tenant: &str, m: &InboxMessage) -> Result<bool, StoreError> {
         let now = now_ms();
         let done = sqlx::query(
-            "INSERT INTO inbox (tenant_id, channel, id, conversation, user_id, text, callback_url,
+            "INSERT INTO inbox (tenant_id, channel, id, conversation, user_id, text, reply_to,
                  status, reply, attempts, next_attempt_at, last_error, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', NULL, 0, $8, NULL, $8, $8)
              ON CONFLICT (tenant_id, channel, id) DO NOTHING",
@@ -37,7 +37,7 @@ impl Store {
         .bind(&m.conversation)
         .bind(m.user.as_deref())
         .bind(&m.text)
-        .bind(m.callback_url.as_deref())
+        .bind(m.reply_to.as_deref())
         .bind(now)
         .execute(self.pool())
         .await?;
@@ -47,7 +47,7 @@ impl Store {
     /// Messages due for work (pending, or replied with a callback due), oldest first.
     pub async fn inbox_due(&self, limit: i64) -> Result<Vec<(String, InboxMessage)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant_id, channel, id, conversation, user_id, text, callback_url, status, reply, attempts
+            "SELECT tenant_id, channel, id, conversation, user_id, text, reply_to, status, reply, attempts
              FROM inbox WHERE status IN ('pending', 'replied') AND next_attempt_at <= $1
              ORDER BY created_at LIMIT $2",
         )
@@ -65,7 +65,7 @@ impl Store {
                         conversation: r.try_get("conversation")?,
                         user: r.try_get("user_id")?,
                         text: r.try_get("text")?,
-                        callback_url: r.try_get("callback_url")?,
+                        reply_to: r.try_get("reply_to")?,
                         status: r.try_get("status")?,
                         reply: r.try_get("reply")?,
                         attempts: r.try_get("attempts")?,

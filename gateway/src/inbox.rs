@@ -1,0 +1,155 @@
+//! The worker behind every message channel (signed webhooks, Slack, Telegram): it drives the
+//! durable inbox from the database, so an accepted message is answered exactly once and its
+//! answer delivered even across crashes and failing endpoints.
+//!
+//! `pending` → the orchestrator (history: the stored session named by `conversation`) →
+//! `replied` → the channel's delivery (callback, `chat.postMessage`, `sendMessage`) →
+//! `delivered`; a failed delivery is retried with backoff (1 s doubling, capped at 5 min) and
+//! given up (`failed`) after 8 attempts. One worker per process; with several instances two
+//! could take the same row (claiming rows is scale-out work).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent};
+use switchboard_pipeline::orchestrator::TurnRequest;
+use tokio::sync::Notify;
+
+use crate::server::AppState;
+use crate::store::inbox::InboxMessage;
+use crate::store::now_ms;
+use crate::turns::Turn;
+
+const MAX_ATTEMPTS: i64 = 8;
+
+/// Whether any message channel is configured (the worker runs only then).
+pub fn enabled(state: &AppState) -> bool {
+    state.webhook.secret.is_some() || state.slack.is_some() || state.telegram.is_some()
+}
+
+pub async fn work(state: Arc<AppState>, wake: Arc<Notify>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    loop {
+        let due = state.store.inbox_due(20).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the message inbox");
+            Vec::new()
+        });
+        for (tenant, mut m) in due {
+            if m.status == "pending" {
+                let Some(reply) = answer(&state, &tenant, &m).await else {
+                    // No provider answered: the message stays pending and is tried again.
+                    let _ = state
+                        .store
+                        .inbox_update(&tenant, &m, now_ms() + 5_000, Some("no answer"))
+                        .await;
+                    continue;
+                };
+                m.status = "replied".into();
+                m.reply = Some(reply);
+                let _ = state.store.inbox_update(&tenant, &m, now_ms(), None).await;
+            }
+            deliver(&state, &client, &tenant, m).await;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<String> {
+    let mut messages: Vec<ChatMessage> = state
+        .store
+        .messages(tenant, &m.conversation)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| match r.role.as_str() {
+            "assistant" => ChatMessage::Assistant {
+                content: r.content,
+                tool_calls: Vec::new(),
+            },
+            _ => ChatMessage::User(r.content),
+        })
+        .collect();
+    messages.push(ChatMessage::User(m.text.clone()));
+    let prepared = state
+        .orchestrator
+        .prepare(TurnRequest {
+            tenant: tenant.to_owned(),
+            user: m.user.clone(),
+            session: Some(m.conversation.clone()),
+            persona: None,
+            request: ChatRequest {
+                messages,
+                ..Default::default()
+            },
+            summary: None,
+        })
+        .await;
+    let persona = prepared.persona.clone();
+    let mut events = state.orchestrator.generate(prepared.request);
+    let mut reply = String::new();
+    while let Some(ev) = events.next().await {
+        match ev {
+            Ok(LlmEvent::Text(t)) => reply.push_str(&t),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, channel = %m.channel, "message turn failed");
+                return None;
+            }
+        }
+    }
+    let channel = match m.channel.as_str() {
+        "slack" => "slack",
+        "telegram" => "telegram",
+        _ => "webhook",
+    };
+    state.turns.record(Turn {
+        tenant: tenant.to_owned(),
+        session_id: m.conversation.clone(),
+        channel,
+        user: m.user.clone(),
+        persona,
+        user_text: m.text.clone(),
+        reply: reply.clone(),
+        truncated: false,
+        tool_calls: Vec::new(),
+    });
+    Some(reply)
+}
+
+async fn deliver(state: &AppState, client: &reqwest::Client, tenant: &str, mut m: InboxMessage) {
+    let result = match m.channel.as_str() {
+        "slack" => crate::slack::deliver(state, client, &m).await,
+        "telegram" => crate::telegram::deliver(state, client, &m).await,
+        _ => crate::webhook::deliver(state, client, &m).await,
+    };
+    m.attempts += 1;
+    let next = match &result {
+        Ok(()) => {
+            m.status = "delivered".into();
+            now_ms()
+        }
+        Err(_) if m.attempts >= MAX_ATTEMPTS => {
+            m.status = "failed".into();
+            now_ms()
+        }
+        Err(_) => now_ms() + (1_000i64 << (m.attempts - 1).min(9)).min(300_000),
+    };
+    let error = result.err();
+    if let Some(e) = &error {
+        tracing::info!(channel = %m.channel, id = %m.id, attempt = m.attempts, error = %e, "delivery failed");
+    }
+    if let Err(e) = state
+        .store
+        .inbox_update(tenant, &m, next, error.as_deref())
+        .await
+    {
+        tracing::warn!(error = %e, "recording a delivery");
+    }
+}

@@ -1,0 +1,83 @@
+//! A stand-in for an external HTTP API (Slack's Web API, Telegram's Bot API) in tests: it
+//! records every request (path, headers, JSON body) and answers `{"ok": true}`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+pub struct FakeApi {
+    pub addr: SocketAddr,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl FakeApi {
+    pub fn start() -> Self {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::clone(&calls);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                async fn any(
+                    State(calls): State<Arc<Mutex<Vec<Call>>>>,
+                    uri: Uri,
+                    headers: HeaderMap,
+                    body: String,
+                ) -> axum::Json<Value> {
+                    let headers = headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                        .collect();
+                    calls.lock().expect("calls").push(Call {
+                        path: uri.path().to_owned(),
+                        headers,
+                        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                    });
+                    axum::Json(json!({"ok": true, "result": {}}))
+                }
+                let app = axum::Router::new().fallback(any).with_state(state);
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        Self { addr, calls }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("calls").clone()
+    }
+
+    /// Wait until `n` calls have arrived.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Call> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let calls = self.calls();
+            if calls.len() >= n {
+                return calls;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("expected {n} API calls, got {:?}", self.calls());
+    }
+}
