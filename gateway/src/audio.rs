@@ -3,8 +3,9 @@
 //!
 //! Speech streams: the WAV header (with "unknown length" sizes) or raw PCM goes out first and
 //! each sentence's audio follows as soon as it is synthesized, or `speech.audio.delta` SSE events
-//! with `stream_format: "sse"`. Output is 24 kHz 16-bit mono, as OpenAI's `pcm`. MP3, Opus, AAC
-//! and FLAC output would need an encoder library in the build; they are refused by name.
+//! with `stream_format: "sse"`. Output is 24 kHz 16-bit mono, as OpenAI's `pcm`, or Ogg Opus
+//! (`opus`, 48 kHz, written when synthesis ends). MP3, AAC and FLAC output would need an
+//! encoder library in the build; they are refused by name.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -128,9 +129,9 @@ pub async fn speech(
         .and_then(Value::as_str)
         .unwrap_or("wav")
         .to_owned();
-    if !matches!(format.as_str(), "wav" | "pcm") {
+    if !matches!(format.as_str(), "wav" | "pcm" | "opus") {
         return invalid_request(
-            format!("response_format '{format}' is not supported here; use 'wav' or 'pcm'"),
+            format!("response_format '{format}' is not supported here; use 'wav', 'pcm' or 'opus'"),
             "response_format",
             "unsupported_value",
         );
@@ -202,6 +203,16 @@ pub async fn speech(
         );
         return Sse::new(events).into_response();
     }
+    if format == "opus" {
+        if sse {
+            return invalid_request(
+                "response_format 'opus' is not available with stream_format 'sse'",
+                "stream_format",
+                "unsupported_value",
+            );
+        }
+        return opus_response(synthesis).await;
+    }
     let header = if format == "wav" {
         Some(streaming_wav_header(OUT_RATE))
     } else {
@@ -226,6 +237,39 @@ pub async fn speech(
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(chunks))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The whole synthesis as one Ogg Opus file.
+async fn opus_response(mut synthesis: Synthesis) -> Response {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = synthesis.next_bytes().await {
+        match chunk {
+            Ok(b) => bytes.extend(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "speech synthesis failed");
+                return openai_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "tts_failed",
+                    "Speech synthesis failed.",
+                );
+            }
+        }
+    }
+    let samples = pcm::i16_to_f32(&pcm::le_bytes_to_i16(&bytes));
+    let audio = switchboard_models::audio::MonoAudio::new(samples, OUT_RATE);
+    match switchboard_models::audio::ogg_opus::encode(&audio, 32_000) {
+        Ok(ogg) => ([(header::CONTENT_TYPE, "audio/ogg")], ogg).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "opus encoding failed");
+            openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "encode_failed",
+                "Encoding the speech as Opus failed.",
+            )
+        }
+    }
 }
 
 struct Upload {

@@ -39,6 +39,20 @@ pub async fn work(state: Arc<AppState>, wake: Arc<Notify>) {
             Vec::new()
         });
         for (tenant, mut m) in due {
+            if m.status == "pending" && m.text.is_empty() && m.channel == "telegram" {
+                match crate::telegram::voice_text(&state, &client, &m).await {
+                    Ok(text) if !text.is_empty() => m.text = text,
+                    Ok(_) => m.text = "[an inaudible voice note]".into(),
+                    Err(e) => {
+                        tracing::info!(id = %m.id, error = %e, "voice note not transcribed yet");
+                        let _ = state
+                            .store
+                            .inbox_update(&tenant, &m, now_ms() + 5_000, Some(&e))
+                            .await;
+                        continue;
+                    }
+                }
+            }
             if m.status == "pending" {
                 let Some(reply) = answer(&state, &tenant, &m).await else {
                     // No provider answered: the message stays pending and is tried again.

@@ -2,8 +2,8 @@
 //! in `X-Telegram-Bot-Api-Secret-Token` (a mismatch is 403). Text messages are stored in
 //! the inbox under their `update_id` (Telegram redelivers an update until it gets a 200, so
 //! nothing is answered twice) and answered with `sendMessage`, replying to the message.
-//! One session per chat. Voice notes are acknowledged and answered with a short text that
-//! the bot reads text only (their transcription is not built yet).
+//! One session per chat. Voice notes (Ogg Opus) are fetched with `getFile`, decoded by our
+//! Ogg reader and libopus, transcribed by Whisper, and answered like text.
 
 use std::sync::Arc;
 
@@ -75,11 +75,11 @@ fn to_message(update: &Value) -> Option<InboxMessage> {
     let update_id = update["update_id"].as_i64()?;
     let msg = &update["message"];
     let chat = msg["chat"]["id"].as_i64()?;
-    let text = match (msg["text"].as_str(), msg.get("voice")) {
+    // A voice note's words are fetched and transcribed by the worker: its text starts empty.
+    let voice = msg["voice"]["file_id"].as_str();
+    let text = match (msg["text"].as_str(), voice) {
         (Some(t), _) if !t.trim().is_empty() => t.trim().to_owned(),
-        (_, Some(_)) => "[The user sent a voice note, which this bot cannot listen to yet. \
-                         Ask them to type instead.]"
-            .to_owned(),
+        (_, Some(_)) => String::new(),
         _ => return None,
     };
     Some(InboxMessage {
@@ -88,11 +88,65 @@ fn to_message(update: &Value) -> Option<InboxMessage> {
         conversation: format!("telegram:{chat}"),
         user: msg["from"]["id"].as_i64().map(|u| format!("telegram:{u}")),
         text,
-        reply_to: Some(json!({"chat_id": chat, "reply_to": msg["message_id"]}).to_string()),
+        reply_to: Some(
+            json!({"chat_id": chat, "reply_to": msg["message_id"], "voice": voice}).to_string(),
+        ),
         status: "pending".into(),
         reply: None,
         attempts: 0,
     })
+}
+
+/// The words of a voice note: `getFile`, download, Ogg Opus decode, Whisper.
+pub async fn voice_text(
+    state: &AppState,
+    client: &reqwest::Client,
+    m: &InboxMessage,
+) -> Result<String, String> {
+    let tg = state
+        .telegram
+        .as_ref()
+        .ok_or("telegram is not configured")?;
+    let to: Value = serde_json::from_str(m.reply_to.as_deref().unwrap_or("{}"))
+        .map_err(|e| format!("bad telegram address: {e}"))?;
+    let file_id = to["voice"].as_str().ok_or("no voice file")?;
+    let api = tg.api_url.trim_end_matches('/');
+    let file: Value = client
+        .post(format!("{api}/bot{}/getFile", tg.bot_token))
+        .header("content-type", "application/json")
+        .body(json!({"file_id": file_id}).to_string())
+        .send()
+        .await
+        .map_err(|e| format!("getFile failed: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("getFile answer: {e}"))?;
+    let path = file["result"]["file_path"]
+        .as_str()
+        .ok_or_else(|| format!("getFile: {file}"))?;
+    let bytes = client
+        .get(format!("{api}/file/bot{}/{path}", tg.bot_token))
+        .send()
+        .await
+        .map_err(|e| format!("voice download failed: {e}"))?
+        .bytes()
+        .await
+        .map_err(|e| format!("voice download failed: {e}"))?;
+    let engines = state.engines().ok_or("speech engines still loading")?;
+    let audio = tokio::task::spawn_blocking(move || {
+        switchboard_models::audio::decode::decode(&bytes, Some("oga"))
+            .and_then(|a| a.to_rate(switchboard_models::stt::STT_SAMPLE_RATE))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("voice note: {e}"))?;
+    use switchboard_models::stt::SpeechToText;
+    let t = engines
+        .stt
+        .transcribe(audio.samples, Default::default())
+        .await
+        .map_err(|e| format!("transcription failed: {e}"))?;
+    Ok(t.text.trim().to_owned())
 }
 
 pub async fn deliver(
@@ -148,7 +202,8 @@ mod tests {
         let voice = to_message(&json!({"update_id": 8, "message": {"message_id": 4,
             "chat": {"id": 42}, "voice": {"file_id": "f"}}}))
         .unwrap();
-        assert!(voice.text.contains("voice note"));
+        assert!(voice.text.is_empty(), "transcribed later by the worker");
+        assert!(voice.reply_to.unwrap().contains("\"voice\":\"f\""));
         assert!(to_message(&json!({"update_id": 9, "edited_message": {}})).is_none());
     }
 }

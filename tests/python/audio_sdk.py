@@ -2,8 +2,8 @@
 
 Usage: audio_sdk.py BASE_URL WORKDIR
 
-Speech is synthesized (WAV, PCM, SSE), then transcribed back from WAV, FLAC and Ogg Vorbis
-(converted with sox) in every response format, streamed and not; an undecodable and a too-large
+Speech is synthesized (WAV, PCM, Ogg Opus, SSE), then transcribed back from WAV, FLAC, Ogg
+Vorbis (converted with sox) and Ogg Opus in every response format, streamed and not; an undecodable and a too-large
 upload get 400 and 413 in OpenAI's error shape. Exits non-zero on any failure.
 """
 
@@ -45,6 +45,14 @@ def main(base_url: str, workdir: str) -> None:
         raise SystemExit("mp3 was accepted")
     except openai.BadRequestError as e:
         assert e.body["param"] == "response_format", e.body
+
+    # Ogg Opus out, and back in through transcription (our Ogg writer and reader, libopus).
+    ogg = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE,
+                                     response_format="opus").content
+    assert ogg[:4] == b"OggS" and b"OpusHead" in ogg[:64], ogg[:64]
+    assert len(ogg) < len(wav) / 4, (len(ogg), len(wav))  # compressed
+    t = client.audio.transcriptions.create(model="whisper-1", file=("speech.opus", ogg))
+    assert "table for two" in spoken(t.text), ("opus", t.text)
 
     wav_path = os.path.join(workdir, "speech.wav")
     with open(wav_path, "wb") as f:
@@ -88,7 +96,7 @@ def main(base_url: str, workdir: str) -> None:
         raise SystemExit("a 26 MB upload was accepted")
     except openai.APIStatusError as e:
         assert e.status_code == 413 and e.body["code"] == "file_too_large", (e.status_code, e.body)
-    print(f"ok: {seconds:.1f} s of speech, transcribed from wav, flac and ogg")
+    print(f"ok: {seconds:.1f} s of speech, transcribed from wav, flac, ogg vorbis and ogg opus")
 
 
 if __name__ == "__main__":

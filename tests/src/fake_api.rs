@@ -1,5 +1,6 @@
 //! A stand-in for an external HTTP API (Slack's Web API, Telegram's Bot API) in tests: it
-//! records every request (path, headers, JSON body) and answers `{"ok": true}`.
+//! records every request (path, headers, JSON body) and answers `{"ok": true}`, or what a
+//! test set for that path (`respond`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,18 +18,22 @@ pub struct Call {
     pub body: Value,
 }
 
+type Canned = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
+
 pub struct FakeApi {
     pub addr: SocketAddr,
     calls: Arc<Mutex<Vec<Call>>>,
+    canned: Canned,
 }
 
 impl FakeApi {
     pub fn start() -> Self {
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let canned: Canned = Arc::default();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
-        let state = Arc::clone(&calls);
+        let state = (Arc::clone(&calls), Arc::clone(&canned));
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -36,11 +41,12 @@ impl FakeApi {
                 .expect("runtime");
             rt.block_on(async move {
                 async fn any(
-                    State(calls): State<Arc<Mutex<Vec<Call>>>>,
+                    State((calls, canned)): State<(Arc<Mutex<Vec<Call>>>, Canned)>,
                     uri: Uri,
                     headers: HeaderMap,
                     body: String,
-                ) -> axum::Json<Value> {
+                ) -> axum::response::Response {
+                    use axum::response::IntoResponse;
                     let headers = headers
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
@@ -50,14 +56,33 @@ impl FakeApi {
                         headers,
                         body: serde_json::from_str(&body).unwrap_or(Value::Null),
                     });
-                    axum::Json(json!({"ok": true, "result": {}}))
+                    if let Some((ct, bytes)) = canned.lock().expect("canned").get(uri.path()) {
+                        return (
+                            [(axum::http::header::CONTENT_TYPE, ct.clone())],
+                            bytes.clone(),
+                        )
+                            .into_response();
+                    }
+                    axum::Json(json!({"ok": true, "result": {}})).into_response()
                 }
                 let app = axum::Router::new().fallback(any).with_state(state);
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 let _ = axum::serve(listener, app).await;
             });
         });
-        Self { addr, calls }
+        Self {
+            addr,
+            calls,
+            canned,
+        }
+    }
+
+    /// Answer requests to `path` with this body from now on.
+    pub fn respond(&self, path: &str, content_type: &str, body: Vec<u8>) {
+        self.canned
+            .lock()
+            .expect("canned")
+            .insert(path.to_owned(), (content_type.to_owned(), body));
     }
 
     pub fn url(&self) -> String {

@@ -185,6 +185,17 @@ fn telegram_updates_are_answered_once_and_checked() {
         post(&gw, "/telegram/webhook", &secret, &update.to_string()).0,
         200
     );
+    // A voice note: Ogg Opus made by the gateway's own speech endpoint, served by the fake API.
+    let (status, ogg) = speech_opus(&gw, "Please book a table for two at eight.");
+    assert_eq!(status, 200);
+    api.respond(
+        "/bot123:ABC/getFile",
+        "application/json",
+        json!({"ok": true, "result": {"file_id": "AwAD", "file_size": ogg.len(), "file_path": "voice/note.oga"}})
+            .to_string()
+            .into_bytes(),
+    );
+    api.respond("/file/bot123:ABC/voice/note.oga", "audio/ogg", ogg);
     let voice = json!({"update_id": 101, "message": {"message_id": 6, "chat": {"id": 42, "type": "private"},
         "from": {"id": 9}, "date": 1700000001, "voice": {"file_id": "AwAD", "duration": 2, "mime_type": "audio/ogg"}}});
     assert_eq!(
@@ -192,13 +203,54 @@ fn telegram_updates_are_answered_once_and_checked() {
         200
     );
 
-    let calls = api.wait_for(2, Duration::from_secs(20));
+    // Text: one sendMessage; voice: getFile, the download, then sendMessage.
+    let calls = api.wait_for(4, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(1_000));
-    assert_eq!(api.calls().len(), 2, "{:?}", api.calls());
-    assert_eq!(calls[0].path, "/bot123:ABC/sendMessage");
+    let paths: Vec<&str> = calls.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/bot123:ABC/sendMessage",
+            "/bot123:ABC/getFile",
+            "/file/bot123:ABC/voice/note.oga",
+            "/bot123:ABC/sendMessage"
+        ],
+        "{calls:?}"
+    );
+    assert_eq!(api.calls().len(), 4, "answered once each");
     assert_eq!(calls[0].body["chat_id"], 42);
     assert_eq!(calls[0].body["text"], "Hello from the bot.");
     assert_eq!(calls[0].body["reply_parameters"]["message_id"], 5);
+    assert_eq!(calls[1].body["file_id"], "AwAD");
+    assert_eq!(calls[3].body["reply_parameters"]["message_id"], 6);
     assert_eq!(llm.requests().len(), 2);
-    assert!(llm.requests()[1].to_string().contains("voice note"));
+    let heard = llm.requests()[1].to_string().to_lowercase();
+    assert!(
+        heard.contains("book a table"),
+        "the voice note was transcribed: {heard}"
+    );
+}
+
+/// `POST /v1/audio/speech` with `response_format: opus`: (status, body bytes).
+fn speech_opus(gw: &Gateway, text: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let body =
+        json!({"model": "tts-1", "voice": "alloy", "input": text, "response_format": "opus"})
+            .to_string();
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    let req = format!(
+        "POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_lowercase().contains("content-length"),
+        "a whole file, not chunked: {head}"
+    );
+    (status, out[split + 4..].to_vec())
 }

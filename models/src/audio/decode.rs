@@ -1,6 +1,6 @@
-//! Decoding uploaded audio files of any common container: WAV with our own reader, and MP3,
-//! FLAC and Ogg Vorbis with symphonia (pure Rust). Opus has no decoder in symphonia, so Ogg Opus
-//! uploads are refused with a clear error rather than guessed at.
+//! Decoding uploaded audio files of any common container: WAV with our own reader, Ogg Opus
+//! with our own Ogg reader and libopus (`ogg_opus`), and MP3, FLAC and Ogg Vorbis with
+//! symphonia (pure Rust).
 
 use std::io::Cursor;
 
@@ -26,10 +26,8 @@ pub fn decode(bytes: &[u8], extension: Option<&str>) -> Result<MonoAudio, AudioE
     if bytes.starts_with(b"RIFF") {
         return wav::read(Cursor::new(bytes));
     }
-    if bytes.starts_with(b"OggS") && bytes.windows(8).take(64).any(|w| w == b"OpusHead") {
-        return Err(undecodable(
-            "Ogg Opus is not supported; send WAV, MP3, FLAC or Ogg Vorbis",
-        ));
+    if super::ogg_opus::is_ogg_opus(bytes) {
+        return super::ogg_opus::decode(bytes);
     }
     let mut hint = Hint::new();
     if let Some(ext) = extension {

@@ -7,6 +7,7 @@
 pub mod decode;
 mod error;
 pub mod g711;
+pub mod ogg_opus;
 pub mod pcm;
 mod resample;
 pub mod wav;
