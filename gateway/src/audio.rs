@@ -18,7 +18,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
-use switchboard_models::audio::{Resampler, decode, pcm, rates};
+use switchboard_models::audio::{MonoAudio, Resampler, decode, ogg_opus, pcm, rates};
 use switchboard_models::stt::{STT_SAMPLE_RATE, SpeechToText, TranscribeOptions, Transcript};
 use switchboard_models::tts::{SpeakOptions, TextToSpeech, TtsStream};
 
@@ -239,26 +239,49 @@ pub async fn speech(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// The whole synthesis as one Ogg Opus file.
-async fn opus_response(mut synthesis: Synthesis) -> Response {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = synthesis.next_bytes().await {
-        match chunk {
-            Ok(b) => bytes.extend(b),
-            Err(e) => {
-                tracing::warn!(error = %e, "speech synthesis failed");
-                return openai_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "tts_failed",
-                    "Speech synthesis failed.",
-                );
-            }
+impl Synthesis {
+    /// All of it, as 24 kHz mono.
+    async fn collect(mut self) -> Result<MonoAudio, String> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = self.next_bytes().await {
+            bytes.extend(chunk?);
         }
+        let samples = pcm::i16_to_f32(&pcm::le_bytes_to_i16(&bytes));
+        Ok(MonoAudio::new(samples, OUT_RATE))
     }
-    let samples = pcm::i16_to_f32(&pcm::le_bytes_to_i16(&bytes));
-    let audio = switchboard_models::audio::MonoAudio::new(samples, OUT_RATE);
-    match switchboard_models::audio::ogg_opus::encode(&audio, 32_000) {
+}
+
+/// `text` spoken by the TTS engine, whole, as Ogg Opus (a voice note).
+pub async fn speak_ogg_opus(
+    engines: &crate::engines::Engines,
+    text: &str,
+) -> Result<Vec<u8>, String> {
+    let resampler =
+        Resampler::new(engines.tts.sample_rate(), OUT_RATE).map_err(|e| e.to_string())?;
+    let synthesis = Synthesis {
+        stream: engines.tts.synthesize(text, SpeakOptions { speed: 1.0 }),
+        resampler,
+        finished: false,
+    };
+    let audio = synthesis.collect().await?;
+    ogg_opus::encode(&audio, 32_000).map_err(|e| e.to_string())
+}
+
+/// The whole synthesis as one Ogg Opus file.
+async fn opus_response(synthesis: Synthesis) -> Response {
+    let audio = match synthesis.collect().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "speech synthesis failed");
+            return openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "tts_failed",
+                "Speech synthesis failed.",
+            );
+        }
+    };
+    match ogg_opus::encode(&audio, 32_000) {
         Ok(ogg) => ([(header::CONTENT_TYPE, "audio/ogg")], ogg).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "opus encoding failed");

@@ -160,6 +160,9 @@ pub async fn deliver(
         .ok_or("telegram is not configured")?;
     let to: Value = serde_json::from_str(m.reply_to.as_deref().unwrap_or("{}"))
         .map_err(|e| format!("bad telegram address: {e}"))?;
+    if to["voice"].is_string() && state.orchestrator.personas.pick(None).voice_notes {
+        return send_voice(state, client, tg, &to, m.reply.as_deref().unwrap_or("")).await;
+    }
     let mut body = json!({"chat_id": to["chat_id"], "text": m.reply});
     if to["reply_to"].is_i64() {
         body["reply_parameters"] = json!({"message_id": to["reply_to"]});
@@ -182,6 +185,65 @@ pub async fn deliver(
         Ok(())
     } else {
         Err(format!("sendMessage: {status} {answer}"))
+    }
+}
+
+/// Answer with a voice note: our TTS, our Ogg Opus writer, `sendVoice` (multipart).
+async fn send_voice(
+    state: &AppState,
+    client: &reqwest::Client,
+    tg: &TelegramConfig,
+    to: &Value,
+    text: &str,
+) -> Result<(), String> {
+    let engines = state.engines().ok_or("speech engines still loading")?;
+    let ogg = crate::audio::speak_ogg_opus(engines, text).await?;
+    let boundary = format!("switchboard{:016x}", rand::random::<u64>());
+    let mut body = Vec::new();
+    let mut field = |name: &str, value: &str| {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    };
+    field("chat_id", &to["chat_id"].to_string());
+    if to["reply_to"].is_i64() {
+        field(
+            "reply_parameters",
+            &json!({"message_id": to["reply_to"]}).to_string(),
+        );
+    }
+    body.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"voice\"; filename=\"reply.ogg\"\r\nContent-Type: audio/ogg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend(ogg);
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let url = format!(
+        "{}/bot{}/sendVoice",
+        tg.api_url.trim_end_matches('/'),
+        tg.bot_token
+    );
+    let r = client
+        .post(url)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("sendVoice failed: {e}"))?;
+    let status = r.status();
+    let answer: Value = r.json().await.unwrap_or_default();
+    if status.is_success() && answer["ok"] == true {
+        Ok(())
+    } else {
+        Err(format!("sendVoice: {status} {answer}"))
     }
 }
 

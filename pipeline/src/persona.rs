@@ -13,6 +13,7 @@
 //! model = "gpt-4o-mini"
 //! temperature = 0.3
 //! deadlines_ms = { knowledge = 300 }
+//! voice_notes = true                # answer IM voice notes with a voice note
 //! ```
 
 use std::collections::BTreeMap;
@@ -56,6 +57,9 @@ pub struct Persona {
     pub max_tokens: Option<u32>,
     #[serde(default = "default_budget")]
     pub prompt_budget: usize,
+    /// On messaging channels, answer a voice note with a voice note (Telegram `sendVoice`).
+    #[serde(default)]
+    pub voice_notes: bool,
 }
 
 fn default_budget() -> usize {
@@ -70,6 +74,7 @@ impl Persona {
             name: DEFAULT_PERSONA.into(),
             instructions: String::new(),
             voice: None,
+            voice_notes: false,
             tools: None,
             engines: None,
             deadlines_ms: BTreeMap::new(),

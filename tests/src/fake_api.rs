@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 pub struct Call {
     pub path: String,
     pub headers: HashMap<String, String>,
+    /// The body as JSON (`Null` when it is not JSON) and as sent.
     pub body: Value,
+    pub raw: Vec<u8>,
 }
 
 type Canned = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
@@ -44,7 +46,7 @@ impl FakeApi {
                     State((calls, canned)): State<(Arc<Mutex<Vec<Call>>>, Canned)>,
                     uri: Uri,
                     headers: HeaderMap,
-                    body: String,
+                    raw: axum::body::Bytes,
                 ) -> axum::response::Response {
                     use axum::response::IntoResponse;
                     let headers = headers
@@ -54,7 +56,8 @@ impl FakeApi {
                     calls.lock().expect("calls").push(Call {
                         path: uri.path().to_owned(),
                         headers,
-                        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                        body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+                        raw: raw.to_vec(),
                     });
                     if let Some((ct, bytes)) = canned.lock().expect("canned").get(uri.path()) {
                         return (

@@ -254,3 +254,60 @@ fn speech_opus(gw: &Gateway, text: &str) -> (u16, Vec<u8>) {
     );
     (status, out[split + 4..].to_vec())
 }
+
+#[test]
+fn a_persona_that_wants_voice_notes_answers_a_voice_note_with_one() {
+    let llm = ScriptedLlm::start(Script {
+        reply: "Your table is booked.".into(),
+        ..Script::default()
+    });
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let personas = dir.path().join("personas.toml");
+    std::fs::write(
+        &personas,
+        "default = \"concierge\"\n[personas.concierge]\ninstructions = \"You book tables.\"\nvoice_notes = true\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[
+            ("SWITCHBOARD_TELEGRAM_BOT_TOKEN", "123:ABC"),
+            ("SWITCHBOARD_TELEGRAM_SECRET_TOKEN", "tg-secret"),
+            ("SWITCHBOARD_TELEGRAM_API_URL", &api.url()),
+            ("SWITCHBOARD_PERSONAS", personas.to_str().unwrap()),
+        ],
+    );
+    let (_, ogg) = speech_opus(&gw, "Please book a table for two at eight.");
+    api.respond(
+        "/bot123:ABC/getFile",
+        "application/json",
+        json!({"ok": true, "result": {"file_id": "AwAD", "file_path": "voice/note.oga"}})
+            .to_string()
+            .into_bytes(),
+    );
+    api.respond("/file/bot123:ABC/voice/note.oga", "audio/ogg", ogg);
+    let secret = vec![("X-Telegram-Bot-Api-Secret-Token", "tg-secret".to_owned())];
+    let voice = json!({"update_id": 200, "message": {"message_id": 8, "chat": {"id": 77, "type": "private"},
+        "from": {"id": 9}, "date": 1700000001, "voice": {"file_id": "AwAD", "duration": 2}}});
+    assert_eq!(
+        post(&gw, "/telegram/webhook", &secret, &voice.to_string()).0,
+        200
+    );
+    let calls = api.wait_for(3, Duration::from_secs(30));
+    let sent = &calls[2];
+    assert_eq!(sent.path, "/bot123:ABC/sendVoice", "{calls:?}");
+    assert!(sent.headers["content-type"].starts_with("multipart/form-data; boundary="));
+    let raw = &sent.raw;
+    let find = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        find(b"name=\"chat_id\"\r\n\r\n77\r\n"),
+        "chat id in the form"
+    );
+    assert!(find(b"OggS") && find(b"OpusHead"), "an Ogg Opus voice note");
+    assert!(
+        raw.len() > 4_000,
+        "a second or more of speech: {} bytes",
+        raw.len()
+    );
+}
