@@ -53,7 +53,8 @@ pub fn require(keys: &[String], headers: &HeaderMap) -> Result<(), Response> {
     ))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Equality that takes the same time wherever the inputs differ (secrets, signatures).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

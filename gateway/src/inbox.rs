@@ -167,3 +167,24 @@ async fn deliver(state: &AppState, client: &reqwest::Client, tenant: &str, mut m
         tracing::warn!(error = %e, "recording a delivery");
     }
 }
+
+/// A chat service's answer (Slack, Telegram): success is a 2xx with `"ok": true`.
+pub async fn api_ok(method: &str, r: reqwest::Response) -> Result<(), String> {
+    let status = r.status();
+    let answer: serde_json::Value = r.json().await.unwrap_or_default();
+    if status.is_success() && answer["ok"] == true {
+        Ok(())
+    } else {
+        Err(format!("{method}: {status} {answer}"))
+    }
+}
+
+/// The 404 for a channel whose settings are not given.
+pub fn channel_disabled(message: &str) -> axum::response::Response {
+    crate::server::openai_error(
+        axum::http::StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "channel_disabled",
+        message,
+    )
+}

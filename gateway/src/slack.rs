@@ -63,10 +63,7 @@ pub async fn events(
     body: axum::body::Bytes,
 ) -> Response {
     let Some(slack) = &state.slack else {
-        return openai_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "channel_disabled",
+        return crate::inbox::channel_disabled(
             "Slack is off: set SWITCHBOARD_SLACK_SIGNING_SECRET and SWITCHBOARD_SLACK_BOT_TOKEN.",
         );
     };
@@ -153,13 +150,7 @@ pub async fn deliver(
         .send()
         .await
         .map_err(|e| format!("chat.postMessage failed: {e}"))?;
-    let status = r.status();
-    let answer: Value = r.json().await.unwrap_or_default();
-    if status.is_success() && answer["ok"] == true {
-        Ok(())
-    } else {
-        Err(format!("chat.postMessage: {status} {answer}"))
-    }
+    crate::inbox::api_ok("chat.postMessage", r).await
 }
 
 #[cfg(test)]

@@ -29,10 +29,7 @@ pub async fn webhook(
     body: axum::body::Bytes,
 ) -> Response {
     let Some(tg) = &state.telegram else {
-        return openai_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "channel_disabled",
+        return crate::inbox::channel_disabled(
             "Telegram is off: set SWITCHBOARD_TELEGRAM_BOT_TOKEN and SWITCHBOARD_TELEGRAM_SECRET_TOKEN.",
         );
     };
@@ -40,13 +37,7 @@ pub async fn webhook(
         .get("x-telegram-bot-api-secret-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let same = presented.len() == tg.secret_token.len()
-        && presented
-            .bytes()
-            .zip(tg.secret_token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
+    if !crate::auth::constant_time_eq(presented.as_bytes(), tg.secret_token.as_bytes()) {
         return openai_error(
             StatusCode::FORBIDDEN,
             "invalid_request_error",
@@ -179,13 +170,7 @@ pub async fn deliver(
         .send()
         .await
         .map_err(|e| format!("sendMessage failed: {e}"))?;
-    let status = r.status();
-    let answer: Value = r.json().await.unwrap_or_default();
-    if status.is_success() && answer["ok"] == true {
-        Ok(())
-    } else {
-        Err(format!("sendMessage: {status} {answer}"))
-    }
+    crate::inbox::api_ok("sendMessage", r).await
 }
 
 /// Answer with a voice note: our TTS, our Ogg Opus writer, `sendVoice` (multipart).
@@ -238,13 +223,7 @@ async fn send_voice(
         .send()
         .await
         .map_err(|e| format!("sendVoice failed: {e}"))?;
-    let status = r.status();
-    let answer: Value = r.json().await.unwrap_or_default();
-    if status.is_success() && answer["ok"] == true {
-        Ok(())
-    } else {
-        Err(format!("sendVoice: {status} {answer}"))
-    }
+    crate::inbox::api_ok("sendVoice", r).await
 }
 
 #[cfg(test)]

@@ -63,13 +63,7 @@ pub fn fresh_and_equal(ts: i64, expected: &str, presented: &str) -> Result<(), &
     if (now_ms() / 1000 - ts).abs() > MAX_SKEW_SECS {
         return Err("the timestamp is more than 5 minutes from now (replay?)");
     }
-    let same = expected.len() == presented.len()
-        && expected
-            .bytes()
-            .zip(presented.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if crate::auth::constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
         Ok(())
     } else {
         Err("the signature does not match")
@@ -100,10 +94,7 @@ pub async fn receive(
     body: axum::body::Bytes,
 ) -> Response {
     let Some(secret) = &state.webhook.secret else {
-        return openai_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "channel_disabled",
+        return crate::inbox::channel_disabled(
             "The webhook channel is off: set SWITCHBOARD_WEBHOOK_SECRET.",
         );
     };
