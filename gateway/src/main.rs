@@ -14,6 +14,7 @@ mod knowledge;
 mod llm;
 mod metrics;
 mod realtime;
+mod routes;
 mod server;
 mod sessions;
 mod slack;

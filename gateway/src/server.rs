@@ -5,11 +5,9 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use switchboard_models::llm::LocalLlm;
 use switchboard_models::stt::SpeechToText;
 use switchboard_pipeline::CallDeps;
@@ -281,93 +279,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
             Arc::clone(&state.webhook_work),
         ));
     }
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/v1/realtime", get(crate::realtime::connect))
-        .route(
-            "/v1/realtime/calls",
-            axum::routing::post(crate::webrtc::create_call),
-        )
-        .route(
-            "/v1/realtime/calls/{call_id}/hangup",
-            axum::routing::post(crate::webrtc::hang_up),
-        )
-        .route(
-            "/v1/realtime/client_secrets",
-            axum::routing::post(crate::client_secrets::create),
-        )
-        .merge(crate::call_page::routes())
-        .route(
-            "/v1/webhooks/messages",
-            axum::routing::post(crate::webhook::receive),
-        )
-        .route("/slack/events", axum::routing::post(crate::slack::events))
-        .route(
-            "/telegram/webhook",
-            axum::routing::post(crate::telegram::webhook),
-        )
-        .route(
-            "/telephony/twilio/voice",
-            axum::routing::post(crate::telephony::twilio_voice),
-        )
-        .route(
-            "/telephony/twilio/stream",
-            get(crate::telephony::twilio_stream),
-        )
-        .route(
-            "/telephony/telnyx/stream",
-            get(crate::telephony::telnyx_stream),
-        )
-        .route("/v1/models", get(crate::chat::models))
-        .route(
-            "/v1/chat/completions",
-            axum::routing::post(crate::chat::completions),
-        )
-        .route(
-            "/v1/audio/speech",
-            axum::routing::post(crate::audio::speech),
-        )
-        .route(
-            "/v1/audio/transcriptions",
-            axum::routing::post(crate::audio::transcriptions)
-                // Our own 25 MB check answers 413 in OpenAI's shape; this only stops abuse.
-                .layer(axum::extract::DefaultBodyLimit::max(
-                    2 * crate::audio::MAX_UPLOAD_BYTES,
-                )),
-        )
-        .route(
-            "/v1/knowledge/documents",
-            get(crate::knowledge::list)
-                .post(crate::knowledge::upload)
-                .layer(axum::extract::DefaultBodyLimit::max(
-                    2 * crate::knowledge::MAX_DOCUMENT_BYTES,
-                )),
-        )
-        .route(
-            "/v1/knowledge/documents/{id}",
-            axum::routing::delete(crate::knowledge::delete),
-        )
-        .route(
-            "/v1/knowledge/search",
-            axum::routing::post(crate::knowledge::search),
-        )
-        .route("/v1/chat/ws", get(crate::chat_ws::connect))
-        .route("/v1/sessions", get(crate::sessions::list))
-        .route(
-            "/v1/sessions/{id}",
-            get(crate::sessions::get).delete(crate::sessions::delete),
-        )
-        .route(
-            "/v1/users/{user}/profile",
-            get(crate::sessions::get_profile).put(crate::sessions::put_profile),
-        )
-        .route(
-            "/v1/users/{user}/memories",
-            get(crate::sessions::memories).delete(crate::sessions::forget),
-        )
-        .with_state(Arc::clone(&state));
+    let app = crate::routes::router(Arc::clone(&state));
     let models_dir = args.models.dir;
     let knowledge_dir = args.data_dir.join("knowledge");
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -471,11 +383,11 @@ fn load_knowledge(
     Ok(())
 }
 
-async fn healthz() -> impl IntoResponse {
+pub async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let not_ready = state
         .not_ready
         .read()
@@ -508,7 +420,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
