@@ -136,8 +136,7 @@ pub async fn deliver(
     m: &InboxMessage,
 ) -> Result<(), String> {
     let slack = state.slack.as_ref().ok_or("slack is not configured")?;
-    let to: Value = serde_json::from_str(m.reply_to.as_deref().unwrap_or("{}"))
-        .map_err(|e| format!("bad slack address: {e}"))?;
+    let to = m.address()?;
     let body = json!({"channel": to["channel"], "thread_ts": to["thread_ts"], "text": m.reply});
     let r = client
         .post(format!(

@@ -23,6 +23,26 @@ pub struct TelegramConfig {
     pub api_url: String,
 }
 
+impl TelegramConfig {
+    /// A Bot API method's URL.
+    fn method_url(&self, method: &str) -> String {
+        format!(
+            "{}/bot{}/{method}",
+            self.api_url.trim_end_matches('/'),
+            self.bot_token
+        )
+    }
+
+    /// Where a file `getFile` named is downloaded from.
+    fn file_url(&self, path: &str) -> String {
+        format!(
+            "{}/file/bot{}/{path}",
+            self.api_url.trim_end_matches('/'),
+            self.bot_token
+        )
+    }
+}
+
 pub async fn webhook(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -98,12 +118,10 @@ pub async fn voice_text(
         .telegram
         .as_ref()
         .ok_or("telegram is not configured")?;
-    let to: Value = serde_json::from_str(m.reply_to.as_deref().unwrap_or("{}"))
-        .map_err(|e| format!("bad telegram address: {e}"))?;
+    let to = m.address()?;
     let file_id = to["voice"].as_str().ok_or("no voice file")?;
-    let api = tg.api_url.trim_end_matches('/');
     let file: Value = client
-        .post(format!("{api}/bot{}/getFile", tg.bot_token))
+        .post(tg.method_url("getFile"))
         .header("content-type", "application/json")
         .body(json!({"file_id": file_id}).to_string())
         .send()
@@ -116,7 +134,7 @@ pub async fn voice_text(
         .as_str()
         .ok_or_else(|| format!("getFile: {file}"))?;
     let bytes = client
-        .get(format!("{api}/file/bot{}/{path}", tg.bot_token))
+        .get(tg.file_url(path))
         .send()
         .await
         .map_err(|e| format!("voice download failed: {e}"))?
@@ -149,8 +167,7 @@ pub async fn deliver(
         .telegram
         .as_ref()
         .ok_or("telegram is not configured")?;
-    let to: Value = serde_json::from_str(m.reply_to.as_deref().unwrap_or("{}"))
-        .map_err(|e| format!("bad telegram address: {e}"))?;
+    let to = m.address()?;
     if to["voice"].is_string() && state.orchestrator.personas.pick(None).voice_notes {
         return send_voice(state, client, tg, &to, m.reply.as_deref().unwrap_or("")).await;
     }
@@ -158,11 +175,7 @@ pub async fn deliver(
     if to["reply_to"].is_i64() {
         body["reply_parameters"] = json!({"message_id": to["reply_to"]});
     }
-    let url = format!(
-        "{}/bot{}/sendMessage",
-        tg.api_url.trim_end_matches('/'),
-        tg.bot_token
-    );
+    let url = tg.method_url("sendMessage");
     let r = client
         .post(url)
         .header("content-type", "application/json")
@@ -208,11 +221,7 @@ async fn send_voice(
     );
     body.extend(ogg);
     body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let url = format!(
-        "{}/bot{}/sendVoice",
-        tg.api_url.trim_end_matches('/'),
-        tg.bot_token
-    );
+    let url = tg.method_url("sendVoice");
     let r = client
         .post(url)
         .header(

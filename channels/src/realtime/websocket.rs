@@ -5,7 +5,7 @@
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use switchboard_pipeline::call::{CallError, CallEvent, CallHandle, CallInput, Command};
+use switchboard_pipeline::call::{CallError, CallEvent, CallHandle, end_call};
 use switchboard_pipeline::metrics::CallMetrics;
 use tokio::sync::mpsc;
 
@@ -68,15 +68,8 @@ pub async fn serve(
             }
         }
     };
-    let _ = commands
-        .send(Command {
-            event_id: None,
-            input: CallInput::Shutdown,
-        })
-        .await;
-    drop(guard);
+    end_call(&commands, guard, task).await;
     drop(local_tx);
-    let _ = task.await;
     if let Ok(mut sink) = writer.await {
         if let Some((code, reason)) = close {
             let _ = sink

@@ -15,7 +15,9 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use switchboard_pipeline::call::{CallEvent, CallHandle, CallInput, Command, ResponseOptions};
+use switchboard_pipeline::call::{
+    CallEvent, CallHandle, CallInput, Command, ResponseOptions, end_call,
+};
 use switchboard_pipeline::conversation::{Content, Item, Role};
 use switchboard_pipeline::metrics::CallMetrics;
 use tokio::sync::mpsc;
@@ -137,10 +139,8 @@ pub async fn serve(
             break;
         }
     }
-    let _ = commands.send(command(CallInput::Shutdown)).await;
-    drop(guard);
+    end_call(&commands, guard, task).await;
     drop(notes_tx);
-    let _ = task.await;
     if let Ok(mut sink) = writer.await {
         let _ = sink.close().await;
     }

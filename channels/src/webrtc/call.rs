@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rtc::rtp;
 use serde_json::Value;
-use switchboard_pipeline::call::{CallError, CallEvent, CallHandle, CallInput, Command};
+use switchboard_pipeline::call::{CallError, CallEvent, CallHandle, CallInput, Command, end_call};
 use switchboard_pipeline::metrics::CallMetrics;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -136,15 +136,8 @@ pub async fn serve(
         }
     };
     tracing::info!(call = %id, reason, "webrtc call ending");
-    let _ = commands
-        .send(Command {
-            event_id: None,
-            input: CallInput::Shutdown,
-        })
-        .await;
-    drop(guard);
+    end_call(&commands, guard, task).await;
     drop(local_tx);
-    let _ = task.await;
     let _ = writer.await;
     pacer.abort();
     for t in tasks {

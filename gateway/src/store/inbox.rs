@@ -20,6 +20,15 @@ pub struct InboxMessage {
     pub attempts: i64,
 }
 
+impl InboxMessage {
+    /// A chat channel's reply address (`reply_to` as JSON: Slack's channel and thread,
+    /// Telegram's chat and message).
+    pub fn address(&self) -> Result<serde_json::Value, String> {
+        serde_json::from_str(self.reply_to.as_deref().unwrap_or("{}"))
+            .map_err(|e| format!("bad {} address: {e}", self.channel))
+    }
+}
+
 impl Store {
     /// Store a new message; `false` when one with this id was already accepted (a retry or
     /// duplicate from the sender: it is not answered twice).

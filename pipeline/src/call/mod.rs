@@ -77,6 +77,23 @@ pub struct CallHandle {
     pub task: tokio::task::JoinHandle<()>,
 }
 
+/// End a call from its channel: ask the actor to shut down, cancel what it started, and wait
+/// until it has finished (its last events sent, its items handed to the sink).
+pub async fn end_call(
+    commands: &mpsc::Sender<Command>,
+    guard: DropGuard,
+    task: tokio::task::JoinHandle<()>,
+) {
+    let _ = commands
+        .send(Command {
+            event_id: None,
+            input: CallInput::Shutdown,
+        })
+        .await;
+    drop(guard);
+    let _ = task.await;
+}
+
 /// Start a call actor on the current runtime.
 pub fn spawn_call(deps: CallDeps, config: SessionConfig) -> CallHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
