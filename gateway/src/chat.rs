@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_channels::chat_request::{self, ChatCompletionRequest};
-use switchboard_pipeline::llm::{LlmEvent, ToolCall, Usage};
+use switchboard_pipeline::llm::{ActionNotice, LlmEvent, ToolCall, Usage};
 use switchboard_pipeline::llm::{LlmStream, add_tool_event};
 use switchboard_pipeline::orchestrator::{PreparedTurn, TurnRequest};
 
@@ -89,23 +89,25 @@ pub async fn completions(
             persona,
             request,
             summary: None,
+            decision: None,
         })
         .await;
     let mut metadata = metadata_json(&prepared);
+    let persona = prepared.persona.clone();
     metadata["session_id"] = Value::String(session_id.clone());
     let turn = Turn {
         tenant: state.tenant.clone(),
         session_id,
         channel: "chat",
         user,
-        persona: prepared.persona.clone(),
+        persona,
         user_text,
         reply: String::new(),
         truncated: false,
         tool_calls: Vec::new(),
     };
     let events = drive(
-        state.orchestrator.generate(prepared.request),
+        state.orchestrator.respond(prepared),
         state.turns.clone(),
         turn,
     );
@@ -148,6 +150,26 @@ fn metadata_json(turn: &PreparedTurn) -> Value {
         .into()
 }
 
+/// Server-side tool events as `metadata` entries (string pairs): `pending_action_id` (and
+/// `pending_action_expires_at`) when the reply asks for confirmation, `action_id` and
+/// `action_status` when this turn settled one, `tools_run` (comma-separated) for read tools.
+fn note_action(metadata: &mut Value, notice: &ActionNotice) {
+    match notice {
+        ActionNotice::ConfirmationRequested(a) => {
+            metadata["pending_action_id"] = json!(a.id);
+            metadata["pending_action_expires_at"] = json!(a.expires_at.to_string());
+        }
+        ActionNotice::Resolved { action_id, status } => {
+            metadata["action_id"] = json!(action_id);
+            metadata["action_status"] = json!(status);
+        }
+        ActionNotice::ToolRan { name, .. } => {
+            let ran = metadata["tools_run"].as_str().map_or_else(|| name.clone(), |r| format!("{r},{name}"));
+            metadata["tools_run"] = json!(ran);
+        }
+    }
+}
+
 fn usage_json(u: Usage) -> Value {
     json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.input_tokens + u.output_tokens})
 }
@@ -160,7 +182,7 @@ async fn collect_response(
     mut events: switchboard_pipeline::llm::LlmStream,
     id: String,
     model: String,
-    metadata: Value,
+    mut metadata: Value,
 ) -> Response {
     let (mut text, mut calls, mut usage) =
         (String::new(), Vec::<ToolCall>::new(), Usage::default());
@@ -168,6 +190,7 @@ async fn collect_response(
         match ev {
             Ok(LlmEvent::Text(t)) => text.push_str(&t),
             Ok(LlmEvent::Usage(u)) => usage = u,
+            Ok(LlmEvent::Action(n)) => note_action(&mut metadata, &n),
             Ok(other) => add_tool_event(&mut calls, &other),
             Err(e) => {
                 tracing::warn!(error = %e, "chat completion failed");
@@ -251,6 +274,10 @@ fn stream_response(
                 }
                 Some(Ok(LlmEvent::Usage(u))) => {
                     st.usage = u;
+                    continue;
+                }
+                Some(Ok(LlmEvent::Action(n))) => {
+                    note_action(&mut st.metadata, &n);
                     continue;
                 }
                 Some(Err(e)) => {

@@ -73,6 +73,8 @@ pub struct ServeArgs {
     pub webhook_callback_url: Option<String>,
     #[command(flatten)]
     pub im: ImArgs,
+    #[command(flatten)]
+    pub tools: crate::actions::ToolArgs,
 }
 
 /// Slack and Telegram bots (each off until its secrets are set).

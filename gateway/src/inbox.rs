@@ -103,10 +103,11 @@ async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<Stri
                 ..Default::default()
             },
             summary: None,
+            decision: None,
         })
         .await;
     let persona = prepared.persona.clone();
-    let mut events = state.orchestrator.generate(prepared.request);
+    let mut events = state.orchestrator.respond(prepared);
     let mut reply = String::new();
     while let Some(ev) = events.next().await {
         match ev {

@@ -1,5 +1,6 @@
 //! `switchboard`: the gateway server and its command-line tools.
 
+mod actions;
 mod audio;
 mod auth;
 mod call_page;

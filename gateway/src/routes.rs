@@ -95,5 +95,16 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/users/{user}/memories",
             get(crate::sessions::memories).delete(crate::sessions::forget),
         )
+        .route("/v1/actions", get(crate::actions::list))
+        .route("/v1/actions/{id}", get(crate::actions::get))
+        .route(
+            "/v1/actions/{id}/approve",
+            axum::routing::post(crate::actions::approve),
+        )
+        .route(
+            "/v1/actions/{id}/reject",
+            axum::routing::post(crate::actions::reject),
+        )
+        .route("/v1/admin/audit", get(crate::actions::audit))
         .with_state(state)
 }

@@ -240,6 +240,14 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         Arc::clone(&embedder),
         Arc::clone(&orchestrator.llm),
     );
+    let tool_engine = crate::actions::engine(
+        &args.tools,
+        orchestrator.personas.tools(),
+        &store,
+        &turns,
+        &call_metrics,
+    )?;
+    let orchestrator = orchestrator.with_tools(tool_engine);
     let state = Arc::new(AppState {
         engines: OnceLock::new(),
         not_ready: RwLock::new(Some("loading models".into())),

@@ -22,7 +22,7 @@ const MAX_LIMIT: i64 = 1000;
 /// Largest profile accepted, as JSON.
 const MAX_PROFILE_BYTES: usize = 64 * 1024;
 
-fn db_failed(e: StoreError) -> Response {
+pub(crate) fn db_failed(e: StoreError) -> Response {
     tracing::error!(error = %e, "database request failed");
     openai_error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -33,25 +33,38 @@ fn db_failed(e: StoreError) -> Response {
 }
 
 /// A stored record as an API object: its fields plus `"object": kind`.
-fn object(record: &impl serde::Serialize, kind: &str) -> Value {
+pub(crate) fn object(record: &impl serde::Serialize, kind: &str) -> Value {
     let mut v = json!(record);
     v["object"] = json!(kind);
     v
 }
 
 /// A list response of stored records.
-fn list_of<T: serde::Serialize>(records: &[T], kind: &str) -> Response {
+pub(crate) fn list_of<T: serde::Serialize>(records: &[T], kind: &str) -> Response {
     let data: Vec<Value> = records.iter().map(|r| object(r, kind)).collect();
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
-fn not_found(what: &str, id: &str) -> Response {
+pub(crate) fn not_found(what: &str, id: &str) -> Response {
     openai_error(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         &format!("{what}_not_found"),
         &format!("No {what} with id '{id}'."),
     )
+}
+
+/// `?limit=` (1 to 1000, default 100), or the 400 naming it.
+pub(crate) fn limit_param(query: &HashMap<String, String>) -> Result<i64, Response> {
+    match query.get("limit").map(|l| l.parse::<i64>()) {
+        None => Ok(100),
+        Some(Ok(l)) if (1..=MAX_LIMIT).contains(&l) => Ok(l),
+        Some(_) => Err(invalid_request(
+            format!("limit must be 1 to {MAX_LIMIT}"),
+            "limit",
+            "invalid_value",
+        )),
+    }
 }
 
 pub async fn list(
@@ -62,16 +75,9 @@ pub async fn list(
     if let Err(denied) = auth::require(&state.api_keys, &headers) {
         return denied;
     }
-    let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
-        None => 100,
-        Some(Ok(l)) if (1..=MAX_LIMIT).contains(&l) => l,
-        Some(_) => {
-            return invalid_request(
-                format!("limit must be 1 to {MAX_LIMIT}"),
-                "limit",
-                "invalid_value",
-            );
-        }
+    let limit = match limit_param(&query) {
+        Ok(l) => l,
+        Err(bad) => return bad,
     };
     match state.store.list_sessions(&state.tenant, limit).await {
         Ok(sessions) => list_of(&sessions, "session"),

@@ -11,8 +11,10 @@ pub mod conversation;
 pub mod llm;
 pub mod metrics;
 pub mod orchestrator;
+pub mod outbound;
 pub mod persona;
 pub mod session;
+pub mod tools;
 
 pub use call::{CallDeps, CallEvent, CallHandle, CallInput, spawn_call};
 pub use session::{SessionConfig, TurnDetection};

@@ -32,6 +32,11 @@ pub struct CallMetrics {
     pub barge_in_seconds: Histogram,
     /// Orchestrator stages (prepare, generate) by stage name.
     pub stage_seconds: HistogramVec,
+    /// Server-side tool calls by tool and outcome (`ok`, an error kind, `proposed`,
+    /// `rejected`, `expired`, ...).
+    pub tool_calls_total: IntCounterVec,
+    /// Server-side tool run time (retries included), by tool.
+    pub tool_seconds: HistogramVec,
 }
 
 impl std::fmt::Debug for CallMetrics {
@@ -66,6 +71,8 @@ impl CallMetrics {
             registry.register(Box::new(h.clone()))?;
         }
         registry.register(Box::new(m.stage_seconds.clone()))?;
+        registry.register(Box::new(m.tool_calls_total.clone()))?;
+        registry.register(Box::new(m.tool_seconds.clone()))?;
         Ok(m)
     }
 
@@ -117,6 +124,17 @@ impl CallMetrics {
                 HistogramOpts::new("switchboard_stage_seconds", "Orchestrator stage durations")
                     .buckets(LATENCY_BUCKETS.to_vec()),
                 &["stage"],
+            )
+            .expect("valid histogram"),
+            tool_calls_total: counter_vec(
+                "switchboard_tool_calls_total",
+                "Server-side tool calls and confirmations, by tool and outcome",
+                &["tool", "outcome"],
+            ),
+            tool_seconds: HistogramVec::new(
+                HistogramOpts::new("switchboard_tool_seconds", "Server-side tool run time")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                &["tool"],
             )
             .expect("valid histogram"),
         }

@@ -20,6 +20,9 @@ use crate::context::{
 };
 use crate::llm::{ChatMessage, ChatRequest, LlmProvider, LlmStream, ToolChoice};
 use crate::persona::{Persona, Personas};
+use crate::tools::engine::ToolScope;
+use crate::tools::runner::ToolRun;
+use crate::tools::{ToolDef, ToolEngine};
 
 /// Who is talking and what they said: the input of one turn.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +37,9 @@ pub struct TurnRequest {
     pub request: ChatRequest,
     /// A summary of turns older than the messages given.
     pub summary: Option<String>,
+    /// An explicit answer to a pending action (`action_id`, approve) instead of reading
+    /// the user's last message (a chat widget's approve/reject buttons).
+    pub decision: Option<(String, bool)>,
 }
 
 /// A turn ready to generate.
@@ -44,6 +50,11 @@ pub struct PreparedTurn {
     pub context: ContextOutcome,
     /// Messages of the conversation left out for lack of room.
     pub dropped_messages: usize,
+    /// Whose turn it is, for server-side tools.
+    pub scope: ToolScope,
+    /// The server-side tools this turn may call (also in `request.tools`).
+    pub server_tools: Vec<ToolDef>,
+    pub decision: Option<(String, bool)>,
 }
 
 impl PreparedTurn {
@@ -69,6 +80,8 @@ pub struct Orchestrator {
     pub personas: Arc<Personas>,
     pub context: ContextStage,
     pub llm: Arc<dyn LlmProvider>,
+    /// Server-side tools; `None`: only the tools clients offer.
+    pub tools: Option<Arc<ToolEngine>>,
     stage_seconds: Option<HistogramVec>,
 }
 
@@ -92,8 +105,15 @@ impl Orchestrator {
             personas,
             context,
             llm,
+            tools: None,
             stage_seconds,
         }
+    }
+
+    /// Give the orchestrator server-side tools.
+    pub fn with_tools(mut self, engine: Arc<ToolEngine>) -> Self {
+        self.tools = Some(engine);
+        self
     }
 
     fn observe(&self, stage: &str, since: Instant) {
@@ -121,6 +141,12 @@ impl Orchestrator {
             seed,
             model,
         } = turn.request;
+        let scope = ToolScope {
+            tenant: turn.tenant.clone(),
+            session: turn.session.clone(),
+            user: turn.user.clone(),
+            persona: persona.name.clone(),
+        };
         let lookup = LookupCtx {
             tenant: turn.tenant,
             user: turn.user,
@@ -158,8 +184,16 @@ impl Orchestrator {
             messages.remove(0);
         }
 
+        // Server-side tools shadow client tools of the same name.
+        let server_tools = self
+            .tools
+            .as_ref()
+            .map(|e| e.tools_for(&persona))
+            .unwrap_or_default();
+        let mut tools = persona.allowed_tools(tools);
+        tools.retain(|t| !server_tools.iter().any(|s| s.name == t.name));
+        tools.extend(server_tools.iter().map(ToolDef::spec));
         // A forced tool the persona does not allow, or no tools at all: answer in words.
-        let tools = persona.allowed_tools(tools);
         let tool_choice = match tool_choice {
             _ if tools.is_empty() => ToolChoice::None,
             ToolChoice::Function(name) if !tools.iter().any(|t| t.name == name) => ToolChoice::None,
@@ -179,13 +213,35 @@ impl Orchestrator {
             },
             context,
             dropped_messages: assembled.dropped_messages,
+            scope,
+            server_tools,
+            decision: turn.decision,
         }
+    }
+
+    /// Stage 4 for a prepared turn: the reply, with the persona's server-side tools run
+    /// (and confirmed) inside the stream.
+    pub fn respond(&self, turn: PreparedTurn) -> LlmStream {
+        let Some(engine) = self.tools.clone().filter(|_| !turn.server_tools.is_empty()) else {
+            return self.generate(turn.request);
+        };
+        let run = ToolRun {
+            llm: Arc::clone(&self.llm),
+            engine,
+            scope: turn.scope,
+            tools: turn.server_tools,
+            decision: turn.decision,
+        };
+        self.timed(run.stream(turn.request))
     }
 
     /// Stage 4: stream the reply. The time to the first event is `generate` in the stage
     /// histogram.
     pub fn generate(&self, request: ChatRequest) -> LlmStream {
-        let stream = self.llm.stream(request);
+        self.timed(self.llm.stream(request))
+    }
+
+    fn timed(&self, stream: LlmStream) -> LlmStream {
         let Some(h) = self.stage_seconds.clone() else {
             return stream;
         };

@@ -14,6 +14,11 @@
 //! temperature = 0.3
 //! deadlines_ms = { knowledge = 300 }
 //! voice_notes = true                # answer IM voice notes with a voice note
+//!
+//! [tools.lookup_order]               # a server-side tool (see `crate::tools`)
+//! description = "Look up an order"
+//! effect = "read"
+//! http = { url = "https://orders.example.com/orders/{order_id}" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -23,6 +28,7 @@ use serde::Deserialize;
 
 use crate::context::ContextPlan;
 use crate::llm::ToolSpec;
+use crate::tools::{ToolDef, ToolDefs};
 
 /// Prompt tokens a persona may use by default (room for a small model's reply within 2k).
 pub const DEFAULT_PROMPT_BUDGET: usize = 1536;
@@ -118,6 +124,8 @@ pub enum PersonaError {
     MissingDefault(String),
     #[error("persona {persona:?}: {problem}")]
     Invalid { persona: String, problem: String },
+    #[error("tool {tool:?}: {problem}")]
+    Tool { tool: String, problem: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +135,8 @@ struct File {
     default: Option<String>,
     #[serde(default)]
     personas: BTreeMap<String, Persona>,
+    #[serde(default)]
+    tools: BTreeMap<String, ToolDef>,
 }
 
 /// Every persona, by name, and which one applies when a conversation names none.
@@ -134,6 +144,8 @@ struct File {
 pub struct Personas {
     by_name: BTreeMap<String, Persona>,
     default: String,
+    /// Server-side tools declared in the file.
+    tools: ToolDefs,
 }
 
 impl Default for Personas {
@@ -141,6 +153,7 @@ impl Default for Personas {
         Self {
             by_name: [(DEFAULT_PERSONA.to_owned(), Persona::builtin())].into(),
             default: DEFAULT_PERSONA.into(),
+            tools: ToolDefs::new(),
         }
     }
 }
@@ -175,6 +188,14 @@ impl Personas {
             p.name.clone_from(&name);
             out.by_name.insert(name, p);
         }
+        for (name, mut t) in file.tools {
+            t.name.clone_from(&name);
+            t.validate().map_err(|problem| PersonaError::Tool {
+                tool: name.clone(),
+                problem,
+            })?;
+            out.tools.insert(name, t);
+        }
         if let Some(default) = file.default {
             if !out.by_name.contains_key(&default) {
                 return Err(PersonaError::MissingDefault(default));
@@ -199,6 +220,11 @@ impl Personas {
                     .next()
                     .expect("at least the built-in persona")
             })
+    }
+
+    /// The server-side tools the file declares.
+    pub fn tools(&self) -> &ToolDefs {
+        &self.tools
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -252,6 +278,28 @@ instructions = "You sell."
             1
         );
         assert_eq!(p.pick(Some("sales")).prompt_budget, DEFAULT_PROMPT_BUDGET);
+    }
+
+    #[test]
+    fn declares_server_side_tools() {
+        let file = r#"
+[tools.cancel_order]
+description = "Cancel an order"
+effect = "dangerous"
+confirm = "cancel order {order_id}"
+parameters = { type = "object", properties = { order_id = { type = "string" } }, required = ["order_id"] }
+http = { method = "POST", url = "https://orders.example.com/orders/{order_id}/cancel", headers = { Authorization = "Bearer ${ORDERS_TOKEN}" } }
+"#;
+        let p = Personas::parse(file).expect("parses");
+        let t = &p.tools()["cancel_order"];
+        assert_eq!(t.name, "cancel_order");
+        assert_eq!(t.effect, crate::tools::SideEffect::Dangerous);
+        assert_eq!(t.timeout_ms, crate::tools::DEFAULT_TIMEOUT_MS);
+        assert_eq!(t.spec().parameters["required"][0], "order_id");
+        let bad = "[tools.x]\ndescription = \"d\"\neffect = \"read\"\nhttp = { url = \"ftp://h/\" }\n";
+        assert!(matches!(Personas::parse(bad), Err(PersonaError::Tool { tool, .. }) if tool == "x"));
+        let bad_effect = "[tools.x]\ndescription = \"d\"\neffect = \"maybe\"\nhttp = { url = \"http://h/\" }\n";
+        assert!(Personas::parse(bad_effect).is_err());
     }
 
     #[test]

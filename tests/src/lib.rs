@@ -2,6 +2,7 @@
 //! a scripted LLM server, a Realtime client, and test speech.
 
 pub mod fake_api;
+pub mod fake_orders;
 pub mod gateway;
 pub mod phone_client;
 pub mod python;

@@ -7,14 +7,20 @@
 //! - `{"type": "cancel"}` — stop the reply in progress (what was sent so far is kept).
 //! - `{"type": "configure", "tools": [...]}` — the functions the assistant may call
 //!   (OpenAI chat `tools` shape), for the following messages.
+//! - `{"type": "confirm", "action_id": "...", "approve": true}` — the user's answer to a
+//!   `confirmation_request` (approve/reject buttons); the reply follows as for a message.
+//!   Typing "yes" or "no" as a `message` answers too.
 //!
 //! Server to client: `session` (once, with the `session_id`), `token` (reply text as it is
 //! generated), `tool_call` (a complete call), `message_complete` (the reply, its
 //! `finish_reason` and the turn's `metadata`), `error` (`code`, `message`; the connection
-//! stays open).
+//! stays open), and for the agent's own (server-side) tools: `confirmation_request`
+//! (`action_id`, `tool`, `effect`, `prompt`, `expires_at` in Unix ms) before a change is
+//! made, `action_resolved` (`action_id`, `status`: executed, failed, rejected, expired,
+//! superseded) and `tool_ran` (`name`, `error`).
 
 use serde_json::{Value, json};
-use switchboard_pipeline::llm::ToolSpec;
+use switchboard_pipeline::llm::{ActionNotice, ToolSpec};
 
 use crate::realtime::session::parse_tools;
 
@@ -27,6 +33,7 @@ pub enum ClientMessage {
     ToolResult { call_id: String, content: String },
     Cancel,
     Configure { tools: Vec<ToolSpec> },
+    Confirm { action_id: String, approve: bool },
 }
 
 /// Why a client message was refused: sent back as an `error` message.
@@ -89,10 +96,19 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
             };
             Ok(ClientMessage::Configure { tools })
         }
+        "confirm" => {
+            let action_id = string_field(&v, "action_id")?;
+            let approve = match v.get("approve") {
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(refuse("invalid_value", "'approve' must be true or false")),
+                None => return Err(refuse("missing_field", "'approve' is required")),
+            };
+            Ok(ClientMessage::Confirm { action_id, approve })
+        }
         other => Err(refuse(
             "unknown_type",
             format!(
-                "unknown message type '{other}': use message, tool_result, cancel or configure"
+                "unknown message type '{other}': use message, tool_result, cancel, configure or confirm"
             ),
         )),
     }
@@ -123,6 +139,22 @@ pub fn message_complete(
     json!({"type": "message_complete", "content": content, "finish_reason": finish_reason, "metadata": metadata})
 }
 
+/// What the agent's own tools did.
+pub fn action(notice: &ActionNotice) -> Value {
+    match notice {
+        ActionNotice::ConfirmationRequested(a) => json!({
+            "type": "confirmation_request", "action_id": a.id, "tool": a.tool,
+            "effect": a.effect.as_str(), "prompt": a.prompt, "expires_at": a.expires_at,
+        }),
+        ActionNotice::Resolved { action_id, status } => {
+            json!({"type": "action_resolved", "action_id": action_id, "status": status})
+        }
+        ActionNotice::ToolRan { name, error } => {
+            json!({"type": "tool_ran", "name": name, "error": error})
+        }
+    }
+}
+
 pub fn error(e: &ProtocolError) -> Value {
     json!({"type": "error", "code": e.code, "message": e.message})
 }
@@ -148,6 +180,13 @@ mod tests {
             })
         );
         assert_eq!(parse(r#"{"type": "cancel"}"#), Ok(ClientMessage::Cancel));
+        assert_eq!(
+            parse(r#"{"type": "confirm", "action_id": "act_1", "approve": false}"#),
+            Ok(ClientMessage::Confirm {
+                action_id: "act_1".into(),
+                approve: false
+            })
+        );
         let configured = parse(
             r#"{"type": "configure", "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]}"#,
         );
@@ -175,6 +214,11 @@ mod tests {
             code(r#"{"type": "configure", "tools": 3}"#),
             "invalid_value"
         );
+        assert_eq!(
+            code(r#"{"type": "confirm", "action_id": "a", "approve": "yes"}"#),
+            "invalid_value"
+        );
+        assert_eq!(code(r#"{"type": "confirm", "action_id": "a"}"#), "missing_field");
         let huge = format!(
             r#"{{"type": "message", "content": "{}"}}"#,
             "a".repeat(MAX_MESSAGE_BYTES)

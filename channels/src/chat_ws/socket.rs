@@ -104,7 +104,10 @@ pub async fn serve(socket: WebSocket, s: ChatSession) {
                     }],
                 );
                 history.push(ChatMessage::User(content));
-                reply(&mut conn, &s, &mut history, &tools).await;
+                reply(&mut conn, &s, &mut history, &tools, None).await;
+            }
+            Ok(ClientMessage::Confirm { action_id, approve }) => {
+                reply(&mut conn, &s, &mut history, &tools, Some((action_id, approve))).await;
             }
         }
     }
@@ -117,6 +120,7 @@ async fn reply(
     s: &ChatSession,
     history: &mut Vec<ChatMessage>,
     tools: &[ToolSpec],
+    mut decision: Option<(String, bool)>,
 ) {
     for round in 0..=MAX_TOOL_ROUNDS {
         let prepared = s
@@ -137,10 +141,11 @@ async fn reply(
                     ..ChatRequest::default()
                 },
                 summary: None,
+                decision: decision.take(),
             })
             .await;
         let metadata = prepared.metadata();
-        let mut stream = s.orchestrator.generate(prepared.request);
+        let mut stream = s.orchestrator.respond(prepared);
         let (mut text, mut calls, mut cancelled, mut failed) =
             (String::new(), Vec::<ToolCall>::new(), false, None);
         loop {
@@ -151,6 +156,7 @@ async fn reply(
                         conn.send(protocol::token(&t)).await;
                         text.push_str(&t);
                     }
+                    Some(Ok(LlmEvent::Action(notice))) => conn.send(protocol::action(&notice)).await,
                     Some(Ok(other)) => add_tool_event(&mut calls, &other),
                     Some(Err(e)) => {
                         failed = Some(e.to_string());

@@ -92,6 +92,33 @@ pub fn response_json(session: &RealtimeSession, r: &ResponseSummary) -> Value {
     })
 }
 
+/// Our custom events for the agent's own tools (documented in ARCHITECTURE.md), named under
+/// `switchboard.` so no OpenAI client mistakes them for its own:
+/// `switchboard.action.confirmation_requested` (`action`: id, tool, effect, prompt,
+/// expires_at), `switchboard.action.resolved` (`action_id`, `status`) and
+/// `switchboard.tool.completed` (`name`, `error`).
+fn action_event(ids: &mut EventIds, notice: &switchboard_pipeline::llm::ActionNotice) -> Value {
+    use switchboard_pipeline::llm::ActionNotice;
+    match notice {
+        ActionNotice::ConfirmationRequested(a) => with(
+            "switchboard.action.confirmation_requested",
+            ids,
+            obj(json!({"action": {"id": a.id, "tool": a.tool, "effect": a.effect.as_str(),
+                       "prompt": a.prompt, "expires_at": a.expires_at}})),
+        ),
+        ActionNotice::Resolved { action_id, status } => with(
+            "switchboard.action.resolved",
+            ids,
+            obj(json!({"action_id": action_id, "status": status})),
+        ),
+        ActionNotice::ToolRan { name, error } => with(
+            "switchboard.tool.completed",
+            ids,
+            obj(json!({"name": name, "error": error})),
+        ),
+    }
+}
+
 /// The server events for one call event (none for events this transport does not show).
 pub fn render(
     ev: &CallEvent,
@@ -351,5 +378,6 @@ pub fn render(
         | CallEvent::PlaybackStopped { .. }
         | CallEvent::PlaybackCleared { .. } => Vec::new(),
         CallEvent::Error(e) => one(error_event(ids, e)),
+        CallEvent::Action(notice) => one(action_event(ids, notice)),
     }
 }

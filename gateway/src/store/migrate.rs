@@ -14,6 +14,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0001_initial.sql"),
     ),
     (2, "inbox", include_str!("../../migrations/0002_inbox.sql")),
+    (
+        3,
+        "actions",
+        include_str!("../../migrations/0003_actions.sql"),
+    ),
 ];
 
 /// Statements of a migration file: split at `;` ending a line, comments dropped.

@@ -7,6 +7,7 @@
 //! until they succeed, counted in metrics while they fail, so a turn is stored even when the
 //! caller has hung up. Reads (the sessions, profile and memory lookups) use the pool directly.
 
+pub mod actions;
 pub mod inbox;
 mod migrate;
 mod records;

@@ -210,6 +210,8 @@ pub enum CallEvent {
         response_id: String,
     },
     Error(CallError),
+    /// The agent's own tools: a confirmation asked for, an action settled, a tool run.
+    Action(crate::llm::ActionNotice),
 }
 
 /// An error reported to the client; the call goes on.

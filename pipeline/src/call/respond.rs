@@ -276,6 +276,7 @@ impl CallActor {
                     r.usage = u;
                 }
             }
+            ResponseMsg::Action(notice) => self.emit(CallEvent::Action(notice)).await,
             ResponseMsg::Finished { error } => {
                 if let Some(r) = self.response.as_mut() {
                     r.generation_done = true;

@@ -41,6 +41,8 @@ pub enum ResponseMsg {
     Usage(Usage),
     /// The orchestrator's metadata for this turn, before any reply text.
     Context(Vec<(String, String)>),
+    /// What the server-side tool loop did.
+    Action(crate::llm::ActionNotice),
     /// The last message of a response.
     Finished {
         error: Option<(&'static str, String)>,
@@ -111,12 +113,13 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             session: Some(job.session),
             request: job.request,
             summary: None,
+            decision: None,
         }) => p,
     };
     if !out.send(ResponseMsg::Context(prepared.metadata())).await {
         return;
     }
-    let mut stream = job.orchestrator.generate(prepared.request);
+    let mut stream = job.orchestrator.respond(prepared);
     let asked = Instant::now();
     let mut first_token = true;
     let mut said_anything = false;
@@ -159,6 +162,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
                 ResponseMsg::ToolCallArguments { index, delta }
             }
             Some(Ok(LlmEvent::Usage(u))) => ResponseMsg::Usage(u),
+            Some(Ok(LlmEvent::Action(n))) => ResponseMsg::Action(n),
         };
         if !out.send(msg).await {
             return;

@@ -149,7 +149,7 @@ async fn run_one(
                 streamed_text.push_str(t);
             }
             LlmEvent::ToolCallStart { .. } | LlmEvent::ToolCallArguments { .. } => started = true,
-            LlmEvent::Usage(_) => {}
+            LlmEvent::Usage(_) | LlmEvent::Action(_) => {}
         }
         if tx.send(Ok(event)).await.is_err() {
             return Attempt::ConsumerGone;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use embedded::EmbeddedLlm;
 pub use fallback::FallbackChain;
 pub use openai::{OpenAiCompatible, OpenAiConfig};
+pub(crate) use openai::install_crypto_provider;
 
 /// One message of the conversation as the LLM sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +108,7 @@ pub fn add_tool_event(calls: &mut Vec<ToolCall>, ev: &LlmEvent) {
                 c.arguments.push_str(delta);
             }
         }
-        LlmEvent::Text(_) | LlmEvent::Usage(_) => {}
+        LlmEvent::Text(_) | LlmEvent::Usage(_) | LlmEvent::Action(_) => {}
     }
 }
 
@@ -132,6 +133,24 @@ pub enum LlmEvent {
     ToolCallArguments { index: u32, delta: String },
     /// Token counts, when the provider reports them.
     Usage(Usage),
+    /// What the server-side tool loop did (never from a provider).
+    Action(ActionNotice),
+}
+
+/// Server-side tool events, for channels that show them (a chat widget's approve/reject
+/// buttons, the Realtime custom events); others ignore them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionNotice {
+    /// A read tool ran; its answer went to the model.
+    ToolRan {
+        name: String,
+        error: Option<String>,
+    },
+    /// A change waits for the caller's approval; the question follows as text.
+    ConfirmationRequested(Box<crate::tools::PendingAction>),
+    /// A pending action was settled: `executed`, `failed`, `rejected`, `expired`,
+    /// `superseded`.
+    Resolved { action_id: String, status: String },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -45,7 +45,7 @@ impl std::fmt::Debug for OpenAiCompatible {
     }
 }
 
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Another part of the process may have installed one already; either is fine.

@@ -1,0 +1,270 @@
+//! The server-side tool loop around one reply. Consumers (chat, chat socket, calls, IM)
+//! read the same [`LlmStream`] as before: reply text, client tool calls and usage pass
+//! through; calls to server-side tools are taken out of the stream and handled here.
+//!
+//! Per turn:
+//! 1. If the session has an action whose outcome the model has not seen, settle it first:
+//!    a pending one is approved or rejected by the caller's reply (or an explicit decision),
+//!    or cancelled when the caller moved on; the outcome goes to the model as the answer
+//!    to its tool call.
+//! 2. Generate. Read tools run at once and the model continues with their answers (10 rounds
+//!    at most). The first `write`/`dangerous` call becomes a pending action; the caller is
+//!    asked in our words (not the model's) and the reply ends there, until they answer.
+//!
+//! The loop runs on its own task so an approved action always finishes and is recorded,
+//! even if the caller hangs up or barges in; a dropped stream stops further generation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::confirm::{Decision, decide, question};
+use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
+use super::{PendingAction, ToolDef};
+use crate::llm::{
+    ActionNotice, ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream, ToolCall, ToolChoice,
+};
+
+/// Model rounds in one reply before tools are withheld.
+pub const MAX_TOOL_ROUNDS: usize = 10;
+
+/// One reply with server-side tools.
+pub struct ToolRun {
+    pub llm: Arc<dyn LlmProvider>,
+    pub engine: Arc<ToolEngine>,
+    pub scope: ToolScope,
+    /// The server-side tools this turn may call (already in the request's tool list).
+    pub tools: Vec<ToolDef>,
+    /// An explicit answer to a pending action (`action_id`, approve), instead of reading
+    /// the caller's last message.
+    pub decision: Option<(String, bool)>,
+}
+
+type Tx = mpsc::Sender<Result<LlmEvent, crate::llm::LlmError>>;
+
+impl ToolRun {
+    pub fn stream(self, request: ChatRequest) -> LlmStream {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move { self.drive(request, tx).await });
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|ev| (ev, rx))
+        }))
+    }
+
+    async fn drive(self, mut request: ChatRequest, tx: Tx) {
+        if let Some(session) = self.scope.session.clone()
+            && !self.settle_open_action(&session, &mut request, &tx).await
+        {
+            return;
+        }
+        let server: HashMap<&str, &ToolDef> =
+            self.tools.iter().map(|t| (t.name.as_str(), t)).collect();
+        for _round in 0..MAX_TOOL_ROUNDS {
+            let Some(round) = self.generate(&request, &server, &tx).await else {
+                return;
+            };
+            if round.calls.is_empty() || round.client_calls {
+                if !round.calls.is_empty() {
+                    tracing::warn!("model mixed client and server tool calls; server calls skipped");
+                }
+                return;
+            }
+            let mut answers = Vec::new();
+            let mut asked: Option<PendingAction> = None;
+            for call in &round.calls {
+                let Some(tool) = server.get(call.name.as_str()) else {
+                    continue;
+                };
+                let content = if !tool.effect.needs_confirmation() {
+                    let out = self.engine.run(&self.scope, tool, call, None).await;
+                    let notice = ActionNotice::ToolRan {
+                        name: tool.name.clone(),
+                        error: out.error.map(str::to_owned),
+                    };
+                    if !send(&tx, LlmEvent::Action(notice)).await {
+                        return;
+                    }
+                    out.content
+                } else if asked.is_some() {
+                    json!({"status": "not_run", "message": "Only one change can wait for confirmation at a time; ask again after this one is answered."}).to_string()
+                } else {
+                    match self.engine.propose(&self.scope, tool, call).await {
+                        Ok(a) => {
+                            asked = Some(a);
+                            continue;
+                        }
+                        Err(e) => json!({"error": "not_run", "message": e}).to_string(),
+                    }
+                };
+                answers.push((call.id.clone(), content));
+            }
+            if let Some(action) = asked {
+                // The caller answers first; the model is not asked again until then.
+                let spacer = if round.text.is_empty() || round.text.ends_with(char::is_whitespace) { "" } else { " " };
+                let q = format!("{spacer}{}", question(&action.prompt));
+                let _ = send(&tx, LlmEvent::Action(ActionNotice::ConfirmationRequested(Box::new(action)))).await
+                    && send(&tx, LlmEvent::Text(q)).await;
+                return;
+            }
+            request.messages.push(ChatMessage::Assistant {
+                content: round.text,
+                tool_calls: round.calls,
+            });
+            for (call_id, content) in answers {
+                request.messages.push(ChatMessage::Tool { call_id, content });
+            }
+        }
+        // Out of rounds: answer in words.
+        request.tools.retain(|t| !server.contains_key(t.name.as_str()));
+        request.tool_choice = ToolChoice::None;
+        let _ = self.generate(&request, &server, &tx).await;
+    }
+
+    /// Step 1. `false` when the consumer has gone.
+    async fn settle_open_action(&self, session: &str, request: &mut ChatRequest, tx: &Tx) -> bool {
+        let tenant = &self.scope.tenant;
+        let open = match &self.decision {
+            Some((id, _)) => self.engine.actions().get(tenant, id).await,
+            None => self.engine.actions().latest_unreported(tenant, session).await,
+        };
+        let action = match open {
+            Ok(Some(a)) if a.session_id == session => a,
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read pending actions");
+                return true;
+            }
+        };
+        let decision = match &self.decision {
+            Some((_, approve)) => if *approve { Decision::Approve } else { Decision::Reject },
+            None => decide(request.latest_user_text()),
+        };
+        use super::ActionStatus::Pending;
+        let outcome = match (action.status, decision) {
+            (Pending, Decision::Unclear) => {
+                self.engine.supersede(&action).await;
+                let _ = self.engine.actions().mark_reported(tenant, &action.id).await;
+                return send(tx, resolved(&action.id, "superseded")).await;
+            }
+            (Pending, d) => match self.engine.resolve(tenant, &action.id, d == Decision::Approve, "reply").await {
+                Ok(Resolution::Executed { action, output }) => (action.status.as_str(), output.content),
+                Ok(Resolution::Rejected(_)) => ("rejected", json!({"status": "rejected", "message": "The caller said no, so nothing was done."}).to_string()),
+                Err(ResolveError::Expired(_)) => ("expired", expired_note()),
+                Err(ResolveError::AlreadyResolved(a)) => (a.status.as_str(), json!({"status": a.status.as_str(), "message": "This action was already handled."}).to_string()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not resolve a pending action");
+                    ("failed", json!({"error": "unavailable", "message": "The action could not be completed."}).to_string())
+                }
+            },
+            // Resolved elsewhere (the actions API, expiry): tell the model how it ended.
+            (status, _) => (
+                status.as_str(),
+                match status {
+                    super::ActionStatus::Expired => expired_note(),
+                    _ => action.result.clone().unwrap_or_else(|| json!({"status": status.as_str()}).to_string()),
+                },
+            ),
+        };
+        let _ = self.engine.actions().mark_reported(tenant, &action.id).await;
+        let exchange = [
+            ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: action.call_id.clone(),
+                    name: action.tool.clone(),
+                    arguments: action.arguments.clone(),
+                }],
+            },
+            ChatMessage::Tool { call_id: action.call_id.clone(), content: outcome.1 },
+        ];
+        // An answer follows the question; news from elsewhere goes before the new message.
+        let at = if decision == Decision::Unclear {
+            request.messages.iter().rposition(|m| matches!(m, ChatMessage::User(_))).unwrap_or(request.messages.len())
+        } else {
+            request.messages.len()
+        };
+        request.messages.splice(at..at, exchange);
+        send(tx, resolved(&action.id, outcome.0)).await
+    }
+
+    /// One model round: pass text and client tool calls through, keep server tool calls.
+    /// `None` when the consumer has gone or the provider failed (the error was passed on).
+    async fn generate(
+        &self,
+        request: &ChatRequest,
+        server: &HashMap<&str, &ToolDef>,
+        tx: &Tx,
+    ) -> Option<Round> {
+        let mut stream = self.llm.stream(request.clone());
+        let mut round = Round::default();
+        // Stream index -> position in `round.calls` (server calls) or `None` (client calls).
+        let mut slots: HashMap<u32, Option<usize>> = HashMap::new();
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = tx.closed() => return None,
+                next = stream.next() => next,
+            };
+            let ev = match next {
+                None => return Some(round),
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    return None;
+                }
+                Some(Ok(ev)) => ev,
+            };
+            let pass = match &ev {
+                LlmEvent::Text(t) => {
+                    round.text.push_str(t);
+                    true
+                }
+                LlmEvent::ToolCallStart { index, id, name } if server.contains_key(name.as_str()) => {
+                    slots.insert(*index, Some(round.calls.len()));
+                    round.calls.push(ToolCall { id: id.clone(), name: name.clone(), arguments: String::new() });
+                    false
+                }
+                LlmEvent::ToolCallStart { index, .. } => {
+                    slots.insert(*index, None);
+                    round.client_calls = true;
+                    true
+                }
+                LlmEvent::ToolCallArguments { index, delta } => match slots.get(index) {
+                    Some(Some(at)) => {
+                        round.calls[*at].arguments.push_str(delta);
+                        false
+                    }
+                    _ => true,
+                },
+                LlmEvent::Usage(_) | LlmEvent::Action(_) => true,
+            };
+            if pass && !send(tx, ev).await {
+                return None;
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Round {
+    text: String,
+    calls: Vec<ToolCall>,
+    client_calls: bool,
+}
+
+fn expired_note() -> String {
+    json!({"status": "expired", "message": "The confirmation window closed before the caller answered, so the action was cancelled and nothing was done. Offer to start again."}).to_string()
+}
+
+fn resolved(id: &str, status: &str) -> LlmEvent {
+    LlmEvent::Action(ActionNotice::Resolved {
+        action_id: id.to_owned(),
+        status: status.to_owned(),
+    })
+}
+
+async fn send(tx: &Tx, ev: LlmEvent) -> bool {
+    tx.send(Ok(ev)).await.is_ok()
+}

@@ -1,0 +1,273 @@
+//! Server-side tools end to end: the real gateway with a persona file declaring HTTP tools
+//! against a local order system (`fake_orders`), a scripted LLM that calls them, and chat
+//! completions over HTTP: a lookup runs at once; a cancellation runs only after "yes" or an
+//! API approval, never after "no" or expiry; internal destinations are refused; everything
+//! lands in the audit log.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_e2e::fake_orders::FakeOrders;
+use switchboard_e2e::gateway::{Gateway, http_get, http_post_json};
+use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn persona_file(dir: &std::path::Path, orders: &str) -> std::path::PathBuf {
+    let closed = closed_port();
+    let order_id = r#"parameters = { type = "object", properties = { order_id = { type = "string" } }, required = ["order_id"] }"#;
+    let text = format!(
+        r#"
+[tools.lookup_order]
+description = "Look up an order by its number"
+effect = "read"
+{order_id}
+http = {{ url = "{orders}/orders/{{order_id}}", headers = {{ Authorization = "Bearer ${{ORDERS_TOKEN}}" }} }}
+
+[tools.cancel_order]
+description = "Cancel an order"
+effect = "dangerous"
+confirm = "cancel order {{order_id}}"
+{order_id}
+http = {{ method = "POST", url = "{orders}/orders/{{order_id}}/cancel", headers = {{ Authorization = "Bearer ${{ORDERS_TOKEN}}" }} }}
+
+[tools.peek_metadata]
+description = "Read instance metadata"
+effect = "read"
+http = {{ url = "http://169.254.169.254/latest/meta-data/iam/" }}
+
+[tools.internal_admin]
+description = "Internal admin page"
+effect = "read"
+http = {{ url = "http://127.0.0.1:{closed}/admin" }}
+
+[tools.by_name]
+description = "Internal admin page by host name"
+effect = "read"
+http = {{ url = "http://localhost:{closed}/admin" }}
+
+[tools.bounce]
+description = "A page that redirects"
+effect = "read"
+http = {{ url = "{orders}/redirect?to=http://169.254.169.254/latest/meta-data/" }}
+"#
+    );
+    let path = dir.join("personas.toml");
+    std::fs::write(&path, text).expect("persona file");
+    path
+}
+
+struct Rig {
+    orders: FakeOrders,
+    llm: ScriptedLlm,
+    gw: Gateway,
+    _dir: tempfile::TempDir,
+}
+
+fn rig(extra: &[(&str, &str)]) -> Rig {
+    let orders = FakeOrders::start();
+    let llm = ScriptedLlm::start(Script::default());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let personas = persona_file(dir.path(), &orders.base_url());
+    let allow = orders.addr.to_string();
+    let mut env = vec![
+        ("SWITCHBOARD_PERSONAS", personas.to_str().expect("utf-8 path")),
+        ("SWITCHBOARD_OUTBOUND_ALLOW", allow.as_str()),
+        ("ORDERS_TOKEN", "tok-secret-123"),
+    ];
+    env.extend_from_slice(extra);
+    let gw = Gateway::start(&[llm.base_url()], &env);
+    Rig { orders, llm, gw, _dir: dir }
+}
+
+fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
+    llm.set_script(Script {
+        tool_trigger: Some((word.into(), tool.into(), args.to_string())),
+        ..Script::default()
+    });
+}
+
+/// One chat completion in `session`: (status, body).
+fn chat(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> (u16, Value) {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    let body = json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
+    let (status, text) = http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()).expect("chat answers");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn content(v: &Value) -> String {
+    v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned()
+}
+
+fn get_json(gw: &Gateway, path: &str) -> (u16, Value) {
+    let (status, text) = http_get(gw.addr, path).expect("answers");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn audit_kinds(gw: &Gateway, session: &str) -> Vec<String> {
+    let (_, v) = get_json(gw, &format!("/v1/admin/audit?session_id={session}&kind=tool."));
+    let mut kinds: Vec<String> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    // Entries written in the same millisecond have no order among them.
+    kinds.sort();
+    kinds
+}
+
+/// The audit log is written through the write queue: wait for `n` entries.
+fn wait_for_audit(gw: &Gateway, session: &str, n: usize) -> Vec<String> {
+    for _ in 0..50 {
+        let kinds = audit_kinds(gw, session);
+        if kinds.len() >= n {
+            return kinds;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    audit_kinds(gw, session)
+}
+
+fn cancels(orders: &FakeOrders) -> usize {
+    orders.seen().iter().filter(|s| s.method == "POST").count()
+}
+
+#[test]
+fn tools_look_up_confirm_refuse_and_audit() {
+    let Rig { orders, llm, gw, _dir } = rig(&[]);
+
+    // A read tool runs without confirmation; the secret header reaches the service only.
+    call_tool(&llm, "where", "lookup_order", json!({"order_id": "42"}));
+    let (status, v) = chat(&gw, "s-lookup", &[("user", "Where is my order 42?")]);
+    assert_eq!(status, 200, "{v}");
+    let said = content(&v);
+    assert!(said.contains("shipped") && said.contains("Friday"), "{said}");
+    assert_eq!(v["metadata"]["tools_run"], "lookup_order", "{v}");
+    let seen = orders.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/orders/42");
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer tok-secret-123"));
+    assert_eq!(wait_for_audit(&gw, "s-lookup", 1), ["tool.executed"]);
+    let (_, audit) = get_json(&gw, "/v1/admin/audit?session_id=s-lookup");
+    assert!(!audit.to_string().contains("tok-secret-123"), "secrets never reach the audit log");
+    assert_eq!(audit["data"][0]["detail"]["arguments"], json!({"order_id": "42"}));
+
+    // A dangerous tool asks first and runs only after yes, once.
+    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
+    let ask = [("user", "Please cancel order 42.")];
+    let (_, v) = chat(&gw, "s-cancel", &ask);
+    let question = content(&v);
+    assert!(question.contains("cancel order 42. Shall I go ahead?"), "{question}");
+    let action_id = v["metadata"]["pending_action_id"].as_str().expect("pending action").to_owned();
+    assert_eq!(cancels(&orders), 0, "nothing ran before the answer");
+    let (_, a) = get_json(&gw, &format!("/v1/actions/{action_id}"));
+    assert_eq!((a["status"].as_str(), a["tool"].as_str()), (Some("pending"), Some("cancel_order")), "{a}");
+
+    let (_, v) = chat(&gw, "s-cancel", &[ask[0], ("assistant", &question), ("user", "Yes, please.")]);
+    let said = content(&v);
+    assert!(said.contains("cancelled"), "{said}");
+    assert_eq!(v["metadata"]["action_status"], "executed", "{v}");
+    assert_eq!(orders.status_of("42").as_deref(), Some("cancelled"));
+    let posts: Vec<_> = orders.seen().into_iter().filter(|s| s.method == "POST").collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].idempotency_key.as_deref(), Some(action_id.as_str()));
+    let (_, a) = get_json(&gw, &format!("/v1/actions/{action_id}"));
+    assert_eq!(a["status"], "executed");
+    let (status, _) = http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
+    assert_eq!(status, 409, "an action runs once");
+    assert_eq!(cancels(&orders), 1);
+    assert_eq!(
+        wait_for_audit(&gw, "s-cancel", 3),
+        ["tool.confirmed", "tool.executed", "tool.proposed"]
+    );
+
+    // No means no.
+    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "7"}));
+    let ask = [("user", "Cancel order 7 please.")];
+    let (_, v) = chat(&gw, "s-reject", &ask);
+    let question = content(&v);
+    let action_id = v["metadata"]["pending_action_id"].as_str().expect("pending action").to_owned();
+    let (_, v) = chat(&gw, "s-reject", &[ask[0], ("assistant", &question), ("user", "No, don't.")]);
+    assert!(content(&v).contains("rejected"), "{v}");
+    assert_eq!(orders.status_of("7").as_deref(), Some("processing"));
+    let (status, _) = http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
+    assert_eq!(status, 409);
+    assert_eq!(cancels(&orders), 1);
+
+    // Approval through the API: the tool runs at once, and the next turn tells the model.
+    let (_, v) = chat(&gw, "s-api", &ask);
+    let action_id = v["metadata"]["pending_action_id"].as_str().expect("pending action").to_owned();
+    let (status, body) = http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
+    let approved: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["status"], "executed");
+    assert!(approved["output"]["content"].as_str().unwrap_or_default().contains("cancelled"));
+    assert_eq!(orders.status_of("7").as_deref(), Some("cancelled"));
+    let before = llm.requests().len();
+    chat(&gw, "s-api", &[ask[0], ("assistant", "Shall I go ahead?"), ("user", "Thanks, bye.")]);
+    let sent = llm.requests()[before..].to_vec();
+    assert!(
+        sent.iter().any(|r| r["messages"].as_array().into_iter().flatten().any(|m| m["role"] == "tool" && m["content"].as_str().unwrap_or_default().contains("cancelled"))),
+        "the model learned the outcome: {sent:?}"
+    );
+    let (_, missing) = get_json(&gw, "/v1/actions/act_nope");
+    assert_eq!(missing["error"]["code"], "action_not_found");
+
+    // Internal destinations are refused before any connection; the model is told so.
+    for (tool, word) in [("peek_metadata", "metadata"), ("internal_admin", "admin"), ("by_name", "hostname"), ("bounce", "bounce")] {
+        call_tool(&llm, word, tool, json!({}));
+        let (_, v) = chat(&gw, &format!("s-ssrf-{word}"), &[("user", &format!("Please check the {word} page."))]);
+        let said = content(&v);
+        assert!(said.contains("blocked") && said.contains("not allowed"), "{tool}: {said}");
+    }
+    let redirects: Vec<_> = orders.seen().into_iter().filter(|s| s.path.starts_with("/redirect")).collect();
+    assert_eq!(redirects.len(), 1, "the first hop was allowed; the redirect hop was not followed");
+    let metrics = gw.metrics();
+    for tool in ["peek_metadata", "internal_admin", "by_name", "bounce"] {
+        let counted = metrics.lines().any(|l| {
+            l.starts_with("switchboard_tool_calls_total{")
+                && l.contains("outcome=\"blocked\"")
+                && l.contains(&format!("tool=\"{tool}\""))
+                && l.ends_with(" 1")
+        });
+        assert!(counted, "{tool} not counted as blocked");
+    }
+}
+
+#[test]
+fn an_unanswered_action_expires_and_never_runs() {
+    let Rig { orders, llm, gw, _dir } = rig(&[("SWITCHBOARD_ACTION_TTL_SECS", "1")]);
+    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
+    let ask = [("user", "Please cancel order 42.")];
+    let (_, v) = chat(&gw, "s-expire", &ask);
+    let question = content(&v);
+    let action_id = v["metadata"]["pending_action_id"].as_str().expect("pending action").to_owned();
+    // The sweep cancels it on its own.
+    let mut status = Value::Null;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        status = get_json(&gw, &format!("/v1/actions/{action_id}")).1["status"].clone();
+        if status == "expired" {
+            break;
+        }
+    }
+    assert_eq!(status, "expired");
+    let (code, body) = http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
+    assert_eq!(code, 410, "{body}");
+    assert!(body.contains("action_expired"));
+    // A late yes gets the notice, not the action.
+    let (_, v) = chat(&gw, "s-expire", &[ask[0], ("assistant", &question), ("user", "Yes.")]);
+    assert!(content(&v).contains("expired"), "{v}");
+    assert_eq!(v["metadata"]["action_status"], "expired");
+    assert_eq!(cancels(&orders), 0);
+    assert_eq!(orders.status_of("42").as_deref(), Some("shipped"));
+    assert_eq!(wait_for_audit(&gw, "s-expire", 2), ["tool.expired", "tool.proposed"]);
+}
