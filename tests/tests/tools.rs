@@ -2,14 +2,16 @@
 //! against a local order system (`fake_orders`), a scripted LLM that calls them, and chat
 //! completions over HTTP: a lookup runs at once; a cancellation runs only after "yes" or an
 //! API approval, never after "no" or expiry; internal destinations are refused; everything
-//! lands in the audit log.
+//! lands in the audit log. A spoken call confirms by saying "yes".
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::fake_orders::FakeOrders;
 use switchboard_e2e::gateway::{Gateway, http_get, http_post_json};
+use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
+use switchboard_e2e::speech::{say, silence};
 
 /// A port nothing listens on (bound, then released).
 fn closed_port() -> u16 {
@@ -270,4 +272,69 @@ fn an_unanswered_action_expires_and_never_runs() {
     assert_eq!(cancels(&orders), 0);
     assert_eq!(orders.status_of("42").as_deref(), Some("shipped"));
     assert_eq!(wait_for_audit(&gw, "s-expire", 2), ["tool.expired", "tool.proposed"]);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn spoken(text: &str) -> Vec<i16> {
+    let mut audio = silence(300, RATE);
+    audio.extend(say(text, RATE));
+    audio.extend(silence(1_200, RATE));
+    audio
+}
+
+const RATE: u32 = 24_000;
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_caller_approves_a_change_by_saying_yes() {
+    let Rig { orders, llm, gw, _dir } = rig(&[]);
+    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.expect("connects");
+        c.stream_audio(&spoken("Please cancel my order."), RATE).await.expect("streams");
+        let asked = c
+            .wait_for("switchboard.action.confirmation_requested", LONG)
+            .await
+            .expect("a confirmation is asked for");
+        let action = asked.event["action"].clone();
+        assert_eq!(action["tool"], "cancel_order", "{action}");
+        assert_eq!(action["prompt"], "cancel order 42");
+        let done = c.wait_for("response.done", LONG).await.expect("the question is spoken");
+        assert_eq!(done.event["response"]["status"], "completed");
+        let question: String = c
+            .of_kind("response.output_audio_transcript.delta")
+            .iter()
+            .map(|r| r.event["delta"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert!(question.contains("Shall I go ahead?"), "{question}");
+        assert!(!c.of_kind("response.output_audio.delta").is_empty(), "the question is audio");
+        assert_eq!(cancels(&orders), 0, "nothing ran before the answer");
+
+        c.skip_seen();
+        c.stream_audio(&spoken("Yes."), RATE).await.expect("streams");
+        let resolved = c
+            .wait_for("switchboard.action.resolved", LONG)
+            .await
+            .expect("the answer settles the action");
+        assert_eq!(resolved.event["action_id"], action["id"]);
+        assert_eq!(resolved.event["status"], "executed", "{:?}", c.kinds());
+        c.wait_for("response.done", LONG).await.expect("the outcome is spoken");
+        c.close().await;
+    });
+    assert_eq!(orders.status_of("42").as_deref(), Some("cancelled"));
+    let posts: Vec<_> = orders.seen().into_iter().filter(|s| s.method == "POST").collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].idempotency_key.as_deref(), action_id_of(&gw).as_deref());
+}
+
+/// The id of the only action the gateway holds.
+fn action_id_of(gw: &Gateway) -> Option<String> {
+    let (_, v) = get_json(gw, "/v1/actions");
+    v["data"][0]["id"].as_str().map(str::to_owned)
 }
