@@ -142,7 +142,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, tenant: &str, mut m
     let result = match m.channel.as_str() {
         "slack" => crate::slack::deliver(state, client, &m).await,
         "telegram" => crate::telegram::deliver(state, client, &m).await,
-        _ => crate::webhook::deliver(state, client, &m).await,
+        _ => crate::webhook::deliver(state, &m).await,
     };
     m.attempts += 1;
     let next = match &result {

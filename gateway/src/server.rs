@@ -68,6 +68,8 @@ pub struct AppState {
     pub telegram: Option<crate::telegram::TelegramConfig>,
     /// Wakes the webhook worker when a message is accepted.
     pub webhook_work: Arc<tokio::sync::Notify>,
+    /// Requests to URLs from outside (webhook callbacks), behind the SSRF guard.
+    pub outbound: switchboard_pipeline::outbound::OutboundClient,
 }
 
 impl AppState {
@@ -247,6 +249,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         &turns,
         &call_metrics,
     )?;
+    let outbound = tool_engine.outbound().clone();
     let orchestrator = orchestrator.with_tools(tool_engine);
     let state = Arc::new(AppState {
         engines: OnceLock::new(),
@@ -280,6 +283,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         slack: args.im.slack(),
         telegram: args.im.telegram(),
         webhook_work: Arc::new(tokio::sync::Notify::new()),
+        outbound,
     });
     if crate::inbox::enabled(&state) {
         tokio::spawn(crate::inbox::work(

@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_channels::chat_request::is_identifier;
 
+use switchboard_pipeline::outbound::{OutboundError, OutboundRequest};
+
 use crate::server::{AppState, invalid_request, openai_error};
 use crate::store::inbox::InboxMessage;
 use crate::store::now_ms;
@@ -31,6 +33,8 @@ pub const CHANNEL: &str = "webhook";
 /// Signed requests older or newer than this are refused (replays).
 const MAX_SKEW_SECS: i64 = 300;
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// One callback attempt, redirects included.
+const CALLBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Webhook settings; the channel is off without a secret.
 #[derive(Debug, Clone, Default)]
@@ -137,6 +141,19 @@ pub async fn receive(
             "missing_required_parameter",
         );
     };
+    // Refuse a callback the guard will never reach (internal addresses, bad schemes) now,
+    // while the sender can still hear about it; a name that does not resolve yet may later.
+    match state.outbound.vet(&callback_url).await {
+        Ok(_) | Err(OutboundError::Network { .. }) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook callback refused");
+            return invalid_request(
+                "'callback_url' is not an allowed destination (internal addresses need SWITCHBOARD_OUTBOUND_ALLOW).",
+                "callback_url",
+                "invalid_value",
+            );
+        }
+    }
     let message = InboxMessage {
         channel: CHANNEL.into(),
         id: id.to_owned(),
@@ -186,11 +203,8 @@ pub async fn receive(
 }
 
 /// Deliver an answer to the message's callback URL, signed like the messages we receive.
-pub async fn deliver(
-    state: &AppState,
-    client: &reqwest::Client,
-    m: &InboxMessage,
-) -> Result<(), String> {
+/// The URL came from outside, so it goes through the outbound guard like a tool's.
+pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
     let (Some(url), Some(secret)) = (m.reply_to.as_deref(), state.webhook.secret.as_deref()) else {
         return Err("no callback URL or secret".into());
     };
@@ -198,19 +212,27 @@ pub async fn deliver(
         "user": m.user, "text": m.reply})
     .to_string();
     let ts = now_ms() / 1000;
-    let r = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-switchboard-timestamp", ts.to_string())
-        .header("x-switchboard-signature", sign(secret, ts, body.as_bytes()))
-        .header("idempotency-key", format!("reply-{}", m.id))
-        .body(body)
-        .send()
+    let headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("x-switchboard-timestamp".to_owned(), ts.to_string()),
+        ("x-switchboard-signature".to_owned(), sign(secret, ts, body.as_bytes())),
+        ("idempotency-key".to_owned(), format!("reply-{}", m.id)),
+    ];
+    let r = state
+        .outbound
+        .send(OutboundRequest {
+            method: reqwest::Method::POST,
+            url: url.to_owned(),
+            headers,
+            body: Some(body.into_bytes()),
+            timeout: CALLBACK_TIMEOUT,
+            max_bytes: 4096,
+        })
         .await
         .map_err(|e| format!("callback failed: {e}"))?;
-    if r.status().is_success() {
+    if (200..300).contains(&r.status) {
         Ok(())
     } else {
-        Err(format!("callback answered {}", r.status()))
+        Err(format!("callback answered {}", r.status))
     }
 }

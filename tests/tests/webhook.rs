@@ -148,6 +148,8 @@ fn messages_are_answered_once_signed_and_retried_until_delivered() {
                 "SWITCHBOARD_WEBHOOK_CALLBACK_URL",
                 &format!("http://{hook}/hook"),
             ),
+            // The receiver is on loopback, which the outbound guard refuses unless listed.
+            ("SWITCHBOARD_OUTBOUND_ALLOW", &hook.to_string()),
         ],
     );
     let msg = json!({"id": "m1", "conversation": "conv-1", "user": "ada", "text": "When does my order ship?"});
@@ -161,6 +163,13 @@ fn messages_are_answered_once_signed_and_retried_until_delivered() {
         let (status, body) = send(&gw, &msg, now(), None).await;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("\"duplicate\":true"), "{body}");
+        // Callbacks to internal addresses are refused when the message arrives.
+        for url in ["http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:1/hook", "http://localhost:1/", "file:///etc/passwd"] {
+            let probe = json!({"id": "m-ssrf", "conversation": "conv-x", "text": "hi", "callback_url": url});
+            let (status, body) = send(&gw, &probe, now(), None).await;
+            assert_eq!(status, 400, "{url}: {body}");
+            assert!(body.contains("\"param\":\"callback_url\""), "{body}");
+        }
         let bad = post_sdp(
             gw.addr,
             "/v1/webhooks/messages",
@@ -200,10 +209,12 @@ fn an_accepted_message_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap().to_owned();
     let callback = format!("http://{hook}/hook");
+    let allow = hook.to_string();
     let env = [
         ("SWITCHBOARD_WEBHOOK_SECRET", SECRET),
         ("SWITCHBOARD_WEBHOOK_CALLBACK_URL", callback.as_str()),
         ("SWITCHBOARD_DATA_DIR", data_dir.as_str()),
+        ("SWITCHBOARD_OUTBOUND_ALLOW", &allow),
     ];
     let first = Gateway::start(&[stalled.base_url()], &env);
     let msg = json!({"id": "m2", "conversation": "conv-2", "text": "Are you open on Sunday?"});
