@@ -280,6 +280,25 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
+    /// Server-side tools.
+    Tools {
+        #[command(subcommand)]
+        action: ToolsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsAction {
+    /// Propose one tool per operation of an OpenAPI 3 document (JSON or YAML) and print the
+    /// proposals as JSON for review. Nothing is installed: approve through
+    /// `POST /v1/admin/openapi/imports/{id}/approve` after importing on the server.
+    Import {
+        /// The OpenAPI document.
+        file: PathBuf,
+        /// The API's base URL, when the document's `servers` has none (or to override it).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,7 @@ mod inbox;
 mod knowledge;
 mod llm;
 mod metrics;
+mod openapi;
 mod realtime;
 mod routes;
 mod server;

@@ -106,5 +106,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::post(crate::actions::reject),
         )
         .route("/v1/admin/audit", get(crate::actions::audit))
+        .route(
+            "/v1/admin/openapi/import",
+            axum::routing::post(crate::openapi::import).layer(axum::extract::DefaultBodyLimit::max(
+                2 * switchboard_pipeline::tools::openapi::MAX_DOCUMENT_BYTES,
+            )),
+        )
+        .route(
+            "/v1/admin/openapi/imports/{id}",
+            get(crate::openapi::get_import),
+        )
+        .route(
+            "/v1/admin/openapi/imports/{id}/approve",
+            axum::routing::post(crate::openapi::approve),
+        )
+        .route("/v1/admin/tools", get(crate::openapi::list_tools))
         .with_state(state)
 }

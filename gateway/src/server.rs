@@ -249,6 +249,10 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         &turns,
         &call_metrics,
     )?;
+    // Tools approved from OpenAPI imports before this start.
+    for (persona, tool) in store.installed_tools(crate::store::DEFAULT_TENANT).await? {
+        tool_engine.install(&persona, vec![tool]);
+    }
     let outbound = tool_engine.outbound().clone();
     let orchestrator = orchestrator.with_tools(tool_engine);
     let state = Arc::new(AppState {

@@ -2,6 +2,7 @@
 
 mod models;
 mod speak;
+mod tools;
 mod transcribe;
 
 use crate::cli::{Cli, Command};
@@ -22,5 +23,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             models,
         } => speak::run(&text, &output, speed, &models.dir),
         Command::Models { action } => models::run(action),
+        Command::Tools { action } => tools::run(action),
     }
 }

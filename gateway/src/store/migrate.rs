@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "actions",
         include_str!("../../migrations/0003_actions.sql"),
     ),
+    (4, "tools", include_str!("../../migrations/0004_tools.sql")),
 ];
 
 /// Statements of a migration file: split at `;` ending a line, comments dropped.

@@ -12,6 +12,7 @@ pub mod inbox;
 mod migrate;
 mod records;
 mod sources;
+pub mod tools;
 pub mod writer;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

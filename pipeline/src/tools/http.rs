@@ -151,10 +151,19 @@ pub fn render(
     let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| ("not_configured", format!("method {:?}", spec.method)))?;
     let mut used = BTreeSet::new();
-    let url = fill(&spec.url, &mut used, |n| {
-        argument(args, n).map(|v| encode_component(&as_text(v)))
-    })
-    .map_err(bad)?;
+    let encoded = |n: &str| argument(args, n).map(|v| encode_component(&as_text(v)));
+    let (path, query) = spec.url.split_once('?').unwrap_or((&spec.url, ""));
+    let mut url = fill(path, &mut used, encoded).map_err(bad)?;
+    // A query pair whose argument was not given is left out (optional parameters).
+    let pairs: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| fill(p, &mut used, encoded).ok())
+        .collect();
+    if !pairs.is_empty() {
+        url.push('?');
+        url.push_str(&pairs.join("&"));
+    }
     let mut headers = Vec::new();
     for (k, v) in &spec.headers {
         headers.push((k.clone(), fill_env(v, env).map_err(|m| ("not_configured", m))?));
@@ -351,6 +360,15 @@ mod tests {
         assert_eq!(r.url, "http://h/orders/A%2F1%202/cancel?note=x%26y");
         assert_eq!(r.headers, vec![("Authorization".into(), "Bearer s3cret".into())]);
         assert_eq!(r.body, Some(json!({"reason": "late", "n": 3})));
+    }
+
+    #[test]
+    fn optional_query_arguments_are_left_out() {
+        let s = spec("GET", "http://h/orders?status={status}&limit={limit}&fixed=1", None);
+        let r = render(&s, &args(json!({"limit": 5})), &env).expect("renders");
+        assert_eq!(r.url, "http://h/orders?limit=5&fixed=1");
+        let r = render(&s, &args(json!({})), &env).expect("renders");
+        assert_eq!(r.url, "http://h/orders?fixed=1");
     }
 
     #[test]

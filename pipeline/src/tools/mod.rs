@@ -22,6 +22,7 @@ pub mod actions;
 pub mod confirm;
 pub mod engine;
 pub mod http;
+pub mod openapi;
 pub mod runner;
 
 use std::collections::BTreeMap;
