@@ -9,7 +9,7 @@
 //!   expired action is `410 action_expired`, a settled one `409 action_already_resolved`.
 //! - `GET /v1/admin/audit?session_id=&kind=tool.&limit=`: the audit log, newest first.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use serde_json::json;
 use switchboard_pipeline::metrics::CallMetrics;
 use switchboard_pipeline::outbound::OutboundPolicy;
 use switchboard_pipeline::tools::engine::{Resolution, ResolveError};
+use switchboard_pipeline::tools::mcp::{McpHub, McpServerConfig};
 use switchboard_pipeline::tools::{ToolAudit, ToolDefs, ToolEngine, ToolEngineConfig};
 
 use crate::auth;
@@ -53,6 +54,7 @@ impl ToolAudit for TurnLog {
 pub fn engine(
     args: &ToolArgs,
     tools: &ToolDefs,
+    mcp: &BTreeMap<String, McpServerConfig>,
     store: &Store,
     turns: &TurnLog,
     metrics: &CallMetrics,
@@ -70,6 +72,16 @@ pub fn engine(
         audit: Some(Arc::new(turns.clone())),
         metrics: Some(metrics.clone()),
     }));
+    // MCP servers connect in the background: a slow one must not hold up start-up, and its
+    // tools appear once listed.
+    if !mcp.is_empty() {
+        let engine = Arc::clone(&engine);
+        let mcp = mcp.clone();
+        tokio::spawn(async move {
+            let (hub, tools) = McpHub::connect(&mcp, engine.outbound().clone()).await;
+            engine.attach_mcp(hub, tools);
+        });
+    }
     // Expiry is checked again at approval, so the sweep only has to be timely for notices.
     engine.spawn_expiry(ttl.min(Duration::from_secs(5)).max(Duration::from_secs(1)) / 2);
     tracing::info!(tools = tools.len(), ttl_secs = args.action_ttl_secs, "tool engine ready");

@@ -155,7 +155,7 @@ pub async fn approve(
         return db_failed(e);
     }
     engine.install(&import.persona, tools.clone());
-    let installed: Vec<Value> = tools.iter().map(|t| json!({"name": t.name, "effect": t.effect.as_str(), "method": t.http.method, "url": t.http.url})).collect();
+    let installed: Vec<Value> = tools.iter().map(|t| json!({"name": t.name, "effect": t.effect.as_str(), "target": t.target()})).collect();
     state.turns.audit(
         &state.tenant,
         None,
@@ -186,7 +186,7 @@ pub async fn list_tools(
     let data: Vec<Value> = tools
         .iter()
         .map(|t| json!({"object": "tool", "name": t.name, "description": t.description, "effect": t.effect.as_str(),
-                        "parameters": t.parameters, "method": t.http.method, "url": t.http.url, "timeout_ms": t.timeout_ms}))
+                        "parameters": t.parameters, "target": t.target(), "timeout_ms": t.timeout_ms}))
         .collect();
     Json(json!({"object": "list", "persona": persona, "data": data})).into_response()
 }

@@ -245,6 +245,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
     let tool_engine = crate::actions::engine(
         &args.tools,
         orchestrator.personas.tools(),
+        orchestrator.personas.mcp_servers(),
         &store,
         &turns,
         &call_metrics,

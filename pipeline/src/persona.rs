@@ -28,6 +28,7 @@ use serde::Deserialize;
 
 use crate::context::ContextPlan;
 use crate::llm::ToolSpec;
+use crate::tools::mcp::McpServerConfig;
 use crate::tools::{ToolDef, ToolDefs};
 
 /// Prompt tokens a persona may use by default (room for a small model's reply within 2k).
@@ -137,6 +138,8 @@ struct File {
     personas: BTreeMap<String, Persona>,
     #[serde(default)]
     tools: BTreeMap<String, ToolDef>,
+    #[serde(default)]
+    mcp: BTreeMap<String, McpServerConfig>,
 }
 
 /// Every persona, by name, and which one applies when a conversation names none.
@@ -146,6 +149,8 @@ pub struct Personas {
     default: String,
     /// Server-side tools declared in the file.
     tools: ToolDefs,
+    /// MCP servers whose tools the agent may call.
+    mcp: BTreeMap<String, McpServerConfig>,
 }
 
 impl Default for Personas {
@@ -154,6 +159,7 @@ impl Default for Personas {
             by_name: [(DEFAULT_PERSONA.to_owned(), Persona::builtin())].into(),
             default: DEFAULT_PERSONA.into(),
             tools: ToolDefs::new(),
+            mcp: BTreeMap::new(),
         }
     }
 }
@@ -196,6 +202,13 @@ impl Personas {
             })?;
             out.tools.insert(name, t);
         }
+        for (name, server) in file.mcp {
+            server.validate().map_err(|problem| PersonaError::Tool {
+                tool: format!("mcp.{name}"),
+                problem,
+            })?;
+            out.mcp.insert(name, server);
+        }
         if let Some(default) = file.default {
             if !out.by_name.contains_key(&default) {
                 return Err(PersonaError::MissingDefault(default));
@@ -225,6 +238,11 @@ impl Personas {
     /// The server-side tools the file declares.
     pub fn tools(&self) -> &ToolDefs {
         &self.tools
+    }
+
+    /// The MCP servers the file declares.
+    pub fn mcp_servers(&self) -> &BTreeMap<String, McpServerConfig> {
+        &self.mcp
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

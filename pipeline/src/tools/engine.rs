@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::actions::{ActionStatus, ActionStore, PendingAction};
 use super::confirm::{describe, redact};
 use super::http::{self, ToolOutput};
+use super::mcp::McpHub;
 use super::{ToolDef, ToolDefs};
 use crate::llm::ToolCall;
 use crate::metrics::CallMetrics;
@@ -78,6 +79,9 @@ pub struct ToolEngine {
     file_tools: ToolDefs,
     /// Approved at run time, by persona.
     installed: RwLock<BTreeMap<String, ToolDefs>>,
+    /// Listed by MCP servers (every persona, as file tools are).
+    mcp_tools: RwLock<ToolDefs>,
+    mcp: std::sync::OnceLock<Arc<McpHub>>,
     client: OutboundClient,
     actions: Arc<dyn ActionStore>,
     audit: Option<Arc<dyn ToolAudit>>,
@@ -103,6 +107,8 @@ impl ToolEngine {
         Self {
             file_tools: cfg.tools,
             installed: RwLock::new(BTreeMap::new()),
+            mcp_tools: RwLock::new(ToolDefs::new()),
+            mcp: std::sync::OnceLock::new(),
             client: OutboundClient::new(cfg.policy),
             actions: cfg.actions,
             audit: cfg.audit,
@@ -128,15 +134,23 @@ impl ToolEngine {
         }
     }
 
-    /// The server-side tools `persona` may call: the file's tools it lists (all of them when
-    /// it lists none), then the ones installed for it.
+    /// Connect the MCP servers' tools (once, at start-up).
+    pub fn attach_mcp(&self, hub: McpHub, tools: Vec<ToolDef>) {
+        if self.mcp.set(Arc::new(hub)).is_ok() {
+            let mut mine = self.mcp_tools.write().unwrap_or_else(|p| p.into_inner());
+            for t in tools {
+                mine.insert(t.name.clone(), t);
+            }
+        }
+    }
+
+    /// The server-side tools `persona` may call: the file's and MCP servers' tools it lists
+    /// (all of them when it lists none), then the ones installed for it.
     pub fn tools_for(&self, persona: &Persona) -> Vec<ToolDef> {
-        let mut out: Vec<ToolDef> = self
-            .file_tools
-            .values()
-            .filter(|t| persona.tools.as_ref().is_none_or(|names| names.contains(&t.name)))
-            .cloned()
-            .collect();
+        let allowed = |t: &&ToolDef| persona.tools.as_ref().is_none_or(|names| names.contains(&t.name));
+        let mut out: Vec<ToolDef> = self.file_tools.values().filter(allowed).cloned().collect();
+        let mcp = self.mcp_tools.read().unwrap_or_else(|p| p.into_inner());
+        out.extend(mcp.values().filter(allowed).filter(|t| !self.file_tools.contains_key(&t.name)).cloned());
         let installed = self.installed.read().unwrap_or_else(|p| p.into_inner());
         if let Some(extra) = installed.get(&persona.name) {
             out.retain(|t| !extra.contains_key(&t.name));
@@ -153,6 +167,7 @@ impl ToolEngine {
             .and_then(|t| t.get(name))
             .or_else(|| self.file_tools.get(name))
             .cloned()
+            .or_else(|| self.mcp_tools.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned())
     }
 
     fn count(&self, tool: &str, outcome: &str) {
@@ -179,7 +194,12 @@ impl ToolEngine {
             Ok(args) => {
                 // Writes carry the action id so a retried request is recognised by the service.
                 let key = action_id.filter(|_| tool.effect.needs_confirmation());
-                http::call(&self.client, tool, &args, key, &env).await
+                match (&tool.mcp, self.mcp.get()) {
+                    (Some(binding), Some(hub)) => {
+                        hub.call(binding, &args, Duration::from_millis(tool.timeout_ms)).await
+                    }
+                    _ => http::call(&self.client, tool, &args, key, &env).await,
+                }
             }
             Err(message) => ToolOutput {
                 content: json!({"error": "invalid_arguments", "message": message}).to_string(),

@@ -210,7 +210,10 @@ pub async fn call(
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> ToolOutput {
     let started = Instant::now();
-    let mut req = match render(&tool.http, args, env) {
+    let Some(spec) = &tool.http else {
+        return ToolOutput::failed("not_configured", "not an HTTP tool".into(), started);
+    };
+    let mut req = match render(spec, args, env) {
         Ok(r) => r,
         Err((kind, message)) => return ToolOutput::failed(kind, message, started),
     };
@@ -222,7 +225,7 @@ pub async fn call(
     }
     let deadline = started + Duration::from_millis(tool.timeout_ms);
     let retry_safe = !tool.effect.needs_confirmation() || tool.idempotent;
-    let max = tool.http.max_response_chars;
+    let max = spec.max_response_chars;
     let mut attempts = 0;
     let mut backoff = Duration::from_millis(100);
     loop {

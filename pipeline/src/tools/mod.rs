@@ -22,6 +22,7 @@ pub mod actions;
 pub mod confirm;
 pub mod engine;
 pub mod http;
+pub mod mcp;
 pub mod openapi;
 pub mod runner;
 
@@ -84,7 +85,20 @@ pub struct ToolDef {
     /// The service deduplicates by the `Idempotency-Key` header, so a write may be retried.
     #[serde(default)]
     pub idempotent: bool,
-    pub http: HttpSpec,
+    /// An HTTP request (declared tools, OpenAPI imports)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSpec>,
+    /// ...or a tool of an MCP server (discovered, never declared by hand).
+    #[serde(skip)]
+    pub mcp: Option<McpBinding>,
+}
+
+/// Which MCP server's tool a [`ToolDef`] calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpBinding {
+    pub server: String,
+    /// The tool's name on that server (the model sees `{server}_{tool}`).
+    pub tool: String,
 }
 
 /// How a tool call becomes an HTTP request.
@@ -142,16 +156,30 @@ impl ToolDef {
         if !(1..=120_000).contains(&self.timeout_ms) {
             return Err("timeout_ms must be 1..120000".into());
         }
-        if reqwest::Method::from_bytes(self.http.method.to_ascii_uppercase().as_bytes()).is_err()
-        {
-            return Err(format!("http.method {:?} is not a method", self.http.method));
+        let Some(http) = &self.http else {
+            return match self.mcp {
+                Some(_) => Ok(()),
+                None => Err("an `http` table is required".into()),
+            };
+        };
+        if reqwest::Method::from_bytes(http.method.to_ascii_uppercase().as_bytes()).is_err() {
+            return Err(format!("http.method {:?} is not a method", http.method));
         }
-        let probe = self.http.url.replace(['{', '}'], "");
+        let probe = http.url.replace(['{', '}'], "");
         let scheme_ok = probe.starts_with("http://") || probe.starts_with("https://");
         if !scheme_ok || reqwest::Url::parse(&probe).is_err() {
-            return Err(format!("http.url {:?} is not an http(s) URL", self.http.url));
+            return Err(format!("http.url {:?} is not an http(s) URL", http.url));
         }
         Ok(())
+    }
+
+    /// Where calls go, for listings: `GET https://...` or `mcp:server/tool`.
+    pub fn target(&self) -> String {
+        match (&self.http, &self.mcp) {
+            (Some(h), _) => format!("{} {}", h.method.to_uppercase(), h.url),
+            (None, Some(m)) => format!("mcp:{}/{}", m.server, m.tool),
+            (None, None) => String::new(),
+        }
     }
 }
 

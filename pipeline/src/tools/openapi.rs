@@ -212,13 +212,14 @@ fn operation(
         timeout_ms: super::DEFAULT_TIMEOUT_MS,
         confirm: None,
         idempotent: false,
-        http: HttpSpec {
+        http: Some(HttpSpec {
             method: method.to_uppercase(),
             url,
             headers: Default::default(),
             body: None,
             max_response_chars: super::DEFAULT_MAX_RESPONSE_CHARS,
-        },
+        }),
+        mcp: None,
     };
     tool.validate().ok()?;
     Some(ToolProposal {
@@ -286,8 +287,9 @@ paths:
         assert_eq!(by.len(), 4, "{:?}", by.keys());
         let get = &by["getOrder"].tool;
         assert_eq!(get.effect, SideEffect::Read);
-        assert_eq!(get.http.method, "GET");
-        assert_eq!(get.http.url, "https://shop.example.com/api/orders/{order_id}?expand={expand}");
+        let http = get.http.as_ref().expect("an HTTP tool");
+        assert_eq!(http.method, "GET");
+        assert_eq!(http.url, "https://shop.example.com/api/orders/{order_id}?expand={expand}");
         assert_eq!(get.parameters["required"], json!(["order_id"]));
         assert_eq!(get.parameters["properties"]["expand"]["type"], "boolean");
         let cancel = &by["cancel_order"].tool;
@@ -303,7 +305,7 @@ paths:
         let doc = r#"{"openapi": "3.1.0", "paths": {"/x": {"get": {"operationId": "x"}}}}"#;
         assert_eq!(propose(doc, None), Err(OpenApiError::NoBaseUrl));
         let p = propose(doc, Some("http://127.0.0.1:9/")).expect("with a base");
-        assert_eq!(p[0].tool.http.url, "http://127.0.0.1:9/x");
+        assert_eq!(p[0].tool.target(), "GET http://127.0.0.1:9/x");
         assert!(matches!(propose(r#"{"swagger": "2.0"}"#, None), Err(OpenApiError::NotOpenApi(_))));
         assert!(matches!(propose("{", None), Err(OpenApiError::Syntax(_))));
         assert!(matches!(propose("a: [", None), Err(OpenApiError::Syntax(_))));

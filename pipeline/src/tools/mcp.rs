@@ -1,0 +1,241 @@
+//! Tools from MCP servers (the `rmcp` client), listed and called like any other tool and
+//! under the same confirmation policy. Declared in the persona file:
+//!
+//! ```toml
+//! [mcp.shop]
+//! command = "shop-mcp"                 # stdio: a child process...
+//! args = ["--readonly"]
+//! # url = "http://127.0.0.1:9000/mcp"  # ...or streamable HTTP
+//! effect = "write"                     # default for its tools (write unless configured)
+//! effects = { order_status = "read" }  # per tool
+//! tools = ["order_status", "refund"]   # only these (omitted: all it lists)
+//! timeout_ms = 10000
+//! ```
+//!
+//! The model sees `{server}_{tool}`. A server's own hints never lower the configured level:
+//! a tool is `read` only when configured so, and `destructiveHint` raises it to dangerous.
+//! A server that has gone away is reconnected once on the next call.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::Mutex;
+
+use super::confirm::is_tool_name;
+use super::http::{ToolOutput, trim_for_model};
+use super::{DEFAULT_MAX_RESPONSE_CHARS, McpBinding, SideEffect, ToolDef};
+use crate::outbound::OutboundClient;
+
+/// How long connecting and listing tools may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// A program speaking MCP on stdin/stdout.
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// A streamable-HTTP MCP endpoint.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_effect")]
+    pub effect: SideEffect,
+    #[serde(default)]
+    pub effects: BTreeMap<String, SideEffect>,
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_effect() -> SideEffect {
+    SideEffect::Write
+}
+fn default_timeout() -> u64 {
+    10_000
+}
+
+impl McpServerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.command, &self.url) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => return Err("give exactly one of `command` (stdio) or `url` (streamable HTTP)".into()),
+        }
+        if !(1..=120_000).contains(&self.timeout_ms) {
+            return Err("timeout_ms must be 1..120000".into());
+        }
+        Ok(())
+    }
+}
+
+type Client = RunningService<RoleClient, ()>;
+
+struct Server {
+    config: McpServerConfig,
+    client: Mutex<Option<Client>>,
+}
+
+/// The connected MCP servers.
+pub struct McpHub {
+    servers: BTreeMap<String, Server>,
+    guard: OutboundClient,
+}
+
+impl std::fmt::Debug for McpHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpHub").field("servers", &self.servers.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+async fn connect(name: &str, config: &McpServerConfig, guard: &OutboundClient) -> Result<Client, String> {
+    let started = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        if let Some(cmd) = &config.command {
+            let mut command = tokio::process::Command::new(cmd);
+            command.args(&config.args).kill_on_drop(true);
+            let transport = rmcp::transport::TokioChildProcess::new(command).map_err(|e| format!("starting {cmd}: {e}"))?;
+            ().serve(transport).await.map_err(|e| e.to_string())
+        } else {
+            let url = config.url.clone().unwrap_or_default();
+            // Configured by the operator, but held to the same destinations as every tool.
+            guard.vet(&url).await.map_err(|e| e.to_string())?;
+            let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url);
+            ().serve(transport).await.map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    started.unwrap_or_else(|_| Err(format!("MCP server {name} did not start within {CONNECT_TIMEOUT:?}")))
+}
+
+impl McpHub {
+    /// Connect to every server and list its tools. A server that fails is logged and left
+    /// out of the tools (its calls try to connect again).
+    pub async fn connect(configs: &BTreeMap<String, McpServerConfig>, guard: OutboundClient) -> (Self, Vec<ToolDef>) {
+        let mut servers = BTreeMap::new();
+        let mut tools = Vec::new();
+        for (name, config) in configs {
+            let client = match connect(name, config, &guard).await {
+                Ok(c) => match c.list_all_tools().await {
+                    Ok(listed) => {
+                        tools.extend(listed.into_iter().filter_map(|t| tool_def(name, config, t)));
+                        Some(c)
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %name, error = %e, "MCP tools/list failed");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(server = %name, error = %e, "MCP server unavailable");
+                    None
+                }
+            };
+            servers.insert(name.clone(), Server { config: config.clone(), client: Mutex::new(client) });
+        }
+        tracing::info!(servers = servers.len(), tools = tools.len(), "MCP servers connected");
+        (Self { servers, guard }, tools)
+    }
+
+    /// Call `binding`'s tool; errors come back as output the model can explain.
+    pub async fn call(&self, binding: &McpBinding, args: &Map<String, Value>, timeout: Duration) -> ToolOutput {
+        let started = Instant::now();
+        let fail = |kind: &'static str, message: String| ToolOutput {
+            content: json!({"error": kind, "message": message}).to_string(),
+            error: Some(kind),
+            status: None,
+            attempts: 1,
+            elapsed: started.elapsed(),
+        };
+        let Some(server) = self.servers.get(&binding.server) else {
+            return fail("not_configured", "This tool's server is not configured.".into());
+        };
+        let mut slot = server.client.lock().await;
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            match connect(&binding.server, &server.config, &self.guard).await {
+                Ok(c) => *slot = Some(c),
+                Err(e) => {
+                    tracing::warn!(server = %binding.server, error = %e, "MCP reconnect failed");
+                    return fail("network", "The tool's server is not reachable.".into());
+                }
+            }
+        }
+        let Some(client) = slot.as_ref() else {
+            return fail("network", "The tool's server is not reachable.".into());
+        };
+        let params = CallToolRequestParams::new(binding.tool.clone()).with_arguments(args.clone());
+        let result = tokio::time::timeout(timeout, client.call_tool(params)).await;
+        match result {
+            Err(_) => fail("timeout", format!("The tool did not answer within {} ms.", timeout.as_millis())),
+            Ok(Err(e)) => {
+                tracing::warn!(server = %binding.server, tool = %binding.tool, error = %e, "MCP call failed");
+                if client.is_closed() {
+                    *slot = None;
+                }
+                fail("server_error", "The tool's server failed.".into())
+            }
+            Ok(Ok(r)) => {
+                let text: Vec<String> = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect();
+                let body = match (&r.structured_content, text.is_empty()) {
+                    (Some(v), _) => v.to_string(),
+                    (None, false) => text.join("\n"),
+                    (None, true) => "{}".into(),
+                };
+                let content = trim_for_model(body.as_bytes(), DEFAULT_MAX_RESPONSE_CHARS, false);
+                if r.is_error == Some(true) {
+                    ToolOutput {
+                        content: json!({"error": "tool_error", "message": content}).to_string(),
+                        error: Some("tool_error"),
+                        status: None,
+                        attempts: 1,
+                        elapsed: started.elapsed(),
+                    }
+                } else {
+                    ToolOutput { content, error: None, status: None, attempts: 1, elapsed: started.elapsed() }
+                }
+            }
+        }
+    }
+}
+
+/// An MCP tool as one of ours, with the configured side-effect level.
+fn tool_def(server: &str, config: &McpServerConfig, t: rmcp::model::Tool) -> Option<ToolDef> {
+    let remote = t.name.to_string();
+    if config.tools.as_ref().is_some_and(|only| !only.contains(&remote)) {
+        return None;
+    }
+    let name: String = format!("{server}_{remote}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .take(64)
+        .collect();
+    if !is_tool_name(&name) {
+        return None;
+    }
+    let destructive = t.annotations.as_ref().and_then(|a| a.destructive_hint) == Some(true);
+    let effect = match config.effects.get(&remote) {
+        Some(e) => *e,
+        None if destructive => SideEffect::Dangerous,
+        None => config.effect,
+    };
+    let mut parameters = Value::Object((*t.input_schema).clone());
+    if parameters.get("type").is_none() {
+        parameters["type"] = json!("object");
+    }
+    Some(ToolDef {
+        name,
+        description: t.description.map(|d| d.to_string()).unwrap_or_else(|| remote.clone()),
+        parameters,
+        effect,
+        timeout_ms: config.timeout_ms,
+        confirm: None,
+        idempotent: false,
+        http: None,
+        mcp: Some(McpBinding { server: server.to_owned(), tool: remote }),
+    })
+}
