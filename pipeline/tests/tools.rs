@@ -73,14 +73,24 @@ async fn order_service() -> (u16, Arc<Mutex<Vec<String>>>) {
                 let mut buf = vec![0u8; 8192];
                 let n = sock.read(&mut buf).await.unwrap_or(0);
                 let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                let body = if head.starts_with("POST /orders/42/cancel") {
-                    r#"{"order_id": "42", "status": "cancelled"}"#
+                let earlier = log.lock().expect("log").iter().filter(|h: &&String| h.lines().next() == head.lines().next()).count();
+                let (status, body) = if head.starts_with("POST /orders/42/cancel") {
+                    ("200 OK", r#"{"order_id": "42", "status": "cancelled"}"#)
+                } else if head.contains(" /flaky ") && earlier == 0 {
+                    ("503 Service Unavailable", r#"{"error": "busy"}"#)
+                } else if head.contains(" /down ") {
+                    ("503 Service Unavailable", r#"{"error": "down"}"#)
+                } else if head.contains(" /missing ") {
+                    ("404 Not Found", r#"{"error": "no such order"}"#)
+                } else if head.contains(" /slow ") {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    ("200 OK", "{}")
                 } else {
-                    r#"{"order_id": "42", "status": "shipped", "eta": "Friday"}"#
+                    ("200 OK", r#"{"order_id": "42", "status": "shipped", "eta": "Friday"}"#)
                 };
                 log.lock().expect("log").push(head);
                 let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = sock.write_all(reply.as_bytes()).await;
@@ -105,6 +115,33 @@ effect = "dangerous"
 confirm = "cancel order {{order_id}}"
 parameters = {{ type = "object", properties = {{ order_id = {{ type = "string" }} }}, required = ["order_id"] }}
 http = {{ method = "POST", url = "http://127.0.0.1:{port}/orders/{{order_id}}/cancel" }}
+
+[tools.flaky]
+description = "Fails once, then answers"
+effect = "read"
+http = {{ url = "http://127.0.0.1:{port}/flaky" }}
+
+[tools.down_write]
+description = "A write to a failing service"
+effect = "write"
+http = {{ method = "POST", url = "http://127.0.0.1:{port}/down" }}
+
+[tools.down_idempotent]
+description = "A write the service deduplicates"
+effect = "write"
+idempotent = true
+http = {{ method = "POST", url = "http://127.0.0.1:{port}/down" }}
+
+[tools.missing]
+description = "Answers 404"
+effect = "read"
+http = {{ url = "http://127.0.0.1:{port}/missing" }}
+
+[tools.slow]
+description = "Answers after 2 s"
+effect = "read"
+timeout_ms = 200
+http = {{ url = "http://127.0.0.1:{port}/slow" }}
 
 [tools.peek]
 description = "Read instance metadata"
@@ -270,4 +307,40 @@ async fn the_metadata_address_is_refused() {
     .expect("the model saw a JSON error");
     assert_eq!(v, json!({"error": "blocked", "message": "This tool's destination is not allowed."}));
     assert!(matches!(&notices[..], [ActionNotice::ToolRan { error: Some(e), .. }] if e == "blocked"));
+}
+
+/// Run one tool straight through the engine (no model), as an approved action would.
+async fn run_tool(rig: &Rig, name: &str) -> switchboard_pipeline::tools::http::ToolOutput {
+    let engine = rig.orchestrator.tools.clone().expect("engine");
+    let persona = rig.orchestrator.personas.pick(None).clone();
+    let tool = engine.tools_for(&persona).into_iter().find(|t| t.name == name).expect("declared");
+    let scope = switchboard_pipeline::tools::engine::ToolScope { tenant: "t".into(), ..Default::default() };
+    let call = switchboard_pipeline::llm::ToolCall { id: "c1".into(), name: name.into(), arguments: "{}".into() };
+    engine.run(&scope, &tool, &call, Some("act_test")).await
+}
+
+#[tokio::test]
+async fn failures_are_classified_and_retried_only_when_safe() {
+    let rig = rig(Duration::from_secs(60)).await;
+    let count = |path: &str| requests(&rig).iter().filter(|h| h.contains(&format!(" {path} "))).count();
+
+    let out = run_tool(&rig, "flaky").await;
+    assert_eq!((out.error, out.attempts), (None, 2), "a read is retried after a 503: {out:?}");
+    assert_eq!(count("/flaky"), 2);
+
+    let out = run_tool(&rig, "down_write").await;
+    assert_eq!((out.error, out.attempts), (Some("server_error"), 1), "a write is not repeated");
+    assert_eq!(count("/down"), 1);
+    let out = run_tool(&rig, "down_idempotent").await;
+    assert_eq!((out.error, out.attempts), (Some("server_error"), 3), "an idempotent write is");
+    assert_eq!(count("/down"), 4);
+    assert!(requests(&rig).iter().filter(|h| h.contains(" /down ")).all(|h| h.to_lowercase().contains("idempotency-key: act_test")));
+
+    let out = run_tool(&rig, "missing").await;
+    assert_eq!((out.error, out.status, out.attempts), (Some("client_error"), Some(404), 1));
+    assert!(out.content.contains("no such order"), "the service's reason reaches the model: {}", out.content);
+
+    let out = run_tool(&rig, "slow").await;
+    assert_eq!(out.error, Some("timeout"));
+    assert!(out.elapsed < Duration::from_millis(1500), "cut at the tool's deadline: {:?}", out.elapsed);
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use switchboard_e2e::fake_orders::{FakeOrders, OPENAPI};
-use switchboard_e2e::gateway::{Gateway, http_get, http_post_json};
+use switchboard_e2e::gateway::{Gateway, TestDatabase, http_get, http_post_json};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 
 fn json_of(r: Option<(u16, String)>) -> (u16, Value) {
@@ -35,11 +35,13 @@ fn content(v: &Value) -> String {
 fn imported_tools_are_live_only_after_approval() {
     let orders = FakeOrders::start();
     let llm = ScriptedLlm::start(Script::default());
-    let data = tempfile::tempdir().expect("data dir");
+    // On PostgreSQL: the import and installed-tool queries run on both databases (the
+    // other tool tests use SQLite).
+    let db = TestDatabase::new("openapi");
     let allow = orders.addr.to_string();
     let env = [
         ("SWITCHBOARD_OUTBOUND_ALLOW", allow.as_str()),
-        ("SWITCHBOARD_DATA_DIR", data.path().to_str().expect("utf-8")),
+        ("SWITCHBOARD_DATABASE_URL", db.url.as_str()),
     ];
     let gw = Gateway::start(&[llm.base_url()], &env);
 

@@ -4,7 +4,6 @@
 //! prompts, and everything survives a restart.
 
 use std::ffi::OsStr;
-use std::process::Command;
 
 use switchboard_e2e::gateway::{Gateway, http_get};
 use switchboard_e2e::python::run_sdk_script;
@@ -73,19 +72,7 @@ fn sqlite_stores_sessions_profiles_and_memories() {
 
 #[test]
 fn postgres_stores_sessions_profiles_and_memories() {
-    let name = format!(
-        "switchboard_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-    suite(Some(&url));
-    // The gateways are gone; drop the database they created.
-    let _ = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
-        .arg(format!("DROP DATABASE IF EXISTS {name}"))
-        .output();
+    // Dropped (after the gateways) when the test ends.
+    let db = switchboard_e2e::gateway::TestDatabase::new("test");
+    suite(Some(&db.url));
 }

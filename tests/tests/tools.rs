@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::fake_orders::FakeOrders;
-use switchboard_e2e::gateway::{Gateway, http_get, http_post_json};
+use switchboard_e2e::gateway::{Gateway, TestDatabase, http_get, http_post_json};
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
@@ -244,9 +244,11 @@ fn tools_look_up_confirm_refuse_and_audit() {
     }
 }
 
+/// On PostgreSQL, so the action store's queries run on both databases.
 #[test]
 fn an_unanswered_action_expires_and_never_runs() {
-    let Rig { orders, llm, gw, _dir } = rig(&[("SWITCHBOARD_ACTION_TTL_SECS", "1")]);
+    let db = TestDatabase::new("actions");
+    let Rig { orders, llm, gw, _dir } = rig(&[("SWITCHBOARD_ACTION_TTL_SECS", "1"), ("SWITCHBOARD_DATABASE_URL", &db.url)]);
     call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
     let ask = [("user", "Please cancel order 42.")];
     let (_, v) = chat(&gw, "s-expire", &ask);
