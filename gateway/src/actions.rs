@@ -9,7 +9,7 @@
 //!   expired action is `410 action_expired`, a settled one `409 action_already_resolved`.
 //! - `GET /v1/admin/audit?session_id=&kind=tool.&limit=`: the audit log, newest first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,9 @@ use serde_json::json;
 use switchboard_pipeline::metrics::CallMetrics;
 use switchboard_pipeline::outbound::OutboundPolicy;
 use switchboard_pipeline::tools::engine::{Resolution, ResolveError};
-use switchboard_pipeline::tools::mcp::{McpHub, McpServerConfig};
-use switchboard_pipeline::tools::{ToolAudit, ToolDefs, ToolEngine, ToolEngineConfig};
+use switchboard_pipeline::tools::mcp::McpHub;
+use switchboard_pipeline::persona::Personas;
+use switchboard_pipeline::tools::{ToolAudit, ToolEngine, ToolEngineConfig};
 
 use crate::auth;
 use crate::server::{AppState, openai_error};
@@ -42,6 +43,10 @@ pub struct ToolArgs {
     /// How long a change waits for the caller's approval before it is cancelled.
     #[arg(long, env = "SWITCHBOARD_ACTION_TTL_SECS", default_value_t = 1800)]
     pub action_ttl_secs: u64,
+    /// Signs hand-off webhooks (`escalate_to_human`); needed when a persona has a
+    /// `handoff.webhook_url`.
+    #[arg(long, env = "SWITCHBOARD_HANDOFF_SECRET", hide_env_values = true)]
+    pub handoff_secret: Option<String>,
 }
 
 impl ToolAudit for TurnLog {
@@ -53,12 +58,20 @@ impl ToolAudit for TurnLog {
 /// The tool engine, with its expiry sweep running.
 pub fn engine(
     args: &ToolArgs,
-    tools: &ToolDefs,
-    mcp: &BTreeMap<String, McpServerConfig>,
+    personas: &Personas,
     store: &Store,
     turns: &TurnLog,
     metrics: &CallMetrics,
+    wake: &Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<Arc<ToolEngine>> {
+    let (tools, mcp) = (personas.tools(), personas.mcp_servers());
+    let hands_off = personas
+        .names()
+        .filter_map(|n| personas.get(n))
+        .any(|p| p.handoff.as_ref().is_some_and(|h| h.webhook_url.is_some()));
+    if hands_off && args.handoff_secret.is_none() {
+        anyhow::bail!("a persona hands off to a webhook: set SWITCHBOARD_HANDOFF_SECRET to sign it");
+    }
     let policy = OutboundPolicy::parse(&args.outbound_allow).map_err(anyhow::Error::msg)?;
     if args.action_ttl_secs == 0 {
         anyhow::bail!("SWITCHBOARD_ACTION_TTL_SECS must be at least 1");
@@ -71,6 +84,11 @@ pub fn engine(
         actions: Arc::new(store.clone()),
         audit: Some(Arc::new(turns.clone())),
         metrics: Some(metrics.clone()),
+        handoff: Some(Arc::new(crate::handoff::HandoffInbox {
+            store: store.clone(),
+            turns: turns.clone(),
+            wake: Arc::clone(wake),
+        })),
     }));
     // MCP servers connect in the background: a slow one must not hold up start-up, and its
     // tools appear once listed.

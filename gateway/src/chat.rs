@@ -84,6 +84,7 @@ pub async fn completions(
         .orchestrator
         .prepare(TurnRequest {
             tenant: state.tenant.clone(),
+            channel: "chat".into(),
             user: user.clone(),
             session: Some(session_id.clone()),
             persona,
@@ -163,6 +164,7 @@ fn note_action(metadata: &mut Value, notice: &ActionNotice) {
             metadata["action_id"] = json!(action_id);
             metadata["action_status"] = json!(status);
         }
+        ActionNotice::CallControl(_) => {}
         ActionNotice::ToolRan { name, .. } => {
             let ran = metadata["tools_run"].as_str().map_or_else(|| name.clone(), |r| format!("{r},{name}"));
             metadata["tools_run"] = json!(ran);

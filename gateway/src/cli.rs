@@ -65,6 +65,16 @@ pub struct ServeArgs {
     /// used in TwiML stream URLs and to check Twilio signatures.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Twilio account SID: with the auth token, the agent can hang up and transfer calls.
+    #[arg(long, env = "SWITCHBOARD_TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_TWILIO_API_URL", default_value = "https://api.twilio.com")]
+    pub twilio_api_url: String,
+    /// Telnyx API key: the agent can hang up and transfer Telnyx calls.
+    #[arg(long, env = "SWITCHBOARD_TELNYX_API_KEY", hide_env_values = true)]
+    pub telnyx_api_key: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_TELNYX_API_URL", default_value = "https://api.telnyx.com")]
+    pub telnyx_api_url: String,
     /// Shared secret of the generic webhook channel (`/v1/webhooks/messages`); off without it.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,

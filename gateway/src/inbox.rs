@@ -25,7 +25,10 @@ const MAX_ATTEMPTS: i64 = 8;
 
 /// Whether any message channel is configured (the worker runs only then).
 pub fn enabled(state: &AppState) -> bool {
-    state.webhook.secret.is_some() || state.slack.is_some() || state.telegram.is_some()
+    state.webhook.secret.is_some()
+        || state.slack.is_some()
+        || state.telegram.is_some()
+        || state.handoff_secret.is_some()
 }
 
 pub async fn work(state: Arc<AppState>, wake: Arc<Notify>) {
@@ -95,6 +98,7 @@ async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<Stri
         .orchestrator
         .prepare(TurnRequest {
             tenant: tenant.to_owned(),
+            channel: m.channel.clone(),
             user: m.user.clone(),
             session: Some(m.conversation.clone()),
             persona: None,
@@ -142,6 +146,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, tenant: &str, mut m
     let result = match m.channel.as_str() {
         "slack" => crate::slack::deliver(state, client, &m).await,
         "telegram" => crate::telegram::deliver(state, client, &m).await,
+        crate::handoff::CHANNEL => crate::handoff::deliver(state, &m).await,
         _ => crate::webhook::deliver(state, &m).await,
     };
     m.attempts += 1;

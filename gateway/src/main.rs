@@ -10,6 +10,7 @@ mod cli;
 mod client_secrets;
 mod commands;
 mod engines;
+mod handoff;
 mod inbox;
 mod knowledge;
 mod llm;

@@ -70,6 +70,8 @@ pub struct AppState {
     pub webhook_work: Arc<tokio::sync::Notify>,
     /// Requests to URLs from outside (webhook callbacks), behind the SSRF guard.
     pub outbound: switchboard_pipeline::outbound::OutboundClient,
+    /// Signs hand-off webhooks.
+    pub handoff_secret: Option<String>,
 }
 
 impl AppState {
@@ -108,6 +110,7 @@ impl AppState {
             orchestrator: self.orchestrator.clone(),
             metrics: self.call_metrics.clone(),
             tenant: self.tenant.clone(),
+            channel,
             persona,
             user,
             sink: Some(Arc::new(sink)),
@@ -242,13 +245,14 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         Arc::clone(&embedder),
         Arc::clone(&orchestrator.llm),
     );
+    let webhook_work = Arc::new(tokio::sync::Notify::new());
     let tool_engine = crate::actions::engine(
         &args.tools,
-        orchestrator.personas.tools(),
-        orchestrator.personas.mcp_servers(),
+        &orchestrator.personas,
         &store,
         &turns,
         &call_metrics,
+        &webhook_work,
     )?;
     // Tools approved from OpenAPI imports before this start.
     for (persona, tool) in store.installed_tools(crate::store::DEFAULT_TENANT).await? {
@@ -280,6 +284,10 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         telephony: crate::telephony::TelephonyConfig {
             twilio_auth_token: args.twilio_auth_token.clone(),
             public_url: args.public_url.clone(),
+            twilio_account_sid: args.twilio_account_sid.clone(),
+            twilio_api_url: args.twilio_api_url.clone(),
+            telnyx_api_key: args.telnyx_api_key.clone(),
+            telnyx_api_url: args.telnyx_api_url.clone(),
         },
         webhook: crate::webhook::WebhookConfig {
             secret: args.webhook_secret.clone(),
@@ -287,8 +295,9 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         },
         slack: args.im.slack(),
         telegram: args.im.telegram(),
-        webhook_work: Arc::new(tokio::sync::Notify::new()),
+        webhook_work,
         outbound,
+        handoff_secret: args.tools.handoff_secret.clone(),
     });
     if crate::inbox::enabled(&state) {
         tokio::spawn(crate::inbox::work(

@@ -28,6 +28,8 @@ use crate::tools::{ToolDef, ToolEngine};
 #[derive(Debug, Clone, Default)]
 pub struct TurnRequest {
     pub tenant: String,
+    /// Where the turn comes from: `phone`, `realtime`, `webrtc`, `chat`, `chat_ws`, `slack`...
+    pub channel: String,
     pub user: Option<String>,
     pub session: Option<String>,
     /// Persona name; `None` or unknown: the default persona.
@@ -143,6 +145,7 @@ impl Orchestrator {
         } = turn.request;
         let scope = ToolScope {
             tenant: turn.tenant.clone(),
+            channel: turn.channel.clone(),
             session: turn.session.clone(),
             user: turn.user.clone(),
             persona: persona.name.clone(),
@@ -185,11 +188,14 @@ impl Orchestrator {
         }
 
         // Server-side tools shadow client tools of the same name.
-        let server_tools = self
+        let mut server_tools = self
             .tools
             .as_ref()
             .map(|e| e.tools_for(&persona))
             .unwrap_or_default();
+        if self.tools.is_some() {
+            server_tools.extend(crate::tools::builtin::tools_for(&persona, &turn.channel));
+        }
         let mut tools = persona.allowed_tools(tools);
         tools.retain(|t| !server_tools.iter().any(|s| s.name == t.name));
         tools.extend(server_tools.iter().map(ToolDef::spec));

@@ -14,6 +14,8 @@
 //! temperature = 0.3
 //! deadlines_ms = { knowledge = 300 }
 //! voice_notes = true                # answer IM voice notes with a voice note
+//! end_call = true                   # phone calls: the agent may hang up
+//! handoff = { webhook_url = "https://crm.example.com/handoff", transfer_to = "+15550100" }
 //!
 //! [tools.lookup_order]               # a server-side tool (see `crate::tools`)
 //! description = "Look up an order"
@@ -28,6 +30,7 @@ use serde::Deserialize;
 
 use crate::context::ContextPlan;
 use crate::llm::ToolSpec;
+use crate::tools::builtin::HandoffConfig;
 use crate::tools::mcp::McpServerConfig;
 use crate::tools::{ToolDef, ToolDefs};
 
@@ -67,6 +70,12 @@ pub struct Persona {
     /// On messaging channels, answer a voice note with a voice note (Telegram `sendVoice`).
     #[serde(default)]
     pub voice_notes: bool,
+    /// Hand-off to people: `escalate_to_human` (see `crate::tools::builtin`).
+    #[serde(default)]
+    pub handoff: Option<HandoffConfig>,
+    /// Offer `end_call` on phone calls.
+    #[serde(default)]
+    pub end_call: bool,
 }
 
 fn default_budget() -> usize {
@@ -82,6 +91,8 @@ impl Persona {
             instructions: String::new(),
             voice: None,
             voice_notes: false,
+            handoff: None,
+            end_call: false,
             tools: None,
             engines: None,
             deadlines_ms: BTreeMap::new(),
@@ -190,6 +201,9 @@ impl Personas {
             }
             if p.prompt_budget < 64 {
                 return Err(invalid("prompt_budget must be at least 64 tokens"));
+            }
+            if let Some(h) = &p.handoff {
+                h.validate().map_err(|e| invalid(&e))?;
             }
             p.name.clone_from(&name);
             out.by_name.insert(name, p);

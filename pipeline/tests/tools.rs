@@ -169,6 +169,7 @@ async fn rig(ttl: Duration) -> Rig {
         actions: actions.clone(),
         audit: None,
         metrics: None,
+        handoff: None,
     });
     let orchestrator = Orchestrator::new(
         Arc::new(personas),

@@ -21,21 +21,25 @@ pub struct Call {
 }
 
 type Canned = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
+/// How many of the next requests get a 500.
+type Failing = Arc<std::sync::atomic::AtomicUsize>;
 
 pub struct FakeApi {
     pub addr: SocketAddr,
     calls: Arc<Mutex<Vec<Call>>>,
     canned: Canned,
+    failing: Failing,
 }
 
 impl FakeApi {
     pub fn start() -> Self {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let canned: Canned = Arc::default();
+        let failing: Failing = Arc::default();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
-        let state = (Arc::clone(&calls), Arc::clone(&canned));
+        let state = (Arc::clone(&calls), Arc::clone(&canned), Arc::clone(&failing));
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -43,7 +47,7 @@ impl FakeApi {
                 .expect("runtime");
             rt.block_on(async move {
                 async fn any(
-                    State((calls, canned)): State<(Arc<Mutex<Vec<Call>>>, Canned)>,
+                    State((calls, canned, failing)): State<(Arc<Mutex<Vec<Call>>>, Canned, Failing)>,
                     uri: Uri,
                     headers: HeaderMap,
                     raw: axum::body::Bytes,
@@ -59,6 +63,10 @@ impl FakeApi {
                         body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
                         raw: raw.to_vec(),
                     });
+                    use std::sync::atomic::Ordering;
+                    if failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "failing on purpose").into_response();
+                    }
                     if let Some((ct, bytes)) = canned.lock().expect("canned").get(uri.path()) {
                         return (
                             [(axum::http::header::CONTENT_TYPE, ct.clone())],
@@ -77,7 +85,13 @@ impl FakeApi {
             addr,
             calls,
             canned,
+            failing,
         }
+    }
+
+    /// Answer the next `n` requests with a 500 (they are still recorded).
+    pub fn fail_next(&self, n: usize) {
+        self.failing.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Answer requests to `path` with this body from now on.

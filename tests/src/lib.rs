@@ -8,6 +8,7 @@ pub mod phone_client;
 pub mod python;
 pub mod realtime_client;
 pub mod scripted_llm;
+pub mod signing;
 pub mod speech;
 pub mod webrtc_client;
 

@@ -60,7 +60,17 @@ impl PhoneClient {
     /// Connect to `url` (the gateway's `/telephony/twilio/stream`) and start a stream with
     /// these custom parameters.
     pub async fn connect(url: &str, parameters: Value) -> anyhow::Result<Self> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        Self::connect_signed(url, parameters, None).await
+    }
+
+    /// Connect with an `X-Twilio-Signature` on the upgrade, as Twilio sends it.
+    pub async fn connect_signed(url: &str, parameters: Value, signature: Option<&str>) -> anyhow::Result<Self> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        if let Some(sig) = signature {
+            request.headers_mut().insert("x-twilio-signature", sig.parse()?);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {

@@ -2,7 +2,6 @@
 //! pace, playout that echoes marks and honours `clear`) against the real gateway, models and
 //! a scripted LLM; the TwiML webhook and Twilio signatures.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -158,21 +157,6 @@ fn dtmf_reaches_the_agent_and_bad_messages_do_not_drop_the_call() {
     );
 }
 
-fn python_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
-    let script = r#"
-import base64, hashlib, hmac, json, sys
-token, url, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-data = url + "".join(k + v for k, v in sorted(params))
-print(base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode())
-"#;
-    let params = serde_json::to_string(params).unwrap();
-    let out = Command::new("python3")
-        .args(["-c", script, token, url, &params])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn the_twiml_webhook_connects_the_stream_and_signatures_are_checked() {
     let llm = ScriptedLlm::start(Script::default());
@@ -195,7 +179,7 @@ fn the_twiml_webhook_connects_the_stream_and_signatures_are_checked() {
         let unsigned = post_sdp(gw.addr, path, None, ct, body).await;
         assert_eq!(unsigned.status, 403, "{}", unsigned.body);
 
-        let good = python_signature(
+        let good = switchboard_e2e::signing::twilio(
             "twilio-secret",
             &format!("https://voice.example.com{path}"),
             &params,

@@ -3,7 +3,6 @@
 //! and an accepted message answered by the next process after a restart.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,12 +17,7 @@ const SECRET: &str = "webhook-s3cret";
 
 /// HMAC-SHA256 signature computed by Python's hmac (independent of the gateway's code).
 fn sign(ts: i64, body: &str) -> String {
-    let script = "import hmac,hashlib,sys; print('v1=' + hmac.new(sys.argv[1].encode(), (sys.argv[2] + '.' + sys.argv[3]).encode(), hashlib.sha256).hexdigest())";
-    let out = Command::new("python3")
-        .args(["-c", script, SECRET, &ts.to_string(), body])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    switchboard_e2e::signing::switchboard(SECRET, ts, body)
 }
 
 fn now() -> i64 {

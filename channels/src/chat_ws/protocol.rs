@@ -139,9 +139,9 @@ pub fn message_complete(
     json!({"type": "message_complete", "content": content, "finish_reason": finish_reason, "metadata": metadata})
 }
 
-/// What the agent's own tools did.
-pub fn action(notice: &ActionNotice) -> Value {
-    match notice {
+/// What the agent's own tools did (`None`: nothing a chat widget shows).
+pub fn action(notice: &ActionNotice) -> Option<Value> {
+    Some(match notice {
         ActionNotice::ConfirmationRequested(a) => json!({
             "type": "confirmation_request", "action_id": a.id, "tool": a.tool,
             "effect": a.effect.as_str(), "prompt": a.prompt, "expires_at": a.expires_at,
@@ -152,7 +152,8 @@ pub fn action(notice: &ActionNotice) -> Value {
         ActionNotice::ToolRan { name, error } => {
             json!({"type": "tool_ran", "name": name, "error": error})
         }
-    }
+        ActionNotice::CallControl(_) => return None,
+    })
 }
 
 pub fn error(e: &ProtocolError) -> Value {

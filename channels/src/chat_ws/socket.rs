@@ -127,6 +127,7 @@ async fn reply(
             .orchestrator
             .prepare(TurnRequest {
                 tenant: s.tenant.clone(),
+                channel: "chat_ws".into(),
                 user: s.user.clone(),
                 session: Some(s.session_id.clone()),
                 persona: s.persona.clone(),
@@ -156,7 +157,11 @@ async fn reply(
                         conn.send(protocol::token(&t)).await;
                         text.push_str(&t);
                     }
-                    Some(Ok(LlmEvent::Action(notice))) => conn.send(protocol::action(&notice)).await,
+                    Some(Ok(LlmEvent::Action(notice))) => {
+                        if let Some(v) = protocol::action(&notice) {
+                            conn.send(v).await;
+                        }
+                    }
                     Some(Ok(other)) => add_tool_event(&mut calls, &other),
                     Some(Err(e)) => {
                         failed = Some(e.to_string());

@@ -97,9 +97,9 @@ pub fn response_json(session: &RealtimeSession, r: &ResponseSummary) -> Value {
 /// `switchboard.action.confirmation_requested` (`action`: id, tool, effect, prompt,
 /// expires_at), `switchboard.action.resolved` (`action_id`, `status`) and
 /// `switchboard.tool.completed` (`name`, `error`).
-fn action_event(ids: &mut EventIds, notice: &switchboard_pipeline::llm::ActionNotice) -> Value {
+fn action_event(ids: &mut EventIds, notice: &switchboard_pipeline::llm::ActionNotice) -> Option<Value> {
     use switchboard_pipeline::llm::ActionNotice;
-    match notice {
+    Some(match notice {
         ActionNotice::ConfirmationRequested(a) => with(
             "switchboard.action.confirmation_requested",
             ids,
@@ -116,7 +116,9 @@ fn action_event(ids: &mut EventIds, notice: &switchboard_pipeline::llm::ActionNo
             ids,
             obj(json!({"name": name, "error": error})),
         ),
-    }
+        // Call control is the phone channel's; Realtime clients end calls themselves.
+        ActionNotice::CallControl(_) => return None,
+    })
 }
 
 /// The server events for one call event (none for events this transport does not show).
@@ -378,6 +380,6 @@ pub fn render(
         | CallEvent::PlaybackStopped { .. }
         | CallEvent::PlaybackCleared { .. } => Vec::new(),
         CallEvent::Error(e) => one(error_event(ids, e)),
-        CallEvent::Action(notice) => one(action_event(ids, notice)),
+        CallEvent::Action(notice) => action_event(ids, notice).into_iter().collect(),
     }
 }

@@ -19,9 +19,11 @@ use switchboard_pipeline::call::{
     CallEvent, CallHandle, CallInput, Command, ResponseOptions, end_call,
 };
 use switchboard_pipeline::conversation::{Content, Item, Role};
+use switchboard_pipeline::llm::ActionNotice;
 use switchboard_pipeline::metrics::CallMetrics;
 use tokio::sync::mpsc;
 
+use super::control::{CallControlHook, PendingControl};
 use super::protocol::{self, Dialect, Inbound, StreamStart};
 use crate::audio_format::AudioFormat;
 
@@ -47,6 +49,7 @@ pub async fn serve(
     socket: WebSocket,
     dialect: Dialect,
     metrics: CallMetrics,
+    control: CallControlHook,
     start_call: impl FnOnce(&StreamStart) -> Option<CallHandle>,
 ) {
     let (mut sink, mut stream) = socket.split();
@@ -88,6 +91,7 @@ pub async fn serve(
         dialect,
         start.clone(),
         commands.clone(),
+        control,
     ));
     while let Some(msg) = stream.next().await {
         let text = match msg {
@@ -173,13 +177,31 @@ async fn write_events(
     dialect: Dialect,
     start: StreamStart,
     commands: mpsc::Sender<Command>,
+    hook: CallControlHook,
 ) -> Sink {
     let format: AudioFormat = start.format;
-    let stream_id = start.stream_id;
+    let stream_id = start.stream_id.clone();
     let mut items: HashMap<String, Sent> = HashMap::new();
     let mut current: Option<String> = None;
+    let mut control = PendingControl::default();
+    let unheard = |items: &HashMap<String, Sent>, current: &Option<String>| {
+        current.as_ref().and_then(|i| items.get(i)).map_or(0, |s| s.sent_ms.saturating_sub(s.heard_ms))
+    };
     loop {
+        let deadline = control.deadline();
         let out: Vec<Value> = tokio::select! {
+            () = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+                if let Some(c) = control.take() {
+                    let (hook, start) = (hook.clone(), start.clone());
+                    tokio::spawn(async move {
+                        tracing::info!(provider_call = %start.call_id, control = ?c, "call control");
+                        if let Err(e) = hook(start, c).await {
+                            tracing::warn!(error = %e, "call control failed");
+                        }
+                    });
+                }
+                continue;
+            }
             note = notes.recv() => match note {
                 Some(Note::Played(name)) => {
                     if let Some((item, ms)) = name.rsplit_once(':')
@@ -187,6 +209,9 @@ async fn write_events(
                         && !s.cleared
                     {
                         s.heard_ms = s.heard_ms.max(ms);
+                    }
+                    if unheard(&items, &current) == 0 {
+                        control.all_heard();
                     }
                     continue;
                 }
@@ -227,6 +252,14 @@ async fn write_events(
                 }
                 Some(CallEvent::Error(e)) => {
                     tracing::debug!(code = e.code, message = %e.message, "call error on a phone line");
+                    continue;
+                }
+                Some(CallEvent::Action(ActionNotice::CallControl(c))) => {
+                    control.request(c);
+                    continue;
+                }
+                Some(CallEvent::ResponseDone(_)) => {
+                    control.response_done(unheard(&items, &current));
                     continue;
                 }
                 Some(_) => continue,

@@ -53,6 +53,29 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Store an outgoing message whose content is ready (a hand-off): the worker delivers it
+    /// to `reply_to` with the usual retries.
+    pub async fn inbox_enqueue_reply(&self, tenant: &str, m: &InboxMessage) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO inbox (tenant_id, channel, id, conversation, user_id, text, reply_to,
+                 status, reply, attempts, next_attempt_at, last_error, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'replied', $8, 0, $9, NULL, $9, $9)",
+        )
+        .bind(tenant)
+        .bind(&m.channel)
+        .bind(&m.id)
+        .bind(&m.conversation)
+        .bind(m.user.as_deref())
+        .bind(&m.text)
+        .bind(m.reply_to.as_deref())
+        .bind(m.reply.as_deref())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Messages due for work (pending, or replied with a callback due), oldest first.
     pub async fn inbox_due(&self, limit: i64) -> Result<Vec<(String, InboxMessage)>, StoreError> {
         let rows = sqlx::query(

@@ -50,6 +50,8 @@ pub struct CallDeps {
     pub metrics: CallMetrics,
     /// Who the call belongs to, for the context engines.
     pub tenant: String,
+    /// The transport (`realtime`, `webrtc`, `phone`): some tools exist only on phones.
+    pub channel: &'static str,
     /// The persona the call uses (`None`: the default).
     pub persona: Option<String>,
     /// The end user, when known (memory and profile are per user).

@@ -84,6 +84,7 @@ impl CallActor {
             output_rate: self.config.output_rate,
             orchestrator: self.deps.orchestrator.clone(),
             tenant: self.deps.tenant.clone(),
+            channel: self.deps.channel,
             persona: self.deps.persona.clone(),
             user: self.deps.user.clone(),
             session: self.call_id.clone(),

@@ -60,6 +60,7 @@ pub struct ResponseJob {
     pub output_rate: u32,
     pub orchestrator: Orchestrator,
     pub tenant: String,
+    pub channel: &'static str,
     pub persona: Option<String>,
     pub user: Option<String>,
     pub session: String,
@@ -108,6 +109,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
         () = token.cancelled() => return,
         p = job.orchestrator.prepare(TurnRequest {
             tenant: job.tenant,
+            channel: job.channel.to_owned(),
             persona: job.persona,
             user: job.user,
             session: Some(job.session),

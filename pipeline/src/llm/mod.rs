@@ -151,6 +151,8 @@ pub enum ActionNotice {
     /// A pending action was settled: `executed`, `failed`, `rejected`, `expired`,
     /// `superseded`.
     Resolved { action_id: String, status: String },
+    /// The call should be hung up or transferred once this reply has been heard.
+    CallControl(crate::tools::builtin::CallControl),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::actions::{ActionStatus, ActionStore, PendingAction};
 use super::confirm::{describe, redact};
 use super::http::{self, ToolOutput};
+use super::builtin::{Builtin, Handoff, HandoffSink};
 use super::mcp::McpHub;
 use super::{ToolDef, ToolDefs};
 use crate::llm::ToolCall;
@@ -27,6 +28,8 @@ pub const DEFAULT_ACTION_TTL: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ToolScope {
     pub tenant: String,
+    /// `phone`, `realtime`, `chat`, ... (built-in tools depend on it).
+    pub channel: String,
     pub session: Option<String>,
     pub user: Option<String>,
     pub persona: String,
@@ -45,6 +48,8 @@ pub struct ToolEngineConfig {
     pub actions: Arc<dyn ActionStore>,
     pub audit: Option<Arc<dyn ToolAudit>>,
     pub metrics: Option<CallMetrics>,
+    /// Where `escalate_to_human` hands conversations over (`None`: no webhook hand-off).
+    pub handoff: Option<Arc<dyn HandoffSink>>,
 }
 
 /// How an approval or rejection ended.
@@ -86,6 +91,7 @@ pub struct ToolEngine {
     actions: Arc<dyn ActionStore>,
     audit: Option<Arc<dyn ToolAudit>>,
     metrics: Option<CallMetrics>,
+    handoff: Option<Arc<dyn HandoffSink>>,
     ttl: Duration,
 }
 
@@ -113,6 +119,7 @@ impl ToolEngine {
             actions: cfg.actions,
             audit: cfg.audit,
             metrics: cfg.metrics,
+            handoff: cfg.handoff,
             ttl: cfg.action_ttl,
         }
     }
@@ -194,8 +201,9 @@ impl ToolEngine {
             Ok(args) => {
                 // Writes carry the action id so a retried request is recognised by the service.
                 let key = action_id.filter(|_| tool.effect.needs_confirmation());
-                match (&tool.mcp, self.mcp.get()) {
-                    (Some(binding), Some(hub)) => {
+                match (&tool.builtin, &tool.mcp, self.mcp.get()) {
+                    (Some(b), _, _) => self.run_builtin(scope, b, &args).await,
+                    (None, Some(binding), Some(hub)) => {
                         hub.call(binding, &args, Duration::from_millis(tool.timeout_ms)).await
                     }
                     _ => http::call(&self.client, tool, &args, key, &env).await,
@@ -229,6 +237,49 @@ impl ToolEngine {
             }),
         );
         output
+    }
+
+    async fn run_builtin(&self, scope: &ToolScope, b: &Builtin, args: &Map<String, Value>) -> ToolOutput {
+        let started = std::time::Instant::now();
+        let out = |content: Value, error: Option<&'static str>| ToolOutput {
+            content: content.to_string(),
+            error,
+            status: None,
+            attempts: 1,
+            elapsed: started.elapsed(),
+        };
+        match b {
+            Builtin::EndCall => out(json!({"status": "ending", "message": "The call ends once your goodbye has been heard."}), None),
+            Builtin::Escalate { webhook_url, transfer_to } => {
+                let text = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+                let mut handed_off = None;
+                if let Some(url) = webhook_url {
+                    let Some(sink) = &self.handoff else {
+                        return out(json!({"error": "not_configured", "message": "Hand-off is not configured."}), Some("not_configured"));
+                    };
+                    let handoff = Handoff {
+                        scope: scope.clone(),
+                        webhook_url: url.clone(),
+                        summary: text("summary"),
+                        reason: text("reason"),
+                        transfer_to: transfer_to.clone(),
+                    };
+                    match sink.hand_off(handoff).await {
+                        Ok(id) => handed_off = Some(id),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "hand-off not accepted");
+                            return out(json!({"error": "unavailable", "message": "The hand-off could not be sent; apologise and offer to take a message."}), Some("unavailable"));
+                        }
+                    }
+                }
+                let message = if transfer_to.is_some() {
+                    "The call is transferred to a colleague after your reply; tell the caller so."
+                } else {
+                    "A colleague has the summary and will follow up; tell the caller so."
+                };
+                out(json!({"status": "handed_off", "handoff_id": handed_off, "transfer": transfer_to.is_some(), "message": message}), None)
+            }
+        }
     }
 
     /// Store a call that needs approval as a pending action.
@@ -333,6 +384,7 @@ impl ToolEngine {
     async fn execute_approved(&self, action: PendingAction) -> Result<Resolution, ResolveError> {
         let scope = ToolScope {
             tenant: action.tenant.clone(),
+            channel: String::new(),
             session: Some(action.session_id.clone()),
             user: action.user_id.clone(),
             persona: action.persona.clone(),

@@ -237,5 +237,6 @@ fn tool_def(server: &str, config: &McpServerConfig, t: rmcp::model::Tool) -> Opt
         idempotent: false,
         http: None,
         mcp: Some(McpBinding { server: server.to_owned(), tool: remote }),
+        builtin: None,
     })
 }

@@ -19,6 +19,7 @@
 //! goes through the SSRF guard ([`crate::outbound`]).
 
 pub mod actions;
+pub mod builtin;
 pub mod confirm;
 pub mod engine;
 pub mod http;
@@ -88,9 +89,12 @@ pub struct ToolDef {
     /// An HTTP request (declared tools, OpenAPI imports)...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpSpec>,
-    /// ...or a tool of an MCP server (discovered, never declared by hand).
+    /// ...or a tool of an MCP server (discovered, never declared by hand)...
     #[serde(skip)]
     pub mcp: Option<McpBinding>,
+    /// ...or one the gateway provides (hand-off, hang-up).
+    #[serde(skip)]
+    pub builtin: Option<builtin::Builtin>,
 }
 
 /// Which MCP server's tool a [`ToolDef`] calls.
@@ -157,9 +161,9 @@ impl ToolDef {
             return Err("timeout_ms must be 1..120000".into());
         }
         let Some(http) = &self.http else {
-            return match self.mcp {
-                Some(_) => Ok(()),
-                None => Err("an `http` table is required".into()),
+            return match (&self.mcp, &self.builtin) {
+                (None, None) => Err("an `http` table is required".into()),
+                _ => Ok(()),
             };
         };
         if reqwest::Method::from_bytes(http.method.to_ascii_uppercase().as_bytes()).is_err() {
@@ -178,7 +182,7 @@ impl ToolDef {
         match (&self.http, &self.mcp) {
             (Some(h), _) => format!("{} {}", h.method.to_uppercase(), h.url),
             (None, Some(m)) => format!("mcp:{}/{}", m.server, m.tool),
-            (None, None) => String::new(),
+            (None, None) => format!("builtin:{}", self.name),
         }
     }
 }

@@ -220,6 +220,7 @@ fn operation(
             max_response_chars: super::DEFAULT_MAX_RESPONSE_CHARS,
         }),
         mcp: None,
+        builtin: None,
     };
     tool.validate().ok()?;
     Some(ToolProposal {

@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::builtin::{Builtin, CallControl};
 use super::confirm::{Decision, decide, question};
 use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
 use super::{PendingAction, ToolDef};
@@ -85,6 +86,16 @@ impl ToolRun {
                         error: out.error.map(str::to_owned),
                     };
                     if !send(&tx, LlmEvent::Action(notice)).await {
+                        return;
+                    }
+                    let control = match &tool.builtin {
+                        Some(Builtin::EndCall) => Some(CallControl::Hangup),
+                        Some(Builtin::Escalate { transfer_to: Some(to), .. }) => Some(CallControl::Transfer { to: to.clone() }),
+                        _ => None,
+                    };
+                    if let Some(c) = control.filter(|_| out.error.is_none())
+                        && !send(&tx, LlmEvent::Action(ActionNotice::CallControl(c))).await
+                    {
                         return;
                     }
                     out.content
