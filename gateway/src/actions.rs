@@ -21,9 +21,9 @@ use clap::Args;
 use serde_json::json;
 use switchboard_pipeline::metrics::CallMetrics;
 use switchboard_pipeline::outbound::OutboundPolicy;
+use switchboard_pipeline::persona::Personas;
 use switchboard_pipeline::tools::engine::{Resolution, ResolveError};
 use switchboard_pipeline::tools::mcp::McpHub;
-use switchboard_pipeline::persona::Personas;
 use switchboard_pipeline::tools::{ToolAudit, ToolEngine, ToolEngineConfig};
 
 use crate::auth;
@@ -70,7 +70,9 @@ pub fn engine(
         .filter_map(|n| personas.get(n))
         .any(|p| p.handoff.as_ref().is_some_and(|h| h.webhook_url.is_some()));
     if hands_off && args.handoff_secret.is_none() {
-        anyhow::bail!("a persona hands off to a webhook: set SWITCHBOARD_HANDOFF_SECRET to sign it");
+        anyhow::bail!(
+            "a persona hands off to a webhook: set SWITCHBOARD_HANDOFF_SECRET to sign it"
+        );
     }
     let policy = OutboundPolicy::parse(&args.outbound_allow).map_err(anyhow::Error::msg)?;
     if args.action_ttl_secs == 0 {
@@ -102,13 +104,22 @@ pub fn engine(
     }
     // Expiry is checked again at approval, so the sweep only has to be timely for notices.
     engine.spawn_expiry(ttl.min(Duration::from_secs(5)).max(Duration::from_secs(1)) / 2);
-    tracing::info!(tools = tools.len(), ttl_secs = args.action_ttl_secs, "tool engine ready");
+    tracing::info!(
+        tools = tools.len(),
+        ttl_secs = args.action_ttl_secs,
+        "tool engine ready"
+    );
     Ok(engine)
 }
 
 fn tools(state: &AppState) -> Result<&Arc<ToolEngine>, Response> {
     state.orchestrator.tools.as_ref().ok_or_else(|| {
-        openai_error(StatusCode::NOT_FOUND, "invalid_request_error", "tools_disabled", "Server-side tools are not enabled.")
+        openai_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "tools_disabled",
+            "Server-side tools are not enabled.",
+        )
     })
 }
 
@@ -126,7 +137,11 @@ pub async fn list(
     };
     let session = query.get("session_id").map(String::as_str);
     let status = query.get("status").map(String::as_str);
-    match state.store.list_actions(&state.tenant, session, status, limit).await {
+    match state
+        .store
+        .list_actions(&state.tenant, session, status, limit)
+        .await
+    {
         Ok(actions) => list_of(&actions, "action"),
         Err(e) => db_failed(e),
     }
@@ -154,7 +169,11 @@ pub async fn get(
     }
 }
 
-pub async fn approve(state: State<Arc<AppState>>, headers: HeaderMap, id: Path<String>) -> Response {
+pub async fn approve(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Response {
     decide(state, headers, id, true).await
 }
 
@@ -189,7 +208,9 @@ async fn decide(
         Err(ResolveError::Expired(_)) => conflict(
             StatusCode::GONE,
             "action_expired",
-            format!("Action '{id}' expired before it was approved; it was cancelled and did not run."),
+            format!(
+                "Action '{id}' expired before it was approved; it was cancelled and did not run."
+            ),
         ),
         Err(ResolveError::AlreadyResolved(a)) => conflict(
             StatusCode::CONFLICT,
@@ -214,7 +235,11 @@ pub async fn audit(
     };
     let session = query.get("session_id").map(String::as_str);
     let kind = query.get("kind").map(String::as_str);
-    match state.store.list_audit(&state.tenant, session, kind, limit).await {
+    match state
+        .store
+        .list_audit(&state.tenant, session, kind, limit)
+        .await
+    {
         Ok(events) => list_of(&events, "audit_event"),
         Err(e) => db_failed(e),
     }

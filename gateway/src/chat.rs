@@ -166,7 +166,9 @@ fn note_action(metadata: &mut Value, notice: &ActionNotice) {
         }
         ActionNotice::CallControl(_) => {}
         ActionNotice::ToolRan { name, .. } => {
-            let ran = metadata["tools_run"].as_str().map_or_else(|| name.clone(), |r| format!("{r},{name}"));
+            let ran = metadata["tools_run"]
+                .as_str()
+                .map_or_else(|| name.clone(), |r| format!("{r},{name}"));
             metadata["tools_run"] = json!(ran);
         }
     }

@@ -68,12 +68,20 @@ pub struct ServeArgs {
     /// Twilio account SID: with the auth token, the agent can hang up and transfer calls.
     #[arg(long, env = "SWITCHBOARD_TWILIO_ACCOUNT_SID")]
     pub twilio_account_sid: Option<String>,
-    #[arg(long, env = "SWITCHBOARD_TWILIO_API_URL", default_value = "https://api.twilio.com")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TWILIO_API_URL",
+        default_value = "https://api.twilio.com"
+    )]
     pub twilio_api_url: String,
     /// Telnyx API key: the agent can hang up and transfer Telnyx calls.
     #[arg(long, env = "SWITCHBOARD_TELNYX_API_KEY", hide_env_values = true)]
     pub telnyx_api_key: Option<String>,
-    #[arg(long, env = "SWITCHBOARD_TELNYX_API_URL", default_value = "https://api.telnyx.com")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TELNYX_API_URL",
+        default_value = "https://api.telnyx.com"
+    )]
     pub telnyx_api_url: String,
     /// Shared secret of the generic webhook channel (`/v1/webhooks/messages`); off without it.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]

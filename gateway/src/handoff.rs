@@ -37,9 +37,16 @@ impl HandoffSink for HandoffInbox {
         let tenant = &h.scope.tenant;
         let transcript: Vec<Value> = match &h.scope.session {
             Some(s) => {
-                let all = self.store.messages(tenant, s).await.map_err(|e| e.to_string())?;
+                let all = self
+                    .store
+                    .messages(tenant, s)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let skip = all.len().saturating_sub(TRANSCRIPT_MESSAGES);
-                all.into_iter().skip(skip).map(|m| json!({"role": m.role, "content": m.content})).collect()
+                all.into_iter()
+                    .skip(skip)
+                    .map(|m| json!({"role": m.role, "content": m.content}))
+                    .collect()
             }
             None => Vec::new(),
         };
@@ -61,7 +68,10 @@ impl HandoffSink for HandoffInbox {
             reply: Some(payload.to_string()),
             attempts: 0,
         };
-        self.store.inbox_enqueue_reply(tenant, &m).await.map_err(|e| e.to_string())?;
+        self.store
+            .inbox_enqueue_reply(tenant, &m)
+            .await
+            .map_err(|e| e.to_string())?;
         self.wake.notify_one();
         self.turns.audit(
             tenant,
@@ -75,7 +85,11 @@ impl HandoffSink for HandoffInbox {
 
 /// POST a stored hand-off, signed, through the outbound guard.
 pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
-    let (Some(url), Some(body), Some(secret)) = (m.reply_to.as_deref(), m.reply.as_deref(), state.handoff_secret.as_deref()) else {
+    let (Some(url), Some(body), Some(secret)) = (
+        m.reply_to.as_deref(),
+        m.reply.as_deref(),
+        state.handoff_secret.as_deref(),
+    ) else {
         return Err("no hand-off URL, body or secret".into());
     };
     let ts = now_ms() / 1000;
@@ -87,7 +101,10 @@ pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
             headers: vec![
                 ("content-type".into(), "application/json".into()),
                 ("x-switchboard-timestamp".into(), ts.to_string()),
-                ("x-switchboard-signature".into(), crate::webhook::sign(secret, ts, body.as_bytes())),
+                (
+                    "x-switchboard-signature".into(),
+                    crate::webhook::sign(secret, ts, body.as_bytes()),
+                ),
                 ("idempotency-key".into(), m.id.clone()),
             ],
             body: Some(body.as_bytes().to_vec()),

@@ -26,9 +26,16 @@ use crate::sessions::{db_failed, not_found, object};
 use crate::turns::new_id;
 
 fn persona_param(state: &AppState, query: &HashMap<String, String>) -> Result<String, Response> {
-    let persona = query.get("persona").cloned().unwrap_or_else(|| state.orchestrator.personas.pick(None).name.clone());
+    let persona = query
+        .get("persona")
+        .cloned()
+        .unwrap_or_else(|| state.orchestrator.personas.pick(None).name.clone());
     if state.orchestrator.personas.get(&persona).is_none() {
-        return Err(invalid_request(format!("No persona named '{persona}'."), "persona", "invalid_value"));
+        return Err(invalid_request(
+            format!("No persona named '{persona}'."),
+            "persona",
+            "invalid_value",
+        ));
     }
     Ok(persona)
 }
@@ -47,22 +54,41 @@ pub async fn import(
         Err(r) => return r,
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return invalid_request("The document must be UTF-8 JSON or YAML.", "body", "invalid_openapi");
+        return invalid_request(
+            "The document must be UTF-8 JSON or YAML.",
+            "body",
+            "invalid_openapi",
+        );
     };
     let proposals = match openapi::propose(text, query.get("base_url").map(String::as_str)) {
         Ok(p) if p.is_empty() => {
-            return invalid_request("The document has no operations to turn into tools.", "body", "invalid_openapi");
+            return invalid_request(
+                "The document has no operations to turn into tools.",
+                "body",
+                "invalid_openapi",
+            );
         }
         Ok(p) => p,
         Err(e @ OpenApiError::TooLarge) => {
-            return openai_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "document_too_large", &e.to_string());
+            return openai_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "document_too_large",
+                &e.to_string(),
+            );
         }
-        Err(e @ OpenApiError::NoBaseUrl) => return invalid_request(e.to_string(), "base_url", "missing_required_parameter"),
+        Err(e @ OpenApiError::NoBaseUrl) => {
+            return invalid_request(e.to_string(), "base_url", "missing_required_parameter");
+        }
         Err(e) => return invalid_request(e.to_string(), "body", "invalid_openapi"),
     };
     let title = serde_yaml_title(text);
     let id = new_id("imp");
-    if let Err(e) = state.store.create_tool_import(&state.tenant, &id, &persona, &title, &proposals).await {
+    if let Err(e) = state
+        .store
+        .create_tool_import(&state.tenant, &id, &persona, &title, &proposals)
+        .await
+    {
         return db_failed(e);
     }
     state.turns.audit(
@@ -78,12 +104,18 @@ pub async fn import(
 
 /// The document's `info.title`, for the record.
 fn serde_yaml_title(text: &str) -> String {
-    let doc: Option<Value> = serde_json::from_str(text).ok().or_else(|| serde_yaml_ng::from_str(text).ok());
-    doc.and_then(|d| d.pointer("/info/title").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect()
+    let doc: Option<Value> = serde_json::from_str(text)
+        .ok()
+        .or_else(|| serde_yaml_ng::from_str(text).ok());
+    doc.and_then(|d| {
+        d.pointer("/info/title")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    })
+    .unwrap_or_default()
+    .chars()
+    .take(200)
+    .collect()
 }
 
 pub async fn get_import(
@@ -111,7 +143,12 @@ pub async fn approve(
         return denied;
     }
     let Some(engine) = state.orchestrator.tools.clone() else {
-        return openai_error(StatusCode::NOT_FOUND, "invalid_request_error", "tools_disabled", "Server-side tools are not enabled.");
+        return openai_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "tools_disabled",
+            "Server-side tools are not enabled.",
+        );
     };
     let choice: Value = if body.is_empty() {
         json!({})
@@ -131,19 +168,37 @@ pub async fn approve(
         Err(e) => return db_failed(e),
     };
     if let Some(names) = choice.get("tools") {
-        let Some(names) = names.as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>()) else {
-            return invalid_request("'tools' must be a list of tool names.", "tools", "invalid_value");
+        let Some(names) = names
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        else {
+            return invalid_request(
+                "'tools' must be a list of tool names.",
+                "tools",
+                "invalid_value",
+            );
         };
         if let Some(unknown) = names.iter().find(|n| !tools.iter().any(|t| t.name == **n)) {
-            return invalid_request(format!("The import proposes no tool '{unknown}'."), "tools", "invalid_value");
+            return invalid_request(
+                format!("The import proposes no tool '{unknown}'."),
+                "tools",
+                "invalid_value",
+            );
         }
         tools.retain(|t| names.contains(&t.name.as_str()));
     }
-    let effects: BTreeMap<String, SideEffect> = match choice.get("effects").map(|e| serde_json::from_value(e.clone())) {
+    let effects: BTreeMap<String, SideEffect> = match choice
+        .get("effects")
+        .map(|e| serde_json::from_value(e.clone()))
+    {
         None => BTreeMap::new(),
         Some(Ok(e)) => e,
         Some(Err(_)) => {
-            return invalid_request("'effects' maps tool names to read, write or dangerous.", "effects", "invalid_value");
+            return invalid_request(
+                "'effects' maps tool names to read, write or dangerous.",
+                "effects",
+                "invalid_value",
+            );
         }
     };
     for t in &mut tools {
@@ -151,11 +206,18 @@ pub async fn approve(
             t.effect = *e;
         }
     }
-    if let Err(e) = state.store.install_tools(&state.tenant, &id, &import.persona, &tools).await {
+    if let Err(e) = state
+        .store
+        .install_tools(&state.tenant, &id, &import.persona, &tools)
+        .await
+    {
         return db_failed(e);
     }
     engine.install(&import.persona, tools.clone());
-    let installed: Vec<Value> = tools.iter().map(|t| json!({"name": t.name, "effect": t.effect.as_str(), "target": t.target()})).collect();
+    let installed: Vec<Value> = tools
+        .iter()
+        .map(|t| json!({"name": t.name, "effect": t.effect.as_str(), "target": t.target()}))
+        .collect();
     state.turns.audit(
         &state.tenant,
         None,

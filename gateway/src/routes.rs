@@ -108,9 +108,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/audit", get(crate::actions::audit))
         .route(
             "/v1/admin/openapi/import",
-            axum::routing::post(crate::openapi::import).layer(axum::extract::DefaultBodyLimit::max(
-                2 * switchboard_pipeline::tools::openapi::MAX_DOCUMENT_BYTES,
-            )),
+            axum::routing::post(crate::openapi::import).layer(
+                axum::extract::DefaultBodyLimit::max(
+                    2 * switchboard_pipeline::tools::openapi::MAX_DOCUMENT_BYTES,
+                ),
+            ),
         )
         .route(
             "/v1/admin/openapi/imports/{id}",

@@ -54,16 +54,29 @@ fn control_hook(config: TelephonyConfig, dialect: Dialect) -> CallControlHook {
         Box::pin(async move {
             let request = match dialect {
                 Dialect::Twilio => {
-                    let (Some(sid), Some(token)) = (&config.twilio_account_sid, &config.twilio_auth_token) else {
+                    let (Some(sid), Some(token)) =
+                        (&config.twilio_account_sid, &config.twilio_auth_token)
+                    else {
                         return Err("set SWITCHBOARD_TWILIO_ACCOUNT_SID and SWITCHBOARD_TWILIO_AUTH_TOKEN for call control".into());
                     };
                     let mut form = form_urlencoded::Serializer::new(String::new());
                     match &control {
                         CallControl::Hangup => form.append_pair("Status", "completed"),
-                        CallControl::Transfer { to } => form.append_pair("Twiml", &format!("<Response><Dial>{}</Dial></Response>", xml_escape(to))),
+                        CallControl::Transfer { to } => form.append_pair(
+                            "Twiml",
+                            &format!("<Response><Dial>{}</Dial></Response>", xml_escape(to)),
+                        ),
                     };
-                    let url = format!("{}/2010-04-01/Accounts/{sid}/Calls/{}.json", config.twilio_api_url.trim_end_matches('/'), start.call_id);
-                    client.post(url).basic_auth(sid, Some(token)).header("content-type", "application/x-www-form-urlencoded").body(form.finish())
+                    let url = format!(
+                        "{}/2010-04-01/Accounts/{sid}/Calls/{}.json",
+                        config.twilio_api_url.trim_end_matches('/'),
+                        start.call_id
+                    );
+                    client
+                        .post(url)
+                        .basic_auth(sid, Some(token))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(form.finish())
                 }
                 Dialect::Telnyx => {
                     let Some(key) = &config.telnyx_api_key else {
@@ -73,12 +86,24 @@ fn control_hook(config: TelephonyConfig, dialect: Dialect) -> CallControlHook {
                         CallControl::Hangup => ("hangup", serde_json::json!({})),
                         CallControl::Transfer { to } => ("transfer", serde_json::json!({"to": to})),
                     };
-                    let url = format!("{}/v2/calls/{}/actions/{action}", config.telnyx_api_url.trim_end_matches('/'), start.call_id);
-                    client.post(url).bearer_auth(key).header("content-type", "application/json").body(body.to_string())
+                    let url = format!(
+                        "{}/v2/calls/{}/actions/{action}",
+                        config.telnyx_api_url.trim_end_matches('/'),
+                        start.call_id
+                    );
+                    client
+                        .post(url)
+                        .bearer_auth(key)
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
                 }
             };
             let r = request.send().await.map_err(|e| e.to_string())?;
-            if r.status().is_success() { Ok(()) } else { Err(format!("provider answered {}", r.status())) }
+            if r.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("provider answered {}", r.status()))
+            }
         })
     })
 }

@@ -215,7 +215,10 @@ pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
     let headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("x-switchboard-timestamp".to_owned(), ts.to_string()),
-        ("x-switchboard-signature".to_owned(), sign(secret, ts, body.as_bytes())),
+        (
+            "x-switchboard-signature".to_owned(),
+            sign(secret, ts, body.as_bytes()),
+        ),
         ("idempotency-key".to_owned(), format!("reply-{}", m.id)),
     ];
     let r = state

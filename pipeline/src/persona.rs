@@ -328,9 +328,13 @@ http = { method = "POST", url = "https://orders.example.com/orders/{order_id}/ca
         assert_eq!(t.effect, crate::tools::SideEffect::Dangerous);
         assert_eq!(t.timeout_ms, crate::tools::DEFAULT_TIMEOUT_MS);
         assert_eq!(t.spec().parameters["required"][0], "order_id");
-        let bad = "[tools.x]\ndescription = \"d\"\neffect = \"read\"\nhttp = { url = \"ftp://h/\" }\n";
-        assert!(matches!(Personas::parse(bad), Err(PersonaError::Tool { tool, .. }) if tool == "x"));
-        let bad_effect = "[tools.x]\ndescription = \"d\"\neffect = \"maybe\"\nhttp = { url = \"http://h/\" }\n";
+        let bad =
+            "[tools.x]\ndescription = \"d\"\neffect = \"read\"\nhttp = { url = \"ftp://h/\" }\n";
+        assert!(
+            matches!(Personas::parse(bad), Err(PersonaError::Tool { tool, .. }) if tool == "x")
+        );
+        let bad_effect =
+            "[tools.x]\ndescription = \"d\"\neffect = \"maybe\"\nhttp = { url = \"http://h/\" }\n";
         assert!(Personas::parse(bad_effect).is_err());
     }
 

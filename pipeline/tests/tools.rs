@@ -39,9 +39,19 @@ impl LlmProvider for ScriptedModel {
                 let call = |name: &str, args: &str| {
                     vec![
                         LlmEvent::Text("One moment.".into()),
-                        LlmEvent::ToolCallStart { index: 0, id: format!("call_{name}"), name: name.into() },
-                        LlmEvent::ToolCallArguments { index: 0, delta: args[..3].into() },
-                        LlmEvent::ToolCallArguments { index: 0, delta: args[3..].into() },
+                        LlmEvent::ToolCallStart {
+                            index: 0,
+                            id: format!("call_{name}"),
+                            name: name.into(),
+                        },
+                        LlmEvent::ToolCallArguments {
+                            index: 0,
+                            delta: args[..3].into(),
+                        },
+                        LlmEvent::ToolCallArguments {
+                            index: 0,
+                            delta: args[3..].into(),
+                        },
                     ]
                 };
                 if t.contains("cancel") && offered("cancel_order") {
@@ -62,7 +72,9 @@ impl LlmProvider for ScriptedModel {
 
 /// A one-route-per-request HTTP service: records request heads, answers JSON.
 async fn order_service() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
@@ -73,7 +85,12 @@ async fn order_service() -> (u16, Arc<Mutex<Vec<String>>>) {
                 let mut buf = vec![0u8; 8192];
                 let n = sock.read(&mut buf).await.unwrap_or(0);
                 let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                let earlier = log.lock().expect("log").iter().filter(|h: &&String| h.lines().next() == head.lines().next()).count();
+                let earlier = log
+                    .lock()
+                    .expect("log")
+                    .iter()
+                    .filter(|h: &&String| h.lines().next() == head.lines().next())
+                    .count();
                 let (status, body) = if head.starts_with("POST /orders/42/cancel") {
                     ("200 OK", r#"{"order_id": "42", "status": "cancelled"}"#)
                 } else if head.contains(" /flaky ") && earlier == 0 {
@@ -86,7 +103,10 @@ async fn order_service() -> (u16, Arc<Mutex<Vec<String>>>) {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     ("200 OK", "{}")
                 } else {
-                    ("200 OK", r#"{"order_id": "42", "status": "shipped", "eta": "Friday"}"#)
+                    (
+                        "200 OK",
+                        r#"{"order_id": "42", "status": "shipped", "eta": "Friday"}"#,
+                    )
                 };
                 log.lock().expect("log").push(head);
                 let reply = format!(
@@ -178,22 +198,42 @@ async fn rig(ttl: Duration) -> Rig {
         None,
     )
     .with_tools(Arc::new(engine));
-    Rig { orchestrator, actions, seen }
+    Rig {
+        orchestrator,
+        actions,
+        seen,
+    }
 }
 
 /// One turn of session `s1`: (reply text, action notices).
-async fn turn(rig: &Rig, history: &[&str], decision: Option<(String, bool)>) -> (String, Vec<ActionNotice>) {
+async fn turn(
+    rig: &Rig,
+    history: &[&str],
+    decision: Option<(String, bool)>,
+) -> (String, Vec<ActionNotice>) {
     let messages = history
         .iter()
         .enumerate()
-        .map(|(i, t)| if i % 2 == 0 { ChatMessage::User((*t).into()) } else { ChatMessage::Assistant { content: (*t).into(), tool_calls: vec![] } })
+        .map(|(i, t)| {
+            if i % 2 == 0 {
+                ChatMessage::User((*t).into())
+            } else {
+                ChatMessage::Assistant {
+                    content: (*t).into(),
+                    tool_calls: vec![],
+                }
+            }
+        })
         .collect();
     let prepared = rig
         .orchestrator
         .prepare(TurnRequest {
             tenant: "t".into(),
             session: Some("s1".into()),
-            request: ChatRequest { messages, ..Default::default() },
+            request: ChatRequest {
+                messages,
+                ..Default::default()
+            },
             decision,
             ..Default::default()
         })
@@ -219,32 +259,62 @@ async fn a_read_tool_runs_at_once_and_its_answer_reaches_the_model() {
     let rig = rig(Duration::from_secs(60)).await;
     let (text, notices) = turn(&rig, &["Where is my order?"], None).await;
     assert!(text.starts_with("One moment."), "{text}");
-    assert!(text.contains("shipped") && text.contains("Friday"), "{text}");
-    assert!(matches!(&notices[..], [ActionNotice::ToolRan { name, error: None }] if name == "lookup_order"));
+    assert!(
+        text.contains("shipped") && text.contains("Friday"),
+        "{text}"
+    );
+    assert!(
+        matches!(&notices[..], [ActionNotice::ToolRan { name, error: None }] if name == "lookup_order")
+    );
     let reqs = requests(&rig);
     assert_eq!(reqs.len(), 1);
     assert!(reqs[0].starts_with("GET /orders/42 "), "{}", reqs[0]);
-    assert!(!reqs[0].to_lowercase().contains("idempotency-key"), "reads carry no key");
+    assert!(
+        !reqs[0].to_lowercase().contains("idempotency-key"),
+        "reads carry no key"
+    );
 }
 
 #[tokio::test]
 async fn a_change_runs_only_after_yes() {
     let rig = rig(Duration::from_secs(60)).await;
     let (asked, notices) = turn(&rig, &["Please cancel my order"], None).await;
-    assert!(asked.contains("please confirm: cancel order 42. Shall I go ahead?"), "{asked}");
+    assert!(
+        asked.contains("please confirm: cancel order 42. Shall I go ahead?"),
+        "{asked}"
+    );
     let Some(ActionNotice::ConfirmationRequested(action)) = notices.first() else {
         panic!("no confirmation asked: {notices:?}");
     };
     assert!(requests(&rig).is_empty(), "nothing ran before the answer");
 
-    let (done, notices) = turn(&rig, &["Please cancel my order", &asked, "Yes, go ahead."], None).await;
+    let (done, notices) = turn(
+        &rig,
+        &["Please cancel my order", &asked, "Yes, go ahead."],
+        None,
+    )
+    .await;
     assert!(done.contains("cancelled"), "{done}");
-    assert!(matches!(&notices[..], [ActionNotice::Resolved { status, .. }] if status == "executed"), "{notices:?}");
+    assert!(
+        matches!(&notices[..], [ActionNotice::Resolved { status, .. }] if status == "executed"),
+        "{notices:?}"
+    );
     let reqs = requests(&rig);
     assert_eq!(reqs.len(), 1);
     assert!(reqs[0].starts_with("POST /orders/42/cancel"));
-    assert!(reqs[0].to_lowercase().contains(&format!("idempotency-key: {}", action.id)), "{}", reqs[0]);
-    let stored = rig.actions.get("t", &action.id).await.expect("store").expect("stored");
+    assert!(
+        reqs[0]
+            .to_lowercase()
+            .contains(&format!("idempotency-key: {}", action.id)),
+        "{}",
+        reqs[0]
+    );
+    let stored = rig
+        .actions
+        .get("t", &action.id)
+        .await
+        .expect("store")
+        .expect("stored");
     assert_eq!(stored.status, ActionStatus::Executed);
     assert!(stored.reported);
 
@@ -261,12 +331,25 @@ async fn no_rejects_and_a_new_request_supersedes() {
     let (asked, _) = turn(&rig, &["cancel order 42"], None).await;
     let (said, notices) = turn(&rig, &["cancel order 42", &asked, "No, don't."], None).await;
     assert!(said.contains("rejected"), "{said}");
-    assert!(matches!(&notices[..], [ActionNotice::Resolved { status, .. }] if status == "rejected"));
+    assert!(
+        matches!(&notices[..], [ActionNotice::Resolved { status, .. }] if status == "rejected")
+    );
 
     let (asked, _) = turn(&rig, &["cancel order 42"], None).await;
-    let (said, notices) = turn(&rig, &["cancel order 42", &asked, "Actually, what time do you open tomorrow?"], None).await;
+    let (said, notices) = turn(
+        &rig,
+        &[
+            "cancel order 42",
+            &asked,
+            "Actually, what time do you open tomorrow?",
+        ],
+        None,
+    )
+    .await;
     assert_eq!(said, "Hello.");
-    assert!(matches!(&notices[..], [ActionNotice::Resolved { status, .. }] if status == "superseded"));
+    assert!(
+        matches!(&notices[..], [ActionNotice::Resolved { status, .. }] if status == "superseded")
+    );
     assert!(requests(&rig).is_empty(), "nothing ran");
 }
 
@@ -282,7 +365,12 @@ async fn an_expired_action_never_runs() {
     assert!(said.contains("expired"), "{said}");
     assert!(matches!(&notices[..], [ActionNotice::Resolved { status, .. }] if status == "expired"));
     assert!(requests(&rig).is_empty());
-    let stored = rig.actions.get("t", &action.id).await.expect("store").expect("stored");
+    let stored = rig
+        .actions
+        .get("t", &action.id)
+        .await
+        .expect("store")
+        .expect("stored");
     assert_eq!(stored.status, ActionStatus::Expired);
 }
 
@@ -303,45 +391,95 @@ async fn the_metadata_address_is_refused() {
     let rig = rig(Duration::from_secs(60)).await;
     let (text, notices) = turn(&rig, &["read the metadata"], None).await;
     let v: Value = serde_json::from_str(
-        text.trim_start_matches("One moment.The tool says ").trim_end_matches('.'),
+        text.trim_start_matches("One moment.The tool says ")
+            .trim_end_matches('.'),
     )
     .expect("the model saw a JSON error");
-    assert_eq!(v, json!({"error": "blocked", "message": "This tool's destination is not allowed."}));
-    assert!(matches!(&notices[..], [ActionNotice::ToolRan { error: Some(e), .. }] if e == "blocked"));
+    assert_eq!(
+        v,
+        json!({"error": "blocked", "message": "This tool's destination is not allowed."})
+    );
+    assert!(
+        matches!(&notices[..], [ActionNotice::ToolRan { error: Some(e), .. }] if e == "blocked")
+    );
 }
 
 /// Run one tool straight through the engine (no model), as an approved action would.
 async fn run_tool(rig: &Rig, name: &str) -> switchboard_pipeline::tools::http::ToolOutput {
     let engine = rig.orchestrator.tools.clone().expect("engine");
     let persona = rig.orchestrator.personas.pick(None).clone();
-    let tool = engine.tools_for(&persona).into_iter().find(|t| t.name == name).expect("declared");
-    let scope = switchboard_pipeline::tools::engine::ToolScope { tenant: "t".into(), ..Default::default() };
-    let call = switchboard_pipeline::llm::ToolCall { id: "c1".into(), name: name.into(), arguments: "{}".into() };
+    let tool = engine
+        .tools_for(&persona)
+        .into_iter()
+        .find(|t| t.name == name)
+        .expect("declared");
+    let scope = switchboard_pipeline::tools::engine::ToolScope {
+        tenant: "t".into(),
+        ..Default::default()
+    };
+    let call = switchboard_pipeline::llm::ToolCall {
+        id: "c1".into(),
+        name: name.into(),
+        arguments: "{}".into(),
+    };
     engine.run(&scope, &tool, &call, Some("act_test")).await
 }
 
 #[tokio::test]
 async fn failures_are_classified_and_retried_only_when_safe() {
     let rig = rig(Duration::from_secs(60)).await;
-    let count = |path: &str| requests(&rig).iter().filter(|h| h.contains(&format!(" {path} "))).count();
+    let count = |path: &str| {
+        requests(&rig)
+            .iter()
+            .filter(|h| h.contains(&format!(" {path} ")))
+            .count()
+    };
 
     let out = run_tool(&rig, "flaky").await;
-    assert_eq!((out.error, out.attempts), (None, 2), "a read is retried after a 503: {out:?}");
+    assert_eq!(
+        (out.error, out.attempts),
+        (None, 2),
+        "a read is retried after a 503: {out:?}"
+    );
     assert_eq!(count("/flaky"), 2);
 
     let out = run_tool(&rig, "down_write").await;
-    assert_eq!((out.error, out.attempts), (Some("server_error"), 1), "a write is not repeated");
+    assert_eq!(
+        (out.error, out.attempts),
+        (Some("server_error"), 1),
+        "a write is not repeated"
+    );
     assert_eq!(count("/down"), 1);
     let out = run_tool(&rig, "down_idempotent").await;
-    assert_eq!((out.error, out.attempts), (Some("server_error"), 3), "an idempotent write is");
+    assert_eq!(
+        (out.error, out.attempts),
+        (Some("server_error"), 3),
+        "an idempotent write is"
+    );
     assert_eq!(count("/down"), 4);
-    assert!(requests(&rig).iter().filter(|h| h.contains(" /down ")).all(|h| h.to_lowercase().contains("idempotency-key: act_test")));
+    assert!(
+        requests(&rig)
+            .iter()
+            .filter(|h| h.contains(" /down "))
+            .all(|h| h.to_lowercase().contains("idempotency-key: act_test"))
+    );
 
     let out = run_tool(&rig, "missing").await;
-    assert_eq!((out.error, out.status, out.attempts), (Some("client_error"), Some(404), 1));
-    assert!(out.content.contains("no such order"), "the service's reason reaches the model: {}", out.content);
+    assert_eq!(
+        (out.error, out.status, out.attempts),
+        (Some("client_error"), Some(404), 1)
+    );
+    assert!(
+        out.content.contains("no such order"),
+        "the service's reason reaches the model: {}",
+        out.content
+    );
 
     let out = run_tool(&rig, "slow").await;
     assert_eq!(out.error, Some("timeout"));
-    assert!(out.elapsed < Duration::from_millis(1500), "cut at the tool's deadline: {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_millis(1500),
+        "cut at the tool's deadline: {:?}",
+        out.elapsed
+    );
 }

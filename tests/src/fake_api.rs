@@ -23,6 +23,7 @@ pub struct Call {
 type Canned = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
 /// How many of the next requests get a 500.
 type Failing = Arc<std::sync::atomic::AtomicUsize>;
+type Shared = (Arc<Mutex<Vec<Call>>>, Canned, Failing);
 
 pub struct FakeApi {
     pub addr: SocketAddr,
@@ -39,7 +40,11 @@ impl FakeApi {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
-        let state = (Arc::clone(&calls), Arc::clone(&canned), Arc::clone(&failing));
+        let state = (
+            Arc::clone(&calls),
+            Arc::clone(&canned),
+            Arc::clone(&failing),
+        );
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -47,7 +52,7 @@ impl FakeApi {
                 .expect("runtime");
             rt.block_on(async move {
                 async fn any(
-                    State((calls, canned, failing)): State<(Arc<Mutex<Vec<Call>>>, Canned, Failing)>,
+                    State((calls, canned, failing)): State<Shared>,
                     uri: Uri,
                     headers: HeaderMap,
                     raw: axum::body::Bytes,
@@ -64,8 +69,15 @@ impl FakeApi {
                         raw: raw.to_vec(),
                     });
                     use std::sync::atomic::Ordering;
-                    if failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-                        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "failing on purpose").into_response();
+                    if failing
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
+                        return (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            "failing on purpose",
+                        )
+                            .into_response();
                     }
                     if let Some((ct, bytes)) = canned.lock().expect("canned").get(uri.path()) {
                         return (

@@ -47,7 +47,10 @@ impl FakeOrders {
             .orders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend([("42".to_owned(), "shipped".to_owned()), ("7".to_owned(), "processing".to_owned())]);
+            .extend([
+                ("42".to_owned(), "shipped".to_owned()),
+                ("7".to_owned(), "processing".to_owned()),
+            ]);
         let (tx, rx) = std::sync::mpsc::channel();
         let state = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -56,13 +59,19 @@ impl FakeOrders {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                tx.send(listener.local_addr().expect("addr")).expect("report addr");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("report addr");
                 let app = Router::new()
                     .route("/orders/{id}", get(lookup))
                     .route("/orders/{id}/cancel", post(cancel))
                     .route("/redirect", get(redirect))
-                    .route("/openapi.json", get(|| async { ([("content-type", "application/json")], OPENAPI) }))
+                    .route(
+                        "/openapi.json",
+                        get(|| async { ([("content-type", "application/json")], OPENAPI) }),
+                    )
                     .with_state(state);
                 let _ = axum::serve(listener, app).await;
             });
@@ -76,52 +85,110 @@ impl FakeOrders {
     }
 
     pub fn seen(&self) -> Vec<Seen> {
-        self.shared.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn status_of(&self, id: &str) -> Option<String> {
-        self.shared.orders.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.shared
+            .orders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 }
 
 fn record(shared: &Shared, method: &str, path: String, headers: &HeaderMap) {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    shared.seen.lock().unwrap_or_else(|p| p.into_inner()).push(Seen {
-        method: method.into(),
-        path,
-        idempotency_key: h("idempotency-key"),
-        authorization: h("authorization"),
-    });
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    shared
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Seen {
+            method: method.into(),
+            path,
+            idempotency_key: h("idempotency-key"),
+            authorization: h("authorization"),
+        });
 }
 
-async fn lookup(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn lookup(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     record(&s, "GET", format!("/orders/{id}"), &headers);
-    let status = s.orders.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+    let status = s
+        .orders
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .cloned();
     match status {
-        Some(status) => axum::Json(json!({"order_id": id, "status": status, "eta": "Friday", "items": ["blue kettle"]})).into_response(),
-        None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no order {id}")}))).into_response(),
+        Some(status) => axum::Json(
+            json!({"order_id": id, "status": status, "eta": "Friday", "items": ["blue kettle"]}),
+        )
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no order {id}")})),
+        )
+            .into_response(),
     }
 }
 
-async fn cancel(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn cancel(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     record(&s, "POST", format!("/orders/{id}/cancel"), &headers);
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if let Some(first) = key.as_ref().and_then(|k| s.replies.lock().unwrap_or_else(|p| p.into_inner()).get(k).cloned()) {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(first) = key.as_ref().and_then(|k| {
+        s.replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(k)
+            .cloned()
+    }) {
         return axum::Json(first).into_response();
     }
     let mut orders = s.orders.lock().unwrap_or_else(|p| p.into_inner());
     let Some(status) = orders.get_mut(&id) else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no order {id}")}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no order {id}")})),
+        )
+            .into_response();
     };
     *status = "cancelled".into();
     let reply = json!({"order_id": id, "status": "cancelled", "refund": "4 to 6 days"});
     if let Some(k) = key {
-        s.replies.lock().unwrap_or_else(|p| p.into_inner()).insert(k, reply.clone());
+        s.replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(k, reply.clone());
     }
     axum::Json(reply).into_response()
 }
 
-async fn redirect(State(s): State<Arc<Shared>>, Query(q): Query<BTreeMap<String, String>>, headers: HeaderMap) -> Response {
+async fn redirect(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     let to = q.get("to").cloned().unwrap_or_default();
     record(&s, "GET", format!("/redirect?to={to}"), &headers);
     (StatusCode::FOUND, [("location", to)]).into_response()

@@ -64,11 +64,17 @@ impl PhoneClient {
     }
 
     /// Connect with an `X-Twilio-Signature` on the upgrade, as Twilio sends it.
-    pub async fn connect_signed(url: &str, parameters: Value, signature: Option<&str>) -> anyhow::Result<Self> {
+    pub async fn connect_signed(
+        url: &str,
+        parameters: Value,
+        signature: Option<&str>,
+    ) -> anyhow::Result<Self> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = url.into_client_request()?;
         if let Some(sig) = signature {
-            request.headers_mut().insert("x-twilio-signature", sig.parse()?);
+            request
+                .headers_mut()
+                .insert("x-twilio-signature", sig.parse()?);
         }
         let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         let (mut sink, mut stream) = ws.split();

@@ -10,7 +10,10 @@ fn python(script: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("python3 runs");
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }
 
 /// Twilio's `X-Twilio-Signature`: base64 HMAC-SHA1 of the URL and the sorted form params.

@@ -78,22 +78,41 @@ handoff = {{ webhook_url = "{}/handoff", transfer_to = "+15550100" }}
         ],
     );
     let summary = "Ada wants a refund for order 42.";
-    call_tool(&llm, "person", "escalate_to_human", json!({"summary": summary, "reason": "asked for a person"}));
+    call_tool(
+        &llm,
+        "person",
+        "escalate_to_human",
+        json!({"summary": summary, "reason": "asked for a person"}),
+    );
     hook.fail_next(1);
     let rt = runtime();
     rt.block_on(async {
         let phone = phone_call(&gw, "I would like to talk to a person, please.").await;
-        let calls = tokio::task::spawn_blocking(move || twilio.wait_for(1, Duration::from_secs(40)))
-            .await
-            .expect("waits");
+        let calls =
+            tokio::task::spawn_blocking(move || twilio.wait_for(1, Duration::from_secs(40)))
+                .await
+                .expect("waits");
         let transfer = &calls[0];
         assert_eq!(transfer.path, "/2010-04-01/Accounts/AC0/Calls/CA0.json");
         let form: Vec<(String, String)> = form_pairs(&transfer.raw);
-        assert_eq!(form, [("Twiml".to_owned(), "<Response><Dial>+15550100</Dial></Response>".to_owned())]);
-        let auth = transfer.headers.get("authorization").cloned().unwrap_or_default();
+        assert_eq!(
+            form,
+            [(
+                "Twiml".to_owned(),
+                "<Response><Dial>+15550100</Dial></Response>".to_owned()
+            )]
+        );
+        let auth = transfer
+            .headers
+            .get("authorization")
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(auth, format!("Basic {}", b64("AC0:twilio-token")));
         let played = phone.log.lock().expect("log").loud_played.len();
-        assert!(played > 10, "the reply was played before the transfer ({played} loud frames)");
+        assert!(
+            played > 10,
+            "the reply was played before the transfer ({played} loud frames)"
+        );
         phone.stop();
     });
 
@@ -107,10 +126,18 @@ handoff = {{ webhook_url = "{}/handoff", transfer_to = "+15550100" }}
     assert_eq!(body["channel"], "phone");
     assert_eq!(body["transfer_to"], "+15550100");
     assert_eq!(body["user"], "+15550001");
-    assert_eq!(deliveries[0].raw, handoff.raw, "the retry sends the same hand-off");
-    let ts: i64 = handoff.headers["x-switchboard-timestamp"].parse().expect("timestamp");
+    assert_eq!(
+        deliveries[0].raw, handoff.raw,
+        "the retry sends the same hand-off"
+    );
+    let ts: i64 = handoff.headers["x-switchboard-timestamp"]
+        .parse()
+        .expect("timestamp");
     let raw = String::from_utf8(handoff.raw.clone()).expect("utf-8");
-    assert_eq!(handoff.headers["x-switchboard-signature"], switchboard_e2e::signing::switchboard(SECRET, ts, &raw));
+    assert_eq!(
+        handoff.headers["x-switchboard-signature"],
+        switchboard_e2e::signing::switchboard(SECRET, ts, &raw)
+    );
 
     // A goodbye on the phone: the agent hangs up.
     let twilio = FakeApi::start();
@@ -130,27 +157,46 @@ handoff = {{ webhook_url = "{}/handoff", transfer_to = "+15550100" }}
     call_tool(&llm, "goodbye", "end_call", json!({}));
     rt.block_on(async {
         let phone = phone_call(&gw, "That is all, thank you, goodbye.").await;
-        let calls = tokio::task::spawn_blocking(move || twilio.wait_for(1, Duration::from_secs(40)))
-            .await
-            .expect("waits");
-        assert_eq!(form_pairs(&calls[0].raw), [("Status".to_owned(), "completed".to_owned())]);
+        let calls =
+            tokio::task::spawn_blocking(move || twilio.wait_for(1, Duration::from_secs(40)))
+                .await
+                .expect("waits");
+        assert_eq!(
+            form_pairs(&calls[0].raw),
+            [("Status".to_owned(), "completed".to_owned())]
+        );
         phone.stop();
     });
 
     // In a chat the same tool hands off without a transfer; end_call is not offered.
-    call_tool(&llm, "person", "escalate_to_human", json!({"summary": "Bob needs help with an invoice."}));
+    call_tool(
+        &llm,
+        "person",
+        "escalate_to_human",
+        json!({"summary": "Bob needs help with an invoice."}),
+    );
     let before = hook.calls().len();
     let chat = json!({"model": "switchboard", "messages": [{"role": "user", "content": "Can a person call me back?"}]});
-    let (status, text) = http_post_json(gw.addr, "/v1/chat/completions", &chat.to_string()).expect("answers");
+    let (status, text) =
+        http_post_json(gw.addr, "/v1/chat/completions", &chat.to_string()).expect("answers");
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("handed_off"), "{text}");
     let deliveries = hook.wait_for(before + 1, Duration::from_secs(20));
     let last = &deliveries[before].body;
-    assert_eq!((last["channel"].as_str(), last["transfer_to"].is_null()), (Some("chat"), true), "{last}");
+    assert_eq!(
+        (last["channel"].as_str(), last["transfer_to"].is_null()),
+        (Some("chat"), true),
+        "{last}"
+    );
     call_tool(&llm, "goodbye", "end_call", json!({}));
-    let chat = json!({"model": "switchboard", "messages": [{"role": "user", "content": "goodbye"}]});
-    let (_, text) = http_post_json(gw.addr, "/v1/chat/completions", &chat.to_string()).expect("answers");
-    assert!(!text.contains("ending"), "end_call exists on phone calls only: {text}");
+    let chat =
+        json!({"model": "switchboard", "messages": [{"role": "user", "content": "goodbye"}]});
+    let (_, text) =
+        http_post_json(gw.addr, "/v1/chat/completions", &chat.to_string()).expect("answers");
+    assert!(
+        !text.contains("ending"),
+        "end_call exists on phone calls only: {text}"
+    );
 }
 
 fn form_pairs(raw: &[u8]) -> Vec<(String, String)> {
@@ -166,12 +212,13 @@ fn decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

@@ -30,7 +30,9 @@ impl HttpMcp {
             .spawn()
             .expect("python3 runs the MCP server");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("port line");
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port line");
         let port = line.trim().parse().expect("the server prints its port");
         Self { child, port }
     }
@@ -44,12 +46,20 @@ impl Drop for HttpMcp {
 }
 
 fn chat(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> String {
-    let messages: Vec<Value> = messages.iter().map(|(r, c)| json!({"role": r, "content": c})).collect();
-    let body = json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
-    let (status, text) = http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()).expect("answers");
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(r, c)| json!({"role": r, "content": c}))
+        .collect();
+    let body =
+        json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
+    let (status, text) =
+        http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()).expect("answers");
     assert_eq!(status, 200, "{text}");
     let v: Value = serde_json::from_str(&text).expect("json");
-    v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned()
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
@@ -113,7 +123,12 @@ tools = ["order_status"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|t| (t["name"].as_str().unwrap_or_default().to_owned(), t["effect"].as_str().unwrap_or_default().to_owned()))
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap_or_default().to_owned(),
+                    t["effect"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect();
         if effects.len() >= 4 {
             break;
@@ -129,33 +144,82 @@ tools = ["order_status"]
     .into_iter()
     .map(|(a, b)| (a.to_owned(), b.to_owned()))
     .collect();
-    assert_eq!(effects, expected, "configured levels; the destructive hint raises, nothing lowers");
+    assert_eq!(
+        effects, expected,
+        "configured levels; the destructive hint raises, nothing lowers"
+    );
 
     // A read tool over stdio runs at once.
-    call_tool(&llm, "status", "shop_order_status", json!({"order_id": "42"}));
-    let said = chat(&gw, "s-mcp-1", &[("user", "What is the status of order 42?")]);
+    call_tool(
+        &llm,
+        "status",
+        "shop_order_status",
+        json!({"order_id": "42"}),
+    );
+    let said = chat(
+        &gw,
+        "s-mcp-1",
+        &[("user", "What is the status of order 42?")],
+    );
     assert!(said.contains("shipped") && said.contains("DHL"), "{said}");
 
     // Over streamable HTTP too.
-    call_tool(&llm, "remote", "remote_order_status", json!({"order_id": "7"}));
-    let said = chat(&gw, "s-mcp-2", &[("user", "Ask the remote shop about order 7.")]);
+    call_tool(
+        &llm,
+        "remote",
+        "remote_order_status",
+        json!({"order_id": "7"}),
+    );
+    let said = chat(
+        &gw,
+        "s-mcp-2",
+        &[("user", "Ask the remote shop about order 7.")],
+    );
     assert!(said.contains("processing"), "{said}");
 
     // A tool error reaches the model as an error it can explain.
-    call_tool(&llm, "status", "shop_order_status", json!({"order_id": "999"}));
-    let said = chat(&gw, "s-mcp-3", &[("user", "What is the status of order 999?")]);
-    assert!(said.contains("tool_error") && said.contains("no order 999"), "{said}");
+    call_tool(
+        &llm,
+        "status",
+        "shop_order_status",
+        json!({"order_id": "999"}),
+    );
+    let said = chat(
+        &gw,
+        "s-mcp-3",
+        &[("user", "What is the status of order 999?")],
+    );
+    assert!(
+        said.contains("tool_error") && said.contains("no order 999"),
+        "{said}"
+    );
 
     // A write waits for yes.
     call_tool(&llm, "coupon", "shop_issue_coupon", json!({"percent": 10}));
     let ask = [("user", "Can I get a coupon?")];
     let question = chat(&gw, "s-mcp-4", &ask);
     assert!(question.contains("Shall I go ahead?"), "{question}");
-    assert!(!logged(&log).iter().any(|c| c["tool"] == "issue_coupon"), "nothing ran before yes");
-    let said = chat(&gw, "s-mcp-4", &[ask[0], ("assistant", &question), ("user", "yes please")]);
+    assert!(
+        !logged(&log).iter().any(|c| c["tool"] == "issue_coupon"),
+        "nothing ran before yes"
+    );
+    let said = chat(
+        &gw,
+        "s-mcp-4",
+        &[ask[0], ("assistant", &question), ("user", "yes please")],
+    );
     assert!(said.contains("SAVE10"), "{said}");
 
     let calls = logged(&log);
     let tools: Vec<&str> = calls.iter().filter_map(|c| c["tool"].as_str()).collect();
-    assert_eq!(tools, ["order_status", "order_status", "order_status", "issue_coupon"], "{calls:?}");
+    assert_eq!(
+        tools,
+        [
+            "order_status",
+            "order_status",
+            "order_status",
+            "issue_coupon"
+        ],
+        "{calls:?}"
+    );
 }

@@ -9,7 +9,10 @@ use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 
 fn json_of(r: Option<(u16, String)>) -> (u16, Value) {
     let (status, body) = r.expect("the gateway answers");
-    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
 
 fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
@@ -20,15 +23,26 @@ fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
 }
 
 fn chat(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> Value {
-    let messages: Vec<Value> = messages.iter().map(|(r, c)| json!({"role": r, "content": c})).collect();
-    let body = json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
-    let (status, v) = json_of(http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()));
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(r, c)| json!({"role": r, "content": c}))
+        .collect();
+    let body =
+        json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
+    let (status, v) = json_of(http_post_json(
+        gw.addr,
+        "/v1/chat/completions",
+        &body.to_string(),
+    ));
     assert_eq!(status, 200, "{v}");
     v
 }
 
 fn content(v: &Value) -> String {
-    v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned()
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
@@ -51,19 +65,29 @@ fn imported_tools_are_live_only_after_approval() {
         (r#"{"swagger": "2.0", "paths": {}}"#, "", "body"),
         (OPENAPI, "?persona=nobody", "persona"),
     ] {
-        let (status, v) = json_of(http_post_json(gw.addr, &format!("/v1/admin/openapi/import{query}"), doc));
+        let (status, v) = json_of(http_post_json(
+            gw.addr,
+            &format!("/v1/admin/openapi/import{query}"),
+            doc,
+        ));
         assert_eq!(status, 400, "{v}");
         assert_eq!(v["error"]["param"], param, "{v}");
     }
 
     // The document's own server is not reachable here: the import names the real base URL.
-    let (_, served) = http_get(orders.addr, "/openapi.json").expect("the order system serves its document");
+    let (_, served) =
+        http_get(orders.addr, "/openapi.json").expect("the order system serves its document");
     let path = format!("/v1/admin/openapi/import?base_url={}", orders.base_url());
     let (status, import) = json_of(http_post_json(gw.addr, &path, &served));
     assert_eq!(status, 201, "{import}");
     assert_eq!(import["status"], "proposed");
     let effect = |name: &str| {
-        import["proposals"].as_array().into_iter().flatten().find(|p| p["tool"]["name"] == name).map(|p| p["tool"]["effect"].clone())
+        import["proposals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["tool"]["name"] == name)
+            .map(|p| p["tool"]["effect"].clone())
     };
     assert_eq!(effect("getOrder"), Some(json!("read")));
     assert_eq!(effect("cancelOrder"), Some(json!("dangerous")), "{import}");
@@ -75,7 +99,11 @@ fn imported_tools_are_live_only_after_approval() {
     assert!(!content(&v).contains("shipped"), "{v}");
     assert!(orders.seen().is_empty(), "no tool ran before approval");
 
-    let (status, approved) = json_of(http_post_json(gw.addr, &format!("/v1/admin/openapi/imports/{id}/approve"), r#"{"tools": ["getOrder", "cancelOrder"]}"#));
+    let (status, approved) = json_of(http_post_json(
+        gw.addr,
+        &format!("/v1/admin/openapi/imports/{id}/approve"),
+        r#"{"tools": ["getOrder", "cancelOrder"]}"#,
+    ));
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["installed"].as_array().map(Vec::len), Some(2));
 
@@ -84,13 +112,22 @@ fn imported_tools_are_live_only_after_approval() {
     assert_eq!(orders.seen()[0].path, "/orders/42");
 
     // The imported write still asks first.
-    call_tool(&llm, "cancel", "cancelOrder", json!({"order_id": "7", "reason": "too late"}));
+    call_tool(
+        &llm,
+        "cancel",
+        "cancelOrder",
+        json!({"order_id": "7", "reason": "too late"}),
+    );
     let ask = [("user", "Cancel order 7 please.")];
     let v = chat(&gw, "s-cancel", &ask);
     let question = content(&v);
     assert!(question.contains("Shall I go ahead?"), "{question}");
     assert_eq!(orders.status_of("7").as_deref(), Some("processing"));
-    let v = chat(&gw, "s-cancel", &[ask[0], ("assistant", &question), ("user", "yes")]);
+    let v = chat(
+        &gw,
+        "s-cancel",
+        &[ask[0], ("assistant", &question), ("user", "yes")],
+    );
     assert!(content(&v).contains("cancelled"), "{v}");
     assert_eq!(orders.status_of("7").as_deref(), Some("cancelled"));
 
@@ -98,7 +135,12 @@ fn imported_tools_are_live_only_after_approval() {
     drop(gw);
     let gw = Gateway::start(&[llm.base_url()], &env);
     let (_, tools) = json_of(http_get(gw.addr, "/v1/admin/tools"));
-    let names: Vec<&str> = tools["data"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> = tools["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     assert_eq!(names, ["cancelOrder", "getOrder"], "{tools}");
 }
 
@@ -107,11 +149,29 @@ fn the_cli_prints_proposals_for_review() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("orders.json");
     std::fs::write(&file, OPENAPI).expect("write");
-    let out = switchboard_e2e::run(&["tools", "import", file.to_str().expect("utf-8"), "--base-url", "http://orders.internal:8080"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = switchboard_e2e::run(&[
+        "tools",
+        "import",
+        file.to_str().expect("utf-8"),
+        "--base-url",
+        "http://orders.internal:8080",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let proposals: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-    let get = proposals.as_array().into_iter().flatten().find(|p| p["tool"]["name"] == "getOrder").expect("getOrder proposed");
-    assert_eq!(get["tool"]["http"]["url"], "http://orders.internal:8080/orders/{order_id}");
+    let get = proposals
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["tool"]["name"] == "getOrder")
+        .expect("getOrder proposed");
+    assert_eq!(
+        get["tool"]["http"]["url"],
+        "http://orders.internal:8080/orders/{order_id}"
+    );
     assert_eq!(get["operation"], "GET /orders/{order_id}");
 
     std::fs::write(&file, "openapi: 2.0\n").expect("write");

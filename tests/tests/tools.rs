@@ -77,13 +77,21 @@ fn rig(extra: &[(&str, &str)]) -> Rig {
     let personas = persona_file(dir.path(), &orders.base_url());
     let allow = orders.addr.to_string();
     let mut env = vec![
-        ("SWITCHBOARD_PERSONAS", personas.to_str().expect("utf-8 path")),
+        (
+            "SWITCHBOARD_PERSONAS",
+            personas.to_str().expect("utf-8 path"),
+        ),
         ("SWITCHBOARD_OUTBOUND_ALLOW", allow.as_str()),
         ("ORDERS_TOKEN", "tok-secret-123"),
     ];
     env.extend_from_slice(extra);
     let gw = Gateway::start(&[llm.base_url()], &env);
-    Rig { orders, llm, gw, _dir: dir }
+    Rig {
+        orders,
+        llm,
+        gw,
+        _dir: dir,
+    }
 }
 
 fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
@@ -99,13 +107,21 @@ fn chat(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> (u16, Value) 
         .iter()
         .map(|(role, content)| json!({"role": role, "content": content}))
         .collect();
-    let body = json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
-    let (status, text) = http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()).expect("chat answers");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    let body =
+        json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
+    let (status, text) =
+        http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()).expect("chat answers");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn content(v: &Value) -> String {
-    v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned()
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn get_json(gw: &Gateway, path: &str) -> (u16, Value) {
@@ -114,7 +130,10 @@ fn get_json(gw: &Gateway, path: &str) -> (u16, Value) {
 }
 
 fn audit_kinds(gw: &Gateway, session: &str) -> Vec<String> {
-    let (_, v) = get_json(gw, &format!("/v1/admin/audit?session_id={session}&kind=tool."));
+    let (_, v) = get_json(
+        gw,
+        &format!("/v1/admin/audit?session_id={session}&kind=tool."),
+    );
     let mut kinds: Vec<String> = v["data"]
         .as_array()
         .into_iter()
@@ -144,46 +163,85 @@ fn cancels(orders: &FakeOrders) -> usize {
 
 #[test]
 fn tools_look_up_confirm_refuse_and_audit() {
-    let Rig { orders, llm, gw, _dir } = rig(&[]);
+    let Rig {
+        orders,
+        llm,
+        gw,
+        _dir,
+    } = rig(&[]);
 
     // A read tool runs without confirmation; the secret header reaches the service only.
     call_tool(&llm, "where", "lookup_order", json!({"order_id": "42"}));
     let (status, v) = chat(&gw, "s-lookup", &[("user", "Where is my order 42?")]);
     assert_eq!(status, 200, "{v}");
     let said = content(&v);
-    assert!(said.contains("shipped") && said.contains("Friday"), "{said}");
+    assert!(
+        said.contains("shipped") && said.contains("Friday"),
+        "{said}"
+    );
     assert_eq!(v["metadata"]["tools_run"], "lookup_order", "{v}");
     let seen = orders.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, "/orders/42");
-    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer tok-secret-123"));
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some("Bearer tok-secret-123")
+    );
     assert_eq!(wait_for_audit(&gw, "s-lookup", 1), ["tool.executed"]);
     let (_, audit) = get_json(&gw, "/v1/admin/audit?session_id=s-lookup");
-    assert!(!audit.to_string().contains("tok-secret-123"), "secrets never reach the audit log");
-    assert_eq!(audit["data"][0]["detail"]["arguments"], json!({"order_id": "42"}));
+    assert!(
+        !audit.to_string().contains("tok-secret-123"),
+        "secrets never reach the audit log"
+    );
+    assert_eq!(
+        audit["data"][0]["detail"]["arguments"],
+        json!({"order_id": "42"})
+    );
 
     // A dangerous tool asks first and runs only after yes, once.
     call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
     let ask = [("user", "Please cancel order 42.")];
     let (_, v) = chat(&gw, "s-cancel", &ask);
     let question = content(&v);
-    assert!(question.contains("cancel order 42. Shall I go ahead?"), "{question}");
-    let action_id = v["metadata"]["pending_action_id"].as_str().expect("pending action").to_owned();
+    assert!(
+        question.contains("cancel order 42. Shall I go ahead?"),
+        "{question}"
+    );
+    let action_id = v["metadata"]["pending_action_id"]
+        .as_str()
+        .expect("pending action")
+        .to_owned();
     assert_eq!(cancels(&orders), 0, "nothing ran before the answer");
     let (_, a) = get_json(&gw, &format!("/v1/actions/{action_id}"));
-    assert_eq!((a["status"].as_str(), a["tool"].as_str()), (Some("pending"), Some("cancel_order")), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["tool"].as_str()),
+        (Some("pending"), Some("cancel_order")),
+        "{a}"
+    );
 
-    let (_, v) = chat(&gw, "s-cancel", &[ask[0], ("assistant", &question), ("user", "Yes, please.")]);
+    let (_, v) = chat(
+        &gw,
+        "s-cancel",
+        &[ask[0], ("assistant", &question), ("user", "Yes, please.")],
+    );
     let said = content(&v);
     assert!(said.contains("cancelled"), "{said}");
     assert_eq!(v["metadata"]["action_status"], "executed", "{v}");
     assert_eq!(orders.status_of("42").as_deref(), Some("cancelled"));
-    let posts: Vec<_> = orders.seen().into_iter().filter(|s| s.method == "POST").collect();
+    let posts: Vec<_> = orders
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .collect();
     assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0].idempotency_key.as_deref(), Some(action_id.as_str()));
+    assert_eq!(
+        posts[0].idempotency_key.as_deref(),
+        Some(action_id.as_str())
+    );
     let (_, a) = get_json(&gw, &format!("/v1/actions/{action_id}"));
     assert_eq!(a["status"], "executed");
-    let (status, _) = http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
+    let (status, _) =
+        http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
     assert_eq!(status, 409, "an action runs once");
     assert_eq!(cancels(&orders), 1);
     assert_eq!(
@@ -196,42 +254,95 @@ fn tools_look_up_confirm_refuse_and_audit() {
     let ask = [("user", "Cancel order 7 please.")];
     let (_, v) = chat(&gw, "s-reject", &ask);
     let question = content(&v);
-    let action_id = v["metadata"]["pending_action_id"].as_str().expect("pending action").to_owned();
-    let (_, v) = chat(&gw, "s-reject", &[ask[0], ("assistant", &question), ("user", "No, don't.")]);
+    let action_id = v["metadata"]["pending_action_id"]
+        .as_str()
+        .expect("pending action")
+        .to_owned();
+    let (_, v) = chat(
+        &gw,
+        "s-reject",
+        &[ask[0], ("assistant", &question), ("user", "No, don't.")],
+    );
     assert!(content(&v).contains("rejected"), "{v}");
     assert_eq!(orders.status_of("7").as_deref(), Some("processing"));
-    let (status, _) = http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
+    let (status, _) =
+        http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
     assert_eq!(status, 409);
     assert_eq!(cancels(&orders), 1);
 
     // Approval through the API: the tool runs at once, and the next turn tells the model.
     let (_, v) = chat(&gw, "s-api", &ask);
-    let action_id = v["metadata"]["pending_action_id"].as_str().expect("pending action").to_owned();
-    let (status, body) = http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
+    let action_id = v["metadata"]["pending_action_id"]
+        .as_str()
+        .expect("pending action")
+        .to_owned();
+    let (status, body) =
+        http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
     let approved: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["status"], "executed");
-    assert!(approved["output"]["content"].as_str().unwrap_or_default().contains("cancelled"));
+    assert!(
+        approved["output"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cancelled")
+    );
     assert_eq!(orders.status_of("7").as_deref(), Some("cancelled"));
     let before = llm.requests().len();
-    chat(&gw, "s-api", &[ask[0], ("assistant", "Shall I go ahead?"), ("user", "Thanks, bye.")]);
+    chat(
+        &gw,
+        "s-api",
+        &[
+            ask[0],
+            ("assistant", "Shall I go ahead?"),
+            ("user", "Thanks, bye."),
+        ],
+    );
     let sent = llm.requests()[before..].to_vec();
     assert!(
-        sent.iter().any(|r| r["messages"].as_array().into_iter().flatten().any(|m| m["role"] == "tool" && m["content"].as_str().unwrap_or_default().contains("cancelled"))),
+        sent.iter().any(|r| r["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["role"] == "tool"
+                && m["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("cancelled"))),
         "the model learned the outcome: {sent:?}"
     );
     let (_, missing) = get_json(&gw, "/v1/actions/act_nope");
     assert_eq!(missing["error"]["code"], "action_not_found");
 
     // Internal destinations are refused before any connection; the model is told so.
-    for (tool, word) in [("peek_metadata", "metadata"), ("internal_admin", "admin"), ("by_name", "hostname"), ("bounce", "bounce")] {
+    for (tool, word) in [
+        ("peek_metadata", "metadata"),
+        ("internal_admin", "admin"),
+        ("by_name", "hostname"),
+        ("bounce", "bounce"),
+    ] {
         call_tool(&llm, word, tool, json!({}));
-        let (_, v) = chat(&gw, &format!("s-ssrf-{word}"), &[("user", &format!("Please check the {word} page."))]);
+        let (_, v) = chat(
+            &gw,
+            &format!("s-ssrf-{word}"),
+            &[("user", &format!("Please check the {word} page."))],
+        );
         let said = content(&v);
-        assert!(said.contains("blocked") && said.contains("not allowed"), "{tool}: {said}");
+        assert!(
+            said.contains("blocked") && said.contains("not allowed"),
+            "{tool}: {said}"
+        );
     }
-    let redirects: Vec<_> = orders.seen().into_iter().filter(|s| s.path.starts_with("/redirect")).collect();
-    assert_eq!(redirects.len(), 1, "the first hop was allowed; the redirect hop was not followed");
+    let redirects: Vec<_> = orders
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/redirect"))
+        .collect();
+    assert_eq!(
+        redirects.len(),
+        1,
+        "the first hop was allowed; the redirect hop was not followed"
+    );
     let metrics = gw.metrics();
     for tool in ["peek_metadata", "internal_admin", "by_name", "bounce"] {
         let counted = metrics.lines().any(|l| {
@@ -248,12 +359,23 @@ fn tools_look_up_confirm_refuse_and_audit() {
 #[test]
 fn an_unanswered_action_expires_and_never_runs() {
     let db = TestDatabase::new("actions");
-    let Rig { orders, llm, gw, _dir } = rig(&[("SWITCHBOARD_ACTION_TTL_SECS", "1"), ("SWITCHBOARD_DATABASE_URL", &db.url)]);
+    let Rig {
+        orders,
+        llm,
+        gw,
+        _dir,
+    } = rig(&[
+        ("SWITCHBOARD_ACTION_TTL_SECS", "1"),
+        ("SWITCHBOARD_DATABASE_URL", &db.url),
+    ]);
     call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
     let ask = [("user", "Please cancel order 42.")];
     let (_, v) = chat(&gw, "s-expire", &ask);
     let question = content(&v);
-    let action_id = v["metadata"]["pending_action_id"].as_str().expect("pending action").to_owned();
+    let action_id = v["metadata"]["pending_action_id"]
+        .as_str()
+        .expect("pending action")
+        .to_owned();
     // The sweep cancels it on its own.
     let mut status = Value::Null;
     for _ in 0..40 {
@@ -264,16 +386,24 @@ fn an_unanswered_action_expires_and_never_runs() {
         }
     }
     assert_eq!(status, "expired");
-    let (code, body) = http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
+    let (code, body) =
+        http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
     assert_eq!(code, 410, "{body}");
     assert!(body.contains("action_expired"));
     // A late yes gets the notice, not the action.
-    let (_, v) = chat(&gw, "s-expire", &[ask[0], ("assistant", &question), ("user", "Yes.")]);
+    let (_, v) = chat(
+        &gw,
+        "s-expire",
+        &[ask[0], ("assistant", &question), ("user", "Yes.")],
+    );
     assert!(content(&v).contains("expired"), "{v}");
     assert_eq!(v["metadata"]["action_status"], "expired");
     assert_eq!(cancels(&orders), 0);
     assert_eq!(orders.status_of("42").as_deref(), Some("shipped"));
-    assert_eq!(wait_for_audit(&gw, "s-expire", 2), ["tool.expired", "tool.proposed"]);
+    assert_eq!(
+        wait_for_audit(&gw, "s-expire", 2),
+        ["tool.expired", "tool.proposed"]
+    );
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -295,11 +425,20 @@ const LONG: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_caller_approves_a_change_by_saying_yes() {
-    let Rig { orders, llm, gw, _dir } = rig(&[]);
+    let Rig {
+        orders,
+        llm,
+        gw,
+        _dir,
+    } = rig(&[]);
     call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
     runtime().block_on(async {
-        let mut c = RealtimeClient::connect(&gw.ws_url()).await.expect("connects");
-        c.stream_audio(&spoken("Please cancel my order."), RATE).await.expect("streams");
+        let mut c = RealtimeClient::connect(&gw.ws_url())
+            .await
+            .expect("connects");
+        c.stream_audio(&spoken("Please cancel my order."), RATE)
+            .await
+            .expect("streams");
         let asked = c
             .wait_for("switchboard.action.confirmation_requested", LONG)
             .await
@@ -307,7 +446,10 @@ fn a_caller_approves_a_change_by_saying_yes() {
         let action = asked.event["action"].clone();
         assert_eq!(action["tool"], "cancel_order", "{action}");
         assert_eq!(action["prompt"], "cancel order 42");
-        let done = c.wait_for("response.done", LONG).await.expect("the question is spoken");
+        let done = c
+            .wait_for("response.done", LONG)
+            .await
+            .expect("the question is spoken");
         assert_eq!(done.event["response"]["status"], "completed");
         let question: String = c
             .of_kind("response.output_audio_transcript.delta")
@@ -315,24 +457,38 @@ fn a_caller_approves_a_change_by_saying_yes() {
             .map(|r| r.event["delta"].as_str().unwrap_or_default().to_owned())
             .collect();
         assert!(question.contains("Shall I go ahead?"), "{question}");
-        assert!(!c.of_kind("response.output_audio.delta").is_empty(), "the question is audio");
+        assert!(
+            !c.of_kind("response.output_audio.delta").is_empty(),
+            "the question is audio"
+        );
         assert_eq!(cancels(&orders), 0, "nothing ran before the answer");
 
         c.skip_seen();
-        c.stream_audio(&spoken("Yes."), RATE).await.expect("streams");
+        c.stream_audio(&spoken("Yes."), RATE)
+            .await
+            .expect("streams");
         let resolved = c
             .wait_for("switchboard.action.resolved", LONG)
             .await
             .expect("the answer settles the action");
         assert_eq!(resolved.event["action_id"], action["id"]);
         assert_eq!(resolved.event["status"], "executed", "{:?}", c.kinds());
-        c.wait_for("response.done", LONG).await.expect("the outcome is spoken");
+        c.wait_for("response.done", LONG)
+            .await
+            .expect("the outcome is spoken");
         c.close().await;
     });
     assert_eq!(orders.status_of("42").as_deref(), Some("cancelled"));
-    let posts: Vec<_> = orders.seen().into_iter().filter(|s| s.method == "POST").collect();
+    let posts: Vec<_> = orders
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .collect();
     assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0].idempotency_key.as_deref(), action_id_of(&gw).as_deref());
+    assert_eq!(
+        posts[0].idempotency_key.as_deref(),
+        action_id_of(&gw).as_deref()
+    );
 }
 
 /// The id of the only action the gateway holds.

@@ -219,7 +219,10 @@ mod tests {
             code(r#"{"type": "confirm", "action_id": "a", "approve": "yes"}"#),
             "invalid_value"
         );
-        assert_eq!(code(r#"{"type": "confirm", "action_id": "a"}"#), "missing_field");
+        assert_eq!(
+            code(r#"{"type": "confirm", "action_id": "a"}"#),
+            "missing_field"
+        );
         let huge = format!(
             r#"{{"type": "message", "content": "{}"}}"#,
             "a".repeat(MAX_MESSAGE_BYTES)

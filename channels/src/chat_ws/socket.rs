@@ -107,7 +107,14 @@ pub async fn serve(socket: WebSocket, s: ChatSession) {
                 reply(&mut conn, &s, &mut history, &tools, None).await;
             }
             Ok(ClientMessage::Confirm { action_id, approve }) => {
-                reply(&mut conn, &s, &mut history, &tools, Some((action_id, approve))).await;
+                reply(
+                    &mut conn,
+                    &s,
+                    &mut history,
+                    &tools,
+                    Some((action_id, approve)),
+                )
+                .await;
             }
         }
     }

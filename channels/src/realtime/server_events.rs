@@ -97,14 +97,19 @@ pub fn response_json(session: &RealtimeSession, r: &ResponseSummary) -> Value {
 /// `switchboard.action.confirmation_requested` (`action`: id, tool, effect, prompt,
 /// expires_at), `switchboard.action.resolved` (`action_id`, `status`) and
 /// `switchboard.tool.completed` (`name`, `error`).
-fn action_event(ids: &mut EventIds, notice: &switchboard_pipeline::llm::ActionNotice) -> Option<Value> {
+fn action_event(
+    ids: &mut EventIds,
+    notice: &switchboard_pipeline::llm::ActionNotice,
+) -> Option<Value> {
     use switchboard_pipeline::llm::ActionNotice;
     Some(match notice {
         ActionNotice::ConfirmationRequested(a) => with(
             "switchboard.action.confirmation_requested",
             ids,
-            obj(json!({"action": {"id": a.id, "tool": a.tool, "effect": a.effect.as_str(),
-                       "prompt": a.prompt, "expires_at": a.expires_at}})),
+            obj(
+                json!({"action": {"id": a.id, "tool": a.tool, "effect": a.effect.as_str(),
+                       "prompt": a.prompt, "expires_at": a.expires_at}}),
+            ),
         ),
         ActionNotice::Resolved { action_id, status } => with(
             "switchboard.action.resolved",

@@ -74,10 +74,15 @@ mod tests {
         let due = p.deadline().expect("due");
         assert_eq!(due - Instant::now(), Duration::from_millis(1500));
         p.all_heard();
-        assert!(p.deadline().expect("due") <= Instant::now(), "marks caught up: now");
+        assert!(
+            p.deadline().expect("due") <= Instant::now(),
+            "marks caught up: now"
+        );
         assert_eq!(p.take(), Some(CallControl::Hangup));
         assert_eq!(p.take(), None);
-        p.request(CallControl::Transfer { to: "+15550100".into() });
+        p.request(CallControl::Transfer {
+            to: "+15550100".into(),
+        });
         p.response_done(600_000);
         assert_eq!(p.deadline().expect("due") - Instant::now(), MAX_WAIT);
     }

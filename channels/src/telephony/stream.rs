@@ -185,7 +185,10 @@ async fn write_events(
     let mut current: Option<String> = None;
     let mut control = PendingControl::default();
     let unheard = |items: &HashMap<String, Sent>, current: &Option<String>| {
-        current.as_ref().and_then(|i| items.get(i)).map_or(0, |s| s.sent_ms.saturating_sub(s.heard_ms))
+        current
+            .as_ref()
+            .and_then(|i| items.get(i))
+            .map_or(0, |s| s.sent_ms.saturating_sub(s.heard_ms))
     };
     loop {
         let deadline = control.deadline();

@@ -100,15 +100,25 @@ impl Store {
                     id: r.try_get("id")?,
                     session_id: r.try_get("session_id")?,
                     kind: r.try_get("kind")?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                    detail: serde_json::from_str(&detail)
+                        .unwrap_or(serde_json::Value::String(detail)),
                     created_at: r.try_get("created_at")?,
                 })
             })
             .collect()
     }
 
-    async fn one_action(&self, sql: &str, a: &str, b: &str) -> Result<Option<PendingAction>, StoreError> {
-        let row = sqlx::query(sql).bind(a).bind(b).fetch_optional(self.pool()).await?;
+    async fn one_action(
+        &self,
+        sql: &str,
+        a: &str,
+        b: &str,
+    ) -> Result<Option<PendingAction>, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(a)
+            .bind(b)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(action).transpose()
     }
 }
@@ -151,7 +161,11 @@ impl ActionStore for Store {
         .map_err(|e| e.to_string())
     }
 
-    async fn latest_unreported(&self, tenant: &str, session: &str) -> Result<Option<PendingAction>, String> {
+    async fn latest_unreported(
+        &self,
+        tenant: &str,
+        session: &str,
+    ) -> Result<Option<PendingAction>, String> {
         self.one_action(
             &format!(
                 "SELECT {COLUMNS} FROM pending_actions WHERE tenant_id = $1 AND session_id = $2
@@ -207,6 +221,8 @@ impl ActionStore for Store {
         .fetch_all(self.pool())
         .await
         .map_err(|e| e.to_string())?;
-        rows.iter().map(|r| action(r).map_err(|e| e.to_string())).collect()
+        rows.iter()
+            .map(|r| action(r).map_err(|e| e.to_string()))
+            .collect()
     }
 }

@@ -55,7 +55,11 @@ impl Store {
 
     /// Store an outgoing message whose content is ready (a hand-off): the worker delivers it
     /// to `reply_to` with the usual retries.
-    pub async fn inbox_enqueue_reply(&self, tenant: &str, m: &InboxMessage) -> Result<(), StoreError> {
+    pub async fn inbox_enqueue_reply(
+        &self,
+        tenant: &str,
+        m: &InboxMessage,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO inbox (tenant_id, channel, id, conversation, user_id, text, reply_to,

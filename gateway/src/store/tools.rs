@@ -43,7 +43,8 @@ impl Store {
         proposals: &[ToolProposal],
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let json = serde_json::to_string(proposals).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(proposals).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO tool_imports (tenant_id, id, persona, title, proposals, status, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 'proposed', $6, $6)",
@@ -59,7 +60,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn tool_import(&self, tenant: &str, id: &str) -> Result<Option<ToolImport>, StoreError> {
+    pub async fn tool_import(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ToolImport>, StoreError> {
         let row = sqlx::query(
             "SELECT id, persona, title, status, proposals, created_at FROM tool_imports WHERE tenant_id = $1 AND id = $2",
         )
@@ -74,7 +79,8 @@ impl Store {
                 persona: r.try_get("persona")?,
                 title: r.try_get("title")?,
                 status: r.try_get("status")?,
-                proposals: serde_json::from_str(&proposals).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                proposals: serde_json::from_str(&proposals)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 created_at: r.try_get("created_at")?,
             })
         })
@@ -93,7 +99,8 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         for t in tools {
-            let definition = serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let definition =
+                serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query(
                 "INSERT INTO installed_tools (tenant_id, persona, name, definition, import_id, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -119,7 +126,10 @@ impl Store {
     }
 
     /// Every approved tool of a tenant: `(persona, tool)`.
-    pub async fn installed_tools(&self, tenant: &str) -> Result<Vec<(String, ToolDef)>, StoreError> {
+    pub async fn installed_tools(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, ToolDef)>, StoreError> {
         let rows = sqlx::query("SELECT persona, definition FROM installed_tools WHERE tenant_id = $1 ORDER BY persona, name")
             .bind(tenant)
             .fetch_all(self.pool())
@@ -127,7 +137,8 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let definition: String = r.try_get("definition")?;
-                let tool: ToolDef = serde_json::from_str(&definition).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let tool: ToolDef = serde_json::from_str(&definition)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 Ok((r.try_get("persona")?, tool))
             })
             .collect()

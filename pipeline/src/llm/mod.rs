@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedLlm;
 pub use fallback::FallbackChain;
-pub use openai::{OpenAiCompatible, OpenAiConfig};
 pub(crate) use openai::install_crypto_provider;
+pub use openai::{OpenAiCompatible, OpenAiConfig};
 
 /// One message of the conversation as the LLM sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,10 +142,7 @@ pub enum LlmEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActionNotice {
     /// A read tool ran; its answer went to the model.
-    ToolRan {
-        name: String,
-        error: Option<String>,
-    },
+    ToolRan { name: String, error: Option<String> },
     /// A change waits for the caller's approval; the question follows as text.
     ConfirmationRequested(Box<crate::tools::PendingAction>),
     /// A pending action was settled: `executed`, `failed`, `rejected`, `expired`,

@@ -120,8 +120,13 @@ impl OutboundClient {
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(invalid("credentials in the URL are not allowed"));
         }
-        let port = parsed.port_or_known_default().ok_or_else(|| invalid("no port"))?;
-        let host = parsed.host_str().ok_or_else(|| invalid("no host"))?.to_owned();
+        let port = parsed
+            .port_or_known_default()
+            .ok_or_else(|| invalid("no port"))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| invalid("no host"))?
+            .to_owned();
         let addrs: Vec<SocketAddr> = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
             Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
@@ -192,12 +197,13 @@ impl OutboundClient {
             }
             let mut resp = rb.send().await.map_err(network)?;
             let status = resp.status();
-            if status.is_redirection() {
-                if let Some(next) = resp
+            if status.is_redirection()
+                && let Some(next) = resp
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                     .and_then(|l| parsed.join(l).ok())
+            {
                 {
                     if status.as_u16() == 303
                         || (matches!(status.as_u16(), 301 | 302) && method == reqwest::Method::POST)

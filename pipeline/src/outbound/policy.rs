@@ -103,7 +103,8 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
         AddressClass::LinkLocal
     } else if ip.is_multicast() {
         AddressClass::Multicast
-    } else if (s[0] == 0x2001 && s[1] == 0xdb8) || (s[0] == 0x64 && s[1] == 0xff9b) || s[0] == 0x100 {
+    } else if (s[0] == 0x2001 && s[1] == 0xdb8) || (s[0] == 0x64 && s[1] == 0xff9b) || s[0] == 0x100
+    {
         // documentation, NAT64 (could reach private IPv4), discard-only
         AddressClass::Reserved
     } else {
@@ -118,7 +119,9 @@ impl OutboundPolicy {
         let mut allow = Vec::new();
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             allow.push(parse_rule(entry).ok_or_else(|| {
-                format!("outbound allow-list entry {entry:?} is not an address, network or address:port")
+                format!(
+                    "outbound allow-list entry {entry:?} is not an address, network or address:port"
+                )
             })?);
         }
         Ok(Self { allow })
@@ -205,8 +208,15 @@ mod tests {
         assert_eq!(p.check(sa("127.0.0.1:8081")), Err(AddressClass::Loopback));
         assert_eq!(p.check(sa("10.9.9.9:1")), Ok(()));
         assert_eq!(p.check(sa("[::1]:9000")), Ok(()));
-        assert_eq!(p.check(sa("[::ffff:127.0.0.1]:8080")), Ok(()), "mapped form of an allowed address");
-        assert_eq!(p.check(sa("169.254.169.254:80")), Err(AddressClass::Metadata));
+        assert_eq!(
+            p.check(sa("[::ffff:127.0.0.1]:8080")),
+            Ok(()),
+            "mapped form of an allowed address"
+        );
+        assert_eq!(
+            p.check(sa("169.254.169.254:80")),
+            Err(AddressClass::Metadata)
+        );
         assert!(OutboundPolicy::parse("localhost").is_err());
         assert!(OutboundPolicy::parse("10.0.0.0/33").is_err());
     }

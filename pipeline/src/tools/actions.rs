@@ -155,7 +155,11 @@ impl ActionStore for MemoryActions {
     }
 
     async fn mark_reported(&self, tenant: &str, id: &str) -> Result<(), String> {
-        for a in self.rows().iter_mut().filter(|a| a.tenant == tenant && a.id == id) {
+        for a in self
+            .rows()
+            .iter_mut()
+            .filter(|a| a.tenant == tenant && a.id == id)
+        {
             a.reported = true;
         }
         Ok(())

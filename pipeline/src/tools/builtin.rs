@@ -56,7 +56,10 @@ impl HandoffConfig {
             return Err("handoff.webhook_url must be an http(s) URL".into());
         }
         if let Some(n) = &self.transfer_to
-            && !(n.starts_with('+') && n.len() >= 8 && n.len() <= 16 && n[1..].bytes().all(|b| b.is_ascii_digit()))
+            && !(n.starts_with('+')
+                && n.len() >= 8
+                && n.len() <= 16
+                && n[1..].bytes().all(|b| b.is_ascii_digit()))
         {
             return Err("handoff.transfer_to must be an E.164 number like +15550100".into());
         }

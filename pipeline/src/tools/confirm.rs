@@ -17,13 +17,43 @@ pub enum Decision {
 }
 
 const NEGATIVE: &[&str] = &[
-    "no", "nope", "nah", "not", "don't", "dont", "do not", "stop", "wait", "never mind",
-    "nevermind", "negative", "hold on", "abort", "reject",
+    "no",
+    "nope",
+    "nah",
+    "not",
+    "don't",
+    "dont",
+    "do not",
+    "stop",
+    "wait",
+    "never mind",
+    "nevermind",
+    "negative",
+    "hold on",
+    "abort",
+    "reject",
 ];
 const POSITIVE: &[&str] = &[
-    "yes", "yeah", "yep", "yup", "sure", "ok", "okay", "go ahead", "do it", "please do",
-    "confirm", "confirmed", "approve", "approved", "correct", "absolutely", "affirmative",
-    "that's right", "right", "proceed",
+    "yes",
+    "yeah",
+    "yep",
+    "yup",
+    "sure",
+    "ok",
+    "okay",
+    "go ahead",
+    "do it",
+    "please do",
+    "confirm",
+    "confirmed",
+    "approve",
+    "approved",
+    "correct",
+    "absolutely",
+    "affirmative",
+    "that's right",
+    "right",
+    "proceed",
 ];
 /// Longer replies are not read as an answer.
 const MAX_ANSWER_WORDS: usize = 8;
@@ -39,7 +69,9 @@ fn words(text: &str) -> Vec<String> {
 
 fn contains_phrase(words: &[String], phrase: &str) -> bool {
     let p: Vec<&str> = phrase.split(' ').collect();
-    words.windows(p.len()).any(|w| w.iter().zip(&p).all(|(a, b)| a == b))
+    words
+        .windows(p.len())
+        .any(|w| w.iter().zip(&p).all(|(a, b)| a == b))
 }
 
 /// Read a reply to "Shall I go ahead?".
@@ -93,13 +125,26 @@ pub fn describe(template: Option<&str>, description: &str, args: &Map<String, Va
 
 /// The question put to the caller, spoken in calls and shown in chat.
 pub fn question(action: &str) -> String {
-    format!("Before I do that, please confirm: {action}. Shall I go ahead? Please answer yes or no.")
+    format!(
+        "Before I do that, please confirm: {action}. Shall I go ahead? Please answer yes or no."
+    )
 }
 
 /// Argument names whose values never reach logs or the audit trail.
 const SECRET_NAMES: &[&str] = &[
-    "password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "card",
-    "cvv", "cvc", "ssn", "pin", "iban",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "card",
+    "cvv",
+    "cvc",
+    "ssn",
+    "pin",
+    "iban",
 ];
 
 /// Arguments with secret-looking fields replaced by `"[redacted]"` (nested objects too).
@@ -124,7 +169,9 @@ pub fn redact(args: &Value) -> Value {
 
 /// 1-64 of `[A-Za-z0-9_-]`, as the OpenAI tools API requires of function names.
 pub fn is_tool_name(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -135,13 +182,32 @@ mod tests {
 
     #[test]
     fn reads_short_answers() {
-        for yes in ["Yes.", "yes please", "Yeah, go ahead.", "OK", "Sure, do it!", "That's right."] {
+        for yes in [
+            "Yes.",
+            "yes please",
+            "Yeah, go ahead.",
+            "OK",
+            "Sure, do it!",
+            "That's right.",
+        ] {
             assert_eq!(decide(yes), Decision::Approve, "{yes}");
         }
-        for no in ["No.", "no thanks", "Don't.", "Wait!", "yes... no, wait", "Never mind", "not now"] {
+        for no in [
+            "No.",
+            "no thanks",
+            "Don't.",
+            "Wait!",
+            "yes... no, wait",
+            "Never mind",
+            "not now",
+        ] {
             assert_eq!(decide(no), Decision::Reject, "{no}");
         }
-        for other in ["", "What is my order status?", "Can you tell me how long shipping to Berlin takes these days?"] {
+        for other in [
+            "",
+            "What is my order status?",
+            "Can you tell me how long shipping to Berlin takes these days?",
+        ] {
             assert_eq!(decide(other), Decision::Unclear, "{other}");
         }
     }
@@ -150,7 +216,10 @@ mod tests {
     fn describes_the_action() {
         let args = json!({"order_id": "42", "reason": "late"});
         let args = args.as_object().expect("object");
-        assert_eq!(describe(Some("cancel order {order_id}"), "", args), "cancel order 42");
+        assert_eq!(
+            describe(Some("cancel order {order_id}"), "", args),
+            "cancel order 42"
+        );
         assert_eq!(
             describe(None, "Cancel an order.", args),
             "Cancel an order (order id 42, reason late)"
@@ -160,7 +229,10 @@ mod tests {
     #[test]
     fn redacts_secrets_at_any_depth() {
         let v = redact(&json!({"order_id": "1", "card_number": "4111", "auth": {"api_key": "k"}}));
-        assert_eq!(v, json!({"order_id": "1", "card_number": "[redacted]", "auth": {"api_key": "[redacted]"}}));
+        assert_eq!(
+            v,
+            json!({"order_id": "1", "card_number": "[redacted]", "auth": {"api_key": "[redacted]"}})
+        );
     }
 
     proptest! {

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use super::actions::{ActionStatus, ActionStore, PendingAction};
+use super::builtin::{Builtin, Handoff, HandoffSink};
 use super::confirm::{describe, redact};
 use super::http::{self, ToolOutput};
-use super::builtin::{Builtin, Handoff, HandoffSink};
 use super::mcp::McpHub;
 use super::{ToolDef, ToolDefs};
 use crate::llm::ToolCall;
@@ -154,10 +154,20 @@ impl ToolEngine {
     /// The server-side tools `persona` may call: the file's and MCP servers' tools it lists
     /// (all of them when it lists none), then the ones installed for it.
     pub fn tools_for(&self, persona: &Persona) -> Vec<ToolDef> {
-        let allowed = |t: &&ToolDef| persona.tools.as_ref().is_none_or(|names| names.contains(&t.name));
+        let allowed = |t: &&ToolDef| {
+            persona
+                .tools
+                .as_ref()
+                .is_none_or(|names| names.contains(&t.name))
+        };
         let mut out: Vec<ToolDef> = self.file_tools.values().filter(allowed).cloned().collect();
         let mcp = self.mcp_tools.read().unwrap_or_else(|p| p.into_inner());
-        out.extend(mcp.values().filter(allowed).filter(|t| !self.file_tools.contains_key(&t.name)).cloned());
+        out.extend(
+            mcp.values()
+                .filter(allowed)
+                .filter(|t| !self.file_tools.contains_key(&t.name))
+                .cloned(),
+        );
         let installed = self.installed.read().unwrap_or_else(|p| p.into_inner());
         if let Some(extra) = installed.get(&persona.name) {
             out.retain(|t| !extra.contains_key(&t.name));
@@ -174,7 +184,13 @@ impl ToolEngine {
             .and_then(|t| t.get(name))
             .or_else(|| self.file_tools.get(name))
             .cloned()
-            .or_else(|| self.mcp_tools.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned())
+            .or_else(|| {
+                self.mcp_tools
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(name)
+                    .cloned()
+            })
     }
 
     fn count(&self, tool: &str, outcome: &str) {
@@ -204,7 +220,8 @@ impl ToolEngine {
                 match (&tool.builtin, &tool.mcp, self.mcp.get()) {
                     (Some(b), _, _) => self.run_builtin(scope, b, &args).await,
                     (None, Some(binding), Some(hub)) => {
-                        hub.call(binding, &args, Duration::from_millis(tool.timeout_ms)).await
+                        hub.call(binding, &args, Duration::from_millis(tool.timeout_ms))
+                            .await
                     }
                     _ => http::call(&self.client, tool, &args, key, &env).await,
                 }
@@ -223,7 +240,11 @@ impl ToolEngine {
                 .with_label_values(&[tool.name.as_str()])
                 .observe(output.elapsed.as_secs_f64());
         }
-        let kind = if output.error.is_some() { "tool.failed" } else { "tool.executed" };
+        let kind = if output.error.is_some() {
+            "tool.failed"
+        } else {
+            "tool.executed"
+        };
         self.audit(
             &scope.tenant,
             scope.session.as_deref(),
@@ -239,7 +260,12 @@ impl ToolEngine {
         output
     }
 
-    async fn run_builtin(&self, scope: &ToolScope, b: &Builtin, args: &Map<String, Value>) -> ToolOutput {
+    async fn run_builtin(
+        &self,
+        scope: &ToolScope,
+        b: &Builtin,
+        args: &Map<String, Value>,
+    ) -> ToolOutput {
         let started = std::time::Instant::now();
         let out = |content: Value, error: Option<&'static str>| ToolOutput {
             content: content.to_string(),
@@ -249,13 +275,28 @@ impl ToolEngine {
             elapsed: started.elapsed(),
         };
         match b {
-            Builtin::EndCall => out(json!({"status": "ending", "message": "The call ends once your goodbye has been heard."}), None),
-            Builtin::Escalate { webhook_url, transfer_to } => {
-                let text = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+            Builtin::EndCall => out(
+                json!({"status": "ending", "message": "The call ends once your goodbye has been heard."}),
+                None,
+            ),
+            Builtin::Escalate {
+                webhook_url,
+                transfer_to,
+            } => {
+                let text = |k: &str| {
+                    args.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned()
+                };
                 let mut handed_off = None;
                 if let Some(url) = webhook_url {
                     let Some(sink) = &self.handoff else {
-                        return out(json!({"error": "not_configured", "message": "Hand-off is not configured."}), Some("not_configured"));
+                        return out(
+                            json!({"error": "not_configured", "message": "Hand-off is not configured."}),
+                            Some("not_configured"),
+                        );
                     };
                     let handoff = Handoff {
                         scope: scope.clone(),
@@ -268,7 +309,10 @@ impl ToolEngine {
                         Ok(id) => handed_off = Some(id),
                         Err(e) => {
                             tracing::warn!(error = %e, "hand-off not accepted");
-                            return out(json!({"error": "unavailable", "message": "The hand-off could not be sent; apologise and offer to take a message."}), Some("unavailable"));
+                            return out(
+                                json!({"error": "unavailable", "message": "The hand-off could not be sent; apologise and offer to take a message."}),
+                                Some("unavailable"),
+                            );
                         }
                     }
                 }
@@ -277,7 +321,10 @@ impl ToolEngine {
                 } else {
                     "A colleague has the summary and will follow up; tell the caller so."
                 };
-                out(json!({"status": "handed_off", "handoff_id": handed_off, "transfer": transfer_to.is_some(), "message": message}), None)
+                out(
+                    json!({"status": "handed_off", "handoff_id": handed_off, "transfer": transfer_to.is_some(), "message": message}),
+                    None,
+                )
             }
         }
     }
@@ -353,19 +400,31 @@ impl ToolEngine {
             expired.status = ActionStatus::Expired;
             return Err(ResolveError::Expired(Box::new(expired)));
         }
-        let to = if approve { ActionStatus::Approved } else { ActionStatus::Rejected };
+        let to = if approve {
+            ActionStatus::Approved
+        } else {
+            ActionStatus::Rejected
+        };
         let won = self
             .actions
             .transition(tenant, id, ActionStatus::Pending, to, None, now_ms())
             .await
             .map_err(ResolveError::Store)?;
         if !won {
-            let now = self.actions.get(tenant, id).await.map_err(ResolveError::Store)?;
+            let now = self
+                .actions
+                .get(tenant, id)
+                .await
+                .map_err(ResolveError::Store)?;
             return Err(now.map_or(ResolveError::NotFound, |a| {
                 ResolveError::AlreadyResolved(Box::new(a))
             }));
         }
-        let kind = if approve { "tool.confirmed" } else { "tool.rejected" };
+        let kind = if approve {
+            "tool.confirmed"
+        } else {
+            "tool.rejected"
+        };
         self.count(&action.tool, if approve { "confirmed" } else { "rejected" });
         self.audit(
             tenant,
@@ -404,22 +463,44 @@ impl ToolEngine {
                 elapsed: Duration::ZERO,
             },
         };
-        let to = if output.error.is_some() { ActionStatus::Failed } else { ActionStatus::Executed };
+        let to = if output.error.is_some() {
+            ActionStatus::Failed
+        } else {
+            ActionStatus::Executed
+        };
         self.actions
-            .transition(&action.tenant, &action.id, ActionStatus::Approved, to, Some(&output.content), now_ms())
+            .transition(
+                &action.tenant,
+                &action.id,
+                ActionStatus::Approved,
+                to,
+                Some(&output.content),
+                now_ms(),
+            )
             .await
             .map_err(ResolveError::Store)?;
         let mut done = action;
         done.status = to;
         done.result = Some(output.content.clone());
-        Ok(Resolution::Executed { action: done, output })
+        Ok(Resolution::Executed {
+            action: done,
+            output,
+        })
     }
 
     async fn expire(&self, action: &PendingAction) -> bool {
-        let note = json!({"status": "expired", "message": "Not approved in time; cancelled."}).to_string();
+        let note =
+            json!({"status": "expired", "message": "Not approved in time; cancelled."}).to_string();
         let won = self
             .actions
-            .transition(&action.tenant, &action.id, ActionStatus::Pending, ActionStatus::Expired, Some(&note), now_ms())
+            .transition(
+                &action.tenant,
+                &action.id,
+                ActionStatus::Pending,
+                ActionStatus::Expired,
+                Some(&note),
+                now_ms(),
+            )
             .await
             .unwrap_or(false);
         if won {
@@ -438,7 +519,14 @@ impl ToolEngine {
     pub async fn supersede(&self, action: &PendingAction) {
         let won = self
             .actions
-            .transition(&action.tenant, &action.id, ActionStatus::Pending, ActionStatus::Superseded, None, now_ms())
+            .transition(
+                &action.tenant,
+                &action.id,
+                ActionStatus::Pending,
+                ActionStatus::Superseded,
+                None,
+                now_ms(),
+            )
             .await
             .unwrap_or(false);
         if won {
@@ -498,12 +586,17 @@ fn new_action_id() -> String {
 }
 
 fn redacted_arguments(arguments: &str) -> Value {
-    serde_json::from_str::<Value>(arguments).map_or_else(|_| Value::String("(not JSON)".into()), |v| redact(&v))
+    serde_json::from_str::<Value>(arguments)
+        .map_or_else(|_| Value::String("(not JSON)".into()), |v| redact(&v))
 }
 
 /// The model's arguments as an object, with the schema's required fields present.
 pub fn parse_arguments(schema: &Value, arguments: &str) -> Result<Map<String, Value>, String> {
-    let text = if arguments.trim().is_empty() { "{}" } else { arguments };
+    let text = if arguments.trim().is_empty() {
+        "{}"
+    } else {
+        arguments
+    };
     let value: Value =
         serde_json::from_str(text).map_err(|e| format!("the arguments are not JSON: {e}"))?;
     let Value::Object(args) = value else {

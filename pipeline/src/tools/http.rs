@@ -95,7 +95,11 @@ fn argument<'a>(args: &'a Map<String, Value>, name: &str) -> Result<&'a Value, S
         .ok_or_else(|| format!("missing argument {name:?}"))
 }
 
-fn fill_body(template: &Value, args: &Map<String, Value>, used: &mut BTreeSet<String>) -> Result<Value, String> {
+fn fill_body(
+    template: &Value,
+    args: &Map<String, Value>,
+    used: &mut BTreeSet<String>,
+) -> Result<Value, String> {
     Ok(match template {
         Value::String(s) => {
             let whole = s.strip_prefix('{').and_then(|r| r.strip_suffix('}'));
@@ -166,7 +170,10 @@ pub fn render(
     }
     let mut headers = Vec::new();
     for (k, v) in &spec.headers {
-        headers.push((k.clone(), fill_env(v, env).map_err(|m| ("not_configured", m))?));
+        headers.push((
+            k.clone(),
+            fill_env(v, env).map_err(|m| ("not_configured", m))?,
+        ));
     }
     let body = match &spec.body {
         Some(t) => Some(fill_body(t, args, &mut used).map_err(bad)?),
@@ -221,7 +228,8 @@ pub async fn call(
         req.headers.push(("Idempotency-Key".into(), key.to_owned()));
     }
     if req.body.is_some() {
-        req.headers.push(("Content-Type".into(), "application/json".into()));
+        req.headers
+            .push(("Content-Type".into(), "application/json".into()));
     }
     let deadline = started + Duration::from_millis(tool.timeout_ms);
     let retry_safe = !tool.effect.needs_confirmation() || tool.idempotent;
@@ -281,13 +289,20 @@ fn classify(
     match result {
         Ok(r) if (200..300).contains(&r.status) => (
             false,
-            out(trim_for_model(&r.body, max, r.truncated), None, Some(r.status)),
+            out(
+                trim_for_model(&r.body, max, r.truncated),
+                None,
+                Some(r.status),
+            ),
         ),
         Ok(r) if r.status == 429 || r.status >= 500 => (
             true,
             fail(
                 "server_error",
-                format!("The service failed (HTTP {}); it may work again later.", r.status),
+                format!(
+                    "The service failed (HTTP {}); it may work again later.",
+                    r.status
+                ),
                 Some(r.status),
             ),
         ),
@@ -311,11 +326,19 @@ fn classify(
                 None,
             ),
         ),
-        Err(e @ (OutboundError::Blocked { .. } | OutboundError::InvalidUrl { .. } | OutboundError::TooManyRedirects(_))) => {
+        Err(
+            e @ (OutboundError::Blocked { .. }
+            | OutboundError::InvalidUrl { .. }
+            | OutboundError::TooManyRedirects(_)),
+        ) => {
             tracing::warn!(tool = %tool.name, error = %e, "tool request refused by the outbound guard");
             (
                 false,
-                fail("blocked", "This tool's destination is not allowed.".into(), None),
+                fail(
+                    "blocked",
+                    "This tool's destination is not allowed.".into(),
+                    None,
+                ),
             )
         }
         Err(e @ OutboundError::Network { .. }) => {
@@ -361,13 +384,20 @@ mod tests {
         .expect("renders");
         assert_eq!(r.method, reqwest::Method::POST);
         assert_eq!(r.url, "http://h/orders/A%2F1%202/cancel?note=x%26y");
-        assert_eq!(r.headers, vec![("Authorization".into(), "Bearer s3cret".into())]);
+        assert_eq!(
+            r.headers,
+            vec![("Authorization".into(), "Bearer s3cret".into())]
+        );
         assert_eq!(r.body, Some(json!({"reason": "late", "n": 3})));
     }
 
     #[test]
     fn optional_query_arguments_are_left_out() {
-        let s = spec("GET", "http://h/orders?status={status}&limit={limit}&fixed=1", None);
+        let s = spec(
+            "GET",
+            "http://h/orders?status={status}&limit={limit}&fixed=1",
+            None,
+        );
         let r = render(&s, &args(json!({"limit": 5})), &env).expect("renders");
         assert_eq!(r.url, "http://h/orders?limit=5&fixed=1");
         let r = render(&s, &args(json!({})), &env).expect("renders");
@@ -377,18 +407,28 @@ mod tests {
     #[test]
     fn body_templates_keep_json_types() {
         let r = render(
-            &spec("PUT", "http://h/x", Some(json!({"count": "{n}", "label": "order {id}", "tags": ["{id}"]}))),
+            &spec(
+                "PUT",
+                "http://h/x",
+                Some(json!({"count": "{n}", "label": "order {id}", "tags": ["{id}"]})),
+            ),
             &args(json!({"n": 3, "id": "A1"})),
             &env,
         )
         .expect("renders");
-        assert_eq!(r.body, Some(json!({"count": 3, "label": "order A1", "tags": ["A1"]})));
+        assert_eq!(
+            r.body,
+            Some(json!({"count": 3, "label": "order A1", "tags": ["A1"]}))
+        );
     }
 
     #[test]
     fn missing_arguments_and_secrets_are_named() {
         let e = render(&spec("GET", "http://h/{id}", None), &args(json!({})), &env);
-        assert_eq!(e, Err(("invalid_arguments", "missing argument \"id\"".into())));
+        assert_eq!(
+            e,
+            Err(("invalid_arguments", "missing argument \"id\"".into()))
+        );
         let mut s = spec("GET", "http://h/", None);
         s.headers.insert("X-Key".into(), "${NOPE}".into());
         let e = render(&s, &args(json!({})), &env).expect_err("missing env");
@@ -400,7 +440,10 @@ mod tests {
     fn trims_for_the_model() {
         assert_eq!(trim_for_model(b"{ \"a\" : 1 }", 100, false), "{\"a\":1}");
         let long = "x".repeat(50);
-        assert_eq!(trim_for_model(long.as_bytes(), 10, false), format!("{}…[truncated]", "x".repeat(10)));
+        assert_eq!(
+            trim_for_model(long.as_bytes(), 10, false),
+            format!("{}…[truncated]", "x".repeat(10))
+        );
         assert!(trim_for_model(b"short", 10, true).ends_with("[truncated]"));
     }
 

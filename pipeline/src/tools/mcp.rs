@@ -66,7 +66,11 @@ impl McpServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         match (&self.command, &self.url) {
             (Some(_), None) | (None, Some(_)) => {}
-            _ => return Err("give exactly one of `command` (stdio) or `url` (streamable HTTP)".into()),
+            _ => {
+                return Err(
+                    "give exactly one of `command` (stdio) or `url` (streamable HTTP)".into(),
+                );
+            }
         }
         if !(1..=120_000).contains(&self.timeout_ms) {
             return Err("timeout_ms must be 1..120000".into());
@@ -90,16 +94,23 @@ pub struct McpHub {
 
 impl std::fmt::Debug for McpHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpHub").field("servers", &self.servers.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("McpHub")
+            .field("servers", &self.servers.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
-async fn connect(name: &str, config: &McpServerConfig, guard: &OutboundClient) -> Result<Client, String> {
+async fn connect(
+    name: &str,
+    config: &McpServerConfig,
+    guard: &OutboundClient,
+) -> Result<Client, String> {
     let started = tokio::time::timeout(CONNECT_TIMEOUT, async {
         if let Some(cmd) = &config.command {
             let mut command = tokio::process::Command::new(cmd);
             command.args(&config.args).kill_on_drop(true);
-            let transport = rmcp::transport::TokioChildProcess::new(command).map_err(|e| format!("starting {cmd}: {e}"))?;
+            let transport = rmcp::transport::TokioChildProcess::new(command)
+                .map_err(|e| format!("starting {cmd}: {e}"))?;
             ().serve(transport).await.map_err(|e| e.to_string())
         } else {
             let url = config.url.clone().unwrap_or_default();
@@ -110,13 +121,20 @@ async fn connect(name: &str, config: &McpServerConfig, guard: &OutboundClient) -
         }
     })
     .await;
-    started.unwrap_or_else(|_| Err(format!("MCP server {name} did not start within {CONNECT_TIMEOUT:?}")))
+    started.unwrap_or_else(|_| {
+        Err(format!(
+            "MCP server {name} did not start within {CONNECT_TIMEOUT:?}"
+        ))
+    })
 }
 
 impl McpHub {
     /// Connect to every server and list its tools. A server that fails is logged and left
     /// out of the tools (its calls try to connect again).
-    pub async fn connect(configs: &BTreeMap<String, McpServerConfig>, guard: OutboundClient) -> (Self, Vec<ToolDef>) {
+    pub async fn connect(
+        configs: &BTreeMap<String, McpServerConfig>,
+        guard: OutboundClient,
+    ) -> (Self, Vec<ToolDef>) {
         let mut servers = BTreeMap::new();
         let mut tools = Vec::new();
         for (name, config) in configs {
@@ -136,14 +154,29 @@ impl McpHub {
                     None
                 }
             };
-            servers.insert(name.clone(), Server { config: config.clone(), client: Mutex::new(client) });
+            servers.insert(
+                name.clone(),
+                Server {
+                    config: config.clone(),
+                    client: Mutex::new(client),
+                },
+            );
         }
-        tracing::info!(servers = servers.len(), tools = tools.len(), "MCP servers connected");
+        tracing::info!(
+            servers = servers.len(),
+            tools = tools.len(),
+            "MCP servers connected"
+        );
         (Self { servers, guard }, tools)
     }
 
     /// Call `binding`'s tool; errors come back as output the model can explain.
-    pub async fn call(&self, binding: &McpBinding, args: &Map<String, Value>, timeout: Duration) -> ToolOutput {
+    pub async fn call(
+        &self,
+        binding: &McpBinding,
+        args: &Map<String, Value>,
+        timeout: Duration,
+    ) -> ToolOutput {
         let started = Instant::now();
         let fail = |kind: &'static str, message: String| ToolOutput {
             content: json!({"error": kind, "message": message}).to_string(),
@@ -153,7 +186,10 @@ impl McpHub {
             elapsed: started.elapsed(),
         };
         let Some(server) = self.servers.get(&binding.server) else {
-            return fail("not_configured", "This tool's server is not configured.".into());
+            return fail(
+                "not_configured",
+                "This tool's server is not configured.".into(),
+            );
         };
         let mut slot = server.client.lock().await;
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
@@ -171,7 +207,10 @@ impl McpHub {
         let params = CallToolRequestParams::new(binding.tool.clone()).with_arguments(args.clone());
         let result = tokio::time::timeout(timeout, client.call_tool(params)).await;
         match result {
-            Err(_) => fail("timeout", format!("The tool did not answer within {} ms.", timeout.as_millis())),
+            Err(_) => fail(
+                "timeout",
+                format!("The tool did not answer within {} ms.", timeout.as_millis()),
+            ),
             Ok(Err(e)) => {
                 tracing::warn!(server = %binding.server, tool = %binding.tool, error = %e, "MCP call failed");
                 if client.is_closed() {
@@ -180,7 +219,11 @@ impl McpHub {
                 fail("server_error", "The tool's server failed.".into())
             }
             Ok(Ok(r)) => {
-                let text: Vec<String> = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect();
+                let text: Vec<String> = r
+                    .content
+                    .iter()
+                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                    .collect();
                 let body = match (&r.structured_content, text.is_empty()) {
                     (Some(v), _) => v.to_string(),
                     (None, false) => text.join("\n"),
@@ -196,7 +239,13 @@ impl McpHub {
                         elapsed: started.elapsed(),
                     }
                 } else {
-                    ToolOutput { content, error: None, status: None, attempts: 1, elapsed: started.elapsed() }
+                    ToolOutput {
+                        content,
+                        error: None,
+                        status: None,
+                        attempts: 1,
+                        elapsed: started.elapsed(),
+                    }
                 }
             }
         }
@@ -206,12 +255,22 @@ impl McpHub {
 /// An MCP tool as one of ours, with the configured side-effect level.
 fn tool_def(server: &str, config: &McpServerConfig, t: rmcp::model::Tool) -> Option<ToolDef> {
     let remote = t.name.to_string();
-    if config.tools.as_ref().is_some_and(|only| !only.contains(&remote)) {
+    if config
+        .tools
+        .as_ref()
+        .is_some_and(|only| !only.contains(&remote))
+    {
         return None;
     }
     let name: String = format!("{server}_{remote}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     if !is_tool_name(&name) {
@@ -229,14 +288,20 @@ fn tool_def(server: &str, config: &McpServerConfig, t: rmcp::model::Tool) -> Opt
     }
     Some(ToolDef {
         name,
-        description: t.description.map(|d| d.to_string()).unwrap_or_else(|| remote.clone()),
+        description: t
+            .description
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| remote.clone()),
         parameters,
         effect,
         timeout_ms: config.timeout_ms,
         confirm: None,
         idempotent: false,
         http: None,
-        mcp: Some(McpBinding { server: server.to_owned(), tool: remote }),
+        mcp: Some(McpBinding {
+            server: server.to_owned(),
+            tool: remote,
+        }),
         builtin: None,
     })
 }

@@ -21,8 +21,18 @@ const MAX_REF_DEPTH: usize = 8;
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head"];
 /// Words that make a write dangerous.
 const DANGEROUS_WORDS: &[&str] = &[
-    "delete", "remove", "cancel", "refund", "charge", "pay", "payment", "transfer", "destroy",
-    "terminate", "revoke", "purge",
+    "delete",
+    "remove",
+    "cancel",
+    "refund",
+    "charge",
+    "pay",
+    "payment",
+    "transfer",
+    "destroy",
+    "terminate",
+    "revoke",
+    "purge",
 ];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -54,12 +64,21 @@ pub fn propose(document: &str, base_url: Option<&str>) -> Result<Vec<ToolProposa
     let doc: Value = match serde_json::from_str(document) {
         Ok(v) => v,
         Err(json_err) => serde_yaml_ng::from_str(document).map_err(|yaml_err| {
-            OpenApiError::Syntax(if document.trim_start().starts_with('{') { json_err.to_string() } else { yaml_err.to_string() })
+            OpenApiError::Syntax(if document.trim_start().starts_with('{') {
+                json_err.to_string()
+            } else {
+                yaml_err.to_string()
+            })
         })?,
     };
-    let version = doc.get("openapi").and_then(Value::as_str).unwrap_or_default();
+    let version = doc
+        .get("openapi")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !version.starts_with("3.") {
-        return Err(OpenApiError::NotOpenApi("`openapi` must be 3.x (Swagger 2 is not supported)".into()));
+        return Err(OpenApiError::NotOpenApi(
+            "`openapi` must be 3.x (Swagger 2 is not supported)".into(),
+        ));
     }
     let paths = doc
         .get("paths")
@@ -78,14 +97,20 @@ pub fn propose(document: &str, base_url: Option<&str>) -> Result<Vec<ToolProposa
     let mut out = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for (path, item) in paths {
-        let Some(item) = item.as_object() else { continue };
+        let Some(item) = item.as_object() else {
+            continue;
+        };
         let shared = item.get("parameters").cloned().unwrap_or(Value::Null);
         for method in METHODS {
-            let Some(op) = item.get(*method).and_then(Value::as_object) else { continue };
+            let Some(op) = item.get(*method).and_then(Value::as_object) else {
+                continue;
+            };
             if out.len() >= MAX_OPERATIONS {
                 return Ok(out);
             }
-            let Some(p) = operation(&doc, server, path, method, op, &shared) else { continue };
+            let Some(p) = operation(&doc, server, path, method, op, &shared) else {
+                continue;
+            };
             if names.insert(p.tool.name.clone()) {
                 out.push(p);
             }
@@ -121,7 +146,11 @@ fn resolve_schema(doc: &Value, v: &Value, depth: usize) -> Value {
                 .map(|(k, v)| (k.clone(), resolve_schema(doc, v, depth + 1)))
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(|v| resolve_schema(doc, v, depth + 1)).collect()),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|v| resolve_schema(doc, v, depth + 1))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -135,7 +164,13 @@ fn tool_name(op: &Map<String, Value>, method: &str, path: &str) -> Option<String
         .unwrap_or_else(|| format!("{method}_{path}"));
     let mut name: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     while name.contains("__") {
         name = name.replace("__", "_");
@@ -153,25 +188,53 @@ fn operation(
     shared: &Value,
 ) -> Option<ToolProposal> {
     let name = tool_name(op, method, path)?;
-    let text = |k: &str| op.get(k).and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+    let text = |k: &str| {
+        op.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
     let description = [text("summary"), text("description")]
         .into_iter()
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
         .join(". ");
-    let description = if description.is_empty() { format!("{} {path}", method.to_uppercase()) } else { description };
+    let description = if description.is_empty() {
+        format!("{} {path}", method.to_uppercase())
+    } else {
+        description
+    };
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();
     let mut query = Vec::new();
-    let params = shared.as_array().into_iter().flatten().chain(op.get("parameters").and_then(Value::as_array).into_iter().flatten());
+    let params = shared.as_array().into_iter().flatten().chain(
+        op.get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten(),
+    );
     for p in params {
         let p = deref(doc, p);
-        let (Some(pname), Some(location)) = (p.get("name").and_then(Value::as_str), p.get("in").and_then(Value::as_str)) else { continue };
-        if !matches!(location, "path" | "query") || !pname.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        let (Some(pname), Some(location)) = (
+            p.get("name").and_then(Value::as_str),
+            p.get("in").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        if !matches!(location, "path" | "query")
+            || !pname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
             continue;
         }
-        let mut schema = p.get("schema").map_or_else(|| json!({"type": "string"}), |s| resolve_schema(doc, s, 0));
-        if let (Some(d), Value::Object(m)) = (p.get("description").and_then(Value::as_str), &mut schema) {
+        let mut schema = p
+            .get("schema")
+            .map_or_else(|| json!({"type": "string"}), |s| resolve_schema(doc, s, 0));
+        if let (Some(d), Value::Object(m)) =
+            (p.get("description").and_then(Value::as_str), &mut schema)
+        {
             m.insert("description".into(), json!(d));
         }
         properties.insert(pname.to_owned(), schema);
@@ -185,10 +248,20 @@ fn operation(
     let body = op.get("requestBody").map(|b| deref(doc, b));
     if let Some(schema) = body.and_then(|b| b.pointer("/content/application~1json/schema")) {
         let schema = resolve_schema(doc, schema, 0);
-        for (k, v) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
+        for (k, v) in schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             properties.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if !required.contains(r) {
                 required.push(r.clone());
             }
@@ -238,8 +311,14 @@ fn effect_of(method: &str, description: &str) -> (SideEffect, String) {
         _ => {
             let lower = description.to_lowercase();
             let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).collect();
-            match DANGEROUS_WORDS.iter().find(|w| words.iter().any(|x| x.starts_with(*w))) {
-                Some(w) => (SideEffect::Dangerous, format!("{m} changes data, and the description says \"{w}\"")),
+            match DANGEROUS_WORDS
+                .iter()
+                .find(|w| words.iter().any(|x| x.starts_with(*w)))
+            {
+                Some(w) => (
+                    SideEffect::Dangerous,
+                    format!("{m} changes data, and the description says \"{w}\""),
+                ),
                 None => (SideEffect::Write, format!("{m} changes data")),
             }
         }
@@ -284,21 +363,36 @@ paths:
     #[test]
     fn proposes_one_tool_per_operation() {
         let p = propose(YAML, None).expect("proposes");
-        let by: std::collections::BTreeMap<_, _> = p.iter().map(|p| (p.tool.name.as_str(), p)).collect();
+        let by: std::collections::BTreeMap<_, _> =
+            p.iter().map(|p| (p.tool.name.as_str(), p)).collect();
         assert_eq!(by.len(), 4, "{:?}", by.keys());
         let get = &by["getOrder"].tool;
         assert_eq!(get.effect, SideEffect::Read);
         let http = get.http.as_ref().expect("an HTTP tool");
         assert_eq!(http.method, "GET");
-        assert_eq!(http.url, "https://shop.example.com/api/orders/{order_id}?expand={expand}");
+        assert_eq!(
+            http.url,
+            "https://shop.example.com/api/orders/{order_id}?expand={expand}"
+        );
         assert_eq!(get.parameters["required"], json!(["order_id"]));
         assert_eq!(get.parameters["properties"]["expand"]["type"], "boolean");
         let cancel = &by["cancel_order"].tool;
-        assert_eq!(cancel.effect, SideEffect::Dangerous, "{}", by["cancel_order"].effect_reason);
+        assert_eq!(
+            cancel.effect,
+            SideEffect::Dangerous,
+            "{}",
+            by["cancel_order"].effect_reason
+        );
         assert_eq!(cancel.parameters["required"], json!(["order_id", "reason"]));
         assert_eq!(by["issueCoupon"].tool.effect, SideEffect::Write);
-        assert_eq!(by["delete_orders_order_id"].tool.effect, SideEffect::Dangerous);
-        assert_eq!(by["delete_orders_order_id"].operation, "DELETE /orders/{order_id}");
+        assert_eq!(
+            by["delete_orders_order_id"].tool.effect,
+            SideEffect::Dangerous
+        );
+        assert_eq!(
+            by["delete_orders_order_id"].operation,
+            "DELETE /orders/{order_id}"
+        );
     }
 
     #[test]
@@ -307,9 +401,15 @@ paths:
         assert_eq!(propose(doc, None), Err(OpenApiError::NoBaseUrl));
         let p = propose(doc, Some("http://127.0.0.1:9/")).expect("with a base");
         assert_eq!(p[0].tool.target(), "GET http://127.0.0.1:9/x");
-        assert!(matches!(propose(r#"{"swagger": "2.0"}"#, None), Err(OpenApiError::NotOpenApi(_))));
+        assert!(matches!(
+            propose(r#"{"swagger": "2.0"}"#, None),
+            Err(OpenApiError::NotOpenApi(_))
+        ));
         assert!(matches!(propose("{", None), Err(OpenApiError::Syntax(_))));
-        assert!(matches!(propose("a: [", None), Err(OpenApiError::Syntax(_))));
+        assert!(matches!(
+            propose("a: [", None),
+            Err(OpenApiError::Syntax(_))
+        ));
     }
 
     #[test]

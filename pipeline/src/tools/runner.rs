@@ -69,7 +69,9 @@ impl ToolRun {
             };
             if round.calls.is_empty() || round.client_calls {
                 if !round.calls.is_empty() {
-                    tracing::warn!("model mixed client and server tool calls; server calls skipped");
+                    tracing::warn!(
+                        "model mixed client and server tool calls; server calls skipped"
+                    );
                 }
                 return;
             }
@@ -90,7 +92,10 @@ impl ToolRun {
                     }
                     let control = match &tool.builtin {
                         Some(Builtin::EndCall) => Some(CallControl::Hangup),
-                        Some(Builtin::Escalate { transfer_to: Some(to), .. }) => Some(CallControl::Transfer { to: to.clone() }),
+                        Some(Builtin::Escalate {
+                            transfer_to: Some(to),
+                            ..
+                        }) => Some(CallControl::Transfer { to: to.clone() }),
                         _ => None,
                     };
                     if let Some(c) = control.filter(|_| out.error.is_none())
@@ -114,9 +119,17 @@ impl ToolRun {
             }
             if let Some(action) = asked {
                 // The caller answers first; the model is not asked again until then.
-                let spacer = if round.text.is_empty() || round.text.ends_with(char::is_whitespace) { "" } else { " " };
+                let spacer = if round.text.is_empty() || round.text.ends_with(char::is_whitespace) {
+                    ""
+                } else {
+                    " "
+                };
                 let q = format!("{spacer}{}", question(&action.prompt));
-                let _ = send(&tx, LlmEvent::Action(ActionNotice::ConfirmationRequested(Box::new(action)))).await
+                let _ = send(
+                    &tx,
+                    LlmEvent::Action(ActionNotice::ConfirmationRequested(Box::new(action))),
+                )
+                .await
                     && send(&tx, LlmEvent::Text(q)).await;
                 return;
             }
@@ -125,11 +138,15 @@ impl ToolRun {
                 tool_calls: round.calls,
             });
             for (call_id, content) in answers {
-                request.messages.push(ChatMessage::Tool { call_id, content });
+                request
+                    .messages
+                    .push(ChatMessage::Tool { call_id, content });
             }
         }
         // Out of rounds: answer in words.
-        request.tools.retain(|t| !server.contains_key(t.name.as_str()));
+        request
+            .tools
+            .retain(|t| !server.contains_key(t.name.as_str()));
         request.tool_choice = ToolChoice::None;
         let _ = self.generate(&request, &server, &tx).await;
     }
@@ -139,7 +156,12 @@ impl ToolRun {
         let tenant = &self.scope.tenant;
         let open = match &self.decision {
             Some((id, _)) => self.engine.actions().get(tenant, id).await,
-            None => self.engine.actions().latest_unreported(tenant, session).await,
+            None => {
+                self.engine
+                    .actions()
+                    .latest_unreported(tenant, session)
+                    .await
+            }
         };
         let action = match open {
             Ok(Some(a)) if a.session_id == session => a,
@@ -150,7 +172,13 @@ impl ToolRun {
             }
         };
         let decision = match &self.decision {
-            Some((_, approve)) => if *approve { Decision::Approve } else { Decision::Reject },
+            Some((_, approve)) => {
+                if *approve {
+                    Decision::Approve
+                } else {
+                    Decision::Reject
+                }
+            }
             None => decide(request.latest_user_text()),
         };
         use super::ActionStatus::Pending;
@@ -179,7 +207,11 @@ impl ToolRun {
                 },
             ),
         };
-        let _ = self.engine.actions().mark_reported(tenant, &action.id).await;
+        let _ = self
+            .engine
+            .actions()
+            .mark_reported(tenant, &action.id)
+            .await;
         let exchange = [
             ChatMessage::Assistant {
                 content: String::new(),
@@ -189,11 +221,18 @@ impl ToolRun {
                     arguments: action.arguments.clone(),
                 }],
             },
-            ChatMessage::Tool { call_id: action.call_id.clone(), content: outcome.1 },
+            ChatMessage::Tool {
+                call_id: action.call_id.clone(),
+                content: outcome.1,
+            },
         ];
         // An answer follows the question; news from elsewhere goes before the new message.
         let at = if decision == Decision::Unclear {
-            request.messages.iter().rposition(|m| matches!(m, ChatMessage::User(_))).unwrap_or(request.messages.len())
+            request
+                .messages
+                .iter()
+                .rposition(|m| matches!(m, ChatMessage::User(_)))
+                .unwrap_or(request.messages.len())
         } else {
             request.messages.len()
         };
@@ -232,9 +271,15 @@ impl ToolRun {
                     round.text.push_str(t);
                     true
                 }
-                LlmEvent::ToolCallStart { index, id, name } if server.contains_key(name.as_str()) => {
+                LlmEvent::ToolCallStart { index, id, name }
+                    if server.contains_key(name.as_str()) =>
+                {
                     slots.insert(*index, Some(round.calls.len()));
-                    round.calls.push(ToolCall { id: id.clone(), name: name.clone(), arguments: String::new() });
+                    round.calls.push(ToolCall {
+                        id: id.clone(),
+                        name: name.clone(),
+                        arguments: String::new(),
+                    });
                     false
                 }
                 LlmEvent::ToolCallStart { index, .. } => {
