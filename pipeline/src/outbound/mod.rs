@@ -78,11 +78,16 @@ impl OutboundError {
     }
 }
 
+/// Clients kept, each pinned to one vetted (host, address): reusing them keeps connections
+/// alive between tool calls (building one costs ~2 ms: TLS roots, a fresh connection).
+const PINNED_CLIENTS: usize = 64;
+
 /// Sends requests only to destinations the policy admits.
 #[derive(Debug, Clone)]
 pub struct OutboundClient {
     policy: Arc<OutboundPolicy>,
     max_redirects: usize,
+    pinned: Arc<std::sync::Mutex<std::collections::HashMap<(String, SocketAddr), reqwest::Client>>>,
 }
 
 impl OutboundClient {
@@ -91,7 +96,30 @@ impl OutboundClient {
         Self {
             policy: Arc::new(policy),
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            pinned: Arc::default(),
         }
+    }
+
+    /// A client that connects `host` only to `addr` (reqwest never resolves the name itself),
+    /// follows no redirects and uses no proxy; one per (host, address), reused.
+    fn pinned(&self, host: &str, addr: SocketAddr) -> Result<reqwest::Client, reqwest::Error> {
+        let key = (host.to_owned(), addr);
+        let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = pinned.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .resolve(host, addr)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        if pinned.len() >= PINNED_CLIENTS {
+            pinned.clear();
+        }
+        pinned.insert(key, client.clone());
+        Ok(client)
     }
 
     pub fn policy(&self) -> &OutboundPolicy {
@@ -161,7 +189,7 @@ impl OutboundClient {
             mut url,
             mut headers,
             mut body,
-            timeout,
+            timeout: _,
             max_bytes,
         } = req;
         for _hop in 0..=self.max_redirects {
@@ -171,14 +199,7 @@ impl OutboundClient {
                 host: host.clone(),
                 message: e.to_string(),
             };
-            // Pinned to the vetted address: reqwest never resolves the name itself.
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .resolve(&host, addr)
-                .connect_timeout(timeout)
-                .build()
-                .map_err(network)?;
+            let client = self.pinned(&host, addr).map_err(network)?;
             let mut rb = client.request(method.clone(), parsed.clone());
             for (k, v) in &headers {
                 let (Ok(k), Ok(v)) = (
