@@ -496,3 +496,67 @@ fn action_id_of(gw: &Gateway) -> Option<String> {
     let (_, v) = get_json(gw, "/v1/actions");
     v["data"][0]["id"].as_str().map(str::to_owned)
 }
+
+#[test]
+fn a_realtime_client_approves_with_the_custom_event() {
+    let Rig {
+        orders,
+        llm,
+        gw,
+        _dir,
+    } = rig(&[]);
+    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url())
+            .await
+            .expect("connects");
+        c.send(
+            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Please cancel order 42."}]}}),
+        )
+        .await
+        .expect("sends");
+        c.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+            .await
+            .expect("sends");
+        let asked = c
+            .wait_for("switchboard.action.confirmation_requested", LONG)
+            .await
+            .expect("a confirmation is asked for");
+        let id = asked.event["action"]["id"]
+            .as_str()
+            .expect("action id")
+            .to_owned();
+        c.wait_for("response.done", LONG)
+            .await
+            .expect("the question ends the response");
+        assert_eq!(cancels(&orders), 0);
+
+        // A malformed answer is refused in the protocol's shape; the call goes on.
+        c.send(json!({"type": "switchboard.action.confirm", "action_id": id, "approve": "yes"}))
+            .await
+            .expect("sends");
+        let err = c.wait_for("error", LONG).await.expect("an error event");
+        assert_eq!(err.event["error"]["param"], "approve", "{}", err.event);
+
+        c.send(json!({"type": "switchboard.action.confirm", "action_id": id, "approve": true}))
+            .await
+            .expect("sends");
+        let resolved = c
+            .wait_for("switchboard.action.resolved", LONG)
+            .await
+            .expect("settled");
+        assert_eq!(resolved.event["status"], "executed", "{}", resolved.event);
+        let done = c
+            .wait_for("response.done", LONG)
+            .await
+            .expect("the outcome is told");
+        assert!(
+            done.event.to_string().contains("cancelled"),
+            "{}",
+            done.event
+        );
+        c.close().await;
+    });
+    assert_eq!(cancels(&orders), 1);
+}

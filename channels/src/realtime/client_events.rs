@@ -171,6 +171,32 @@ fn parse_value(v: &Value) -> Result<ClientEvent, CallError> {
         "response.create" => ClientEvent::ResponseCreate(parse_response(v.get("response"))?),
         "response.cancel" => ClientEvent::ResponseCancel,
         "output_audio_buffer.clear" => ClientEvent::OutputAudioClear,
+        // Ours: approve or reject a pending action; a response follows, as for
+        // `response.create`, that tells the caller how it went.
+        "switchboard.action.confirm" => {
+            let action_id = required_str(v, "action_id")?;
+            let approve = match v.get("approve") {
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(CallError::invalid(
+                        "invalid_type",
+                        "'approve' must be true or false",
+                    )
+                    .with_param("approve"));
+                }
+                None => {
+                    return Err(CallError::invalid(
+                        "missing_required_parameter",
+                        "Missing required parameter: 'approve'.",
+                    )
+                    .with_param("approve"));
+                }
+            };
+            ClientEvent::ResponseCreate(ResponseOptions {
+                decision: Some((action_id, approve)),
+                ..ResponseOptions::default()
+            })
+        }
         other => {
             return Err(CallError::invalid(
                 "invalid_event_type",
@@ -274,6 +300,20 @@ mod tests {
             panic!()
         };
         assert_eq!(o.audio_output, Some(false));
+        let p =
+            parse(r#"{"type":"switchboard.action.confirm","action_id":"act_1","approve":true}"#)
+                .unwrap();
+        let ClientEvent::ResponseCreate(o) = p.event else {
+            panic!()
+        };
+        assert_eq!(o.decision, Some(("act_1".to_owned(), true)));
+        assert_eq!(
+            parse(r#"{"type":"switchboard.action.confirm","action_id":"a","approve":"yes"}"#)
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("approve")
+        );
         assert_eq!(parse(r#"{"type":"conversation.item.truncate","item_id":"i","content_index":0,"audio_end_ms":1500}"#).unwrap().event,
             ClientEvent::ItemTruncate { item_id: "i".into(), content_index: 0, audio_end_ms: 1500 });
     }

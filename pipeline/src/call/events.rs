@@ -54,6 +54,9 @@ pub struct ResponseOptions {
     pub tool_choice: Option<crate::llm::ToolChoice>,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
+    /// An answer to a pending action (`action_id`, approve) that this response settles
+    /// (our `switchboard.action.confirm` client event).
+    pub decision: Option<(String, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

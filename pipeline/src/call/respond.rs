@@ -88,6 +88,7 @@ impl CallActor {
             persona: self.deps.persona.clone(),
             user: self.deps.user.clone(),
             session: self.call_id.clone(),
+            decision: opts.decision,
             tts: self.deps.tts.clone(),
             metrics: self.deps.metrics.clone(),
         };

@@ -64,6 +64,8 @@ pub struct ResponseJob {
     pub persona: Option<String>,
     pub user: Option<String>,
     pub session: String,
+    /// An explicit answer to a pending action, for this response to settle.
+    pub decision: Option<(String, bool)>,
     pub tts: Arc<dyn TextToSpeech>,
     pub metrics: CallMetrics,
 }
@@ -115,7 +117,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             session: Some(job.session),
             request: job.request,
             summary: None,
-            decision: None,
+            decision: job.decision,
         }) => p,
     };
     if !out.send(ResponseMsg::Context(prepared.metadata())).await {
