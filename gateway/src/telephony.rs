@@ -18,8 +18,10 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use switchboard_channels::telephony::{self, CallControlHook, Dialect, StreamStart, signature};
-use switchboard_pipeline::tools::builtin::CallControl;
+use switchboard_channels::telephony::{
+    self, CallControlHook, Dialect, DtmfAction, DtmfMap, StreamStart, signature,
+};
+use switchboard_pipeline::tools::builtin::{self, CallControl};
 use switchboard_pipeline::{SessionConfig, spawn_call};
 
 use crate::realtime::{CallTarget, admit};
@@ -255,6 +257,36 @@ pub async fn telnyx_stream(
     upgrade(state, ws, Dialect::Telnyx)
 }
 
+/// The persona's keypad map: a value naming one of its tools (server-side or built-in) forces
+/// that tool; anything else is what the caller means.
+fn dtmf_map(state: &AppState, persona: Option<&str>) -> DtmfMap {
+    let persona = state.orchestrator.personas.pick(persona);
+    let mut tools: Vec<String> = state
+        .orchestrator
+        .tools
+        .as_ref()
+        .map(|e| e.tools_for(persona).into_iter().map(|t| t.name).collect())
+        .unwrap_or_default();
+    tools.extend(
+        builtin::tools_for(persona, "phone")
+            .into_iter()
+            .map(|t| t.name),
+    );
+    persona
+        .dtmf
+        .iter()
+        .filter_map(|(k, v)| {
+            let digit = k.chars().next()?;
+            let action = if tools.contains(v) {
+                DtmfAction::Tool(v.clone())
+            } else {
+                DtmfAction::Say(v.clone())
+            };
+            Some((digit, action))
+        })
+        .collect()
+}
+
 fn upgrade(state: Arc<AppState>, ws: WebSocketUpgrade, dialect: Dialect) -> Response {
     let metrics = state.call_metrics.clone();
     let control = control_hook(state.telephony.clone(), dialect);
@@ -278,6 +310,7 @@ fn upgrade(state: Arc<AppState>, ws: WebSocketUpgrade, dialect: Dialect) -> Resp
                 persona,
                 user,
             };
+            let dtmf = dtmf_map(&state, target.persona.as_deref());
             let (deps, slot) = admit(&state, &target).ok()?;
             permit = Some(slot);
             let config = SessionConfig {
@@ -285,7 +318,7 @@ fn upgrade(state: Arc<AppState>, ws: WebSocketUpgrade, dialect: Dialect) -> Resp
                 output_rate: start.format.rate(),
                 ..SessionConfig::default()
             };
-            Some(spawn_call(deps, config))
+            Some((spawn_call(deps, config), dtmf))
         })
         .await;
         drop(permit);

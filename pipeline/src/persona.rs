@@ -16,6 +16,7 @@
 //! voice_notes = true                # answer IM voice notes with a voice note
 //! end_call = true                   # phone calls: the agent may hang up
 //! handoff = { webhook_url = "https://crm.example.com/handoff", transfer_to = "+15550100" }
+//! dtmf = { "0" = "escalate_to_human", "1" = "Where is my order?" }  # keypad digits
 //!
 //! [tools.lookup_order]               # a server-side tool (see `crate::tools`)
 //! description = "Look up an order"
@@ -76,6 +77,10 @@ pub struct Persona {
     /// Offer `end_call` on phone calls.
     #[serde(default)]
     pub end_call: bool,
+    /// Phone keypad digits (`0`-`9`, `*`, `#`) mapped to a tool the agent must call
+    /// (`"0" = "escalate_to_human"`) or to what the caller means (`"1" = "Where is my order?"`).
+    #[serde(default)]
+    pub dtmf: BTreeMap<String, String>,
 }
 
 fn default_budget() -> usize {
@@ -93,6 +98,7 @@ impl Persona {
             voice_notes: false,
             handoff: None,
             end_call: false,
+            dtmf: BTreeMap::new(),
             tools: None,
             engines: None,
             deadlines_ms: BTreeMap::new(),
@@ -204,6 +210,16 @@ impl Personas {
             }
             if let Some(h) = &p.handoff {
                 h.validate().map_err(|e| invalid(&e))?;
+            }
+            let digit = |k: &str| {
+                k.len() == 1
+                    && k.chars()
+                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+            };
+            if p.dtmf.iter().any(|(k, v)| !digit(k) || v.trim().is_empty()) {
+                return Err(invalid(
+                    "dtmf maps single keys (0-9, *, #) to a tool name or a sentence",
+                ));
             }
             p.name.clone_from(&name);
             out.by_name.insert(name, p);

@@ -25,22 +25,57 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
     llm.set_script(Script {
+        reply: "Okay.".into(),
         tool_trigger: Some((word.into(), tool.into(), args.to_string())),
         ..Script::default()
     });
 }
 
 async fn phone_call(gw: &Gateway, words: &str) -> PhoneClient {
+    let phone = dial(gw).await;
+    say_into(&phone, words).await;
+    phone
+}
+
+async fn dial(gw: &Gateway) -> PhoneClient {
     let url = format!("ws://{}/telephony/twilio/stream", gw.addr);
     let signature = switchboard_e2e::signing::twilio(TOKEN, &url, &[]);
-    let phone = PhoneClient::connect_signed(&url, json!({"from": "+15550001"}), Some(&signature))
+    PhoneClient::connect_signed(&url, json!({"from": "+15550001"}), Some(&signature))
         .await
-        .expect("the stream opens");
+        .expect("the stream opens")
+}
+
+/// Wait until the LLM has been asked something `f` recognises.
+async fn llm_asked(llm: &ScriptedLlm, what: &str, f: impl Fn(&Value) -> bool) {
+    for _ in 0..200 {
+        if llm.requests().iter().any(&f) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen: Vec<String> = llm
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} / {}",
+                r["tool_choice"],
+                r["messages"]
+                    .as_array()
+                    .and_then(|m| m.last())
+                    .cloned()
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    panic!("the LLM was never asked {what}: {seen:#?}");
+}
+
+async fn say_into(phone: &PhoneClient, words: &str) {
     let mut speech = silence(300, RATE);
     speech.extend(say(words, RATE));
     speech.extend(silence(1_500, RATE));
     phone.speak(&speech).await.expect("speaks");
-    phone
 }
 
 #[test]
@@ -59,6 +94,7 @@ default = "support"
 instructions = "You are Acme's support agent."
 end_call = true
 handoff = {{ webhook_url = "{}/handoff", transfer_to = "+15550100" }}
+dtmf = {{ "0" = "escalate_to_human", "1" = "Where is my order?" }}
 "#,
             hook.url()
         ),
@@ -156,7 +192,23 @@ handoff = {{ webhook_url = "{}/handoff", transfer_to = "+15550100" }}
     );
     call_tool(&llm, "goodbye", "end_call", json!({}));
     rt.block_on(async {
-        let phone = phone_call(&gw, "That is all, thank you, goodbye.").await;
+        // Keypad digits: one says what the caller means, one forces the hand-off tool.
+        let phone = dial(&gw).await;
+        phone.dtmf('1').expect("dtmf");
+        llm_asked(&llm, "the mapped sentence", |r| {
+            r["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .is_some_and(|m| m["content"] == "Where is my order?")
+        })
+        .await;
+        phone.dtmf('0').expect("dtmf");
+        llm_asked(&llm, "for the forced tool", |r| {
+            r["tool_choice"]
+                == json!({"type": "function", "function": {"name": "escalate_to_human"}})
+        })
+        .await;
+        say_into(&phone, "That is all, thank you, goodbye.").await;
         let calls =
             tokio::task::spawn_blocking(move || twilio.wait_for(1, Duration::from_secs(40)))
                 .await

@@ -10,4 +10,4 @@ pub mod stream;
 
 pub use control::CallControlHook;
 pub use protocol::{Dialect, StreamStart};
-pub use stream::serve;
+pub use stream::{DtmfAction, DtmfMap, serve};

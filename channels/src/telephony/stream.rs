@@ -19,7 +19,7 @@ use switchboard_pipeline::call::{
     CallEvent, CallHandle, CallInput, Command, ResponseOptions, end_call,
 };
 use switchboard_pipeline::conversation::{Content, Item, Role};
-use switchboard_pipeline::llm::ActionNotice;
+use switchboard_pipeline::llm::{ActionNotice, ToolChoice};
 use switchboard_pipeline::metrics::CallMetrics;
 use tokio::sync::mpsc;
 
@@ -29,6 +29,17 @@ use crate::audio_format::AudioFormat;
 
 /// The provider must send `start` within this long of connecting.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a keypad digit means on this call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DtmfAction {
+    /// The caller said this.
+    Say(String),
+    /// The agent must call this tool (e.g. `escalate_to_human` for "press 0").
+    Tool(String),
+}
+
+pub type DtmfMap = HashMap<char, DtmfAction>;
 
 /// What the reader tells the writer.
 enum Note {
@@ -50,7 +61,7 @@ pub async fn serve(
     dialect: Dialect,
     metrics: CallMetrics,
     control: CallControlHook,
-    start_call: impl FnOnce(&StreamStart) -> Option<CallHandle>,
+    start_call: impl FnOnce(&StreamStart) -> Option<(CallHandle, DtmfMap)>,
 ) {
     let (mut sink, mut stream) = socket.split();
     let start = tokio::time::timeout(START_TIMEOUT, async {
@@ -71,7 +82,7 @@ pub async fn serve(
         let _ = sink.close().await;
         return;
     };
-    let Some(call) = start_call(&start) else {
+    let Some((call, dtmf)) = start_call(&start) else {
         let _ = sink.close().await;
         return;
     };
@@ -111,14 +122,16 @@ pub async fn serve(
                 }
             },
             Ok(Inbound::Dtmf { digit }) => {
-                // A key press is a user turn of its own: the agent answers it.
-                let item = Item::message(
-                    String::new(),
-                    Role::User,
-                    vec![Content::InputText {
-                        text: format!("[The caller pressed the key {digit} on the phone keypad.]"),
-                    }],
-                );
+                // A key press is a user turn of its own: the agent answers it, saying what
+                // the persona maps the digit to, or calling the tool it maps it to.
+                let pressed = format!("[The caller pressed the key {digit} on the phone keypad.]");
+                let (text, tool) = match dtmf.get(&digit) {
+                    Some(DtmfAction::Say(t)) => (t.clone(), None),
+                    Some(DtmfAction::Tool(name)) => (pressed, Some(name.clone())),
+                    None => (pressed, None),
+                };
+                let item =
+                    Item::message(String::new(), Role::User, vec![Content::InputText { text }]);
                 let created = CallInput::CreateItem {
                     previous_item_id: None,
                     item,
@@ -126,7 +139,11 @@ pub async fn serve(
                 if commands.send(command(created)).await.is_err() {
                     break;
                 }
-                CallInput::CreateResponse(ResponseOptions::default())
+                CallInput::CreateResponse(ResponseOptions {
+                    tool_choice: tool.map(ToolChoice::Function),
+                    interrupt: true,
+                    ..ResponseOptions::default()
+                })
             }
             Ok(Inbound::Mark { name }) => {
                 let _ = notes_tx.send(Note::Played(name));

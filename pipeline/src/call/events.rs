@@ -57,6 +57,9 @@ pub struct ResponseOptions {
     /// An answer to a pending action (`action_id`, approve) that this response settles
     /// (our `switchboard.action.confirm` client event).
     pub decision: Option<(String, bool)>,
+    /// Cancel a response in progress instead of refusing (a phone key press interrupts the
+    /// agent the way speech does).
+    pub interrupt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -23,6 +23,9 @@ impl CallActor {
         v2v: Option<Instant>,
         event_id: Option<String>,
     ) {
+        if opts.interrupt && self.response.is_some() {
+            self.cancel_response("turn_detected").await;
+        }
         if let Some(r) = &self.response {
             let err = CallError::invalid(
                 "conversation_already_has_active_response",
