@@ -28,7 +28,7 @@ use switchboard_pipeline::tools::{ToolAudit, ToolEngine, ToolEngineConfig};
 
 use crate::auth;
 use crate::server::{AppState, openai_error};
-use crate::sessions::{db_failed, limit_param, list_of, not_found, object};
+use crate::sessions::{authorized_limit, db_failed, list_of, not_found, object};
 use crate::store::Store;
 use crate::turns::TurnLog;
 
@@ -128,12 +128,9 @@ pub async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    let limit = match limit_param(&query) {
+    let limit = match authorized_limit(&state, &headers, &query) {
         Ok(l) => l,
-        Err(bad) => return bad,
+        Err(refused) => return refused,
     };
     let session = query.get("session_id").map(String::as_str);
     let status = query.get("status").map(String::as_str);
@@ -226,12 +223,9 @@ pub async fn audit(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    let limit = match limit_param(&query) {
+    let limit = match authorized_limit(&state, &headers, &query) {
         Ok(l) => l,
-        Err(bad) => return bad,
+        Err(refused) => return refused,
     };
     let session = query.get("session_id").map(String::as_str);
     let kind = query.get("kind").map(String::as_str);

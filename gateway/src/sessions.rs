@@ -54,8 +54,13 @@ pub(crate) fn not_found(what: &str, id: &str) -> Response {
     )
 }
 
-/// `?limit=` (1 to 1000, default 100), or the 400 naming it.
-pub(crate) fn limit_param(query: &HashMap<String, String>) -> Result<i64, Response> {
+/// The API key check, then `?limit=` (1 to 1000, default 100): the limit, or the 401/400.
+pub(crate) fn authorized_limit(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<i64, Response> {
+    auth::require(&state.api_keys, headers)?;
     match query.get("limit").map(|l| l.parse::<i64>()) {
         None => Ok(100),
         Some(Ok(l)) if (1..=MAX_LIMIT).contains(&l) => Ok(l),
@@ -72,12 +77,9 @@ pub async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    let limit = match limit_param(&query) {
+    let limit = match authorized_limit(&state, &headers, &query) {
         Ok(l) => l,
-        Err(bad) => return bad,
+        Err(refused) => return refused,
     };
     match state.store.list_sessions(&state.tenant, limit).await {
         Ok(sessions) => list_of(&sessions, "session"),

@@ -51,32 +51,16 @@ impl FakeOrders {
                 ("42".to_owned(), "shipped".to_owned()),
                 ("7".to_owned(), "processing".to_owned()),
             ]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let state = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(listener.local_addr().expect("addr"))
-                    .expect("report addr");
-                let app = Router::new()
-                    .route("/orders/{id}", get(lookup))
-                    .route("/orders/{id}/cancel", post(cancel))
-                    .route("/redirect", get(redirect))
-                    .route(
-                        "/openapi.json",
-                        get(|| async { ([("content-type", "application/json")], OPENAPI) }),
-                    )
-                    .with_state(state);
-                let _ = axum::serve(listener, app).await;
-            });
-        });
-        let addr = rx.recv().expect("order system started");
+        let app = Router::new()
+            .route("/orders/{id}", get(lookup))
+            .route("/orders/{id}/cancel", post(cancel))
+            .route("/redirect", get(redirect))
+            .route(
+                "/openapi.json",
+                get(|| async { ([("content-type", "application/json")], OPENAPI) }),
+            )
+            .with_state(Arc::clone(&shared));
+        let addr = crate::serve_on_thread(app);
         Self { addr, shared }
     }
 

@@ -57,6 +57,32 @@ fn http_request(
     Some((status, body))
 }
 
+/// One chat completion in `session` (`(role, content)` messages): the response as JSON;
+/// panics unless it is a 200.
+pub fn chat_completion(
+    gw: &Gateway,
+    session: &str,
+    messages: &[(&str, &str)],
+) -> serde_json::Value {
+    let messages: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(role, content)| serde_json::json!({"role": role, "content": content}))
+        .collect();
+    let body = serde_json::json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
+    let (status, text) =
+        http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()).expect("chat answers");
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).expect("a JSON completion")
+}
+
+/// The reply text of a chat completion.
+pub fn reply_text(completion: &serde_json::Value) -> String {
+    completion["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 impl Gateway {
     /// Start with the LLM chain `llm_urls` (first = primary; none: the embedded model) and
     /// extra environment.

@@ -42,3 +42,24 @@ pub fn run(args: &[&str]) -> Output {
         .output()
         .expect("switchboard runs")
 }
+
+/// Serve `app` on a loopback port from a thread of its own (stand-ins for outside services
+/// must not share the test's runtime); its address.
+pub fn serve_on_thread(app: axum::Router) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("report addr");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    rx.recv().expect("server started")
+}

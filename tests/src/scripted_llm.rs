@@ -68,32 +68,26 @@ impl ScriptedLlm {
             script: Mutex::new(script),
             requests: Mutex::new(Vec::new()),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let state = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(listener.local_addr().expect("addr"))
-                    .expect("report addr");
-                let app = Router::new()
-                    .route("/v1/chat/completions", post(chat))
-                    .with_state(state);
-                let _ = axum::serve(listener, app).await;
-            });
-        });
-        let addr = rx.recv().expect("scripted LLM started");
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .with_state(Arc::clone(&shared));
+        let addr = crate::serve_on_thread(app);
         Self { addr, shared }
     }
 
     /// Base URL for `SWITCHBOARD_LLM_BASE_URL`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// From now on, call `tool` with `args` when the user's message contains `word` (and
+    /// answer briefly otherwise).
+    pub fn call_tool(&self, word: &str, tool: &str, args: serde_json::Value) {
+        self.set_script(Script {
+            reply: "Okay.".into(),
+            tool_trigger: Some((word.into(), tool.into(), args.to_string())),
+            ..Script::default()
+        });
     }
 
     pub fn set_script(&self, script: Script) {

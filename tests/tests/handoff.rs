@@ -23,14 +23,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
-    llm.set_script(Script {
-        reply: "Okay.".into(),
-        tool_trigger: Some((word.into(), tool.into(), args.to_string())),
-        ..Script::default()
-    });
-}
-
 async fn phone_call(gw: &Gateway, words: &str) -> PhoneClient {
     let phone = dial(gw).await;
     say_into(&phone, words).await;
@@ -78,6 +70,26 @@ async fn say_into(phone: &PhoneClient, words: &str) {
     phone.speak(&speech).await.expect("speaks");
 }
 
+/// A gateway with hand-offs signed and allowed to `hook`, and Twilio's API at `twilio`.
+fn start(
+    llm: &ScriptedLlm,
+    personas: &std::path::Path,
+    hook: &FakeApi,
+    twilio: &FakeApi,
+) -> Gateway {
+    Gateway::start(
+        &[llm.base_url()],
+        &[
+            ("SWITCHBOARD_PERSONAS", personas.to_str().expect("utf-8")),
+            ("SWITCHBOARD_HANDOFF_SECRET", SECRET),
+            ("SWITCHBOARD_OUTBOUND_ALLOW", &hook.addr.to_string()),
+            ("SWITCHBOARD_TWILIO_ACCOUNT_SID", "AC0"),
+            ("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN),
+            ("SWITCHBOARD_TWILIO_API_URL", &twilio.url()),
+        ],
+    )
+}
+
 #[test]
 fn escalation_hands_off_transfers_and_hangs_up() {
     let hook = FakeApi::start();
@@ -100,22 +112,9 @@ dtmf = {{ "0" = "escalate_to_human", "1" = "Where is my order?" }}
         ),
     )
     .expect("persona file");
-    let allow = hook.addr.to_string();
-    let twilio_url = twilio.url();
-    let gw = Gateway::start(
-        &[llm.base_url()],
-        &[
-            ("SWITCHBOARD_PERSONAS", personas.to_str().expect("utf-8")),
-            ("SWITCHBOARD_HANDOFF_SECRET", SECRET),
-            ("SWITCHBOARD_OUTBOUND_ALLOW", &allow),
-            ("SWITCHBOARD_TWILIO_ACCOUNT_SID", "AC0"),
-            ("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN),
-            ("SWITCHBOARD_TWILIO_API_URL", &twilio_url),
-        ],
-    );
+    let gw = start(&llm, &personas, &hook, &twilio);
     let summary = "Ada wants a refund for order 42.";
-    call_tool(
-        &llm,
+    llm.call_tool(
         "person",
         "escalate_to_human",
         json!({"summary": summary, "reason": "asked for a person"}),
@@ -178,19 +177,8 @@ dtmf = {{ "0" = "escalate_to_human", "1" = "Where is my order?" }}
     // A goodbye on the phone: the agent hangs up.
     let twilio = FakeApi::start();
     drop(gw);
-    let twilio_url = twilio.url();
-    let gw = Gateway::start(
-        &[llm.base_url()],
-        &[
-            ("SWITCHBOARD_PERSONAS", personas.to_str().expect("utf-8")),
-            ("SWITCHBOARD_HANDOFF_SECRET", SECRET),
-            ("SWITCHBOARD_OUTBOUND_ALLOW", &allow),
-            ("SWITCHBOARD_TWILIO_ACCOUNT_SID", "AC0"),
-            ("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN),
-            ("SWITCHBOARD_TWILIO_API_URL", &twilio_url),
-        ],
-    );
-    call_tool(&llm, "goodbye", "end_call", json!({}));
+    let gw = start(&llm, &personas, &hook, &twilio);
+    llm.call_tool("goodbye", "end_call", json!({}));
     rt.block_on(async {
         // Keypad digits: one says what the caller means, one forces the hand-off tool.
         let phone = dial(&gw).await;
@@ -221,8 +209,7 @@ dtmf = {{ "0" = "escalate_to_human", "1" = "Where is my order?" }}
     });
 
     // In a chat the same tool hands off without a transfer; end_call is not offered.
-    call_tool(
-        &llm,
+    llm.call_tool(
         "person",
         "escalate_to_human",
         json!({"summary": "Bob needs help with an invoice."}),
@@ -240,7 +227,7 @@ dtmf = {{ "0" = "escalate_to_human", "1" = "Where is my order?" }}
         (Some("chat"), true),
         "{last}"
     );
-    call_tool(&llm, "goodbye", "end_call", json!({}));
+    llm.call_tool("goodbye", "end_call", json!({}));
     let chat =
         json!({"model": "switchboard", "messages": [{"role": "user", "content": "goodbye"}]});
     let (_, text) =

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_e2e::gateway::{Gateway, http_get, http_post_json};
+use switchboard_e2e::gateway::{Gateway, chat_completion, http_get, reply_text};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 
 fn server_script() -> String {
@@ -45,28 +45,8 @@ impl Drop for HttpMcp {
     }
 }
 
-fn chat(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> String {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(r, c)| json!({"role": r, "content": c}))
-        .collect();
-    let body =
-        json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
-    let (status, text) =
-        http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()).expect("answers");
-    assert_eq!(status, 200, "{text}");
-    let v: Value = serde_json::from_str(&text).expect("json");
-    v["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
-    llm.set_script(Script {
-        tool_trigger: Some((word.into(), tool.into(), args.to_string())),
-        ..Script::default()
-    });
+fn chat_reply(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> String {
+    reply_text(&chat_completion(gw, session, messages))
 }
 
 fn logged(log: &std::path::Path) -> Vec<Value> {
@@ -150,13 +130,8 @@ tools = ["order_status"]
     );
 
     // A read tool over stdio runs at once.
-    call_tool(
-        &llm,
-        "status",
-        "shop_order_status",
-        json!({"order_id": "42"}),
-    );
-    let said = chat(
+    llm.call_tool("status", "shop_order_status", json!({"order_id": "42"}));
+    let said = chat_reply(
         &gw,
         "s-mcp-1",
         &[("user", "What is the status of order 42?")],
@@ -164,13 +139,8 @@ tools = ["order_status"]
     assert!(said.contains("shipped") && said.contains("DHL"), "{said}");
 
     // Over streamable HTTP too.
-    call_tool(
-        &llm,
-        "remote",
-        "remote_order_status",
-        json!({"order_id": "7"}),
-    );
-    let said = chat(
+    llm.call_tool("remote", "remote_order_status", json!({"order_id": "7"}));
+    let said = chat_reply(
         &gw,
         "s-mcp-2",
         &[("user", "Ask the remote shop about order 7.")],
@@ -178,13 +148,8 @@ tools = ["order_status"]
     assert!(said.contains("processing"), "{said}");
 
     // A tool error reaches the model as an error it can explain.
-    call_tool(
-        &llm,
-        "status",
-        "shop_order_status",
-        json!({"order_id": "999"}),
-    );
-    let said = chat(
+    llm.call_tool("status", "shop_order_status", json!({"order_id": "999"}));
+    let said = chat_reply(
         &gw,
         "s-mcp-3",
         &[("user", "What is the status of order 999?")],
@@ -195,15 +160,15 @@ tools = ["order_status"]
     );
 
     // A write waits for yes.
-    call_tool(&llm, "coupon", "shop_issue_coupon", json!({"percent": 10}));
+    llm.call_tool("coupon", "shop_issue_coupon", json!({"percent": 10}));
     let ask = [("user", "Can I get a coupon?")];
-    let question = chat(&gw, "s-mcp-4", &ask);
+    let question = chat_reply(&gw, "s-mcp-4", &ask);
     assert!(question.contains("Shall I go ahead?"), "{question}");
     assert!(
         !logged(&log).iter().any(|c| c["tool"] == "issue_coupon"),
         "nothing ran before yes"
     );
-    let said = chat(
+    let said = chat_reply(
         &gw,
         "s-mcp-4",
         &[ask[0], ("assistant", &question), ("user", "yes please")],

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 use switchboard_e2e::fake_orders::{FakeOrders, OPENAPI};
-use switchboard_e2e::gateway::{Gateway, TestDatabase, http_get, http_post_json};
+use switchboard_e2e::gateway::{
+    Gateway, TestDatabase, chat_completion, http_get, http_post_json, reply_text,
+};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 
 fn json_of(r: Option<(u16, String)>) -> (u16, Value) {
@@ -13,36 +15,6 @@ fn json_of(r: Option<(u16, String)>) -> (u16, Value) {
         status,
         serde_json::from_str(&body).unwrap_or(Value::String(body)),
     )
-}
-
-fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
-    llm.set_script(Script {
-        tool_trigger: Some((word.into(), tool.into(), args.to_string())),
-        ..Script::default()
-    });
-}
-
-fn chat(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> Value {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(r, c)| json!({"role": r, "content": c}))
-        .collect();
-    let body =
-        json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
-    let (status, v) = json_of(http_post_json(
-        gw.addr,
-        "/v1/chat/completions",
-        &body.to_string(),
-    ));
-    assert_eq!(status, 200, "{v}");
-    v
-}
-
-fn content(v: &Value) -> String {
-    v["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[test]
@@ -94,9 +66,9 @@ fn imported_tools_are_live_only_after_approval() {
     let id = import["id"].as_str().expect("an import id").to_owned();
 
     // Proposed is not live.
-    call_tool(&llm, "where", "getOrder", json!({"order_id": "42"}));
-    let v = chat(&gw, "s-before", &[("user", "Where is my order?")]);
-    assert!(!content(&v).contains("shipped"), "{v}");
+    llm.call_tool("where", "getOrder", json!({"order_id": "42"}));
+    let v = chat_completion(&gw, "s-before", &[("user", "Where is my order?")]);
+    assert!(!reply_text(&v).contains("shipped"), "{v}");
     assert!(orders.seen().is_empty(), "no tool ran before approval");
 
     let (status, approved) = json_of(http_post_json(
@@ -107,28 +79,27 @@ fn imported_tools_are_live_only_after_approval() {
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["installed"].as_array().map(Vec::len), Some(2));
 
-    let v = chat(&gw, "s-after", &[("user", "Where is my order?")]);
-    assert!(content(&v).contains("shipped"), "{v}");
+    let v = chat_completion(&gw, "s-after", &[("user", "Where is my order?")]);
+    assert!(reply_text(&v).contains("shipped"), "{v}");
     assert_eq!(orders.seen()[0].path, "/orders/42");
 
     // The imported write still asks first.
-    call_tool(
-        &llm,
+    llm.call_tool(
         "cancel",
         "cancelOrder",
         json!({"order_id": "7", "reason": "too late"}),
     );
     let ask = [("user", "Cancel order 7 please.")];
-    let v = chat(&gw, "s-cancel", &ask);
-    let question = content(&v);
+    let v = chat_completion(&gw, "s-cancel", &ask);
+    let question = reply_text(&v);
     assert!(question.contains("Shall I go ahead?"), "{question}");
     assert_eq!(orders.status_of("7").as_deref(), Some("processing"));
-    let v = chat(
+    let v = chat_completion(
         &gw,
         "s-cancel",
         &[ask[0], ("assistant", &question), ("user", "yes")],
     );
-    assert!(content(&v).contains("cancelled"), "{v}");
+    assert!(reply_text(&v).contains("cancelled"), "{v}");
     assert_eq!(orders.status_of("7").as_deref(), Some("cancelled"));
 
     // Approved tools survive a restart.

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::fake_orders::FakeOrders;
-use switchboard_e2e::gateway::{Gateway, TestDatabase, http_get, http_post_json};
+use switchboard_e2e::gateway::{
+    Gateway, TestDatabase, chat_completion, http_get, http_post_json, reply_text,
+};
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
@@ -94,36 +96,6 @@ fn rig(extra: &[(&str, &str)]) -> Rig {
     }
 }
 
-fn call_tool(llm: &ScriptedLlm, word: &str, tool: &str, args: Value) {
-    llm.set_script(Script {
-        tool_trigger: Some((word.into(), tool.into(), args.to_string())),
-        ..Script::default()
-    });
-}
-
-/// One chat completion in `session`: (status, body).
-fn chat(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> (u16, Value) {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
-    let body =
-        json!({"model": "switchboard", "messages": messages, "metadata": {"session_id": session}});
-    let (status, text) =
-        http_post_json(gw.addr, "/v1/chat/completions", &body.to_string()).expect("chat answers");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn content(v: &Value) -> String {
-    v["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn get_json(gw: &Gateway, path: &str) -> (u16, Value) {
     let (status, text) = http_get(gw.addr, path).expect("answers");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -171,10 +143,9 @@ fn tools_look_up_confirm_refuse_and_audit() {
     } = rig(&[]);
 
     // A read tool runs without confirmation; the secret header reaches the service only.
-    call_tool(&llm, "where", "lookup_order", json!({"order_id": "42"}));
-    let (status, v) = chat(&gw, "s-lookup", &[("user", "Where is my order 42?")]);
-    assert_eq!(status, 200, "{v}");
-    let said = content(&v);
+    llm.call_tool("where", "lookup_order", json!({"order_id": "42"}));
+    let v = chat_completion(&gw, "s-lookup", &[("user", "Where is my order 42?")]);
+    let said = reply_text(&v);
     assert!(
         said.contains("shipped") && said.contains("Friday"),
         "{said}"
@@ -199,10 +170,10 @@ fn tools_look_up_confirm_refuse_and_audit() {
     );
 
     // A dangerous tool asks first and runs only after yes, once.
-    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
+    llm.call_tool("cancel", "cancel_order", json!({"order_id": "42"}));
     let ask = [("user", "Please cancel order 42.")];
-    let (_, v) = chat(&gw, "s-cancel", &ask);
-    let question = content(&v);
+    let v = chat_completion(&gw, "s-cancel", &ask);
+    let question = reply_text(&v);
     assert!(
         question.contains("cancel order 42. Shall I go ahead?"),
         "{question}"
@@ -219,12 +190,12 @@ fn tools_look_up_confirm_refuse_and_audit() {
         "{a}"
     );
 
-    let (_, v) = chat(
+    let v = chat_completion(
         &gw,
         "s-cancel",
         &[ask[0], ("assistant", &question), ("user", "Yes, please.")],
     );
-    let said = content(&v);
+    let said = reply_text(&v);
     assert!(said.contains("cancelled"), "{said}");
     assert_eq!(v["metadata"]["action_status"], "executed", "{v}");
     assert_eq!(orders.status_of("42").as_deref(), Some("cancelled"));
@@ -250,20 +221,20 @@ fn tools_look_up_confirm_refuse_and_audit() {
     );
 
     // No means no.
-    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "7"}));
+    llm.call_tool("cancel", "cancel_order", json!({"order_id": "7"}));
     let ask = [("user", "Cancel order 7 please.")];
-    let (_, v) = chat(&gw, "s-reject", &ask);
-    let question = content(&v);
+    let v = chat_completion(&gw, "s-reject", &ask);
+    let question = reply_text(&v);
     let action_id = v["metadata"]["pending_action_id"]
         .as_str()
         .expect("pending action")
         .to_owned();
-    let (_, v) = chat(
+    let v = chat_completion(
         &gw,
         "s-reject",
         &[ask[0], ("assistant", &question), ("user", "No, don't.")],
     );
-    assert!(content(&v).contains("rejected"), "{v}");
+    assert!(reply_text(&v).contains("rejected"), "{v}");
     assert_eq!(orders.status_of("7").as_deref(), Some("processing"));
     let (status, _) =
         http_post_json(gw.addr, &format!("/v1/actions/{action_id}/approve"), "").expect("answers");
@@ -271,7 +242,7 @@ fn tools_look_up_confirm_refuse_and_audit() {
     assert_eq!(cancels(&orders), 1);
 
     // Approval through the API: the tool runs at once, and the next turn tells the model.
-    let (_, v) = chat(&gw, "s-api", &ask);
+    let v = chat_completion(&gw, "s-api", &ask);
     let action_id = v["metadata"]["pending_action_id"]
         .as_str()
         .expect("pending action")
@@ -289,7 +260,7 @@ fn tools_look_up_confirm_refuse_and_audit() {
     );
     assert_eq!(orders.status_of("7").as_deref(), Some("cancelled"));
     let before = llm.requests().len();
-    chat(
+    chat_completion(
         &gw,
         "s-api",
         &[
@@ -321,13 +292,13 @@ fn tools_look_up_confirm_refuse_and_audit() {
         ("by_name", "hostname"),
         ("bounce", "bounce"),
     ] {
-        call_tool(&llm, word, tool, json!({}));
-        let (_, v) = chat(
+        llm.call_tool(word, tool, json!({}));
+        let v = chat_completion(
             &gw,
             &format!("s-ssrf-{word}"),
             &[("user", &format!("Please check the {word} page."))],
         );
-        let said = content(&v);
+        let said = reply_text(&v);
         assert!(
             said.contains("blocked") && said.contains("not allowed"),
             "{tool}: {said}"
@@ -368,10 +339,10 @@ fn an_unanswered_action_expires_and_never_runs() {
         ("SWITCHBOARD_ACTION_TTL_SECS", "1"),
         ("SWITCHBOARD_DATABASE_URL", &db.url),
     ]);
-    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
+    llm.call_tool("cancel", "cancel_order", json!({"order_id": "42"}));
     let ask = [("user", "Please cancel order 42.")];
-    let (_, v) = chat(&gw, "s-expire", &ask);
-    let question = content(&v);
+    let v = chat_completion(&gw, "s-expire", &ask);
+    let question = reply_text(&v);
     let action_id = v["metadata"]["pending_action_id"]
         .as_str()
         .expect("pending action")
@@ -391,12 +362,12 @@ fn an_unanswered_action_expires_and_never_runs() {
     assert_eq!(code, 410, "{body}");
     assert!(body.contains("action_expired"));
     // A late yes gets the notice, not the action.
-    let (_, v) = chat(
+    let v = chat_completion(
         &gw,
         "s-expire",
         &[ask[0], ("assistant", &question), ("user", "Yes.")],
     );
-    assert!(content(&v).contains("expired"), "{v}");
+    assert!(reply_text(&v).contains("expired"), "{v}");
     assert_eq!(v["metadata"]["action_status"], "expired");
     assert_eq!(cancels(&orders), 0);
     assert_eq!(orders.status_of("42").as_deref(), Some("shipped"));
@@ -431,7 +402,7 @@ fn a_caller_approves_a_change_by_saying_yes() {
         gw,
         _dir,
     } = rig(&[]);
-    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
+    llm.call_tool("cancel", "cancel_order", json!({"order_id": "42"}));
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url())
             .await
@@ -505,7 +476,7 @@ fn a_realtime_client_approves_with_the_custom_event() {
         gw,
         _dir,
     } = rig(&[]);
-    call_tool(&llm, "cancel", "cancel_order", json!({"order_id": "42"}));
+    llm.call_tool("cancel", "cancel_order", json!({"order_id": "42"}));
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url())
             .await

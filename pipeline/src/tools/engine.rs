@@ -491,53 +491,40 @@ impl ToolEngine {
     async fn expire(&self, action: &PendingAction) -> bool {
         let note =
             json!({"status": "expired", "message": "Not approved in time; cancelled."}).to_string();
-        let won = self
-            .actions
-            .transition(
-                &action.tenant,
-                &action.id,
-                ActionStatus::Pending,
-                ActionStatus::Expired,
-                Some(&note),
-                now_ms(),
-            )
+        self.cancel(action, ActionStatus::Expired, Some(&note))
             .await
-            .unwrap_or(false);
-        if won {
-            self.count(&action.tool, "expired");
-            self.audit(
-                &action.tenant,
-                Some(&action.session_id),
-                "tool.expired",
-                json!({"action_id": action.id, "tool": action.tool, "expires_at": action.expires_at}),
-            );
-        }
-        won
     }
 
     /// The caller moved on without answering: cancel the action.
     pub async fn supersede(&self, action: &PendingAction) {
+        self.cancel(action, ActionStatus::Superseded, None).await;
+    }
+
+    /// Move a pending action to `to` (expired, superseded), counted and audited as
+    /// `tool.{to}`; `false` when something else settled it first.
+    async fn cancel(&self, action: &PendingAction, to: ActionStatus, note: Option<&str>) -> bool {
         let won = self
             .actions
             .transition(
                 &action.tenant,
                 &action.id,
                 ActionStatus::Pending,
-                ActionStatus::Superseded,
-                None,
+                to,
+                note,
                 now_ms(),
             )
             .await
             .unwrap_or(false);
         if won {
-            self.count(&action.tool, "superseded");
+            self.count(&action.tool, to.as_str());
             self.audit(
                 &action.tenant,
                 Some(&action.session_id),
-                "tool.superseded",
-                json!({"action_id": action.id, "tool": action.tool}),
+                &format!("tool.{}", to.as_str()),
+                json!({"action_id": action.id, "tool": action.tool, "expires_at": action.expires_at}),
             );
         }
+        won
     }
 
     /// Cancel every pending action past its time to live; how many were.
