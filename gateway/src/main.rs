@@ -3,6 +3,7 @@
 mod actions;
 mod audio;
 mod auth;
+mod call_control;
 mod call_page;
 mod chat;
 mod chat_ws;

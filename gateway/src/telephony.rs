@@ -18,10 +18,8 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use switchboard_channels::telephony::{
-    self, CallControlHook, Dialect, DtmfAction, DtmfMap, StreamStart, signature,
-};
-use switchboard_pipeline::tools::builtin::{self, CallControl};
+use switchboard_channels::telephony::{self, Dialect, DtmfAction, DtmfMap, signature};
+use switchboard_pipeline::tools::builtin;
 use switchboard_pipeline::{SessionConfig, spawn_call};
 
 use crate::realtime::{CallTarget, admit};
@@ -42,72 +40,6 @@ pub struct TelephonyConfig {
     pub telnyx_api_key: Option<String>,
     /// Telnyx's API base (`https://api.telnyx.com`).
     pub telnyx_api_url: String,
-}
-
-/// Hang up or transfer a call through the provider's REST API: Twilio's call update
-/// (`Twiml=<Response><Dial>` or `Status=completed`), Telnyx's call-control actions.
-fn control_hook(config: TelephonyConfig, dialect: Dialect) -> CallControlHook {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
-    Arc::new(move |start: StreamStart, control: CallControl| {
-        let (config, client) = (config.clone(), client.clone());
-        Box::pin(async move {
-            let request = match dialect {
-                Dialect::Twilio => {
-                    let (Some(sid), Some(token)) =
-                        (&config.twilio_account_sid, &config.twilio_auth_token)
-                    else {
-                        return Err("set SWITCHBOARD_TWILIO_ACCOUNT_SID and SWITCHBOARD_TWILIO_AUTH_TOKEN for call control".into());
-                    };
-                    let mut form = form_urlencoded::Serializer::new(String::new());
-                    match &control {
-                        CallControl::Hangup => form.append_pair("Status", "completed"),
-                        CallControl::Transfer { to } => form.append_pair(
-                            "Twiml",
-                            &format!("<Response><Dial>{}</Dial></Response>", xml_escape(to)),
-                        ),
-                    };
-                    let url = format!(
-                        "{}/2010-04-01/Accounts/{sid}/Calls/{}.json",
-                        config.twilio_api_url.trim_end_matches('/'),
-                        start.call_id
-                    );
-                    client
-                        .post(url)
-                        .basic_auth(sid, Some(token))
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(form.finish())
-                }
-                Dialect::Telnyx => {
-                    let Some(key) = &config.telnyx_api_key else {
-                        return Err("set SWITCHBOARD_TELNYX_API_KEY for call control".into());
-                    };
-                    let (action, body) = match &control {
-                        CallControl::Hangup => ("hangup", serde_json::json!({})),
-                        CallControl::Transfer { to } => ("transfer", serde_json::json!({"to": to})),
-                    };
-                    let url = format!(
-                        "{}/v2/calls/{}/actions/{action}",
-                        config.telnyx_api_url.trim_end_matches('/'),
-                        start.call_id
-                    );
-                    client
-                        .post(url)
-                        .bearer_auth(key)
-                        .header("content-type", "application/json")
-                        .body(body.to_string())
-                }
-            };
-            let r = request.send().await.map_err(|e| e.to_string())?;
-            if r.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("provider answered {}", r.status()))
-            }
-        })
-    })
 }
 
 fn forbidden(message: &str) -> Response {
@@ -173,7 +105,7 @@ fn check_twilio(
     }
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -289,7 +221,7 @@ fn dtmf_map(state: &AppState, persona: Option<&str>) -> DtmfMap {
 
 fn upgrade(state: Arc<AppState>, ws: WebSocketUpgrade, dialect: Dialect) -> Response {
     let metrics = state.call_metrics.clone();
-    let control = control_hook(state.telephony.clone(), dialect);
+    let control = crate::call_control::hook(state.telephony.clone(), dialect);
     ws.on_upgrade(move |socket| async move {
         let mut permit = None;
         telephony::serve(socket, dialect, metrics, control, |start| {

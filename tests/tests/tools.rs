@@ -168,6 +168,10 @@ fn tools_look_up_confirm_refuse_and_audit() {
         audit["data"][0]["detail"]["arguments"],
         json!({"order_id": "42"})
     );
+    assert!(
+        audit["data"][0]["detail"]["result"].as_str().unwrap_or_default().contains("shipped"),
+        "{audit}"
+    );
 
     // A dangerous tool asks first and runs only after yes, once.
     llm.call_tool("cancel", "cancel_order", json!({"order_id": "42"}));

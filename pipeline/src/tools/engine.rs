@@ -21,6 +21,9 @@ use crate::metrics::CallMetrics;
 use crate::outbound::{OutboundClient, OutboundPolicy};
 use crate::persona::Persona;
 
+/// Characters of a tool's answer kept in the audit log.
+const AUDIT_RESULT_CHARS: usize = 500;
+
 /// Default time a pending action waits for approval.
 pub const DEFAULT_ACTION_TTL: Duration = Duration::from_secs(30 * 60);
 
@@ -254,6 +257,8 @@ impl ToolEngine {
                 "action_id": action_id, "arguments": redacted_arguments(&call.arguments),
                 "error": output.error, "http_status": output.status, "attempts": output.attempts,
                 "duration_ms": output.elapsed.as_millis() as u64, "result_chars": output.content.chars().count(),
+                // What the model was told (already trimmed for it), cut for the log.
+                "result": output.content.chars().take(AUDIT_RESULT_CHARS).collect::<String>(),
                 "persona": scope.persona, "user": scope.user,
             }),
         );
