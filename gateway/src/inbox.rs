@@ -5,8 +5,9 @@
 //! `pending` → the orchestrator (history: the stored session named by `conversation`) →
 //! `replied` → the channel's delivery (callback, `chat.postMessage`, `sendMessage`) →
 //! `delivered`; a failed delivery is retried with backoff (1 s doubling, capped at 5 min) and
-//! given up (`failed`) after 8 attempts. One worker per process; with several instances two
-//! could take the same row (claiming rows is scale-out work).
+//! given up (`failed`) after 8 attempts. One worker per process; instances sharing a
+//! database claim each message with a lease (10 s, renewed while working, migration 0005),
+//! so two never work on the same one and a crashed instance's are taken over.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,9 @@ use crate::store::now_ms;
 use crate::turns::Turn;
 
 const MAX_ATTEMPTS: i64 = 8;
+/// How long a claimed message is this worker's; renewed every third of it while it works,
+/// so a crashed instance's messages are taken over within this long.
+const LEASE_MS: i64 = 10_000;
 
 /// Whether any message channel is configured (the worker runs only then).
 pub fn enabled(state: &AppState) -> bool {
@@ -36,46 +40,80 @@ pub async fn work(state: Arc<AppState>, wake: Arc<Notify>) {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
+    // Leases name this process, so instances sharing a database never work on one message
+    // at once.
+    let owner = crate::turns::new_id("worker");
     loop {
         let due = state.store.inbox_due(20).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "reading the message inbox");
             Vec::new()
         });
-        for (tenant, mut m) in due {
-            if m.status == "pending" && m.text.is_empty() && m.channel == "telegram" {
-                match crate::telegram::voice_text(&state, &client, &m).await {
-                    Ok(text) if !text.is_empty() => m.text = text,
-                    Ok(_) => m.text = "[an inaudible voice note]".into(),
-                    Err(e) => {
-                        tracing::info!(id = %m.id, error = %e, "voice note not transcribed yet");
-                        let _ = state
-                            .store
-                            .inbox_update(&tenant, &m, now_ms() + 5_000, Some(&e))
-                            .await;
-                        continue;
+        for (tenant, m) in due {
+            match state
+                .store
+                .inbox_claim(&tenant, &m, &owner, now_ms() + LEASE_MS)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue, // another instance has it
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming an inbox message");
+                    continue;
+                }
+            }
+            let work = process(&state, &client, &tenant, m.clone());
+            tokio::pin!(work);
+            let mut renew = tokio::time::interval(Duration::from_millis(LEASE_MS as u64 / 3));
+            renew.tick().await;
+            loop {
+                tokio::select! {
+                    () = &mut work => break,
+                    _ = renew.tick() => {
+                        let _ = state.store.inbox_lease(&tenant, &m, &owner, now_ms() + LEASE_MS).await;
                     }
                 }
             }
-            if m.status == "pending" {
-                let Some(reply) = answer(&state, &tenant, &m).await else {
-                    // No provider answered: the message stays pending and is tried again.
-                    let _ = state
-                        .store
-                        .inbox_update(&tenant, &m, now_ms() + 5_000, Some("no answer"))
-                        .await;
-                    continue;
-                };
-                m.status = "replied".into();
-                m.reply = Some(reply);
-                let _ = state.store.inbox_update(&tenant, &m, now_ms(), None).await;
+            if let Err(e) = state.store.inbox_lease(&tenant, &m, &owner, 0).await {
+                tracing::warn!(error = %e, "releasing an inbox message");
             }
-            deliver(&state, &client, &tenant, m).await;
         }
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
+}
+
+/// Answer a pending message (once), then deliver the answer.
+async fn process(state: &AppState, client: &reqwest::Client, tenant: &str, mut m: InboxMessage) {
+    if m.status == "pending" && m.text.is_empty() && m.channel == "telegram" {
+        match crate::telegram::voice_text(state, client, &m).await {
+            Ok(text) if !text.is_empty() => m.text = text,
+            Ok(_) => m.text = "[an inaudible voice note]".into(),
+            Err(e) => {
+                tracing::info!(id = %m.id, error = %e, "voice note not transcribed yet");
+                let _ = state
+                    .store
+                    .inbox_update(tenant, &m, now_ms() + 5_000, Some(&e))
+                    .await;
+                return;
+            }
+        }
+    }
+    if m.status == "pending" {
+        let Some(reply) = answer(state, tenant, &m).await else {
+            // No provider answered: the message stays pending and is tried again.
+            let _ = state
+                .store
+                .inbox_update(tenant, &m, now_ms() + 5_000, Some("no answer"))
+                .await;
+            return;
+        };
+        m.status = "replied".into();
+        m.reply = Some(reply);
+        let _ = state.store.inbox_update(tenant, &m, now_ms(), None).await;
+    }
+    deliver(state, client, tenant, m).await;
 }
 
 async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<String> {

@@ -169,7 +169,10 @@ fn tools_look_up_confirm_refuse_and_audit() {
         json!({"order_id": "42"})
     );
     assert!(
-        audit["data"][0]["detail"]["result"].as_str().unwrap_or_default().contains("shipped"),
+        audit["data"][0]["detail"]["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("shipped"),
         "{audit}"
     );
 

@@ -228,3 +228,54 @@ fn an_accepted_message_survives_a_restart() {
     let reply = wait_for_delivery(&received, "m2", Duration::from_secs(20));
     assert_eq!(reply["text"], "Yes, from ten to four.");
 }
+
+/// Two gateways share one PostgreSQL database (issue 9's shape): each message, whichever
+/// instance accepted it, is answered and delivered exactly once.
+#[test]
+fn two_instances_on_one_database_answer_each_message_once() {
+    let db = switchboard_e2e::gateway::TestDatabase::new("inbox");
+    // A slow first token, so both workers would be busy with the same rows without leases.
+    let llm = ScriptedLlm::start(Script {
+        reply: "Noted.".into(),
+        first_token_ms: 300,
+        ..Script::default()
+    });
+    let (hook, received) = receiver(0);
+    let callback = format!("http://{hook}/hook");
+    let allow = hook.to_string();
+    let env = [
+        ("SWITCHBOARD_WEBHOOK_SECRET", SECRET),
+        ("SWITCHBOARD_WEBHOOK_CALLBACK_URL", callback.as_str()),
+        ("SWITCHBOARD_OUTBOUND_ALLOW", allow.as_str()),
+        ("SWITCHBOARD_DATABASE_URL", db.url.as_str()),
+    ];
+    let a = Gateway::start(&[llm.base_url()], &env);
+    let b = Gateway::start(&[llm.base_url()], &env);
+    let ids: Vec<String> = (0..6).map(|i| format!("mi{i}")).collect();
+    runtime().block_on(async {
+        for (i, id) in ids.iter().enumerate() {
+            let gw = if i % 2 == 0 { &a } else { &b };
+            let msg = json!({"id": id, "conversation": format!("conv-{id}"), "text": "Hello?"});
+            let (status, body) = send(gw, &msg, now(), None).await;
+            assert_eq!(status, 202, "{body}");
+        }
+    });
+    for id in &ids {
+        wait_for_delivery(&received, id, Duration::from_secs(30));
+    }
+    // Time for a second worker's duplicate to show up, if there were one.
+    std::thread::sleep(Duration::from_millis(1500));
+    let calls = received.lock().unwrap().calls.clone();
+    for id in &ids {
+        let n = calls
+            .iter()
+            .filter(|(_, _, b)| b["in_reply_to"] == id.as_str())
+            .count();
+        assert_eq!(n, 1, "{id} delivered {n} times");
+    }
+    assert_eq!(
+        llm.requests().len(),
+        ids.len(),
+        "each message answered once"
+    );
+}

@@ -85,6 +85,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT tenant_id, channel, id, conversation, user_id, text, reply_to, status, reply, attempts
              FROM inbox WHERE status IN ('pending', 'replied') AND next_attempt_at <= $1
+                 AND lease_until <= $1
              ORDER BY created_at LIMIT $2",
         )
         .bind(now_ms())
@@ -110,6 +111,53 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
+    }
+
+    /// Take a message to work on until `until` (Unix ms), unless another worker holds it:
+    /// `true` when this worker has it now.
+    pub async fn inbox_claim(
+        &self,
+        tenant: &str,
+        m: &InboxMessage,
+        owner: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE inbox SET lease_owner = $1, lease_until = $2
+             WHERE tenant_id = $3 AND channel = $4 AND id = $5 AND lease_until <= $6
+                 AND status IN ('pending', 'replied')",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(tenant)
+        .bind(&m.channel)
+        .bind(&m.id)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extend (`until` later) or give back (`until` = 0) a lease this worker holds.
+    pub async fn inbox_lease(
+        &self,
+        tenant: &str,
+        m: &InboxMessage,
+        owner: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE inbox SET lease_until = $1
+             WHERE tenant_id = $2 AND channel = $3 AND id = $4 AND lease_owner = $5",
+        )
+        .bind(until)
+        .bind(tenant)
+        .bind(&m.channel)
+        .bind(&m.id)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// Move a message on: its new status, reply, attempt count, next attempt and error.

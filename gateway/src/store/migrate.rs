@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0003_actions.sql"),
     ),
     (4, "tools", include_str!("../../migrations/0004_tools.sql")),
+    (
+        5,
+        "inbox_leases",
+        include_str!("../../migrations/0005_inbox_leases.sql"),
+    ),
 ];
 
 /// Statements of a migration file: split at `;` ending a line, comments dropped.
