@@ -13,9 +13,10 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::engine::ToolScope;
+use super::http::ToolOutput;
 use super::{SideEffect, ToolDef};
 use crate::persona::Persona;
 
@@ -91,6 +92,76 @@ pub struct Handoff {
 pub trait HandoffSink: Send + Sync {
     /// Accept the hand-off for delivery; its id.
     async fn hand_off(&self, handoff: Handoff) -> Result<String, String>;
+}
+
+/// Run a built-in tool: the hand-off goes to `sink`; call control is the runner's to announce.
+pub(super) async fn run(
+    b: &Builtin,
+    scope: &ToolScope,
+    args: &Map<String, Value>,
+    sink: Option<&dyn HandoffSink>,
+) -> ToolOutput {
+    let started = std::time::Instant::now();
+    let out = |content: Value, error: Option<&'static str>| ToolOutput {
+        content: content.to_string(),
+        error,
+        status: None,
+        attempts: 1,
+        elapsed: started.elapsed(),
+    };
+    match b {
+        Builtin::EndCall => out(
+            json!({"status": "ending", "message": "The call ends once your goodbye has been heard."}),
+            None,
+        ),
+        Builtin::Escalate {
+            webhook_url,
+            transfer_to,
+        } => {
+            let text = |k: &str| {
+                args.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            };
+            let mut handed_off = None;
+            if let Some(url) = webhook_url {
+                let Some(sink) = sink else {
+                    return out(
+                        json!({"error": "not_configured", "message": "Hand-off is not configured."}),
+                        Some("not_configured"),
+                    );
+                };
+                let handoff = Handoff {
+                    scope: scope.clone(),
+                    webhook_url: url.clone(),
+                    summary: text("summary"),
+                    reason: text("reason"),
+                    transfer_to: transfer_to.clone(),
+                };
+                match sink.hand_off(handoff).await {
+                    Ok(id) => handed_off = Some(id),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hand-off not accepted");
+                        return out(
+                            json!({"error": "unavailable", "message": "The hand-off could not be sent; apologise and offer to take a message."}),
+                            Some("unavailable"),
+                        );
+                    }
+                }
+            }
+            let message = if transfer_to.is_some() {
+                "The call is transferred to a colleague after your reply; tell the caller so."
+            } else {
+                "A colleague has the summary and will follow up; tell the caller so."
+            };
+            out(
+                json!({"status": "handed_off", "handoff_id": handed_off, "transfer": transfer_to.is_some(), "message": message}),
+                None,
+            )
+        }
+    }
 }
 
 /// The built-in tools this persona has on this channel.

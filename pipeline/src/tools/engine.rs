@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use super::actions::{ActionStatus, ActionStore, PendingAction};
-use super::builtin::{Builtin, Handoff, HandoffSink};
+use super::builtin::HandoffSink;
 use super::confirm::{describe, redact};
 use super::http::{self, ToolOutput};
 use super::mcp::McpHub;
@@ -221,7 +221,9 @@ impl ToolEngine {
                 // Writes carry the action id so a retried request is recognised by the service.
                 let key = action_id.filter(|_| tool.effect.needs_confirmation());
                 match (&tool.builtin, &tool.mcp, self.mcp.get()) {
-                    (Some(b), _, _) => self.run_builtin(scope, b, &args).await,
+                    (Some(b), _, _) => {
+                        super::builtin::run(b, scope, &args, self.handoff.as_deref()).await
+                    }
                     (None, Some(binding), Some(hub)) => {
                         hub.call(binding, &args, Duration::from_millis(tool.timeout_ms))
                             .await
@@ -263,75 +265,6 @@ impl ToolEngine {
             }),
         );
         output
-    }
-
-    async fn run_builtin(
-        &self,
-        scope: &ToolScope,
-        b: &Builtin,
-        args: &Map<String, Value>,
-    ) -> ToolOutput {
-        let started = std::time::Instant::now();
-        let out = |content: Value, error: Option<&'static str>| ToolOutput {
-            content: content.to_string(),
-            error,
-            status: None,
-            attempts: 1,
-            elapsed: started.elapsed(),
-        };
-        match b {
-            Builtin::EndCall => out(
-                json!({"status": "ending", "message": "The call ends once your goodbye has been heard."}),
-                None,
-            ),
-            Builtin::Escalate {
-                webhook_url,
-                transfer_to,
-            } => {
-                let text = |k: &str| {
-                    args.get(k)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .trim()
-                        .to_owned()
-                };
-                let mut handed_off = None;
-                if let Some(url) = webhook_url {
-                    let Some(sink) = &self.handoff else {
-                        return out(
-                            json!({"error": "not_configured", "message": "Hand-off is not configured."}),
-                            Some("not_configured"),
-                        );
-                    };
-                    let handoff = Handoff {
-                        scope: scope.clone(),
-                        webhook_url: url.clone(),
-                        summary: text("summary"),
-                        reason: text("reason"),
-                        transfer_to: transfer_to.clone(),
-                    };
-                    match sink.hand_off(handoff).await {
-                        Ok(id) => handed_off = Some(id),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "hand-off not accepted");
-                            return out(
-                                json!({"error": "unavailable", "message": "The hand-off could not be sent; apologise and offer to take a message."}),
-                                Some("unavailable"),
-                            );
-                        }
-                    }
-                }
-                let message = if transfer_to.is_some() {
-                    "The call is transferred to a colleague after your reply; tell the caller so."
-                } else {
-                    "A colleague has the summary and will follow up; tell the caller so."
-                };
-                out(
-                    json!({"status": "handed_off", "handoff_id": handed_off, "transfer": transfer_to.is_some(), "message": message}),
-                    None,
-                )
-            }
-        }
     }
 
     /// Store a call that needs approval as a pending action.
