@@ -26,7 +26,7 @@ use switchboard_pipeline::tools::engine::{Resolution, ResolveError};
 use switchboard_pipeline::tools::mcp::McpHub;
 use switchboard_pipeline::tools::{ToolAudit, ToolEngine, ToolEngineConfig};
 
-use crate::auth;
+use crate::auth::Scope;
 use crate::server::{AppState, openai_error};
 use crate::sessions::{authorized_limit, db_failed, list_of, not_found, object};
 use crate::store::Store;
@@ -128,7 +128,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let limit = match authorized_limit(&state, &headers, &query) {
+    let (principal, limit) = match authorized_limit(&state, &headers, &query).await {
         Ok(l) => l,
         Err(refused) => return refused,
     };
@@ -136,7 +136,7 @@ pub async fn list(
     let status = query.get("status").map(String::as_str);
     match state
         .store
-        .list_actions(&state.tenant, session, status, limit)
+        .list_actions(&principal.tenant, session, status, limit)
         .await
     {
         Ok(actions) => list_of(&actions, "action"),
@@ -149,14 +149,15 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let engine = match tools(&state) {
         Ok(e) => e,
         Err(r) => return r,
     };
-    match engine.actions().get(&state.tenant, &id).await {
+    match engine.actions().get(&principal.tenant, &id).await {
         Ok(Some(a)) => Json(object(&a, "action")).into_response(),
         Ok(None) => not_found("action", &id),
         Err(e) => {
@@ -184,9 +185,10 @@ async fn decide(
     Path(id): Path<String>,
     approve: bool,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let engine = match tools(&state) {
         Ok(e) => e,
         Err(r) => return r,
@@ -194,7 +196,7 @@ async fn decide(
     let conflict = |status: StatusCode, code: &str, message: String| {
         openai_error(status, "invalid_request_error", code, &message)
     };
-    match engine.resolve(&state.tenant, &id, approve, "api").await {
+    match engine.resolve(&principal.tenant, &id, approve, "api").await {
         Ok(Resolution::Executed { action, output }) => {
             let mut v = object(&action, "action");
             v["output"] = json!({"content": output.content, "error": output.error, "http_status": output.status});
@@ -223,7 +225,7 @@ pub async fn audit(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let limit = match authorized_limit(&state, &headers, &query) {
+    let (principal, limit) = match authorized_limit(&state, &headers, &query).await {
         Ok(l) => l,
         Err(refused) => return refused,
     };
@@ -231,7 +233,7 @@ pub async fn audit(
     let kind = query.get("kind").map(String::as_str);
     match state
         .store
-        .list_audit(&state.tenant, session, kind, limit)
+        .list_audit(&principal.tenant, session, kind, limit)
         .await
     {
         Ok(events) => list_of(&events, "audit_event"),

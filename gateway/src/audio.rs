@@ -22,7 +22,7 @@ use switchboard_models::audio::{MonoAudio, Resampler, decode, ogg_opus, pcm, rat
 use switchboard_models::stt::{STT_SAMPLE_RATE, SpeechToText, TranscribeOptions, Transcript};
 use switchboard_models::tts::{SpeakOptions, TextToSpeech, TtsStream};
 
-use crate::auth;
+use crate::auth::Scope;
 use crate::server::{AppState, invalid_request, openai_error};
 
 /// OpenAI's upload limit.
@@ -94,7 +94,7 @@ pub async fn speech(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+    if let Err(denied) = state.auth.require(&headers, Scope::Audio).await {
         return denied;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -419,7 +419,7 @@ pub async fn transcriptions(
     headers: HeaderMap,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+    if let Err(denied) = state.auth.require(&headers, Scope::Audio).await {
         return denied;
     }
     let form = match crate::server::multipart(form) {

@@ -83,7 +83,11 @@ async fn secret(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> 
     {
         request["user"] = json!(user);
     }
-    match crate::client_secrets::mint_from_body(&state.secrets, &request) {
+    match crate::client_secrets::mint_from_body(
+        &state.secrets,
+        crate::store::DEFAULT_TENANT,
+        &request,
+    ) {
         Ok(v) => axum::Json(v).into_response(),
         Err(r) => r,
     }

@@ -28,7 +28,8 @@ use switchboard_pipeline::llm::{ActionNotice, LlmEvent, ToolCall, Usage};
 use switchboard_pipeline::llm::{LlmStream, add_tool_event};
 use switchboard_pipeline::orchestrator::{PreparedTurn, TurnRequest};
 
-use crate::auth;
+use crate::auth::Scope;
+use crate::limits::{Rule, too_many};
 use crate::server::{AppState, invalid_request, openai_error};
 use crate::turns::{Turn, TurnLog, new_id};
 
@@ -39,7 +40,7 @@ fn now() -> u64 {
 }
 
 pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
+    if let Err(denied) = state.auth.require(&headers, Scope::Chat).await {
         return denied;
     }
     let data: Vec<Value> = state
@@ -55,9 +56,10 @@ pub async fn completions(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Chat).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let ChatCompletionRequest {
         request,
         model,
@@ -78,12 +80,22 @@ pub async fn completions(
         .personas
         .get(&model)
         .map(|p| p.name.clone());
+    // Messages into one named session are limited (a new session has nothing to flood).
+    if let Some(session) = &session_id
+        && let Some(v) = state
+            .limiter
+            .check(Rule::Session, &format!("{}:{session}", principal.tenant))
+            .await
+        && !v.allowed
+    {
+        return too_many(Rule::Session, &v);
+    }
     let session_id = session_id.unwrap_or_else(|| new_id("sess"));
     let user_text = request.latest_user_text().to_owned();
     let prepared = state
         .orchestrator
         .prepare(TurnRequest {
-            tenant: state.tenant.clone(),
+            tenant: principal.tenant.clone(),
             channel: "chat".into(),
             user: user.clone(),
             session: Some(session_id.clone()),
@@ -97,7 +109,7 @@ pub async fn completions(
     let persona = prepared.persona.clone();
     metadata["session_id"] = Value::String(session_id.clone());
     let turn = Turn {
-        tenant: state.tenant.clone(),
+        tenant: principal.tenant.clone(),
         session_id,
         channel: "chat",
         user,

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use switchboard_channels::chat_request::is_identifier;
 use switchboard_channels::chat_ws::{self, ChatSession, protocol};
 
-use crate::auth;
+use crate::auth::Scope;
 use crate::server::{AppState, invalid_request};
 use crate::turns::{CallTurns, SessionInfo, new_id};
 
@@ -34,9 +34,10 @@ pub async fn connect(
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Chat).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let (session_id, user, persona) = match (
         identifier(&query, "session_id"),
         identifier(&query, "user"),
@@ -59,7 +60,7 @@ pub async fn connect(
     let sink = CallTurns::new(
         state.turns.clone(),
         SessionInfo {
-            tenant: state.tenant.clone(),
+            tenant: principal.tenant.clone(),
             session_id: session_id.clone(),
             channel: "chat_ws",
             user: user.clone(),
@@ -68,7 +69,7 @@ pub async fn connect(
     );
     let session = ChatSession {
         session_id,
-        tenant: state.tenant.clone(),
+        tenant: principal.tenant.clone(),
         user,
         persona,
         orchestrator: state.orchestrator.clone(),

@@ -44,15 +44,13 @@ pub struct ServeArgs {
     /// Calls served at once; one more is refused at once with 429 instead of queueing.
     #[arg(long, env = "SWITCHBOARD_MAX_CALLS", default_value_t = 100)]
     pub max_calls: usize,
+    /// On SIGTERM, how long live calls may go on before the gateway stops anyway.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
     #[command(flatten)]
     pub llm: LlmArgs,
-    /// Where durable state lives (the knowledge index; the database in embedded mode).
-    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value_os_t = default_data_dir())]
-    pub data_dir: PathBuf,
-    /// PostgreSQL URL (`postgres://user@host/db`; the database is created if missing) or a
-    /// SQLite URL. Default: SQLite in the data directory.
-    #[arg(long, env = "SWITCHBOARD_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Persona file (TOML): system prompts, voices, tools, engine deadlines, models.
     #[arg(long, env = "SWITCHBOARD_PERSONAS")]
     pub personas: Option<PathBuf>,
@@ -93,6 +91,35 @@ pub struct ServeArgs {
     pub im: ImArgs,
     #[command(flatten)]
     pub tools: crate::actions::ToolArgs,
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
+}
+
+/// Where durable state lives.
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// Where durable state lives (the knowledge index; the database in embedded mode).
+    #[arg(long, global = true, env = "SWITCHBOARD_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (`postgres://user@host/db`; the database is created if missing) or a
+    /// SQLite URL. Default: SQLite in the data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The database URL (SQLite in the data directory, which is created, unless one is set).
+    pub fn url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            let _ = std::fs::create_dir_all(&self.data_dir);
+            crate::store::Store::sqlite_url(&self.data_dir)
+        })
+    }
 }
 
 /// Slack and Telegram bots (each off until its secrets are set).
@@ -303,6 +330,39 @@ pub enum Command {
         #[command(subcommand)]
         action: ToolsAction,
     },
+    /// Tenants' API keys, straight in the database (no server needed).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make a key and print it (it is shown only this once). The tenant is created if new.
+    Create {
+        /// The tenant the key belongs to.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// What it may do: realtime, chat, audio, admin (comma-separated).
+        #[arg(long, default_value = "realtime,chat,audio,admin")]
+        scopes: String,
+        /// Days until it stops working (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Revoke a key by id (`key_...`).
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,7 +19,7 @@ use switchboard_channels::chat_request::is_identifier;
 use switchboard_channels::realtime::RealtimeSession;
 use switchboard_pipeline::SessionConfig;
 
-use crate::auth;
+use crate::auth::Scope;
 use crate::server::{AppState, invalid_request, openai_error};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
@@ -31,6 +31,8 @@ const MAX_SECRETS: usize = 100_000;
 /// What a redeemed secret grants its call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
+    /// The tenant of the key that minted it: the call is that tenant's.
+    pub tenant: String,
     /// A `session` object to apply at the start of the call (already validated).
     pub session: Option<Value>,
     pub user: Option<String>,
@@ -140,9 +142,10 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Realtime).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let body: Value = if body.is_empty() {
         json!({})
     } else {
@@ -153,14 +156,18 @@ pub async fn create(
             }
         }
     };
-    match mint_from_body(&state.secrets, &body) {
+    match mint_from_body(&state.secrets, &principal.tenant, &body) {
         Ok(v) => (StatusCode::OK, Json(v)).into_response(),
         Err(e) => e,
     }
 }
 
 /// Validate a request body and mint: the response body, or the 400 to answer.
-pub fn mint_from_body(secrets: &ClientSecrets, body: &Value) -> Result<Value, Response> {
+pub fn mint_from_body(
+    secrets: &ClientSecrets,
+    tenant: &str,
+    body: &Value,
+) -> Result<Value, Response> {
     let ttl = match body.pointer("/expires_after/seconds") {
         None => DEFAULT_TTL,
         Some(v) => match v.as_u64() {
@@ -209,7 +216,14 @@ pub fn mint_from_body(secrets: &ClientSecrets, body: &Value) -> Result<Value, Re
             ));
         }
     };
-    let (value, expires_at) = secrets.mint(Grant { session, user }, ttl);
+    let (value, expires_at) = secrets.mint(
+        Grant {
+            tenant: tenant.to_owned(),
+            session,
+            user,
+        },
+        ttl,
+    );
     let mut shown = preview.to_json();
     if let Some(m) = shown.as_object_mut() {
         m.remove("id");
@@ -226,6 +240,7 @@ mod tests {
         let s = ClientSecrets::default();
         let (v, _) = s.mint(
             Grant {
+                tenant: "t".into(),
                 session: None,
                 user: Some("u1".into()),
             },
@@ -242,6 +257,7 @@ mod tests {
         let s = ClientSecrets::default();
         let (v, _) = s.mint(
             Grant {
+                tenant: "t".into(),
                 session: None,
                 user: None,
             },
@@ -255,6 +271,7 @@ mod tests {
         let s = ClientSecrets::default();
         let ok = mint_from_body(
             &s,
+            "t",
             &json!({"expires_after": {"anchor": "created_at", "seconds": 60},
                 "session": {"type": "realtime", "instructions": "Be brief."}}),
         )
@@ -267,7 +284,7 @@ mod tests {
             json!({"user": "bell\u{7}"}),
             json!({"user": 42}),
         ] {
-            let r = mint_from_body(&s, &bad).unwrap_err();
+            let r = mint_from_body(&s, "t", &bad).unwrap_err();
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
         }
     }

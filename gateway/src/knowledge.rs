@@ -22,7 +22,7 @@ use switchboard_pipeline::context::knowledge::{
 
 use switchboard_channels::chat_request::is_identifier;
 
-use crate::auth;
+use crate::auth::Scope;
 use crate::server::{AppState, invalid_request, openai_error};
 use crate::store::{Document, now_ms};
 
@@ -118,9 +118,10 @@ pub async fn upload(
     headers: HeaderMap,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let index = match index(&state) {
         Ok(i) => i,
         Err(r) => return r,
@@ -156,7 +157,7 @@ pub async fn upload(
             "invalid_value",
         );
     }
-    let tenant = state.tenant.as_str();
+    let tenant = principal.tenant.as_str();
     let stored = Document {
         id: id.clone(),
         filename: filename.clone(),
@@ -191,15 +192,16 @@ pub async fn upload(
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let index = match index(&state) {
         Ok(i) => i,
         Err(r) => return r,
     };
     let data: Vec<Value> = index
-        .documents(&state.tenant)
+        .documents(&principal.tenant)
         .iter()
         .map(document_json)
         .collect();
@@ -211,25 +213,26 @@ pub async fn delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let index = match index(&state) {
         Ok(i) => i,
         Err(r) => return r,
     };
-    let in_db = match state.store.delete_document(&state.tenant, &id).await {
+    let in_db = match state.store.delete_document(&principal.tenant, &id).await {
         Ok(found) => found,
         Err(e) => return index_failed(e),
     };
     match index
-        .remove_document(&state.tenant, &id)
+        .remove_document(&principal.tenant, &id)
         .await
         .map(|found| found || in_db)
     {
         Ok(true) => {
             state.turns.audit(
-                &state.tenant,
+                &principal.tenant,
                 None,
                 "knowledge.document.deleted",
                 json!({"id": id}),
@@ -252,9 +255,10 @@ pub async fn search(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let index = match index(&state) {
         Ok(i) => i,
         Err(r) => return r,
@@ -290,7 +294,7 @@ pub async fn search(
             );
         }
     };
-    match index.search(&state.tenant, query, k, mode).await {
+    match index.search(&principal.tenant, query, k, mode).await {
         Ok(hits) => {
             let data: Vec<Value> = hits
                 .iter()

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use switchboard_pipeline::tools::SideEffect;
 use switchboard_pipeline::tools::openapi::{self, OpenApiError};
 
-use crate::auth;
+use crate::auth::Scope;
 use crate::server::{AppState, invalid_request, openai_error};
 use crate::sessions::{db_failed, not_found, object};
 use crate::turns::new_id;
@@ -46,9 +46,10 @@ pub async fn import(
     Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let persona = match persona_param(&state, &query) {
         Ok(p) => p,
         Err(r) => return r,
@@ -86,13 +87,13 @@ pub async fn import(
     let id = new_id("imp");
     if let Err(e) = state
         .store
-        .create_tool_import(&state.tenant, &id, &persona, &title, &proposals)
+        .create_tool_import(&principal.tenant, &id, &persona, &title, &proposals)
         .await
     {
         return db_failed(e);
     }
     state.turns.audit(
-        &state.tenant,
+        &principal.tenant,
         None,
         "tool.import_proposed",
         json!({"import_id": id, "persona": persona, "title": title, "tools": proposals.iter().map(|p| &p.tool.name).collect::<Vec<_>>()}),
@@ -123,10 +124,11 @@ pub async fn get_import(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    match state.store.tool_import(&state.tenant, &id).await {
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    match state.store.tool_import(&principal.tenant, &id).await {
         Ok(Some(i)) => Json(object(&i, "tool_import")).into_response(),
         Ok(None) => not_found("tool_import", &id),
         Err(e) => db_failed(e),
@@ -139,9 +141,10 @@ pub async fn approve(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let Some(engine) = state.orchestrator.tools.clone() else {
         return openai_error(
             StatusCode::NOT_FOUND,
@@ -158,7 +161,7 @@ pub async fn approve(
             _ => return invalid_request("The body must be a JSON object.", "body", "invalid_json"),
         }
     };
-    let import = match state.store.tool_import(&state.tenant, &id).await {
+    let import = match state.store.tool_import(&principal.tenant, &id).await {
         Ok(Some(i)) => i,
         Ok(None) => return not_found("tool_import", &id),
         Err(e) => return db_failed(e),
@@ -208,18 +211,18 @@ pub async fn approve(
     }
     if let Err(e) = state
         .store
-        .install_tools(&state.tenant, &id, &import.persona, &tools)
+        .install_tools(&principal.tenant, &id, &import.persona, &tools)
         .await
     {
         return db_failed(e);
     }
-    engine.install(&import.persona, tools.clone());
+    engine.install(&principal.tenant, &import.persona, tools.clone());
     let installed: Vec<Value> = tools
         .iter()
         .map(|t| json!({"name": t.name, "effect": t.effect.as_str(), "target": t.target()}))
         .collect();
     state.turns.audit(
-        &state.tenant,
+        &principal.tenant,
         None,
         "tool.import_approved",
         json!({"import_id": id, "persona": import.persona, "tools": installed}),
@@ -232,9 +235,10 @@ pub async fn list_tools(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     let persona = match persona_param(&state, &query) {
         Ok(p) => p,
         Err(r) => return r,
@@ -243,7 +247,12 @@ pub async fn list_tools(
         .orchestrator
         .tools
         .as_ref()
-        .map(|e| e.tools_for(state.orchestrator.personas.pick(Some(&persona))))
+        .map(|e| {
+            e.tools_for(
+                &principal.tenant,
+                state.orchestrator.personas.pick(Some(&persona)),
+            )
+        })
         .unwrap_or_default();
     let data: Vec<Value> = tools
         .iter()

@@ -15,12 +15,15 @@ use switchboard_channels::realtime::{RealtimeSession, websocket};
 use switchboard_pipeline::{CallDeps, SessionConfig, spawn_call};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::auth;
+use crate::auth::Scope;
+use crate::registry::TenantSlot;
 use crate::server::{AppState, invalid_request, openai_error};
 
 /// Who a new Realtime call is for, from its URL (`persona`, `model`, `user`).
 #[derive(Debug, Clone, Default)]
 pub struct CallTarget {
+    /// Whose call it is.
+    pub tenant: String,
     /// How the call came in, as stored with its session: `realtime`, `webrtc`, `phone`.
     pub channel: &'static str,
     pub persona: Option<String>,
@@ -31,7 +34,11 @@ pub struct CallTarget {
 impl CallTarget {
     /// `persona` must name a configured persona (400 otherwise); `model` selects one only
     /// when it names one (clients send their usual model names).
-    pub fn from_query(state: &AppState, query: &HashMap<String, String>) -> Result<Self, Response> {
+    pub fn from_query(
+        state: &AppState,
+        tenant: &str,
+        query: &HashMap<String, String>,
+    ) -> Result<Self, Response> {
         if let Some(p) = query.get("persona")
             && state.orchestrator.personas.get(p).is_none()
         {
@@ -55,6 +62,7 @@ impl CallTarget {
             .cloned()
             .unwrap_or_else(|| "switchboard-realtime".into());
         Ok(Self {
+            tenant: tenant.to_owned(),
             channel: "realtime",
             persona,
             user,
@@ -63,13 +71,37 @@ impl CallTarget {
     }
 }
 
+/// A tenant's place for one more call (`SWITCHBOARD_MAX_CALLS_PER_TENANT`), or the 429.
+pub async fn admit_tenant(state: &AppState, tenant: &str) -> Result<TenantSlot, Response> {
+    state.registry.admit(tenant).await.map_err(|max| {
+        openai_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            "rate_limit_exceeded",
+            &format!("This organization has its {max} concurrent calls; try again when one ends."),
+        )
+    })
+}
+
 /// Admit a new call: its dependencies and its slot, or the 503/429 to answer.
 pub fn admit(
     state: &AppState,
     target: &CallTarget,
 ) -> Result<(CallDeps, OwnedSemaphorePermit), Response> {
-    let Some(deps) = state.call_deps(target.channel, target.persona.clone(), target.user.clone())
-    else {
+    if state.is_draining() {
+        return Err(openai_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "shutting_down",
+            "This gateway is shutting down; connect again to reach another instance.",
+        ));
+    }
+    let Some(deps) = state.call_deps(
+        &target.tenant,
+        target.channel,
+        target.persona.clone(),
+        target.user.clone(),
+    ) else {
         return Err(openai_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
@@ -94,10 +126,11 @@ pub async fn connect(
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    let target = match CallTarget::from_query(&state, &query) {
+    let principal = match state.auth.require(&headers, Scope::Realtime).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    let target = match CallTarget::from_query(&state, &principal.tenant, &query) {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -105,7 +138,12 @@ pub async fn connect(
         Ok(x) => x,
         Err(r) => return r,
     };
+    let slot = match admit_tenant(&state, &target.tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let metrics = state.call_metrics.clone();
+    let registry = Arc::clone(&state.registry);
     // Browsers authenticate with a subprotocol; the "realtime" one must then be echoed.
     let ws = ws
         .max_message_size(websocket::MAX_FRAME_BYTES)
@@ -113,8 +151,17 @@ pub async fn connect(
     ws.on_upgrade(move |socket| async move {
         let config = SessionConfig::default();
         let call = spawn_call(deps, config.clone());
+        let registration = registry.register(
+            slot,
+            &call.id,
+            "realtime",
+            call.commands.clone(),
+            None,
+            None,
+        );
         let session = RealtimeSession::new(call.id.clone(), target.model, config);
         websocket::serve(socket, call, session, metrics).await;
+        drop(registration);
         drop(permit);
     })
     .into_response()

@@ -20,7 +20,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/realtime/calls/{call_id}/hangup",
-            axum::routing::post(crate::webrtc::hang_up),
+            axum::routing::post(crate::calls::hang_up),
+        )
+        .route("/v1/calls", get(crate::calls::list))
+        .route(
+            "/v1/calls/{call_id}/hangup",
+            axum::routing::post(crate::calls::hang_up),
+        )
+        .route(
+            "/v1/calls/{call_id}/messages",
+            axum::routing::post(crate::calls::message),
+        )
+        .route(
+            "/v1/calls/{call_id}/transfer",
+            axum::routing::post(crate::calls::transfer),
         )
         .route(
             "/v1/realtime/client_secrets",
@@ -123,5 +136,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::post(crate::openapi::approve),
         )
         .route("/v1/admin/tools", get(crate::openapi::list_tools))
+        .route(
+            "/v1/admin/tenants",
+            get(crate::tenants::list_tenants).post(crate::tenants::create_tenant),
+        )
+        .route(
+            "/v1/admin/keys",
+            get(crate::tenants::list).post(crate::tenants::create),
+        )
+        .route(
+            "/v1/admin/keys/{id}",
+            axum::routing::delete(crate::tenants::revoke),
+        )
         .with_state(state)
 }

@@ -37,17 +37,22 @@ pub struct AppState {
     pub local_llm: Arc<OnceLock<LocalLlm>>,
     /// Whether readiness waits for the embedded model.
     embedded_in_use: bool,
-    pub api_keys: Vec<String>,
+    /// Who is calling: operator keys, stored keys, open mode (and their rate limits).
+    pub auth: crate::auth::Auth,
+    /// Rate limits (also per session, for chat messages).
+    pub limiter: Arc<crate::limits::Limiter>,
     /// Model ids `/v1/models` lists.
     pub model_names: Vec<String>,
     /// Admission: one permit per live call.
     pub call_slots: Arc<tokio::sync::Semaphore>,
+    /// `--max-calls`: the permits `call_slots` started with.
+    pub max_calls: usize,
+    /// Set by SIGTERM: readiness fails and new calls are refused while live ones finish.
+    pub draining: std::sync::atomic::AtomicBool,
     /// Persona, context engines and LLM chain for every turn.
     pub orchestrator: Orchestrator,
     /// The knowledge index, once the embedding model has loaded.
     pub knowledge: Arc<OnceLock<KnowledgeIndex>>,
-    /// The tenant requests belong to (one in embedded mode).
-    pub tenant: String,
     pub store: Store,
     /// Stores finished turns and learns from them.
     pub turns: TurnLog,
@@ -60,8 +65,8 @@ pub struct AppState {
     /// Whether `/` serves the call page.
     pub call_page: bool,
     pub webrtc_metrics: switchboard_channels::webrtc::WebRtcMetrics,
-    /// WebRTC calls in progress (for server-side hang-up).
-    pub webrtc_calls: crate::webrtc::LiveCalls,
+    /// Live calls of every transport, here and (with Redis) on the other instances.
+    pub registry: Arc<crate::registry::Registry>,
     pub telephony: crate::telephony::TelephonyConfig,
     pub webhook: crate::webhook::WebhookConfig,
     pub slack: Option<crate::slack::SlackConfig>,
@@ -84,13 +89,14 @@ impl AppState {
     /// finish, in a session named by the call's id.
     pub fn call_deps(
         &self,
+        tenant: &str,
         channel: &'static str,
         persona: Option<String>,
         user: Option<String>,
     ) -> Option<CallDeps> {
         let e = self.engines.get()?;
         let session = crate::turns::SessionInfo {
-            tenant: self.tenant.clone(),
+            tenant: tenant.to_owned(),
             session_id: String::new(),
             channel,
             user: user.clone(),
@@ -109,7 +115,7 @@ impl AppState {
             vad: e.vad.clone(),
             orchestrator: self.orchestrator.clone(),
             metrics: self.call_metrics.clone(),
-            tenant: self.tenant.clone(),
+            tenant: tenant.to_owned(),
             channel,
             persona,
             user,
@@ -177,25 +183,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .collect();
-    if keys.is_empty() && !args.listen.ip().is_loopback() {
-        anyhow::bail!(
-            "refusing to listen on {} without API keys: set SWITCHBOARD_API_KEYS (or --api-key), or listen on 127.0.0.1",
-            args.listen
-        );
-    }
-    if keys.is_empty() {
-        tracing::warn!(
-            "no API keys configured: accepting unauthenticated clients on loopback only"
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(serve(args, keys))
 }
 
-async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
-    let has_keys = !api_keys.is_empty();
+async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let call_metrics = CallMetrics::register(metrics.registry())?;
     let webrtc_metrics = switchboard_channels::webrtc::WebRtcMetrics::register(metrics.registry())?;
@@ -209,10 +203,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         }
         None => Personas::default(),
     };
-    let database_url = args.database_url.clone().unwrap_or_else(|| {
-        let _ = std::fs::create_dir_all(&args.data_dir);
-        Store::sqlite_url(&args.data_dir)
-    });
+    let database_url = args.store.url();
     let store = Store::open(&database_url).await.map_err(|e| {
         anyhow::anyhow!(
             "opening the {} database: {e}",
@@ -220,6 +211,19 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         )
     })?;
     tracing::info!(backend = store.backend(), "database ready");
+    let stored_keys = store.has_usable_keys().await?;
+    if operator_keys.is_empty() && !stored_keys && !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {} without API keys: set SWITCHBOARD_API_KEYS (or --api-key), create one with `switchboard keys create`, or listen on 127.0.0.1",
+            args.listen
+        );
+    }
+    let has_keys = !operator_keys.is_empty() || stored_keys;
+    if !has_keys {
+        tracing::warn!(
+            "no API keys configured: accepting unauthenticated clients on loopback only"
+        );
+    }
     let (writer, writer_task) =
         Writer::start(store.clone(), WriterMetrics::register(metrics.registry())?);
     let knowledge = Arc::new(OnceLock::new());
@@ -245,6 +249,26 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         Arc::clone(&embedder),
         Arc::clone(&orchestrator.llm),
     );
+    let redis = match &args.limits.redis_url {
+        Some(url) => Some(Arc::new(crate::redis_link::RedisLink::new(
+            url,
+            crate::redis_link::RedisMetrics::register(metrics.registry())?,
+        )?)),
+        None => None,
+    };
+    let limiter = Arc::new(crate::limits::Limiter::new(
+        &args.limits,
+        redis.clone(),
+        Some(crate::limits::LimitMetrics::register(metrics.registry())?),
+    )?);
+    let registry = crate::registry::Registry::new(
+        redis.clone(),
+        args.limits.max_calls_per_tenant.filter(|n| *n > 0),
+        Some(crate::registry::RegistryMetrics::register(
+            metrics.registry(),
+        )?),
+    );
+    registry.spawn_tasks();
     let webhook_work = Arc::new(tokio::sync::Notify::new());
     let tool_engine = crate::actions::engine(
         &args.tools,
@@ -255,8 +279,8 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         &webhook_work,
     )?;
     // Tools approved from OpenAPI imports before this start.
-    for (persona, tool) in store.installed_tools(crate::store::DEFAULT_TENANT).await? {
-        tool_engine.install(&persona, vec![tool]);
+    for (tenant, persona, tool) in store.all_installed_tools().await? {
+        tool_engine.install(&tenant, &persona, vec![tool]);
     }
     let outbound = tool_engine.outbound().clone();
     let orchestrator = orchestrator.with_tools(tool_engine);
@@ -268,11 +292,13 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         local_llm,
         embedded_in_use: chain.uses_embedded,
         model_names: chain.model_names,
-        api_keys,
+        auth: crate::auth::Auth::new(operator_keys, store.clone(), Some(Arc::clone(&limiter))),
+        limiter,
         call_slots: Arc::new(tokio::sync::Semaphore::new(args.max_calls)),
+        max_calls: args.max_calls,
+        draining: Default::default(),
         orchestrator,
         knowledge,
-        tenant: crate::store::DEFAULT_TENANT.into(),
         store,
         turns,
         embedder,
@@ -280,7 +306,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         secrets: Default::default(),
         call_page: args.webrtc.call_page_enabled(has_keys),
         webrtc_metrics,
-        webrtc_calls: Default::default(),
+        registry,
         telephony: crate::telephony::TelephonyConfig {
             twilio_auth_token: args.twilio_auth_token.clone(),
             public_url: args.public_url.clone(),
@@ -307,7 +333,7 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
     }
     let app = crate::routes::router(Arc::clone(&state));
     let models_dir = args.models.dir;
-    let knowledge_dir = args.data_dir.join("knowledge");
+    let knowledge_dir = args.store.data_dir.join("knowledge");
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
 
@@ -317,9 +343,22 @@ async fn serve(args: ServeArgs, api_keys: Vec<String>) -> anyhow::Result<()> {
         load_engines(&loader, &models_dir, &knowledge_dir, &runtime)
     });
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let drain_timeout = std::time::Duration::from_secs(args.drain_secs);
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(drain(Arc::clone(&state), drain_timeout));
+    // Connections still open after the drain (a call past the timeout) do not hold the
+    // process: once the drain has ended, they get 2 s.
+    let flag = Arc::clone(&state);
+    let hard_stop = async move {
+        while !flag.is_draining() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(drain_timeout + std::time::Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = hard_stop => tracing::warn!("connections still open after the drain: closing them"),
+    }
     // Every accepted write reaches the database before the process exits.
     if !writer.flush(std::time::Duration::from_secs(30)).await {
         tracing::error!("durable writes still pending after 30 s at shutdown");
@@ -403,7 +442,7 @@ fn load_knowledge(
             );
         }
     }
-    let chunks = index.chunk_count(&state.tenant);
+    let chunks = index.chunk_count(crate::store::DEFAULT_TENANT);
     let _ = state.knowledge.set(index);
     tracing::info!(dir = %dir.display(), chunks, secs = started.elapsed().as_secs_f64(), "knowledge index ready");
     Ok(())
@@ -419,12 +458,22 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    if state.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                serde_json::json!({"status": "not ready", "reason": "draining",
+                "calls": state.live_calls()}),
+            ),
+        );
+    }
     let database = state.store.ping().await;
     match (not_ready, state.engines.get()) {
         (None, Some(engines)) if database => (
             StatusCode::OK,
             axum::Json(serde_json::json!({
                 "status": "ready",
+                "instance": state.registry.instance(),
                 "stt": {"backend": engines.stt.backend()},
                 "tts": {"ready": true},
                 "vad": {"ready": true},
@@ -451,6 +500,40 @@ pub async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoRespon
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+impl AppState {
+    /// Calls in progress.
+    pub fn live_calls(&self) -> usize {
+        self.max_calls - self.call_slots.available_permits()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// SIGTERM (or Ctrl-C): readiness fails at once so the load balancer stops sending, new
+/// calls are refused, live calls may finish for up to `timeout`; then the server stops
+/// (the caller flushes the write queue before the process exits).
+async fn drain(state: Arc<AppState>, timeout: std::time::Duration) {
+    shutdown_signal().await;
+    state
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + timeout;
+    tracing::info!(
+        calls = state.live_calls(),
+        timeout_secs = timeout.as_secs(),
+        "draining: not ready, refusing new calls, waiting for live ones"
+    );
+    while state.live_calls() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    match state.live_calls() {
+        0 => tracing::info!("drained: no calls left"),
+        n => tracing::warn!(calls = n, "drain timeout: ending the remaining calls"),
+    }
 }
 
 async fn shutdown_signal() {

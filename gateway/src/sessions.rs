@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::auth;
+use crate::auth::{Principal, Scope};
 use crate::server::{AppState, invalid_request, openai_error};
 use crate::store::{Profile, StoreError, now_ms};
 
@@ -54,16 +54,17 @@ pub(crate) fn not_found(what: &str, id: &str) -> Response {
     )
 }
 
-/// The API key check, then `?limit=` (1 to 1000, default 100): the limit, or the 401/400.
-pub(crate) fn authorized_limit(
+/// The admin key check, then `?limit=` (1 to 1000, default 100): the caller and the limit,
+/// or the 401/403/400.
+pub(crate) async fn authorized_limit(
     state: &AppState,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<i64, Response> {
-    auth::require(&state.api_keys, headers)?;
+) -> Result<(Principal, i64), Response> {
+    let principal = state.auth.require(headers, Scope::Admin).await?;
     match query.get("limit").map(|l| l.parse::<i64>()) {
-        None => Ok(100),
-        Some(Ok(l)) if (1..=MAX_LIMIT).contains(&l) => Ok(l),
+        None => Ok((principal, 100)),
+        Some(Ok(l)) if (1..=MAX_LIMIT).contains(&l) => Ok((principal, l)),
         Some(_) => Err(invalid_request(
             format!("limit must be 1 to {MAX_LIMIT}"),
             "limit",
@@ -77,11 +78,11 @@ pub async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let limit = match authorized_limit(&state, &headers, &query) {
+    let (principal, limit) = match authorized_limit(&state, &headers, &query).await {
         Ok(l) => l,
         Err(refused) => return refused,
     };
-    match state.store.list_sessions(&state.tenant, limit).await {
+    match state.store.list_sessions(&principal.tenant, limit).await {
         Ok(sessions) => list_of(&sessions, "session"),
         Err(e) => db_failed(e),
     }
@@ -92,19 +93,20 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    let session = match state.store.get_session(&state.tenant, &id).await {
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    let session = match state.store.get_session(&principal.tenant, &id).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found("session", &id),
         Err(e) => return db_failed(e),
     };
-    let messages = match state.store.messages(&state.tenant, &id).await {
+    let messages = match state.store.messages(&principal.tenant, &id).await {
         Ok(m) => m,
         Err(e) => return db_failed(e),
     };
-    let tool_calls = match state.store.tool_calls(&state.tenant, &id).await {
+    let tool_calls = match state.store.tool_calls(&principal.tenant, &id).await {
         Ok(t) => t,
         Err(e) => return db_failed(e),
     };
@@ -119,13 +121,14 @@ pub async fn delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    match state.store.delete_session(&state.tenant, &id).await {
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    match state.store.delete_session(&principal.tenant, &id).await {
         Ok(true) => {
             state.turns.audit(
-                &state.tenant,
+                &principal.tenant,
                 Some(&id),
                 "session.deleted",
                 json!({"id": id}),
@@ -146,10 +149,11 @@ pub async fn get_profile(
     headers: HeaderMap,
     Path(user): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    match state.store.get_profile(&state.tenant, &user).await {
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    match state.store.get_profile(&principal.tenant, &user).await {
         Ok(Some(p)) => Json(profile_json(&p)).into_response(),
         Ok(None) => not_found("profile", &user),
         Err(e) => db_failed(e),
@@ -162,9 +166,10 @@ pub async fn put_profile(
     Path(user): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
     if body.len() > MAX_PROFILE_BYTES {
         let err = json!({"error": {"message": format!("A profile is at most {} KB.", MAX_PROFILE_BYTES / 1024),
             "type": "invalid_request_error", "param": "attributes", "code": "profile_too_large"}});
@@ -183,10 +188,10 @@ pub async fn put_profile(
         attributes,
         updated_at: now_ms(),
     };
-    match state.store.put_profile(&state.tenant, &profile).await {
+    match state.store.put_profile(&principal.tenant, &profile).await {
         Ok(()) => {
             state.turns.audit(
-                &state.tenant,
+                &principal.tenant,
                 None,
                 "profile.replaced",
                 json!({"user_id": profile.user_id, "attributes": profile.attributes.keys().collect::<Vec<_>>()}),
@@ -202,10 +207,11 @@ pub async fn memories(
     headers: HeaderMap,
     Path(user): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    match state.store.memories(&state.tenant, &user).await {
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    match state.store.memories(&principal.tenant, &user).await {
         Ok(memories) => list_of(&memories, "memory"),
         Err(e) => db_failed(e),
     }
@@ -216,13 +222,14 @@ pub async fn forget(
     headers: HeaderMap,
     Path(user): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    match state.store.delete_memories(&state.tenant, &user).await {
+    let principal = match state.auth.require(&headers, Scope::Admin).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    match state.store.delete_memories(&principal.tenant, &user).await {
         Ok(n) => {
             state.turns.audit(
-                &state.tenant,
+                &principal.tenant,
                 None,
                 "memory.forgotten",
                 json!({"user_id": user, "deleted": n}),

@@ -84,7 +84,11 @@ pub async fn events(
         }
         Some("event_callback") => {
             if let Some(m) = to_message(&v) {
-                match state.store.inbox_accept(&state.tenant, &m).await {
+                match state
+                    .store
+                    .inbox_accept(crate::store::DEFAULT_TENANT, &m)
+                    .await
+                {
                     Ok(true) => state.webhook_work.notify_one(),
                     Ok(false) => tracing::debug!(event = %m.id, "slack retry of a stored event"),
                     // Not stored: a 500 makes Slack retry later.

@@ -71,7 +71,11 @@ pub async fn webhook(
     let Some(m) = to_message(&update) else {
         return StatusCode::OK.into_response();
     };
-    match state.store.inbox_accept(&state.tenant, &m).await {
+    match state
+        .store
+        .inbox_accept(crate::store::DEFAULT_TENANT, &m)
+        .await
+    {
         Ok(true) => state.webhook_work.notify_one(),
         Ok(false) => tracing::debug!(update = %m.id, "telegram redelivered a stored update"),
         Err(e) => {

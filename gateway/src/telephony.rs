@@ -22,7 +22,9 @@ use switchboard_channels::telephony::{self, Dialect, DtmfAction, DtmfMap, signat
 use switchboard_pipeline::tools::builtin;
 use switchboard_pipeline::{SessionConfig, spawn_call};
 
-use crate::realtime::{CallTarget, admit};
+use crate::auth::Scope;
+use crate::realtime::{CallTarget, admit, admit_tenant};
+use crate::registry::ProviderControl;
 use crate::server::{AppState, openai_error};
 
 /// Telephony settings.
@@ -165,7 +167,14 @@ pub async fn twilio_stream(
     if let Err(denied) = check_twilio(&state.telephony, &headers, &url, &[]) {
         return denied;
     }
-    upgrade(state, ws, Dialect::Twilio)
+    // Twilio's signature authenticates the provider, which serves the default tenant.
+    upgrade(
+        state,
+        ws,
+        Dialect::Twilio,
+        crate::store::DEFAULT_TENANT.into(),
+    )
+    .await
 }
 
 /// `GET /telephony/telnyx/stream?token=KEY`.
@@ -174,30 +183,40 @@ pub async fn telnyx_stream(
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !state.api_keys.is_empty()
-        && !query
-            .get("token")
-            .is_some_and(|t| state.api_keys.iter().any(|k| k == t))
-    {
-        return openai_error(
+    let refused = || {
+        openai_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
             "invalid_api_key",
             "Telnyx streams must carry an API key as ?token=.",
-        );
+        )
+    };
+    // No token is anonymous, which only open mode accepts.
+    let token = query.get("token").map_or("", String::as_str);
+    let principal = match state.auth.token(token).await {
+        Ok(p) => p,
+        Err(_) => return refused(),
+    };
+    if !principal.scopes.contains(Scope::Realtime) {
+        return crate::auth::missing_scope(Scope::Realtime);
     }
-    upgrade(state, ws, Dialect::Telnyx)
+    upgrade(state, ws, Dialect::Telnyx, principal.tenant).await
 }
 
 /// The persona's keypad map: a value naming one of its tools (server-side or built-in) forces
 /// that tool; anything else is what the caller means.
-fn dtmf_map(state: &AppState, persona: Option<&str>) -> DtmfMap {
+fn dtmf_map(state: &AppState, tenant: &str, persona: Option<&str>) -> DtmfMap {
     let persona = state.orchestrator.personas.pick(persona);
     let mut tools: Vec<String> = state
         .orchestrator
         .tools
         .as_ref()
-        .map(|e| e.tools_for(persona).into_iter().map(|t| t.name).collect())
+        .map(|e| {
+            e.tools_for(tenant, persona)
+                .into_iter()
+                .map(|t| t.name)
+                .collect()
+        })
         .unwrap_or_default();
     tools.extend(
         builtin::tools_for(persona, "phone")
@@ -219,11 +238,29 @@ fn dtmf_map(state: &AppState, persona: Option<&str>) -> DtmfMap {
         .collect()
 }
 
-fn upgrade(state: Arc<AppState>, ws: WebSocketUpgrade, dialect: Dialect) -> Response {
+async fn upgrade(
+    state: Arc<AppState>,
+    ws: WebSocketUpgrade,
+    dialect: Dialect,
+    tenant: String,
+) -> Response {
+    let slot = match admit_tenant(&state, &tenant).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let metrics = state.call_metrics.clone();
     let control = crate::call_control::hook(state.telephony.clone(), dialect);
+    let provider_configured = match dialect {
+        Dialect::Twilio => {
+            state.telephony.twilio_account_sid.is_some()
+                && state.telephony.twilio_auth_token.is_some()
+        }
+        Dialect::Telnyx => state.telephony.telnyx_api_key.is_some(),
+    };
     ws.on_upgrade(move |socket| async move {
-        let mut permit = None;
+        let mut held = None;
+        let mut slot = Some(slot);
+        let hook = control.clone();
         telephony::serve(socket, dialect, metrics, control, |start| {
             let persona = start
                 .parameters
@@ -237,23 +274,38 @@ fn upgrade(state: Arc<AppState>, ws: WebSocketUpgrade, dialect: Dialect) -> Resp
                 .map(|u| u.trim().to_owned())
                 .filter(|u| switchboard_channels::chat_request::is_identifier(u));
             let target = CallTarget {
+                tenant: tenant.clone(),
                 channel: "phone",
                 model: "switchboard-phone".into(),
                 persona,
                 user,
             };
-            let dtmf = dtmf_map(&state, target.persona.as_deref());
-            let (deps, slot) = admit(&state, &target).ok()?;
-            permit = Some(slot);
+            let dtmf = dtmf_map(&state, &tenant, target.persona.as_deref());
+            let (deps, permit) = admit(&state, &target).ok()?;
             let config = SessionConfig {
                 input_rate: start.format.rate(),
                 output_rate: start.format.rate(),
                 ..SessionConfig::default()
             };
-            Some((spawn_call(deps, config), dtmf))
+            let call = spawn_call(deps, config);
+            // Hang-up and transfer from outside go through the provider when it is configured.
+            let provider: Option<ProviderControl> = provider_configured.then(|| {
+                let (hook, start) = (hook.clone(), start.clone());
+                Arc::new(move |c| hook(start.clone(), c)) as ProviderControl
+            });
+            let registration = state.registry.register(
+                slot.take()?,
+                &call.id,
+                "phone",
+                call.commands.clone(),
+                None,
+                provider,
+            );
+            held = Some((permit, registration));
+            Some((call, dtmf))
         })
         .await;
-        drop(permit);
+        drop(held);
     })
     .into_response()
 }

@@ -167,7 +167,11 @@ pub async fn receive(
         reply: None,
         attempts: 0,
     };
-    match state.store.inbox_accept(&state.tenant, &message).await {
+    match state
+        .store
+        .inbox_accept(crate::store::DEFAULT_TENANT, &message)
+        .await
+    {
         Ok(true) => {
             state.webhook_work.notify_one();
             (
@@ -179,7 +183,7 @@ pub async fn receive(
         Ok(false) => {
             let status = state
                 .store
-                .inbox_get(&state.tenant, CHANNEL, id)
+                .inbox_get(crate::store::DEFAULT_TENANT, CHANNEL, id)
                 .await
                 .ok()
                 .flatten()

@@ -2,12 +2,12 @@
 //! (`application/sdp`), or a multipart form with `sdp` and `session` (a session object
 //! applied before the call starts). The answer is `201 Created`, `application/sdp`, with the
 //! call's URL in `Location`. Authenticated with an API key or a one-call client secret.
-//! `POST /v1/realtime/calls/{call_id}/hangup` (API key) ends a call from the server side.
+//! Hang-up and other control of live calls: `calls.rs`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -15,56 +15,10 @@ use switchboard_channels::realtime::RealtimeSession;
 use switchboard_channels::webrtc::{self, codec::RATE, offer::MAX_OFFER_BYTES};
 use switchboard_pipeline::spawn_call;
 
-use crate::auth;
+use crate::auth::{self, Scope};
 use crate::client_secrets::{Grant, is_client_secret};
-use crate::realtime::{CallTarget, admit};
+use crate::realtime::{CallTarget, admit, admit_tenant};
 use crate::server::{AppState, invalid_request, openai_error};
-
-/// The WebRTC calls in progress, by call id, each with the switch that hangs it up.
-#[derive(Debug, Clone, Default)]
-pub struct LiveCalls(Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>>);
-
-impl LiveCalls {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::sync::oneshot::Sender<()>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn add(&self, id: &str) -> tokio::sync::oneshot::Receiver<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.map().insert(id.to_owned(), tx);
-        rx
-    }
-
-    fn remove(&self, id: &str) {
-        self.map().remove(id);
-    }
-
-    /// End a call; `false` when no such call is in progress.
-    fn hang_up(&self, id: &str) -> bool {
-        self.map().remove(id).is_some_and(|tx| tx.send(()).is_ok())
-    }
-}
-
-/// `POST /v1/realtime/calls/{call_id}/hangup`.
-pub async fn hang_up(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(call_id): Path<String>,
-) -> Response {
-    if let Err(denied) = auth::require(&state.api_keys, &headers) {
-        return denied;
-    }
-    if state.webrtc_calls.hang_up(&call_id) {
-        (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
-    } else {
-        openai_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "call_not_found",
-            &format!("No call '{call_id}' is in progress."),
-        )
-    }
-}
 
 /// The offer and session a request carries.
 struct CallRequest {
@@ -78,7 +32,7 @@ pub async fn create_call(
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let grant = match authenticate(&state, &headers) {
+    let (tenant, grant) = match authenticate(&state, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
@@ -86,7 +40,7 @@ pub async fn create_call(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut target = match CallTarget::from_query(&state, &query) {
+    let mut target = match CallTarget::from_query(&state, &tenant, &query) {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -94,6 +48,7 @@ pub async fn create_call(
     let mut session = RealtimeSession::new(String::new(), target.model.clone(), Default::default())
         .with_media_rate(RATE);
     let grant = grant.unwrap_or(Grant {
+        tenant: tenant.clone(),
         session: None,
         user: None,
     });
@@ -114,6 +69,10 @@ pub async fn create_call(
     }
     let (deps, permit) = match admit(&state, &target) {
         Ok(x) => x,
+        Err(r) => return r,
+    };
+    let slot = match admit_tenant(&state, &target.tenant).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
     let peer = match webrtc::answer(&state.webrtc, &body.sdp).await {
@@ -141,11 +100,18 @@ pub async fn create_call(
     session.id = call.id.clone();
     let location = format!("/v1/realtime/calls/{}", call.id);
     let (metrics, media_metrics) = (state.call_metrics.clone(), state.webrtc_metrics.clone());
-    let (live, id) = (state.webrtc_calls.clone(), call.id.clone());
-    let hangup = live.add(&id);
+    let (hangup_tx, hangup) = tokio::sync::oneshot::channel();
+    let registration = state.registry.register(
+        slot,
+        &call.id,
+        "webrtc",
+        call.commands.clone(),
+        Some(hangup_tx),
+        None,
+    );
     tokio::spawn(async move {
         webrtc::serve(peer, call, session, metrics, media_metrics, hangup).await;
-        live.remove(&id);
+        drop(registration);
         drop(permit);
     });
     let mut response = (StatusCode::CREATED, answer).into_response();
@@ -160,18 +126,23 @@ pub async fn create_call(
     response
 }
 
-/// An API key, or a client secret redeemed for this one call (`Some(grant)`).
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Grant>, Response> {
+/// An API key, or a client secret redeemed for this one call (`Some(grant)`): the call's
+/// tenant and the grant.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, Option<Grant>), Response> {
     if let Some(token) = auth::presented_key(headers)
         && is_client_secret(&token)
     {
         return state
             .secrets
             .redeem(&token)
-            .map(Some)
+            .map(|g| (g.tenant.clone(), Some(g)))
             .map_err(|refusal| refusal.response());
     }
-    auth::require(&state.api_keys, headers).map(|()| None)
+    let principal = state.auth.require(headers, Scope::Realtime).await?;
+    Ok((principal.tenant, None))
 }
 
 async fn read_body(headers: &HeaderMap, request: Request) -> Result<CallRequest, Response> {

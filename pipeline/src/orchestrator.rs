@@ -191,7 +191,7 @@ impl Orchestrator {
         let mut server_tools = self
             .tools
             .as_ref()
-            .map(|e| e.tools_for(&persona))
+            .map(|e| e.tools_for(&scope.tenant, &persona))
             .unwrap_or_default();
         if self.tools.is_some() {
             server_tools.extend(crate::tools::builtin::tools_for(&persona, &turn.channel));

@@ -409,7 +409,7 @@ async fn run_tool(rig: &Rig, name: &str) -> switchboard_pipeline::tools::http::T
     let engine = rig.orchestrator.tools.clone().expect("engine");
     let persona = rig.orchestrator.personas.pick(None).clone();
     let tool = engine
-        .tools_for(&persona)
+        .tools_for("t", &persona)
         .into_iter()
         .find(|t| t.name == name)
         .expect("declared");

@@ -34,10 +34,42 @@ fn http_request(
     path: &str,
     body: Option<&str>,
 ) -> Option<(u16, String)> {
+    http(addr, method, path, &[], body).map(|r| (r.status, r.body))
+}
+
+/// An HTTP answer: status, the header block as sent (lower-cased names), body.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Minimal HTTP/1.1 request with extra headers and an optional JSON body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Option<HttpReply> {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
     if let Some(body) = body {
         request.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -50,11 +82,12 @@ fn http_request(
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    Some(HttpReply {
+        status,
+        headers: head.to_owned(),
+        body: body.to_owned(),
+    })
 }
 
 /// One chat completion in `session` (`(role, content)` messages): the response as JSON;
@@ -138,12 +171,45 @@ impl Gateway {
         panic!("gateway at {addr} not ready within 60 s");
     }
 
+    /// GET `path` with `key` as the bearer token (none: anonymous): status and body.
+    pub fn get_with_key(&self, path: &str, key: Option<&str>) -> (u16, String) {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        http(self.addr, "GET", path, &headers, None)
+            .map(|r| (r.status, r.body))
+            .unwrap_or((0, String::new()))
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/realtime?model=switchboard", self.addr)
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Send SIGTERM, as an orchestrator stopping the instance would.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+    }
+
+    /// The exit status once the process has ended, waiting at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Resident memory of the gateway process, in KiB.

@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod phone_client;
 pub mod python;
 pub mod realtime_client;
+pub mod redis;
 pub mod scripted_llm;
 pub mod signing;
 pub mod speech;

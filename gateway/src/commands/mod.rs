@@ -1,5 +1,6 @@
 //! One function per subcommand.
 
+mod keys;
 mod models;
 mod speak;
 mod tools;
@@ -24,5 +25,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => speak::run(&text, &output, speed, &models.dir),
         Command::Models { action } => models::run(action),
         Command::Tools { action } => tools::run(action),
+        Command::Keys { action, store } => keys::run(action, &store),
     }
 }

@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbox_leases",
         include_str!("../../migrations/0005_inbox_leases.sql"),
     ),
+    (
+        6,
+        "api_keys",
+        include_str!("../../migrations/0006_api_keys.sql"),
+    ),
 ];
 
 /// Statements of a migration file: split at `;` ending a line, comments dropped.

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod inbox;
+pub mod keys;
 mod migrate;
 mod records;
 mod sources;

@@ -125,21 +125,19 @@ impl Store {
         Ok(())
     }
 
-    /// Every approved tool of a tenant: `(persona, tool)`.
-    pub async fn installed_tools(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<(String, ToolDef)>, StoreError> {
-        let rows = sqlx::query("SELECT persona, definition FROM installed_tools WHERE tenant_id = $1 ORDER BY persona, name")
-            .bind(tenant)
-            .fetch_all(self.pool())
-            .await?;
+    /// Every approved tool of every tenant: `(tenant, persona, tool)`.
+    pub async fn all_installed_tools(&self) -> Result<Vec<(String, String, ToolDef)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, persona, definition FROM installed_tools ORDER BY tenant_id, persona, name",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 let definition: String = r.try_get("definition")?;
                 let tool: ToolDef = serde_json::from_str(&definition)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((r.try_get("persona")?, tool))
+                Ok((r.try_get("tenant_id")?, r.try_get("persona")?, tool))
             })
             .collect()
     }

@@ -85,8 +85,8 @@ pub fn now_ms() -> i64 {
 
 pub struct ToolEngine {
     file_tools: ToolDefs,
-    /// Approved at run time, by persona.
-    installed: RwLock<BTreeMap<String, ToolDefs>>,
+    /// Approved at run time, by (tenant, persona): one tenant's imports are not another's.
+    installed: RwLock<BTreeMap<(String, String), ToolDefs>>,
     /// Listed by MCP servers (every persona, as file tools are).
     mcp_tools: RwLock<ToolDefs>,
     mcp: std::sync::OnceLock<Arc<McpHub>>,
@@ -135,10 +135,13 @@ impl ToolEngine {
         &self.client
     }
 
-    /// Make `tools` live for `persona` (replacing same-named ones), effective from the next turn.
-    pub fn install(&self, persona: &str, tools: Vec<ToolDef>) {
+    /// Make `tools` live for `tenant`'s `persona` (replacing same-named ones), effective from
+    /// the next turn.
+    pub fn install(&self, tenant: &str, persona: &str, tools: Vec<ToolDef>) {
         let mut installed = self.installed.write().unwrap_or_else(|p| p.into_inner());
-        let entry = installed.entry(persona.to_owned()).or_default();
+        let entry = installed
+            .entry((tenant.to_owned(), persona.to_owned()))
+            .or_default();
         for t in tools {
             entry.insert(t.name.clone(), t);
         }
@@ -155,8 +158,8 @@ impl ToolEngine {
     }
 
     /// The server-side tools `persona` may call: the file's and MCP servers' tools it lists
-    /// (all of them when it lists none), then the ones installed for it.
-    pub fn tools_for(&self, persona: &Persona) -> Vec<ToolDef> {
+    /// (all of them when it lists none), then the ones `tenant` installed for it.
+    pub fn tools_for(&self, tenant: &str, persona: &Persona) -> Vec<ToolDef> {
         let allowed = |t: &&ToolDef| {
             persona
                 .tools
@@ -172,18 +175,18 @@ impl ToolEngine {
                 .cloned(),
         );
         let installed = self.installed.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(extra) = installed.get(&persona.name) {
+        if let Some(extra) = installed.get(&(tenant.to_owned(), persona.name.clone())) {
             out.retain(|t| !extra.contains_key(&t.name));
             out.extend(extra.values().cloned());
         }
         out
     }
 
-    /// A tool by name as `persona` sees it (installed ones shadow the file's).
-    fn named(&self, persona: &str, name: &str) -> Option<ToolDef> {
+    /// A tool by name as `tenant`'s `persona` sees it (installed ones shadow the file's).
+    fn named(&self, tenant: &str, persona: &str, name: &str) -> Option<ToolDef> {
         let installed = self.installed.read().unwrap_or_else(|p| p.into_inner());
         installed
-            .get(persona)
+            .get(&(tenant.to_owned(), persona.to_owned()))
             .and_then(|t| t.get(name))
             .or_else(|| self.file_tools.get(name))
             .cloned()
@@ -391,7 +394,7 @@ impl ToolEngine {
             name: action.tool.clone(),
             arguments: action.arguments.clone(),
         };
-        let output = match self.named(&action.persona, &action.tool) {
+        let output = match self.named(&action.tenant, &action.persona, &action.tool) {
             Some(tool) => self.run(&scope, &tool, &call, Some(&action.id)).await,
             None => ToolOutput {
                 content: json!({"error": "not_configured", "message": "This tool is no longer available."}).to_string(),

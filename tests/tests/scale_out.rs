@@ -1,0 +1,170 @@
+//! Many instances: two gateway processes on one PostgreSQL database and one Redis share
+//! their rate limits; Redis killed and restarted mid-test degrades limits to local counting
+//! and recovers; SIGTERM drains a live call.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchboard_e2e::gateway::{Gateway, TestDatabase, http, http_get};
+use switchboard_e2e::realtime_client::RealtimeClient;
+use switchboard_e2e::redis::RedisServer;
+use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
+
+const KEY: &str = "op-scale-key-0123456789";
+
+/// GET /v1/models with the operator key: the status, and Retry-After when refused.
+fn models(gw: &Gateway) -> (u16, Option<String>) {
+    let auth = format!("Bearer {KEY}");
+    let r = http(
+        gw.addr,
+        "GET",
+        "/v1/models",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .expect("gateway answers");
+    (r.status, r.header("retry-after").map(str::to_owned))
+}
+
+fn metric(gw: &Gateway, line_start: &str) -> Option<f64> {
+    gw.metrics()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn two_instances_share_a_rate_limit_through_redis_which_may_fail_and_return() {
+    let llm = ScriptedLlm::start(Script::default());
+    let db = TestDatabase::new("scale");
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let env = [
+        ("SWITCHBOARD_API_KEYS", KEY),
+        ("SWITCHBOARD_DATABASE_URL", db.url.as_str()),
+        ("SWITCHBOARD_REDIS_URL", url.as_str()),
+        // 6 per minute: the test's requests never earn a new one back.
+        ("SWITCHBOARD_RATE_PER_KEY", "6/1m"),
+    ];
+    let a = Gateway::start(&[llm.base_url()], &env);
+    let b = Gateway::start(&[llm.base_url()], &env);
+
+    for gw in [&a, &b, &a, &b, &a, &b] {
+        assert_eq!(models(gw).0, 200);
+    }
+    // The seventh, on either instance, is over the key's limit: each instance alone has
+    // seen only three.
+    for gw in [&a, &b] {
+        let (status, retry) = models(gw);
+        assert_eq!(status, 429);
+        let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+    assert_eq!(metric(&a, "switchboard_redis_up"), Some(1.0));
+
+    // Redis dies: requests are still answered, counted locally (each instance's own bucket
+    // is fresh), and the metrics say so.
+    redis.stop();
+    let started = Instant::now();
+    assert_eq!(models(&a).0, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a Redis outage must not stall requests: {:?}",
+        started.elapsed()
+    );
+    for _ in 0..3 {
+        assert_eq!(models(&a).0, 200);
+    }
+    assert_eq!(metric(&a, "switchboard_redis_up"), Some(0.0));
+    assert!(metric(&a, r#"switchboard_rate_limit_local_total{rule="key"}"#).unwrap_or(0.0) >= 4.0);
+    assert!(
+        metric(&a, r#"switchboard_redis_errors_total{op="#).unwrap_or(0.0) >= 1.0,
+        "{}",
+        a.metrics()
+    );
+    // Locally the limit still holds per instance: 6 allowed, then refused.
+    for _ in 0..2 {
+        assert_eq!(models(&a).0, 200);
+    }
+    assert_eq!(models(&a).0, 429);
+
+    // Redis returns (empty): after the retry interval both instances share it again.
+    redis.restart();
+    std::thread::sleep(Duration::from_millis(1200));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&b, "switchboard_redis_up") != Some(1.0)
+        || metric(&a, "switchboard_redis_up") != Some(1.0)
+    {
+        let _ = models(&a);
+        let _ = models(&b);
+        assert!(
+            Instant::now() < deadline,
+            "Redis use did not recover:\n{}",
+            a.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Shared again: whatever the two probes above used, seven more requests across both
+    // instances cannot all pass.
+    let refused = [&a, &b, &a, &b, &a, &b, &a]
+        .iter()
+        .filter(|gw| models(gw).0 == 429)
+        .count();
+    assert!(
+        refused >= 1,
+        "the shared limit is not enforced after Redis returned"
+    );
+}
+
+#[test]
+fn sigterm_turns_unready_refuses_new_calls_and_lets_a_live_call_finish() {
+    let llm = ScriptedLlm::start(Script {
+        reply: "Still here.".into(),
+        ..Script::default()
+    });
+    let mut gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_DRAIN_SECS", "60")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut call = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        gw.terminate();
+        // Unready at once, so a load balancer stops sending.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let (status, body) = http_get(gw.addr, "/readyz").expect("still answers");
+            if status == 503 {
+                assert!(body.contains("draining"), "{body}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "still ready after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A new call is refused; the live one goes on and is answered.
+        assert!(RealtimeClient::connect(&gw.ws_url()).await.is_err());
+        call.send(
+            json!({"type": "conversation.item.create", "item": {"type": "message",
+            "role": "user", "content": [{"type": "input_text", "text": "Are you there?"}]}}),
+        )
+        .await
+        .unwrap();
+        call.send(json!({"type": "response.create"})).await.unwrap();
+        let done = call
+            .wait_for("response.done", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            done.event["response"]["status"], "completed",
+            "{}",
+            done.event
+        );
+        assert!(
+            gw.wait_exit(Duration::from_millis(300)).is_none(),
+            "exited with a live call"
+        );
+        call.close().await;
+    });
+    // The call over, the process ends by itself, cleanly.
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after the drain");
+    assert!(status.success(), "{status}");
+}
