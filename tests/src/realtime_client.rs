@@ -40,7 +40,19 @@ pub fn b64(samples: &[i16]) -> String {
 
 impl RealtimeClient {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        Self::connect_with_key(url, None).await
+    }
+
+    /// Connect presenting `key` as `Authorization: Bearer` (none: anonymous).
+    pub async fn connect_with_key(url: &str, key: Option<&str>) -> anyhow::Result<Self> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        if let Some(key) = key {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {key}").parse()?);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         let mut c = Self {
             ws,
             log: Vec::new(),

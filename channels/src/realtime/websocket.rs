@@ -16,7 +16,8 @@ use super::session::RealtimeSession;
 /// WebSocket messages larger than this violate the protocol and close the socket (1009).
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
-/// Serve one connection until either side ends it.
+/// Serve one connection until either side ends it (the client closing, or the call ending:
+/// then the socket is closed with 1000).
 pub async fn serve(
     socket: WebSocket,
     call: CallHandle,
@@ -33,11 +34,20 @@ pub async fn serve(
     let connection = Connection::new(session, Transport::WebSocket);
     let (sink, mut stream) = socket.split();
     let (local_tx, local_rx) = mpsc::channel::<CallError>(32);
-    let writer = tokio::spawn(write_events(sink, events, local_rx, connection.writer()));
+    let mut writer = tokio::spawn(write_events(sink, events, local_rx, connection.writer()));
     tracing::info!(call = %id, "realtime session started");
 
+    // The writer ends first when the call ends on the server's side (hung up from outside).
+    let mut finished = None;
     let close = loop {
-        let Some(msg) = stream.next().await else {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            done = &mut writer => {
+                finished = Some(done);
+                break Some((1000u16, "call ended"));
+            }
+        };
+        let Some(msg) = msg else {
             break None;
         };
         let command = match msg {
@@ -70,7 +80,11 @@ pub async fn serve(
     };
     end_call(&commands, guard, task).await;
     drop(local_tx);
-    if let Ok(mut sink) = writer.await {
+    let sink = match finished {
+        Some(done) => done,
+        None => writer.await,
+    };
+    if let Ok(mut sink) = sink {
         if let Some((code, reason)) = close {
             let _ = sink
                 .send(Message::Close(Some(CloseFrame {
