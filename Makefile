@@ -33,5 +33,5 @@ models: build
 	@$(BIN) models fetch
 
 ## Benchmarks; figures go to BENCHMARKS.md.
-bench: build models
+bench: build models services
 	cargo bench -p switchboard-benches

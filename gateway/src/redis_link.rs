@@ -44,7 +44,10 @@ impl RedisMetrics {
 
 pub struct RedisLink {
     client: redis::Client,
-    manager: tokio::sync::Mutex<Option<ConnectionManager>>,
+    /// The connection once made (a clone per command: it multiplexes).
+    ready: std::sync::RwLock<Option<ConnectionManager>>,
+    /// Held while connecting, so one task connects and the others wait for it.
+    connecting: tokio::sync::Mutex<()>,
     down_until: Mutex<Option<Instant>>,
     metrics: RedisMetrics,
 }
@@ -63,7 +66,8 @@ impl RedisLink {
             redis::Client::open(url).map_err(|e| anyhow::anyhow!("SWITCHBOARD_REDIS_URL: {e}"))?;
         Ok(Self {
             client,
-            manager: tokio::sync::Mutex::new(None),
+            ready: std::sync::RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
             down_until: Mutex::new(None),
             metrics,
         })
@@ -87,9 +91,13 @@ impl RedisLink {
         if self.is_down() {
             return None;
         }
-        let mut slot = self.manager.lock().await;
-        if let Some(m) = slot.as_ref() {
-            return Some(m.clone());
+        let current = || self.ready.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(m) = current() {
+            return Some(m);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(m) = current() {
+            return Some(m);
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -98,11 +106,10 @@ impl RedisLink {
             .set_max_delay(RETRY_AFTER);
         match ConnectionManager::new_with_config(self.client.clone(), config).await {
             Ok(m) => {
-                *slot = Some(m.clone());
+                *self.ready.write().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
                 Some(m)
             }
             Err(e) => {
-                drop(slot);
                 self.failed("connect", &e);
                 None
             }

@@ -172,14 +172,27 @@ fn sigterm_turns_unready_refuses_new_calls_and_lets_a_live_call_finish() {
 /// POST a JSON body with a bearer key: status and body.
 fn post(gw: &Gateway, path: &str, key: &str, body: serde_json::Value) -> (u16, String) {
     let auth = format!("Bearer {key}");
-    let r = http(gw.addr, "POST", path, &[("Authorization", &auth)], Some(&body.to_string()))
-        .expect("gateway answers");
+    let r = http(
+        gw.addr,
+        "POST",
+        path,
+        &[("Authorization", &auth)],
+        Some(&body.to_string()),
+    )
+    .expect("gateway answers");
     (r.status, r.body)
 }
 
 fn live_calls(gw: &Gateway, key: &str) -> Vec<serde_json::Value> {
     let auth = format!("Bearer {key}");
-    let r = http(gw.addr, "GET", "/v1/calls", &[("Authorization", &auth)], None).unwrap();
+    let r = http(
+        gw.addr,
+        "GET",
+        "/v1/calls",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     v["data"].as_array().cloned().unwrap_or_default()
@@ -202,42 +215,79 @@ fn control_sent_to_one_instance_reaches_a_call_on_the_other() {
     let a = Gateway::start(&[llm.base_url()], &env);
     let b = Gateway::start(&[llm.base_url()], &env);
     // Another tenant, with a key of its own.
-    assert_eq!(post(&b, "/v1/admin/tenants", KEY, json!({"id": "rival"})).0, 201);
-    let (status, made) = post(&b, "/v1/admin/keys", KEY, json!({"tenant": "rival", "name": "r"}));
+    assert_eq!(
+        post(&b, "/v1/admin/tenants", KEY, json!({"id": "rival"})).0,
+        201
+    );
+    let (status, made) = post(
+        &b,
+        "/v1/admin/keys",
+        KEY,
+        json!({"tenant": "rival", "name": "r"}),
+    );
     assert_eq!(status, 201, "{made}");
     let made: serde_json::Value = serde_json::from_str(&made).unwrap();
     let rival = made["key"].as_str().unwrap().to_owned();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut call = RealtimeClient::connect_with_key(&a.ws_url(), Some(KEY)).await.unwrap();
-        let id = call.log[0].event["session"]["id"].as_str().unwrap().to_owned();
+        let mut call = RealtimeClient::connect_with_key(&a.ws_url(), Some(KEY))
+            .await
+            .unwrap();
+        let id = call.log[0].event["session"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         // B lists the call, held by A's instance.
         let deadline = Instant::now() + Duration::from_secs(5);
         let listed = loop {
-            if let Some(c) = live_calls(&b, KEY).into_iter().find(|c| c["id"] == id.as_str()) {
+            if let Some(c) = live_calls(&b, KEY)
+                .into_iter()
+                .find(|c| c["id"] == id.as_str())
+            {
                 break c;
             }
-            assert!(Instant::now() < deadline, "the call never appeared in the registry");
+            assert!(
+                Instant::now() < deadline,
+                "the call never appeared in the registry"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(listed["channel"], "realtime");
         let (_, ready_b) = http_get(b.addr, "/readyz").unwrap();
-        assert!(!ready_b.contains(listed["instance"].as_str().unwrap()), "listed on the wrong instance");
+        assert!(
+            !ready_b.contains(listed["instance"].as_str().unwrap()),
+            "listed on the wrong instance"
+        );
 
         // The other tenant neither sees nor touches it.
-        assert!(live_calls(&b, &rival).iter().all(|c| c["id"] != id.as_str()));
+        assert!(
+            live_calls(&b, &rival)
+                .iter()
+                .all(|c| c["id"] != id.as_str())
+        );
         let hangup = format!("/v1/calls/{id}/hangup");
         let (status, body) = post(&b, &hangup, &rival, json!({}));
         assert_eq!(status, 404, "{body}");
 
         // A message injected through B is answered on A's call.
-        let (status, body) = post(&b, &format!("/v1/calls/{id}/messages"), KEY,
-            json!({"role": "user", "text": "Please say hello.", "respond": true}));
+        let (status, body) = post(
+            &b,
+            &format!("/v1/calls/{id}/messages"),
+            KEY,
+            json!({"role": "user", "text": "Please say hello.", "respond": true}),
+        );
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("remote"), "{body}");
-        let done = call.wait_for("response.done", Duration::from_secs(30)).await.unwrap();
-        assert_eq!(done.event["response"]["status"], "completed", "{}", done.event);
+        let done = call
+            .wait_for("response.done", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            done.event["response"]["status"], "completed",
+            "{}",
+            done.event
+        );
         let asked = llm.requests().last().unwrap().to_string();
         assert!(asked.contains("Please say hello."), "{asked}");
 
@@ -250,14 +300,18 @@ fn control_sent_to_one_instance_reaches_a_call_on_the_other() {
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while live_calls(&b, KEY).iter().any(|c| c["id"] == id.as_str()) {
-            assert!(Instant::now() < deadline, "the ended call stayed registered");
+            assert!(
+                Instant::now() < deadline,
+                "the ended call stayed registered"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (status, _) = post(&b, &hangup, KEY, json!({}));
         assert_eq!(status, 404);
     });
     assert!(
-        b.metrics().contains(r#"switchboard_call_controls_total{action="hangup",route="remote"} 1"#),
+        b.metrics()
+            .contains(r#"switchboard_call_controls_total{action="hangup",route="remote"} 1"#),
         "{}",
         b.metrics()
     );

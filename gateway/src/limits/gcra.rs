@@ -106,21 +106,7 @@ pub fn check(rate: &Rate, tat: Option<i64>, now: i64) -> ((bool, i64, i64), Opti
 /// The same check as [`check`], atomically in Redis, with Redis's clock (so instances with
 /// skewed clocks agree). KEYS[1] = bucket; ARGV = interval ms, period ms.
 /// Returns `{allowed 0|1, retry_after_ms, used_ms}`.
-pub const SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - period
-if now < allow_at then
-  return {0, allow_at - now, tat - now}
-end
-redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
-return {1, 0, new_tat - now}
-";
+pub const SCRIPT: &str = include_str!("gcra.lua");
 
 #[cfg(test)]
 mod tests {

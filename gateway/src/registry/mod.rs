@@ -92,34 +92,12 @@ impl RegistryMetrics {
 
 /// Admission: the tenant's set is cleaned of expired members, then the slot is added if
 /// the tenant has fewer than ARGV[3]. KEYS[1] = tenant set; ARGV = slot, ttl ms, max.
-const ADMIT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1
-";
+const ADMIT: &str = include_str!("admit.lua");
 
 /// Renew (or re-create, after a Redis restart) calls: ARGV[1] = ttl ms, ARGV[2] = this
 /// instance; per call KEYS = its record and its tenant's set, ARGV = id, tenant, channel,
 /// start, and a slot to drop from the set ('' for none).
-const RENEW: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[1])
-for i = 1, #KEYS / 2 do
-  local call, set = KEYS[2 * i - 1], KEYS[2 * i]
-  local a = 2 + (i - 1) * 5
-  redis.call('HSET', call, 'instance', ARGV[2], 'tenant', ARGV[a + 2], 'channel', ARGV[a + 3], 'started_ms', ARGV[a + 4])
-  redis.call('PEXPIRE', call, ttl)
-  if ARGV[a + 5] ~= '' then redis.call('ZREM', set, ARGV[a + 5]) end
-  redis.call('ZADD', set, now + ttl, ARGV[a + 1])
-  redis.call('PEXPIRE', set, ttl)
-end
-return #KEYS / 2
-";
+const RENEW: &str = include_str!("renew.lua");
 
 fn call_key(id: &str) -> String {
     format!("sb:call:{id}")
