@@ -93,6 +93,8 @@ pub struct ServeArgs {
     pub tools: crate::actions::ToolArgs,
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+    #[command(flatten)]
+    pub jwt: crate::auth::verifier::JwtArgs,
 }
 
 /// Where durable state lives.

@@ -212,13 +212,15 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
     })?;
     tracing::info!(backend = store.backend(), "database ready");
     let stored_keys = store.has_usable_keys().await?;
-    if operator_keys.is_empty() && !stored_keys && !args.listen.ip().is_loopback() {
+    let jwt = crate::auth::verifier::JwtVerifier::new(&args.jwt)?;
+    if operator_keys.is_empty() && !stored_keys && jwt.is_none() && !args.listen.ip().is_loopback()
+    {
         anyhow::bail!(
             "refusing to listen on {} without API keys: set SWITCHBOARD_API_KEYS (or --api-key), create one with `switchboard keys create`, or listen on 127.0.0.1",
             args.listen
         );
     }
-    let has_keys = !operator_keys.is_empty() || stored_keys;
+    let has_keys = !operator_keys.is_empty() || stored_keys || jwt.is_some();
     if !has_keys {
         tracing::warn!(
             "no API keys configured: accepting unauthenticated clients on loopback only"
@@ -292,7 +294,8 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
         local_llm,
         embedded_in_use: chain.uses_embedded,
         model_names: chain.model_names,
-        auth: crate::auth::Auth::new(operator_keys, store.clone(), Some(Arc::clone(&limiter))),
+        auth: crate::auth::Auth::new(operator_keys, store.clone(), Some(Arc::clone(&limiter)))
+            .with_jwt(jwt),
         limiter,
         call_slots: Arc::new(tokio::sync::Semaphore::new(args.max_calls)),
         max_calls: args.max_calls,

@@ -126,3 +126,45 @@ fn keys_made_with_the_cli_open_and_close_the_gateway() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// JWTs from an identity provider: RS256 with the JWKS served over HTTP (a stand-in for the
+/// provider's `/.well-known/jwks.json`), HS256 with a shared secret.
+#[test]
+fn jwt_bearer_tokens_carry_their_tenant_and_scopes() {
+    let testdata =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway/src/auth/testdata");
+    let jwks = std::fs::read_to_string(testdata.join("jwks.json")).unwrap();
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&fetches);
+    let idp = switchboard_e2e::serve_on_thread(axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = jwks.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    ));
+    let llm = ScriptedLlm::start(Script::default());
+    let jwks_url = format!("http://{idp}/.well-known/jwks.json");
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[
+            ("SWITCHBOARD_JWT_JWKS", jwks_url.as_str()),
+            ("SWITCHBOARD_JWT_HS256_SECRET", "hs-shared-secret"),
+            ("SWITCHBOARD_JWT_ISSUER", "https://idp.example"),
+            ("SWITCHBOARD_JWT_AUDIENCE", "switchboard"),
+            ("SWITCHBOARD_JWT_TENANT_CLAIM", "org"),
+        ],
+    );
+    run_sdk_script(
+        "jwt_tokens.py",
+        &[
+            OsStr::new(&format!("http://{}/v1", gw.addr)),
+            testdata.join("rsa_pkcs8.der").as_os_str(),
+            OsStr::new("hs-shared-secret"),
+        ],
+    );
+    // Fetched at first use and once more for the unknown key id, not per request.
+    let n = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=2).contains(&n), "{n} JWKS fetches");
+}

@@ -76,6 +76,16 @@ impl Scopes {
         Ok(Self(bits))
     }
 
+    /// The scope names we know among `text` (a token's `scope` claim also carries the
+    /// identity provider's own, like `openid`).
+    pub fn parse_known(text: &str) -> Self {
+        Self(
+            text.split([' ', ','])
+                .filter_map(|n| Scope::ALL.into_iter().find(|s| s.name() == n))
+                .fold(0, |acc, s| acc | s.bit()),
+        )
+    }
+
     pub fn names(self) -> Vec<&'static str> {
         Scope::ALL
             .into_iter()

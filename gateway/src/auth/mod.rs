@@ -6,14 +6,19 @@
 //! - operator keys (`SWITCHBOARD_API_KEYS`): the default tenant, every scope, and the right
 //!   to manage tenants and any tenant's keys;
 //! - stored keys (`sb_...`, made with the admin API or `switchboard keys create`): their
-//!   tenant and scopes, until revoked or expired.
+//!   tenant and scopes, until revoked or expired;
+//! - JWTs from an identity provider (`verifier.rs`): HS256 or RS256, the tenant from a claim,
+//!   scopes from `scope`/`scp` (names we do not know are ignored).
 //!
-//! With no operator key and no usable stored key the gateway is in open mode (it then
+//! With no operator key, no JWT configuration and no usable stored key the gateway is in
+//! open mode (it then
 //! listens on loopback only): a request without a valid key is the default tenant with
 //! every scope. Stored keys are looked up by id and cached for [`KEY_CACHE_TTL`], so a key
 //! revoked on another instance stops working within that time (on this one at once).
 
+pub mod jwt;
 pub mod keys;
+pub mod verifier;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -131,6 +136,7 @@ pub struct Auth {
     store: Store,
     /// Per-key and per-tenant limits, checked once a request is authenticated.
     limiter: Option<Arc<Limiter>>,
+    jwt: Option<verifier::JwtVerifier>,
     keys: Mutex<HashMap<String, Cached>>,
     /// Whether a usable stored key exists, and when that was last asked.
     stored_keys: Mutex<Option<(Instant, bool)>>,
@@ -150,9 +156,16 @@ impl Auth {
             operator_keys,
             store,
             limiter,
+            jwt: None,
             keys: Mutex::new(HashMap::new()),
             stored_keys: Mutex::new(None),
         }
+    }
+
+    /// Accept JWTs too.
+    pub fn with_jwt(mut self, verifier: Option<verifier::JwtVerifier>) -> Self {
+        self.jwt = verifier;
+        self
     }
 
     pub fn has_operator_keys(&self) -> bool {
@@ -161,7 +174,7 @@ impl Auth {
 
     /// Whether anonymous requests pass: no operator key and no usable stored key.
     pub async fn open(&self) -> bool {
-        if self.has_operator_keys() {
+        if self.has_operator_keys() || self.jwt.is_some() {
             return false;
         }
         let cached = *self.stored_keys.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,6 +222,25 @@ impl Auth {
                 scopes: Scopes::parse(&key.scopes).unwrap_or_default(),
                 operator: false,
             });
+        }
+        if let Some(verifier) = &self.jwt
+            && jwt::looks_like_jwt(token)
+        {
+            return match verifier.verify(token).await {
+                Ok(grant) => Ok(Principal {
+                    tenant: grant.tenant.clone(),
+                    // Rate limits per subject would need `sub`; per tenant is what a token
+                    // reliably names.
+                    key_id: Some(format!("jwt:{}", grant.tenant)),
+                    scopes: Scopes::parse_known(&grant.scopes),
+                    operator: false,
+                }),
+                Err(jwt::JwtError::Expired) => Err(Refusal::Expired),
+                Err(e) => {
+                    tracing::debug!(error = %e, "JWT refused");
+                    Err(Refusal::Invalid)
+                }
+            };
         }
         if self.open().await {
             return Ok(Principal::anonymous());
@@ -419,6 +451,62 @@ mod tests {
         assert_eq!(
             auth.authenticate(&bearer(&key)).await.unwrap().tenant,
             "acme"
+        );
+    }
+
+    #[tokio::test]
+    async fn jwts_resolve_to_their_tenant_and_known_scopes() {
+        let (dir, store) = store().await;
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, jwt::tests::JWKS).unwrap();
+        let verifier = verifier::JwtVerifier::new(&verifier::JwtArgs {
+            jwt_hs256_secret: Some("shared".into()),
+            jwt_jwks: Some(jwks.display().to_string()),
+            jwt_tenant_claim: "org".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let auth = Auth::new(Vec::new(), store, None).with_jwt(verifier);
+        assert!(!auth.open().await, "a JWT configuration closes open mode");
+        let exp = now_ms() / 1000 + 600;
+        let claims = serde_json::json!({"org": "acme", "scope": "openid chat", "exp": exp});
+        for token in [
+            jwt::tests::hs256(&claims, b"shared"),
+            jwt::tests::rs256(&claims, "test-1"),
+        ] {
+            let p = auth.authenticate(&bearer(&token)).await.unwrap();
+            assert_eq!(p.tenant, "acme");
+            assert_eq!(p.scopes.names(), ["chat"]);
+            assert_eq!(
+                auth.require(&bearer(&token), Scope::Admin)
+                    .await
+                    .unwrap_err()
+                    .status(),
+                StatusCode::FORBIDDEN
+            );
+        }
+        let expired = serde_json::json!({"org": "acme", "exp": 1});
+        assert_eq!(
+            auth.authenticate(&bearer(&jwt::tests::hs256(&expired, b"shared")))
+                .await,
+            Err(Refusal::Expired)
+        );
+        // Another secret, or a token naming a tenant the wrong way: refused.
+        for token in [
+            jwt::tests::hs256(&claims, b"guess"),
+            jwt::tests::hs256(
+                &serde_json::json!({"tenant": "acme", "exp": exp}),
+                b"shared",
+            ),
+        ] {
+            assert_eq!(
+                auth.authenticate(&bearer(&token)).await,
+                Err(Refusal::Invalid)
+            );
+        }
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new()).await,
+            Err(Refusal::Missing)
         );
     }
 }
