@@ -30,7 +30,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "api_keys",
         include_str!("../../migrations/0006_api_keys.sql"),
     ),
+    (
+        7,
+        "row_level_security",
+        include_str!("../../migrations/0007_row_level_security.postgres.sql"),
+    ),
 ];
+
+/// Migrations that only mean something on PostgreSQL (row-level security); SQLite records
+/// them as applied without running them, so both keep one version sequence.
+const POSTGRES_ONLY: &[i64] = &[7];
 
 /// Statements of a migration file: split at `;` ending a line, comments dropped.
 fn statements(sql: &str) -> Vec<String> {
@@ -62,7 +71,7 @@ pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {
             .execute(&mut *conn)
             .await?;
     }
-    let result = apply(&mut conn).await;
+    let result = apply(&mut conn, postgres).await;
     if postgres {
         sqlx::query("SELECT pg_advisory_unlock(7260142)")
             .execute(&mut *conn)
@@ -71,7 +80,10 @@ pub async fn run(pool: &AnyPool) -> Result<(), StoreError> {
     result
 }
 
-async fn apply(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) -> Result<(), StoreError> {
+async fn apply(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    postgres: bool,
+) -> Result<(), StoreError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
@@ -95,8 +107,10 @@ async fn apply(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) -> Result<(), S
             continue;
         }
         let mut tx = conn.begin().await?;
-        for statement in statements(sql) {
-            sqlx::query(&statement).execute(&mut *tx).await?;
+        if postgres || !POSTGRES_ONLY.contains(version) {
+            for statement in statements(sql) {
+                sqlx::query(&statement).execute(&mut *tx).await?;
+            }
         }
         sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -173,10 +187,15 @@ mod tests {
             assert_eq!(*version, i as i64 + 1, "versions are consecutive");
             let s = statements(sql);
             assert!(!s.is_empty(), "{s:?}");
-            // Schema statements only (tables, indexes, added columns): no data changes.
+            // Schema statements only (tables, indexes, added columns, and on PostgreSQL
+            // roles, grants and policies): no data changes.
+            let allowed: &[&str] = if POSTGRES_ONLY.contains(version) {
+                &["CREATE POLICY", "ALTER TABLE", "GRANT", "DO $$"]
+            } else {
+                &["CREATE", "ALTER TABLE"]
+            };
             assert!(
-                s.iter()
-                    .all(|st| st.starts_with("CREATE") || st.starts_with("ALTER TABLE")),
+                s.iter().all(|st| allowed.iter().any(|a| st.starts_with(a))),
                 "{s:?}"
             );
             total += s.len();

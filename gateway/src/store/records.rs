@@ -209,6 +209,7 @@ impl Store {
         tenant: &str,
         limit: i64,
     ) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows = sqlx::query(
             "SELECT s.id, s.channel, s.status, s.user_id, s.persona, s.created_at, s.updated_at,
                     (SELECT COUNT(*) FROM messages m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS message_count
@@ -216,8 +217,9 @@ impl Store {
         )
         .bind(tenant)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|r| {
                 Ok(SessionSummary {
@@ -234,13 +236,15 @@ impl Store {
         tenant: &str,
         id: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant_id = $1 AND id = $2"
         ))
         .bind(tenant)
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(row.as_ref().map(session).transpose()?)
     }
 
@@ -249,14 +253,16 @@ impl Store {
         tenant: &str,
         session_id: &str,
     ) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows = sqlx::query(
             "SELECT seq, id, role, content, truncated, created_at FROM messages
              WHERE tenant_id = $1 AND session_id = $2 ORDER BY seq",
         )
         .bind(tenant)
         .bind(session_id)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|r| {
                 Ok(MessageRecord {
@@ -277,14 +283,16 @@ impl Store {
         tenant: &str,
         session_id: &str,
     ) -> Result<Vec<ToolCallRecord>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows = sqlx::query(
             "SELECT id, name, arguments, result, created_at FROM tool_calls
              WHERE tenant_id = $1 AND session_id = $2 ORDER BY created_at, id",
         )
         .bind(tenant)
         .bind(session_id)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|r| {
                 Ok(ToolCallRecord {
@@ -301,7 +309,7 @@ impl Store {
 
     /// Delete a session with its messages and tool calls. Returns whether it existed.
     pub async fn delete_session(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.tenant_tx(tenant).await?;
         for table in ["messages", "tool_calls"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE tenant_id = $1 AND session_id = $2"
@@ -326,13 +334,15 @@ impl Store {
         tenant: &str,
         user: &str,
     ) -> Result<Option<Profile>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(
             "SELECT attributes, updated_at FROM profiles WHERE tenant_id = $1 AND user_id = $2",
         )
         .bind(tenant)
         .bind(user)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         let Some(r) = row else { return Ok(None) };
         let text: String = r.try_get("attributes")?;
         let attributes = match serde_json::from_str(&text) {
@@ -384,14 +394,16 @@ impl Store {
 
     /// A user's memories, newest first.
     pub async fn memories(&self, tenant: &str, user: &str) -> Result<Vec<Memory>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows = sqlx::query(
             "SELECT id, kind, text, embedding, session_id, created_at FROM memories
              WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC, id",
         )
         .bind(tenant)
         .bind(user)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|r| {
                 let bytes: Option<Vec<u8>> = r.try_get("embedding")?;
@@ -409,14 +421,15 @@ impl Store {
     }
 
     pub async fn delete_memories(&self, tenant: &str, user: &str) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM memories WHERE tenant_id = $1 AND user_id = $2")
-                .bind(tenant)
-                .bind(user)
-                .execute(self.pool())
-                .await?
-                .rows_affected(),
-        )
+        let mut tx = self.tenant_tx(tenant).await?;
+        let deleted = sqlx::query("DELETE FROM memories WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     /// Store a document's text (replacing an earlier version with the same id).
@@ -439,15 +452,15 @@ impl Store {
     }
 
     pub async fn delete_document(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(self.pool())
-                .await?
-                .rows_affected()
-                > 0,
-        )
+        let mut tx = self.tenant_tx(tenant).await?;
+        let deleted = sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted > 0)
     }
 
     /// Every document of every tenant (to rebuild a missing index), as (tenant, document).
