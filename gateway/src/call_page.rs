@@ -87,7 +87,9 @@ async fn secret(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> 
         &state.secrets,
         crate::store::DEFAULT_TENANT,
         &request,
-    ) {
+    )
+    .await
+    {
         Ok(v) => axum::Json(v).into_response(),
         Err(r) => r,
     }

@@ -3,8 +3,11 @@
 //! API keys never reach the browser. A secret carries the session configuration (and, our
 //! extension, the end user) the call will start with; it is refused once expired or used.
 //!
-//! Secrets live in this process's memory: with several instances behind a balancer the call
-//! must reach the instance that minted it (a shared store comes with the scale-out work).
+//! Secrets live in this process's memory and, with Redis (`SWITCHBOARD_REDIS_URL`), also in
+//! Redis under the SHA-256 of the secret, so the call may reach any instance. With Redis,
+//! redemption goes through Redis first (one script marks the secret used atomically, so it
+//! works exactly once across instances); a secret Redis does not know (minted while it was
+//! away) or a Redis that does not answer falls back to this instance's memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +32,7 @@ const MAX_TTL_SECS: u64 = 7_200;
 const MAX_SECRETS: usize = 100_000;
 
 /// What a redeemed secret grants its call.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     /// The tenant of the key that minted it: the call is that tenant's.
     pub tenant: String,
@@ -74,10 +77,34 @@ impl Refusal {
     }
 }
 
-/// The secrets this instance has minted.
+/// Redeem a shared secret once: KEYS = the secret's record and its `used` marker; ARGV[1] =
+/// how long to remember the use (ms). Returns {0, ''} unknown, {2, ''} used, {1, record}.
+const REDEEM: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return {0, ''} end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return {1, v} end
+return {2, ''}
+";
+
+/// The secrets this instance has minted (and, with Redis, every instance's).
 #[derive(Debug, Clone, Default)]
 pub struct ClientSecrets {
     inner: Arc<Mutex<HashMap<String, Entry>>>,
+    redis: Option<Arc<crate::redis_link::RedisLink>>,
+}
+
+/// A secret as stored in Redis.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shared {
+    grant: Grant,
+    expires_at: u64,
+}
+
+fn redis_key(value: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sb:secret:{hex}")
 }
 
 fn random_token() -> String {
@@ -90,8 +117,82 @@ fn unix(t: SystemTime) -> u64 {
 }
 
 impl ClientSecrets {
-    /// A new secret valid for `ttl`; `(value, expires_at)`.
-    pub fn mint(&self, grant: Grant, ttl: Duration) -> (String, u64) {
+    /// Secrets shared through Redis too.
+    pub fn shared(redis: Option<Arc<crate::redis_link::RedisLink>>) -> Self {
+        Self {
+            inner: Default::default(),
+            redis,
+        }
+    }
+
+    /// A new secret valid for `ttl`, written to Redis (when there is one) before it is
+    /// handed out; `(value, expires_at)`.
+    pub async fn mint(&self, grant: Grant, ttl: Duration) -> (String, u64) {
+        let (value, expires_at) = self.mint_local(grant.clone(), ttl);
+        if let Some(link) = &self.redis
+            && let Some(mut conn) = link.connection().await
+        {
+            let record = serde_json::to_string(&Shared { grant, expires_at }).unwrap_or_default();
+            // Kept past its expiry for a while, so a late use says "expired", not "unknown".
+            let keep_ms = (ttl + Duration::from_secs(3600)).as_millis() as u64;
+            let set: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(redis_key(&value))
+                .arg(record)
+                .arg("PX")
+                .arg(keep_ms)
+                .query_async(&mut conn)
+                .await;
+            match set {
+                Ok(()) => link.succeeded(),
+                Err(e) => link.failed("client_secret_mint", &e),
+            }
+        }
+        (value, expires_at)
+    }
+
+    /// Use a secret for one call: through Redis when it knows the secret, else locally.
+    pub async fn redeem(&self, value: &str) -> Result<Grant, Refusal> {
+        if let Some(link) = &self.redis
+            && let Some(mut conn) = link.connection().await
+        {
+            let key = redis_key(value);
+            let answer: redis::RedisResult<(i64, String)> = redis::Script::new(REDEEM)
+                .key(&key)
+                .key(format!("{key}:used"))
+                .arg(3_600_000 + 1000 * MAX_TTL_SECS)
+                .invoke_async(&mut conn)
+                .await;
+            match answer {
+                Ok((1, record)) => {
+                    link.succeeded();
+                    // Also spent here, should this instance be asked while Redis is away.
+                    if let Some(e) = self
+                        .inner
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(value)
+                    {
+                        e.used = true;
+                    }
+                    let shared: Shared =
+                        serde_json::from_str(&record).map_err(|_| Refusal::Unknown)?;
+                    if shared.expires_at <= unix(SystemTime::now()) {
+                        return Err(Refusal::Expired);
+                    }
+                    return Ok(shared.grant);
+                }
+                Ok((2, _)) => {
+                    link.succeeded();
+                    return Err(Refusal::Used);
+                }
+                Ok(_) => link.succeeded(),
+                Err(e) => link.failed("client_secret_redeem", &e),
+            }
+        }
+        self.redeem_local(value)
+    }
+
+    fn mint_local(&self, grant: Grant, ttl: Duration) -> (String, u64) {
         let now = SystemTime::now();
         let value = format!("ek_{}", random_token());
         let expires = now + ttl;
@@ -116,8 +217,7 @@ impl ClientSecrets {
         (value, unix(expires))
     }
 
-    /// Use a secret for one call.
-    pub fn redeem(&self, value: &str) -> Result<Grant, Refusal> {
+    fn redeem_local(&self, value: &str) -> Result<Grant, Refusal> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map.get_mut(value).ok_or(Refusal::Unknown)?;
         if entry.expires <= SystemTime::now() {
@@ -156,14 +256,14 @@ pub async fn create(
             }
         }
     };
-    match mint_from_body(&state.secrets, &principal.tenant, &body) {
+    match mint_from_body(&state.secrets, &principal.tenant, &body).await {
         Ok(v) => (StatusCode::OK, Json(v)).into_response(),
         Err(e) => e,
     }
 }
 
 /// Validate a request body and mint: the response body, or the 400 to answer.
-pub fn mint_from_body(
+pub async fn mint_from_body(
     secrets: &ClientSecrets,
     tenant: &str,
     body: &Value,
@@ -216,14 +316,16 @@ pub fn mint_from_body(
             ));
         }
     };
-    let (value, expires_at) = secrets.mint(
-        Grant {
-            tenant: tenant.to_owned(),
-            session,
-            user,
-        },
-        ttl,
-    );
+    let (value, expires_at) = secrets
+        .mint(
+            Grant {
+                tenant: tenant.to_owned(),
+                session,
+                user,
+            },
+            ttl,
+        )
+        .await;
     let mut shown = preview.to_json();
     if let Some(m) = shown.as_object_mut() {
         m.remove("id");
@@ -235,39 +337,60 @@ pub fn mint_from_body(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_secret_works_once_then_is_refused() {
+    fn grant(user: Option<&str>) -> Grant {
+        Grant {
+            tenant: "t".into(),
+            session: None,
+            user: user.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_secret_works_once_then_is_refused() {
         let s = ClientSecrets::default();
-        let (v, _) = s.mint(
-            Grant {
-                tenant: "t".into(),
-                session: None,
-                user: Some("u1".into()),
-            },
-            DEFAULT_TTL,
-        );
+        let (v, _) = s.mint(grant(Some("u1")), DEFAULT_TTL).await;
         assert!(is_client_secret(&v) && v.len() == 51);
-        assert_eq!(s.redeem(&v).unwrap().user.as_deref(), Some("u1"));
-        assert_eq!(s.redeem(&v), Err(Refusal::Used));
-        assert_eq!(s.redeem("ek_nope"), Err(Refusal::Unknown));
+        assert_eq!(s.redeem(&v).await.unwrap().user.as_deref(), Some("u1"));
+        assert_eq!(s.redeem(&v).await, Err(Refusal::Used));
+        assert_eq!(s.redeem("ek_nope").await, Err(Refusal::Unknown));
     }
 
-    #[test]
-    fn an_expired_secret_is_refused() {
+    #[tokio::test]
+    async fn an_expired_secret_is_refused() {
         let s = ClientSecrets::default();
-        let (v, _) = s.mint(
-            Grant {
-                tenant: "t".into(),
-                session: None,
-                user: None,
-            },
-            Duration::ZERO,
-        );
-        assert_eq!(s.redeem(&v), Err(Refusal::Expired));
+        let (v, _) = s.mint(grant(None), Duration::ZERO).await;
+        assert_eq!(s.redeem(&v).await, Err(Refusal::Expired));
     }
 
-    #[test]
-    fn bodies_are_checked_before_minting() {
+    /// Two instances sharing the machine's Redis (as in CI): a secret minted on one is
+    /// redeemed on the other, once; with Redis unreachable each instance still serves its own.
+    #[tokio::test]
+    async fn secrets_are_shared_through_redis_and_used_once() {
+        let registry = prometheus::Registry::new();
+        let metrics = crate::redis_link::RedisMetrics::register(&registry).unwrap();
+        let link = |url: &str| {
+            Some(Arc::new(
+                crate::redis_link::RedisLink::new(url, metrics.clone()).unwrap(),
+            ))
+        };
+        let a = ClientSecrets::shared(link("redis://127.0.0.1:6379"));
+        let b = ClientSecrets::shared(link("redis://127.0.0.1:6379"));
+        let (v, _) = a.mint(grant(Some("u2")), DEFAULT_TTL).await;
+        assert_eq!(b.redeem(&v).await.unwrap().user.as_deref(), Some("u2"));
+        assert_eq!(a.redeem(&v).await, Err(Refusal::Used));
+        assert_eq!(b.redeem(&v).await, Err(Refusal::Used));
+        let (old, _) = a.mint(grant(None), Duration::ZERO).await;
+        assert_eq!(b.redeem(&old).await, Err(Refusal::Expired));
+        assert_eq!(b.redeem("ek_unknown").await, Err(Refusal::Unknown));
+
+        let down = ClientSecrets::shared(link("redis://127.0.0.1:1"));
+        let (v, _) = down.mint(grant(None), DEFAULT_TTL).await;
+        assert!(down.redeem(&v).await.is_ok());
+        assert_eq!(down.redeem(&v).await, Err(Refusal::Used));
+    }
+
+    #[tokio::test]
+    async fn bodies_are_checked_before_minting() {
         let s = ClientSecrets::default();
         let ok = mint_from_body(
             &s,
@@ -275,6 +398,7 @@ mod tests {
             &json!({"expires_after": {"anchor": "created_at", "seconds": 60},
                 "session": {"type": "realtime", "instructions": "Be brief."}}),
         )
+        .await
         .unwrap();
         assert_eq!(ok["session"]["instructions"], "Be brief.");
         for bad in [
@@ -284,7 +408,7 @@ mod tests {
             json!({"user": "bell\u{7}"}),
             json!({"user": 42}),
         ] {
-            let r = mint_from_body(&s, "t", &bad).unwrap_err();
+            let r = mint_from_body(&s, "t", &bad).await.unwrap_err();
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
         }
     }

@@ -306,7 +306,7 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
         turns,
         embedder,
         webrtc: args.webrtc.config(),
-        secrets: Default::default(),
+        secrets: crate::client_secrets::ClientSecrets::shared(redis.clone()),
         call_page: args.webrtc.call_page_enabled(has_keys),
         webrtc_metrics,
         registry,

@@ -138,6 +138,7 @@ async fn authenticate(
         return state
             .secrets
             .redeem(&token)
+            .await
             .map(|g| (g.tenant.clone(), Some(g)))
             .map_err(|refusal| refusal.response());
     }
