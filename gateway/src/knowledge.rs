@@ -255,7 +255,7 @@ pub async fn search(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let principal = match state.auth.require(&headers, Scope::Admin).await {
+    let principal = match state.auth.require(&headers, Scope::Chat).await {
         Ok(p) => p,
         Err(denied) => return denied,
     };

@@ -374,6 +374,54 @@ impl Store {
         Ok(())
     }
 
+    /// Add attributes to a profile atomically: the row is locked (created empty if new)
+    /// before it is read, so a concurrent `put_profile` is neither lost nor overwritten
+    /// with stale attributes.
+    pub async fn merge_profile(
+        &self,
+        tenant: &str,
+        user: &str,
+        attributes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO profiles (tenant_id, user_id, attributes, updated_at) VALUES ($1, $2, '{}', $3)
+             ON CONFLICT (tenant_id, user_id) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(user)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        // Takes the row's write lock (PostgreSQL) or the database's (SQLite) before reading.
+        sqlx::query("UPDATE profiles SET updated_at = $3 WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let text: String =
+            sqlx::query("SELECT attributes FROM profiles WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant)
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("attributes")?;
+        let mut merged = match serde_json::from_str(&text) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        merged.extend(attributes.clone());
+        sqlx::query("UPDATE profiles SET attributes = $3 WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user)
+            .bind(serde_json::Value::Object(merged).to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn add_memory(&self, tenant: &str, user: &str, m: &Memory) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO memories (tenant_id, user_id, id, kind, text, embedding, session_id, created_at)

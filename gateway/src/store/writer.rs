@@ -8,10 +8,7 @@ use std::time::Duration;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::mpsc;
 
-use super::{
-    Memory, MessageRecord, Profile, Store, StoreError, ToolCallRecord, now_ms,
-    records::SessionRecord,
-};
+use super::{Memory, MessageRecord, Store, StoreError, ToolCallRecord, records::SessionRecord};
 
 /// One durable write.
 #[derive(Debug, Clone)]
@@ -95,16 +92,7 @@ impl Write {
                 tenant,
                 user,
                 attributes,
-            } => {
-                let mut profile = store.get_profile(tenant, user).await?.unwrap_or(Profile {
-                    user_id: user.clone(),
-                    attributes: Default::default(),
-                    updated_at: 0,
-                });
-                profile.attributes.extend(attributes.clone());
-                profile.updated_at = now_ms();
-                store.put_profile(tenant, &profile).await
-            }
+            } => store.merge_profile(tenant, user, attributes).await,
         }
     }
 }
