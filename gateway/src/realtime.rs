@@ -144,6 +144,7 @@ pub async fn connect(
     };
     let metrics = state.call_metrics.clone();
     let registry = Arc::clone(&state.registry);
+    let limiter = Arc::clone(&state.limiter);
     // Browsers authenticate with a subprotocol; the "realtime" one must then be echoed.
     let ws = ws
         .max_message_size(websocket::MAX_FRAME_BYTES)
@@ -160,7 +161,8 @@ pub async fn connect(
             None,
         );
         let session = RealtimeSession::new(call.id.clone(), target.model, config);
-        websocket::serve(socket, call, session, metrics).await;
+        let gate = limiter.response_gate(format!("{}:{}", target.tenant, call.id));
+        websocket::serve(socket, call, session, metrics, gate).await;
         drop(registration);
         drop(permit);
     })

@@ -249,3 +249,63 @@ fn api_keys_are_enforced_and_required_off_loopback() {
         "{err}"
     );
 }
+
+/// Responses a client asks for count against the session limit: within it each
+/// `rate_limits.updated` says what is left; over it `response.create` gets
+/// `rate_limit_exceeded`, then `rate_limits.updated` with nothing left, and the call goes on.
+#[test]
+fn responses_over_the_session_limit_are_refused_and_reported() {
+    let llm = ScriptedLlm::start(Script {
+        reply: "Ok.".into(),
+        ..Script::default()
+    });
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[("SWITCHBOARD_RATE_PER_SESSION", "2/60s")],
+    );
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        for left in [1, 0] {
+            c.send(
+                json!({"type": "conversation.item.create", "item": {"type": "message",
+                "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}}),
+            )
+            .await
+            .unwrap();
+            c.send(json!({"type": "response.create"})).await.unwrap();
+            c.wait_for("response.done", LONG).await.unwrap();
+            let limits = c.wait_for("rate_limits.updated", LONG).await.unwrap().event;
+            let r = &limits["rate_limits"][0];
+            assert_eq!(
+                (r["name"].as_str(), r["limit"].as_u64()),
+                (Some("requests"), Some(2)),
+                "{limits}"
+            );
+            assert_eq!(r["remaining"], left, "{limits}");
+        }
+        c.send(json!({"type": "response.create", "event_id": "evt_3"}))
+            .await
+            .unwrap();
+        expect_error(&mut c, "rate_limit_exceeded", Some("evt_3"), None).await;
+        let limits = c.wait_for("rate_limits.updated", LONG).await.unwrap().event;
+        let r = &limits["rate_limits"][0];
+        assert_eq!(r["remaining"], 0, "{limits}");
+        assert!(
+            r["reset_seconds"].as_f64().is_some_and(|s| s > 1.0),
+            "{limits}"
+        );
+        // The call goes on (more responses would be refused too until one is earned back).
+        c.send(
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "instructions": "Be brief."}}),
+        )
+        .await
+        .unwrap();
+        c.wait_for("session.updated", LONG).await.unwrap();
+    });
+    assert_eq!(
+        llm.requests().len(),
+        2,
+        "the refused response never reached the model"
+    );
+}

@@ -11,11 +11,40 @@ use super::client_events::{self, ClientEvent};
 use super::server_events::{self, EventIds, Transport};
 use super::session::RealtimeSession;
 
+/// Where a connection stands against a rate limit, as `rate_limits.updated` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    pub name: &'static str,
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_seconds: f64,
+}
+
+/// Asked before each client `response.create`: `Ok` (within the limit) or `Err` (over it),
+/// each with where the connection now stands. The gateway supplies it (its limiter).
+pub type ResponseGate = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Result<RateLimit, RateLimit>>
+        + Send
+        + Sync,
+>;
+
 /// One Realtime connection's protocol state, shared by its reader and writer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Connection {
     session: Arc<Mutex<RealtimeSession>>,
     transport: Transport,
+    gate: Option<ResponseGate>,
+    /// The latest limit states, reported in every `rate_limits.updated`.
+    limits: Arc<Mutex<Vec<RateLimit>>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("transport", &self.transport)
+            .field("gated", &self.gate.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -23,7 +52,50 @@ impl Connection {
         Self {
             session: Arc::new(Mutex::new(session)),
             transport,
+            gate: None,
+            limits: Arc::default(),
         }
+    }
+
+    /// Limit the responses the client asks for.
+    pub fn with_gate(mut self, gate: Option<ResponseGate>) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// Whether a command may go to the call: a `response.create` over the limit is refused
+    /// with `rate_limit_exceeded` (the writer then also sends `rate_limits.updated`).
+    pub async fn admit(&self, cmd: &Command) -> Result<(), CallError> {
+        let (Some(gate), CallInput::CreateResponse(_)) = (&self.gate, &cmd.input) else {
+            return Ok(());
+        };
+        let (allowed, state) = match gate().await {
+            Ok(s) => (true, s),
+            Err(s) => (false, s),
+        };
+        let reset = state.reset_seconds;
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = vec![state];
+        if allowed {
+            return Ok(());
+        }
+        Err(CallError::invalid(
+            "rate_limit_exceeded",
+            format!("Too many responses requested in this session; try again in {reset:.1} s."),
+        )
+        .with_event_id(cmd.event_id.clone()))
+    }
+
+    fn limits_json(&self) -> Value {
+        let limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        Value::Array(
+            limits
+                .iter()
+                .map(|l| {
+                    json!({"name": l.name, "limit": l.limit, "remaining": l.remaining,
+                        "reset_seconds": l.reset_seconds})
+                })
+                .collect(),
+        )
     }
 
     fn session(&self) -> MutexGuard<'_, RealtimeSession> {
@@ -108,12 +180,28 @@ impl EventWriter {
         json!({"type": "session.created", "event_id": self.ids.next(), "session": s.to_json()})
     }
 
-    pub fn error(&mut self, e: &CallError) -> Value {
-        server_events::error_event(&mut self.ids, e)
+    /// An error event; a refused response is followed by `rate_limits.updated`.
+    pub fn error(&mut self, e: &CallError) -> Vec<Value> {
+        let mut out = vec![server_events::error_event(&mut self.ids, e)];
+        if e.code == "rate_limit_exceeded" {
+            out.push(
+                json!({"type": "rate_limits.updated", "event_id": self.ids.next(),
+                "rate_limits": self.connection.limits_json()}),
+            );
+        }
+        out
     }
 
     pub fn event(&mut self, ev: &CallEvent) -> Vec<Value> {
-        let s = self.connection.session();
-        server_events::render(ev, &s, &mut self.ids, self.connection.transport)
+        let mut out = {
+            let s = self.connection.session();
+            server_events::render(ev, &s, &mut self.ids, self.connection.transport)
+        };
+        for v in &mut out {
+            if v["type"] == "rate_limits.updated" {
+                v["rate_limits"] = self.connection.limits_json();
+            }
+        }
+        out
     }
 }

@@ -362,8 +362,8 @@ pub fn render(
                 ids,
                 obj(json!({"response": response_json(session, summary)})),
             ),
-            // No request or token limits apply to this session yet (per-key limits come
-            // with tenants); clients that wait for the event still learn where they stand.
+            // The connection fills in where it stands against its response limit
+            // (`Connection`'s gate); an empty list when no limit applies.
             with("rate_limits.updated", ids, obj(json!({"rate_limits": []}))),
         ],
         CallEvent::PlaybackStarted { response_id } if transport == Transport::WebRtc => one(with(

@@ -23,6 +23,7 @@ pub async fn serve(
     call: CallHandle,
     session: RealtimeSession,
     metrics: CallMetrics,
+    gate: Option<super::ResponseGate>,
 ) {
     let CallHandle {
         id,
@@ -31,7 +32,7 @@ pub async fn serve(
         guard,
         task,
     } = call;
-    let connection = Connection::new(session, Transport::WebSocket);
+    let connection = Connection::new(session, Transport::WebSocket).with_gate(gate);
     let (sink, mut stream) = socket.split();
     let (local_tx, local_rx) = mpsc::channel::<CallError>(32);
     let mut writer = tokio::spawn(write_events(sink, events, local_rx, connection.writer()));
@@ -62,6 +63,10 @@ pub async fn serve(
                 tracing::info!(call = %id, error = %e, "realtime socket error");
                 break Some((1009u16, "protocol violation"));
             }
+        };
+        let command = match command {
+            Ok(cmd) => connection.admit(&cmd).await.map(|()| cmd),
+            Err(e) => Err(e),
         };
         match command {
             Ok(cmd) => {
@@ -117,7 +122,7 @@ async fn write_events(
         let rendered = tokio::select! {
             biased;
             err = local.recv() => match err {
-                Some(e) => vec![writer.error(&e)],
+                Some(e) => writer.error(&e),
                 None => break,
             },
             ev = events.recv() => match ev {

@@ -43,6 +43,7 @@ pub async fn serve(
     metrics: CallMetrics,
     media_metrics: WebRtcMetrics,
     mut hangup: oneshot::Receiver<()>,
+    gate: Option<crate::realtime::ResponseGate>,
 ) {
     let CallHandle {
         id,
@@ -59,7 +60,8 @@ pub async fn serve(
         payload_type,
         ..
     } = peer;
-    let connection = Connection::new(session.with_media_rate(RATE), Transport::WebRtc);
+    let connection =
+        Connection::new(session.with_media_rate(RATE), Transport::WebRtc).with_gate(gate);
     let first_seq = rand::random::<u16>();
     let out = match OpusOut::new(first_seq, rand::random::<u32>()) {
         Ok(o) => Arc::new(Mutex::new(o)),
@@ -224,6 +226,10 @@ async fn read_events(
                 "Binary messages are not part of the Realtime protocol; send JSON text events.",
             )),
         };
+        let command = match command {
+            Ok(cmd) => connection.admit(&cmd).await.map(|()| cmd),
+            Err(e) => Err(e),
+        };
         match command {
             Ok(cmd) => {
                 if commands.send(cmd).await.is_err() {
@@ -255,7 +261,7 @@ async fn write_events(
         let rendered = tokio::select! {
             biased;
             err = local.recv() => match err {
-                Some(e) => vec![writer.error(&e)],
+                Some(e) => writer.error(&e),
                 None => break,
             },
             ev = events.recv() => match ev {

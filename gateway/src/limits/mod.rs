@@ -226,6 +226,38 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// The Realtime gate for one call: each client `response.create` is one message of the
+    /// session rule for `subject` (`None` when that rule is off).
+    pub fn response_gate(
+        self: &Arc<Self>,
+        subject: String,
+    ) -> Option<switchboard_channels::realtime::ResponseGate> {
+        self.rates.get(&Rule::Session)?;
+        let me = Arc::clone(self);
+        Some(Arc::new(move || {
+            let (me, subject) = (Arc::clone(&me), subject.clone());
+            Box::pin(async move {
+                let v = me.check(Rule::Session, &subject).await.unwrap_or(Verdict {
+                    allowed: true,
+                    limit: 0,
+                    period: std::time::Duration::ZERO,
+                    remaining: 0,
+                    reset: std::time::Duration::ZERO,
+                    retry_after: std::time::Duration::ZERO,
+                });
+                let state = switchboard_channels::realtime::RateLimit {
+                    name: "requests",
+                    limit: v.limit,
+                    remaining: v.remaining,
+                    reset_seconds: if v.allowed { v.reset } else { v.retry_after }.as_secs_f64(),
+                };
+                if v.allowed { Ok(state) } else { Err(state) }
+            })
+        }))
+    }
+}
+
 /// OpenAI's 429 for a refused check, with `Retry-After` (whole seconds, rounded up) and the
 /// `x-ratelimit-*` headers.
 pub fn too_many(rule: Rule, v: &Verdict) -> Response {
