@@ -316,3 +316,46 @@ fn control_sent_to_one_instance_reaches_a_call_on_the_other() {
         b.metrics()
     );
 }
+
+/// `SWITCHBOARD_MAX_CALLS_PER_TENANT` holds across instances: with one call of the tenant
+/// live on A, a second on B is refused (429) until the first ends.
+#[test]
+fn calls_per_tenant_are_capped_across_instances() {
+    let llm = ScriptedLlm::start(Script::default());
+    let db = TestDatabase::new("callcap");
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let env = [
+        ("SWITCHBOARD_API_KEYS", KEY),
+        ("SWITCHBOARD_DATABASE_URL", db.url.as_str()),
+        ("SWITCHBOARD_REDIS_URL", url.as_str()),
+        ("SWITCHBOARD_MAX_CALLS_PER_TENANT", "1"),
+    ];
+    let a = Gateway::start(&[llm.base_url()], &env);
+    let b = Gateway::start(&[llm.base_url()], &env);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let first = RealtimeClient::connect_with_key(&a.ws_url(), Some(KEY))
+            .await
+            .unwrap();
+        let refused = RealtimeClient::connect_with_key(&b.ws_url(), Some(KEY)).await;
+        let err = refused
+            .err()
+            .expect("a second call of the tenant is refused")
+            .to_string();
+        assert!(err.contains("429"), "{err}");
+        first.close().await;
+        // The place comes back once the first call is gone from the registry.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match RealtimeClient::connect_with_key(&b.ws_url(), Some(KEY)).await {
+                Ok(c) => {
+                    c.close().await;
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "still refused: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
