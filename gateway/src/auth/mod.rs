@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(denied.status(), StatusCode::FORBIDDEN);
 
         let (id, _) = keys::parse(&key).unwrap();
-        assert!(store.revoke_key("other", &id).await.unwrap() == false);
+        assert!(!store.revoke_key("other", &id).await.unwrap());
         assert!(store.revoke_key("acme", &id).await.unwrap());
         auth.forget(&id);
         assert_eq!(
