@@ -33,21 +33,45 @@ fn metric(gw: &Gateway, line_start: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-#[test]
-fn two_instances_share_a_rate_limit_through_redis_which_may_fail_and_return() {
-    let llm = ScriptedLlm::start(Script::default());
-    let db = TestDatabase::new("scale");
-    let mut redis = RedisServer::start();
+/// Two gateways on one fresh PostgreSQL database and one Redis of the test's own, with the
+/// operator key and `extra` settings.
+struct Pair {
+    a: Gateway,
+    b: Gateway,
+    redis: RedisServer,
+    _db: TestDatabase,
+}
+
+fn pair(llm: &ScriptedLlm, name: &str, extra: &[(&str, &str)]) -> Pair {
+    let db = TestDatabase::new(name);
+    let redis = RedisServer::start();
     let url = redis.url();
-    let env = [
+    let mut env = vec![
         ("SWITCHBOARD_API_KEYS", KEY),
         ("SWITCHBOARD_DATABASE_URL", db.url.as_str()),
         ("SWITCHBOARD_REDIS_URL", url.as_str()),
-        // 6 per minute: the test's requests never earn a new one back.
-        ("SWITCHBOARD_RATE_PER_KEY", "6/1m"),
     ];
+    env.extend_from_slice(extra);
     let a = Gateway::start(&[llm.base_url()], &env);
     let b = Gateway::start(&[llm.base_url()], &env);
+    Pair {
+        a,
+        b,
+        redis,
+        _db: db,
+    }
+}
+
+#[test]
+fn two_instances_share_a_rate_limit_through_redis_which_may_fail_and_return() {
+    let llm = ScriptedLlm::start(Script::default());
+    // 6 per minute: the test's requests never earn a new one back.
+    let Pair {
+        a,
+        b,
+        mut redis,
+        _db,
+    } = pair(&llm, "scale", &[("SWITCHBOARD_RATE_PER_KEY", "6/1m")]);
 
     for gw in [&a, &b, &a, &b, &a, &b] {
         assert_eq!(models(gw).0, 200);
@@ -204,16 +228,12 @@ fn control_sent_to_one_instance_reaches_a_call_on_the_other() {
         reply: "Hello from the first instance.".into(),
         ..Script::default()
     });
-    let db = TestDatabase::new("registry");
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let env = [
-        ("SWITCHBOARD_API_KEYS", KEY),
-        ("SWITCHBOARD_DATABASE_URL", db.url.as_str()),
-        ("SWITCHBOARD_REDIS_URL", url.as_str()),
-    ];
-    let a = Gateway::start(&[llm.base_url()], &env);
-    let b = Gateway::start(&[llm.base_url()], &env);
+    let Pair {
+        a,
+        b,
+        redis: _redis,
+        _db,
+    } = pair(&llm, "registry", &[]);
     // Another tenant, with a key of its own.
     assert_eq!(
         post(&b, "/v1/admin/tenants", KEY, json!({"id": "rival"})).0,
@@ -322,17 +342,16 @@ fn control_sent_to_one_instance_reaches_a_call_on_the_other() {
 #[test]
 fn calls_per_tenant_are_capped_across_instances() {
     let llm = ScriptedLlm::start(Script::default());
-    let db = TestDatabase::new("callcap");
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let env = [
-        ("SWITCHBOARD_API_KEYS", KEY),
-        ("SWITCHBOARD_DATABASE_URL", db.url.as_str()),
-        ("SWITCHBOARD_REDIS_URL", url.as_str()),
-        ("SWITCHBOARD_MAX_CALLS_PER_TENANT", "1"),
-    ];
-    let a = Gateway::start(&[llm.base_url()], &env);
-    let b = Gateway::start(&[llm.base_url()], &env);
+    let Pair {
+        a,
+        b,
+        redis: _redis,
+        _db,
+    } = pair(
+        &llm,
+        "callcap",
+        &[("SWITCHBOARD_MAX_CALLS_PER_TENANT", "1")],
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let first = RealtimeClient::connect_with_key(&a.ws_url(), Some(KEY))
