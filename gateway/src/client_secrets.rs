@@ -79,7 +79,9 @@ impl Refusal {
 
 /// Redeem a shared secret once: KEYS = the secret's record and its `used` marker; ARGV[1] =
 /// how long to remember the use (ms). Returns {0, ''} unknown, {2, ''} used, {1, record}.
-const REDEEM: &str = r"
+static REDEEM: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(REDEEM_LUA));
+const REDEEM_LUA: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return {0, ''} end
 if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return {1, v} end
@@ -156,7 +158,7 @@ impl ClientSecrets {
             && let Some(mut conn) = link.connection().await
         {
             let key = redis_key(value);
-            let answer: redis::RedisResult<(i64, String)> = redis::Script::new(REDEEM)
+            let answer: redis::RedisResult<(i64, String)> = REDEEM
                 .key(&key)
                 .key(format!("{key}:used"))
                 .arg(3_600_000 + 1000 * MAX_TTL_SECS)

@@ -167,6 +167,11 @@ impl Limiter {
     /// `None` when the rule is off.
     pub async fn check(&self, rule: Rule, subject: &str) -> Option<Verdict> {
         let rate = *self.rates.get(&rule)?;
+        Some(self.check_rate(rule, &rate, subject).await)
+    }
+
+    async fn check_rate(&self, rule: Rule, rate: &Rate, subject: &str) -> Verdict {
+        let rate = *rate;
         let started = Instant::now();
         let bucket = format!("sb:rl:{}:{subject}", rule.name());
         let verdict = match self.remote(&rate, &bucket).await {
@@ -186,7 +191,7 @@ impl Limiter {
                 m.refused.with_label_values(&[rule.name()]).inc();
             }
         }
-        Some(verdict)
+        verdict
     }
 
     /// The check in Redis; `None` without Redis or when it fails.
@@ -233,19 +238,12 @@ impl Limiter {
         self: &Arc<Self>,
         subject: String,
     ) -> Option<switchboard_channels::realtime::ResponseGate> {
-        self.rates.get(&Rule::Session)?;
+        let rate = *self.rates.get(&Rule::Session)?;
         let me = Arc::clone(self);
         Some(Arc::new(move || {
             let (me, subject) = (Arc::clone(&me), subject.clone());
             Box::pin(async move {
-                let v = me.check(Rule::Session, &subject).await.unwrap_or(Verdict {
-                    allowed: true,
-                    limit: 0,
-                    period: std::time::Duration::ZERO,
-                    remaining: 0,
-                    reset: std::time::Duration::ZERO,
-                    retry_after: std::time::Duration::ZERO,
-                });
+                let v = me.check_rate(Rule::Session, &rate, &subject).await;
                 let state = switchboard_channels::realtime::RateLimit {
                     name: "requests",
                     limit: v.limit,

@@ -398,13 +398,22 @@ impl Registry {
             match ids {
                 Ok(ids) => {
                     link.succeeded();
+                    let ids: Vec<String> = ids
+                        .into_iter()
+                        .filter(|i| !i.starts_with("slot_"))
+                        .collect();
+                    // Every record in one round trip.
+                    let mut pipe = redis::pipe();
+                    for id in &ids {
+                        pipe.hgetall(call_key(id));
+                    }
+                    let records: Vec<HashMap<String, String>> = if ids.is_empty() {
+                        Vec::new()
+                    } else {
+                        pipe.query_async(&mut conn).await.unwrap_or_default()
+                    };
                     let mut out = Vec::new();
-                    for id in ids.into_iter().filter(|i| !i.starts_with("slot_")) {
-                        let r: HashMap<String, String> = redis::cmd("HGETALL")
-                            .arg(call_key(&id))
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap_or_default();
+                    for (id, r) in ids.into_iter().zip(records) {
                         if r.get("tenant").map(String::as_str) == Some(tenant) {
                             out.push(LiveCall {
                                 id,

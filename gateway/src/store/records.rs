@@ -93,6 +93,19 @@ fn session(r: &AnyRow) -> Result<SessionRecord, sqlx::Error> {
 
 const SESSION_COLUMNS: &str = "id, channel, status, user_id, persona, created_at, updated_at";
 
+/// A stored profile's attributes: a JSON object, else the data is corrupt.
+fn profile_attributes(
+    user: &str,
+    text: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(StoreError::Corrupt(format!(
+            "profile of {user} is not a JSON object"
+        ))),
+    }
+}
+
 impl Store {
     /// Create the session, or update its status, user and persona.
     pub async fn upsert_session(&self, tenant: &str, s: &SessionRecord) -> Result<(), StoreError> {
@@ -344,15 +357,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         let Some(r) = row else { return Ok(None) };
-        let text: String = r.try_get("attributes")?;
-        let attributes = match serde_json::from_str(&text) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => {
-                return Err(StoreError::Corrupt(format!(
-                    "profile of {user} is not a JSON object"
-                )));
-            }
-        };
+        let attributes = profile_attributes(user, &r.try_get::<String, _>("attributes")?)?;
         Ok(Some(Profile {
             user_id: user.to_owned(),
             attributes,
@@ -384,22 +389,17 @@ impl Store {
         attributes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        // Creating or touching the row takes its write lock (PostgreSQL) or the database's
+        // (SQLite) before it is read.
         sqlx::query(
             "INSERT INTO profiles (tenant_id, user_id, attributes, updated_at) VALUES ($1, $2, '{}', $3)
-             ON CONFLICT (tenant_id, user_id) DO NOTHING",
+             ON CONFLICT (tenant_id, user_id) DO UPDATE SET updated_at = $3",
         )
         .bind(tenant)
         .bind(user)
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        // Takes the row's write lock (PostgreSQL) or the database's (SQLite) before reading.
-        sqlx::query("UPDATE profiles SET updated_at = $3 WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant)
-            .bind(user)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
         let text: String =
             sqlx::query("SELECT attributes FROM profiles WHERE tenant_id = $1 AND user_id = $2")
                 .bind(tenant)
@@ -407,10 +407,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("attributes")?;
-        let mut merged = match serde_json::from_str(&text) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
+        let mut merged = profile_attributes(user, &text)?;
         merged.extend(attributes.clone());
         sqlx::query("UPDATE profiles SET attributes = $3 WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant)
