@@ -72,12 +72,16 @@ fn bench_tts(tts: &PiperEngine) {
 
 fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
     let utterances = [
-        ("1 s", "Yes, please."),
-        ("3 s", "I would like to book a table for four tonight."),
+        ("1 s", "Yes, please, thank you."),
+        (
+            "3 s",
+            "I would like to book a table for four people tonight at seven.",
+        ),
         (
             "10 s",
             "I would like to book a table for four people tonight at seven, preferably by the window, \
-             and one of us is vegetarian so please let the kitchen know.",
+             and one of us is vegetarian so please let the kitchen know. We will come by car, so we \
+             also need to know where to park near the restaurant.",
         ),
     ];
     println!();

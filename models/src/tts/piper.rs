@@ -137,6 +137,13 @@ impl TextToSpeech for PiperEngine {
 }
 
 fn worker(mut piper: Piper, voice: Voice, rx: Arc<Mutex<Receiver<Request>>>) {
+    // ONNX Runtime plans and allocates on a session's first runs: pay for that now, not
+    // on the first caller's reply.
+    for text in ["Hello.", "Sure, I can help with that."] {
+        if let Err(e) = synthesize_chunk(&mut piper, &voice, text, 1.0) {
+            tracing::warn!("piper warm-up failed: {e}");
+        }
+    }
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(req) = next else { return };

@@ -1,10 +1,12 @@
 //! Splitting reply text into pieces that can be spoken one after another.
 //!
-//! Sentences are the natural unit; the first piece is cut at a clause boundary when that
-//! gives at least a few words, so the first audio is ready sooner.
+//! Sentences are the natural unit; the first piece is cut at the first clause boundary
+//! ("Sure," in "Sure, your table is booked."), so the first audio is ready sooner. A lone
+//! interjection or a short clause is a natural thing to say on its own, and Piper is about
+//! 20x faster than real time, so the next chunk is ready before the first has been heard.
 
 /// Words a leading clause needs before it is spoken on its own.
-const MIN_FIRST_CLAUSE_WORDS: usize = 3;
+const MIN_FIRST_CLAUSE_WORDS: usize = 1;
 
 fn is_sentence_end(c: char) -> bool {
     matches!(c, '.' | '!' | '?' | '…')
@@ -136,8 +138,8 @@ mod tests {
                 "Sure, I can help with that, no problem. Your order ships Monday! Anything else?"
             ),
             vec![
-                "Sure, I can help with that,",
-                "no problem.",
+                "Sure,",
+                "I can help with that, no problem.",
                 "Your order ships Monday!",
                 "Anything else?"
             ]
@@ -145,10 +147,10 @@ mod tests {
     }
 
     #[test]
-    fn keeps_decimals_and_short_first_clauses_together() {
+    fn keeps_decimals_together_and_cuts_the_first_clause_early() {
         assert_eq!(
-            speech_chunks("Yes, it costs 3.50 dollars."),
-            vec!["Yes, it costs 3.50 dollars."]
+            speech_chunks("Yes, it costs 3.50 dollars, tax included."),
+            vec!["Yes,", "it costs 3.50 dollars, tax included."]
         );
         assert_eq!(speech_chunks("  "), Vec::<String>::new());
         assert_eq!(
