@@ -39,10 +39,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     // SAFETY: first thing in main, before any other thread exists.
-    unsafe {
-        switchboard_models::tts::export_espeak_data_dir();
-        switchboard_models::llm::prefer_f32_weights();
-    }
+    unsafe { switchboard_models::tts::export_espeak_data_dir() };
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     match commands::run(cli) {

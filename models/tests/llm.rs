@@ -35,6 +35,7 @@ fn answer(llm: &LocalLlm, req: GenerateRequest) -> (String, usize, usize) {
             LlmToken::Done {
                 prompt_tokens,
                 output_tokens,
+                ..
             } => return (text, prompt_tokens, output_tokens),
         }
     }
@@ -135,4 +136,88 @@ fn a_fixed_seed_gives_the_same_sampled_reply() {
     let (second, _, _) = answer(&llm, req());
     assert!(!first.is_empty());
     assert_eq!(first, second);
+}
+
+#[test]
+fn a_prompt_that_starts_like_the_last_one_reuses_the_cache_and_answers_the_same() {
+    let system = "You are a helpful assistant for a bakery. Answer in one short sentence.";
+    let turn = |q: &str| {
+        ask(vec![
+            (ChatRole::System, system.into()),
+            (ChatRole::User, q.into()),
+        ])
+    };
+    let cached_tokens = |llm: &LocalLlm, req| {
+        let mut s = llm.generate(req);
+        let mut text = String::new();
+        while let Some(t) = s.next_blocking() {
+            match t.expect("generation") {
+                LlmToken::Text(t) => text.push_str(&t),
+                LlmToken::Done { cached_tokens, .. } => return (text, cached_tokens),
+            }
+        }
+        panic!("stream ended without Done");
+    };
+    let warm = load(2048, 4);
+    let (_, none) = cached_tokens(&warm, turn("What is the capital of France?"));
+    assert_eq!(none, 0, "the first prompt has nothing to reuse");
+    let (reused_answer, reused) = cached_tokens(&warm, turn("Do you sell rye bread?"));
+    assert!(
+        reused > 15,
+        "the system turn should come from the cache: {reused}"
+    );
+    let (again, all) = cached_tokens(&warm, turn("Do you sell rye bread?"));
+    assert_eq!(
+        again, reused_answer,
+        "the same prompt again gives the same greedy answer"
+    );
+    let (_, prompt, _) = answer(&warm, turn("Do you sell rye bread?"));
+    assert_eq!(
+        all, prompt,
+        "an identical prompt is served wholly from the cache"
+    );
+
+    let fresh = load(2048, 4);
+    let (fresh_answer, _) = cached_tokens(&fresh, turn("Do you sell rye bread?"));
+    assert_eq!(
+        reused_answer, fresh_answer,
+        "reusing the cached system turn must not change the answer"
+    );
+}
+
+#[test]
+fn background_generation_gives_way_to_a_live_request() {
+    let llm = load(2048, 4);
+    let mut background = llm.generate(GenerateRequest {
+        max_tokens: 400,
+        background: true,
+        ..ask(vec![(
+            ChatRole::User,
+            "Write a long story about a lighthouse.".into(),
+        )])
+    });
+    // Wait until the worker is generating it.
+    assert!(matches!(
+        background.next_blocking(),
+        Some(Ok(LlmToken::Text(_)))
+    ));
+    let live = llm.generate(ask(vec![(
+        ChatRole::User,
+        "What is the capital of France?".into(),
+    )]));
+    let mut stopped = None;
+    while let Some(t) = background.next_blocking() {
+        if let Err(e) = t {
+            stopped = Some(e);
+        }
+    }
+    assert!(matches!(stopped, Some(LlmError::Preempted)), "{stopped:?}");
+    let mut live = live;
+    let mut text = String::new();
+    while let Some(t) = live.next_blocking() {
+        if let LlmToken::Text(t) = t.expect("the live request is answered") {
+            text.push_str(&t);
+        }
+    }
+    assert!(text.contains("Paris"), "{text:?}");
 }

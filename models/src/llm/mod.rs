@@ -1,10 +1,14 @@
-//! The embedded LLM: a llama-architecture GGUF (SmolLM2-135M-Instruct) run by candle on one
-//! dedicated worker thread, so the gateway answers with no LLM endpoint configured.
+//! The embedded LLM: a llama-architecture GGUF (SmolLM2-135M-Instruct) run on candle ops by
+//! our own forward pass (`llama`: f32 weights for prompts, Q8_0 for decoding, one KV cache
+//! that keeps the shared start of consecutive prompts) on one dedicated worker thread, so
+//! the gateway answers with no LLM endpoint configured.
 //!
 //! Requests wait in a bounded queue (full: `Overloaded` at once). Tokens stream back through
-//! a channel; dropping the stream stops generation before the next token. The prompt is the
+//! a channel; dropping the stream stops generation before the next token. Background
+//! requests (summaries) stop as soon as a live one is waiting. The prompt is the
 //! model's ChatML template; when it does not fit the context, the oldest turns go first.
 
+mod llama;
 mod tokenizer;
 mod worker;
 
@@ -30,6 +34,8 @@ pub enum LlmError {
     Inference(String),
     #[error("the LLM worker stopped")]
     WorkerGone,
+    #[error("background generation stopped for a live request")]
+    Preempted,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +69,8 @@ pub struct GenerateRequest {
     /// Penalty for repeating recent tokens (greedy decoding of small models loops without it).
     pub repeat_penalty: f32,
     pub seed: u64,
+    /// Nobody waits on it: it gives way (`Preempted`) to any other request.
+    pub background: bool,
 }
 
 impl Default for GenerateRequest {
@@ -74,6 +82,7 @@ impl Default for GenerateRequest {
             top_p: 0.9,
             repeat_penalty: 1.15,
             seed: 299_792_458,
+            background: false,
         }
     }
 }
@@ -85,6 +94,8 @@ pub enum LlmToken {
     /// The last item: token counts.
     Done {
         prompt_tokens: usize,
+        /// Prompt tokens whose keys and values were already cached (not computed again).
+        cached_tokens: usize,
         output_tokens: usize,
     },
 }
@@ -112,19 +123,3 @@ impl TokenStream {
 }
 
 pub use worker::LocalLlm;
-
-/// candle reads this when it loads quantized weights: dequantize them to f32.
-const DEQUANTIZE_ENV: &str = "CANDLE_DEQUANTIZE_ALL";
-
-/// Ask candle to run the model with f32 weights (unless the environment already decides).
-/// On CPUs without a fast Q4_1 kernel this is the difference between ~0.5 s and ~7 s to the
-/// first token for a voice-sized prompt, for ~540 MB of memory (FACTS.md, measured here too).
-///
-/// # Safety
-/// Sets a process environment variable: call before any other thread exists.
-pub unsafe fn prefer_f32_weights() {
-    if std::env::var_os(DEQUANTIZE_ENV).is_none() {
-        // SAFETY: the caller guarantees no other thread reads or writes the environment now.
-        unsafe { std::env::set_var(DEQUANTIZE_ENV, "1") };
-    }
-}

@@ -1,5 +1,5 @@
-//! The worker thread that owns the model (candle's llama keeps its KV cache inside, so one
-//! generation runs at a time) and the request queue in front of it.
+//! The worker thread that owns the model (one KV cache, so one generation runs at a time)
+//! and the request queue in front of it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
-use candle_transformers::models::quantized_llama::ModelWeights;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc;
 
+use super::llama::Llama;
 use super::{
     ChatRole, GenerateRequest, LlmError, LlmToken, LocalLlmConfig, TokenStream, tokenizer,
 };
@@ -29,6 +28,8 @@ struct Work {
 pub struct LocalLlm {
     queue: std_mpsc::SyncSender<Work>,
     queued: Arc<AtomicUsize>,
+    /// Live (not background) requests waiting: background work gives way while any are.
+    live_waiting: Arc<AtomicUsize>,
     capacity: usize,
     name: String,
 }
@@ -42,7 +43,7 @@ impl std::fmt::Debug for LocalLlm {
 }
 
 struct Model {
-    weights: ModelWeights,
+    llama: Llama,
     tokenizer: Tokenizer,
     im_start: u32,
     im_end: u32,
@@ -59,17 +60,21 @@ impl LocalLlm {
             .map_or_else(|| "embedded".into(), |s| s.to_string_lossy().into_owned());
         let (queue, rx) = std_mpsc::sync_channel::<Work>(cfg.queue);
         let queued = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&queued);
+        let live_waiting = Arc::new(AtomicUsize::new(0));
+        let (counter, live) = (Arc::clone(&queued), Arc::clone(&live_waiting));
         std::thread::Builder::new()
             .name("llm-worker".into())
             .spawn(move || {
                 let mut model = model;
                 while let Ok(work) = rx.recv() {
                     counter.fetch_sub(1, Ordering::Relaxed);
+                    if !work.request.background {
+                        live.fetch_sub(1, Ordering::Relaxed);
+                    }
                     if work.tx.is_closed() {
                         continue; // nobody waits for it any more
                     }
-                    if let Err(e) = model.generate(&work.request, &work.tx) {
+                    if let Err(e) = model.generate(&work.request, &work.tx, &live) {
                         let _ = work.tx.blocking_send(Err(e));
                     }
                 }
@@ -78,6 +83,7 @@ impl LocalLlm {
         Ok(Self {
             queue,
             queued,
+            live_waiting,
             capacity: cfg.queue,
             name,
         })
@@ -90,15 +96,25 @@ impl LocalLlm {
     /// Queue a generation. Refused at once (`Overloaded`) when the queue is full.
     pub fn generate(&self, request: GenerateRequest) -> TokenStream {
         let (tx, rx) = mpsc::channel(64);
-        self.queued.fetch_add(1, Ordering::Relaxed);
+        let live = !request.background;
+        let count = |up: bool| {
+            let counters = [Some(&self.queued), live.then_some(&self.live_waiting)];
+            for c in counters.into_iter().flatten() {
+                match up {
+                    true => c.fetch_add(1, Ordering::Relaxed),
+                    false => c.fetch_sub(1, Ordering::Relaxed),
+                };
+            }
+        };
+        count(true);
         match self.queue.try_send(Work { request, tx }) {
             Ok(()) => TokenStream { rx },
             Err(std_mpsc::TrySendError::Full(_)) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
+                count(false);
                 TokenStream::failed(LlmError::Overloaded(self.capacity))
             }
             Err(std_mpsc::TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
+                count(false);
                 TokenStream::failed(LlmError::WorkerGone)
             }
         }
@@ -124,10 +140,9 @@ impl Model {
         };
         let im_start = id("<|im_start|>", &special)?;
         let im_end = id("<|im_end|>", &special)?;
-        let weights =
-            ModelWeights::from_gguf(content, &mut file, &Device::Cpu).map_err(|e| model_err(&e))?;
+        let llama = Llama::load(&content, &mut file, cfg.context_tokens)?;
         Ok(Self {
-            weights,
+            llama,
             tokenizer,
             im_start,
             im_end,
@@ -191,7 +206,12 @@ impl Model {
         &mut self,
         req: &GenerateRequest,
         tx: &mpsc::Sender<Result<LlmToken, LlmError>>,
+        live_waiting: &AtomicUsize,
     ) -> Result<(), LlmError> {
+        let gives_way = || req.background && live_waiting.load(Ordering::Relaxed) > 0;
+        if gives_way() {
+            return Err(LlmError::Preempted);
+        }
         let prompt = self.prompt(&req.messages, req.max_tokens)?;
         let max_new = req.max_tokens.min(self.context - prompt.len());
         let temperature = (req.temperature > 0.0).then_some(req.temperature as f64);
@@ -200,16 +220,12 @@ impl Model {
             temperature,
             (req.top_p < 1.0).then_some(req.top_p as f64),
         );
-        self.weights.clear_kv_cache();
-        let input = Tensor::new(prompt.as_slice(), &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(fail)?;
-        let mut logits = self.weights.forward(&input, 0).map_err(fail)?;
+        let (mut logits, cached_tokens) = self.llama.prompt(&prompt)?;
         let mut generated: Vec<u32> = Vec::new();
         let mut emitted = String::new();
         let mut context: Vec<u32> = prompt.clone();
-        for step in 0..max_new {
-            let l = logits.squeeze(0).map_err(fail)?;
+        for _ in 0..max_new {
+            let l = logits;
             let start = context.len().saturating_sub(REPEAT_WINDOW);
             let l = if req.repeat_penalty != 1.0 {
                 candle_transformers::utils::apply_repeat_penalty(
@@ -242,16 +258,14 @@ impl Model {
             if tx.is_closed() {
                 return Ok(());
             }
-            let input = Tensor::new(&[next], &Device::Cpu)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(fail)?;
-            logits = self
-                .weights
-                .forward(&input, prompt.len() + step)
-                .map_err(fail)?;
+            if gives_way() {
+                return Err(LlmError::Preempted);
+            }
+            logits = self.llama.step(next)?;
         }
         let _ = tx.blocking_send(Ok(LlmToken::Done {
             prompt_tokens: prompt.len(),
+            cached_tokens,
             output_tokens: generated.len(),
         }));
         Ok(())
