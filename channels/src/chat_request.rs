@@ -216,6 +216,7 @@ pub fn parse_value(body: &Value) -> Result<ChatCompletionRequest, InvalidRequest
             max_tokens,
             seed,
             model: None,
+            background: false,
         },
         model: body
             .get("model")

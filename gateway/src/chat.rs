@@ -187,7 +187,12 @@ fn note_action(metadata: &mut Value, notice: &ActionNotice) {
 }
 
 fn usage_json(u: Usage) -> Value {
-    json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.input_tokens + u.output_tokens})
+    json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
+    })
 }
 
 fn tool_calls_json(calls: &[ToolCall]) -> Value {

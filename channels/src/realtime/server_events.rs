@@ -86,7 +86,7 @@ pub fn response_json(session: &RealtimeSession, r: &ResponseSummary) -> Value {
             "total_tokens": r.usage.input_tokens + r.usage.output_tokens,
             "input_tokens": r.usage.input_tokens,
             "output_tokens": r.usage.output_tokens,
-            "input_token_details": {"text_tokens": r.usage.input_tokens, "audio_tokens": 0, "cached_tokens": 0},
+            "input_token_details": {"text_tokens": r.usage.input_tokens, "audio_tokens": 0, "cached_tokens": r.usage.cached_input_tokens},
             "output_token_details": {"text_tokens": r.usage.output_tokens, "audio_tokens": 0},
         },
     })

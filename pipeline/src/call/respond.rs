@@ -77,6 +77,7 @@ impl CallActor {
             top_p: None,
             seed: None,
             model: None,
+            background: false,
         };
         let token = self.token.child_token();
         let job = ResponseJob {

@@ -87,6 +87,7 @@ impl LlmProvider for EmbeddedLlm {
             temperature: request.temperature.unwrap_or(defaults.temperature),
             top_p: request.top_p.unwrap_or(defaults.top_p),
             seed: request.seed.unwrap_or(defaults.seed),
+            background: request.background,
             ..defaults
         });
         Box::pin(futures_util::stream::unfold(Some(tokens), move |state| {
@@ -97,9 +98,11 @@ impl LlmProvider for EmbeddedLlm {
                     Ok(LlmToken::Text(t)) => Ok(LlmEvent::Text(t)),
                     Ok(LlmToken::Done {
                         prompt_tokens,
+                        cached_tokens,
                         output_tokens,
                     }) => Ok(LlmEvent::Usage(Usage {
                         input_tokens: prompt_tokens as u32,
+                        cached_input_tokens: cached_tokens as u32,
                         output_tokens: output_tokens as u32,
                     })),
                     Err(e) => Err(fail(e.to_string())),

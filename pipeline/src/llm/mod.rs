@@ -78,6 +78,9 @@ pub struct ChatRequest {
     /// The model to ask OpenAI-compatible providers for; `None`: each provider's own.
     /// The embedded model ignores it.
     pub model: Option<String>,
+    /// Work nobody is waiting on (conversation summaries): the embedded model stops it
+    /// for any live turn, so it never delays a reply.
+    pub background: bool,
 }
 
 impl ChatRequest {
@@ -115,6 +118,8 @@ pub fn add_tool_event(calls: &mut Vec<ToolCall>, ev: &LlmEvent) {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input_tokens: u32,
+    /// Input tokens the provider served from its prompt cache.
+    pub cached_input_tokens: u32,
     pub output_tokens: u32,
 }
 

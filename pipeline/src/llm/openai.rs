@@ -225,6 +225,14 @@ struct WireUsage {
     prompt_tokens: u32,
     #[serde(default)]
     completion_tokens: u32,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: u32,
 }
 
 impl StreamChunk {
@@ -257,6 +265,7 @@ impl StreamChunk {
         if let Some(u) = self.usage {
             out.push(LlmEvent::Usage(Usage {
                 input_tokens: u.prompt_tokens,
+                cached_input_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
                 output_tokens: u.completion_tokens,
             }));
         }
@@ -274,7 +283,8 @@ mod tests {
         let chunk: StreamChunk = serde_json::from_value(json!({
             "choices": [{"delta": {"content": "Hi", "tool_calls": [
                 {"index": 0, "id": "c1", "function": {"name": "lookup", "arguments": "{\"a\""}}]}}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 2}
+            "usage": {"prompt_tokens": 7, "completion_tokens": 2,
+                      "prompt_tokens_details": {"cached_tokens": 4}}
         }))
         .unwrap();
         assert_eq!(
@@ -292,6 +302,7 @@ mod tests {
                 },
                 LlmEvent::Usage(Usage {
                     input_tokens: 7,
+                    cached_input_tokens: 4,
                     output_tokens: 2
                 }),
             ]
