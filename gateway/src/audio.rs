@@ -3,9 +3,10 @@
 //!
 //! Speech streams: the WAV header (with "unknown length" sizes) or raw PCM goes out first and
 //! each sentence's audio follows as soon as it is synthesized, or `speech.audio.delta` SSE events
-//! with `stream_format: "sse"`. Output is 24 kHz 16-bit mono, as OpenAI's `pcm`, or Ogg Opus
-//! (`opus`, 48 kHz, written when synthesis ends). MP3, AAC and FLAC output would need an
-//! encoder library in the build; they are refused by name.
+//! with `stream_format: "sse"`. Output is 24 kHz mono: 16-bit PCM (`wav`, `pcm`, as OpenAI's),
+//! MP3 at 64 kbps (`mp3`, streamed frame by frame as each sentence is encoded), or Ogg Opus
+//! (`opus`, 48 kHz, written when synthesis ends). AAC and FLAC output would need an encoder
+//! library in the build; they are refused by name.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
-use switchboard_models::audio::{MonoAudio, Resampler, decode, ogg_opus, pcm, rates};
+use switchboard_models::audio::mp3::Mp3Encoder;
+use switchboard_models::audio::{AudioError, MonoAudio, Resampler, decode, ogg_opus, pcm, rates};
 use switchboard_models::stt::{STT_SAMPLE_RATE, SpeechToText, TranscribeOptions, Transcript};
 use switchboard_models::tts::{SpeakOptions, TextToSpeech, TtsStream};
 
@@ -30,6 +32,8 @@ pub const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
 /// The most input text one speech request takes (OpenAI's limit).
 const MAX_INPUT_CHARS: usize = 4096;
 const OUT_RATE: u32 = rates::REALTIME;
+/// MP3 bit rate: speech at 24 kHz mono is clear at 64 kbps.
+const MP3_KBPS: u32 = 64;
 
 fn not_ready() -> Response {
     openai_error(
@@ -58,34 +62,76 @@ fn streaming_wav_header(rate: u32) -> Vec<u8> {
     h
 }
 
+/// How synthesized audio leaves: 16-bit PCM, or MP3 frames (the encoder is taken when the
+/// stream ends and its last frames are flushed).
+enum Encoding {
+    Pcm16,
+    Mp3(Option<Mp3Encoder>),
+}
+
 struct Synthesis {
     stream: TtsStream,
     resampler: Resampler,
+    encoding: Encoding,
     finished: bool,
 }
 
 impl Synthesis {
-    /// The next piece of 24 kHz audio as 16-bit LE bytes; `None` at the end.
+    fn new(
+        engines: &crate::engines::Engines,
+        text: &str,
+        speed: f32,
+        mp3: bool,
+    ) -> Result<Self, AudioError> {
+        let encoding = match mp3 {
+            true => Encoding::Mp3(Some(Mp3Encoder::new(OUT_RATE, MP3_KBPS)?)),
+            false => Encoding::Pcm16,
+        };
+        Ok(Self {
+            stream: engines.tts.synthesize(text, SpeakOptions { speed }),
+            resampler: Resampler::new(engines.tts.sample_rate(), OUT_RATE)?,
+            encoding,
+            finished: false,
+        })
+    }
+
+    /// The next piece of 24 kHz audio, encoded; `None` at the end.
     async fn next_bytes(&mut self) -> Option<Result<Vec<u8>, String>> {
         if self.finished {
             return None;
         }
-        let samples = match self.stream.next().await {
-            Some(Ok(chunk)) => self.resampler.push(&chunk.samples),
+        let (samples, last) = match self.stream.next().await {
+            Some(Ok(chunk)) => (self.resampler.push(&chunk.samples), false),
             Some(Err(e)) => {
                 self.finished = true;
                 return Some(Err(e.to_string()));
             }
             None => {
                 self.finished = true;
-                self.resampler.flush()
+                (self.resampler.flush(), true)
             }
         };
         Some(
             samples
-                .map(|s| pcm::i16_to_le_bytes(&pcm::f32_to_i16(&s)))
+                .and_then(|s| self.encode(&s, last))
                 .map_err(|e| e.to_string()),
         )
+    }
+
+    fn encode(&mut self, samples: &[f32], last: bool) -> Result<Vec<u8>, AudioError> {
+        match &mut self.encoding {
+            Encoding::Pcm16 => Ok(pcm::i16_to_le_bytes(&pcm::f32_to_i16(samples))),
+            Encoding::Mp3(slot) => {
+                let Some(enc) = slot.as_mut() else {
+                    return Ok(Vec::new());
+                };
+                let mut out = enc.encode(samples)?;
+                if last && let Some(enc) = slot.take() {
+                    out.extend(enc.finish()?);
+                }
+                Ok(out)
+            }
+        }
     }
 }
 
@@ -129,9 +175,11 @@ pub async fn speech(
         .and_then(Value::as_str)
         .unwrap_or("wav")
         .to_owned();
-    if !matches!(format.as_str(), "wav" | "pcm" | "opus") {
+    if !matches!(format.as_str(), "wav" | "pcm" | "mp3" | "opus") {
         return invalid_request(
-            format!("response_format '{format}' is not supported here; use 'wav', 'pcm' or 'opus'"),
+            format!(
+                "response_format '{format}' is not supported here; use 'wav', 'pcm', 'mp3' or 'opus'"
+            ),
             "response_format",
             "unsupported_value",
         );
@@ -160,21 +208,27 @@ pub async fn speech(
             );
         }
     };
+    if sse && format == "opus" {
+        return invalid_request(
+            "response_format 'opus' is not available with stream_format 'sse'",
+            "stream_format",
+            "unsupported_value",
+        );
+    }
     let Some(engines) = state.engines() else {
         return not_ready();
     };
-    let Ok(resampler) = Resampler::new(engines.tts.sample_rate(), OUT_RATE) else {
-        return openai_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "tts_failed",
-            "Speech synthesis is misconfigured.",
-        );
-    };
-    let synthesis = Synthesis {
-        stream: engines.tts.synthesize(&input, SpeakOptions { speed }),
-        resampler,
-        finished: false,
+    let synthesis = match Synthesis::new(engines, &input, speed, format == "mp3") {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "speech output cannot be set up");
+            return openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "tts_failed",
+                "Speech synthesis is misconfigured.",
+            );
+        }
     };
     if sse {
         let events = futures_util::stream::unfold(
@@ -204,13 +258,6 @@ pub async fn speech(
         return Sse::new(events).into_response();
     }
     if format == "opus" {
-        if sse {
-            return invalid_request(
-                "response_format 'opus' is not available with stream_format 'sse'",
-                "stream_format",
-                "unsupported_value",
-            );
-        }
         return opus_response(synthesis).await;
     }
     let header = if format == "wav" {
@@ -228,10 +275,10 @@ pub async fn speech(
             Err(e) => Some((Err(std::io::Error::other(e)), (s, None))),
         }
     });
-    let content_type = if format == "wav" {
-        "audio/wav"
-    } else {
-        "audio/pcm"
+    let content_type = match format.as_str() {
+        "wav" => "audio/wav",
+        "mp3" => "audio/mpeg",
+        _ => "audio/pcm",
     };
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
@@ -256,13 +303,7 @@ pub async fn speak_ogg_opus(
     engines: &crate::engines::Engines,
     text: &str,
 ) -> Result<Vec<u8>, String> {
-    let resampler =
-        Resampler::new(engines.tts.sample_rate(), OUT_RATE).map_err(|e| e.to_string())?;
-    let synthesis = Synthesis {
-        stream: engines.tts.synthesize(text, SpeakOptions { speed: 1.0 }),
-        resampler,
-        finished: false,
-    };
+    let synthesis = Synthesis::new(engines, text, 1.0, false).map_err(|e| e.to_string())?;
     let audio = synthesis.collect().await?;
     ogg_opus::encode(&audio, 32_000).map_err(|e| e.to_string())
 }

@@ -2,8 +2,8 @@
 
 Usage: audio_sdk.py BASE_URL WORKDIR
 
-Speech is synthesized (WAV, PCM, Ogg Opus, SSE), then transcribed back from WAV, FLAC, Ogg
-Vorbis (converted with sox) and Ogg Opus in every response format, streamed and not; an undecodable and a too-large
+Speech is synthesized (WAV, PCM, MP3, Ogg Opus, SSE), then transcribed back from WAV, FLAC, Ogg
+Vorbis (converted with sox), MP3 and Ogg Opus in every response format, streamed and not; an undecodable and a too-large
 upload get 400 and 413 in OpenAI's error shape. Exits non-zero on any failure.
 """
 
@@ -41,10 +41,22 @@ def main(base_url: str, workdir: str) -> None:
     assert len(pieces) >= 2, "speech arrives in more than one piece"
 
     try:
-        client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE, response_format="mp3")
-        raise SystemExit("mp3 was accepted")
+        client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE, response_format="aac")
+        raise SystemExit("aac was accepted")
     except openai.BadRequestError as e:
         assert e.body["param"] == "response_format", e.body
+
+    # MP3 out (LAME), streamed frame by frame, and back in through transcription (symphonia).
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=SENTENCE + " " + SENTENCE, response_format="mp3") as r:
+        assert r.headers["content-type"] == "audio/mpeg", r.headers
+        mp3_pieces = [p for p in r.iter_bytes() if p]
+    mp3 = b"".join(mp3_pieces)
+    assert len(mp3_pieces) >= 2, "mp3 arrives in more than one piece"
+    assert mp3[0] == 0xFF and mp3[1] & 0xE0 == 0xE0, mp3[:4]  # an MPEG frame sync
+    assert len(mp3) < 2 * len(wav) / 4, (len(mp3), len(wav))  # compressed (two sentences)
+    t = client.audio.transcriptions.create(model="whisper-1", file=("speech.mp3", mp3))
+    assert spoken(t.text).count("table for two") == 2, ("mp3", t.text)
 
     # Ogg Opus out, and back in through transcription (our Ogg writer and reader, libopus).
     ogg = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE,
@@ -96,7 +108,7 @@ def main(base_url: str, workdir: str) -> None:
         raise SystemExit("a 26 MB upload was accepted")
     except openai.APIStatusError as e:
         assert e.status_code == 413 and e.body["code"] == "file_too_large", (e.status_code, e.body)
-    print(f"ok: {seconds:.1f} s of speech, transcribed from wav, flac, ogg vorbis and ogg opus")
+    print(f"ok: {seconds:.1f} s of speech, transcribed from wav, flac, ogg vorbis, mp3 and ogg opus")
 
 
 if __name__ == "__main__":

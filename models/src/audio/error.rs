@@ -13,6 +13,8 @@ pub enum AudioError {
     UnsupportedRate(u32),
     #[error("audio file not decodable: {0}")]
     Undecodable(String),
+    #[error("audio encoding failed: {0}")]
+    Encode(String),
     #[error("resampling failed: {0}")]
     Resample(String),
     #[error("{path}: {source}")]

@@ -1,5 +1,5 @@
-//! Audio primitives shared by every crate: sample formats, resampling, WAV files, G.711, and
-//! decoding uploaded files (MP3, FLAC, Ogg Vorbis).
+//! Audio primitives shared by every crate: sample formats, resampling, WAV files, G.711,
+//! decoding uploaded files (MP3, FLAC, Ogg Vorbis, Ogg Opus) and encoding MP3 and Ogg Opus.
 //!
 //! Everything here is plain computation on buffers; nothing blocks on I/O except
 //! the WAV file helpers, and nothing knows about calls or sockets.
@@ -7,6 +7,7 @@
 pub mod decode;
 mod error;
 pub mod g711;
+pub mod mp3;
 pub mod ogg_opus;
 pub mod pcm;
 mod resample;
