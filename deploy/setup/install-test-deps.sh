@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Real clients for the end-to-end tests, installed only when missing or at another version:
 # the official `openai` SDK with its realtime (websockets) extra, httpx for the plain-HTTP
-# APIs (uploads, sessions), PyJWT for identity-provider tokens, and headless Chromium with playwright-core for the call page.
+# APIs (uploads, sessions), PyJWT for identity-provider tokens, fpdf2 to write real PDFs for
+# the knowledge base, and headless Chromium with playwright-core for the call page.
 set -euo pipefail
 OPENAI_VERSION=3.54.0
 HTTPX_VERSION=0.28.1
 # PyJWT (with cryptography) signs tokens as an identity provider would.
 PYJWT_VERSION=2.10.1
-if ! python3 -c "import openai, websockets, httpx, jwt, cryptography, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION' or httpx.__version__ != '$HTTPX_VERSION' or jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
-  echo "installing: openai[realtime]==$OPENAI_VERSION httpx==$HTTPX_VERSION PyJWT[crypto]==$PYJWT_VERSION (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check "openai[realtime]==$OPENAI_VERSION" "httpx==$HTTPX_VERSION" "PyJWT[crypto]==$PYJWT_VERSION"
+FPDF2_VERSION=2.8.3
+if ! python3 -c "import openai, websockets, httpx, jwt, cryptography, fpdf, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION' or httpx.__version__ != '$HTTPX_VERSION' or jwt.__version__ != '$PYJWT_VERSION' or fpdf.__version__ != '$FPDF2_VERSION')" 2>/dev/null; then
+  echo "installing: openai[realtime]==$OPENAI_VERSION httpx==$HTTPX_VERSION PyJWT[crypto]==$PYJWT_VERSION fpdf2==$FPDF2_VERSION (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check "openai[realtime]==$OPENAI_VERSION" "httpx==$HTTPX_VERSION" "PyJWT[crypto]==$PYJWT_VERSION" "fpdf2==$FPDF2_VERSION"
 fi
 
 # The browser test: Debian's Chromium driven by playwright-core (no browser download).

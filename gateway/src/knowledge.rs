@@ -130,7 +130,7 @@ pub async fn upload(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let up = match read_upload(form).await {
+    let mut up = match read_upload(form).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -141,9 +141,18 @@ pub async fn upload(
             return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
         }
     };
-    let text = match to_text(&up.bytes, kind) {
+    // PDF parsing is CPU work (and untrusted input): on a blocking thread.
+    let bytes = std::mem::take(&mut up.bytes);
+    let (text, bytes) =
+        match tokio::task::spawn_blocking(move || (to_text(&bytes, kind), bytes)).await {
+            Ok((text, bytes)) => (text, bytes),
+            Err(_) => (Err(DocError::Pdf("the parser failed".into())), Vec::new()),
+        };
+    let text = match text {
         Ok(t) => t,
-        Err(e @ (DocError::NotUtf8 | DocError::Empty | DocError::Unsupported(_))) => {
+        Err(
+            e @ (DocError::NotUtf8 | DocError::Empty | DocError::Unsupported(_) | DocError::Pdf(_)),
+        ) => {
             let body = json!({"error": {"message": e.to_string(), "type": "invalid_request_error", "param": "file", "code": "invalid_file"}});
             return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
         }
@@ -161,13 +170,8 @@ pub async fn upload(
     let stored = Document {
         id: id.clone(),
         filename: filename.clone(),
-        content_type: match kind {
-            DocKind::Text => "text/plain",
-            DocKind::Markdown => "text/markdown",
-            DocKind::Html => "text/html",
-        }
-        .into(),
-        bytes: up.bytes.len() as i64,
+        content_type: kind.mime().into(),
+        bytes: bytes.len() as i64,
         text: text.clone(),
         created_at: now_ms(),
     };
@@ -183,7 +187,7 @@ pub async fn upload(
         tenant,
         None,
         "knowledge.document.uploaded",
-        json!({"id": id, "filename": filename, "bytes": up.bytes.len()}),
+        json!({"id": id, "filename": filename, "bytes": bytes.len()}),
     );
     match doc {
         Some(d) => (StatusCode::CREATED, Json(document_json(&d))).into_response(),

@@ -6,12 +6,28 @@ Usage: knowledge_api.py BASE_URL FAQ_MARKDOWN
 Prints "ok: ..." and exits 0 when every check passes.
 """
 
+import io
 import sys
 
 import httpx
+from fpdf import FPDF
 from openai import OpenAI
 
 from common import error_code, metadata_of
+
+
+def warranty_pdf() -> bytes:
+    """A two-page PDF as a real producer writes it (fpdf2: compressed streams, core font)."""
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "Warranty\n\nEvery backpack we sell carries a lifetime warranty against "
+                         "manufacturing defects. Keep the receipt as proof of purchase.")
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "Care\n\nWash the fabric by hand in cold water and let it dry in the shade.")
+    out = io.BytesIO()
+    pdf.output(out)
+    return out.getvalue()
 
 
 def main(base_url: str, faq_path: str) -> None:
@@ -30,9 +46,16 @@ def main(base_url: str, faq_path: str) -> None:
     assert r.status_code == 201, r.text
     assert r.json()["id"] == "lisbon", r.text
 
+    pdf = warranty_pdf()
+    r = http.post("/knowledge/documents", files={"file": ("warranty.pdf", pdf, "application/pdf")})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == "warranty.pdf" and r.json()["chunks"] >= 1, r.text
+
     # Bad uploads: the protocol's own error shape and status, and nothing is lost.
-    r = http.post("/knowledge/documents", files={"file": ("a.pdf", b"%PDF-1.4", "application/pdf")})
+    r = http.post("/knowledge/documents", files={"file": ("a.docx", b"PK\x03\x04", None)})
     assert r.status_code == 415 and error_code(r) == "unsupported_file_type", r.text
+    r = http.post("/knowledge/documents", files={"file": ("cut.pdf", pdf[: len(pdf) // 3], "application/pdf")})
+    assert r.status_code == 422 and error_code(r) == "invalid_file", r.text
     r = http.post("/knowledge/documents", files={"file": ("bad.txt", b"\xff\xfe\x00", "text/plain")})
     assert r.status_code == 422 and error_code(r) == "invalid_file", r.text
     r = http.post("/knowledge/documents", files={"file": ("big.txt", b"a" * (10 * 1024 * 1024 + 1), "text/plain")})
@@ -41,12 +64,15 @@ def main(base_url: str, faq_path: str) -> None:
     assert r.status_code == 400 and error_code(r) == "missing_required_parameter", r.text
 
     listed = http.get("/knowledge/documents").json()["data"]
-    assert sorted(d["id"] for d in listed) == ["faq.md", "lisbon"], listed
+    assert sorted(d["id"] for d in listed) == ["faq.md", "lisbon", "warranty.pdf"], listed
 
     r = http.post("/knowledge/search", json={"query": "Can you fix a broken zipper?", "k": 3})
     assert r.status_code == 200, r.text
     hits = r.json()["data"]
     assert hits and hits[0]["heading"].endswith("Repairs"), hits
+    r = http.post("/knowledge/search", json={"query": "Is there a guarantee on bags?", "k": 3})
+    hits = r.json()["data"]
+    assert hits and hits[0]["document_id"] == "warranty.pdf" and "lifetime" in hits[0]["text"], hits
     r = http.post("/knowledge/search", json={"query": "x", "mode": "fuzzy"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "mode", r.text
 

@@ -1,6 +1,7 @@
 //! Uploaded documents to plain text with Markdown-style headings kept (`# Title` lines), so
 //! the chunker can keep sections apart. Plain text and Markdown pass through; HTML loses its
-//! tags, scripts and styles, keeps its headings, and has its entities decoded.
+//! tags, scripts and styles, keeps its headings, and has its entities decoded; PDF gives its
+//! text page by page (`pdf-extract`; no headings: PDF text has no structure to keep).
 
 use crate::context::find_ci;
 
@@ -10,12 +11,17 @@ pub enum DocKind {
     Text,
     Markdown,
     Html,
+    Pdf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocError {
-    #[error("unsupported document type {0:?}: upload text/plain, text/markdown or text/html")]
+    #[error(
+        "unsupported document type {0:?}: upload text/plain, text/markdown, text/html or application/pdf"
+    )]
     Unsupported(String),
+    #[error("the PDF could not be read: {0}")]
+    Pdf(String),
     #[error("the document is not valid UTF-8 text")]
     NotUtf8,
     #[error("the document has no text")]
@@ -25,6 +31,16 @@ pub enum DocError {
 impl DocKind {
     /// From a MIME type (parameters ignored), falling back to the file name's extension
     /// when the type is missing or generic.
+    /// The MIME type stored with a document of this kind.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Text => "text/plain",
+            Self::Markdown => "text/markdown",
+            Self::Html => "text/html",
+            Self::Pdf => "application/pdf",
+        }
+    }
+
     pub fn detect(content_type: Option<&str>, filename: Option<&str>) -> Result<Self, DocError> {
         let mime = content_type
             .map(|c| {
@@ -39,6 +55,7 @@ impl DocKind {
             "text/plain" => return Ok(Self::Text),
             "text/markdown" | "text/x-markdown" => return Ok(Self::Markdown),
             "text/html" | "application/xhtml+xml" => return Ok(Self::Html),
+            "application/pdf" => return Ok(Self::Pdf),
             "" | "application/octet-stream" => {}
             other => return Err(DocError::Unsupported(other.to_owned())),
         }
@@ -50,6 +67,7 @@ impl DocKind {
             "txt" | "text" => Ok(Self::Text),
             "md" | "markdown" => Ok(Self::Markdown),
             "html" | "htm" => Ok(Self::Html),
+            "pdf" => Ok(Self::Pdf),
             "" => Err(DocError::Unsupported(
                 "unknown (no content type or extension)".into(),
             )),
@@ -58,17 +76,39 @@ impl DocKind {
     }
 }
 
-/// The document's text, headings as `#` lines.
+/// The document's text, headings as `#` lines. PDF parsing is CPU work: call it off the
+/// async workers.
 pub fn to_text(bytes: &[u8], kind: DocKind) -> Result<String, DocError> {
-    let raw = std::str::from_utf8(bytes).map_err(|_| DocError::NotUtf8)?;
-    let raw = raw.strip_prefix('\u{feff}').unwrap_or(raw);
+    let utf8 = || {
+        let raw = std::str::from_utf8(bytes).map_err(|_| DocError::NotUtf8)?;
+        Ok::<_, DocError>(raw.strip_prefix('\u{feff}').unwrap_or(raw))
+    };
     let text = match kind {
-        DocKind::Text | DocKind::Markdown => raw.replace("\r\n", "\n"),
-        DocKind::Html => html_to_text(raw),
+        DocKind::Text | DocKind::Markdown => utf8()?.replace("\r\n", "\n"),
+        DocKind::Html => html_to_text(utf8()?),
+        DocKind::Pdf => pdf_to_text(bytes)?,
     };
     if text.trim().is_empty() {
         return Err(DocError::Empty);
     }
+    Ok(text)
+}
+
+/// A PDF's text, pages separated by blank lines, each page's lines tidied.
+fn pdf_to_text(bytes: &[u8]) -> Result<String, DocError> {
+    if !bytes.starts_with(b"%PDF-") {
+        return Err(DocError::Pdf("no %PDF- header".into()));
+    }
+    // pdf-extract can panic on damaged files; a bad upload must not take the server down.
+    let pages = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem_by_pages(bytes))
+        .map_err(|_| DocError::Pdf("the file is damaged".into()))?
+        .map_err(|e| DocError::Pdf(e.to_string()))?;
+    let text = pages
+        .iter()
+        .map(|page| tidy(page))
+        .filter(|page| !page.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
     Ok(text)
 }
 
@@ -249,7 +289,7 @@ mod tests {
             Ok(DocKind::Text)
         );
         assert!(matches!(
-            DocKind::detect(Some("application/pdf"), Some("a.pdf")),
+            DocKind::detect(Some("application/msword"), Some("a.doc")),
             Err(DocError::Unsupported(_))
         ));
         assert!(DocKind::detect(None, Some("notes.docx")).is_err());
@@ -273,6 +313,96 @@ mod tests {
         assert!(!text.contains("color") && !text.contains("not text") && !text.contains("hidden"));
     }
 
+    /// A minimal uncompressed PDF: one page per entry of `pages`, each a list of lines in
+    /// Helvetica.
+    fn tiny_pdf(pages: &[&[&str]]) -> Vec<u8> {
+        let mut objects = vec![
+            "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+            format!(
+                "<< /Type /Pages /Kids [{}] /Count {} >>",
+                (0..pages.len())
+                    .map(|i| format!("{} 0 R", 4 + 2 * i))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                pages.len()
+            ),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+                .to_owned(),
+        ];
+        for (i, lines) in pages.iter().enumerate() {
+            let mut content = String::from("BT /F1 12 Tf 72 720 Td 16 TL\n");
+            for line in *lines {
+                content.push_str(&format!("({line}) Tj T*\n"));
+            }
+            content.push_str("ET");
+            objects.push(format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] \
+                 /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+                5 + 2 * i
+            ));
+            objects.push(format!(
+                "<< /Length {} >>\nstream\n{content}\nendstream",
+                content.len()
+            ));
+        }
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).bytes());
+        }
+        let xref = out.len();
+        out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+        for off in offsets {
+            out.extend(format!("{off:010} 00000 n \n").bytes());
+        }
+        out.extend(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn pdf_text_comes_out_page_by_page() {
+        let pdf = tiny_pdf(&[
+            &["Returns", "Refunds take five days."],
+            &["Shipping is free over fifty dollars."],
+        ]);
+        assert_eq!(
+            DocKind::detect(Some("application/pdf"), None),
+            Ok(DocKind::Pdf)
+        );
+        assert_eq!(DocKind::detect(None, Some("Guide.PDF")), Ok(DocKind::Pdf));
+        let text = to_text(&pdf, DocKind::Pdf).expect("text");
+        let returns = text.find("Refunds take five days.").expect("page one");
+        let shipping = text.find("Shipping is free").expect("page two");
+        assert!(returns < shipping, "{text}");
+        assert!(
+            text[returns..shipping].contains("\n\n"),
+            "pages apart: {text:?}"
+        );
+    }
+
+    #[test]
+    fn damaged_and_fake_pdfs_are_refused_without_panicking() {
+        let pdf = tiny_pdf(&[&["Hello"]]);
+        assert!(matches!(
+            to_text(b"not a pdf", DocKind::Pdf),
+            Err(DocError::Pdf(_))
+        ));
+        for cut in [9, pdf.len() / 3, pdf.len() / 2] {
+            assert!(to_text(&pdf[..cut], DocKind::Pdf).is_err(), "cut at {cut}");
+        }
+        assert_eq!(
+            to_text(&tiny_pdf(&[&[]]), DocKind::Pdf),
+            Err(DocError::Empty)
+        );
+    }
+
     #[test]
     fn bad_input_is_refused_clearly() {
         assert_eq!(
@@ -284,6 +414,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn damaged_pdfs_never_panic(cut in 0usize..2000, flips in proptest::collection::vec((0usize..2000, any::<u8>()), 0..6)) {
+            let mut pdf = tiny_pdf(&[&["Opening hours", "Nine to five."]]);
+            for (at, byte) in flips {
+                let at = at % pdf.len();
+                pdf[at] = byte;
+            }
+            pdf.truncate(cut.max(1));
+            let _ = to_text(&pdf, DocKind::Pdf);
+        }
+
         #[test]
         fn html_conversion_never_panics_and_drops_all_tags(s in "[<>a-z/!&#;0-9 \\-\"=hp]{0,200}") {
             let text = to_text(s.as_bytes(), DocKind::Html);
