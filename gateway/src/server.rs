@@ -245,9 +245,11 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
         context,
         Arc::clone(&chain.provider),
         Some(call_metrics.stage_seconds.clone()),
-    );
+    )
+    .with_summaries(Arc::new(store.clone()));
     let turns = TurnLog::new(
         writer.clone(),
+        store.clone(),
         Arc::clone(&embedder),
         Arc::clone(&orchestrator.llm),
     );

@@ -1,7 +1,7 @@
 //! The sessions API (stored calls and chats) and the per-user profile and memory API.
 //!
-//! - `GET /v1/sessions?limit=N` (newest first), `GET /v1/sessions/{id}` (with messages and
-//!   tool calls), `DELETE /v1/sessions/{id}`.
+//! - `GET /v1/sessions?limit=N` (newest first), `GET /v1/sessions/{id}` (with messages,
+//!   tool calls and the rolling summary of older messages), `DELETE /v1/sessions/{id}`.
 //! - `GET|PUT /v1/users/{user}/profile` (`{"attributes": {...}}`; PUT replaces).
 //! - `GET|DELETE /v1/users/{user}/memories`.
 
@@ -110,9 +110,16 @@ pub async fn get(
         Ok(t) => t,
         Err(e) => return db_failed(e),
     };
+    let summary = match state.store.session_summary(&principal.tenant, &id).await {
+        Ok(s) => s,
+        Err(e) => return db_failed(e),
+    };
     let mut v = object(&session, "session");
     v["messages"] = json!(messages);
     v["tool_calls"] = json!(tool_calls);
+    // The rolling summary of the older messages, once the session is long enough to have one.
+    v["summary"] = json!(summary.as_ref().map(|(text, _)| text));
+    v["summarized_messages"] = json!(summary.map_or(0, |(_, n)| n));
     Json(v).into_response()
 }
 

@@ -13,7 +13,7 @@ use switchboard_pipeline::context::memory::{SharedEmbedder, extract_facts, extra
 use switchboard_pipeline::llm::{LlmProvider, ToolCall};
 
 use crate::store::writer::{Write, Writer};
-use crate::store::{Memory, MessageRecord, SessionRecord, ToolCallRecord, now_ms};
+use crate::store::{Memory, MessageRecord, SessionRecord, Store, ToolCallRecord, now_ms};
 
 /// A new unique id: `prefix_` and 24 hex digits (time, a process-wide counter, and a random
 /// per-process salt so that instances do not collide).
@@ -121,6 +121,10 @@ pub struct Turn {
 #[derive(Clone)]
 pub struct TurnLog {
     pub(crate) writer: Writer,
+    /// Reads what summaries need (the session's messages and summary so far).
+    pub(crate) store: Store,
+    /// Sessions whose rolling summary is being written.
+    pub(crate) rolling: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
     pub(crate) embedder: SharedEmbedder,
     /// Writes conversation summaries (the same chain that answers).
     pub(crate) llm: Arc<dyn LlmProvider>,
@@ -133,9 +137,16 @@ impl std::fmt::Debug for TurnLog {
 }
 
 impl TurnLog {
-    pub fn new(writer: Writer, embedder: SharedEmbedder, llm: Arc<dyn LlmProvider>) -> Self {
+    pub fn new(
+        writer: Writer,
+        store: Store,
+        embedder: SharedEmbedder,
+        llm: Arc<dyn LlmProvider>,
+    ) -> Self {
         Self {
             writer,
+            store,
+            rolling: Default::default(),
             embedder,
             llm,
         }
@@ -249,6 +260,7 @@ impl TurnLog {
                 session_id: s.session_id.clone(),
                 messages,
             });
+            self.roll_summary(s);
         }
         if let Some(user) = &s.user {
             for text in said {

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use prometheus::HistogramVec;
 
+use crate::context::summary::{OlderTurns, SUMMARY_DEADLINE, SummarySource};
 use crate::context::{
     ContextOutcome, ContextStage, LookupCtx, PromptInputs, approx_tokens, assemble,
 };
@@ -37,8 +38,9 @@ pub struct TurnRequest {
     /// The conversation so far (the client's own system messages included), the tools the
     /// client offers, and its sampling settings.
     pub request: ChatRequest,
-    /// A summary of turns older than the messages given.
-    pub summary: Option<String>,
+    /// A summary of the conversation's older turns; `None`: the orchestrator reads the
+    /// session's own (when it has a summary source).
+    pub summary: Option<OlderTurns>,
     /// An explicit answer to a pending action (`action_id`, approve) instead of reading
     /// the user's last message (a chat widget's approve/reject buttons).
     pub decision: Option<(String, bool)>,
@@ -84,6 +86,8 @@ pub struct Orchestrator {
     pub llm: Arc<dyn LlmProvider>,
     /// Server-side tools; `None`: only the tools clients offer.
     pub tools: Option<Arc<ToolEngine>>,
+    /// Where sessions' rolling summaries are read.
+    pub summaries: Option<Arc<dyn SummarySource>>,
     stage_seconds: Option<HistogramVec>,
 }
 
@@ -108,7 +112,30 @@ impl Orchestrator {
             context,
             llm,
             tools: None,
+            summaries: None,
             stage_seconds,
+        }
+    }
+
+    /// Read sessions' older-turn summaries from `source`.
+    pub fn with_summaries(mut self, source: Arc<dyn SummarySource>) -> Self {
+        self.summaries = Some(source);
+        self
+    }
+
+    /// The session's summary of older turns, if it has one and it comes in time.
+    async fn older_turns(&self, tenant: &str, session: Option<&str>) -> Option<OlderTurns> {
+        let (source, session) = (self.summaries.as_ref()?, session?);
+        match tokio::time::timeout(SUMMARY_DEADLINE, source.older_turns(tenant, session)).await {
+            Ok(Ok(summary)) => summary,
+            Ok(Err(e)) => {
+                tracing::warn!(session, error = %e.0, "reading the session summary failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(session, "the session summary came too late");
+                None
+            }
         }
     }
 
@@ -142,6 +169,7 @@ impl Orchestrator {
             max_tokens,
             seed,
             model,
+            background,
         } = turn.request;
         let scope = ToolScope {
             tenant: turn.tenant.clone(),
@@ -157,7 +185,18 @@ impl Orchestrator {
             query,
             query_vector: Default::default(),
         };
-        let context = self.context.run(&lookup, &persona.context_plan()).await;
+        let given = turn.summary;
+        let summary = async {
+            match given {
+                Some(s) => Some(s),
+                None => {
+                    self.older_turns(&lookup.tenant, lookup.session.as_deref())
+                        .await
+                }
+            }
+        };
+        let plan = persona.context_plan();
+        let (context, summary) = tokio::join!(self.context.run(&lookup, &plan), summary);
         // The persona leads; the client's own system messages follow it.
         let (system, history): (Vec<ChatMessage>, Vec<ChatMessage>) = messages
             .into_iter()
@@ -176,7 +215,7 @@ impl Orchestrator {
                 persona: &instructions,
                 history: &history,
                 context: &context.parts,
-                summary: turn.summary.as_deref(),
+                summary: summary.as_ref(),
                 budget: persona.prompt_budget,
             },
             &approx_tokens,
@@ -216,6 +255,7 @@ impl Orchestrator {
                 max_tokens: max_tokens.or(persona.max_tokens),
                 seed,
                 model: persona.model.clone().or(model),
+                background,
             },
             context,
             dropped_messages: assembled.dropped_messages,

@@ -85,6 +85,24 @@ def main(base_url: str) -> None:
     assert cut["messages"][1]["truncated"] is True, cut
     assert len(cut["messages"][1]["content"]) < len(reply), cut
 
+    # A long chat-completion session (the client sends only its newest message each turn)
+    # gets a rolling summary of its older messages, also kept as the user's memory of it.
+    for i in range(8):
+        chat("s-long", f"Question {i}: what is on the menu today?", user="cy")
+    for extra in range(6):
+        if http.get("/sessions/s-long").json()["summarized_messages"] > 0:
+            break
+        time.sleep(1.0)  # the summary is written off the hot path, after the writes land
+        chat("s-long", f"One more question, number {extra}.", user="cy")
+    long = poll(lambda: http.get("/sessions/s-long").json(),
+                lambda s: s["summarized_messages"] > 0, "a rolling summary")
+    assert long["summarized_messages"] in (10, 20) and long["summary"], long
+    assert len(long["messages"]) >= 16, long
+    memories = poll(lambda: http.get("/users/cy/memories").json()["data"],
+                    lambda m: any(x["kind"] == "summary" for x in m), "the summary memory")
+    assert sum(m["kind"] == "summary" for m in memories) == 1, memories
+    chat("s-long", "And what about dessert?", user="cy")  # its prompt: checked by the Rust test
+
     r = http.delete("/sessions/s-2")
     assert r.status_code == 200 and r.json()["deleted"] is True, r.text
     r = http.delete("/sessions/s-2")
@@ -94,7 +112,21 @@ def main(base_url: str) -> None:
 
     r = http.delete("/users/ada/memories")
     assert r.status_code == 200 and r.json()["deleted"] >= 1, r.text
-    print("ok: sessions, messages, profile and memory stored and served")
+
+    # The audit log: administrative actions, newest first, filtered by kind and limited.
+    events = poll(lambda: http.get("/admin/audit").json()["data"],
+                  lambda e: any(x["kind"] == "memory.forgotten" for x in e), "audit events")
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("memory.forgotten") < kinds.index("session.deleted") < kinds.index("profile.replaced"), kinds
+    assert all(e["object"] == "audit_event" for e in events), events
+    deleted = http.get("/admin/audit", params={"kind": "session."}).json()["data"]
+    assert [e["kind"] for e in deleted] == ["session.deleted"], deleted
+    assert deleted[0]["session_id"] == "s-2" and deleted[0]["detail"] == {"id": "s-2"}, deleted
+    first = http.get("/admin/audit", params={"limit": 1}).json()["data"]
+    assert len(first) == 1 and first[0]["id"] == events[0]["id"], first
+    r = http.get("/admin/audit", params={"limit": 5000})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "limit", r.text
+    print("ok: sessions, messages, rolling summaries, profile, memory and audit stored and served")
 
 
 if __name__ == "__main__":

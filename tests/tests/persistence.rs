@@ -34,6 +34,29 @@ fn suite(database_url: Option<&str>) {
         system.contains("My name is Ada and I am vegetarian"),
         "no memory in the prompt: {system}"
     );
+    // The long session's last turn sent only its newest message: the rolling summary of
+    // the older ones stands in for them in the prompt.
+    let dessert = requests
+        .iter()
+        .rev()
+        .find(|r| {
+            r["messages"]
+                .to_string()
+                .contains("And what about dessert?")
+        })
+        .expect("the dessert turn reached the LLM");
+    let system = dessert["messages"][0]["content"].as_str().unwrap_or("");
+    assert!(
+        system.contains("## Earlier in this conversation"),
+        "no summary of older turns in the prompt: {system}"
+    );
+    // The summaries were asked for as background work with the summary instructions.
+    assert!(
+        requests.iter().any(|r| r["messages"][0]["content"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Update the summary of a conversation"))),
+        "no rolling-summary request"
+    );
     // Every queued write (audit entries included) lands.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let metrics = loop {

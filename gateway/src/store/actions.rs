@@ -3,7 +3,6 @@
 //! status changes are one conditional `UPDATE`, so concurrent approvals cannot both win.
 
 use async_trait::async_trait;
-use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use switchboard_pipeline::tools::{ActionStatus, ActionStore, PendingAction, SideEffect};
@@ -40,16 +39,6 @@ fn action(r: &AnyRow) -> Result<PendingAction, StoreError> {
     })
 }
 
-/// One audit log entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditEvent {
-    pub id: String,
-    pub session_id: Option<String>,
-    pub kind: String,
-    pub detail: serde_json::Value,
-    pub created_at: i64,
-}
-
 impl Store {
     /// A session's actions (or the tenant's, newest first), optionally of one status.
     pub async fn list_actions(
@@ -71,41 +60,6 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(action).collect()
-    }
-
-    /// Audit entries, newest first, optionally of one session or kind prefix (`tool.`).
-    pub async fn list_audit(
-        &self,
-        tenant: &str,
-        session: Option<&str>,
-        kind_prefix: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        let like = kind_prefix.map(|k| format!("{}%", k.replace(['%', '_'], "")));
-        let rows = sqlx::query(
-            "SELECT id, session_id, kind, detail, created_at FROM audit_events WHERE tenant_id = $1
-             AND (CAST($2 AS TEXT) IS NULL OR session_id = $2) AND (CAST($3 AS TEXT) IS NULL OR kind LIKE $3)
-             ORDER BY created_at DESC, id DESC LIMIT $4",
-        )
-        .bind(tenant)
-        .bind(session)
-        .bind(like)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = r.try_get("detail")?;
-                Ok(AuditEvent {
-                    id: r.try_get("id")?,
-                    session_id: r.try_get("session_id")?,
-                    kind: r.try_get("kind")?,
-                    detail: serde_json::from_str(&detail)
-                        .unwrap_or(serde_json::Value::String(detail)),
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
     }
 
     async fn one_action(

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "row_level_security",
         include_str!("../../migrations/0007_row_level_security.postgres.sql"),
     ),
+    (
+        8,
+        "session_summaries",
+        include_str!("../../migrations/0008_session_summaries.sql"),
+    ),
 ];
 
 /// Migrations that only mean something on PostgreSQL (row-level security); SQLite records

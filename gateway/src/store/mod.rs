@@ -8,11 +8,13 @@
 //! caller has hung up. Reads (the sessions, profile and memory lookups) use the pool directly.
 
 pub mod actions;
+pub mod audit;
 pub mod inbox;
 pub mod keys;
 mod migrate;
 mod records;
 mod sources;
+mod summaries;
 pub mod tools;
 pub mod writer;
 

@@ -193,29 +193,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn add_audit(
-        &self,
-        tenant: &str,
-        id: &str,
-        session_id: Option<&str>,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_events (tenant_id, id, session_id, kind, detail, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, id) DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(id)
-        .bind(session_id)
-        .bind(kind)
-        .bind(detail.to_string())
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// Newest first.
     pub async fn list_sessions(
         &self,
@@ -419,10 +396,15 @@ impl Store {
         Ok(())
     }
 
+    /// Add a memory, or update the one with its id (the same fact said again, a session's
+    /// newer summary); an unembedded update keeps the stored embedding.
     pub async fn add_memory(&self, tenant: &str, user: &str, m: &Memory) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO memories (tenant_id, user_id, id, kind, text, embedding, session_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, user_id, id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, user_id, id)
+             DO UPDATE SET text = excluded.text, created_at = excluded.created_at,
+                 embedding = CASE WHEN length(excluded.embedding) > 0
+                     THEN excluded.embedding ELSE memories.embedding END",
         )
         .bind(tenant)
         .bind(user)

@@ -4,6 +4,7 @@ use futures_util::future::BoxFuture;
 use switchboard_pipeline::context::EngineError;
 use switchboard_pipeline::context::memory::{MemoryItem, MemorySource};
 use switchboard_pipeline::context::profile::ProfileSource;
+use switchboard_pipeline::context::summary::{OlderTurns, SummarySource};
 
 use super::Store;
 
@@ -42,6 +43,22 @@ impl MemorySource for Store {
                     embedding: m.embedding,
                 })
                 .collect())
+        })
+    }
+}
+
+impl SummarySource for Store {
+    fn older_turns<'a>(
+        &'a self,
+        tenant: &'a str,
+        session: &'a str,
+    ) -> BoxFuture<'a, Result<Option<OlderTurns>, EngineError>> {
+        Box::pin(async move {
+            let summary = self
+                .session_summary(tenant, session)
+                .await
+                .map_err(engine_err)?;
+            Ok(summary.map(|(text, covers)| OlderTurns { text, covers }))
         })
     }
 }

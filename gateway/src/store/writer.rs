@@ -34,10 +34,17 @@ pub enum Write {
         kind: String,
         detail: serde_json::Value,
     },
+    /// Added, or replaced when one with its id exists (a session's rolling summary).
     Memory {
         tenant: String,
         user: String,
         memory: Memory,
+    },
+    SessionSummary {
+        tenant: String,
+        session_id: String,
+        summary: String,
+        covers: usize,
     },
     /// Set some profile attributes, keeping the others.
     ProfileMerge {
@@ -55,6 +62,7 @@ impl Write {
             Self::ToolCall { .. } => "tool_call",
             Self::Audit { .. } => "audit",
             Self::Memory { .. } => "memory",
+            Self::SessionSummary { .. } => "session_summary",
             Self::ProfileMerge { .. } => "profile",
         }
     }
@@ -88,6 +96,16 @@ impl Write {
                 user,
                 memory,
             } => store.add_memory(tenant, user, memory).await,
+            Self::SessionSummary {
+                tenant,
+                session_id,
+                summary,
+                covers,
+            } => {
+                store
+                    .set_session_summary(tenant, session_id, summary, *covers)
+                    .await
+            }
             Self::ProfileMerge {
                 tenant,
                 user,

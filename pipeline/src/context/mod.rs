@@ -11,6 +11,7 @@ pub mod memory;
 pub mod profile;
 mod prompt;
 mod stage;
+pub mod summary;
 
 use futures_util::future::BoxFuture;
 use switchboard_models::embed::TextEmbedder;

@@ -6,6 +6,7 @@
 //! results). Context items fill what is left, best first within each section; the summary
 //! of older turns comes last.
 
+use super::summary::OlderTurns;
 use super::{ContextItem, ContextPart, PartKind};
 use crate::llm::ChatMessage;
 
@@ -25,8 +26,10 @@ pub struct PromptInputs<'a> {
     /// The conversation, oldest first; the last message is the one being answered.
     pub history: &'a [ChatMessage],
     pub context: &'a [ContextPart],
-    /// A summary of turns older than `history`.
-    pub summary: Option<&'a str>,
+    /// A summary of the conversation's first messages. It is used when the prompt lacks
+    /// some of them: the budget dropped old messages, or `history` is shorter than what
+    /// the summary covers (the client sent only recent turns).
+    pub summary: Option<&'a OlderTurns>,
     /// Tokens the prompt may use (the model's context minus room for the reply).
     pub budget: usize,
 }
@@ -132,8 +135,12 @@ pub fn assemble(inputs: &PromptInputs<'_>, count: &dyn Fn(&str) -> usize) -> Ass
 
     let mut summary_included = false;
     let mut system = inputs.persona.to_owned();
-    if let Some(summary) = inputs.summary.filter(|s| !s.trim().is_empty()) {
-        let text = format!("\n\n## Earlier in this conversation\n{summary}");
+    let missing_turns = |s: &OlderTurns| keep_from > 0 || inputs.history.len() < s.covers;
+    if let Some(summary) = inputs
+        .summary
+        .filter(|s| !s.text.trim().is_empty() && missing_turns(s))
+    {
+        let text = format!("\n\n## Earlier in this conversation\n{}", summary.text);
         let cost = count(&text);
         if used + cost <= inputs.budget {
             used += cost;
@@ -180,6 +187,13 @@ mod tests {
         }
     }
 
+    fn older(text: &str, covers: usize) -> OlderTurns {
+        OlderTurns {
+            text: text.into(),
+            covers,
+        }
+    }
+
     fn system(a: &Assembled) -> &str {
         match &a.messages[0] {
             ChatMessage::System(s) => s,
@@ -209,7 +223,8 @@ mod tests {
                 persona: "You are helpful.",
                 history: &history,
                 context: &context,
-                summary: Some("The user asked about shoes."),
+                // The client sent only the last three of eight messages.
+                summary: Some(&older("The user asked about shoes.", 8)),
                 budget: 10_000,
             },
             &approx_tokens,
@@ -227,6 +242,35 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_fills_in_only_for_messages_the_prompt_lacks() {
+        let history: Vec<ChatMessage> = (0..6)
+            .map(|i| ChatMessage::User(format!("message {i} {}", words(20))))
+            .collect();
+        let summary = older("They talked about a refund.", 4);
+        let with_budget = |budget| {
+            assemble(
+                &PromptInputs {
+                    persona: "P",
+                    history: &history,
+                    context: &[],
+                    summary: Some(&summary),
+                    budget,
+                },
+                &approx_tokens,
+            )
+        };
+        // Everything fits: the messages the summary covers are all there.
+        let all = with_budget(10_000);
+        assert_eq!(all.dropped_messages, 0);
+        assert!(!all.summary_included);
+        // Old messages dropped for room: the summary stands in for them.
+        let cut = with_budget(120);
+        assert!(cut.dropped_messages > 0);
+        assert!(cut.summary_included, "{cut:?}");
+        assert!(system(&cut).contains("## Earlier in this conversation\nThey talked"));
+    }
+
+    #[test]
     fn recent_messages_outrank_context_and_summary() {
         let mut history = Vec::new();
         for _ in 0..10 {
@@ -238,7 +282,7 @@ mod tests {
                 persona: "P",
                 history: &history,
                 context: &context,
-                summary: Some(&words(20)),
+                summary: Some(&older(&words(20), 4)),
                 budget: 250,
             },
             &approx_tokens,
@@ -310,7 +354,7 @@ mod tests {
             let texts: Vec<(String, f32)> = items.iter().map(|(n, s)| (words(*n), *s)).collect();
             let refs: Vec<(&str, f32)> = texts.iter().map(|(t, s)| (t.as_str(), *s)).collect();
             let context = vec![part(PartKind::Memory, &refs)];
-            let a = assemble(&PromptInputs { persona: "You help.", history: &history, context: &context, summary: Some("older"), budget }, &approx_tokens);
+            let a = assemble(&PromptInputs { persona: "You help.", history: &history, context: &context, summary: Some(&older("older", 3)), budget }, &approx_tokens);
             prop_assert!(a.tokens <= budget || a.messages.len() == 2);
             prop_assert_eq!(a.messages.len() - 1 + a.dropped_messages, history.len());
             // What is kept is a suffix of the history, in order.
