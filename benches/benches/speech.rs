@@ -72,7 +72,7 @@ fn bench_tts(tts: &PiperEngine) {
 
 fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
     let utterances = [
-        ("1 s", "Yes, please, thank you."),
+        ("1 s", "Yes, please."),
         (
             "3 s",
             "I would like to book a table for four people tonight at seven.",
@@ -81,7 +81,7 @@ fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
             "10 s",
             "I would like to book a table for four people tonight at seven, preferably by the window, \
              and one of us is vegetarian so please let the kitchen know. We will come by car, so we \
-             also need to know where to park near the restaurant.",
+             also need to know where to park.",
         ),
     ];
     println!();
