@@ -42,6 +42,19 @@ fn answer(llm: &LocalLlm, req: GenerateRequest) -> (String, usize, usize) {
     panic!("stream ended without Done");
 }
 
+/// The reply and how many prompt tokens came from the cache.
+fn answer_cached(llm: &LocalLlm, req: GenerateRequest) -> (String, usize) {
+    let mut s = llm.generate(req);
+    let mut text = String::new();
+    while let Some(t) = s.next_blocking() {
+        match t.expect("generation") {
+            LlmToken::Text(t) => text.push_str(&t),
+            LlmToken::Done { cached_tokens, .. } => return (text, cached_tokens),
+        }
+    }
+    panic!("stream ended without Done");
+}
+
 #[test]
 fn answers_a_question_through_the_chat_template() {
     let llm = load(2048, 4);
@@ -147,26 +160,15 @@ fn a_prompt_that_starts_like_the_last_one_reuses_the_cache_and_answers_the_same(
             (ChatRole::User, q.into()),
         ])
     };
-    let cached_tokens = |llm: &LocalLlm, req| {
-        let mut s = llm.generate(req);
-        let mut text = String::new();
-        while let Some(t) = s.next_blocking() {
-            match t.expect("generation") {
-                LlmToken::Text(t) => text.push_str(&t),
-                LlmToken::Done { cached_tokens, .. } => return (text, cached_tokens),
-            }
-        }
-        panic!("stream ended without Done");
-    };
     let warm = load(2048, 4);
-    let (_, none) = cached_tokens(&warm, turn("What is the capital of France?"));
+    let (_, none) = answer_cached(&warm, turn("What is the capital of France?"));
     assert_eq!(none, 0, "the first prompt has nothing to reuse");
-    let (reused_answer, reused) = cached_tokens(&warm, turn("Do you sell rye bread?"));
+    let (reused_answer, reused) = answer_cached(&warm, turn("Do you sell rye bread?"));
     assert!(
         reused > 15,
         "the system turn should come from the cache: {reused}"
     );
-    let (again, all) = cached_tokens(&warm, turn("Do you sell rye bread?"));
+    let (again, all) = answer_cached(&warm, turn("Do you sell rye bread?"));
     assert_eq!(
         again, reused_answer,
         "the same prompt again gives the same greedy answer"
@@ -178,7 +180,7 @@ fn a_prompt_that_starts_like_the_last_one_reuses_the_cache_and_answers_the_same(
     );
 
     let fresh = load(2048, 4);
-    let (fresh_answer, _) = cached_tokens(&fresh, turn("Do you sell rye bread?"));
+    let (fresh_answer, _) = answer_cached(&fresh, turn("Do you sell rye bread?"));
     assert_eq!(
         reused_answer, fresh_answer,
         "reusing the cached system turn must not change the answer"
@@ -220,4 +222,27 @@ fn background_generation_gives_way_to_a_live_request() {
         }
     }
     assert!(text.contains("Paris"), "{text:?}");
+}
+
+#[test]
+fn background_work_does_not_evict_the_live_conversation() {
+    let llm = load(2048, 4);
+    let live = || {
+        ask(vec![
+            (ChatRole::System, "You are a helpful assistant.".into()),
+            (ChatRole::User, "Name a primary color.".into()),
+        ])
+    };
+    let (_, prompt, _) = answer(&llm, live());
+    let summary = GenerateRequest {
+        background: true,
+        ..ask(vec![(
+            ChatRole::User,
+            "Summarize in one sentence: the user asked for a primary color.".into(),
+        )])
+    };
+    let (summary, _) = answer_cached(&llm, summary);
+    assert!(!summary.is_empty());
+    let (_, cached) = answer_cached(&llm, live());
+    assert_eq!(cached, prompt, "the live sequence survived the background generation");
 }

@@ -5,8 +5,10 @@
 //! - Q8_0 for decoding one token at a time, where reading the weights is the whole cost and
 //!   Q8_0 reads a quarter of the bytes (candle's AVX2 Q8_0 kernel is picked at run time).
 //!
-//! The cache also remembers which tokens it holds: a prompt that starts like the previous
-//! one (the same persona, the conversation so far) only computes its new tail.
+//! A cache also remembers which tokens it holds: a prompt that starts like the previous one
+//! (the same persona, the conversation so far) only computes its new tail. The weights are
+//! shared; each [`KvCache`] is one sequence (the worker keeps one for live turns and one for
+//! background work, so a summary never evicts the live conversation).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, Module, Tensor};
@@ -68,9 +70,25 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
-    /// [1, kv_heads, capacity, head_dim], filled up to `Llama::len`.
-    k_cache: Tensor,
-    v_cache: Tensor,
+}
+
+/// The keys and values of one token sequence, per layer (`[1, kv_heads, capacity,
+/// head_dim]`, filled up to `cached.len()`), and which tokens they are.
+pub struct KvCache {
+    k: Vec<Tensor>,
+    v: Vec<Tensor>,
+    cached: Vec<u32>,
+    /// The logits after the last prompt (its length and them): asking the same prompt
+    /// again answers from here, with the same numbers as the first time.
+    prompt_logits: Option<(usize, Tensor)>,
+}
+
+impl KvCache {
+    /// Forget the sequence (after a failure its contents no longer match `cached`).
+    fn clear(&mut self) {
+        self.cached.clear();
+        self.prompt_logits = None;
+    }
 }
 
 pub struct Llama {
@@ -82,11 +100,6 @@ pub struct Llama {
     cos: Tensor,
     sin: Tensor,
     capacity: usize,
-    /// The tokens whose keys and values are in the cache, in order.
-    cached: Vec<u32>,
-    /// The logits after the last prompt (its length and them): asking the same prompt
-    /// again answers from here, with the same numbers as the first time.
-    prompt_logits: Option<(usize, Tensor)>,
 }
 
 fn meta_u32(ct: &gguf_file::Content, key: &str) -> Result<usize> {
@@ -157,14 +170,6 @@ impl Llama {
             QTensor::quantize(&lm_head, GgmlDType::Q8_0).map_err(fail)?,
         ));
         let norm = tensor("output_norm.weight")?;
-        let cache = || {
-            Tensor::zeros(
-                (1, shape.kv_heads, capacity, shape.head_dim),
-                DType::F32,
-                &dev,
-            )
-            .map_err(fail)
-        };
         let mut layers = Vec::with_capacity(shape.layers);
         for i in 0..shape.layers {
             let attn_norm = tensor(&format!("blk.{i}.attn_norm.weight"))?;
@@ -180,8 +185,6 @@ impl Llama {
                 down: linear("ffn_down")?,
                 attn_norm,
                 ffn_norm,
-                k_cache: cache()?,
-                v_cache: cache()?,
             });
         }
         let (cos, sin) = rope_tables(shape.head_dim, shape.rope_base, capacity)?;
@@ -194,15 +197,13 @@ impl Llama {
             cos,
             sin,
             capacity,
-            cached: Vec::new(),
-            prompt_logits: None,
         })
     }
 
     /// Run a whole prompt, reusing the cache for the part it shares with what the cache
     /// holds. Returns the logits for the next token and how many prompt tokens came from
     /// the cache.
-    pub fn prompt(&mut self, tokens: &[u32]) -> Result<(Tensor, usize)> {
+    pub fn prompt(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<(Tensor, usize)> {
         if tokens.is_empty() || tokens.len() > self.capacity {
             return Err(LlmError::Inference(format!(
                 "prompt of {} tokens (the context holds {})",
@@ -210,54 +211,69 @@ impl Llama {
                 self.capacity
             )));
         }
-        let shared = self
+        let shared = cache
             .cached
             .iter()
             .zip(tokens)
             .take_while(|(a, b)| a == b)
             .count();
-        if let Some((len, logits)) = &self.prompt_logits
+        if let Some((len, logits)) = &cache.prompt_logits
             && *len == tokens.len()
             && shared == tokens.len()
         {
             let logits = logits.clone();
-            self.cached.truncate(shared);
+            cache.cached.truncate(shared);
             return Ok((logits, shared));
         }
         // At least the last token runs, to produce its logits.
         let keep = shared.min(tokens.len() - 1);
-        self.cached.truncate(keep);
-        self.prompt_logits = None;
-        let logits = self.run(&tokens[keep..])?;
-        self.prompt_logits = Some((tokens.len(), logits.clone()));
+        cache.cached.truncate(keep);
+        cache.prompt_logits = None;
+        let logits = self.run(cache, &tokens[keep..])?;
+        cache.prompt_logits = Some((tokens.len(), logits.clone()));
         Ok((logits, keep))
     }
 
     /// Feed one generated token; returns the logits for the one after it.
-    pub fn step(&mut self, token: u32) -> Result<Tensor> {
-        if self.cached.len() >= self.capacity {
+    pub fn step(&self, cache: &mut KvCache, token: u32) -> Result<Tensor> {
+        if cache.cached.len() >= self.capacity {
             return Err(LlmError::Inference("the context is full".into()));
         }
-        self.run(&[token])
+        self.run(cache, &[token])
     }
 
-    /// Forward `tokens` at the cache's end; on failure the cache is emptied (its contents
-    /// would no longer match `cached`).
-    fn run(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        let result = self.forward(tokens);
+    /// A new, empty cache for one sequence (~3 MB per layer at 2,048 tokens for SmolLM2).
+    pub fn new_cache(&self) -> Result<KvCache> {
+        let s = self.shape;
+        let zeros = || {
+            Tensor::zeros(
+                (1, s.kv_heads, self.capacity, s.head_dim),
+                DType::F32,
+                &Device::Cpu,
+            )
+            .map_err(fail)
+        };
+        Ok(KvCache {
+            k: (0..s.layers).map(|_| zeros()).collect::<Result<_>>()?,
+            v: (0..s.layers).map(|_| zeros()).collect::<Result<_>>()?,
+            cached: Vec::new(),
+            prompt_logits: None,
+        })
+    }
+
+    /// Forward `tokens` at the cache's end; on failure the cache is emptied.
+    fn run(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<Tensor> {
+        let result = self.forward(cache, tokens);
         match &result {
-            Ok(_) => self.cached.extend_from_slice(tokens),
-            Err(_) => {
-                self.cached.clear();
-                self.prompt_logits = None;
-            }
+            Ok(_) => cache.cached.extend_from_slice(tokens),
+            Err(_) => cache.clear(),
         }
         result
     }
 
-    fn forward(&mut self, tokens: &[u32]) -> Result<Tensor> {
+    fn forward(&self, cache: &KvCache, tokens: &[u32]) -> Result<Tensor> {
         let n = tokens.len();
-        let past = self.cached.len();
+        let past = cache.cached.len();
         let s = self.shape;
         let ids = Tensor::new(tokens, &Device::Cpu).map_err(fail)?;
         let mut x = self
@@ -268,9 +284,10 @@ impl Llama {
         let cos = self.cos.narrow(0, past, n).map_err(fail)?;
         let sin = self.sin.narrow(0, past, n).map_err(fail)?;
         let mask = causal_mask(n, past, s.heads / s.kv_heads)?;
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, s.eps as f32).map_err(fail)?;
-            let attn = attention(layer, &h, s, past, (&cos, &sin), mask.as_ref())?;
+            let kv = (&cache.k[i], &cache.v[i]);
+            let attn = attention(layer, kv, &h, s, past, (&cos, &sin), mask.as_ref())?;
             x = (x + attn).map_err(fail)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32).map_err(fail)?;
             let gate = layer.gate.forward(&h, n)?.silu().map_err(fail)?;
@@ -292,6 +309,7 @@ impl Llama {
 /// copied per query head.
 fn attention(
     layer: &Layer,
+    (k_cache, v_cache): (&Tensor, &Tensor),
     h: &Tensor,
     s: Shape,
     past: usize,
@@ -311,11 +329,11 @@ fn attention(
     // GGUF llama weights are permuted for interleaved rotary pairs.
     let q = candle_nn::rotary_emb::rope_i(&q, cos, sin).map_err(fail)?;
     let k = candle_nn::rotary_emb::rope_i(&k, cos, sin).map_err(fail)?;
-    layer.k_cache.slice_set(&k, 2, past).map_err(fail)?;
-    layer.v_cache.slice_set(&v, 2, past).map_err(fail)?;
+    k_cache.slice_set(&k, 2, past).map_err(fail)?;
+    v_cache.slice_set(&v, 2, past).map_err(fail)?;
     let total = past + n;
-    let keys = layer.k_cache.narrow(2, 0, total).map_err(fail)?;
-    let values = layer.v_cache.narrow(2, 0, total).map_err(fail)?;
+    let keys = k_cache.narrow(2, 0, total).map_err(fail)?;
+    let values = v_cache.narrow(2, 0, total).map_err(fail)?;
     let q = q
         .reshape((1, s.kv_heads, group * n, s.head_dim))
         .map_err(fail)?;

@@ -11,7 +11,7 @@ use candle_transformers::generation::LogitsProcessor;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc;
 
-use super::llama::Llama;
+use super::llama::{KvCache, Llama};
 use super::{
     ChatRole, GenerateRequest, LlmError, LlmToken, LocalLlmConfig, TokenStream, tokenizer,
 };
@@ -44,6 +44,10 @@ impl std::fmt::Debug for LocalLlm {
 
 struct Model {
     llama: Llama,
+    /// The live conversation's sequence.
+    live: KvCache,
+    /// Background work's own sequence (made on first use), so it never evicts `live`.
+    background: Option<KvCache>,
     tokenizer: Tokenizer,
     im_start: u32,
     im_end: u32,
@@ -142,6 +146,8 @@ impl Model {
         let im_end = id("<|im_end|>", &special)?;
         let llama = Llama::load(&content, &mut file, cfg.context_tokens)?;
         Ok(Self {
+            live: llama.new_cache()?,
+            background: None,
             llama,
             tokenizer,
             im_start,
@@ -220,7 +226,14 @@ impl Model {
             temperature,
             (req.top_p < 1.0).then_some(req.top_p as f64),
         );
-        let (mut logits, cached_tokens) = self.llama.prompt(&prompt)?;
+        let cache = match req.background {
+            false => &mut self.live,
+            true => match &mut self.background {
+                Some(c) => c,
+                slot => slot.insert(self.llama.new_cache()?),
+            },
+        };
+        let (mut logits, cached_tokens) = self.llama.prompt(cache, &prompt)?;
         let mut generated: Vec<u32> = Vec::new();
         let mut emitted = String::new();
         let mut context: Vec<u32> = prompt.clone();
@@ -261,7 +274,7 @@ impl Model {
             if gives_way() {
                 return Err(LlmError::Preempted);
             }
-            logits = self.llama.step(next)?;
+            logits = self.llama.step(cache, next)?;
         }
         let _ = tx.blocking_send(Ok(LlmToken::Done {
             prompt_tokens: prompt.len(),
