@@ -78,11 +78,11 @@ fn spell(n: u64) -> String {
     ];
     match n {
         0..=19 => ONES[n as usize].to_owned(),
-        20..=99 if n % 10 == 0 => TENS[(n / 10) as usize].to_owned(),
+        20..=99 if n.is_multiple_of(10) => TENS[(n / 10) as usize].to_owned(),
         20..=99 => format!("{} {}", TENS[(n / 10) as usize], ONES[(n % 10) as usize]),
-        100..=999 if n % 100 == 0 => format!("{} hundred", ONES[(n / 100) as usize]),
+        100..=999 if n.is_multiple_of(100) => format!("{} hundred", ONES[(n / 100) as usize]),
         100..=999 => format!("{} hundred {}", ONES[(n / 100) as usize], spell(n % 100)),
-        1000..=999_999 if n % 1000 == 0 => format!("{} thousand", spell(n / 1000)),
+        1000..=999_999 if n.is_multiple_of(1000) => format!("{} thousand", spell(n / 1000)),
         1000..=999_999 => format!("{} thousand {}", spell(n / 1000), spell(n % 1000)),
         _ => n.to_string(),
     }
