@@ -2,8 +2,9 @@
 
 Usage: chat_sdk.py BASE_URL   (the gateway serving its embedded model)
 
-Checks /v1/models, a non-streaming and a streaming chat completion, and that a bad request
-gets a 400 in OpenAI's error shape. Exits non-zero on any failure.
+Checks /v1/models, a non-streaming and a streaming chat completion (the second served from
+the prompt cache, as its usage says), and that a bad request gets a 400 in OpenAI's error
+shape. Exits non-zero on any failure.
 """
 
 import sys
@@ -34,6 +35,9 @@ def main(base_url: str) -> None:
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == text, (streamed, text)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    # The same prompt again: served from the embedded model's KV cache, and said so.
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens_details.cached_tokens == usage.prompt_tokens, usage
 
     try:
         client.chat.completions.create(model="x", messages=[])
