@@ -31,8 +31,8 @@ fn chunks_stream_in_order_with_the_voice_rate() {
     assert_eq!(
         texts,
         [
-            "Sure thing, I can help with that,",
-            "no problem.",
+            "Sure thing,",
+            "I can help with that, no problem.",
             "Your order ships on Monday.",
             "Is there anything else?"
         ]
