@@ -244,5 +244,8 @@ fn background_work_does_not_evict_the_live_conversation() {
     let (summary, _) = answer_cached(&llm, summary);
     assert!(!summary.is_empty());
     let (_, cached) = answer_cached(&llm, live());
-    assert_eq!(cached, prompt, "the live sequence survived the background generation");
+    assert_eq!(
+        cached, prompt,
+        "the live sequence survived the background generation"
+    );
 }

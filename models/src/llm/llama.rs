@@ -50,7 +50,9 @@ impl Linear {
         })
     }
 
-    fn forward(&self, x: &Tensor, rows: usize) -> Result<Tensor> {
+    /// `x` is `[.., rows, in]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let rows = x.elem_count() / x.dim(candle_core::D::Minus1).map_err(fail)?.max(1);
         let w = if rows <= QUANTIZED_ROWS {
             &self.q8
         } else {
@@ -96,7 +98,8 @@ pub struct Llama {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: Tensor,
-    lm_head: QMatMul,
+    /// Only the last position's logits are computed: one row, so always the Q8_0 copy.
+    lm_head: Linear,
     cos: Tensor,
     sin: Tensor,
     capacity: usize,
@@ -166,9 +169,7 @@ impl Llama {
             true => tensor("output.weight")?,
             false => embed.clone(),
         };
-        let lm_head = QMatMul::QTensor(std::sync::Arc::new(
-            QTensor::quantize(&lm_head, GgmlDType::Q8_0).map_err(fail)?,
-        ));
+        let lm_head = Linear::new(&lm_head)?;
         let norm = tensor("output_norm.weight")?;
         let mut layers = Vec::with_capacity(shape.layers);
         for i in 0..shape.layers {
@@ -290,17 +291,14 @@ impl Llama {
             let attn = attention(layer, kv, &h, s, past, (&cos, &sin), mask.as_ref())?;
             x = (x + attn).map_err(fail)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32).map_err(fail)?;
-            let gate = layer.gate.forward(&h, n)?.silu().map_err(fail)?;
-            let up = layer.up.forward(&h, n)?;
-            let mlp = layer.down.forward(&(gate * up).map_err(fail)?, n)?;
+            let gate = layer.gate.forward(&h)?.silu().map_err(fail)?;
+            let up = layer.up.forward(&h)?;
+            let mlp = layer.down.forward(&(gate * up).map_err(fail)?)?;
             x = (x + mlp).map_err(fail)?;
         }
         let last = x.narrow(1, n - 1, 1).map_err(fail)?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, s.eps as f32).map_err(fail)?;
-        self.lm_head
-            .forward(&last)
-            .and_then(|l| l.flatten_all())
-            .map_err(fail)
+        self.lm_head.forward(&last)?.flatten_all().map_err(fail)
     }
 }
 
@@ -323,9 +321,9 @@ fn attention(
             .and_then(|t| t.transpose(1, 2))
             .and_then(|t| t.contiguous())
     };
-    let q = split(layer.q.forward(h, n)?, s.heads).map_err(fail)?;
-    let k = split(layer.k.forward(h, n)?, s.kv_heads).map_err(fail)?;
-    let v = split(layer.v.forward(h, n)?, s.kv_heads).map_err(fail)?;
+    let q = split(layer.q.forward(h)?, s.heads).map_err(fail)?;
+    let k = split(layer.k.forward(h)?, s.kv_heads).map_err(fail)?;
+    let v = split(layer.v.forward(h)?, s.kv_heads).map_err(fail)?;
     // GGUF llama weights are permuted for interleaved rotary pairs.
     let q = candle_nn::rotary_emb::rope_i(&q, cos, sin).map_err(fail)?;
     let k = candle_nn::rotary_emb::rope_i(&k, cos, sin).map_err(fail)?;
@@ -352,7 +350,7 @@ fn attention(
         .and_then(|o| o.transpose(1, 2))
         .and_then(|o| o.reshape((1, n, hidden)))
         .map_err(fail)?;
-    layer.o.forward(&out, n)
+    layer.o.forward(&out)
 }
 
 /// Additive mask for `n` new positions after `past` cached ones, rows repeated for each

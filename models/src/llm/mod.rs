@@ -1,6 +1,6 @@
 //! The embedded LLM: a llama-architecture GGUF (SmolLM2-135M-Instruct) run on candle ops by
-//! our own forward pass (`llama`: f32 weights for prompts, Q8_0 for decoding, one KV cache
-//! that keeps the shared start of consecutive prompts) on one dedicated worker thread, so
+//! our own forward pass (`llama`: f32 weights for prompts, Q8_0 for decoding, KV caches that
+//! keep the shared start of consecutive prompts) on one dedicated worker thread, so
 //! the gateway answers with no LLM endpoint configured.
 //!
 //! Requests wait in a bounded queue (full: `Overloaded` at once). Tokens stream back through

@@ -1,5 +1,5 @@
-//! The worker thread that owns the model (one KV cache, so one generation runs at a time)
-//! and the request queue in front of it.
+//! The worker thread that owns the model and its two KV caches (live and background; one
+//! generation runs at a time) and the request queue in front of it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,27 +101,21 @@ impl LocalLlm {
     pub fn generate(&self, request: GenerateRequest) -> TokenStream {
         let (tx, rx) = mpsc::channel(64);
         let live = !request.background;
-        let count = |up: bool| {
-            let counters = [Some(&self.queued), live.then_some(&self.live_waiting)];
-            for c in counters.into_iter().flatten() {
-                match up {
-                    true => c.fetch_add(1, Ordering::Relaxed),
-                    false => c.fetch_sub(1, Ordering::Relaxed),
-                };
-            }
-        };
-        count(true);
-        match self.queue.try_send(Work { request, tx }) {
-            Ok(()) => TokenStream { rx },
-            Err(std_mpsc::TrySendError::Full(_)) => {
-                count(false);
-                TokenStream::failed(LlmError::Overloaded(self.capacity))
-            }
-            Err(std_mpsc::TrySendError::Disconnected(_)) => {
-                count(false);
-                TokenStream::failed(LlmError::WorkerGone)
-            }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if live {
+            self.live_waiting.fetch_add(1, Ordering::Relaxed);
         }
+        let Err(refused) = self.queue.try_send(Work { request, tx }) else {
+            return TokenStream { rx };
+        };
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        if live {
+            self.live_waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        TokenStream::failed(match refused {
+            std_mpsc::TrySendError::Full(_) => LlmError::Overloaded(self.capacity),
+            std_mpsc::TrySendError::Disconnected(_) => LlmError::WorkerGone,
+        })
     }
 }
 
