@@ -101,7 +101,6 @@ pub async fn completions(
             session: Some(session_id.clone()),
             persona,
             request,
-            summary: None,
             decision: None,
         })
         .await;

@@ -144,7 +144,6 @@ async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<Stri
                 messages,
                 ..Default::default()
             },
-            summary: None,
             decision: None,
         })
         .await;

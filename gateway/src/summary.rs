@@ -183,6 +183,15 @@ impl TurnLog {
             .await
             .map_err(err)?
             .unwrap_or_default();
+        // Most turns are not due: count first, read the messages only when one is.
+        let stored = self
+            .store
+            .message_count(&s.tenant, &s.session_id)
+            .await
+            .map_err(err)?;
+        if roll_range(stored, covered).is_none() {
+            return Ok(());
+        }
         let messages = self
             .store
             .messages(&s.tenant, &s.session_id)

@@ -38,9 +38,6 @@ pub struct TurnRequest {
     /// The conversation so far (the client's own system messages included), the tools the
     /// client offers, and its sampling settings.
     pub request: ChatRequest,
-    /// A summary of the conversation's older turns; `None`: the orchestrator reads the
-    /// session's own (when it has a summary source).
-    pub summary: Option<OlderTurns>,
     /// An explicit answer to a pending action (`action_id`, approve) instead of reading
     /// the user's last message (a chat widget's approve/reject buttons).
     pub decision: Option<(String, bool)>,
@@ -185,18 +182,11 @@ impl Orchestrator {
             query,
             query_vector: Default::default(),
         };
-        let given = turn.summary;
-        let summary = async {
-            match given {
-                Some(s) => Some(s),
-                None => {
-                    self.older_turns(&lookup.tenant, lookup.session.as_deref())
-                        .await
-                }
-            }
-        };
         let plan = persona.context_plan();
-        let (context, summary) = tokio::join!(self.context.run(&lookup, &plan), summary);
+        let (context, summary) = tokio::join!(
+            self.context.run(&lookup, &plan),
+            self.older_turns(&lookup.tenant, lookup.session.as_deref())
+        );
         // The persona leads; the client's own system messages follow it.
         let (system, history): (Vec<ChatMessage>, Vec<ChatMessage>) = messages
             .into_iter()

@@ -148,7 +148,6 @@ async fn reply(
                     },
                     ..ChatRequest::default()
                 },
-                summary: None,
                 decision: decision.take(),
             })
             .await;

@@ -27,6 +27,21 @@ impl Store {
         Ok(summary.map(|s| (s, covers.max(0) as usize)))
     }
 
+    /// How many messages the session has stored.
+    pub async fn message_count(&self, tenant: &str, id: &str) -> Result<usize, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM messages WHERE tenant_id = $1 AND session_id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n.max(0) as usize)
+    }
+
     /// Replace the session's rolling summary, unless a newer one (covering more) is stored.
     pub async fn set_session_summary(
         &self,

@@ -116,7 +116,6 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             user: job.user,
             session: Some(job.session),
             request: job.request,
-            summary: None,
             decision: job.decision,
         }) => p,
     };
