@@ -96,7 +96,12 @@ impl PiperEngine {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..cfg.sessions.max(1) {
             let session = onnx::session(&cfg.voice, cfg.threads)?;
-            let piper = Piper::from_session(session, read_config(&config_path)?);
+            let mut piper = Piper::from_session(session, read_config(&config_path)?);
+            // ONNX Runtime plans and allocates on a session's first runs: pay for that while
+            // loading, so neither the first caller nor a request racing the warm-up waits.
+            for text in ["Hello.", "Sure, I can help with that."] {
+                synthesize_chunk(&mut piper, &voice, text, 1.0)?;
+            }
             let (rx, voice) = (Arc::clone(&rx), voice.clone());
             std::thread::Builder::new()
                 .name(format!("piper-{i}"))
@@ -137,13 +142,6 @@ impl TextToSpeech for PiperEngine {
 }
 
 fn worker(mut piper: Piper, voice: Voice, rx: Arc<Mutex<Receiver<Request>>>) {
-    // ONNX Runtime plans and allocates on a session's first runs: pay for that now, not
-    // on the first caller's reply.
-    for text in ["Hello.", "Sure, I can help with that."] {
-        if let Err(e) = synthesize_chunk(&mut piper, &voice, text, 1.0) {
-            tracing::warn!("piper warm-up failed: {e}");
-        }
-    }
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(req) = next else { return };
