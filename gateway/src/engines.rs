@@ -6,16 +6,22 @@ use std::sync::Arc;
 use anyhow::Context;
 use switchboard_models::embed::{MiniLm, TextEmbedder};
 use switchboard_models::llm::{LocalLlm, LocalLlmConfig};
-use switchboard_models::provision::catalog::{
-    MINILM_DIR, PIPER_JOE, SILERO_VAD, SMOLLM2, WHISPER_TINY_EN,
-};
+use switchboard_models::provision::catalog::{MINILM_DIR, PIPER_JOE, SILERO_VAD, SMOLLM2};
 use switchboard_models::stt::{WhisperConfig, WhisperEngine};
 use switchboard_models::tts::{PiperConfig, PiperEngine};
 use switchboard_models::vad::SileroVad;
 
-pub fn stt(models_dir: &Path) -> anyhow::Result<WhisperEngine> {
-    WhisperEngine::load(WhisperConfig::new(models_dir.join(WHISPER_TINY_EN)))
-        .context("loading speech-to-text")
+use crate::cli::SttArgs;
+
+pub fn stt(models_dir: &Path, args: &SttArgs) -> anyhow::Result<WhisperEngine> {
+    let mut cfg = WhisperConfig::new(args.model_path(models_dir));
+    cfg.workers = args.stt_workers.max(1);
+    cfg.use_gpu = !args.stt_cpu;
+    if cfg.workers > 1 {
+        // The cores are shared between the utterances in flight.
+        cfg.threads = (cfg.threads / cfg.workers).max(1);
+    }
+    WhisperEngine::load(cfg).context("loading speech-to-text")
 }
 
 pub fn tts(models_dir: &Path) -> anyhow::Result<PiperEngine> {
@@ -51,9 +57,9 @@ pub struct Engines {
 }
 
 impl Engines {
-    pub fn load(models_dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(models_dir: &Path, stt_args: &SttArgs) -> anyhow::Result<Self> {
         Ok(Self {
-            stt: Arc::new(stt(models_dir)?),
+            stt: Arc::new(stt(models_dir, stt_args)?),
             tts: Arc::new(tts(models_dir)?),
             vad: vad(models_dir)?,
         })

@@ -338,6 +338,7 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
     }
     let app = crate::routes::router(Arc::clone(&state));
     let models_dir = args.models.dir;
+    let stt_args = args.stt.clone();
     let knowledge_dir = args.store.data_dir.join("knowledge");
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
@@ -345,7 +346,7 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
     let loader = Arc::clone(&state);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        load_engines(&loader, &models_dir, &knowledge_dir, &runtime)
+        load_engines(&loader, &models_dir, &stt_args, &knowledge_dir, &runtime)
     });
 
     let drain_timeout = std::time::Duration::from_secs(args.drain_secs);
@@ -378,11 +379,12 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
 fn load_engines(
     state: &AppState,
     models_dir: &std::path::Path,
+    stt_args: &crate::cli::SttArgs,
     knowledge_dir: &std::path::Path,
     runtime: &tokio::runtime::Handle,
 ) {
     let started = std::time::Instant::now();
-    let loaded = Engines::load(models_dir).and_then(|engines| {
+    let loaded = Engines::load(models_dir, stt_args).and_then(|engines| {
         load_knowledge(state, models_dir, knowledge_dir, runtime)?;
         if state.embedded_in_use {
             let llm = crate::engines::llm(models_dir)?;
@@ -400,6 +402,7 @@ fn load_engines(
             let backend = engines.stt.backend();
             tracing::info!(
                 stt_backend = backend,
+                stt_device = engines.stt.device(),
                 secs = started.elapsed().as_secs_f64(),
                 "engines ready"
             );
@@ -479,7 +482,11 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             axum::Json(serde_json::json!({
                 "status": "ready",
                 "instance": state.registry.instance(),
-                "stt": {"backend": engines.stt.backend()},
+                "stt": {
+                    "backend": engines.stt.backend(),
+                    "device": engines.stt.device(),
+                    "workers": engines.stt.workers(),
+                },
                 "tts": {"ready": true},
                 "vad": {"ready": true},
                 "database": {"backend": state.store.backend(), "ready": true},

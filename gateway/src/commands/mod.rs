@@ -16,7 +16,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             audio_ctx,
             json,
             models,
-        } => transcribe::run(&file, &audio_ctx, json, &models.dir),
+            stt,
+        } => transcribe::run(&file, &audio_ctx, json, &models.dir, &stt),
         Command::Speak {
             text,
             output,

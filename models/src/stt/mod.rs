@@ -1,5 +1,6 @@
 //! Speech-to-text: a small trait and its whisper.cpp implementation.
 
+pub mod device;
 mod whisper;
 
 use std::time::Duration;

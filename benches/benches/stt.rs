@@ -1,0 +1,251 @@
+//! Speech-to-text by model and device: latency of 1, 3 and 10 s utterances for each Whisper
+//! model, and how many live calls one machine carries with p95 STT latency at most 300 ms.
+//! The same program measures the CPU build and the `cuda` build (on a GPU machine); the header
+//! names the device. Prints Markdown rows for BENCHMARKS.md.
+//!
+//! Load model: each call ("stream") speaks a 3 s utterance every 6 s (3 s of caller speech,
+//! 3 s of agent reply), the start jittered by up to ±1 s, for `STT_BENCH_SECS` (20) seconds.
+//! Latency runs from the end of the utterance (when the VAD hands it over) to the transcript,
+//! so it includes waiting for a free whisper state.
+//!
+//! Run: `make bench`, or `cargo bench -p switchboard-benches --bench stt` with
+//! `models fetch whisper-base` done. `STT_BENCH_MODELS=tiny.en,base`, `STT_BENCH_POOLS=1x1,2x1,1x2`
+//! (states per context × contexts) and `STT_BENCH_MAX_STREAMS` narrow or widen it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard_benches::{models_dir, percentiles, word_errors};
+use switchboard_models::audio::{MonoAudio, rates, wav};
+use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_TINY_EN};
+use switchboard_models::stt::{
+    SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine, device,
+};
+
+const RUNS: usize = 7;
+const P95_BUDGET_MS: f64 = 300.0;
+const CYCLE: Duration = Duration::from_secs(6);
+
+const UTTERANCES: [(&str, &str); 3] = [
+    ("1 s", "Yes, please."),
+    (
+        "3 s",
+        "I would like to book a table for four people tonight at seven.",
+    ),
+    (
+        "10 s",
+        "I would like to book a table for four people tonight at seven, preferably by the window, \
+         and one of us is vegetarian so please let the kitchen know. We will come by car, so we \
+         also need to know where to park.",
+    ),
+];
+
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn model_path(name: &str) -> PathBuf {
+    match name {
+        "tiny.en" => models_dir().join(WHISPER_TINY_EN),
+        "base" => models_dir().join(WHISPER_BASE),
+        path => PathBuf::from(path),
+    }
+}
+
+/// Test speech at 16 kHz: `$STT_BENCH_CLIPS/{label}.wav` where that is set (a GPU machine has
+/// no espeak-ng; build-cuda.sh renders the clips into its bundle), else espeak-ng (the voice
+/// the tests use).
+fn speech(label: &str, text: &str) -> MonoAudio {
+    if let Ok(dir) = std::env::var("STT_BENCH_CLIPS") {
+        let path = PathBuf::from(dir).join(format!("{}.wav", label.replace(' ', "")));
+        let audio = wav::read_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return audio.to_rate(rates::SPEECH_MODELS).expect("resample");
+    }
+    let out = std::env::temp_dir().join(format!("stt-bench-{}.wav", std::process::id()));
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&out)
+        .arg(text)
+        .status()
+        .expect("espeak-ng");
+    assert!(status.success(), "espeak-ng failed");
+    let audio = wav::read_file(&out).expect("wav");
+    let _ = std::fs::remove_file(&out);
+    audio.to_rate(rates::SPEECH_MODELS).expect("resample")
+}
+
+/// `contexts` engines (each a copy of the model) with `states` whisper states each, the cores
+/// split evenly between all states. With a GPU the states share it and keep 1 CPU thread.
+fn pool(model: &str, states: usize, contexts: usize) -> Vec<WhisperEngine> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let gpu = !device::gpus().is_empty();
+    (0..contexts)
+        .map(|_| {
+            let mut cfg = WhisperConfig::new(model_path(model));
+            cfg.workers = states;
+            cfg.threads = if gpu {
+                1
+            } else {
+                (cores / (states * contexts)).max(1)
+            };
+            cfg.queue = 256;
+            WhisperEngine::load(cfg).expect("whisper")
+        })
+        .collect()
+}
+
+fn main() {
+    let models = env_list("STT_BENCH_MODELS", "tiny.en,base");
+    let pools = env_list("STT_BENCH_POOLS", "1x1,2x1,1x2");
+    let secs = std::env::var("STT_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20u64);
+    let max_streams: usize = std::env::var("STT_BENCH_MAX_STREAMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let gpus = device::gpus();
+    match gpus.first() {
+        Some(gpu) => println!("machine: {gpu}; {cores} CPU cores\n"),
+        None => println!("machine: CPU only, {cores} cores\n"),
+    }
+    let clips: Vec<(&str, &str, MonoAudio)> = UTTERANCES
+        .iter()
+        .map(|(label, text)| (*label, *text, speech(label, text)))
+        .collect();
+
+    println!("| model | device | utterance | audio | p50 | p95 | WER |");
+    println!("|---|---|---|---|---|---|---|");
+    for model in &models {
+        let engine = pool(model, 1, 1).remove(0);
+        for (label, text, audio) in &clips {
+            let mut times = Vec::new();
+            let mut errors = (0, 0);
+            // One warm-up, not counted.
+            engine
+                .transcribe(audio.samples.clone(), TranscribeOptions::default())
+                .wait()
+                .expect("transcription");
+            for _ in 0..RUNS {
+                let started = Instant::now();
+                let t = engine
+                    .transcribe(audio.samples.clone(), TranscribeOptions::default())
+                    .wait()
+                    .expect("transcription");
+                times.push(started.elapsed());
+                let (e, n) = word_errors(text, &t.text);
+                errors = (errors.0 + e, errors.1 + n);
+            }
+            let (p50, p95) = percentiles(&mut times);
+            println!(
+                "| {model} | {} | {label} | {:.2} s | {p50:.0} ms | {p95:.0} ms | {:.1}% |",
+                engine.backend(),
+                audio.duration_secs(),
+                errors.0 as f64 * 100.0 / errors.1 as f64
+            );
+        }
+    }
+
+    let three_secs = Arc::new(clips[1].2.samples.clone());
+    println!();
+    println!(
+        "| model | device | states per context × contexts | streams | p50 | p95 | utterances |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut best = Vec::new();
+    for model in &models {
+        for spec in &pools {
+            let (states, contexts) = parse_pool(spec);
+            let engines: Arc<Vec<WhisperEngine>> = Arc::new(pool(model, states, contexts));
+            let backend = engines[0].backend();
+            let mut carried = 0;
+            let mut streams = 1;
+            while streams <= max_streams {
+                let (p50, p95, n) = load(&engines, &three_secs, streams, Duration::from_secs(secs));
+                println!(
+                    "| {model} | {backend} | {states} × {contexts} | {streams} | {p50:.0} ms | {p95:.0} ms | {n} |"
+                );
+                if p95 > P95_BUDGET_MS {
+                    break;
+                }
+                carried = streams;
+                // Step finely while few streams fit, then in quarters.
+                streams += (streams / 4).max(1);
+            }
+            best.push(format!(
+                "{model}, {backend}, {states} × {contexts}: {carried} streams"
+            ));
+        }
+    }
+    println!("\nstreams carried at p95 <= {P95_BUDGET_MS:.0} ms:");
+    for line in best {
+        println!("- {line}");
+    }
+}
+
+fn parse_pool(spec: &str) -> (usize, usize) {
+    let (s, c) = spec.split_once('x').unwrap_or((spec, "1"));
+    (
+        s.parse().expect("states in STT_BENCH_POOLS"),
+        c.parse().expect("contexts in STT_BENCH_POOLS"),
+    )
+}
+
+/// Run `streams` simulated calls against the engines (each call pinned to one engine, round
+/// robin) and return p50 and p95 latency in ms, and the utterances transcribed.
+fn load(
+    engines: &Arc<Vec<WhisperEngine>>,
+    clip: &Arc<Vec<f32>>,
+    streams: usize,
+    duration: Duration,
+) -> (f64, f64, usize) {
+    let started = Instant::now() + Duration::from_millis(200);
+    let handles: Vec<_> = (0..streams)
+        .map(|i| {
+            let engines = Arc::clone(engines);
+            let clip = Arc::clone(clip);
+            std::thread::spawn(move || {
+                let engine = &engines[i % engines.len()];
+                let mut rng =
+                    0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                // Calls start spread over one cycle.
+                let mut due = started + CYCLE.mul_f64(i as f64 / streams as f64);
+                let mut latencies = Vec::new();
+                while due < started + duration {
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    engine
+                        .transcribe(clip.to_vec(), TranscribeOptions::default())
+                        .wait()
+                        .expect("transcription");
+                    latencies.push(due.elapsed());
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let jitter = (rng % 2001) as f64 / 1000.0 - 1.0;
+                    due += Duration::from_secs_f64(CYCLE.as_secs_f64() + jitter);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("stream thread"))
+        .collect();
+    let n = all.len();
+    if n == 0 {
+        return (0.0, 0.0, 0);
+    }
+    let (p50, p95) = percentiles(&mut all);
+    (p50, p95, n)
+}
