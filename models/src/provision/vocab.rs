@@ -33,16 +33,15 @@ pub enum VocabError {
 /// Decode the regular tokens of a vocabulary: every token before `<|endoftext|>`.
 ///
 /// CTranslate2 packages ship it either as `vocabulary.txt` (one token per line) or as
-/// `vocabulary.json` (an array of strings); text starting with `[` that parses as such an
-/// array is read as JSON, anything else line by line.
+/// `vocabulary.json` (an array of strings). Text that starts with `[` and ends with `]` is the
+/// JSON form (a line-per-token file ends with Whisper's special tokens, `<|...|>`); anything
+/// else is read line by line.
 pub fn regular_tokens(vocabulary: &str) -> Result<Vec<Vec<u8>>, VocabError> {
-    if vocabulary.trim_start().starts_with('[') {
-        match serde_json::from_str::<Vec<String>>(vocabulary) {
-            Ok(tokens) => return decode(tokens.iter().map(String::as_str)),
-            // A line-per-token file whose first token is `[`: read it as lines.
-            Err(_) if vocabulary.starts_with("[\n") => {}
-            Err(e) => return Err(VocabError::Json(e.to_string())),
-        }
+    let trimmed = vocabulary.trim();
+    if trimmed.starts_with('[') && trimmed.ends_with(']') {
+        let tokens = serde_json::from_str::<Vec<String>>(trimmed)
+            .map_err(|e| VocabError::Json(e.to_string()))?;
+        return decode(tokens.iter().map(String::as_str));
     }
     decode(vocabulary.lines())
 }
@@ -111,6 +110,23 @@ mod tests {
             regular_tokens("[\n]\n<|endoftext|>").unwrap(),
             vec![b"[".to_vec(), b"]".to_vec()]
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_decodes_or_fails_cleanly(text in "\\PC{0,64}") {
+            let _ = regular_tokens(&text);
+        }
+
+        #[test]
+        fn json_and_lines_agree(tokens in proptest::collection::vec("[!-~¡-¬®-ÿĀ-Ń]{1,6}", 0..12)) {
+            let mut with_eot = tokens.clone();
+            with_eot.push("<|endoftext|>".to_owned());
+            let json = serde_json::to_string(&with_eot).unwrap();
+            let lines = with_eot.join("\n");
+            let (a, b) = (regular_tokens(&json), regular_tokens(&lines));
+            proptest::prop_assert_eq!(a, b);
+        }
     }
 
     #[test]
