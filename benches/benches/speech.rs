@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard_benches::{models_dir, percentiles, word_errors};
+use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, word_errors};
 use switchboard_models::audio::{MonoAudio, rates};
 use switchboard_models::provision::catalog::{PIPER_JOE, SILERO_VAD, WHISPER_TINY_EN};
 use switchboard_models::stt::{
@@ -71,23 +71,10 @@ fn bench_tts(tts: &PiperEngine) {
 }
 
 fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
-    let utterances = [
-        ("1 s", "Yes, please."),
-        (
-            "3 s",
-            "I would like to book a table for four people tonight at seven.",
-        ),
-        (
-            "10 s",
-            "I would like to book a table for four people tonight at seven, preferably by the window, \
-             and one of us is vegetarian so please let the kitchen know. We will come by car, so we \
-             also need to know where to park.",
-        ),
-    ];
     println!();
     println!("| utterance | audio | audio_ctx | p50 | p95 | WER |");
     println!("|---|---|---|---|---|---|");
-    for (label, text) in utterances {
+    for (label, text) in STT_UTTERANCES {
         let audio = speak(tts, text)
             .to_rate(rates::SPEECH_MODELS)
             .expect("resample");

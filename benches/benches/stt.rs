@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_benches::{models_dir, percentiles, word_errors};
+use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, word_errors};
 use switchboard_models::audio::{MonoAudio, rates, wav};
 use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_TINY_EN};
 use switchboard_models::stt::{
@@ -26,20 +26,6 @@ use switchboard_models::stt::{
 const RUNS: usize = 7;
 const P95_BUDGET_MS: f64 = 300.0;
 const CYCLE: Duration = Duration::from_secs(6);
-
-const UTTERANCES: [(&str, &str); 3] = [
-    ("1 s", "Yes, please."),
-    (
-        "3 s",
-        "I would like to book a table for four people tonight at seven.",
-    ),
-    (
-        "10 s",
-        "I would like to book a table for four people tonight at seven, preferably by the window, \
-         and one of us is vegetarian so please let the kitchen know. We will come by car, so we \
-         also need to know where to park.",
-    ),
-];
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
     std::env::var(name)
@@ -117,7 +103,7 @@ fn main() {
         Some(gpu) => println!("machine: {gpu}; {cores} CPU cores\n"),
         None => println!("machine: CPU only, {cores} cores\n"),
     }
-    let clips: Vec<(&str, &str, MonoAudio)> = UTTERANCES
+    let clips: Vec<(&str, &str, MonoAudio)> = STT_UTTERANCES
         .iter()
         .map(|(label, text)| (*label, *text, speech(label, text)))
         .collect();

@@ -40,3 +40,18 @@ pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
     }
     (prev[h.len()], r.len())
 }
+
+/// The STT benchmarks' utterances: (label, text), about 1, 3 and 10 s when spoken.
+pub const STT_UTTERANCES: [(&str, &str); 3] = [
+    ("1 s", "Yes, please."),
+    (
+        "3 s",
+        "I would like to book a table for four people tonight at seven.",
+    ),
+    (
+        "10 s",
+        "I would like to book a table for four people tonight at seven, preferably by the window, \
+         and one of us is vegetarian so please let the kitchen know. We will come by car, so we \
+         also need to know where to park.",
+    ),
+];
