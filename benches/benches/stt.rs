@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, word_errors};
 use switchboard_models::audio::{MonoAudio, rates, wav};
-use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_TINY_EN};
+use switchboard_models::provision::catalog::whisper_model;
 use switchboard_models::stt::{
     SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine, device,
 };
@@ -34,14 +34,6 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-fn model_path(name: &str) -> PathBuf {
-    match name {
-        "tiny.en" => models_dir().join(WHISPER_TINY_EN),
-        "base" => models_dir().join(WHISPER_BASE),
-        path => PathBuf::from(path),
-    }
 }
 
 /// Test speech at 16 kHz: `$STT_BENCH_CLIPS/{label}.wav` where that is set (a GPU machine has
@@ -73,7 +65,7 @@ fn pool(model: &str, states: usize, contexts: usize) -> Vec<WhisperEngine> {
     let gpu = !device::gpus().is_empty();
     (0..contexts)
         .map(|_| {
-            let mut cfg = WhisperConfig::new(model_path(model));
+            let mut cfg = WhisperConfig::new(whisper_model(&models_dir(), model));
             cfg.workers = states;
             cfg.threads = if gpu {
                 1

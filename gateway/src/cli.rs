@@ -117,12 +117,7 @@ pub struct SttArgs {
 impl SttArgs {
     /// The model file: a catalog name resolved in `models_dir`, else the path given.
     pub fn model_path(&self, models_dir: &std::path::Path) -> PathBuf {
-        use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_TINY_EN};
-        match self.stt_model.as_str() {
-            "tiny.en" => models_dir.join(WHISPER_TINY_EN),
-            "base" => models_dir.join(WHISPER_BASE),
-            path => PathBuf::from(path),
-        }
+        switchboard_models::provision::catalog::whisper_model(models_dir, &self.stt_model)
     }
 }
 

@@ -62,6 +62,16 @@ impl ModelSpec {
 
 pub const WHISPER_TINY_EN: &str = "whisper/ggml-tiny.en.bin";
 pub const WHISPER_BASE: &str = "whisper/ggml-base.bin";
+
+/// A Whisper model by name: `tiny.en` and `base` resolve in `models_dir`, anything else is
+/// taken as the path of a ggml file.
+pub fn whisper_model(models_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    match name {
+        "tiny.en" => models_dir.join(WHISPER_TINY_EN),
+        "base" => models_dir.join(WHISPER_BASE),
+        path => std::path::PathBuf::from(path),
+    }
+}
 pub const PIPER_JOE: &str = "piper/en_US-joe-medium.onnx";
 pub const PIPER_JOE_CONFIG: &str = "piper/en_US-joe-medium.onnx.json";
 pub const SILERO_VAD: &str = "vad/silero_vad.onnx";

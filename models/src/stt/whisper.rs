@@ -136,12 +136,13 @@ impl WhisperEngine {
                 .map_err(|e| SttError::Model(format!("spawning worker: {e}")))?;
         }
         let workers = cfg.workers.max(1);
+        let backend = if gpu.is_some() { "cuda" } else { "cpu" };
         let device = match &gpu {
             Some(gpu) => gpu.to_string(),
             None => format!("CPU, {} threads per utterance", cfg.threads.max(1)),
         };
         tracing::info!(
-            backend = if gpu.is_some() { "cuda" } else { "cpu" },
+            backend,
             device,
             workers,
             model = %cfg.model.display(),
@@ -150,7 +151,7 @@ impl WhisperEngine {
         Ok(Self {
             tx,
             queue: cfg.queue,
-            backend: if gpu.is_some() { "cuda" } else { "cpu" },
+            backend,
             device,
             workers,
         })
