@@ -41,6 +41,50 @@ fn speak_then_transcribe_round_trips() {
 }
 
 #[test]
+fn the_stt_model_flag_picks_whisper_base_and_json_names_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("out.wav");
+    let o = run(&[
+        "speak",
+        "Please send the weekly report.",
+        "-o",
+        wav.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "transcribe",
+        "--json",
+        "--stt-model",
+        "base",
+        wav.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["backend"], "cpu", "{out}");
+    assert!(
+        out["device"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("CPU, "),
+        "{out}"
+    );
+    let text = out["text"].as_str().unwrap_or_default().to_lowercase();
+    assert!(text.contains("weekly report"), "{out}");
+    assert!(
+        stderr(&o).contains("ggml-base.bin"),
+        "the start-up log names the model: {}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "transcribe",
+        "--stt-model",
+        "/nonexistent/model.bin",
+        wav.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&o, "/nonexistent/model.bin");
+}
+
+#[test]
 fn bad_audio_gets_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let not_wav = dir.path().join("notes.wav");
@@ -217,6 +261,8 @@ fn serve_answers_health_readiness_and_metrics() {
     let _ = child.wait();
     let ready = ready.expect("ready within 60 s");
     assert!(ready.contains("\"backend\":\"cpu\""), "{ready}");
+    assert!(ready.contains("\"device\":\"CPU, "), "{ready}");
+    assert!(ready.contains("\"workers\":1"), "{ready}");
     assert_eq!(health.map(|h| h.0), Some(200));
     let (status, metrics) = metrics.unwrap();
     assert_eq!(status, 200);
