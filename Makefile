@@ -32,9 +32,10 @@ test-deps:
 models: build
 	@$(BIN) models fetch
 
-## The optional larger Whisper model too: the tests and benchmarks compare it with tiny.en.
+## The optional Whisper models too (tiny.en in f16, base in f16 and q8_0): the tests and
+## benchmarks compare them with the default, tiny.en in q8_0.
 test-models: build
-	@$(BIN) models fetch whisper-base
+	@$(BIN) models fetch whisper-tiny.en whisper-base whisper-base-q8_0
 
 ## Benchmarks; figures go to BENCHMARKS.md.
 bench: build models test-models services

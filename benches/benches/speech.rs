@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, word_errors};
 use switchboard_models::audio::{MonoAudio, rates};
-use switchboard_models::provision::catalog::{PIPER_JOE, SILERO_VAD, WHISPER_TINY_EN};
+use switchboard_models::provision::catalog::{
+    PIPER_JOE, SILERO_VAD, WHISPER_DEFAULT, whisper_model,
+};
 use switchboard_models::stt::{
     AudioCtx, SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine,
 };
@@ -21,7 +23,8 @@ fn main() {
     unsafe { switchboard_models::tts::export_espeak_data_dir() };
     let dir = models_dir();
     let tts = PiperEngine::load(PiperConfig::new(&dir, dir.join(PIPER_JOE))).expect("piper");
-    let stt = WhisperEngine::load(WhisperConfig::new(dir.join(WHISPER_TINY_EN))).expect("whisper");
+    let stt = WhisperEngine::load(WhisperConfig::new(whisper_model(&dir, WHISPER_DEFAULT)))
+        .expect("whisper");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores; whisper threads {cores}; piper intra-op threads {cores}\n");
     bench_tts(&tts);

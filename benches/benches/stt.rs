@@ -9,7 +9,8 @@
 //! so it includes waiting for a free whisper state.
 //!
 //! Run: `make bench`, or `cargo bench -p switchboard-benches --bench stt` with
-//! `models fetch whisper-base` done. `STT_BENCH_MODELS=tiny.en,base`, `STT_BENCH_POOLS=1x1,2x1,1x2`
+//! `make test-models` done. `STT_BENCH_MODELS=tiny.en-q8_0,tiny.en,base-q8_0,base`,
+//! `STT_BENCH_POOLS=1x1,2x1,1x2`
 //! (states per context × contexts) and `STT_BENCH_MAX_STREAMS` narrow or widen it.
 
 use std::path::PathBuf;
@@ -61,17 +62,14 @@ fn speech(label: &str, text: &str) -> MonoAudio {
 /// `contexts` engines (each a copy of the model) with `states` whisper states each, the cores
 /// split evenly between all states. With a GPU the states share it and keep 1 CPU thread.
 fn pool(model: &str, states: usize, contexts: usize) -> Vec<WhisperEngine> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let gpu = !device::gpus().is_empty();
     (0..contexts)
         .map(|_| {
-            let mut cfg = WhisperConfig::new(whisper_model(&models_dir(), model));
-            cfg.workers = states;
-            cfg.threads = if gpu {
-                1
-            } else {
-                (cores / (states * contexts)).max(1)
-            };
+            let mut cfg = WhisperConfig::new(whisper_model(&models_dir(), model))
+                .sharing_cores(states, states * contexts);
+            if gpu {
+                cfg.threads = 1;
+            }
             cfg.queue = 256;
             WhisperEngine::load(cfg).expect("whisper")
         })
@@ -79,7 +77,7 @@ fn pool(model: &str, states: usize, contexts: usize) -> Vec<WhisperEngine> {
 }
 
 fn main() {
-    let models = env_list("STT_BENCH_MODELS", "tiny.en,base");
+    let models = env_list("STT_BENCH_MODELS", "tiny.en-q8_0,tiny.en,base-q8_0,base");
     let pools = env_list("STT_BENCH_POOLS", "1x1,2x1,1x2");
     let secs = std::env::var("STT_BENCH_SECS")
         .ok()

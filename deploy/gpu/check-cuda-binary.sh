@@ -31,7 +31,7 @@ if grep -v ' sm_90$' <<<"$ptx" | grep -q .; then fail "PTX for other than comput
 echo "size: $(du -h "$bin" | cut -f1)"
 
 models=${SWITCHBOARD_MODELS:-$HOME/.local/share/switchboard/models}
-if [[ -f $models/whisper/ggml-tiny.en.bin ]] && ! ls /dev/nvidia0 >/dev/null 2>&1; then
+if [[ -f $models/whisper/ggml-tiny.en-q8_0.bin ]] && ! ls /dev/nvidia0 >/dev/null 2>&1; then
   wav=$(mktemp --suffix=.wav)
   espeak-ng -v en-us -s 150 -w "$wav" "Please send the weekly report to the whole team before lunch."
   out=$(LD_LIBRARY_PATH=$root/lib "$bin" transcribe --json --dir "$models" "$wav" 2>&1)

@@ -102,9 +102,10 @@ pub struct ServeArgs {
 /// Which Whisper model transcribes, and where.
 #[derive(Debug, Args, Clone)]
 pub struct SttArgs {
-    /// Whisper model: `tiny.en`, `base` (after `switchboard models fetch whisper-base`), or
-    /// the path of any ggml Whisper file.
-    #[arg(long, env = "SWITCHBOARD_STT_MODEL", default_value = "tiny.en")]
+    /// Whisper model: `tiny.en-q8_0`, or after `switchboard models fetch whisper-<name>`
+    /// `tiny.en` (f16), `base`, `base-q8_0`; or the path of any ggml Whisper file.
+    #[arg(long, env = "SWITCHBOARD_STT_MODEL",
+          default_value = switchboard_models::provision::catalog::WHISPER_DEFAULT)]
     pub stt_model: String,
     /// Utterances transcribed at once: one whisper state each, sharing one copy of the model.
     #[arg(long, env = "SWITCHBOARD_STT_WORKERS", default_value_t = 1)]
@@ -118,6 +119,14 @@ impl SttArgs {
     /// The model file: a catalog name resolved in `models_dir`, else the path given.
     pub fn model_path(&self, models_dir: &std::path::Path) -> PathBuf {
         switchboard_models::provision::catalog::whisper_model(models_dir, &self.stt_model)
+    }
+
+    /// The catalog model that provisions `--stt-model`, when it names one.
+    pub fn catalog_id(&self) -> Option<&'static str> {
+        switchboard_models::provision::catalog::WHISPER_NAMES
+            .iter()
+            .find(|(short, ..)| *short == self.stt_model)
+            .map(|(_, id, _)| *id)
     }
 }
 
@@ -434,5 +443,9 @@ pub enum ModelsAction {
         input: PathBuf,
         /// ggml file to write.
         output: PathBuf,
+        /// How to store the weight matrices: `f16` (as whisper.cpp's converter) or `q8_0`
+        /// (8-bit blocks, about half the size).
+        #[arg(long, default_value = "f16")]
+        weights: switchboard_models::provision::whisper_ggml::Weights,
     },
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use switchboard_models::embed::{MiniLm, TextEmbedder};
 use switchboard_models::llm::{LocalLlm, LocalLlmConfig};
 use switchboard_models::provision::catalog::{MINILM_DIR, PIPER_JOE, SILERO_VAD, SMOLLM2};
@@ -14,13 +14,15 @@ use switchboard_models::vad::SileroVad;
 use crate::cli::SttArgs;
 
 pub fn stt(models_dir: &Path, args: &SttArgs) -> anyhow::Result<WhisperEngine> {
-    let mut cfg = WhisperConfig::new(args.model_path(models_dir));
-    cfg.workers = args.stt_workers.max(1);
-    cfg.use_gpu = !args.stt_cpu;
-    if cfg.workers > 1 {
-        // The cores are shared between the utterances in flight.
-        cfg.threads = (cfg.threads / cfg.workers).max(1);
+    let path = args.model_path(models_dir);
+    if let Some(id) = args.catalog_id().filter(|_| !path.exists()) {
+        bail!(
+            "Whisper {} is not installed: run `switchboard models fetch {id}`",
+            args.stt_model
+        );
     }
+    let mut cfg = WhisperConfig::new(path).sharing_cores(args.stt_workers, args.stt_workers);
+    cfg.use_gpu = !args.stt_cpu;
     WhisperEngine::load(cfg).context("loading speech-to-text")
 }
 

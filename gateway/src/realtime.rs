@@ -151,6 +151,7 @@ pub async fn connect(
         .protocols(["realtime"]);
     ws.on_upgrade(move |socket| async move {
         let config = SessionConfig::default();
+        let transcription_model = deps.stt.model().to_owned();
         let call = spawn_call(deps, config.clone());
         let registration = registry.register(
             slot,
@@ -160,7 +161,8 @@ pub async fn connect(
             None,
             None,
         );
-        let session = RealtimeSession::new(call.id.clone(), target.model, config);
+        let session = RealtimeSession::new(call.id.clone(), target.model, config)
+            .transcribed_by(&transcription_model);
         let gate = limiter.response_gate(format!("{}:{}", target.tenant, call.id));
         websocket::serve(socket, call, session, metrics, gate).await;
         drop(registration);

@@ -71,6 +71,7 @@ pub async fn create_call(
         Ok(x) => x,
         Err(r) => return r,
     };
+    session = session.transcribed_by(deps.stt.model());
     let slot = match admit_tenant(&state, &target.tenant).await {
         Ok(s) => s,
         Err(r) => return r,

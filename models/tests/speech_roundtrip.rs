@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use common::{espeak, models_dir, word_errors};
 use switchboard_models::audio::{MonoAudio, rates};
-use switchboard_models::provision::catalog::{PIPER_JOE, WHISPER_TINY_EN};
+use switchboard_models::provision::catalog::{PIPER_JOE, WHISPER_DEFAULT, whisper_model};
 use switchboard_models::stt::{SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine};
 use switchboard_models::tts::{PiperConfig, PiperEngine, SpeakOptions, TextToSpeech};
 
@@ -26,8 +26,11 @@ const SENTENCES: &[&str] = &[
 fn stt() -> &'static WhisperEngine {
     static E: OnceLock<WhisperEngine> = OnceLock::new();
     E.get_or_init(|| {
-        WhisperEngine::load(WhisperConfig::new(models_dir().join(WHISPER_TINY_EN)))
-            .expect("whisper loads")
+        WhisperEngine::load(WhisperConfig::new(whisper_model(
+            &models_dir(),
+            WHISPER_DEFAULT,
+        )))
+        .expect("whisper loads")
     })
 }
 

@@ -4,13 +4,17 @@ mod common;
 
 use common::{espeak, models_dir, word_errors};
 use switchboard_models::audio::rates;
-use switchboard_models::provision::catalog::WHISPER_TINY_EN;
+use switchboard_models::provision::catalog::{WHISPER_DEFAULT, whisper_model};
 use switchboard_models::stt::{
     AudioCtx, SpeechToText, SttError, TranscribeOptions, WhisperConfig, WhisperEngine,
 };
 
 fn engine() -> WhisperEngine {
-    WhisperEngine::load(WhisperConfig::new(models_dir().join(WHISPER_TINY_EN))).unwrap()
+    WhisperEngine::load(WhisperConfig::new(whisper_model(
+        &models_dir(),
+        WHISPER_DEFAULT,
+    )))
+    .unwrap()
 }
 
 fn speech(text: &str) -> Vec<f32> {
@@ -112,7 +116,7 @@ fn audio_ctx_options_are_honoured() {
 
 #[test]
 fn a_full_queue_is_refused_at_once() {
-    let mut cfg = WhisperConfig::new(models_dir().join(WHISPER_TINY_EN));
+    let mut cfg = WhisperConfig::new(whisper_model(&models_dir(), WHISPER_DEFAULT));
     cfg.queue = 1;
     let e = WhisperEngine::load(cfg).unwrap();
     let audio = speech("One two three four five six seven eight nine ten.");

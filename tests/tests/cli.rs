@@ -173,6 +173,26 @@ fn missing_models_name_the_fix() {
         .output()
         .unwrap();
     assert_one_line_error(&o, "switchboard models fetch");
+    // An optional Whisper model by name: the error names the id to fetch.
+    let status = Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .args(["trim", "0", "1"])
+        .status()
+        .expect("sox installed");
+    assert!(status.success());
+    let o = Command::new(binary())
+        .args([
+            "transcribe",
+            "--stt-model",
+            "base-q8_0",
+            "--dir",
+            models.to_str().unwrap(),
+            wav.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "switchboard models fetch whisper-base-q8_0");
 }
 
 #[test]

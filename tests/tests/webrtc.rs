@@ -59,6 +59,11 @@ fn a_webrtc_call_hears_answers_and_is_interrupted() {
         c.accept(posted.body).await.unwrap();
         let created = c.wait_for("session.created", LONG).await.unwrap();
         assert_eq!(created["session"]["instructions"], "Be helpful.");
+        assert_eq!(
+            created["session"]["audio"]["input"]["transcription"]["model"],
+            "whisper-tiny.en-q8_0",
+            "the session names the model that transcribes"
+        );
 
         let mut question = silence(500, RATE);
         question.extend(say("What is the weather like in Paris today?", RATE));

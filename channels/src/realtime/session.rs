@@ -23,6 +23,8 @@ pub struct RealtimeSession {
     /// Set when audio travels outside the events (WebRTC's media track) at this fixed rate:
     /// the audio formats of `session.update` are then kept for display and do not change it.
     pub media_rate: Option<u32>,
+    /// The speech-to-text model that transcribes the input (`audio.input.transcription`).
+    pub transcription_model: String,
 }
 
 type Invalid = CallError;
@@ -262,9 +264,16 @@ impl RealtimeSession {
             input_format: AudioFormat::REALTIME_DEFAULT,
             output_format: AudioFormat::REALTIME_DEFAULT,
             media_rate: None,
+            transcription_model: "whisper".into(),
         };
         s.sync_rates();
         s
+    }
+
+    /// A session whose input `model` transcribes.
+    pub fn transcribed_by(mut self, model: &str) -> Self {
+        self.transcription_model = model.to_owned();
+        self
     }
 
     /// A session whose audio travels on a media track at `rate` (WebRTC).
@@ -399,7 +408,7 @@ impl RealtimeSession {
             "audio": {
                 "input": {
                     "format": format_json(self.input_format),
-                    "transcription": {"model": "whisper-tiny.en"},
+                    "transcription": {"model": self.transcription_model},
                     "noise_reduction": null,
                     "turn_detection": td,
                 },

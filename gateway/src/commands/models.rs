@@ -10,7 +10,11 @@ pub fn run(action: ModelsAction) -> anyhow::Result<()> {
         ModelsAction::Fetch { models, extra } => fetch(&models.dir, &extra),
         ModelsAction::List { models } => list(&models.dir),
         ModelsAction::Verify { models } => verify(&models.dir),
-        ModelsAction::ConvertCt2 { input, output } => {
+        ModelsAction::ConvertCt2 {
+            input,
+            output,
+            weights,
+        } => {
             let vocabulary = ["vocabulary.txt", "vocabulary.json"]
                 .iter()
                 .map(|name| input.join(name))
@@ -21,10 +25,16 @@ pub fn run(action: ModelsAction) -> anyhow::Result<()> {
                         input.display()
                     )
                 })?;
-            let hp = provision::convert_ct2_file(&input.join("model.bin"), &vocabulary, &output)?;
+            let hp = provision::convert_ct2_file(
+                &input.join("model.bin"),
+                &vocabulary,
+                weights,
+                &output,
+            )?;
             println!(
-                "wrote {} ({} audio layers, {} text layers, {} mels, vocabulary {})",
+                "wrote {} ({} weights, {} audio layers, {} text layers, {} mels, vocabulary {})",
                 output.display(),
+                weights.name(),
                 hp.n_audio_layer,
                 hp.n_text_layer,
                 hp.n_mels,

@@ -177,6 +177,7 @@ fn install(
     if let Product::WhisperGgml {
         model_bin,
         vocabulary,
+        weights,
         dest,
     } = spec.product
     {
@@ -190,7 +191,7 @@ fn install(
             }
         };
         let out = dir.join(dest);
-        convert_ct2_file(&joined, &local(vocabulary), &out)?;
+        convert_ct2_file(&joined, &local(vocabulary), weights, &out)?;
         files.insert(dest.to_owned(), sha256_file(&out)?);
     }
     std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
@@ -269,10 +270,11 @@ impl<R: std::io::Read, W: Write> std::io::Read for TeeReader<'_, R, W> {
 }
 
 /// Convert a CTranslate2 Whisper `model.bin` + vocabulary (`vocabulary.txt`, one token per
-/// line, or `vocabulary.json`, an array) to a ggml file at `out`.
+/// line, or `vocabulary.json`, an array) to a ggml file at `out`, weights stored as `weights`.
 pub fn convert_ct2_file(
     model_bin: &Path,
     vocabulary: &Path,
+    weights: whisper_ggml::Weights,
     out: &Path,
 ) -> Result<whisper_ggml::Hparams, ProvisionError> {
     let bytes = std::fs::read(model_bin).map_err(io_err(model_bin))?;
@@ -283,7 +285,7 @@ pub fn convert_ct2_file(
     }
     let tmp: PathBuf = partial_path(out);
     let mut w = BufWriter::new(std::fs::File::create(&tmp).map_err(io_err(&tmp))?);
-    let hp = whisper_ggml::convert(&model, &vocab, &mut w)?;
+    let hp = whisper_ggml::convert(&model, &vocab, weights, &mut w)?;
     w.flush().map_err(io_err(&tmp))?;
     drop(w);
     std::fs::rename(&tmp, out).map_err(io_err(out))?;

@@ -3,14 +3,15 @@
 //! whisper.cpp loads it. Outside input: it never panics on any bytes.
 
 use super::bytes::{ByteReader, Truncated};
-use super::whisper_ggml::{FTYPE_F16, FTYPE_F32, GGML_MAGIC, Hparams};
+use super::ggml_encoding::tensor_bytes;
+use super::whisper_ggml::{GGML_MAGIC, Hparams};
 
 /// What a ggml Whisper file declares: header, vocabulary size and tensor table.
 #[derive(Debug)]
 pub struct GgmlSummary {
     pub hparams: Hparams,
     pub n_tokens: usize,
-    /// (name, shape in ggml order, ftype).
+    /// (name, shape in ggml order, ggml tensor type).
     pub tensors: Vec<(String, Vec<usize>, i32)>,
 }
 
@@ -73,16 +74,9 @@ pub fn summarize(bytes: &[u8]) -> Result<GgmlSummary, String> {
             shape.push(count(int(&mut r)?)?);
         }
         let name = String::from_utf8_lossy(r.take(name_len).map_err(truncated)?).into_owned();
-        let elem = match ftype {
-            FTYPE_F32 => 4,
-            FTYPE_F16 => 2,
-            other => return Err(format!("{name}: unsupported ftype {other}")),
-        };
-        let n = shape
-            .iter()
-            .try_fold(elem, |acc: usize, &d| acc.checked_mul(d));
-        r.take(n.ok_or("tensor size overflows")?)
-            .map_err(truncated)?;
+        let n = tensor_bytes(ftype, &shape)
+            .ok_or_else(|| format!("{name}: type {ftype} with shape {shape:?} is not loadable"))?;
+        r.take(n).map_err(truncated)?;
         tensors.push((name, shape, ftype));
     }
     Ok(GgmlSummary {

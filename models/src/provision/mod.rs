@@ -8,6 +8,7 @@ mod bytes;
 pub mod catalog;
 pub mod ct2;
 mod fetch;
+pub mod ggml_encoding;
 mod ggml_summary;
 mod manifest;
 pub mod mel;

@@ -3,19 +3,21 @@
 //! Name mapping (CTranslate2 -> whisper.cpp, which keeps PyTorch's names):
 //! fused self-attention `linear_0` rows are q|k|v, fused cross-attention `linear_1` rows are
 //! k|v; key projections have no bias in Whisper, so CTranslate2's zero key biases are dropped.
-//! Types follow whisper.cpp's own converter: f16 matrices, f32 for 1-D tensors, positional
+//! Types follow whisper.cpp's own converter: weight matrices in the chosen [`Weights`] (f16,
+//! or q8_0 as its `quantize` tool writes), conv kernels f16, f32 for 1-D tensors, positional
 //! embeddings and conv biases (reshaped to `[n, 1]`).
 
 use std::io::Write;
 
 use super::ct2::{Ct2DType, Ct2Model, Ct2Variable};
+use super::ggml_encoding::{self as enc, TYPE_F16, TYPE_F32};
 use super::{mel, vocab};
+
+pub use super::ggml_encoding::Weights;
 
 pub use super::ggml_summary::{GgmlSummary, summarize};
 
 pub(super) const GGML_MAGIC: u32 = 0x6767_6d6c;
-pub(super) const FTYPE_F32: i32 = 0;
-pub(super) const FTYPE_F16: i32 = 1;
 const SAMPLE_RATE: u32 = 16_000;
 const N_FFT: usize = 400;
 
@@ -73,12 +75,12 @@ impl Hparams {
     }
 }
 
-/// A tensor ready to write: PyTorch-order shape, f32 values, and the type to store.
+/// A tensor ready to write: PyTorch-order shape, f32 values, and the ggml type to store.
 struct Tensor {
     name: String,
     shape: Vec<usize>,
     data: Vec<f32>,
-    f16: bool,
+    ty: i32,
 }
 
 struct Source<'m, 'a> {
@@ -143,35 +145,54 @@ fn shape_err(name: &str, shape: &[usize], expected: &str) -> ConvertError {
 
 struct Out {
     tensors: Vec<Tensor>,
+    weights: Weights,
 }
 
 impl Out {
-    fn push(&mut self, name: String, shape: Vec<usize>, data: Vec<f32>) {
-        // whisper.cpp keeps 1-D tensors in f32.
-        let f16 = shape.len() >= 2;
+    /// A model tensor in the type whisper.cpp expects for its rank: 1-D f32, weight matrices
+    /// in the file's weight type, conv kernels f16.
+    fn push(
+        &mut self,
+        name: String,
+        shape: Vec<usize>,
+        data: Vec<f32>,
+    ) -> Result<(), ConvertError> {
+        let ty = match shape.len() {
+            0 | 1 => TYPE_F32,
+            2 => self.weights.tensor_type(),
+            _ => TYPE_F16,
+        };
+        // ggml's innermost dimension is the last PyTorch one; q8_0 rows are whole blocks.
+        let row = shape.last().copied().unwrap_or(1);
+        if ty == enc::TYPE_Q8_0 && row % enc::Q8_0_BLOCK != 0 {
+            return Err(shape_err(
+                &name,
+                &shape,
+                &format!("rows of a multiple of {} values for q8_0", enc::Q8_0_BLOCK),
+            ));
+        }
         self.tensors.push(Tensor {
             name,
             shape,
             data,
-            f16,
+            ty,
         });
+        Ok(())
     }
 
     /// A CTranslate2 linear layer -> `{dst}.weight` and `{dst}.bias`.
     fn linear(&mut self, src: &Source, ct2: &str, dst: &str) -> Result<(), ConvertError> {
         let (shape, w) = src.values(&format!("{ct2}/weight"))?;
-        self.push(format!("{dst}.weight"), shape, w);
+        self.push(format!("{dst}.weight"), shape, w)?;
         let (shape, b) = src.values(&format!("{ct2}/bias"))?;
-        self.push(format!("{dst}.bias"), shape, b);
-        Ok(())
+        self.push(format!("{dst}.bias"), shape, b)
     }
 
     fn layer_norm(&mut self, src: &Source, ct2: &str, dst: &str) -> Result<(), ConvertError> {
         let (shape, g) = src.values(&format!("{ct2}/gamma"))?;
-        self.push(format!("{dst}.weight"), shape, g);
+        self.push(format!("{dst}.weight"), shape, g)?;
         let (shape, b) = src.values(&format!("{ct2}/beta"))?;
-        self.push(format!("{dst}.bias"), shape, b);
-        Ok(())
+        self.push(format!("{dst}.bias"), shape, b)
     }
 
     /// A fused projection whose rows stack `parts.len()` equal blocks; `None` names drop a bias.
@@ -204,13 +225,13 @@ impl Out {
         }
         for (i, (dst, keep_bias)) in parts.iter().enumerate() {
             let w_part = w[i * n * cols..(i + 1) * n * cols].to_vec();
-            self.push(format!("{dst}.weight"), vec![n, cols], w_part);
+            self.push(format!("{dst}.weight"), vec![n, cols], w_part)?;
             if *keep_bias {
                 self.push(
                     format!("{dst}.bias"),
                     vec![n],
                     b[i * n..(i + 1) * n].to_vec(),
-                );
+                )?;
             }
         }
         Ok(())
@@ -251,15 +272,17 @@ impl Out {
             name,
             shape,
             data,
-            f16: false,
+            ty: TYPE_F32,
         });
     }
 }
 
-/// Convert a parsed CTranslate2 Whisper model plus its `vocabulary.txt` and write the ggml file.
+/// Convert a parsed CTranslate2 Whisper model plus its vocabulary and write the ggml file,
+/// with weight matrices stored as `weights`.
 pub fn convert<W: Write>(
     model: &Ct2Model,
     vocabulary: &str,
+    weights: Weights,
     out: &mut W,
 ) -> Result<Hparams, ConvertError> {
     if model.spec != "WhisperSpec" {
@@ -299,12 +322,13 @@ pub fn convert<W: Write>(
         n_text_head: src.scalar("decoder/num_heads")?,
         n_text_layer: count_layers("decoder"),
         n_mels,
-        ftype: FTYPE_F16,
+        ftype: weights.header_ftype(),
     };
     let tokens = vocab::regular_tokens(vocabulary)?;
 
     let mut t = Out {
         tensors: Vec::new(),
+        weights,
     };
     // Encoder.
     t.f32_tensor(
@@ -314,7 +338,7 @@ pub fn convert<W: Write>(
     );
     for conv in ["conv1", "conv2"] {
         let (shape, w) = src.values(&format!("encoder/{conv}/weight"))?;
-        t.push(format!("encoder.{conv}.weight"), shape, w);
+        t.push(format!("encoder.{conv}.weight"), shape, w)?;
         let (_, b) = src.values(&format!("encoder/{conv}/bias"))?;
         t.f32_tensor(format!("encoder.{conv}.bias"), vec![b.len(), 1], b);
     }
@@ -332,7 +356,7 @@ pub fn convert<W: Write>(
         dec_pos,
     );
     let (shape, emb) = src.values("decoder/embeddings/weight")?;
-    t.push("decoder.token_embedding.weight".into(), shape, emb);
+    t.push("decoder.token_embedding.weight".into(), shape, emb)?;
     for i in 0..hp.n_text_layer {
         let (c, d) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
         t.self_attention(&src, &c, &d)?;
@@ -388,24 +412,18 @@ fn write_file<W: Write>(
         out.write_all(&(tok.len() as u32).to_le_bytes())?;
         out.write_all(tok)?;
     }
+    let mut buf = Vec::new();
     for t in tensors {
-        let ftype = if t.f16 { FTYPE_F16 } else { FTYPE_F32 };
         out.write_all(&(t.shape.len() as i32).to_le_bytes())?;
         out.write_all(&(t.name.len() as i32).to_le_bytes())?;
-        out.write_all(&ftype.to_le_bytes())?;
+        out.write_all(&t.ty.to_le_bytes())?;
         // ggml lists dimensions innermost first.
         for &d in t.shape.iter().rev() {
             out.write_all(&(d as i32).to_le_bytes())?;
         }
         out.write_all(t.name.as_bytes())?;
-        let mut buf = Vec::with_capacity(t.data.len() * if t.f16 { 2 } else { 4 });
-        for &v in &t.data {
-            if t.f16 {
-                buf.extend(half::f16::from_f32(v).to_le_bytes());
-            } else {
-                buf.extend(v.to_le_bytes());
-            }
-        }
+        buf.clear();
+        enc::encode(t.ty, &t.data, &mut buf);
         out.write_all(&buf)?;
     }
     Ok(())

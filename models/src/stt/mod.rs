@@ -75,4 +75,6 @@ pub trait SpeechToText: Send + Sync {
     fn transcribe(&self, audio: Vec<f32>, opts: TranscribeOptions) -> SttJob;
     /// Where inference runs ("cpu" or "cuda").
     fn backend(&self) -> &'static str;
+    /// The model's name as clients see it (`whisper-tiny.en-q8_0`).
+    fn model(&self) -> &str;
 }

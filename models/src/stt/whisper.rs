@@ -70,6 +70,15 @@ impl WhisperConfig {
             flash_attn: true,
         }
     }
+
+    /// `workers` states in this engine, the machine's cores split evenly between the
+    /// `states_on_machine` states of every engine that runs at once (at least this one's).
+    pub fn sharing_cores(mut self, workers: usize, states_on_machine: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.workers = workers.max(1);
+        self.threads = (cores / states_on_machine.max(self.workers)).max(1);
+        self
+    }
 }
 
 struct Request {
@@ -86,6 +95,7 @@ pub struct WhisperEngine {
     backend: &'static str,
     device: String,
     workers: usize,
+    model: String,
 }
 
 impl std::fmt::Debug for WhisperEngine {
@@ -93,6 +103,7 @@ impl std::fmt::Debug for WhisperEngine {
         f.debug_struct("WhisperEngine")
             .field("backend", &self.backend)
             .field("device", &self.device)
+            .field("model", &self.model)
             .finish()
     }
 }
@@ -154,6 +165,7 @@ impl WhisperEngine {
             backend,
             device,
             workers,
+            model: model_name(&cfg.model),
         })
     }
 
@@ -165,6 +177,17 @@ impl WhisperEngine {
     /// Utterances transcribed at once.
     pub fn workers(&self) -> usize {
         self.workers
+    }
+}
+
+/// `…/ggml-tiny.en-q8_0.bin` -> `whisper-tiny.en-q8_0`; other file names keep their stem.
+fn model_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy());
+    match stem.strip_prefix("ggml-") {
+        Some(name) => format!("whisper-{name}"),
+        None => stem.into_owned(),
     }
 }
 
@@ -200,6 +223,10 @@ impl SpeechToText for WhisperEngine {
 
     fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    fn model(&self) -> &str {
+        &self.model
     }
 }
 

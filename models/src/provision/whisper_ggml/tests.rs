@@ -1,5 +1,5 @@
 //! The converter on a tiny synthetic CTranslate2 Whisper: names, shapes, types, fused
-//! rows, int8 weights and refusals.
+//! rows, int8 weights, q8_0 output and refusals.
 
 use super::super::ct2::{self, Ct2DType};
 use super::*;
@@ -50,7 +50,11 @@ impl Fixture {
 
 /// A tiny but structurally complete Whisper in CTranslate2 form: 1+1 layers, state 4.
 fn tiny_ct2(weight_dtype: Ct2DType) -> Vec<u8> {
-    let s = 4;
+    ct2_with_state(weight_dtype, 4)
+}
+
+/// The same Whisper with state `s` (a multiple of 32 can be stored as q8_0).
+fn ct2_with_state(weight_dtype: Ct2DType, s: usize) -> Vec<u8> {
     let mut f = Fixture {
         vars: Vec::new(),
         counter: 0.0,
@@ -103,9 +107,13 @@ fn tiny_ct2(weight_dtype: Ct2DType) -> Vec<u8> {
 const VOCAB: &str = "a\nb\nĠc\n<|endoftext|>\n<|startoftranscript|>\n";
 
 fn convert_bytes(ct2_bytes: &[u8]) -> Result<(Hparams, Vec<u8>), ConvertError> {
+    convert_as(ct2_bytes, Weights::F16)
+}
+
+fn convert_as(ct2_bytes: &[u8], weights: Weights) -> Result<(Hparams, Vec<u8>), ConvertError> {
     let model = ct2::parse(ct2_bytes).unwrap();
     let mut out = Vec::new();
-    let hp = convert(&model, VOCAB, &mut out)?;
+    let hp = convert(&model, VOCAB, weights, &mut out)?;
     Ok((hp, out))
 }
 
@@ -217,4 +225,60 @@ fn rejects_other_specs_missing_tensors_and_bad_files() {
     assert!(summarize(b"GGUF....").is_err());
     let (_, out) = convert_bytes(&tiny_ct2(Ct2DType::F16)).unwrap();
     assert!(summarize(&out[..out.len() - 3]).is_err());
+}
+
+#[test]
+fn q8_0_quantizes_weight_matrices_only() {
+    let ct2_bytes = ct2_with_state(Ct2DType::F16, 32);
+    let (hp, out) = convert_as(&ct2_bytes, Weights::Q8_0).unwrap();
+    assert_eq!(hp.ftype, 2007);
+    let summary = summarize(&out).unwrap();
+    assert_eq!(summary.hparams.ftype, 2007);
+    let ty = |name: &str| summary.tensors.iter().find(|t| t.0 == name).unwrap().2;
+    // Matrices q8_0; conv kernels f16; 1-D, positional embeddings and conv biases f32.
+    assert_eq!(ty("encoder.blocks.0.attn.query.weight"), enc::TYPE_Q8_0);
+    assert_eq!(ty("decoder.blocks.0.mlp.2.weight"), enc::TYPE_Q8_0);
+    assert_eq!(ty("decoder.token_embedding.weight"), enc::TYPE_Q8_0);
+    assert_eq!(ty("encoder.conv2.weight"), enc::TYPE_F16);
+    assert_eq!(ty("encoder.conv1.bias"), enc::TYPE_F32);
+    assert_eq!(ty("encoder.positional_embedding"), enc::TYPE_F32);
+    assert_eq!(ty("decoder.blocks.0.attn.query.bias"), enc::TYPE_F32);
+    // Each quantized value takes 34/32 bytes instead of 2; nothing else changes size.
+    let quantized: usize = summary
+        .tensors
+        .iter()
+        .filter(|t| t.2 == enc::TYPE_Q8_0)
+        .map(|t| t.1.iter().product::<usize>())
+        .sum();
+    let (_, f16) = convert_as(&ct2_bytes, Weights::F16).unwrap();
+    assert_eq!(f16.len() - out.len(), quantized * 30 / 32);
+
+    // The value rows of the fused projection come back within one quantization step.
+    let model = ct2::parse(&ct2_bytes).unwrap();
+    let fused = model
+        .get("encoder/layer_0/self_attention/linear_0/weight")
+        .unwrap()
+        .to_f32();
+    let value = &fused[2 * 32 * 32..3 * 32 * 32];
+    let mut expected = Vec::new();
+    enc::encode(enc::TYPE_Q8_0, value, &mut expected);
+    let at = out
+        .windows(expected.len())
+        .position(|w| w == expected.as_slice())
+        .expect("quantized value block in the file");
+    let back = enc::dequantize_q8_0(&out[at..at + expected.len()]);
+    let amax = value.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(
+        value
+            .iter()
+            .zip(&back)
+            .all(|(a, b)| (a - b).abs() <= amax / 127.0)
+    );
+}
+
+#[test]
+fn q8_0_refuses_rows_that_are_not_whole_blocks() {
+    let err = convert_as(&tiny_ct2(Ct2DType::F16), Weights::Q8_0).unwrap_err();
+    assert!(matches!(err, ConvertError::Shape { .. }), "{err}");
+    assert!(err.to_string().contains("q8_0"), "{err}");
 }
