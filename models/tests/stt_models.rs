@@ -13,12 +13,7 @@ use switchboard_models::stt::{SpeechToText, TranscribeOptions, WhisperConfig, Wh
 #[test]
 fn whisper_base_converted_from_its_parts_transcribes_english() {
     let path = models_dir().join(WHISPER_BASE);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run `switchboard models fetch whisper-base`)",
-            path.display()
-        )
-    });
+    let bytes = read_model(&path, "whisper-base");
     let summary = whisper_ggml::summarize(&bytes).unwrap();
     assert_eq!(summary.hparams.n_vocab, 51865, "multilingual vocabulary");
     assert_eq!(summary.hparams.n_audio_layer, 6);
@@ -27,16 +22,32 @@ fn whisper_base_converted_from_its_parts_transcribes_english() {
 
     let engine = WhisperEngine::load(WhisperConfig::new(&path)).unwrap();
     let text = "Please send the weekly report to the whole team before lunch.";
+    let heard = transcribe_espeak(&engine, text);
+    let (errors, words) = word_errors(text, &heard);
+    assert!(errors <= 1, "{errors} of {words} words wrong: {heard:?}");
+}
+
+/// The model file, or a panic naming the catalog id to fetch.
+fn read_model(path: &std::path::Path, id: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run `switchboard models fetch {id}`)",
+            path.display()
+        )
+    })
+}
+
+/// `text` spoken by espeak-ng (en-us, 150 wpm), as `engine` hears it.
+fn transcribe_espeak(engine: &WhisperEngine, text: &str) -> String {
     let audio = espeak(text, "en-us", 150)
         .to_rate(rates::SPEECH_MODELS)
         .unwrap()
         .samples;
-    let t = engine
+    engine
         .transcribe(audio, TranscribeOptions::default())
         .wait()
-        .unwrap();
-    let (errors, words) = word_errors(text, &t.text);
-    assert!(errors <= 1, "{errors} of {words} words wrong: {:?}", t.text);
+        .unwrap()
+        .text
 }
 
 const SENTENCES: &[&str] = &[
@@ -50,16 +61,9 @@ const SENTENCES: &[&str] = &[
 /// Word errors and words over [`SENTENCES`] spoken by espeak-ng.
 fn errors_over_sentences(engine: &WhisperEngine) -> (usize, usize) {
     SENTENCES.iter().fold((0, 0), |(errors, words), text| {
-        let audio = espeak(text, "en-us", 150)
-            .to_rate(rates::SPEECH_MODELS)
-            .unwrap()
-            .samples;
-        let t = engine
-            .transcribe(audio, TranscribeOptions::default())
-            .wait()
-            .unwrap();
-        let (e, w) = word_errors(text, &t.text);
-        eprintln!("{e}/{w} {:?}", t.text);
+        let heard = transcribe_espeak(engine, text);
+        let (e, w) = word_errors(text, &heard);
+        eprintln!("{e}/{w} {heard:?}");
         (errors + e, words + w)
     })
 }
@@ -71,12 +75,7 @@ fn q8_0_models_are_half_the_size_and_transcribe_as_well_as_f16() {
             whisper_model(&models_dir(), f16_name),
             whisper_model(&models_dir(), q8_name),
         );
-        let bytes = std::fs::read(&q8_path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (run `switchboard models fetch whisper-{q8_name}`)",
-                q8_path.display()
-            )
-        });
+        let bytes = read_model(&q8_path, &format!("whisper-{q8_name}"));
         let summary = whisper_ggml::summarize(&bytes).unwrap();
         assert_eq!(summary.hparams.ftype, 2007, "{q8_name}: q8_0 header");
         let matrices = summary

@@ -60,8 +60,7 @@ fn a_webrtc_call_hears_answers_and_is_interrupted() {
         let created = c.wait_for("session.created", LONG).await.unwrap();
         assert_eq!(created["session"]["instructions"], "Be helpful.");
         assert_eq!(
-            created["session"]["audio"]["input"]["transcription"]["model"],
-            "whisper-tiny.en-q8_0",
+            created["session"]["audio"]["input"]["transcription"]["model"], "whisper-tiny.en-q8_0",
             "the session names the model that transcribes"
         );
 
