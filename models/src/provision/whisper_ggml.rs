@@ -163,8 +163,7 @@ impl Out {
             _ => TYPE_F16,
         };
         // ggml's innermost dimension is the last PyTorch one; q8_0 rows are whole blocks.
-        let row = shape.last().copied().unwrap_or(1);
-        if ty == enc::TYPE_Q8_0 && row % enc::Q8_0_BLOCK != 0 {
+        if !enc::row_fits(ty, shape.last().copied().unwrap_or(1)) {
             return Err(shape_err(
                 &name,
                 &shape,
