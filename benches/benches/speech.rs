@@ -29,6 +29,7 @@ fn main() {
     println!("machine: {cores} cores; whisper threads {cores}; piper intra-op threads {cores}\n");
     bench_tts(&tts);
     bench_stt(&stt, &tts);
+    bench_stt_stream(&stt, &tts);
     bench_vad(&dir, &tts);
 }
 
@@ -92,7 +93,7 @@ fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
                         audio.samples.clone(),
                         TranscribeOptions {
                             audio_ctx: ctx,
-                            prompt: None,
+                            ..Default::default()
                         },
                     )
                     .wait()
@@ -115,6 +116,44 @@ fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
             );
         }
     }
+}
+
+/// A 60 s file transcribed with a segment sink: when its first text is out (the first 30 s
+/// window decoded), against when the whole transcript is.
+fn bench_stt_stream(stt: &WhisperEngine, tts: &PiperEngine) {
+    let sentence = speak(
+        tts,
+        "The train to Edinburgh leaves from platform nine at half past four.",
+    )
+    .to_rate(rates::SPEECH_MODELS)
+    .expect("resample");
+    let mut audio = Vec::new();
+    while audio.len() < 60 * 16_000 {
+        audio.extend_from_slice(&sentence.samples);
+        audio.extend(vec![0.0; 8_000]);
+    }
+    let (mut first, mut whole) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (sink, mut segments) = tokio::sync::mpsc::unbounded_channel();
+        let started = Instant::now();
+        let job = stt.transcribe(
+            audio.clone(),
+            TranscribeOptions {
+                segments: Some(sink),
+                ..Default::default()
+            },
+        );
+        segments.blocking_recv().expect("a segment");
+        first.push(started.elapsed());
+        job.wait().expect("transcription");
+        whole.push(started.elapsed());
+    }
+    let (first_p50, _) = percentiles(&mut first);
+    let (whole_p50, _) = percentiles(&mut whole);
+    println!(
+        "\n| {:.0} s file, streamed (median of 3) | first segment {first_p50:.0} ms | whole transcript {whole_p50:.0} ms |",
+        audio.len() as f64 / 16_000.0
+    );
 }
 
 fn bench_vad(dir: &std::path::Path, tts: &PiperEngine) {

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{espeak, models_dir, word_errors};
 use switchboard_models::audio::rates;
 use switchboard_models::provision::catalog::{WHISPER_DEFAULT, whisper_model};
@@ -72,10 +74,32 @@ fn short_clips_are_padded_and_long_audio_is_windowed() {
         reference.push_str(sentence);
         reference.push(' ');
     }
-    let t = e
-        .transcribe(long, TranscribeOptions::default())
-        .wait()
-        .unwrap();
+    let (sink, mut streamed) = tokio::sync::mpsc::unbounded_channel();
+    let job = e.transcribe(
+        long,
+        TranscribeOptions {
+            segments: Some(sink),
+            ..Default::default()
+        },
+    );
+    let first = streamed.blocking_recv().expect("a segment before the end");
+    let first_at = Instant::now();
+    let t = job.wait().unwrap();
+    let done_at = Instant::now();
+    let mut segments = vec![first];
+    while let Ok(s) = streamed.try_recv() {
+        segments.push(s);
+    }
+    assert_eq!(
+        segments, t.segments,
+        "the stream carries the transcript's segments"
+    );
+    // The first window's segments are out while the second window is still being decoded.
+    assert!(
+        done_at - first_at > Duration::from_millis(50),
+        "first segment only {:?} before the end",
+        done_at - first_at
+    );
     assert_eq!(t.audio_ctx, 0, "long audio uses the full window");
     let (errors, words) = word_errors(&reference, &t.text);
     assert!(errors * 5 <= words, "WER {errors}/{words}: {:?}", t.text);
@@ -98,7 +122,7 @@ fn audio_ctx_options_are_honoured() {
             audio.clone(),
             TranscribeOptions {
                 audio_ctx: AudioCtx::Full,
-                prompt: None,
+                ..Default::default()
             },
         )
         .wait()
@@ -130,4 +154,32 @@ fn a_full_queue_is_refused_at_once() {
             .any(|r| matches!(r, Err(SttError::Overloaded(1))))
     );
     assert!(results.iter().any(|r| r.is_ok()));
+}
+
+#[test]
+fn a_dropped_job_stops_the_worker_mid_run() {
+    let e = engine(); // one worker
+    let mut long = Vec::new();
+    while long.len() < 60 * 16_000 {
+        long.extend(speech("The meeting has been moved to Thursday at three."));
+        long.extend(vec![0.0; 4_000]);
+    }
+    let whole = e
+        .transcribe(long.clone(), TranscribeOptions::default())
+        .wait()
+        .unwrap();
+    let abandoned = e.transcribe(long, TranscribeOptions::default());
+    std::thread::sleep(whole.inference / 10);
+    drop(abandoned);
+    let next = e
+        .transcribe(speech("Yes."), TranscribeOptions::default())
+        .wait()
+        .unwrap();
+    // Without the abort the short clip would wait for most of the 60 s file.
+    assert!(
+        next.queued < whole.inference / 3,
+        "waited {:?} behind a dropped job that takes {:?}",
+        next.queued,
+        whole.inference
+    );
 }

@@ -32,7 +32,7 @@ pub fn run(
             audio.samples,
             TranscribeOptions {
                 audio_ctx,
-                prompt: None,
+                ..Default::default()
             },
         )
         .wait()

@@ -1,6 +1,7 @@
 //! Speech-to-text: a small trait and its whisper.cpp implementation.
 
 pub mod device;
+mod hooks;
 mod whisper;
 
 use std::time::Duration;
@@ -43,7 +44,13 @@ pub struct TranscribeOptions {
     pub audio_ctx: AudioCtx,
     /// Text that conditions the decoder (names, jargon).
     pub prompt: Option<String>,
+    /// Receives each segment as soon as it is decoded (whisper.cpp finishes a 30 s window
+    /// at a time), before the whole transcript is ready.
+    pub segments: Option<SegmentSink>,
 }
+
+/// Where decoded segments go while a transcription runs.
+pub type SegmentSink = tokio::sync::mpsc::UnboundedSender<Segment>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {

@@ -15,6 +15,7 @@ use whisper_rs::{
 };
 
 use super::device;
+use super::hooks::Hooks;
 use super::{
     AudioCtx, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob, TranscribeOptions,
     Transcript,
@@ -238,7 +239,10 @@ fn worker(mut state: WhisperState, rx: Arc<Mutex<Receiver<Request>>>, threads: u
             continue; // nobody is waiting any more
         }
         let queued = req.enqueued.elapsed();
-        let result = run(&mut state, &req.audio, &req.opts, threads).map(|mut t| {
+        // A dropped job (hang-up, superseded speculation) stops whisper.cpp mid-run.
+        let reply = &req.reply;
+        let cancelled = || reply.is_closed();
+        let result = run(&mut state, &req.audio, &req.opts, threads, &cancelled).map(|mut t| {
             t.queued = queued;
             t
         });
@@ -251,6 +255,7 @@ fn run(
     audio: &[f32],
     opts: &TranscribeOptions,
     threads: usize,
+    cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Transcript, SttError> {
     let started = Instant::now();
     let audio_secs = audio.len() as f64 / STT_SAMPLE_RATE as f64;
@@ -297,6 +302,12 @@ fn run(
     if let Some(prompt) = &opts.prompt {
         params.set_initial_prompt(prompt);
     }
+    let hooks = Hooks {
+        cancelled,
+        segments: opts.segments.as_ref(),
+    };
+    // SAFETY: `hooks` lives until `full` returns, and `params` is consumed by it.
+    unsafe { hooks.install(&mut params) };
     state
         .full(params, audio)
         .map_err(|e| SttError::Inference(e.to_string()))?;
@@ -304,18 +315,13 @@ fn run(
     for seg in state.as_iter() {
         let text = seg
             .to_str_lossy()
-            .map_err(|e| SttError::Inference(e.to_string()))?
-            .trim()
-            .to_owned();
-        if text.is_empty() || is_annotation(&text) {
-            continue;
-        }
-        transcript.segments.push(Segment {
-            start_ms: seg.start_timestamp().max(0) as u64 * 10,
-            end_ms: seg.end_timestamp().max(0) as u64 * 10,
-            text,
-            no_speech_prob: seg.no_speech_probability(),
-        });
+            .map_err(|e| SttError::Inference(e.to_string()))?;
+        transcript.segments.extend(Segment::decoded(
+            &text,
+            seg.start_timestamp(),
+            seg.end_timestamp(),
+            seg.no_speech_probability(),
+        ));
     }
     transcript.text = transcript
         .segments
@@ -325,6 +331,20 @@ fn run(
         .join(" ");
     transcript.inference = started.elapsed();
     Ok(transcript)
+}
+
+impl Segment {
+    /// A decoded segment as clients see it: trimmed, times in ms (whisper.cpp counts 10 ms
+    /// steps); `None` for empty text and non-speech annotations.
+    pub(super) fn decoded(text: &str, t0: i64, t1: i64, no_speech_prob: f32) -> Option<Self> {
+        let text = text.trim();
+        (!text.is_empty() && !is_annotation(text)).then(|| Self {
+            start_ms: t0.max(0) as u64 * 10,
+            end_ms: t1.max(0) as u64 * 10,
+            text: text.to_owned(),
+            no_speech_prob,
+        })
+    }
 }
 
 /// Whisper's non-speech annotations: `[BLANK_AUDIO]`, `(music)`, `[ Silence ]`.

@@ -83,6 +83,19 @@ impl SpeechSegmenter {
         )
     }
 
+    /// Time since the open segment's last confident frame: how long the speaker has paused
+    /// (0 while they speak).
+    pub fn open_pause_ms(&self) -> Option<u32> {
+        self.start?;
+        Some((self.frame * self.cfg.frame_ms).saturating_sub(self.last_speech_end))
+    }
+
+    /// The segment that closing now would give, if it is long enough to count: what a
+    /// pause that lasts will end as.
+    pub fn open_segment(&self) -> Option<SpeechSegment> {
+        self.segment_from(self.start?)
+    }
+
     /// Feed one frame's probability; returns a segment when one closes.
     pub fn push(&mut self, prob: f32) -> Option<SpeechSegment> {
         let t = self.frame * self.cfg.frame_ms;
@@ -108,6 +121,10 @@ impl SpeechSegmenter {
 
     fn close(&mut self, start: u32) -> Option<SpeechSegment> {
         self.start = None;
+        self.segment_from(start)
+    }
+
+    fn segment_from(&self, start: u32) -> Option<SpeechSegment> {
         let end = self
             .last_speech_end
             .saturating_sub(self.cfg.offset_lag_ms)
@@ -156,6 +173,31 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn an_open_pause_predicts_the_segment_it_closes_as() {
+        let mut s = SpeechSegmenter::new(SegmenterConfig::default());
+        assert_eq!(s.open_pause_ms(), None);
+        for _ in 0..10 {
+            s.push(0.0);
+        }
+        for _ in 0..20 {
+            s.push(0.9); // 320..960 ms
+        }
+        assert_eq!(s.open_pause_ms(), Some(0));
+        for _ in 0..4 {
+            assert_eq!(s.push(0.1), None);
+        }
+        assert_eq!(s.open_pause_ms(), Some(128));
+        let predicted = s.open_segment();
+        let closed = (0..10).find_map(|_| s.push(0.1));
+        assert_eq!(closed, predicted);
+        assert_eq!(s.open_pause_ms(), None);
+        // Too short to count: no prediction.
+        s.push(0.9);
+        s.push(0.0);
+        assert_eq!(s.open_segment(), None);
     }
 
     #[test]
