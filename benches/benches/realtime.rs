@@ -1,7 +1,7 @@
 //! Load generator for the live call: real `switchboard serve`, the scripted LLM, and Realtime
 //! WebSocket clients playing espeak-ng speech at real-time pace. Measures, from the client:
 //!
-//! - voice-to-voice: the last speech sample sent to the first reply audio received;
+//! - voice-to-voice: the last audible speech sample sent to the first reply audio received;
 //! - barge-in: `speech_started` received to the last audio of the interrupted reply, and the
 //!   caller's speech onset to that last audio;
 //! - concurrent calls: p95 voice-to-voice as calls are added, until it doubles;
@@ -60,17 +60,37 @@ async fn one_turn(c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
     Some(first_audio - speech_end)
 }
 
+/// A question as the caller says it, ending at its last audible sample: espeak-ng pads its
+/// output with ~350 ms of silence, which would otherwise count as speech on the client's
+/// clock and hide that much of the gateway's latency.
 fn speech(i: usize) -> Vec<i16> {
     let mut a = silence(200, RATE);
-    a.extend(say(QUESTIONS[i % QUESTIONS.len()], RATE));
+    let mut said = say(QUESTIONS[i % QUESTIONS.len()], RATE);
+    // 1% of full scale, as `sox silence ... 1%` would cut.
+    let audible = said.iter().rposition(|s| s.unsigned_abs() > 327).map_or(0, |p| p + 1);
+    said.truncate(audible);
+    a.extend(said);
     a
 }
 
-async fn voice_to_voice(gw: &Gateway) -> Vec<Duration> {
+/// `early_transcription_ms` for the session (`None`: the gateway's default).
+async fn voice_to_voice(gw: &Gateway, early_ms: Option<u32>) -> Vec<Duration> {
     let mut out = Vec::new();
     let mut c = RealtimeClient::connect(&gw.ws_url())
         .await
         .expect("connect");
+    if let Some(ms) = early_ms {
+        let td = json!({"type": "server_vad", "early_transcription_ms": ms});
+        c.send(
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"input": {"turn_detection": td}}}}),
+        )
+        .await
+        .expect("send");
+        c.wait_for("session.updated", Duration::from_secs(5))
+            .await
+            .expect("session.updated");
+    }
     for i in 0..TURNS {
         if let Some(d) = one_turn(&mut c, &speech(i)).await {
             out.push(d);
@@ -192,8 +212,15 @@ fn main() {
     let run = |name: &str| only.is_empty() || only.split(',').any(|s| s == name);
     let mut single_p95 = f64::NAN;
     if run("v2v") || run("concurrency") {
-        let mut v2v = rt.block_on(voice_to_voice(&gw));
+        let mut v2v = rt.block_on(voice_to_voice(&gw, None));
         single_p95 = row("voice-to-voice, 1 call", &mut v2v);
+    }
+    if run("v2v") {
+        let mut v2v = rt.block_on(voice_to_voice(&gw, Some(0)));
+        row(
+            "voice-to-voice, 1 call, transcription only after the turn ends",
+            &mut v2v,
+        );
     }
     if run("barge") {
         let (mut ev, mut onset) = rt.block_on(barge_in(&gw));

@@ -7,6 +7,10 @@
 //! MP3 at 64 kbps (`mp3`, streamed frame by frame as each sentence is encoded), or Ogg Opus
 //! (`opus`, 48 kHz, written when synthesis ends). AAC and FLAC output would need an encoder
 //! library in the build; they are refused by name.
+//!
+//! Transcriptions with `stream: true` send each segment as a `transcript.text.delta` as soon
+//! as whisper.cpp decodes it (a 30 s window at a time), then `transcript.text.done`. A client
+//! that goes away stops the decoding.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,10 +22,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_models::audio::mp3::Mp3Encoder;
 use switchboard_models::audio::{AudioError, MonoAudio, Resampler, decode, ogg_opus, pcm, rates};
-use switchboard_models::stt::{STT_SAMPLE_RATE, SpeechToText, TranscribeOptions, Transcript};
+use switchboard_models::stt::{
+    STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript,
+};
 use switchboard_models::tts::{SpeakOptions, TextToSpeech, TtsStream};
 
 use crate::auth::Scope;
@@ -502,50 +509,91 @@ pub async fn transcriptions(
             );
         }
     };
-    let transcript = match engines
-        .stt
-        .transcribe(
-            audio.samples,
-            TranscribeOptions {
-                prompt: up.prompt,
-                ..Default::default()
-            },
-        )
-        .await
-    {
-        Ok(t) => t,
-        Err(switchboard_models::stt::SttError::Overloaded(_)) => {
-            return openai_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "server_error",
-                "overloaded",
-                "Speech-to-text is busy; retry shortly.",
-            );
+    let (sink, segments) = match up.stream {
+        true => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
         }
-        Err(e) => {
+        false => (None, None),
+    };
+    let job = engines.stt.transcribe(
+        audio.samples,
+        TranscribeOptions {
+            prompt: up.prompt,
+            segments: sink,
+            ..Default::default()
+        },
+    );
+    let Some(mut segments) = segments else {
+        return match job.await {
+            Ok(t) => render_transcript(&t, &up.response_format),
+            Err(e) => stt_failed(e),
+        };
+    };
+    // Each segment is sent as whisper.cpp finishes it (a 30 s window at a time); the stream
+    // starts with the first one, so a refused or failed job is still a plain HTTP error.
+    let Some(first) = segments.recv().await else {
+        // The job ended without a segment: silence, or an error.
+        return match job.await {
+            Ok(t) => Sse::new(futures_util::stream::iter([Ok::<_, Infallible>(
+                transcript_done(&t),
+            )]))
+            .into_response(),
+            Err(e) => stt_failed(e),
+        };
+    };
+    let rest = futures_util::stream::unfold(segments, |mut rx| async move {
+        rx.recv().await.map(|s| (s, rx))
+    });
+    let deltas = futures_util::stream::iter([first])
+        .chain(rest)
+        .enumerate()
+        .map(|(i, s)| {
+            // Deltas concatenate to the final text, whose segments are joined by spaces.
+            let delta = if i == 0 {
+                s.text
+            } else {
+                format!(" {}", s.text)
+            };
+            json!({"type": "transcript.text.delta", "delta": delta})
+        })
+        .map(|ev| Event::default().data(ev.to_string()));
+    let done = futures_util::stream::once(async move {
+        match job.await {
+            Ok(t) => transcript_done(&t),
+            Err(e) => {
+                tracing::warn!(error = %e, "streamed transcription failed");
+                let error = json!({"type": "error", "error": {"type": "server_error",
+                    "code": "transcription_failed", "message": "Transcription failed."}});
+                Event::default().data(error.to_string())
+            }
+        }
+    });
+    Sse::new(deltas.chain(done).map(Ok::<_, Infallible>)).into_response()
+}
+
+fn transcript_done(t: &Transcript) -> Event {
+    let done = json!({"type": "transcript.text.done", "text": t.text.trim(),
+        "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}});
+    Event::default().data(done.to_string())
+}
+
+fn stt_failed(e: SttError) -> Response {
+    match e {
+        SttError::Overloaded(_) => openai_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "server_error",
+            "overloaded",
+            "Speech-to-text is busy; retry shortly.",
+        ),
+        e => {
             tracing::warn!(error = %e, "transcription failed");
-            return openai_error(
+            openai_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "transcription_failed",
                 "Transcription failed.",
-            );
+            )
         }
-    };
-    if !up.stream {
-        return render_transcript(&transcript, &up.response_format);
     }
-    // Whisper returns segments when the clip is decoded; each becomes one delta.
-    let mut events: Vec<Result<Event, Infallible>> = transcript
-        .segments
-        .iter()
-        .map(|s| {
-            Ok(Event::default()
-                .data(json!({"type": "transcript.text.delta", "delta": s.text}).to_string()))
-        })
-        .collect();
-    let done = json!({"type": "transcript.text.done", "text": transcript.text.trim(),
-        "usage": {"type": "duration", "seconds": transcript.audio_secs.ceil()}});
-    events.push(Ok(Event::default().data(done.to_string())));
-    Sse::new(futures_util::stream::iter(events)).into_response()
 }

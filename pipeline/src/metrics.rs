@@ -23,6 +23,9 @@ pub struct CallMetrics {
     /// Last speech sample to the end-of-turn decision.
     pub end_of_speech_seconds: Histogram,
     pub stt_seconds: Histogram,
+    /// Transcriptions started at a pause, by outcome: `used` (the turn ended as predicted),
+    /// `cancelled` (speech went on), `stale` (the turn ended otherwise).
+    pub early_transcriptions_total: IntCounterVec,
     pub llm_first_token_seconds: Histogram,
     /// A TTS chunk request to its first audio.
     pub tts_first_audio_seconds: Histogram,
@@ -60,6 +63,7 @@ impl CallMetrics {
         registry.register(Box::new(m.errors_total.clone()))?;
         registry.register(Box::new(m.responses_total.clone()))?;
         registry.register(Box::new(m.llm_fallbacks_total.clone()))?;
+        registry.register(Box::new(m.early_transcriptions_total.clone()))?;
         for h in [
             &m.end_of_speech_seconds,
             &m.stt_seconds,
@@ -104,6 +108,11 @@ impl CallMetrics {
                 "Last speech sample to the end-of-turn decision",
             ),
             stt_seconds: histogram("switchboard_stt_seconds", "Speech-to-text per turn"),
+            early_transcriptions_total: counter_vec(
+                "switchboard_early_transcriptions_total",
+                "Transcriptions started when the caller paused, by outcome",
+                &["outcome"],
+            ),
             llm_first_token_seconds: histogram(
                 "switchboard_llm_first_token_seconds",
                 "LLM request to its first token",

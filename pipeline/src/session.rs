@@ -18,6 +18,11 @@ pub struct TurnDetection {
     /// Speech must last this long before it interrupts a playing response, so that
     /// backchannels ("uh-huh") and coughs do not cut the agent off.
     pub min_interrupt_ms: u32,
+    /// Start transcribing once the caller has paused this long, before `silence_duration_ms`
+    /// confirms the end of the turn, so the transcript is ready when it does (0: off). A
+    /// pause that turns out not to end the turn costs one cancelled transcription. Below
+    /// ~100 ms the turn's end padding is not yet buffered and the head start is not used.
+    pub early_transcription_ms: u32,
 }
 
 impl Default for TurnDetection {
@@ -29,6 +34,7 @@ impl Default for TurnDetection {
             create_response: true,
             interrupt_response: true,
             min_interrupt_ms: 250,
+            early_transcription_ms: 160,
         }
     }
 }

@@ -3,7 +3,8 @@
 Usage: audio_sdk.py BASE_URL WORKDIR
 
 Speech is synthesized (WAV, PCM, MP3, Ogg Opus, SSE), then transcribed back from WAV, FLAC, Ogg
-Vorbis (converted with sox), MP3 and Ogg Opus in every response format, streamed and not; an undecodable and a too-large
+Vorbis (converted with sox), MP3 and Ogg Opus in every response format, streamed and not (a
+44 s file streams its first window's text before the second is decoded); an undecodable and a too-large
 upload get 400 and 413 in OpenAI's error shape. Exits non-zero on any failure.
 """
 
@@ -11,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import openai
 from openai import OpenAI
@@ -97,6 +99,24 @@ def main(base_url: str, workdir: str) -> None:
     kinds = [e.type for e in events]
     assert kinds[-1] == "transcript.text.done" and "transcript.text.delta" in kinds, kinds
     assert "table for two" in spoken(events[-1].text)
+
+    # Past Whisper's 30 s window, each window's segments stream out as soon as it is decoded,
+    # and the deltas add up to the final text.
+    padded = os.path.join(workdir, "padded.wav")
+    subprocess.run(["sox", fixed, padded, "pad", "0", "0.7"], check=True)
+    long_path = os.path.join(workdir, "long.wav")
+    subprocess.run(["sox"] + [padded] * 12 + [long_path], check=True)
+    arrivals = []
+    with open(long_path, "rb") as f:
+        for e in client.audio.transcriptions.create(model="whisper-1", file=f, stream=True):
+            arrivals.append((time.monotonic(), e))
+    events = [e for _, e in arrivals]
+    deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+    assert len(deltas) >= 2 and events[-1].type == "transcript.text.done", [e.type for e in events]
+    assert "".join(deltas) == events[-1].text, (deltas, events[-1].text)
+    assert spoken(events[-1].text).count("table for two") >= 8, events[-1].text
+    first_delta_at, done_at = arrivals[0][0], arrivals[-1][0]
+    assert done_at - first_delta_at > 0.1, "the first window's text came only at the end"
 
     try:
         client.audio.transcriptions.create(model="whisper-1", file=("notes.mp3", b"this is not audio"))

@@ -49,6 +49,20 @@ fn transcript_of(c: &RealtimeClient, kind: &str, field: &str) -> String {
         .collect()
 }
 
+/// The caller's transcript holds the words of `question()`.
+fn assert_heard_the_weather_question(c: &RealtimeClient) {
+    let heard = transcript_of(
+        c,
+        "conversation.item.input_audio_transcription.completed",
+        "transcript",
+    )
+    .to_lowercase();
+    assert!(
+        heard.contains("weather") && heard.contains("paris"),
+        "user transcript: {heard}"
+    );
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find(|l| {
@@ -90,16 +104,7 @@ fn spoken_question_gets_a_spoken_answer() {
         ] {
             assert!(kinds.iter().any(|x| x == k), "missing {k} in {kinds:?}");
         }
-        let heard = transcript_of(
-            &c,
-            "conversation.item.input_audio_transcription.completed",
-            "transcript",
-        )
-        .to_lowercase();
-        assert!(
-            heard.contains("weather") && heard.contains("paris"),
-            "user transcript: {heard}"
-        );
+        assert_heard_the_weather_question(&c);
         let said = transcript_of(&c, "response.output_audio_transcript.delta", "delta");
         assert_eq!(said, Script::default().reply);
         let audio_bytes: usize = c
@@ -139,8 +144,49 @@ fn spoken_question_gets_a_spoken_answer() {
         "switchboard_tts_first_audio_seconds_count",
         "switchboard_end_of_speech_seconds_count",
         "switchboard_turns_total",
+        // The transcript was ready when the silence confirmed the turn.
+        r#"switchboard_early_transcriptions_total{outcome="used"}"#,
     ] {
         assert!(metric(&m, name) >= 1.0, "{name} not recorded:\n{m}");
+    }
+}
+
+#[test]
+fn a_pause_inside_a_sentence_neither_ends_the_turn_nor_loses_words() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        // A 300 ms gap plus espeak's own trailing and leading silence: past the early
+        // transcription's 160 ms, short of a 900 ms turn silence.
+        let td = json!({"type": "server_vad", "silence_duration_ms": 900});
+        c.send(
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"input": {"turn_detection": td}}}}),
+        )
+        .await
+        .unwrap();
+        c.wait_for("session.updated", LONG).await.unwrap();
+        let mut audio = silence(300, RATE);
+        audio.extend(say("What is the weather like", RATE));
+        audio.extend(silence(300, RATE));
+        audio.extend(say("in Paris today?", RATE));
+        audio.extend(silence(1_600, RATE));
+        c.stream_audio(&audio, RATE).await.unwrap();
+        c.wait_for("response.done", LONG).await.unwrap();
+        assert_eq!(
+            c.of_kind("input_audio_buffer.committed").len(),
+            1,
+            "{:?}",
+            c.kinds()
+        );
+        assert_heard_the_weather_question(&c);
+        c.close().await;
+    });
+    let m = gw.metrics();
+    for outcome in ["cancelled", "used"] {
+        let name = format!(r#"switchboard_early_transcriptions_total{{outcome="{outcome}"}}"#);
+        assert!(metric(&m, &name) >= 1.0, "{name} not recorded:\n{m}");
     }
 }
 

@@ -165,6 +165,10 @@ fn parse_turn_detection(
     if let Some(x) = m.get("min_interrupt_ms") {
         td.min_interrupt_ms = get_u32(x, &p("min_interrupt_ms"), 5_000)?;
     }
+    // Our extension: how long a pause starts transcription before the turn is confirmed.
+    if let Some(x) = m.get("early_transcription_ms") {
+        td.early_transcription_ms = get_u32(x, &p("early_transcription_ms"), 10_000)?;
+    }
     Ok(Some(td))
 }
 
@@ -382,6 +386,7 @@ impl RealtimeSession {
                 "interrupt_response": td.interrupt_response,
                 "idle_timeout_ms": null,
                 "min_interrupt_ms": td.min_interrupt_ms,
+                "early_transcription_ms": td.early_transcription_ms,
             }),
         };
         let tools: Vec<Value> = c
@@ -438,7 +443,8 @@ mod tests {
                 "instructions": "Be terse.",
                 "output_modalities": ["text"],
                 "audio": {"input": {"format": {"type": "audio/pcmu"},
-                                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 300}},
+                                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 300,
+                                                       "early_transcription_ms": 0}},
                           "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "joe"}},
                 "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
                 "unknown_future_field": 1
@@ -448,7 +454,12 @@ mod tests {
         assert!(!s.config.audio_output);
         assert_eq!(s.config.turn_detection.unwrap().silence_duration_ms, 300);
         assert_eq!(s.config.turn_detection.unwrap().prefix_padding_ms, 300);
+        assert_eq!(s.config.turn_detection.unwrap().early_transcription_ms, 0);
         let v = s.to_json();
+        assert_eq!(
+            v["audio"]["input"]["turn_detection"]["early_transcription_ms"],
+            0
+        );
         assert_eq!(v["audio"]["input"]["format"]["type"], "audio/pcmu");
         assert_eq!(v["tools"][0]["name"], "lookup");
         assert_eq!(v["output_modalities"], json!(["text"]));

@@ -23,6 +23,19 @@ pub(super) struct OpenTurn {
     pub item_id: String,
     /// Speech lasted long enough to count (and `speech_started` was sent).
     pub confirmed: bool,
+    /// A transcription started when the caller paused; used if the turn ends as predicted.
+    pub early: Option<EarlyTranscript>,
+}
+
+/// Transcription of a turn that may be about to end. Dropping it cancels the job.
+#[derive(Debug)]
+pub(super) struct EarlyTranscript {
+    /// The segment the turn ends as if the pause lasts.
+    pub segment: switchboard_models::vad::SpeechSegment,
+    /// The call samples transcribed.
+    pub span: std::ops::Range<u64>,
+    pub job: switchboard_models::stt::SttJob,
+    pub started: std::time::Instant,
 }
 
 /// The assistant message a response is writing.

@@ -5,6 +5,7 @@
 //! so an idle call holds a few kilobytes.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 
 use switchboard_models::audio::{Resampler, rates};
@@ -35,6 +36,11 @@ pub enum VadEvent {
     Speaking { start_ms: u64, duration_ms: u64 },
     /// Speech ended (after the configured silence).
     Ended(SpeechSegment),
+    /// The speaker has paused for `early_transcription_ms`: if the pause lasts, the turn
+    /// ends as this segment (announced once per pause).
+    Paused(SpeechSegment),
+    /// Speech went on after a [`VadEvent::Paused`]: that segment will not be the turn.
+    Resumed,
 }
 
 pub struct InputAudio {
@@ -50,6 +56,10 @@ pub struct InputAudio {
     segmenter: SpeechSegmenter,
     /// Call sample at which the segmenter's clock starts.
     segmenter_origin: u64,
+    /// A pause this long is announced (0: never).
+    early_ms: u32,
+    /// The open segment announced for the current pause, in segmenter time.
+    announced: Option<SpeechSegment>,
 }
 
 impl std::fmt::Debug for InputAudio {
@@ -84,6 +94,8 @@ impl InputAudio {
             vad: vad.map(|v| Box::new(v.stream())),
             segmenter: segmenter(td),
             segmenter_origin: 0,
+            early_ms: td.early_transcription_ms,
+            announced: None,
         }
     }
 
@@ -105,6 +117,8 @@ impl InputAudio {
     /// New turn-detection parameters: the VAD starts afresh from the current position.
     pub fn set_turn_detection(&mut self, td: &TurnDetection) {
         self.segmenter = segmenter(td);
+        self.early_ms = td.early_transcription_ms;
+        self.announced = None;
         // Samples not yet scored are dropped with the old state; the next frame starts here.
         self.vad_pending.clear();
         self.segmenter_origin = self.total_samples();
@@ -141,21 +155,39 @@ impl InputAudio {
 
     /// Feed the VAD's probabilities for frames handed out by [`Self::append`].
     pub fn on_probabilities(&mut self, probs: &[f32]) -> Vec<VadEvent> {
-        let origin_ms = samples_to_ms(self.segmenter_origin);
+        let origin_ms = samples_to_ms(self.segmenter_origin) as u32;
+        let on_call_clock = |seg: SpeechSegment| SpeechSegment {
+            start_ms: seg.start_ms + origin_ms,
+            end_ms: seg.end_ms + origin_ms,
+        };
         let mut events = Vec::new();
         for &p in probs {
             if let Some(seg) = self.segmenter.push(p) {
-                events.push(VadEvent::Ended(SpeechSegment {
-                    start_ms: seg.start_ms + origin_ms as u32,
-                    end_ms: seg.end_ms + origin_ms as u32,
-                }));
+                self.announced = None;
+                events.push(VadEvent::Ended(on_call_clock(seg)));
+            }
+            match self.segmenter.open_pause_ms() {
+                Some(0) if self.announced.is_some() => {
+                    self.announced = None;
+                    events.push(VadEvent::Resumed);
+                }
+                Some(pause)
+                    if self.early_ms > 0 && pause >= self.early_ms && self.announced.is_none() =>
+                {
+                    self.announced = self.segmenter.open_segment();
+                    events.extend(
+                        self.announced
+                            .map(|seg| VadEvent::Paused(on_call_clock(seg))),
+                    );
+                }
+                _ => {}
             }
             if let (Some(start), Some(speech)) = (
                 self.segmenter.open_start_ms(),
                 self.segmenter.open_speech_ms(),
             ) {
                 events.push(VadEvent::Speaking {
-                    start_ms: start as u64 + origin_ms,
+                    start_ms: (start + origin_ms) as u64,
                     duration_ms: speech as u64,
                 });
             }
@@ -191,15 +223,26 @@ impl InputAudio {
         self.buffer_start += n as u64;
     }
 
+    /// The call samples from `start_ms` to `end_ms`, clamped to what is buffered.
+    pub fn span(&self, start_ms: u64, end_ms: u64) -> Range<u64> {
+        let start = ms_to_samples(start_ms).max(self.buffer_start);
+        let end = ms_to_samples(end_ms).clamp(start, self.total_samples());
+        start..end
+    }
+
+    /// A copy of the audio in `span`, left in the buffer.
+    pub fn copy(&self, span: &Range<u64>) -> Vec<f32> {
+        let from = (span.start.max(self.buffer_start) - self.buffer_start) as usize;
+        let to = (span.end.max(self.buffer_start) - self.buffer_start) as usize;
+        self.buffer[from.min(self.buffer.len())..to.min(self.buffer.len())].to_vec()
+    }
+
     /// Take the audio from `start_ms` to `end_ms` (clamped to what is buffered) and forget
     /// everything before `end_ms`.
     pub fn take_range(&mut self, start_ms: u64, end_ms: u64) -> Vec<f32> {
-        let start = ms_to_samples(start_ms).max(self.buffer_start);
-        let end = ms_to_samples(end_ms).clamp(start, self.total_samples());
-        let from = (start - self.buffer_start) as usize;
-        let to = (end - self.buffer_start) as usize;
-        let out = self.buffer[from..to].to_vec();
-        self.drop_front(to);
+        let span = self.span(start_ms, end_ms);
+        let out = self.copy(&span);
+        self.drop_front((span.end - self.buffer_start) as usize);
         out
     }
 
@@ -273,6 +316,57 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_is_announced_once_and_withdrawn_when_speech_goes_on() {
+        let mut a = input(); // early transcription after 160 ms, the turn after 500 ms
+        let paused = |events: &[VadEvent]| {
+            events
+                .iter()
+                .filter(|e| matches!(e, VadEvent::Paused(_)))
+                .count()
+        };
+        let mut probs = vec![0.9; 20]; // 0..640 ms
+        probs.extend(vec![0.0; 8]); // a 256 ms pause
+        let events = a.on_probabilities(&probs);
+        assert_eq!(paused(&events), 1, "{events:?}");
+        assert!(events.contains(&VadEvent::Paused(SpeechSegment {
+            start_ms: 0,
+            end_ms: 576
+        })));
+        let events = a.on_probabilities(&[0.9; 10]); // speech goes on
+        assert_eq!(
+            events.iter().filter(|e| **e == VadEvent::Resumed).count(),
+            1
+        );
+        let events = a.on_probabilities(&[0.0; 20]);
+        assert_eq!(paused(&events), 1);
+        let predicted = events.iter().find_map(|e| match e {
+            VadEvent::Paused(s) => Some(*s),
+            _ => None,
+        });
+        let ended = events.iter().find_map(|e| match e {
+            VadEvent::Ended(s) => Some(*s),
+            _ => None,
+        });
+        assert_eq!(
+            predicted, ended,
+            "the second pause ended the turn as announced"
+        );
+        assert!(!events.contains(&VadEvent::Resumed));
+
+        let mut off = InputAudio::new(
+            16_000,
+            None,
+            &TurnDetection {
+                early_transcription_ms: 0,
+                ..TurnDetection::default()
+            },
+        );
+        let mut probs = vec![0.9; 20];
+        probs.extend(vec![0.0; 20]);
+        assert_eq!(paused(&off.on_probabilities(&probs)), 0);
+    }
+
+    #[test]
     fn buffer_ranges_and_trimming_keep_the_call_clock() {
         let mut a = input();
         let now = Instant::now();
@@ -284,6 +378,8 @@ mod tests {
         assert_eq!(a.buffered_ms(), 300);
         a.append(&vec![0.1; 16_000], now);
         assert_eq!(a.total_samples(), 32_000);
+        assert_eq!(a.span(500, 1_900), 11_200..30_400);
+        assert_eq!(a.copy(&a.span(1_000, 1_010)).len(), 160);
         let turn = a.take_range(500, 1_900);
         assert_eq!(
             turn.len(),

@@ -6,10 +6,13 @@
 
 use tokio::time::Instant;
 
-use super::actor::{CallActor, OpenTurn, Transcribed};
+use super::actor::{CallActor, EarlyTranscript, OpenTurn, Transcribed};
 use super::events::{CallError, CallEvent};
 use super::input::{InputAudio, VadEvent};
+use switchboard_models::stt::SttJob;
+
 use crate::conversation::{Content, Item, ItemKind, Role};
+use crate::session::TurnDetection;
 
 /// Shorter speech (outside a response) is a click or a breath, not a turn.
 const MIN_TURN_SPEECH_MS: u64 = 100;
@@ -63,8 +66,7 @@ impl CallActor {
             };
             self.input.restore_vad(vad);
             for event in self.input.on_probabilities(&probs) {
-                self.on_vad_event(event, td.min_interrupt_ms, td.interrupt_response)
-                    .await;
+                self.on_vad_event(event, &td).await;
             }
         }
         if self.turn.is_none() {
@@ -73,7 +75,9 @@ impl CallActor {
         }
     }
 
-    async fn on_vad_event(&mut self, event: VadEvent, min_interrupt_ms: u32, interrupt: bool) {
+    async fn on_vad_event(&mut self, event: VadEvent, td: &TurnDetection) {
+        let (min_interrupt_ms, interrupt) = (td.min_interrupt_ms, td.interrupt_response);
+        let prefix_padding_ms = td.prefix_padding_ms as u64;
         match event {
             VadEvent::Speaking {
                 start_ms,
@@ -87,6 +91,7 @@ impl CallActor {
                         self.turn = Some(OpenTurn {
                             item_id: item_id.clone(),
                             confirmed: false,
+                            early: None,
                         });
                         item_id
                     }
@@ -112,6 +117,30 @@ impl CallActor {
                     self.pause_for_barge_in().await;
                 }
             }
+            VadEvent::Paused(segment) => {
+                let Some(turn) = self.turn.as_mut().filter(|t| t.confirmed) else {
+                    return;
+                };
+                let span = self.input.span(
+                    (segment.start_ms as u64).saturating_sub(prefix_padding_ms),
+                    segment.end_ms as u64 + END_PAD_MS,
+                );
+                let job = self
+                    .deps
+                    .stt
+                    .transcribe(self.input.copy(&span), Default::default());
+                turn.early = Some(EarlyTranscript {
+                    segment,
+                    span,
+                    job,
+                    started: std::time::Instant::now(),
+                });
+            }
+            VadEvent::Resumed => {
+                if let Some(early) = self.turn.as_mut().and_then(|t| t.early.take()) {
+                    self.count_early(early, "cancelled");
+                }
+            }
             VadEvent::Ended(segment) => {
                 let Some(turn) = self.turn.take() else {
                     return;
@@ -135,14 +164,26 @@ impl CallActor {
                     item_id: turn.item_id.clone(),
                 })
                 .await;
-                let prefix = self
-                    .turn_detection()
-                    .map_or(0, |td| td.prefix_padding_ms as u64);
-                let audio = self.input.take_range(
-                    (segment.start_ms as u64).saturating_sub(prefix),
+                let (start_ms, end_ms) = (
+                    (segment.start_ms as u64).saturating_sub(prefix_padding_ms),
                     end_ms + END_PAD_MS,
                 );
-                self.commit(turn.item_id, audio, true, spoke_at).await;
+                // The transcription started at the pause serves if it heard exactly this turn.
+                let span = self.input.span(start_ms, end_ms);
+                let early = match turn.early {
+                    Some(e) if e.segment == segment && e.span == span => {
+                        self.count_early_used();
+                        Some((e.job, e.started))
+                    }
+                    Some(e) => {
+                        self.count_early(e, "stale");
+                        None
+                    }
+                    None => None,
+                };
+                let audio = self.input.take_range(start_ms, end_ms);
+                self.commit(turn.item_id, audio, true, spoke_at, early)
+                    .await;
             }
         }
     }
@@ -164,16 +205,37 @@ impl CallActor {
             None => self.ids.next("item"),
         };
         let (audio, _) = self.input.take_all();
-        self.commit(item_id, audio, false, Instant::now()).await;
+        self.commit(item_id, audio, false, Instant::now(), None)
+            .await;
     }
 
-    /// Add the user item for committed audio and transcribe it in the background.
+    fn count_early_used(&self) {
+        self.deps
+            .metrics
+            .early_transcriptions_total
+            .with_label_values(&["used"])
+            .inc();
+    }
+
+    /// An early transcription that will not be used; dropping it stops the job.
+    fn count_early(&self, early: EarlyTranscript, outcome: &str) {
+        drop(early);
+        self.deps
+            .metrics
+            .early_transcriptions_total
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    /// Add the user item for committed audio and transcribe it in the background, or take
+    /// the result of the transcription already started for it (`early`).
     async fn commit(
         &mut self,
         item_id: String,
         audio: Vec<f32>,
         from_vad: bool,
         v2v_start: Instant,
+        early: Option<(SttJob, std::time::Instant)>,
     ) {
         let item = Item::message(
             item_id.clone(),
@@ -193,12 +255,14 @@ impl CallActor {
         })
         .await;
         self.pending_stt += 1;
-        let job = self.deps.stt.transcribe(audio, Default::default());
+        let (job, started) = early.unwrap_or_else(|| {
+            let job = self.deps.stt.transcribe(audio, Default::default());
+            (job, std::time::Instant::now())
+        });
         let tx = self.stt_tx.clone();
         let token = self.token.clone();
         let stt_seconds = self.deps.metrics.stt_seconds.clone();
         tokio::spawn(async move {
-            let started = std::time::Instant::now();
             let result = tokio::select! {
                 // The call ended: dropping the job tells the worker to skip it.
                 () = token.cancelled() => return,
