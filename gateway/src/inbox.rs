@@ -139,7 +139,8 @@ async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<Stri
             channel: m.channel.clone(),
             user: m.user.clone(),
             session: Some(m.conversation.clone()),
-            persona: None,
+            // The channel's persona from the persona file (`[channels.NAME]`), else the default.
+            persona: state.orchestrator.personas.channel(&m.channel).persona,
             request: ChatRequest {
                 messages,
                 ..Default::default()

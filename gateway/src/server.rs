@@ -211,6 +211,15 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
         )
     })?;
     tracing::info!(backend = store.backend(), "database ready");
+    for (channel, tenant) in personas.bound_tenants() {
+        if !crate::auth::keys::valid_tenant_id(tenant) {
+            anyhow::bail!(
+                "persona file: channel {channel:?} names tenant {tenant:?}; tenant ids are 1-64 lower-case letters, digits, '-' and '_'"
+            );
+        }
+        store.ensure_tenant(tenant).await?;
+        tracing::info!(channel, tenant, "channel bound to a tenant");
+    }
     let stored_keys = store.has_usable_keys().await?;
     let jwt = crate::auth::verifier::JwtVerifier::new(&args.jwt)?;
     if operator_keys.is_empty() && !stored_keys && jwt.is_none() && !args.listen.ip().is_loopback()
@@ -515,6 +524,16 @@ pub async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoRespon
 }
 
 impl AppState {
+    /// The tenant a bot or phone channel serves: `[channels.NAME]` in the persona file, else
+    /// the default tenant.
+    pub fn channel_tenant(&self, channel: &str) -> String {
+        self.orchestrator
+            .personas
+            .channel(channel)
+            .tenant
+            .unwrap_or_else(|| crate::store::DEFAULT_TENANT.into())
+    }
+
     /// Calls in progress.
     pub fn live_calls(&self) -> usize {
         self.max_calls - self.call_slots.available_permits()

@@ -84,10 +84,8 @@ pub async fn events(
         }
         Some("event_callback") => {
             if let Some(m) = to_message(&v) {
-                match state
-                    .store
-                    .inbox_accept(crate::store::DEFAULT_TENANT, &m)
-                    .await
+                let tenant = state.channel_tenant("slack");
+                match state.store.inbox_accept(&tenant, &m).await
                 {
                     Ok(true) => state.webhook_work.notify_one(),
                     Ok(false) => tracing::debug!(event = %m.id, "slack retry of a stored event"),

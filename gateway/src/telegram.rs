@@ -71,10 +71,8 @@ pub async fn webhook(
     let Some(m) = to_message(&update) else {
         return StatusCode::OK.into_response();
     };
-    match state
-        .store
-        .inbox_accept(crate::store::DEFAULT_TENANT, &m)
-        .await
+    let tenant = state.channel_tenant("telegram");
+    match state.store.inbox_accept(&tenant, &m).await
     {
         Ok(true) => state.webhook_work.notify_one(),
         Ok(false) => tracing::debug!(update = %m.id, "telegram redelivered a stored update"),
@@ -172,7 +170,9 @@ pub async fn deliver(
         .as_ref()
         .ok_or("telegram is not configured")?;
     let to = m.address()?;
-    if to["voice"].is_string() && state.orchestrator.personas.pick(None).voice_notes {
+    let personas = &state.orchestrator.personas;
+    let persona = personas.pick(personas.channel("telegram").persona.as_deref());
+    if to["voice"].is_string() && persona.voice_notes {
         return send_voice(state, client, tg, &to, m.reply.as_deref().unwrap_or("")).await;
     }
     let mut body = json!({"chat_id": to["chat_id"], "text": m.reply});

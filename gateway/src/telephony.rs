@@ -167,14 +167,10 @@ pub async fn twilio_stream(
     if let Err(denied) = check_twilio(&state.telephony, &headers, &url, &[]) {
         return denied;
     }
-    // Twilio's signature authenticates the provider, which serves the default tenant.
-    upgrade(
-        state,
-        ws,
-        Dialect::Twilio,
-        crate::store::DEFAULT_TENANT.into(),
-    )
-    .await
+    // Twilio's signature authenticates the provider, which serves the tenant the persona
+    // file binds the phone channel to (`[channels.phone]`), else the default tenant.
+    let tenant = state.channel_tenant("phone");
+    upgrade(state, ws, Dialect::Twilio, tenant).await
 }
 
 /// `GET /telephony/telnyx/stream?token=KEY`.
@@ -262,11 +258,13 @@ async fn upgrade(
         let mut slot = Some(slot);
         let hook = control.clone();
         telephony::serve(socket, dialect, metrics, control, |start| {
+            let personas = &state.orchestrator.personas;
             let persona = start
                 .parameters
                 .get("persona")
-                .filter(|p| state.orchestrator.personas.get(p).is_some())
-                .cloned();
+                .filter(|p| personas.get(p).is_some())
+                .cloned()
+                .or_else(|| personas.channel("phone").persona);
             let user = start
                 .parameters
                 .get("from")

@@ -167,11 +167,8 @@ pub async fn receive(
         reply: None,
         attempts: 0,
     };
-    match state
-        .store
-        .inbox_accept(crate::store::DEFAULT_TENANT, &message)
-        .await
-    {
+    let tenant = state.channel_tenant(CHANNEL);
+    match state.store.inbox_accept(&tenant, &message).await {
         Ok(true) => {
             state.webhook_work.notify_one();
             (
@@ -183,7 +180,7 @@ pub async fn receive(
         Ok(false) => {
             let status = state
                 .store
-                .inbox_get(crate::store::DEFAULT_TENANT, CHANNEL, id)
+                .inbox_get(&tenant, CHANNEL, id)
                 .await
                 .ok()
                 .flatten()

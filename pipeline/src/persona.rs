@@ -18,6 +18,10 @@
 //! handoff = { webhook_url = "https://crm.example.com/handoff", transfer_to = "+15550100" }
 //! dtmf = { "0" = "escalate_to_human", "1" = "Where is my order?" }  # keypad digits
 //!
+//! [channels.telegram]              # who answers a bot channel, and for which tenant
+//! persona = "support"
+//! tenant = "acme"
+//!
 //! [tools.lookup_order]               # a server-side tool (see `crate::tools`)
 //! description = "Look up an order"
 //! effect = "read"
@@ -134,6 +138,24 @@ impl Persona {
     }
 }
 
+/// Channels whose requests carry no API key of a tenant: each is bound to one tenant and
+/// persona in the file's `[channels.NAME]` tables.
+pub const BOUND_CHANNELS: &[&str] = &["telegram", "slack", "webhook", "phone"];
+
+/// Whom a bot or phone channel serves. A Telegram bot, a Slack app, the signed webhook and
+/// Twilio authenticate as the provider, not as a tenant, so the file says which tenant's
+/// sessions, knowledge and limits their conversations use and which persona answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelBinding {
+    /// The tenant (created at start-up if missing); `None`: the default tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The persona; `None`: the file's default. On the phone `?persona=` still overrides it.
+    #[serde(default)]
+    pub persona: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PersonaError {
     #[error("persona file: {0}")]
@@ -144,6 +166,8 @@ pub enum PersonaError {
     Invalid { persona: String, problem: String },
     #[error("tool {tool:?}: {problem}")]
     Tool { tool: String, problem: String },
+    #[error("channel {channel:?}: {problem}")]
+    Channel { channel: String, problem: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +181,8 @@ struct File {
     tools: BTreeMap<String, ToolDef>,
     #[serde(default)]
     mcp: BTreeMap<String, McpServerConfig>,
+    #[serde(default)]
+    channels: BTreeMap<String, ChannelBinding>,
 }
 
 /// Every persona, by name, and which one applies when a conversation names none.
@@ -168,6 +194,8 @@ pub struct Personas {
     tools: ToolDefs,
     /// MCP servers whose tools the agent may call.
     mcp: BTreeMap<String, McpServerConfig>,
+    /// Tenant and persona of each bot or phone channel named in the file.
+    channels: BTreeMap<String, ChannelBinding>,
 }
 
 impl Default for Personas {
@@ -177,6 +205,7 @@ impl Default for Personas {
             default: DEFAULT_PERSONA.into(),
             tools: ToolDefs::new(),
             mcp: BTreeMap::new(),
+            channels: BTreeMap::new(),
         }
     }
 }
@@ -245,7 +274,34 @@ impl Personas {
             }
             out.default = default;
         }
+        for (channel, binding) in file.channels {
+            let problem = if !BOUND_CHANNELS.contains(&channel.as_str()) {
+                Some(format!("not a bot or phone channel (one of {BOUND_CHANNELS:?})"))
+            } else {
+                binding
+                    .persona
+                    .as_ref()
+                    .filter(|p| !out.by_name.contains_key(*p))
+                    .map(|p| format!("persona {p:?} is not defined"))
+            };
+            if let Some(problem) = problem {
+                return Err(PersonaError::Channel { channel, problem });
+            }
+            out.channels.insert(channel, binding);
+        }
         Ok(out)
+    }
+
+    /// The tenant and persona `channel` serves (both `None` when the file does not bind it).
+    pub fn channel(&self, channel: &str) -> ChannelBinding {
+        self.channels.get(channel).cloned().unwrap_or_default()
+    }
+
+    /// The tenants the file binds channels to.
+    pub fn bound_tenants(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.channels
+            .iter()
+            .filter_map(|(c, b)| Some((c.as_str(), b.tenant.as_deref()?)))
     }
 
     /// The named persona, if it exists.
@@ -326,6 +382,33 @@ instructions = "You sell."
             1
         );
         assert_eq!(p.pick(Some("sales")).prompt_budget, DEFAULT_PROMPT_BUDGET);
+    }
+
+    #[test]
+    fn binds_bot_and_phone_channels_to_a_tenant_and_persona() {
+        let file = format!(
+            "{FILE}\n[channels.telegram]\ntenant = \"acme\"\npersona = \"sales\"\n[channels.phone]\npersona = \"support\"\n"
+        );
+        let p = Personas::parse(&file).expect("parses");
+        let telegram = p.channel("telegram");
+        assert_eq!(telegram.tenant.as_deref(), Some("acme"));
+        assert_eq!(telegram.persona.as_deref(), Some("sales"));
+        assert_eq!(p.channel("phone").tenant, None);
+        assert_eq!(p.channel("slack"), ChannelBinding::default());
+        assert_eq!(p.bound_tenants().collect::<Vec<_>>(), [("telegram", "acme")]);
+
+        let unknown_persona = format!("{FILE}\n[channels.slack]\npersona = \"nobody\"\n");
+        assert!(matches!(
+            Personas::parse(&unknown_persona),
+            Err(PersonaError::Channel { channel, problem }) if channel == "slack" && problem.contains("nobody")
+        ));
+        let unknown_channel = "[channels.fax]\ntenant = \"acme\"\n";
+        assert!(matches!(
+            Personas::parse(unknown_channel),
+            Err(PersonaError::Channel { channel, .. }) if channel == "fax"
+        ));
+        let unknown_field = "[channels.slack]\nteam = \"acme\"\n";
+        assert!(matches!(Personas::parse(unknown_field), Err(PersonaError::Parse(_))));
     }
 
     #[test]

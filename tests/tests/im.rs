@@ -311,3 +311,113 @@ fn a_persona_that_wants_voice_notes_answers_a_voice_note_with_one() {
         raw.len()
     );
 }
+
+/// The session ids `key`'s tenant sees, once at least `min` exist (they are stored after the
+/// answer, off the reply's path).
+fn session_ids(gw: &Gateway, key: &str, min: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = gw.get_with_key("/v1/sessions", Some(key));
+        assert_eq!(status, 200, "{body}");
+        let ids: Vec<String> = serde_json::from_str::<Value>(&body).unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["id"].as_str().map(str::to_owned))
+            .collect();
+        if ids.len() >= min || std::time::Instant::now() > deadline {
+            return ids;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bot_channels_serve_the_tenant_and_persona_the_persona_file_binds() {
+    const OPERATOR: &str = "operator-key";
+    let llm = ScriptedLlm::start(Script {
+        reply: "Happy to help.".into(),
+        ..Script::default()
+    });
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let personas = dir.path().join("personas.toml");
+    std::fs::write(
+        &personas,
+        r#"
+default = "general"
+[personas.general]
+instructions = "You are the general assistant."
+[personas.concierge]
+instructions = "You are the hotel concierge."
+[channels.telegram]
+tenant = "hotel"
+persona = "concierge"
+"#,
+    )
+    .unwrap();
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[
+            ("SWITCHBOARD_API_KEYS", OPERATOR),
+            ("SWITCHBOARD_PERSONAS", personas.to_str().unwrap()),
+            ("SWITCHBOARD_TELEGRAM_BOT_TOKEN", "123:ABC"),
+            ("SWITCHBOARD_TELEGRAM_SECRET_TOKEN", "tg-secret"),
+            ("SWITCHBOARD_TELEGRAM_API_URL", &api.url()),
+            ("SWITCHBOARD_SLACK_SIGNING_SECRET", SLACK_SECRET),
+            ("SWITCHBOARD_SLACK_BOT_TOKEN", "xoxb-test"),
+            ("SWITCHBOARD_SLACK_API_URL", &api.url()),
+        ],
+    );
+    let update = json!({"update_id": 300, "message": {"message_id": 1, "chat": {"id": 42, "type": "private"},
+        "from": {"id": 9}, "date": 1700000000, "text": "Is breakfast included?"}});
+    let secret = vec![("X-Telegram-Bot-Api-Secret-Token", "tg-secret".to_owned())];
+    assert_eq!(
+        post(&gw, "/telegram/webhook", &secret, &update.to_string()).0,
+        200
+    );
+    let mention = json!({"type": "event_callback", "event_id": "Ev9", "event": {"type": "app_mention",
+        "channel": "C1", "user": "U1", "text": "<@UBOT> when is the standup?", "ts": "1700000000.000100"}});
+    assert_eq!(slack_post(&gw, &mention, now(), None).0, 200);
+    api.wait_for(2, Duration::from_secs(30));
+
+    // The bound channel's persona answered it; the unbound one got the file's default.
+    let asked = |words: &str| -> String {
+        llm.requests()
+            .iter()
+            .map(Value::to_string)
+            .find(|r| r.contains(words))
+            .unwrap_or_else(|| panic!("no LLM request with {words:?}"))
+    };
+    let telegram = asked("breakfast");
+    assert!(
+        telegram.contains("hotel concierge") && !telegram.contains("general assistant"),
+        "{telegram}"
+    );
+    assert!(asked("standup").contains("general assistant"));
+
+    // The tenant was created at start-up; its key sees the Telegram chat and nothing else.
+    let (status, made) = {
+        let auth = format!("Bearer {OPERATOR}");
+        let r = switchboard_e2e::gateway::http(
+            gw.addr,
+            "POST",
+            "/v1/admin/keys",
+            &[("Authorization", &auth)],
+            Some(&json!({"tenant": "hotel", "name": "front desk"}).to_string()),
+        )
+        .unwrap();
+        (r.status, r.body)
+    };
+    assert_eq!(status, 201, "{made}");
+    let hotel = serde_json::from_str::<Value>(&made).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(session_ids(&gw, &hotel, 1), ["telegram:42"]);
+    let default_tenant = session_ids(&gw, OPERATOR, 1);
+    assert!(
+        default_tenant.iter().all(|id| id.starts_with("slack:")) && !default_tenant.is_empty(),
+        "{default_tenant:?}"
+    );
+}
