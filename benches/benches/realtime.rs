@@ -67,7 +67,10 @@ fn speech(i: usize) -> Vec<i16> {
     let mut a = silence(200, RATE);
     let mut said = say(QUESTIONS[i % QUESTIONS.len()], RATE);
     // 1% of full scale, as `sox silence ... 1%` would cut.
-    let audible = said.iter().rposition(|s| s.unsigned_abs() > 327).map_or(0, |p| p + 1);
+    let audible = said
+        .iter()
+        .rposition(|s| s.unsigned_abs() > 327)
+        .map_or(0, |p| p + 1);
     said.truncate(audible);
     a.extend(said);
     a

@@ -90,6 +90,12 @@ pub async fn completions(
     {
         return too_many(Rule::Session, &v);
     }
+    // A spent token budget is a 429 here, before any work (the orchestrator would refuse too).
+    if let Some(v) = state.limiter.tokens(&principal.tenant, 0).await
+        && !v.allowed
+    {
+        return too_many(Rule::Tokens, &v);
+    }
     let session_id = session_id.unwrap_or_else(|| new_id("sess"));
     let user_text = request.latest_user_text().to_owned();
     let prepared = state

@@ -296,7 +296,11 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
         tool_engine.install(&tenant, &persona, vec![tool]);
     }
     let outbound = tool_engine.outbound().clone();
-    let orchestrator = orchestrator.with_tools(tool_engine);
+    let mut orchestrator = orchestrator.with_tools(tool_engine);
+    if limiter.has_token_budget() {
+        let budget = crate::limits::tokens::TenantTokens(Arc::clone(&limiter));
+        orchestrator = orchestrator.with_budget(Arc::new(budget));
+    }
     let state = Arc::new(AppState {
         engines: OnceLock::new(),
         not_ready: RwLock::new(Some("loading models".into())),

@@ -85,8 +85,7 @@ pub async fn events(
         Some("event_callback") => {
             if let Some(m) = to_message(&v) {
                 let tenant = state.channel_tenant("slack");
-                match state.store.inbox_accept(&tenant, &m).await
-                {
+                match state.store.inbox_accept(&tenant, &m).await {
                     Ok(true) => state.webhook_work.notify_one(),
                     Ok(false) => tracing::debug!(event = %m.id, "slack retry of a stored event"),
                     // Not stored: a 500 makes Slack retry later.

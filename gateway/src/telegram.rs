@@ -72,8 +72,7 @@ pub async fn webhook(
         return StatusCode::OK.into_response();
     };
     let tenant = state.channel_tenant("telegram");
-    match state.store.inbox_accept(&tenant, &m).await
-    {
+    match state.store.inbox_accept(&tenant, &m).await {
         Ok(true) => state.webhook_work.notify_one(),
         Ok(false) => tracing::debug!(update = %m.id, "telegram redelivered a stored update"),
         Err(e) => {

@@ -5,6 +5,7 @@
 //! turn its [`call::CallEvent`]s into their protocol. Model inference runs on the engines'
 //! own worker threads (`switchboard-models`), never on the async runtime.
 
+pub mod budget;
 pub mod call;
 pub mod context;
 pub mod conversation;

@@ -15,11 +15,12 @@ use std::time::Instant;
 
 use prometheus::HistogramVec;
 
+use crate::budget::{TokenBudget, estimate_prompt_tokens, metered};
 use crate::context::summary::{OlderTurns, SUMMARY_DEADLINE, SummarySource};
 use crate::context::{
     ContextOutcome, ContextStage, LookupCtx, PromptInputs, approx_tokens, assemble,
 };
-use crate::llm::{ChatMessage, ChatRequest, LlmProvider, LlmStream, ToolChoice};
+use crate::llm::{ChatMessage, ChatRequest, LlmError, LlmProvider, LlmStream, ToolChoice};
 use crate::persona::{Persona, Personas};
 use crate::tools::engine::ToolScope;
 use crate::tools::runner::ToolRun;
@@ -56,6 +57,8 @@ pub struct PreparedTurn {
     /// The server-side tools this turn may call (also in `request.tools`).
     pub server_tools: Vec<ToolDef>,
     pub decision: Option<(String, bool)>,
+    /// The tenant's token budget is spent: the reply is this refusal, and no LLM is asked.
+    pub over_budget: Option<std::time::Duration>,
 }
 
 impl PreparedTurn {
@@ -85,6 +88,8 @@ pub struct Orchestrator {
     pub tools: Option<Arc<ToolEngine>>,
     /// Where sessions' rolling summaries are read.
     pub summaries: Option<Arc<dyn SummarySource>>,
+    /// Tokens each tenant may spend; `None`: no limit.
+    pub budget: Option<Arc<dyn TokenBudget>>,
     stage_seconds: Option<HistogramVec>,
 }
 
@@ -110,6 +115,7 @@ impl Orchestrator {
             llm,
             tools: None,
             summaries: None,
+            budget: None,
             stage_seconds,
         }
     }
@@ -133,6 +139,20 @@ impl Orchestrator {
                 tracing::warn!(session, "the session summary came too late");
                 None
             }
+        }
+    }
+
+    /// Limit the tokens each tenant's replies may use.
+    pub fn with_budget(mut self, budget: Arc<dyn TokenBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// `Err(retry_after)` while `tenant`'s token budget is spent.
+    async fn admit(&self, tenant: &str) -> Result<(), std::time::Duration> {
+        match &self.budget {
+            Some(b) => b.admit(tenant).await,
+            None => Ok(()),
         }
     }
 
@@ -183,9 +203,10 @@ impl Orchestrator {
             query_vector: Default::default(),
         };
         let plan = persona.context_plan();
-        let (context, summary) = tokio::join!(
+        let (context, summary, admitted) = tokio::join!(
             self.context.run(&lookup, &plan),
-            self.older_turns(&lookup.tenant, lookup.session.as_deref())
+            self.older_turns(&lookup.tenant, lookup.session.as_deref()),
+            self.admit(&lookup.tenant)
         );
         // The persona leads; the client's own system messages follow it.
         let (system, history): (Vec<ChatMessage>, Vec<ChatMessage>) = messages
@@ -252,12 +273,29 @@ impl Orchestrator {
             scope,
             server_tools,
             decision: turn.decision,
+            over_budget: admitted.err(),
         }
     }
 
     /// Stage 4 for a prepared turn: the reply, with the persona's server-side tools run
     /// (and confirmed) inside the stream.
     pub fn respond(&self, turn: PreparedTurn) -> LlmStream {
+        if let Some(retry_after) = turn.over_budget {
+            return Box::pin(futures_util::stream::once(async move {
+                Err(LlmError::TokenBudget { retry_after })
+            }));
+        }
+        let Some(budget) = self.budget.clone() else {
+            return self.respond_unmetered(turn);
+        };
+        let (tenant, prompt) = (
+            turn.scope.tenant.clone(),
+            estimate_prompt_tokens(&turn.request),
+        );
+        metered(self.respond_unmetered(turn), budget, tenant, prompt)
+    }
+
+    fn respond_unmetered(&self, turn: PreparedTurn) -> LlmStream {
         let Some(engine) = self.tools.clone().filter(|_| !turn.server_tools.is_empty()) else {
             return self.generate(turn.request);
         };

@@ -276,7 +276,9 @@ impl Personas {
         }
         for (channel, binding) in file.channels {
             let problem = if !BOUND_CHANNELS.contains(&channel.as_str()) {
-                Some(format!("not a bot or phone channel (one of {BOUND_CHANNELS:?})"))
+                Some(format!(
+                    "not a bot or phone channel (one of {BOUND_CHANNELS:?})"
+                ))
             } else {
                 binding
                     .persona
@@ -395,7 +397,10 @@ instructions = "You sell."
         assert_eq!(telegram.persona.as_deref(), Some("sales"));
         assert_eq!(p.channel("phone").tenant, None);
         assert_eq!(p.channel("slack"), ChannelBinding::default());
-        assert_eq!(p.bound_tenants().collect::<Vec<_>>(), [("telegram", "acme")]);
+        assert_eq!(
+            p.bound_tenants().collect::<Vec<_>>(),
+            [("telegram", "acme")]
+        );
 
         let unknown_persona = format!("{FILE}\n[channels.slack]\npersona = \"nobody\"\n");
         assert!(matches!(
@@ -408,7 +413,10 @@ instructions = "You sell."
             Err(PersonaError::Channel { channel, .. }) if channel == "fax"
         ));
         let unknown_field = "[channels.slack]\nteam = \"acme\"\n";
-        assert!(matches!(Personas::parse(unknown_field), Err(PersonaError::Parse(_))));
+        assert!(matches!(
+            Personas::parse(unknown_field),
+            Err(PersonaError::Parse(_))
+        ));
     }
 
     #[test]

@@ -378,3 +378,99 @@ fn calls_per_tenant_are_capped_across_instances() {
         }
     });
 }
+
+/// One chat completion with the operator key: the status, the reply's total tokens (or the
+/// error) as JSON, and the named response header.
+fn chat(gw: &Gateway, header: &str) -> (u16, serde_json::Value, Option<String>) {
+    let auth = format!("Bearer {KEY}");
+    let body = json!({"model": "switchboard", "messages": [{"role": "user", "content": "Say something."}]});
+    let r = http(
+        gw.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("Authorization", &auth)],
+        Some(&body.to_string()),
+    )
+    .expect("gateway answers");
+    let json = serde_json::from_str(&r.body).unwrap_or_default();
+    (r.status, json, r.header(header).map(str::to_owned))
+}
+
+#[test]
+fn a_tenants_token_budget_is_spent_across_instances_then_refused_everywhere() {
+    let llm = ScriptedLlm::start(Script {
+        reply: "Here is a reply of a dozen words or so for the budget.".into(),
+        ..Script::default()
+    });
+    // An hour to refill 60 tokens: nothing comes back during the test.
+    let Pair {
+        a,
+        b,
+        redis: _r,
+        _db,
+    } = pair(
+        &llm,
+        "tokens",
+        &[("SWITCHBOARD_TOKENS_PER_TENANT", "60/1h")],
+    );
+    let mut spent = 0;
+    let mut answered = 0;
+    let refused = loop {
+        let gw = if answered % 2 == 0 { &a } else { &b };
+        let (status, body, limit) = chat(gw, "x-ratelimit-limit-tokens");
+        if status == 429 {
+            break (body, limit);
+        }
+        assert_eq!(status, 200, "{body}");
+        spent += body["usage"]["total_tokens"].as_u64().unwrap();
+        answered += 1;
+        assert!(answered < 20, "never refused after {spent} tokens");
+        // Charges land right after the reply; give them a moment.
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(spent >= 60, "refused before the budget was spent: {spent}");
+    assert!(
+        answered >= 2,
+        "both instances answered before the budget ran out"
+    );
+    let (body, limit) = refused;
+    assert_eq!(body["error"]["type"], "tokens", "{body}");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(limit.as_deref(), Some("60"));
+    // Spent for the whole tenant: both instances refuse, with a wait they can name.
+    for gw in [&a, &b] {
+        let (status, _, retry) = chat(gw, "retry-after");
+        assert_eq!(status, 429);
+        let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+        assert!(retry > 60, "{retry}");
+    }
+    // A live call of the tenant is answered with the refusal, not by the LLM.
+    let asked_before = llm.requests().len();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut call = RealtimeClient::connect_with_key(&a.ws_url(), Some(KEY))
+            .await
+            .unwrap();
+        call.send(
+            json!({"type": "conversation.item.create", "item": {"type": "message",
+            "role": "user", "content": [{"type": "input_text", "text": "Hello?"}]}}),
+        )
+        .await
+        .unwrap();
+        call.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+            .await
+            .unwrap();
+        let done = call
+            .wait_for("response.done", Duration::from_secs(20))
+            .await
+            .unwrap();
+        let response = &done.event["response"];
+        assert_eq!(response["status"], "failed", "{response}");
+        assert_eq!(
+            response["status_details"]["error"]["code"],
+            "rate_limit_exceeded"
+        );
+    });
+    assert_eq!(llm.requests().len(), asked_before, "the LLM was not asked");
+    assert!(metric(&a, r#"switchboard_rate_limited_total{rule="tokens"}"#).unwrap_or(0.0) >= 1.0);
+}

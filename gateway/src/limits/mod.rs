@@ -6,9 +6,11 @@
 //!
 //! Key and tenant limits apply to every authenticated request (`Auth::require` asks); the
 //! session limit to each chat message (chat completions naming a session, chat-socket
-//! messages). A refusal is OpenAI's 429 with `Retry-After` and `x-ratelimit-*` headers.
+//! messages); the token budget (`tokens.rs`) to every reply a tenant's turns generate. A
+//! refusal is OpenAI's 429 with `Retry-After` and `x-ratelimit-*` headers.
 
 pub mod gcra;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,10 @@ pub struct LimitArgs {
     /// Chat messages per session.
     #[arg(long, env = "SWITCHBOARD_RATE_PER_SESSION", default_value = "10/10s")]
     pub rate_per_session: String,
+    /// LLM tokens per tenant (prompt and reply, as the provider reports them), e.g.
+    /// `200000/1h`; `off` by default. A reply may overdraw it; the next turns then wait.
+    #[arg(long, env = "SWITCHBOARD_TOKENS_PER_TENANT", default_value = "off")]
+    pub tokens_per_tenant: String,
     /// Live calls per tenant, across instances (0: no cap beyond --max-calls).
     #[arg(long, env = "SWITCHBOARD_MAX_CALLS_PER_TENANT")]
     pub max_calls_per_tenant: Option<usize>,
@@ -50,6 +56,7 @@ pub enum Rule {
     Key,
     Tenant,
     Session,
+    Tokens,
 }
 
 impl Rule {
@@ -58,6 +65,7 @@ impl Rule {
             Rule::Key => "key",
             Rule::Tenant => "tenant",
             Rule::Session => "session",
+            Rule::Tokens => "tokens",
         }
     }
 }
@@ -107,6 +115,8 @@ impl LimitMetrics {
 #[derive(Default)]
 struct LocalBuckets {
     tat: HashMap<String, i64>,
+    /// Token budgets, in microseconds.
+    token_tat: HashMap<String, i64>,
 }
 
 const MAX_LOCAL_BUCKETS: usize = 100_000;
@@ -115,6 +125,7 @@ pub struct Limiter {
     rates: HashMap<Rule, Rate>,
     redis: Option<Arc<RedisLink>>,
     script: redis::Script,
+    token_script: redis::Script,
     local: Mutex<LocalBuckets>,
     started: Instant,
     metrics: Option<LimitMetrics>,
@@ -148,6 +159,11 @@ impl Limiter {
                 &args.rate_per_session,
                 "SWITCHBOARD_RATE_PER_SESSION",
             ),
+            (
+                Rule::Tokens,
+                &args.tokens_per_tenant,
+                "SWITCHBOARD_TOKENS_PER_TENANT",
+            ),
         ] {
             if let Some(rate) = Rate::parse(text).map_err(|e| anyhow::anyhow!("{var}: {e}"))? {
                 rates.insert(rule, rate);
@@ -157,6 +173,7 @@ impl Limiter {
             rates,
             redis,
             script: redis::Script::new(gcra::SCRIPT),
+            token_script: redis::Script::new(tokens::SCRIPT),
             local: Mutex::new(LocalBuckets::default()),
             started: Instant::now(),
             metrics,
@@ -261,16 +278,20 @@ impl Limiter {
 pub fn too_many(rule: Rule, v: &Verdict) -> Response {
     let what = match rule {
         Rule::Key => "this API key",
-        Rule::Tenant => "this organization",
+        Rule::Tenant | Rule::Tokens => "this organization",
         Rule::Session => "this session",
+    };
+    let unit = match rule {
+        Rule::Tokens => "tokens",
+        _ => "requests",
     };
     let retry_ms = v.retry_after.as_millis().max(1);
     let mut r = openai_error(
         StatusCode::TOO_MANY_REQUESTS,
-        "requests",
+        unit,
         "rate_limit_exceeded",
         &format!(
-            "Rate limit reached for {what}: {} requests per {} ms. Try again in {} ms.",
+            "Rate limit reached for {what}: {} {unit} per {} ms. Try again in {} ms.",
             v.limit,
             v.period.as_millis(),
             retry_ms
@@ -279,16 +300,22 @@ pub fn too_many(rule: Rule, v: &Verdict) -> Response {
     let h = r.headers_mut();
     let secs = retry_ms.div_ceil(1000);
     for (name, value) in [
-        ("retry-after", secs.to_string()),
-        ("retry-after-ms", retry_ms.to_string()),
-        ("x-ratelimit-limit-requests", v.limit.to_string()),
-        ("x-ratelimit-remaining-requests", v.remaining.to_string()),
+        ("retry-after".to_owned(), secs.to_string()),
+        ("retry-after-ms".to_owned(), retry_ms.to_string()),
+        (format!("x-ratelimit-limit-{unit}"), v.limit.to_string()),
         (
-            "x-ratelimit-reset-requests",
+            format!("x-ratelimit-remaining-{unit}"),
+            v.remaining.to_string(),
+        ),
+        (
+            format!("x-ratelimit-reset-{unit}"),
             format!("{}ms", v.reset.as_millis()),
         ),
     ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::try_from(name),
+            HeaderValue::from_str(&value),
+        ) {
             h.insert(name, value);
         }
     }
@@ -306,6 +333,7 @@ mod tests {
             rate_per_key: "5/10s".into(),
             rate_per_tenant: "off".into(),
             rate_per_session: "off".into(),
+            tokens_per_tenant: "off".into(),
             max_calls_per_tenant: None,
             redis_url: None,
         };

@@ -179,7 +179,11 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             .errors_total
             .with_label_values(&[e.kind()])
             .inc();
-        finish_error = Some(("llm_failed", e.to_string()));
+        let code = match e {
+            crate::llm::LlmError::TokenBudget { .. } => "rate_limit_exceeded",
+            _ => "llm_failed",
+        };
+        finish_error = Some((code, e.to_string()));
         if !said_anything {
             // Nothing was said: apologise instead of leaving the caller in silence.
             if !out.send(ResponseMsg::Text(APOLOGY.into())).await {

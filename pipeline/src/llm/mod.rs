@@ -165,6 +165,9 @@ pub enum LlmError {
     FirstTokenTimeout { provider: String, timeout_ms: u64 },
     #[error("every LLM provider failed; last: {0}")]
     AllFailed(Box<LlmError>),
+    /// The tenant's token budget is spent (see `crate::budget`); nothing was asked.
+    #[error("the token budget is spent; try again in {} ms", retry_after.as_millis())]
+    TokenBudget { retry_after: std::time::Duration },
 }
 
 impl LlmError {
@@ -174,6 +177,7 @@ impl LlmError {
             Self::Provider { .. } => "provider_error",
             Self::FirstTokenTimeout { .. } => "first_token_timeout",
             Self::AllFailed(_) => "all_providers_failed",
+            Self::TokenBudget { .. } => "token_budget",
         }
     }
 }
