@@ -27,6 +27,7 @@ use switchboard_pipeline::tools::mcp::McpHub;
 use switchboard_pipeline::tools::{ToolAudit, ToolEngine, ToolEngineConfig};
 
 use crate::auth::Scope;
+use crate::registry::{ControlAction, ControlError};
 use crate::server::{AppState, openai_error};
 use crate::sessions::{authorized_limit, db_failed, list_of, not_found, object};
 use crate::store::Store;
@@ -110,6 +111,30 @@ pub fn engine(
         "tool engine ready"
     );
     Ok(engine)
+}
+
+/// A live call whose pending action expires hears it at once: the sweep asks the call (on
+/// whichever instance holds it) for a response once the agent has finished its current
+/// sentence; that response's tool loop tells the model how the action ended ("not
+/// confirmed in time, nothing was done, offer to start again") and marks it reported, so
+/// the next turn does not repeat it. Nothing is added to the conversation that later turns
+/// would read again. Sessions that are not live calls (chat, IM) hear it on their next turn.
+pub fn announce_expiries(engine: &ToolEngine, registry: Arc<crate::registry::Registry>) {
+    engine.on_expiry(Arc::new(move |action| {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            match registry
+                .control(&action.tenant, &action.session_id, ControlAction::Respond)
+                .await
+            {
+                Ok(route) => {
+                    tracing::info!(action = %action.id, route, "expiry told to the live call")
+                }
+                Err(ControlError::NotFound) => {} // not a live call: its next turn tells it
+                Err(e) => tracing::warn!(action = %action.id, error = ?e, "expiry notice failed"),
+            }
+        });
+    }));
 }
 
 fn tools(state: &AppState) -> Result<&Arc<ToolEngine>, Response> {

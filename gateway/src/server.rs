@@ -295,6 +295,7 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
     for (tenant, persona, tool) in store.all_installed_tools().await? {
         tool_engine.install(&tenant, &persona, vec![tool]);
     }
+    crate::actions::announce_expiries(&tool_engine, Arc::clone(&registry));
     let outbound = tool_engine.outbound().clone();
     let mut orchestrator = orchestrator.with_tools(tool_engine);
     if limiter.has_token_budget() {

@@ -538,3 +538,67 @@ fn a_realtime_client_approves_with_the_custom_event() {
     });
     assert_eq!(cancels(&orders), 1);
 }
+
+#[test]
+fn a_live_call_hears_at_once_when_its_action_expires() {
+    let Rig {
+        orders,
+        llm,
+        gw,
+        _dir,
+    } = rig(&[("SWITCHBOARD_ACTION_TTL_SECS", "1")]);
+    llm.call_tool("cancel", "cancel_order", json!({"order_id": "42"}));
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url())
+            .await
+            .expect("connects");
+        c.send(
+            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Please cancel order 42."}]}}),
+        )
+        .await
+        .expect("sends");
+        c.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+            .await
+            .expect("sends");
+        let asked = c
+            .wait_for("switchboard.action.confirmation_requested", LONG)
+            .await
+            .expect("a confirmation is asked for");
+        let id = asked.event["action"]["id"].clone();
+        c.wait_for("response.done", LONG)
+            .await
+            .expect("the question ends the response");
+        c.skip_seen();
+
+        // The caller says nothing. Once the action expires the agent speaks up by itself.
+        let resolved = c
+            .wait_for("switchboard.action.resolved", LONG)
+            .await
+            .expect("the expiry reaches the call without a turn");
+        assert_eq!(resolved.event["action_id"], id);
+        assert_eq!(resolved.event["status"], "expired", "{}", resolved.event);
+        let done = c
+            .wait_for("response.done", LONG)
+            .await
+            .expect("the agent tells the caller");
+        assert_eq!(done.event["response"]["status"], "completed");
+        assert!(
+            done.event
+                .to_string()
+                .contains("confirmation window closed"),
+            "the model was told how it ended: {}",
+            done.event
+        );
+        assert_eq!(
+            c.of_kind("response.created").len(),
+            2,
+            "the question and one notice, not one per sweep: {:?}",
+            c.kinds()
+        );
+        c.close().await;
+    });
+    assert_eq!(cancels(&orders), 0, "nothing ran");
+    let asked = llm.requests().len();
+    assert_eq!(asked, 2, "the question, then the notice");
+}

@@ -13,16 +13,26 @@ pub enum ControlAction {
     /// End the call (on a phone call, through the provider when it is configured).
     Hangup,
     /// Add a message to the conversation: `system` guidance the agent follows, or a `user`
-    /// message as if the caller had said it; with `respond`, the agent answers at once
-    /// (interrupting what it is saying).
+    /// message as if the caller had said it; with `respond`, the agent answers at once,
+    /// interrupting what it is saying, or (`interrupt: false`) once it has finished.
     Message {
         role: MessageRole,
         text: String,
         #[serde(default)]
         respond: bool,
+        #[serde(default = "interrupts")]
+        interrupt: bool,
     },
     /// Hand a phone call to a number (E.164).
     Transfer { to: String },
+    /// Let the agent speak once it has finished its current sentence, about news the
+    /// conversation already holds (an action that ended outside the call): internal, not
+    /// an HTTP route.
+    Respond,
+}
+
+fn interrupts() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +65,8 @@ fn invalid(message: impl Into<String>, param: &'static str) -> Invalid {
     }
 }
 
-/// `POST /v1/calls/{id}/messages` body: `{"role": "system"|"user", "text", "respond"?}`.
+/// `POST /v1/calls/{id}/messages` body:
+/// `{"role": "system"|"user", "text", "respond"?, "interrupt"?}` (`interrupt` defaults to true).
 pub fn parse_message(body: &[u8]) -> Result<ControlAction, Invalid> {
     #[derive(Deserialize)]
     struct Body {
@@ -64,6 +75,8 @@ pub fn parse_message(body: &[u8]) -> Result<ControlAction, Invalid> {
         text: Option<String>,
         #[serde(default)]
         respond: bool,
+        #[serde(default = "interrupts")]
+        interrupt: bool,
     }
     let b: Body = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("The body must be a JSON object: {e}"), "body"))?;
@@ -89,6 +102,7 @@ pub fn parse_message(body: &[u8]) -> Result<ControlAction, Invalid> {
         role,
         text: text.to_owned(),
         respond: b.respond,
+        interrupt: b.interrupt,
     })
 }
 
@@ -128,8 +142,23 @@ mod tests {
             ControlAction::Message {
                 role: MessageRole::System,
                 text: "Offer the gold plan.".into(),
-                respond: false
+                respond: false,
+                interrupt: true,
             }
+        );
+        assert!(matches!(
+            parse_message(br#"{"text": "x", "respond": true, "interrupt": false}"#),
+            Ok(ControlAction::Message {
+                respond: true,
+                interrupt: false,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_message(br#"{"text": "x", "interrupt": "no"}"#)
+                .unwrap_err()
+                .param,
+            "body"
         );
         assert_eq!(
             parse_message(br#"{"role": "bot", "text": "x"}"#)
@@ -162,6 +191,7 @@ mod tests {
                 role: MessageRole::User,
                 text: "hi".into(),
                 respond: true,
+                interrupt: false,
             },
         };
         let text = serde_json::to_string(&m).unwrap();

@@ -55,6 +55,7 @@ impl Registry {
                 role,
                 text,
                 respond,
+                interrupt,
             } => {
                 let role = match role {
                     MessageRole::System => Role::System,
@@ -72,12 +73,20 @@ impl Registry {
                 .await?;
                 if *respond {
                     send(CallInput::CreateResponse(ResponseOptions {
-                        interrupt: true,
+                        interrupt: *interrupt,
+                        queue: !*interrupt,
                         ..Default::default()
                     }))
                     .await?;
                 }
                 Ok(())
+            }
+            ControlAction::Respond => {
+                send(CallInput::CreateResponse(ResponseOptions {
+                    queue: true,
+                    ..Default::default()
+                }))
+                .await
             }
             ControlAction::Transfer { to } => {
                 let p = provider.ok_or(ControlError::Unsupported(

@@ -314,6 +314,7 @@ impl Registry {
                 ControlAction::Hangup => "hangup",
                 ControlAction::Message { .. } => "message",
                 ControlAction::Transfer { .. } => "transfer",
+                ControlAction::Respond => "respond",
             };
             m.controls.with_label_values(&[name, route]).inc();
         }

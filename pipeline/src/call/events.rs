@@ -57,6 +57,9 @@ pub struct ResponseOptions {
     /// An answer to a pending action (`action_id`, approve) that this response settles
     /// (our `switchboard.action.confirm` client event).
     pub decision: Option<(String, bool)>,
+    /// With a response in progress, start after it instead of refusing (news from outside
+    /// the call, such as an action that expired, waits for the agent to finish its sentence).
+    pub queue: bool,
     /// Cancel a response in progress instead of refusing (a phone key press interrupts the
     /// agent the way speech does).
     pub interrupt: bool,

@@ -26,6 +26,11 @@ impl CallActor {
         if opts.interrupt && self.response.is_some() {
             self.cancel_response("turn_detected").await;
         }
+        if opts.queue && self.response.is_some() {
+            // The conversation already holds the news; a response already waiting covers it.
+            self.deferred_response.get_or_insert((opts, v2v));
+            return;
+        }
         if let Some(r) = &self.response {
             let err = CallError::invalid(
                 "conversation_already_has_active_response",

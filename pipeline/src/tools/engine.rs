@@ -96,7 +96,12 @@ pub struct ToolEngine {
     metrics: Option<CallMetrics>,
     handoff: Option<Arc<dyn HandoffSink>>,
     ttl: Duration,
+    /// Told of each action the sweep expires, so a live call can say so at once.
+    on_expiry: std::sync::OnceLock<ExpiryHook>,
 }
+
+/// Called with each action the expiry sweep cancelled (on the instance that cancelled it).
+pub type ExpiryHook = Arc<dyn Fn(PendingAction) + Send + Sync>;
 
 impl std::fmt::Debug for ToolEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,7 +129,13 @@ impl ToolEngine {
             metrics: cfg.metrics,
             handoff: cfg.handoff,
             ttl: cfg.action_ttl,
+            on_expiry: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Be told of every action the sweep expires from now on (set once).
+    pub fn on_expiry(&self, hook: ExpiryHook) {
+        let _ = self.on_expiry.set(hook);
     }
 
     pub fn actions(&self) -> &Arc<dyn ActionStore> {
@@ -478,9 +489,12 @@ impl ToolEngine {
             }
         };
         let mut n = 0;
-        for a in &due {
-            if self.expire(a).await {
+        for a in due {
+            if self.expire(&a).await {
                 n += 1;
+                if let Some(hook) = self.on_expiry.get() {
+                    hook(a);
+                }
             }
         }
         n

@@ -226,15 +226,16 @@ impl ToolRun {
                 content: outcome.1,
             },
         ];
-        // An answer follows the question; news from elsewhere goes before the new message.
-        let at = if decision == Decision::Unclear {
-            request
-                .messages
-                .iter()
-                .rposition(|m| matches!(m, ChatMessage::User(_)))
-                .unwrap_or(request.messages.len())
-        } else {
-            request.messages.len()
+        // An answer follows the question; news from elsewhere goes before the caller's new
+        // message, or last when no new message asked for this response (an expiry notice).
+        let end = request.messages.len();
+        let at = match request
+            .messages
+            .iter()
+            .rposition(|m| matches!(m, ChatMessage::User(_)))
+        {
+            Some(i) if decision == Decision::Unclear && i + 1 == end => i,
+            _ => end,
         };
         request.messages.splice(at..at, exchange);
         send(tx, resolved(&action.id, outcome.0)).await
