@@ -225,3 +225,88 @@ async fn post_with_signature(
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[test]
+fn the_phone_line_serves_the_tenant_and_persona_the_persona_file_binds() {
+    const OPERATOR: &str = "operator-key-phone";
+    let llm = ScriptedLlm::start(Script {
+        reply: "We open at nine.".into(),
+        ..Script::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let personas = dir.path().join("personas.toml");
+    std::fs::write(
+        &personas,
+        r#"
+default = "general"
+[personas.general]
+instructions = "You are the general assistant."
+[personas.receptionist]
+instructions = "You are the clinic's receptionist."
+dtmf = { "1" = "What are your opening hours?" }
+[channels.phone]
+tenant = "clinic"
+persona = "receptionist"
+"#,
+    )
+    .unwrap();
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[
+            ("SWITCHBOARD_API_KEYS", OPERATOR),
+            ("SWITCHBOARD_PERSONAS", personas.to_str().unwrap()),
+        ],
+    );
+    runtime().block_on(async {
+        let phone = PhoneClient::connect(&stream_url(&gw), json!({"from": "+15550003"}))
+            .await
+            .unwrap();
+        phone.speak(&silence(200, RATE)).await.unwrap();
+        // The bound persona's keypad map, not the default's (which has none).
+        phone.dtmf('1').unwrap();
+        phone
+            .wait_until("reply to the key press", LONG, |l| l.loud_played.len() > 5)
+            .await
+            .unwrap();
+        phone.stop();
+    });
+    let asked = llm
+        .requests()
+        .iter()
+        .map(Value::to_string)
+        .find(|r| r.contains("opening hours"))
+        .expect("the key press reached the LLM");
+    assert!(asked.contains("clinic's receptionist"), "{asked}");
+
+    // The call is the clinic's: its key lists the session, the default tenant's does not.
+    let auth = format!("Bearer {OPERATOR}");
+    let made = switchboard_e2e::gateway::http(
+        gw.addr,
+        "POST",
+        "/v1/admin/keys",
+        &[("Authorization", &auth)],
+        Some(&json!({"tenant": "clinic", "name": "desk"}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(made.status, 201, "{}", made.body);
+    let clinic = serde_json::from_str::<Value>(&made.body).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let phone_sessions = |key: &str| -> usize {
+        let (status, body) = gw.get_with_key("/v1/sessions", Some(key));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["channel"] == "phone")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while phone_sessions(&clinic) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no clinic session");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(phone_sessions(OPERATOR), 0);
+}
