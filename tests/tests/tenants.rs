@@ -168,3 +168,43 @@ fn jwt_bearer_tokens_carry_their_tenant_and_scopes() {
     let n = fetches.load(std::sync::atomic::Ordering::SeqCst);
     assert!((1..=2).contains(&n), "{n} JWKS fetches");
 }
+
+/// An HS256 token for `org`, issued to `sub`, made by PyJWT as an identity provider would.
+fn hs256_token(secret: &str, org: &str, sub: &str) -> String {
+    let script = "import jwt,sys,time; print(jwt.encode({'org': sys.argv[2], 'sub': sys.argv[3], 'scope': 'chat', 'exp': int(time.time()) + 600}, sys.argv[1], algorithm='HS256'))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, secret, org, sub])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn each_jwt_subject_has_its_own_rate_limit() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[
+            ("SWITCHBOARD_JWT_HS256_SECRET", "hs-shared-secret"),
+            ("SWITCHBOARD_JWT_TENANT_CLAIM", "org"),
+            ("SWITCHBOARD_RATE_PER_KEY", "3/1m"),
+        ],
+    );
+    let alice = hs256_token("hs-shared-secret", "acme", "alice");
+    let bob = hs256_token("hs-shared-secret", "acme", "bob");
+    let models = |token: &str| gw.get_with_key("/v1/models", Some(token)).0;
+    for _ in 0..3 {
+        assert_eq!(models(&alice), 200);
+    }
+    assert_eq!(models(&alice), 429, "alice used her three");
+    // Same tenant, another user: a bucket of their own.
+    for _ in 0..3 {
+        assert_eq!(models(&bob), 200);
+    }
+    assert_eq!(models(&bob), 429);
+}

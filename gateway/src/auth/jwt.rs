@@ -151,6 +151,9 @@ pub fn verify_rs256(token: &Token, keys: &[RsaKey]) -> Result<(), JwtError> {
 pub struct Grant {
     pub tenant: String,
     pub scopes: String,
+    /// `sub`: whom the token was issued to, so each user of a tenant has their own rate
+    /// limit (`None`: the token names no subject; it counts against its tenant's bucket).
+    pub subject: Option<String>,
 }
 
 /// The claims every accepted token must satisfy.
@@ -214,7 +217,21 @@ pub fn check_claims(token: &Token, rules: &ClaimRules, now: i64) -> Result<Grant
             .join(" "),
         _ => String::new(),
     };
-    Ok(Grant { tenant, scopes })
+    // A subject, when present, must be a usable name (RFC 7519: a string).
+    let subject = match c.get("sub") {
+        None => None,
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control) =>
+        {
+            Some(s.clone())
+        }
+        Some(_) => return Err(JwtError::Claim("sub")),
+    };
+    Ok(Grant {
+        tenant,
+        scopes,
+        subject,
+    })
 }
 
 #[cfg(test)]
@@ -286,9 +303,27 @@ pub mod tests {
             g,
             Grant {
                 tenant: "acme".into(),
-                scopes: "chat realtime".into()
+                scopes: "chat realtime".into(),
+                subject: None,
             }
         );
+        let mut with_sub = claims(2_000);
+        with_sub["sub"] = "user-7".into();
+        let t = decode(&hs256(&with_sub, b"s3cret")).unwrap();
+        let g = check_claims(&t, &rules(), 1_000).unwrap();
+        assert_eq!(g.subject.as_deref(), Some("user-7"));
+        for bad in [
+            serde_json::json!(7),
+            serde_json::json!(""),
+            serde_json::json!("a\nb"),
+        ] {
+            with_sub["sub"] = bad;
+            let t = decode(&hs256(&with_sub, b"s3cret")).unwrap();
+            assert_eq!(
+                check_claims(&t, &rules(), 1_000),
+                Err(JwtError::Claim("sub"))
+            );
+        }
         assert_eq!(
             check_claims(&t, &rules(), 2_000 + LEEWAY_SECS),
             Err(JwtError::Expired)

@@ -229,9 +229,12 @@ impl Auth {
             return match verifier.verify(token).await {
                 Ok(grant) => Ok(Principal {
                     tenant: grant.tenant.clone(),
-                    // Rate limits per subject would need `sub`; per tenant is what a token
-                    // reliably names.
-                    key_id: Some(format!("jwt:{}", grant.tenant)),
+                    // The key rate limit applies per user (`sub`); a token without one
+                    // shares its tenant's bucket.
+                    key_id: Some(match &grant.subject {
+                        Some(sub) => format!("jwt:{}:{sub}", grant.tenant),
+                        None => format!("jwt:{}", grant.tenant),
+                    }),
                     scopes: Scopes::parse_known(&grant.scopes),
                     operator: false,
                 }),
