@@ -25,6 +25,7 @@ impl Store {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO audit_events (tenant_id, id, session_id, kind, detail, created_at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, id) DO NOTHING",
@@ -35,8 +36,9 @@ impl Store {
         .bind(kind)
         .bind(detail.to_string())
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

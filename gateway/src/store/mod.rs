@@ -210,6 +210,24 @@ mod tests {
         // transaction above was rolled back.
         assert_eq!(store.list_sessions("globex", 10).await.unwrap().len(), 1);
         assert!(store.get_session("acme", "s-a").await.unwrap().is_some());
+
+        // The write queue's writes run as the tenant's role too: with the role's right to
+        // add audit rows taken away, the owner still could, but the write is refused.
+        sqlx::query("REVOKE INSERT ON audit_events FROM switchboard_tenant")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let detail = serde_json::json!({});
+        let refused = store.add_audit("acme", "a-1", None, "test", &detail).await;
+        assert!(refused.is_err(), "the audit write ran as the owner");
+        sqlx::query("GRANT INSERT ON audit_events TO switchboard_tenant")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store
+            .add_audit("acme", "a-1", None, "test", &detail)
+            .await
+            .unwrap();
         drop(store);
         let admin = AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
             .await

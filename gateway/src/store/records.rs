@@ -109,6 +109,7 @@ fn profile_attributes(
 impl Store {
     /// Create the session, or update its status, user and persona.
     pub async fn upsert_session(&self, tenant: &str, s: &SessionRecord) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO sessions (tenant_id, id, channel, status, user_id, persona, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -123,8 +124,9 @@ impl Store {
         .bind(s.persona.as_deref())
         .bind(s.created_at)
         .bind(s.updated_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -135,7 +137,7 @@ impl Store {
         session_id: &str,
         messages: &[MessageRecord],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.tenant_tx(tenant).await?;
         let last: i64 = sqlx::query(
             "SELECT COALESCE(MAX(seq), 0) AS last FROM messages WHERE tenant_id = $1 AND session_id = $2",
         )
@@ -176,6 +178,7 @@ impl Store {
         session_id: &str,
         call: &ToolCallRecord,
     ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO tool_calls (tenant_id, session_id, id, name, arguments, result, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -188,8 +191,9 @@ impl Store {
         .bind(&call.arguments)
         .bind(call.result.as_deref())
         .bind(call.created_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -365,7 +369,7 @@ impl Store {
         user: &str,
         attributes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.tenant_tx(tenant).await?;
         // Creating or touching the row takes its write lock (PostgreSQL) or the database's
         // (SQLite) before it is read.
         sqlx::query(
@@ -399,6 +403,7 @@ impl Store {
     /// Add a memory, or update the one with its id (the same fact said again, a session's
     /// newer summary); an unembedded update keeps the stored embedding.
     pub async fn add_memory(&self, tenant: &str, user: &str, m: &Memory) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO memories (tenant_id, user_id, id, kind, text, embedding, session_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, user_id, id)
@@ -414,8 +419,9 @@ impl Store {
         .bind(to_bytes(&m.embedding))
         .bind(m.session_id.as_deref())
         .bind(m.created_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -50,6 +50,7 @@ impl Store {
         summary: &str,
         covers: usize,
     ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "UPDATE sessions SET summary = $3, summarized_messages = $4
              WHERE tenant_id = $1 AND id = $2 AND summarized_messages < $4",
@@ -58,8 +59,9 @@ impl Store {
         .bind(id)
         .bind(summary)
         .bind(covers as i64)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }
