@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent};
+use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmError, LlmEvent};
 use switchboard_pipeline::orchestrator::TurnRequest;
 use tokio::sync::Notify;
 
@@ -101,13 +101,21 @@ async fn process(state: &AppState, client: &reqwest::Client, tenant: &str, mut m
         }
     }
     if m.status == "pending" {
-        let Some(reply) = answer(state, tenant, &m).await else {
-            // No provider answered: the message stays pending and is tried again.
-            let _ = state
-                .store
-                .inbox_update(tenant, &m, now_ms() + 5_000, Some("no answer"))
-                .await;
-            return;
+        let reply = match answer(state, tenant, &m).await {
+            Ok(reply) => reply,
+            // No provider answered, or the tenant's token budget is spent: the message stays
+            // pending and is tried again (when the budget has room, not every few seconds).
+            Err(wait) => {
+                let (wait_ms, why) = match wait {
+                    Some(d) => (d.as_millis() as i64, "token budget spent"),
+                    None => (5_000, "no answer"),
+                };
+                let _ = state
+                    .store
+                    .inbox_update(tenant, &m, now_ms() + wait_ms.max(1_000), Some(why))
+                    .await;
+                return;
+            }
         };
         m.status = "replied".into();
         m.reply = Some(reply);
@@ -116,7 +124,13 @@ async fn process(state: &AppState, client: &reqwest::Client, tenant: &str, mut m
     deliver(state, client, tenant, m).await;
 }
 
-async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<String> {
+/// The answer to `m`; `Err(Some(wait))` while the tenant's token budget is spent,
+/// `Err(None)` when no provider answered.
+async fn answer(
+    state: &AppState,
+    tenant: &str,
+    m: &InboxMessage,
+) -> Result<String, Option<std::time::Duration>> {
     let mut messages: Vec<ChatMessage> = state
         .store
         .messages(tenant, &m.conversation)
@@ -155,9 +169,10 @@ async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<Stri
         match ev {
             Ok(LlmEvent::Text(t)) => reply.push_str(&t),
             Ok(_) => {}
+            Err(LlmError::TokenBudget { retry_after }) => return Err(Some(retry_after)),
             Err(e) => {
                 tracing::warn!(error = %e, channel = %m.channel, "message turn failed");
-                return None;
+                return Err(None);
             }
         }
     }
@@ -177,7 +192,7 @@ async fn answer(state: &AppState, tenant: &str, m: &InboxMessage) -> Option<Stri
         truncated: false,
         tool_calls: Vec::new(),
     });
-    Some(reply)
+    Ok(reply)
 }
 
 async fn deliver(state: &AppState, client: &reqwest::Client, tenant: &str, mut m: InboxMessage) {

@@ -411,7 +411,10 @@ fn a_tenants_token_budget_is_spent_across_instances_then_refused_everywhere() {
     } = pair(
         &llm,
         "tokens",
-        &[("SWITCHBOARD_TOKENS_PER_TENANT", "60/1h")],
+        &[
+            ("SWITCHBOARD_TOKENS_PER_TENANT", "60/1h"),
+            ("SWITCHBOARD_WEBHOOK_SECRET", "wh-secret"),
+        ],
     );
     let mut spent = 0;
     let mut answered = 0;
@@ -472,5 +475,56 @@ fn a_tenants_token_budget_is_spent_across_instances_then_refused_everywhere() {
         );
     });
     assert_eq!(llm.requests().len(), asked_before, "the LLM was not asked");
-    assert!(metric(&a, r#"switchboard_rate_limited_total{rule="tokens"}"#).unwrap_or(0.0) >= 1.0);
+    let refusals = |gw: &Gateway| {
+        metric(gw, r#"switchboard_rate_limited_total{rule="tokens"}"#).unwrap_or(0.0)
+    };
+    assert!(refusals(&a) >= 1.0);
+
+    // A webhook message is accepted and waits for the budget (not retried every few seconds).
+    let before = refusals(&a) + refusals(&b);
+    let message = |gw: &Gateway| {
+        let body = json!({"id": "m-1", "conversation": "c-1", "text": "Hello?",
+            "callback_url": "http://callback.invalid/in"})
+        .to_string();
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let sig = switchboard_e2e::signing::switchboard("wh-secret", ts, &body);
+        let ts = ts.to_string();
+        let r = http(
+            gw.addr,
+            "POST",
+            "/v1/webhooks/messages",
+            &[
+                ("X-Switchboard-Timestamp", &ts),
+                ("X-Switchboard-Signature", &sig),
+            ],
+            Some(&body),
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        (
+            r.status,
+            v["status"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    assert_eq!(message(&a).0, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refusals(&a) + refusals(&b) <= before {
+        assert!(Instant::now() < deadline, "the message was never tried");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Past the 5 s retry of a message no provider answered.
+    std::thread::sleep(Duration::from_millis(6_000));
+    assert_eq!(
+        message(&b),
+        (200, "pending".to_owned()),
+        "it waits, unanswered"
+    );
+    assert_eq!(llm.requests().len(), asked_before, "the LLM was not asked");
+    assert!(
+        refusals(&a) + refusals(&b) <= before + 1.0,
+        "tried once, then left until the budget refills"
+    );
 }
