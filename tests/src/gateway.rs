@@ -183,6 +183,24 @@ impl Gateway {
             .unwrap_or((0, String::new()))
     }
 
+    /// A new API key of `tenant` (which must exist), made over the admin API with an
+    /// operator key; panics unless it is created.
+    pub fn tenant_key(&self, operator_key: &str, tenant: &str) -> String {
+        let auth = format!("Bearer {operator_key}");
+        let body = serde_json::json!({"tenant": tenant, "name": "test"}).to_string();
+        let r = http(
+            self.addr,
+            "POST",
+            "/v1/admin/keys",
+            &[("Authorization", &auth)],
+            Some(&body),
+        )
+        .expect("the gateway answers");
+        assert_eq!(r.status, 201, "{}", r.body);
+        let made: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+        made["key"].as_str().expect("a key").to_owned()
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/realtime?model=switchboard", self.addr)
     }

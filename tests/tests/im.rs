@@ -397,23 +397,7 @@ persona = "concierge"
     assert!(asked("standup").contains("general assistant"));
 
     // The tenant was created at start-up; its key sees the Telegram chat and nothing else.
-    let (status, made) = {
-        let auth = format!("Bearer {OPERATOR}");
-        let r = switchboard_e2e::gateway::http(
-            gw.addr,
-            "POST",
-            "/v1/admin/keys",
-            &[("Authorization", &auth)],
-            Some(&json!({"tenant": "hotel", "name": "front desk"}).to_string()),
-        )
-        .unwrap();
-        (r.status, r.body)
-    };
-    assert_eq!(status, 201, "{made}");
-    let hotel = serde_json::from_str::<Value>(&made).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hotel = gw.tenant_key(OPERATOR, "hotel");
     assert_eq!(session_ids(&gw, &hotel, 1), ["telegram:42"]);
     let default_tenant = session_ids(&gw, OPERATOR, 1);
     assert!(

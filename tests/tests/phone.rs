@@ -279,20 +279,7 @@ persona = "receptionist"
     assert!(asked.contains("clinic's receptionist"), "{asked}");
 
     // The call is the clinic's: its key lists the session, the default tenant's does not.
-    let auth = format!("Bearer {OPERATOR}");
-    let made = switchboard_e2e::gateway::http(
-        gw.addr,
-        "POST",
-        "/v1/admin/keys",
-        &[("Authorization", &auth)],
-        Some(&json!({"tenant": "clinic", "name": "desk"}).to_string()),
-    )
-    .unwrap();
-    assert_eq!(made.status, 201, "{}", made.body);
-    let clinic = serde_json::from_str::<Value>(&made.body).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let clinic = gw.tenant_key(OPERATOR, "clinic");
     let phone_sessions = |key: &str| -> usize {
         let (status, body) = gw.get_with_key("/v1/sessions", Some(key));
         assert_eq!(status, 200, "{body}");

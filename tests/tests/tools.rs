@@ -475,6 +475,30 @@ fn action_id_of(gw: &Gateway) -> Option<String> {
     v["data"][0]["id"].as_str().map(str::to_owned)
 }
 
+/// A Realtime call that types "Please cancel order 42." and asks for a text response: the
+/// call, and its `switchboard.action.confirmation_requested` event.
+async fn typed_cancel_request(
+    gw: &Gateway,
+) -> (RealtimeClient, switchboard_e2e::realtime_client::Received) {
+    let mut c = RealtimeClient::connect(&gw.ws_url())
+        .await
+        .expect("connects");
+    c.send(
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "Please cancel order 42."}]}}),
+    )
+    .await
+    .expect("sends");
+    c.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+        .await
+        .expect("sends");
+    let asked = c
+        .wait_for("switchboard.action.confirmation_requested", LONG)
+        .await
+        .expect("a confirmation is asked for");
+    (c, asked)
+}
+
 #[test]
 fn a_realtime_client_approves_with_the_custom_event() {
     let Rig {
@@ -485,22 +509,7 @@ fn a_realtime_client_approves_with_the_custom_event() {
     } = rig(&[]);
     llm.call_tool("cancel", "cancel_order", json!({"order_id": "42"}));
     runtime().block_on(async {
-        let mut c = RealtimeClient::connect(&gw.ws_url())
-            .await
-            .expect("connects");
-        c.send(
-            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "Please cancel order 42."}]}}),
-        )
-        .await
-        .expect("sends");
-        c.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
-            .await
-            .expect("sends");
-        let asked = c
-            .wait_for("switchboard.action.confirmation_requested", LONG)
-            .await
-            .expect("a confirmation is asked for");
+        let (mut c, asked) = typed_cancel_request(&gw).await;
         let id = asked.event["action"]["id"]
             .as_str()
             .expect("action id")
@@ -549,22 +558,7 @@ fn a_live_call_hears_at_once_when_its_action_expires() {
     } = rig(&[("SWITCHBOARD_ACTION_TTL_SECS", "1")]);
     llm.call_tool("cancel", "cancel_order", json!({"order_id": "42"}));
     runtime().block_on(async {
-        let mut c = RealtimeClient::connect(&gw.ws_url())
-            .await
-            .expect("connects");
-        c.send(
-            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "Please cancel order 42."}]}}),
-        )
-        .await
-        .expect("sends");
-        c.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
-            .await
-            .expect("sends");
-        let asked = c
-            .wait_for("switchboard.action.confirmation_requested", LONG)
-            .await
-            .expect("a confirmation is asked for");
+        let (mut c, asked) = typed_cancel_request(&gw).await;
         let id = asked.event["action"]["id"].clone();
         c.wait_for("response.done", LONG)
             .await
