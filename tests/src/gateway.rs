@@ -290,3 +290,22 @@ impl Drop for TestDatabase {
             .output();
     }
 }
+
+/// A persona file in a directory of its own (removed when this is dropped), for
+/// `SWITCHBOARD_PERSONAS`.
+pub struct PersonaFile {
+    _dir: tempfile::TempDir,
+    pub path: String,
+}
+
+impl PersonaFile {
+    pub fn new(toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("personas.toml");
+        std::fs::write(&path, toml).expect("persona file written");
+        Self {
+            path: path.to_string_lossy().into_owned(),
+            _dir: dir,
+        }
+    }
+}

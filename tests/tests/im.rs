@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use switchboard_e2e::fake_api::FakeApi;
-use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::gateway::{Gateway, PersonaFile};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 
 const SLACK_SECRET: &str = "slack-signing-secret";
@@ -262,20 +262,16 @@ fn a_persona_that_wants_voice_notes_answers_a_voice_note_with_one() {
         ..Script::default()
     });
     let api = FakeApi::start();
-    let dir = tempfile::tempdir().unwrap();
-    let personas = dir.path().join("personas.toml");
-    std::fs::write(
-        &personas,
+    let personas = PersonaFile::new(
         "default = \"concierge\"\n[personas.concierge]\ninstructions = \"You book tables.\"\nvoice_notes = true\n",
-    )
-    .unwrap();
+    );
     let gw = Gateway::start(
         &[llm.base_url()],
         &[
             ("SWITCHBOARD_TELEGRAM_BOT_TOKEN", "123:ABC"),
             ("SWITCHBOARD_TELEGRAM_SECRET_TOKEN", "tg-secret"),
             ("SWITCHBOARD_TELEGRAM_API_URL", &api.url()),
-            ("SWITCHBOARD_PERSONAS", personas.to_str().unwrap()),
+            ("SWITCHBOARD_PERSONAS", &personas.path),
         ],
     );
     let (_, ogg) = speech_opus(&gw, "Please book a table for two at eight.");
@@ -340,10 +336,7 @@ fn bot_channels_serve_the_tenant_and_persona_the_persona_file_binds() {
         ..Script::default()
     });
     let api = FakeApi::start();
-    let dir = tempfile::tempdir().unwrap();
-    let personas = dir.path().join("personas.toml");
-    std::fs::write(
-        &personas,
+    let personas = PersonaFile::new(
         r#"
 default = "general"
 [personas.general]
@@ -354,13 +347,12 @@ instructions = "You are the hotel concierge."
 tenant = "hotel"
 persona = "concierge"
 "#,
-    )
-    .unwrap();
+    );
     let gw = Gateway::start(
         &[llm.base_url()],
         &[
             ("SWITCHBOARD_API_KEYS", OPERATOR),
-            ("SWITCHBOARD_PERSONAS", personas.to_str().unwrap()),
+            ("SWITCHBOARD_PERSONAS", &personas.path),
             ("SWITCHBOARD_TELEGRAM_BOT_TOKEN", "123:ABC"),
             ("SWITCHBOARD_TELEGRAM_SECRET_TOKEN", "tg-secret"),
             ("SWITCHBOARD_TELEGRAM_API_URL", &api.url()),

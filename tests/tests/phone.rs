@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_e2e::gateway::{Gateway, http_get};
+use switchboard_e2e::gateway::{Gateway, PersonaFile, http_get};
 use switchboard_e2e::phone_client::{PhoneClient, RATE};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
@@ -233,10 +233,7 @@ fn the_phone_line_serves_the_tenant_and_persona_the_persona_file_binds() {
         reply: "We open at nine.".into(),
         ..Script::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let personas = dir.path().join("personas.toml");
-    std::fs::write(
-        &personas,
+    let personas = PersonaFile::new(
         r#"
 default = "general"
 [personas.general]
@@ -248,13 +245,12 @@ dtmf = { "1" = "What are your opening hours?" }
 tenant = "clinic"
 persona = "receptionist"
 "#,
-    )
-    .unwrap();
+    );
     let gw = Gateway::start(
         &[llm.base_url()],
         &[
             ("SWITCHBOARD_API_KEYS", OPERATOR),
-            ("SWITCHBOARD_PERSONAS", personas.to_str().unwrap()),
+            ("SWITCHBOARD_PERSONAS", &personas.path),
         ],
     );
     runtime().block_on(async {
