@@ -48,6 +48,7 @@ impl Store {
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<PendingAction>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM pending_actions WHERE tenant_id = $1
              AND (CAST($2 AS TEXT) IS NULL OR session_id = $2) AND (CAST($3 AS TEXT) IS NULL OR status = $3)
@@ -57,22 +58,26 @@ impl Store {
         .bind(session)
         .bind(status)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter().map(action).collect()
     }
 
+    /// One action by a query whose `$1` is the tenant and `$2` another key.
     async fn one_action(
         &self,
         sql: &str,
-        a: &str,
-        b: &str,
+        tenant: &str,
+        key: &str,
     ) -> Result<Option<PendingAction>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(sql)
-            .bind(a)
-            .bind(b)
-            .fetch_optional(self.pool())
+            .bind(tenant)
+            .bind(key)
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         row.as_ref().map(action).transpose()
     }
 }
@@ -80,6 +85,7 @@ impl Store {
 #[async_trait]
 impl ActionStore for Store {
     async fn create(&self, a: &PendingAction) -> Result<(), String> {
+        let mut tx = self.tenant_tx(&a.tenant).await.map_err(|e| e.to_string())?;
         sqlx::query(&format!(
             "INSERT INTO pending_actions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
@@ -99,9 +105,10 @@ impl ActionStore for Store {
         .bind(a.created_at)
         .bind(a.expires_at)
         .bind(a.updated_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -133,12 +140,14 @@ impl ActionStore for Store {
     }
 
     async fn mark_reported(&self, tenant: &str, id: &str) -> Result<(), String> {
+        let mut tx = self.tenant_tx(tenant).await.map_err(|e| e.to_string())?;
         sqlx::query("UPDATE pending_actions SET reported = 1 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -151,6 +160,7 @@ impl ActionStore for Store {
         result: Option<&str>,
         now_ms: i64,
     ) -> Result<bool, String> {
+        let mut tx = self.tenant_tx(tenant).await.map_err(|e| e.to_string())?;
         let done = sqlx::query(
             "UPDATE pending_actions SET status = $1, result = COALESCE($2, result), updated_at = $3
              WHERE tenant_id = $4 AND id = $5 AND status = $6",
@@ -161,9 +171,10 @@ impl ActionStore for Store {
         .bind(tenant)
         .bind(id)
         .bind(from.as_str())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
         Ok(done.rows_affected() == 1)
     }
 
