@@ -45,6 +45,7 @@ impl Store {
         let now = now_ms();
         let json =
             serde_json::to_string(proposals).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.tenant_tx(tenant).await?;
         sqlx::query(
             "INSERT INTO tool_imports (tenant_id, id, persona, title, proposals, status, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 'proposed', $6, $6)",
@@ -55,8 +56,9 @@ impl Store {
         .bind(title)
         .bind(json)
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -65,13 +67,15 @@ impl Store {
         tenant: &str,
         id: &str,
     ) -> Result<Option<ToolImport>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let row = sqlx::query(
             "SELECT id, persona, title, status, proposals, created_at FROM tool_imports WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         row.map(|r| {
             let proposals: String = r.try_get("proposals")?;
             Ok(ToolImport {
@@ -97,7 +101,7 @@ impl Store {
         tools: &[ToolDef],
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.tenant_tx(tenant).await?;
         for t in tools {
             let definition =
                 serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
