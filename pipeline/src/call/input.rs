@@ -58,8 +58,8 @@ pub struct InputAudio {
     segmenter_origin: u64,
     /// A pause this long is announced (0: never).
     early_ms: u32,
-    /// The open segment announced for the current pause, in segmenter time.
-    announced: Option<SpeechSegment>,
+    /// The current pause has been announced (a [`VadEvent::Paused`] is out).
+    announced: bool,
 }
 
 impl std::fmt::Debug for InputAudio {
@@ -95,7 +95,7 @@ impl InputAudio {
             segmenter: segmenter(td),
             segmenter_origin: 0,
             early_ms: td.early_transcription_ms,
-            announced: None,
+            announced: false,
         }
     }
 
@@ -118,7 +118,7 @@ impl InputAudio {
     pub fn set_turn_detection(&mut self, td: &TurnDetection) {
         self.segmenter = segmenter(td);
         self.early_ms = td.early_transcription_ms;
-        self.announced = None;
+        self.announced = false;
         // Samples not yet scored are dropped with the old state; the next frame starts here.
         self.vad_pending.clear();
         self.segmenter_origin = self.total_samples();
@@ -163,22 +163,20 @@ impl InputAudio {
         let mut events = Vec::new();
         for &p in probs {
             if let Some(seg) = self.segmenter.push(p) {
-                self.announced = None;
+                self.announced = false;
                 events.push(VadEvent::Ended(on_call_clock(seg)));
             }
             match self.segmenter.open_pause_ms() {
-                Some(0) if self.announced.is_some() => {
-                    self.announced = None;
+                Some(0) if self.announced => {
+                    self.announced = false;
                     events.push(VadEvent::Resumed);
                 }
-                Some(pause)
-                    if self.early_ms > 0 && pause >= self.early_ms && self.announced.is_none() =>
-                {
-                    self.announced = self.segmenter.open_segment();
-                    events.extend(
-                        self.announced
-                            .map(|seg| VadEvent::Paused(on_call_clock(seg))),
-                    );
+                Some(pause) if self.early_ms > 0 && pause >= self.early_ms && !self.announced => {
+                    // A segment too short to count is not announced; the next frame asks again.
+                    if let Some(seg) = self.segmenter.open_segment() {
+                        self.announced = true;
+                        events.push(VadEvent::Paused(on_call_clock(seg)));
+                    }
                 }
                 _ => {}
             }
