@@ -114,12 +114,36 @@ impl LimitMetrics {
 /// Buckets counted in this process: arrival times by bucket key.
 #[derive(Default)]
 struct LocalBuckets {
+    /// Request limits, in milliseconds.
     tat: HashMap<String, i64>,
     /// Token budgets, in microseconds.
     token_tat: HashMap<String, i64>,
 }
 
 const MAX_LOCAL_BUCKETS: usize = 100_000;
+
+/// A bucket step's outcome: allowed, retry after, and how much of the period is used (in
+/// the bucket's unit).
+type Step = (bool, i64, i64);
+
+/// One step of the bucket `bucket` in `map` at `now`: `step` gets the stored arrival time
+/// and returns the outcome and the arrival time to store. A full map first drops the
+/// buckets that have drained.
+fn local_step(
+    map: &mut HashMap<String, i64>,
+    bucket: &str,
+    now: i64,
+    step: impl FnOnce(Option<i64>) -> (Step, Option<i64>),
+) -> Step {
+    if map.len() >= MAX_LOCAL_BUCKETS {
+        map.retain(|_, tat| *tat > now);
+    }
+    let (outcome, next) = step(map.get(bucket).copied());
+    if let Some(tat) = next {
+        map.insert(bucket.to_owned(), tat);
+    }
+    outcome
+}
 
 pub struct Limiter {
     rates: HashMap<Rule, Rate>,
@@ -188,63 +212,82 @@ impl Limiter {
     }
 
     async fn check_rate(&self, rule: Rule, rate: &Rate, subject: &str) -> Verdict {
-        let rate = *rate;
-        let started = Instant::now();
         let bucket = format!("sb:rl:{}:{subject}", rule.name());
-        let verdict = match self.remote(&rate, &bucket).await {
-            Some(v) => v,
+        let args = [rate.interval_ms(), rate.period.as_millis() as i64];
+        let started = self.started;
+        let (allowed, retry, used) = self
+            .step(rule, &self.script, &bucket, &args, true, |local| {
+                let now = started.elapsed().as_millis() as i64;
+                local_step(&mut local.tat, &bucket, now, |tat| {
+                    gcra::check(rate, tat, now)
+                })
+            })
+            .await;
+        Verdict::from_state(rate, allowed, retry, used)
+    }
+
+    /// One step of a bucket: `script` with `args` in Redis, or `local` in this process
+    /// while there is no Redis or it fails (counted). Timed; a refusal is counted when
+    /// `count_refusal`.
+    async fn step(
+        &self,
+        rule: Rule,
+        script: &redis::Script,
+        bucket: &str,
+        args: &[i64],
+        count_refusal: bool,
+        local: impl FnOnce(&mut LocalBuckets) -> Step,
+    ) -> Step {
+        let started = Instant::now();
+        let outcome = match self.remote(script, bucket, args, rule).await {
+            Some(outcome) => outcome,
             None => {
                 if self.redis.is_some()
                     && let Some(m) = &self.metrics
                 {
                     m.local.with_label_values(&[rule.name()]).inc();
                 }
-                self.local(&rate, &bucket)
+                local(&mut self.local.lock().unwrap_or_else(|p| p.into_inner()))
             }
         };
         if let Some(m) = &self.metrics {
             m.seconds.observe(started.elapsed().as_secs_f64());
-            if !verdict.allowed {
+            if count_refusal && !outcome.0 {
                 m.refused.with_label_values(&[rule.name()]).inc();
             }
         }
-        verdict
+        outcome
     }
 
-    /// The check in Redis; `None` without Redis or when it fails.
-    async fn remote(&self, rate: &Rate, bucket: &str) -> Option<Verdict> {
+    /// `script` in Redis; `None` without Redis or when it fails.
+    async fn remote(
+        &self,
+        script: &redis::Script,
+        bucket: &str,
+        args: &[i64],
+        rule: Rule,
+    ) -> Option<Step> {
         let link = self.redis.as_ref()?;
         let mut conn = link.connection().await?;
-        let result: redis::RedisResult<(i64, i64, i64)> = self
-            .script
-            .key(bucket)
-            .arg(rate.interval_ms())
-            .arg(rate.period.as_millis() as i64)
-            .invoke_async(&mut conn)
-            .await;
+        let mut invocation = script.key(bucket);
+        for a in args {
+            invocation.arg(*a);
+        }
+        let result: redis::RedisResult<(i64, i64, i64)> = invocation.invoke_async(&mut conn).await;
         match result {
             Ok((allowed, retry, used)) => {
                 link.succeeded();
-                Some(Verdict::from_state(rate, allowed == 1, retry, used))
+                Some((allowed == 1, retry, used))
             }
             Err(e) => {
-                link.failed("rate_limit", &e);
+                let op = match rule {
+                    Rule::Tokens => "token_budget",
+                    _ => "rate_limit",
+                };
+                link.failed(op, &e);
                 None
             }
         }
-    }
-
-    fn local(&self, rate: &Rate, bucket: &str) -> Verdict {
-        let now = self.started.elapsed().as_millis() as i64;
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        if local.tat.len() >= MAX_LOCAL_BUCKETS {
-            local.tat.retain(|_, tat| *tat > now);
-        }
-        let ((allowed, retry, used), next) = gcra::check(rate, local.tat.get(bucket).copied(), now);
-        if let Some(tat) = next {
-            local.tat.insert(bucket.to_owned(), tat);
-        }
-        Verdict::from_state(rate, allowed, retry, used)
     }
 }
 

@@ -8,7 +8,7 @@
 //! like the other limits, counted in this process without it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use switchboard_pipeline::budget::TokenBudget;
@@ -58,71 +58,42 @@ impl Limiter {
         self.rates.contains_key(&Rule::Tokens)
     }
 
+    /// What a look refused `retry_after` before the bucket has room reports (limit, nothing
+    /// remaining, reset), without asking the bucket again; `None` when there is no budget.
+    pub fn token_refusal(&self, retry_after: Duration) -> Option<Verdict> {
+        let rate = self.rates.get(&Rule::Tokens)?;
+        let retry_us = retry_after.as_micros() as i64;
+        let used_us = retry_us + rate.period.as_micros() as i64 - interval_us(rate);
+        Some(verdict(rate, (false, retry_us, used_us)))
+    }
+
     /// Look at (`cost` 0) or charge `tenant`'s token budget; `None` when there is none.
+    /// Only a look that is refused counts as a refusal (a charge may overdraw).
     pub async fn tokens(&self, tenant: &str, cost: u64) -> Option<Verdict> {
         let rate = *self.rates.get(&Rule::Tokens)?;
-        let started = Instant::now();
         let bucket = format!("sb:rl:tokens:{tenant}");
-        let parts = match self.remote_tokens(&rate, &bucket, cost).await {
-            Some(p) => p,
-            None => {
-                if self.redis.is_some()
-                    && let Some(m) = &self.metrics
-                {
-                    m.local.with_label_values(&[Rule::Tokens.name()]).inc();
-                }
-                self.local_tokens(&rate, &bucket, cost)
-            }
-        };
-        let v = verdict(&rate, parts);
-        if let Some(m) = &self.metrics {
-            m.seconds.observe(started.elapsed().as_secs_f64());
-            if cost == 0 && !v.allowed {
-                m.refused.with_label_values(&[Rule::Tokens.name()]).inc();
-            }
-        }
-        Some(v)
-    }
-
-    async fn remote_tokens(
-        &self,
-        rate: &Rate,
-        bucket: &str,
-        cost: u64,
-    ) -> Option<(bool, i64, i64)> {
-        let link = self.redis.as_ref()?;
-        let mut conn = link.connection().await?;
-        let result: redis::RedisResult<(i64, i64, i64)> = self
-            .token_script
-            .key(bucket)
-            .arg(interval_us(rate))
-            .arg(rate.period.as_micros() as i64)
-            .arg(cost)
-            .invoke_async(&mut conn)
+        let args = [
+            interval_us(&rate),
+            rate.period.as_micros() as i64,
+            cost as i64,
+        ];
+        let started = self.started;
+        let outcome = self
+            .step(
+                Rule::Tokens,
+                &self.token_script,
+                &bucket,
+                &args,
+                cost == 0,
+                |local| {
+                    let now = started.elapsed().as_micros() as i64;
+                    super::local_step(&mut local.token_tat, &bucket, now, |tat| {
+                        step(&rate, tat, now, cost)
+                    })
+                },
+            )
             .await;
-        match result {
-            Ok((allowed, retry, used)) => {
-                link.succeeded();
-                Some((allowed == 1, retry, used))
-            }
-            Err(e) => {
-                link.failed("token_budget", &e);
-                None
-            }
-        }
-    }
-
-    fn local_tokens(&self, rate: &Rate, bucket: &str, cost: u64) -> (bool, i64, i64) {
-        let now = self.started.elapsed().as_micros() as i64;
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        if local.token_tat.len() >= super::MAX_LOCAL_BUCKETS {
-            local.token_tat.retain(|_, tat| *tat > now);
-        }
-        let (parts, next) = step(rate, local.token_tat.get(bucket).copied(), now, cost);
-        if let Some(tat) = next {
-            local.token_tat.insert(bucket.to_owned(), tat);
-        }
-        parts
+        Some(verdict(&rate, outcome))
     }
 }
 
@@ -156,6 +127,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Settings with only a token budget.
+    fn budget_only(tokens: &str) -> super::super::LimitArgs {
+        super::super::LimitArgs {
+            rate_per_key: "off".into(),
+            rate_per_tenant: "off".into(),
+            rate_per_session: "off".into(),
+            tokens_per_tenant: tokens.into(),
+            max_calls_per_tenant: None,
+            redis_url: None,
+        }
+    }
+
     fn rate(text: &str) -> Rate {
         Rate::parse(text).unwrap().unwrap()
     }
@@ -175,6 +158,11 @@ mod tests {
         assert!(allowed);
         let v = verdict(&r, step(&r, Some(tat), 10_000_000, 0).0);
         assert_eq!(v.remaining, 500);
+        // The orchestrator's refusal carries only the wait; the verdict rebuilt from it is
+        // the one the bucket gave.
+        let refused = verdict(&r, step(&r, Some(tat), 0, 0).0);
+        let limiter = Limiter::new(&budget_only("1000/10s"), None, None).unwrap();
+        assert_eq!(limiter.token_refusal(refused.retry_after), Some(refused));
     }
 
     /// The Lua script and the local bucket agree (a real Redis: the machine's, as in CI).
@@ -183,14 +171,7 @@ mod tests {
         let tenant = format!("test-{}", rand::random::<u64>());
         for redis in [Some("redis://127.0.0.1:6379"), None] {
             let registry = prometheus::Registry::new();
-            let args = super::super::LimitArgs {
-                rate_per_key: "off".into(),
-                rate_per_tenant: "off".into(),
-                rate_per_session: "off".into(),
-                tokens_per_tenant: "100/1h".into(),
-                max_calls_per_tenant: None,
-                redis_url: None,
-            };
+            let args = budget_only("100/1h");
             let link = redis.map(|u| {
                 let metrics = crate::redis_link::RedisMetrics::register(&registry).unwrap();
                 Arc::new(crate::redis_link::RedisLink::new(u, metrics).unwrap())
