@@ -90,12 +90,6 @@ pub async fn completions(
     {
         return too_many(Rule::Session, &v);
     }
-    // A spent token budget is a 429 here, before any work (the orchestrator would refuse too).
-    if let Some(v) = state.limiter.tokens(&principal.tenant, 0).await
-        && !v.allowed
-    {
-        return too_many(Rule::Tokens, &v);
-    }
     let session_id = session_id.unwrap_or_else(|| new_id("sess"));
     let user_text = request.latest_user_text().to_owned();
     let prepared = state
@@ -110,6 +104,12 @@ pub async fn completions(
             decision: None,
         })
         .await;
+    // The orchestrator asked the token budget beside its lookups; a spent one is a 429.
+    if let Some(retry_after) = prepared.over_budget
+        && let Some(v) = state.limiter.token_refusal(retry_after)
+    {
+        return too_many(Rule::Tokens, &v);
+    }
     let mut metadata = metadata_json(&prepared);
     let persona = prepared.persona.clone();
     metadata["session_id"] = Value::String(session_id.clone());
