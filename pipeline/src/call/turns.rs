@@ -137,8 +137,10 @@ impl CallActor {
                 });
             }
             VadEvent::Resumed => {
+                // Dropping the job stops whisper.cpp.
                 if let Some(early) = self.turn.as_mut().and_then(|t| t.early.take()) {
-                    self.count_early(early, "cancelled");
+                    drop(early);
+                    self.count_early("cancelled");
                 }
             }
             VadEvent::Ended(segment) => {
@@ -172,11 +174,12 @@ impl CallActor {
                 let span = self.input.span(start_ms, end_ms);
                 let early = match turn.early {
                     Some(e) if e.segment == segment && e.span == span => {
-                        self.count_early_used();
+                        self.count_early("used");
                         Some((e.job, e.started))
                     }
                     Some(e) => {
-                        self.count_early(e, "stale");
+                        drop(e);
+                        self.count_early("stale");
                         None
                     }
                     None => None,
@@ -209,17 +212,8 @@ impl CallActor {
             .await;
     }
 
-    fn count_early_used(&self) {
-        self.deps
-            .metrics
-            .early_transcriptions_total
-            .with_label_values(&["used"])
-            .inc();
-    }
-
-    /// An early transcription that will not be used; dropping it stops the job.
-    fn count_early(&self, early: EarlyTranscript, outcome: &str) {
-        drop(early);
+    /// How an early transcription ended: `used`, `cancelled` or `stale`.
+    fn count_early(&self, outcome: &str) {
         self.deps
             .metrics
             .early_transcriptions_total
