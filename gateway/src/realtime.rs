@@ -163,8 +163,11 @@ pub async fn connect(
         );
         let session = RealtimeSession::new(call.id.clone(), target.model, config)
             .transcribed_by(&transcription_model);
-        let gate = limiter.response_gate(format!("{}:{}", target.tenant, call.id));
-        websocket::serve(socket, call, session, metrics, gate).await;
+        let limits = limiter.call_limits(
+            format!("{}:{}", target.tenant, call.id),
+            target.tenant.clone(),
+        );
+        websocket::serve(socket, call, session, metrics, limits).await;
         drop(registration);
         drop(permit);
     })

@@ -102,9 +102,10 @@ pub async fn create_call(
     let location = format!("/v1/realtime/calls/{}", call.id);
     let (metrics, media_metrics) = (state.call_metrics.clone(), state.webrtc_metrics.clone());
     let (hangup_tx, hangup) = tokio::sync::oneshot::channel();
-    let gate = state
-        .limiter
-        .response_gate(format!("{}:{}", target.tenant, call.id));
+    let limits = state.limiter.call_limits(
+        format!("{}:{}", target.tenant, call.id),
+        target.tenant.clone(),
+    );
     let registration = state.registry.register(
         slot,
         &call.id,
@@ -114,7 +115,7 @@ pub async fn create_call(
         None,
     );
     tokio::spawn(async move {
-        webrtc::serve(peer, call, session, metrics, media_metrics, hangup, gate).await;
+        webrtc::serve(peer, call, session, metrics, media_metrics, hangup, limits).await;
         drop(registration);
         drop(permit);
     });

@@ -473,6 +473,25 @@ fn a_tenants_token_budget_is_spent_across_instances_then_refused_everywhere() {
             response["status_details"]["error"]["code"],
             "rate_limit_exceeded"
         );
+        // The call's `rate_limits.updated` reports the tenant's spent budget.
+        let limits = call
+            .wait_for("rate_limits.updated", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .event;
+        let tokens = limits["rate_limits"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["name"] == "tokens"))
+            .unwrap_or_else(|| panic!("no tokens limit: {limits}"));
+        assert_eq!(
+            (tokens["limit"].as_u64(), tokens["remaining"].as_u64()),
+            (Some(60), Some(0)),
+            "{limits}"
+        );
+        assert!(
+            tokens["reset_seconds"].as_f64().is_some_and(|s| s > 60.0),
+            "{limits}"
+        );
     });
     assert_eq!(llm.requests().len(), asked_before, "the LLM was not asked");
     let refusals = |gw: &Gateway| {

@@ -8,6 +8,6 @@ pub mod server_events;
 pub mod session;
 pub mod websocket;
 
-pub use connection::{Connection, EventWriter, RateLimit, ResponseGate};
+pub use connection::{Connection, ConnectionLimits, EventWriter, RateLimit};
 pub use server_events::Transport;
 pub use session::RealtimeSession;

@@ -362,8 +362,8 @@ pub fn render(
                 ids,
                 obj(json!({"response": response_json(session, summary)})),
             ),
-            // The connection fills in where it stands against its response limit
-            // (`Connection`'s gate); an empty list when no limit applies.
+            // The connection fills in where it stands against its limits
+            // (`Connection`'s limits); an empty list when no limit applies.
             with("rate_limits.updated", ids, obj(json!({"rate_limits": []}))),
         ],
         CallEvent::PlaybackStarted { response_id } if transport == Transport::WebRtc => one(with(

@@ -23,7 +23,7 @@ pub async fn serve(
     call: CallHandle,
     session: RealtimeSession,
     metrics: CallMetrics,
-    gate: Option<super::ResponseGate>,
+    limits: Option<std::sync::Arc<dyn super::ConnectionLimits>>,
 ) {
     let CallHandle {
         id,
@@ -32,7 +32,7 @@ pub async fn serve(
         guard,
         task,
     } = call;
-    let connection = Connection::new(session, Transport::WebSocket).with_gate(gate);
+    let connection = Connection::new(session, Transport::WebSocket).with_limits(limits);
     let (sink, mut stream) = socket.split();
     let (local_tx, local_rx) = mpsc::channel::<CallError>(32);
     let mut writer = tokio::spawn(write_events(sink, events, local_rx, connection.writer()));
@@ -122,11 +122,11 @@ async fn write_events(
         let rendered = tokio::select! {
             biased;
             err = local.recv() => match err {
-                Some(e) => writer.error(&e),
+                Some(e) => writer.error(&e).await,
                 None => break,
             },
             ev = events.recv() => match ev {
-                Some(ev) => writer.event(&ev),
+                Some(ev) => writer.event(&ev).await,
                 None => break,
             },
         };

@@ -43,7 +43,7 @@ pub async fn serve(
     metrics: CallMetrics,
     media_metrics: WebRtcMetrics,
     mut hangup: oneshot::Receiver<()>,
-    gate: Option<crate::realtime::ResponseGate>,
+    limits: Option<std::sync::Arc<dyn crate::realtime::ConnectionLimits>>,
 ) {
     let CallHandle {
         id,
@@ -61,7 +61,7 @@ pub async fn serve(
         ..
     } = peer;
     let connection =
-        Connection::new(session.with_media_rate(RATE), Transport::WebRtc).with_gate(gate);
+        Connection::new(session.with_media_rate(RATE), Transport::WebRtc).with_limits(limits);
     let first_seq = rand::random::<u16>();
     let out = match OpusOut::new(first_seq, rand::random::<u32>()) {
         Ok(o) => Arc::new(Mutex::new(o)),
@@ -261,7 +261,7 @@ async fn write_events(
         let rendered = tokio::select! {
             biased;
             err = local.recv() => match err {
-                Some(e) => writer.error(&e),
+                Some(e) => writer.error(&e).await,
                 None => break,
             },
             ev = events.recv() => match ev {
@@ -275,7 +275,7 @@ async fn write_events(
                         }
                         _ => {}
                     }
-                    writer.event(&ev)
+                    writer.event(&ev).await
                 }
                 None => break,
             },

@@ -19,9 +19,12 @@ use std::time::Instant;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use clap::Args;
+use futures_util::future::BoxFuture;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 
 pub use gcra::{Rate, Verdict};
+
+use switchboard_channels::realtime::{ConnectionLimits, RateLimit};
 
 use crate::redis_link::RedisLink;
 use crate::server::openai_error;
@@ -292,27 +295,73 @@ impl Limiter {
 }
 
 impl Limiter {
-    /// The Realtime gate for one call: each client `response.create` is one message of the
-    /// session rule for `subject` (`None` when that rule is off).
-    pub fn response_gate(
+    /// The limits of one Realtime call: each client `response.create` is one message of
+    /// the session rule for `session`, and `tenant`'s token budget is reported with it
+    /// (`None` when both rules are off).
+    pub fn call_limits(
         self: &Arc<Self>,
-        subject: String,
-    ) -> Option<switchboard_channels::realtime::ResponseGate> {
-        let rate = *self.rates.get(&Rule::Session)?;
-        let me = Arc::clone(self);
-        Some(Arc::new(move || {
-            let (me, subject) = (Arc::clone(&me), subject.clone());
-            Box::pin(async move {
-                let v = me.check_rate(Rule::Session, &rate, &subject).await;
-                let state = switchboard_channels::realtime::RateLimit {
-                    name: "requests",
-                    limit: v.limit,
-                    remaining: v.remaining,
-                    reset_seconds: if v.allowed { v.reset } else { v.retry_after }.as_secs_f64(),
-                };
-                if v.allowed { Ok(state) } else { Err(state) }
-            })
+        session: String,
+        tenant: String,
+    ) -> Option<Arc<dyn ConnectionLimits>> {
+        let responses = self.rates.get(&Rule::Session).copied();
+        if responses.is_none() && !self.has_token_budget() {
+            return None;
+        }
+        Some(Arc::new(CallLimits {
+            limiter: Arc::clone(self),
+            responses,
+            session,
+            tenant,
         }))
+    }
+}
+
+/// A verdict as Realtime's `rate_limits.updated` lists it: the wait until it resets, or
+/// until the next is allowed once refused.
+fn rate_limit(name: &'static str, v: &Verdict) -> RateLimit {
+    RateLimit {
+        name,
+        limit: v.limit,
+        remaining: v.remaining,
+        reset_seconds: if v.allowed { v.reset } else { v.retry_after }.as_secs_f64(),
+    }
+}
+
+/// [`Limiter::call_limits`].
+struct CallLimits {
+    limiter: Arc<Limiter>,
+    responses: Option<Rate>,
+    session: String,
+    tenant: String,
+}
+
+impl ConnectionLimits for CallLimits {
+    fn admit_response(&self) -> BoxFuture<'static, Result<Option<RateLimit>, RateLimit>> {
+        let (limiter, rate, session) = (
+            Arc::clone(&self.limiter),
+            self.responses,
+            self.session.clone(),
+        );
+        Box::pin(async move {
+            let Some(rate) = rate else {
+                return Ok(None);
+            };
+            let v = limiter.check_rate(Rule::Session, &rate, &session).await;
+            let state = rate_limit("requests", &v);
+            if v.allowed {
+                Ok(Some(state))
+            } else {
+                Err(state)
+            }
+        })
+    }
+
+    fn look(&self) -> BoxFuture<'static, Vec<RateLimit>> {
+        let (limiter, tenant) = (Arc::clone(&self.limiter), self.tenant.clone());
+        Box::pin(async move {
+            let tokens = limiter.token_report(&tenant).await;
+            tokens.iter().map(|v| rate_limit("tokens", v)).collect()
+        })
     }
 }
 

@@ -70,6 +70,15 @@ impl Limiter {
     /// Look at (`cost` 0) or charge `tenant`'s token budget; `None` when there is none.
     /// Only a look that is refused counts as a refusal (a charge may overdraw).
     pub async fn tokens(&self, tenant: &str, cost: u64) -> Option<Verdict> {
+        self.token_step(tenant, cost, cost == 0).await
+    }
+
+    /// Where `tenant`'s token budget stands, for a report: a look that refuses nothing.
+    pub async fn token_report(&self, tenant: &str) -> Option<Verdict> {
+        self.token_step(tenant, 0, false).await
+    }
+
+    async fn token_step(&self, tenant: &str, cost: u64, count_refusal: bool) -> Option<Verdict> {
         let rate = *self.rates.get(&Rule::Tokens)?;
         let bucket = format!("sb:rl:tokens:{tenant}");
         let args = [
@@ -84,7 +93,7 @@ impl Limiter {
                 &self.token_script,
                 &bucket,
                 &args,
-                cost == 0,
+                count_refusal,
                 |local| {
                     let now = started.elapsed().as_micros() as i64;
                     super::local_step(&mut local.token_tat, &bucket, now, |tat| {
