@@ -1,5 +1,8 @@
 //! Tenants and their API keys (migration 0006). Keys are stored as the SHA-256 of their
-//! secret; see `auth/keys.rs` for the format.
+//! secret; see `auth/keys.rs` for the format. Adding, listing and revoking one tenant's keys
+//! run in its transaction (`tenant_tx`: row-level security on PostgreSQL); finding a key by
+//! id to authenticate a request, and whether any key is usable, serve every tenant and run
+//! as the owner.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -88,7 +91,10 @@ impl Store {
             .collect()
     }
 
+    /// Add a key, in its tenant's transaction (row-level security: it can only be that
+    /// tenant's).
     pub async fn insert_key(&self, k: &StoredKey) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(&k.tenant).await?;
         sqlx::query(&format!(
             "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
@@ -100,8 +106,9 @@ impl Store {
         .bind(k.created_at)
         .bind(k.expires_at)
         .bind(k.revoked_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -118,25 +125,29 @@ impl Store {
 
     /// A tenant's keys, newest first.
     pub async fn list_keys(&self, tenant: &str) -> Result<Vec<StoredKey>, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let rows = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id"
         ))
         .bind(tenant)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter().map(key_of).collect()
     }
 
     /// Revoke one of `tenant`'s keys; `false` when it has no such key (or it was revoked).
     pub async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
         )
         .bind(now_ms())
         .bind(tenant)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

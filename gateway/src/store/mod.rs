@@ -228,6 +228,31 @@ mod tests {
             .add_audit("acme", "a-1", None, "test", &detail)
             .await
             .unwrap();
+        // So do an operator's writes of a tenant's API keys.
+        let key = keys::StoredKey {
+            id: "k-1".into(),
+            tenant: "acme".into(),
+            name: "test".into(),
+            secret_sha256: "0".repeat(64),
+            scopes: "realtime".into(),
+            created_at: 1,
+            expires_at: None,
+            revoked_at: None,
+        };
+        sqlx::query("REVOKE INSERT, UPDATE ON api_keys FROM switchboard_tenant")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let refused = store.insert_key(&key).await;
+        assert!(refused.is_err(), "the key write ran as the owner");
+        sqlx::query("GRANT INSERT, UPDATE ON api_keys TO switchboard_tenant")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.insert_key(&key).await.unwrap();
+        assert!(!store.revoke_key("globex", "k-1").await.unwrap());
+        assert_eq!(store.list_keys("globex").await.unwrap(), []);
+        assert!(store.revoke_key("acme", "k-1").await.unwrap());
         drop(store);
         let admin = AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
             .await
