@@ -8,6 +8,11 @@
 //! Latency runs from the end of the utterance (when the VAD hands it over) to the transcript,
 //! so it includes waiting for a free whisper state.
 //!
+//! Uploads beside live calls: the same calls on the first model, one state, while two
+//! uploaders keep transcribing the 10 s clip, once queued as `Batch` (what the gateway does
+//! with uploads and voice notes) and once as `Live` (first come, first served, as before the
+//! urgency queue).
+//!
 //! Run: `make bench`, or `cargo bench -p switchboard-benches --bench stt` with
 //! `make test-models` done. `STT_BENCH_MODELS=tiny.en-q8_0,tiny.en,base-q8_0,base`,
 //! `STT_BENCH_POOLS=1x1,2x1,1x2`
@@ -21,7 +26,7 @@ use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, word_errors};
 use switchboard_models::audio::{MonoAudio, rates, wav};
 use switchboard_models::provision::catalog::whisper_model;
 use switchboard_models::stt::{
-    SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine, device,
+    Priority, SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine, device,
 };
 
 const RUNS: usize = 7;
@@ -145,7 +150,13 @@ fn main() {
             let mut carried = 0;
             let mut streams = 1;
             while streams <= max_streams {
-                let (p50, p95, n) = load(&engines, &three_secs, streams, Duration::from_secs(secs));
+                let (p50, p95, n) = load(
+                    &engines,
+                    &three_secs,
+                    streams,
+                    Duration::from_secs(secs),
+                    None,
+                );
                 println!(
                     "| {model} | {backend} | {states} × {contexts} | {streams} | {p50:.0} ms | {p95:.0} ms | {n} |"
                 );
@@ -165,6 +176,31 @@ fn main() {
     for line in best {
         println!("- {line}");
     }
+
+    let (model, calls) = (&models[0], 2);
+    let engines = Arc::new(pool(model, 1, 1));
+    let backend = engines[0].backend();
+    let upload = Arc::new(clips[2].2.samples.clone());
+    println!("\n| model | device | uploads beside the calls | calls | p50 | p95 | utterances |");
+    println!("|---|---|---|---|---|---|---|");
+    for (label, uploads) in [
+        ("none", None),
+        ("2, queued as Batch (the gateway's)", Some(Priority::Batch)),
+        (
+            "2, queued as Live (first come, first served)",
+            Some(Priority::Live),
+        ),
+    ] {
+        let uploads = uploads.map(|p| (Arc::clone(&upload), p));
+        let (p50, p95, n) = load(
+            &engines,
+            &three_secs,
+            calls,
+            Duration::from_secs(secs),
+            uploads,
+        );
+        println!("| {model} | {backend} | {label} | {calls} | {p50:.0} ms | {p95:.0} ms | {n} |");
+    }
 }
 
 fn parse_pool(spec: &str) -> (usize, usize) {
@@ -176,14 +212,31 @@ fn parse_pool(spec: &str) -> (usize, usize) {
 }
 
 /// Run `streams` simulated calls against the engines (each call pinned to one engine, round
-/// robin) and return p50 and p95 latency in ms, and the utterances transcribed.
+/// robin), beside two uploaders transcribing `uploads` back to back at its priority, and
+/// return the calls' p50 and p95 latency in ms, and the utterances transcribed.
 fn load(
     engines: &Arc<Vec<WhisperEngine>>,
     clip: &Arc<Vec<f32>>,
     streams: usize,
     duration: Duration,
+    uploads: Option<(Arc<Vec<f32>>, Priority)>,
 ) -> (f64, f64, usize) {
     let started = Instant::now() + Duration::from_millis(200);
+    let uploaders: Vec<_> = uploads
+        .into_iter()
+        .flat_map(|(audio, priority)| [(Arc::clone(&audio), priority), (audio, priority)])
+        .map(|(audio, priority)| {
+            let engines = Arc::clone(engines);
+            std::thread::spawn(move || {
+                while Instant::now() < started + duration {
+                    engines[0]
+                        .transcribe(audio.to_vec(), TranscribeOptions::at(priority))
+                        .wait()
+                        .expect("upload transcription");
+                }
+            })
+        })
+        .collect();
     let handles: Vec<_> = (0..streams)
         .map(|i| {
             let engines = Arc::clone(engines);
@@ -218,6 +271,9 @@ fn load(
         .into_iter()
         .flat_map(|h| h.join().expect("stream thread"))
         .collect();
+    for u in uploaders {
+        u.join().expect("uploader thread");
+    }
     let n = all.len();
     if n == 0 {
         return (0.0, 0.0, 0);

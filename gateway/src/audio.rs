@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use switchboard_models::audio::mp3::Mp3Encoder;
 use switchboard_models::audio::{AudioError, MonoAudio, Resampler, decode, ogg_opus, pcm, rates};
 use switchboard_models::stt::{
-    STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript,
+    Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript,
 };
 use switchboard_models::tts::{SpeakOptions, TextToSpeech, TtsStream};
 
@@ -518,10 +518,11 @@ pub async fn transcriptions(
     };
     let job = engines.stt.transcribe(
         audio.samples,
+        // Live calls' turns go first: nobody on a call waits for an upload.
         TranscribeOptions {
             prompt: up.prompt,
             segments: sink,
-            ..Default::default()
+            ..TranscribeOptions::at(Priority::Batch)
         },
     );
     let Some(mut segments) = segments else {

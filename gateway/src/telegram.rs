@@ -150,10 +150,10 @@ pub async fn voice_text(
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("voice note: {e}"))?;
-    use switchboard_models::stt::SpeechToText;
+    use switchboard_models::stt::{Priority, SpeechToText, TranscribeOptions};
     let t = engines
         .stt
-        .transcribe(audio.samples, Default::default())
+        .transcribe(audio.samples, TranscribeOptions::at(Priority::Batch))
         .await
         .map_err(|e| format!("transcription failed: {e}"))?;
     Ok(t.text.trim().to_owned())

@@ -8,7 +8,7 @@ use common::{espeak, models_dir, word_errors};
 use switchboard_models::audio::rates;
 use switchboard_models::provision::catalog::{WHISPER_DEFAULT, whisper_model};
 use switchboard_models::stt::{
-    AudioCtx, SpeechToText, SttError, TranscribeOptions, WhisperConfig, WhisperEngine,
+    AudioCtx, Priority, SpeechToText, SttError, TranscribeOptions, WhisperConfig, WhisperEngine,
 };
 
 fn engine() -> WhisperEngine {
@@ -182,4 +182,63 @@ fn a_dropped_job_stops_the_worker_mid_run() {
         next.queued,
         whole.inference
     );
+}
+
+/// A caller who has finished speaking goes ahead of uploads and of speculative work, an
+/// early transcription the turn confirms moves up with it, and a full queue makes room for
+/// a live turn by refusing an upload.
+#[test]
+fn live_turns_go_ahead_of_uploads_and_a_full_queue_makes_room_for_them() {
+    let mut cfg = WhisperConfig::new(whisper_model(&models_dir(), WHISPER_DEFAULT));
+    cfg.queue = 4;
+    let e = WhisperEngine::load(cfg).unwrap(); // one worker
+    let clip = speech("Please call me back tomorrow afternoon.");
+    let mut busy = Vec::new();
+    while busy.len() < 20 * 16_000 {
+        busy.extend(speech("The meeting has been moved to Thursday at three."));
+        busy.extend(vec![0.0; 4_000]);
+    }
+    // Holds the worker while the others queue.
+    let running = e.transcribe(busy, TranscribeOptions::at(Priority::Batch));
+    std::thread::sleep(Duration::from_millis(100));
+    let uploads: Vec<_> = (0..2)
+        .map(|_| e.transcribe(clip.clone(), TranscribeOptions::at(Priority::Batch)))
+        .collect();
+    let other_call = e.transcribe(clip.clone(), TranscribeOptions::at(Priority::Speculative));
+    let early = TranscribeOptions::at(Priority::Speculative);
+    let urgency = early.urgency.clone();
+    let confirmed = e.transcribe(clip.clone(), early);
+    // The queue is full (4): a live turn takes the place of the newest upload.
+    let live = e.transcribe(clip.clone(), TranscribeOptions::default());
+    urgency.raise(Priority::Live);
+
+    let finished_at = |job: switchboard_models::stt::SttJob| {
+        std::thread::spawn(move || job.wait().map(|t| (Instant::now(), t.text)))
+    };
+    let running = finished_at(running);
+    let order: Vec<_> = [confirmed, live, other_call]
+        .into_iter()
+        .chain(uploads)
+        .map(finished_at)
+        .collect();
+    assert!(running.join().unwrap().is_ok());
+    let done: Vec<_> = order.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        matches!(done[4], Err(SttError::Overloaded(4))),
+        "the newest upload made room: {:?}",
+        done[4]
+    );
+    let at: Vec<Instant> = done[..4]
+        .iter()
+        .map(|r| r.as_ref().expect("transcribed").0)
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "confirmed early turn, live turn, speculative, upload: {done:?}"
+    );
+    for r in &done[..4] {
+        let text = &r.as_ref().unwrap().1;
+        let reference = "Please call me back tomorrow afternoon.";
+        assert!(word_errors(reference, text).0 <= 1, "{text:?}");
+    }
 }

@@ -2,10 +2,12 @@
 
 pub mod device;
 mod hooks;
+mod queue;
 mod whisper;
 
 use std::time::Duration;
 
+pub use queue::{Priority, Urgency};
 pub use whisper::{WhisperConfig, WhisperEngine, audio_ctx_for};
 
 use crate::job::Job;
@@ -47,6 +49,18 @@ pub struct TranscribeOptions {
     /// Receives each segment as soon as it is decoded (whisper.cpp finishes a 30 s window
     /// at a time), before the whole transcript is ready.
     pub segments: Option<SegmentSink>,
+    /// Where the request stands in the engine's queue (default: a live caller waits).
+    pub urgency: Urgency,
+}
+
+impl TranscribeOptions {
+    /// Default options at `priority`.
+    pub fn at(priority: Priority) -> Self {
+        Self {
+            urgency: Urgency::new(priority),
+            ..Self::default()
+        }
+    }
 }
 
 /// Where decoded segments go while a transcription runs.

@@ -1,12 +1,12 @@
 //! whisper.cpp (through `whisper-rs`) on dedicated worker threads.
 //!
 //! One `WhisperContext` (the weights) is shared; each worker owns a `WhisperState` (the
-//! buffers), so `workers` utterances run at once. Requests wait in a bounded queue; a full
-//! queue is answered at once with `Overloaded` instead of growing without bound.
+//! buffers), so `workers` utterances run at once. Requests wait in a bounded queue, most
+//! urgent first (`queue.rs`); a full queue is answered at once with `Overloaded` instead of
+//! growing without bound.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -16,6 +16,7 @@ use whisper_rs::{
 
 use super::device;
 use super::hooks::Hooks;
+use super::queue::{Priority, Queue, Refused, Waiting};
 use super::{
     AudioCtx, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob, TranscribeOptions,
     Transcript,
@@ -89,9 +90,19 @@ struct Request {
     reply: oneshot::Sender<Result<Transcript, SttError>>,
 }
 
+impl Waiting for Request {
+    fn urgency(&self) -> Priority {
+        self.opts.urgency.get()
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
 /// The whisper.cpp engine. Dropping it stops the workers once the queue drains.
 pub struct WhisperEngine {
-    tx: SyncSender<Request>,
+    requests: Arc<Queue<Request>>,
     queue: usize,
     backend: &'static str,
     device: String,
@@ -134,17 +145,16 @@ impl WhisperEngine {
             .ok_or_else(|| SttError::Model("model path is not UTF-8".into()))?;
         let ctx = WhisperContext::new_with_params(path, params)
             .map_err(|e| SttError::Model(format!("{}: {e}", cfg.model.display())))?;
-        let (tx, rx) = sync_channel::<Request>(cfg.queue);
-        let rx = Arc::new(Mutex::new(rx));
+        let requests = Arc::new(Queue::new(cfg.queue));
         for i in 0..cfg.workers.max(1) {
             let state = ctx
                 .create_state()
                 .map_err(|e| SttError::Model(format!("creating whisper state: {e}")))?;
-            let rx = Arc::clone(&rx);
+            let requests = Arc::clone(&requests);
             let threads = cfg.threads.max(1);
             std::thread::Builder::new()
                 .name(format!("whisper-{i}"))
-                .spawn(move || worker(state, rx, threads))
+                .spawn(move || worker(state, &requests, threads))
                 .map_err(|e| SttError::Model(format!("spawning worker: {e}")))?;
         }
         let workers = cfg.workers.max(1);
@@ -161,7 +171,7 @@ impl WhisperEngine {
             "speech-to-text loaded"
         );
         Ok(Self {
-            tx,
+            requests,
             queue: cfg.queue,
             backend,
             device,
@@ -215,10 +225,17 @@ impl SpeechToText for WhisperEngine {
             enqueued: Instant::now(),
             reply,
         };
-        match self.tx.try_send(req) {
-            Ok(()) => Job::new(rx, lost),
-            Err(TrySendError::Full(_)) => Job::failed(SttError::Overloaded(self.queue), lost),
-            Err(TrySendError::Disconnected(_)) => Job::failed(SttError::WorkerGone, lost),
+        match self.requests.push(req) {
+            Ok(evicted) => {
+                if let Some(less_urgent) = evicted {
+                    let _ = less_urgent
+                        .reply
+                        .send(Err(SttError::Overloaded(self.queue)));
+                }
+                Job::new(rx, lost)
+            }
+            Err(Refused::Full(_)) => Job::failed(SttError::Overloaded(self.queue), lost),
+            Err(Refused::Closed(_)) => Job::failed(SttError::WorkerGone, lost),
         }
     }
 
@@ -231,13 +248,15 @@ impl SpeechToText for WhisperEngine {
     }
 }
 
-fn worker(mut state: WhisperState, rx: Arc<Mutex<Receiver<Request>>>, threads: usize) {
-    loop {
-        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(req) = next else { return };
-        if req.reply.is_closed() {
-            continue; // nobody is waiting any more
-        }
+impl Drop for WhisperEngine {
+    fn drop(&mut self) {
+        self.requests.close();
+    }
+}
+
+fn worker(mut state: WhisperState, requests: &Queue<Request>, threads: usize) {
+    // The queue drops requests nobody waits for any more.
+    while let Some(req) = requests.pop() {
         let queued = req.enqueued.elapsed();
         // A dropped job (hang-up, superseded speculation) stops whisper.cpp mid-run.
         let reply = &req.reply;

@@ -35,6 +35,8 @@ pub(super) struct EarlyTranscript {
     /// The call samples transcribed.
     pub span: std::ops::Range<u64>,
     pub job: switchboard_models::stt::SttJob,
+    /// Speculative until the turn ends as predicted; then raised to live.
+    pub urgency: switchboard_models::stt::Urgency,
     pub started: std::time::Instant,
 }
 

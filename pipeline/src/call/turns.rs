@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::actor::{CallActor, EarlyTranscript, OpenTurn, Transcribed};
 use super::events::{CallError, CallEvent};
 use super::input::{InputAudio, VadEvent};
-use switchboard_models::stt::SttJob;
+use switchboard_models::stt::{Priority, SttJob, TranscribeOptions};
 
 use crate::conversation::{Content, Item, ItemKind, Role};
 use crate::session::TurnDetection;
@@ -125,14 +125,15 @@ impl CallActor {
                     (segment.start_ms as u64).saturating_sub(prefix_padding_ms),
                     segment.end_ms as u64 + END_PAD_MS,
                 );
-                let job = self
-                    .deps
-                    .stt
-                    .transcribe(self.input.copy(&span), Default::default());
+                // Behind every caller who has finished speaking, until this turn ends too.
+                let opts = TranscribeOptions::at(Priority::Speculative);
+                let urgency = opts.urgency.clone();
+                let job = self.deps.stt.transcribe(self.input.copy(&span), opts);
                 turn.early = Some(EarlyTranscript {
                     segment,
                     span,
                     job,
+                    urgency,
                     started: std::time::Instant::now(),
                 });
             }
@@ -175,6 +176,7 @@ impl CallActor {
                 let early = match turn.early {
                     Some(e) if e.segment == segment && e.span == span => {
                         self.count_early("used");
+                        e.urgency.raise(Priority::Live);
                         Some((e.job, e.started))
                     }
                     Some(e) => {
