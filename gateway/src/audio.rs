@@ -95,7 +95,13 @@ impl Synthesis {
             false => Encoding::Pcm16,
         };
         Ok(Self {
-            stream: engines.tts.synthesize(text, SpeakOptions { speed }),
+            stream: engines.tts.synthesize(
+                text,
+                SpeakOptions {
+                    speed,
+                    priority: Priority::Batch,
+                },
+            ),
             resampler: Resampler::new(engines.tts.sample_rate(), OUT_RATE)?,
             encoding,
             finished: false,

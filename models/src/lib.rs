@@ -10,6 +10,7 @@ mod job;
 pub mod llm;
 pub mod onnx;
 pub mod provision;
+pub mod queue;
 pub mod stt;
 pub mod tts;
 pub mod vad;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::models_dir;
 use switchboard_models::provision::catalog::PIPER_JOE;
 use switchboard_models::tts::{
-    PiperConfig, PiperEngine, SpeakOptions, TextToSpeech, TtsError, phonemize,
+    PiperConfig, PiperEngine, Priority, SpeakOptions, TextToSpeech, TtsError, phonemize,
 };
 
 fn engine() -> PiperEngine {
@@ -76,11 +76,56 @@ fn dropping_the_stream_stops_synthesis() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// A listener that stops reading a long text (a slow `/v1/audio/speech` client) holds no
+/// worker: a live call's sentence is synthesized meanwhile, ahead of the text's next chunks.
+#[test]
+fn a_stalled_listener_holds_no_worker_and_live_chunks_go_first() {
+    let e = engine(); // one worker
+    let long = "This is a sentence that takes a while to say. ".repeat(30);
+    let batch = SpeakOptions {
+        priority: Priority::Batch,
+        ..SpeakOptions::default()
+    };
+    let mut upload = e.synthesize(&long, batch);
+    upload.next_blocking().unwrap().unwrap();
+    // Nobody reads the upload for a while; a live reply is spoken meanwhile.
+    let started = Instant::now();
+    let mut live = e.synthesize("Your table is booked for seven.", SpeakOptions::default());
+    live.next_blocking().unwrap().unwrap();
+    let live_took = started.elapsed();
+    assert!(
+        live_took < Duration::from_secs(2),
+        "the live reply waited {live_took:?}"
+    );
+    // The upload goes on where it stopped, in order.
+    for i in 1..5 {
+        let c = upload.next_blocking().unwrap().unwrap();
+        assert_eq!(c.index, i);
+    }
+
+    // With a Batch chunk queued, a Live one still goes first.
+    let mut other_upload = e.synthesize(&long, batch);
+    let mut second_live = e.synthesize("One moment, please.", SpeakOptions::default());
+    let order = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            other_upload.next_blocking().unwrap().unwrap();
+            other_upload.next_blocking().unwrap().unwrap();
+            order.lock().unwrap().push("upload's second");
+        });
+        s.spawn(|| {
+            second_live.next_blocking().unwrap().unwrap();
+            order.lock().unwrap().push("live");
+        });
+    });
+    assert_eq!(order.into_inner().unwrap(), ["live", "upload's second"]);
+}
+
 #[test]
 fn speed_changes_duration_and_empty_text_is_refused() {
     let e = engine();
     let len = |speed: f32| {
-        let mut s = e.synthesize("Good afternoon and welcome.", SpeakOptions { speed });
+        let mut s = e.synthesize("Good afternoon and welcome.", SpeakOptions::at_speed(speed));
         s.next_blocking().unwrap().unwrap().samples.len()
     };
     let (normal, fast) = (len(1.0), len(2.0));

@@ -11,7 +11,7 @@ pub fn run(text: &str, output: &Path, speed: f32, models_dir: &Path) -> anyhow::
         bail!("--speed must be between 0.25 and 4.0");
     }
     let engine = crate::engines::tts(models_dir)?;
-    let mut stream = engine.synthesize(text, SpeakOptions { speed });
+    let mut stream = engine.synthesize(text, SpeakOptions::at_speed(speed));
     let mut samples = Vec::new();
     while let Some(chunk) = stream.next_blocking() {
         samples.extend(chunk.context("synthesizing")?.samples);

@@ -2,12 +2,11 @@
 
 pub mod device;
 mod hooks;
-mod queue;
 mod whisper;
 
 use std::time::Duration;
 
-pub use queue::{Priority, Urgency};
+pub use crate::queue::{Priority, Urgency};
 pub use whisper::{WhisperConfig, WhisperEngine, audio_ctx_for};
 
 use crate::job::Job;

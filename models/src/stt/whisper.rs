@@ -2,7 +2,7 @@
 //!
 //! One `WhisperContext` (the weights) is shared; each worker owns a `WhisperState` (the
 //! buffers), so `workers` utterances run at once. Requests wait in a bounded queue, most
-//! urgent first (`queue.rs`); a full queue is answered at once with `Overloaded` instead of
+//! urgent first (`crate::queue`); a full queue is answered at once with `Overloaded` instead of
 //! growing without bound.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,6 @@ use whisper_rs::{
 
 use super::device;
 use super::hooks::Hooks;
-use super::queue::{Priority, Queue, Refused, Waiting};
 use super::{
     AudioCtx, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob, TranscribeOptions,
     Transcript,
@@ -24,6 +23,7 @@ use super::{
 use crate::audio::pcm;
 use crate::job::Job;
 use crate::provision::whisper_ggml;
+use crate::queue::{Priority, Queue, Refused, Waiting};
 
 /// whisper.cpp's encoder frames per second of audio (1500 per 30 s window).
 const FRAMES_PER_SEC: f64 = 50.0;

@@ -1,21 +1,21 @@
 //! Piper voices through `piper-rs` and ONNX Runtime, on dedicated worker threads.
 //!
 //! `Session::run` takes `&mut self`, so each worker owns one session (about 200 MB) and
-//! `sessions` replies are synthesized at once. Phonemization is ours (see `phonemize`).
+//! `sessions` chunks are synthesized at once. A worker takes one chunk (a clause or a
+//! sentence) at a time from the urgency queue (`crate::queue`), so a long text or a slow
+//! listener never holds it: a live call's next sentence waits at most for one chunk.
+//! Phonemization is ours (see `phonemize`).
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use piper_rs::{ModelConfig, Piper};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use super::text::speech_chunks;
-use super::{AudioChunk, SpeakOptions, TextToSpeech, TtsError, TtsStream, phonemize};
+use super::{AudioChunk, ChunkQueue, SpeakOptions, TextToSpeech, TtsError, TtsStream, phonemize};
 use crate::onnx;
-
-/// Chunks buffered ahead of the consumer; synthesis waits when the consumer falls behind.
-const STREAM_BUFFER: usize = 4;
+use crate::queue::{Priority, Queue, Refused, Waiting};
 
 #[derive(Debug, Clone)]
 pub struct PiperConfig {
@@ -23,11 +23,12 @@ pub struct PiperConfig {
     pub voice: PathBuf,
     /// Directory holding the ONNX Runtime library (the models directory).
     pub models_dir: PathBuf,
-    /// Replies synthesized at once (one ONNX session each).
+    /// Chunks synthesized at once (one ONNX session each).
     pub sessions: usize,
     /// ONNX Runtime intra-op threads per session.
     pub threads: usize,
-    /// Replies allowed to wait for a session before `Overloaded`.
+    /// Chunks allowed to wait for a session before `Overloaded` (a stream asks for up to
+    /// eight ahead of its reader; a live call's reply, one at a time).
     pub queue: usize,
 }
 
@@ -39,15 +40,68 @@ impl PiperConfig {
             models_dir: models_dir.into(),
             sessions: 1,
             threads: cores,
-            queue: 16,
+            queue: 64,
         }
     }
 }
 
+/// One chunk of a stream.
 struct Request {
     text: String,
+    index: usize,
     opts: SpeakOptions,
-    out: mpsc::Sender<Result<AudioChunk, TtsError>>,
+    reply: oneshot::Sender<Result<AudioChunk, TtsError>>,
+}
+
+impl Waiting for Request {
+    fn urgency(&self) -> Priority {
+        self.opts.priority
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// The workers' queue, shared with every stream.
+struct Chunks {
+    queue: Queue<Request>,
+    capacity: usize,
+}
+
+impl ChunkQueue for Chunks {
+    fn submit(
+        &self,
+        text: String,
+        index: usize,
+        opts: SpeakOptions,
+    ) -> oneshot::Receiver<Result<AudioChunk, TtsError>> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            text,
+            index,
+            opts,
+            reply,
+        };
+        match self.queue.push(req) {
+            Ok(evicted) => {
+                if let Some(less_urgent) = evicted {
+                    let _ = less_urgent
+                        .reply
+                        .send(Err(TtsError::Overloaded(self.capacity)));
+                }
+            }
+            Err(Refused::Full(req)) => {
+                let _ = req.reply.send(Err(TtsError::Overloaded(self.capacity)));
+            }
+            Err(Refused::Closed(req)) => {
+                let _ = req.reply.send(Err(TtsError::Inference(
+                    "the synthesis worker stopped".into(),
+                )));
+            }
+        }
+        rx
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -57,10 +111,10 @@ struct Voice {
     length_scale: f32,
 }
 
+/// The Piper engine. Dropping it stops the workers once the queue drains.
 pub struct PiperEngine {
-    tx: SyncSender<Request>,
+    chunks: Arc<Chunks>,
     voice: Voice,
-    queue: usize,
 }
 
 impl std::fmt::Debug for PiperEngine {
@@ -92,8 +146,10 @@ impl PiperEngine {
         };
         // Fail now, not on the first reply, when espeak-ng's data is missing.
         phonemize("test", &voice.espeak_voice)?;
-        let (tx, rx) = sync_channel::<Request>(cfg.queue);
-        let rx = Arc::new(Mutex::new(rx));
+        let chunks = Arc::new(Chunks {
+            queue: Queue::new(cfg.queue),
+            capacity: cfg.queue,
+        });
         for i in 0..cfg.sessions.max(1) {
             let session = onnx::session(&cfg.voice, cfg.threads)?;
             let mut piper = Piper::from_session(session, read_config(&config_path)?);
@@ -102,38 +158,24 @@ impl PiperEngine {
             for text in ["Hello.", "Sure, I can help with that."] {
                 synthesize_chunk(&mut piper, &voice, text, 1.0)?;
             }
-            let (rx, voice) = (Arc::clone(&rx), voice.clone());
+            let (chunks, voice) = (Arc::clone(&chunks), voice.clone());
             std::thread::Builder::new()
                 .name(format!("piper-{i}"))
-                .spawn(move || worker(piper, voice, rx))
+                .spawn(move || worker(piper, &voice, &chunks.queue))
                 .map_err(|e| TtsError::Voice(format!("spawning worker: {e}")))?;
         }
-        Ok(Self {
-            tx,
-            voice,
-            queue: cfg.queue,
-        })
+        Ok(Self { chunks, voice })
     }
 }
 
 impl TextToSpeech for PiperEngine {
     fn synthesize(&self, text: &str, opts: SpeakOptions) -> TtsStream {
-        if speech_chunks(text).is_empty() {
+        let chunks = speech_chunks(text);
+        if chunks.is_empty() {
             return TtsStream::failed(TtsError::EmptyText);
         }
-        let (out, rx) = mpsc::channel(STREAM_BUFFER);
-        let req = Request {
-            text: text.to_owned(),
-            opts,
-            out,
-        };
-        match self.tx.try_send(req) {
-            Ok(()) => TtsStream::new(rx),
-            Err(TrySendError::Full(_)) => TtsStream::failed(TtsError::Overloaded(self.queue)),
-            Err(TrySendError::Disconnected(_)) => {
-                TtsStream::failed(TtsError::Inference("the synthesis worker stopped".into()))
-            }
-        }
+        let engine: Arc<dyn ChunkQueue> = self.chunks.clone();
+        TtsStream::new(engine, chunks, opts)
     }
 
     fn sample_rate(&self) -> u32 {
@@ -141,27 +183,24 @@ impl TextToSpeech for PiperEngine {
     }
 }
 
-fn worker(mut piper: Piper, voice: Voice, rx: Arc<Mutex<Receiver<Request>>>) {
-    loop {
-        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(req) = next else { return };
+impl Drop for PiperEngine {
+    fn drop(&mut self) {
+        self.chunks.queue.close();
+    }
+}
+
+fn worker(mut piper: Piper, voice: &Voice, queue: &Queue<Request>) {
+    // The queue drops chunks nobody listens for any more (hung up, barged in).
+    while let Some(req) = queue.pop() {
         let speed = req.opts.speed.clamp(0.25, 4.0);
-        for (index, chunk) in speech_chunks(&req.text).into_iter().enumerate() {
-            if req.out.is_closed() {
-                break; // the listener hung up or barged in
-            }
-            let result =
-                synthesize_chunk(&mut piper, &voice, &chunk, speed).map(|samples| AudioChunk {
-                    index,
-                    text: chunk,
-                    samples,
-                    sample_rate: voice.sample_rate,
-                });
-            let failed = result.is_err();
-            if req.out.blocking_send(result).is_err() || failed {
-                break;
-            }
-        }
+        let result =
+            synthesize_chunk(&mut piper, voice, &req.text, speed).map(|samples| AudioChunk {
+                index: req.index,
+                text: req.text,
+                samples,
+                sample_rate: voice.sample_rate,
+            });
+        let _ = req.reply.send(result);
     }
 }
 

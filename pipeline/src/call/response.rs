@@ -227,7 +227,7 @@ async fn speak(
         .map_err(|e| ("tts_failed", e.to_string()))?;
     while let Some(chunk) = chunks.recv().await {
         let asked = Instant::now();
-        let mut stream = tts.synthesize(&chunk, SpeakOptions { speed });
+        let mut stream = tts.synthesize(&chunk, SpeakOptions::at_speed(speed));
         let mut first = true;
         loop {
             let next = tokio::select! {

@@ -1,12 +1,13 @@
-//! The speech-to-text engine's wait line. Requests wait here for a whisper state; a free
-//! state takes the most urgent one (oldest first among equals), so a caller who has
-//! stopped talking is not kept waiting behind a speculative transcription or an uploaded
-//! file. Urgency is read when a state becomes free: an early transcription the turn has
-//! since confirmed goes ahead of one still speculative.
+//! The speech engines' wait line. Requests wait here for a worker (a whisper state, a Piper
+//! session); a free worker takes the most urgent one (oldest first among equals), so a
+//! caller who has stopped talking is not kept waiting behind a speculative transcription or
+//! an uploaded file, and a reply's next sentence not behind a long `/v1/audio/speech`.
+//! Urgency is read when a worker becomes free: an early transcription the turn has since
+//! confirmed goes ahead of one still speculative.
 //!
 //! The line is bounded. When it is full, a request more urgent than the least urgent one
 //! waiting takes that one's place (that one is refused with `Overloaded`); otherwise the
-//! new request is refused. A live call's turn is never refused to make room for a file.
+//! new request is refused. A live call is never refused to make room for an upload.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -15,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 #[repr(u8)]
 pub enum Priority {
-    /// Nobody on a live call waits: uploaded files, voice notes.
+    /// Nobody on a live call waits: uploaded files, voice notes, `/v1/audio/speech`.
     Batch = 0,
     /// A live call may need it: the turn so far, transcribed at a pause.
     Speculative = 1,
