@@ -42,9 +42,8 @@ fn speak(tts: &PiperEngine, text: &str) -> MonoAudio {
     MonoAudio::new(samples, tts.sample_rate())
 }
 
-fn bench_tts(tts: &PiperEngine) {
-    let reply = "Sure, your table for four is booked for seven tonight. Is there anything else I can do for you?";
-    speak(tts, reply); // warm-up
+/// Time to the first chunk of `reply`, spoken live `RUNS` times, `pause` apart.
+fn first_chunk_times(tts: &PiperEngine, reply: &str, pause: Duration) -> Vec<Duration> {
     let mut first = Vec::new();
     for _ in 0..RUNS {
         let started = Instant::now();
@@ -52,7 +51,15 @@ fn bench_tts(tts: &PiperEngine) {
         s.next_blocking().expect("a chunk").expect("synthesis");
         first.push(started.elapsed());
         while s.next_blocking().is_some() {}
+        std::thread::sleep(pause);
     }
+    first
+}
+
+fn bench_tts(tts: &PiperEngine) {
+    let reply = "Sure, your table for four is booked for seven tonight. Is there anything else I can do for you?";
+    speak(tts, reply); // warm-up
+    let mut first = first_chunk_times(tts, reply, Duration::ZERO);
     let (p50, p95) = percentiles(&mut first);
     println!(
         "| TTS time to first audio chunk, two-sentence reply (warm) | {p50:.0} ms | {p95:.0} ms |"
@@ -77,8 +84,7 @@ fn bench_tts(tts: &PiperEngine) {
     // (read as fast as they come, queued as Batch like the gateway's).
     let stop = std::sync::atomic::AtomicBool::new(false);
     let long = "The museum opens at nine in the morning and closes at five. ".repeat(66);
-    let mut first = Vec::new();
-    std::thread::scope(|scope| {
+    let mut first = std::thread::scope(|scope| {
         scope.spawn(|| {
             let batch = SpeakOptions {
                 priority: Priority::Batch,
@@ -94,15 +100,9 @@ fn bench_tts(tts: &PiperEngine) {
             }
         });
         std::thread::sleep(Duration::from_millis(300));
-        for _ in 0..RUNS {
-            let started = Instant::now();
-            let mut s = tts.synthesize(reply, SpeakOptions::default());
-            s.next_blocking().expect("a chunk").expect("synthesis");
-            first.push(started.elapsed());
-            while s.next_blocking().is_some() {}
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let first = first_chunk_times(tts, reply, Duration::from_millis(200));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        first
     });
     let (p50, p95) = percentiles(&mut first);
     println!(

@@ -66,6 +66,8 @@ pub(crate) trait Waiting {
     fn urgency(&self) -> Priority;
     /// Whoever asked has gone: the request is dropped instead of run.
     fn abandoned(&self) -> bool;
+    /// Tell whoever asked that the request gave its place to a more urgent one.
+    fn refuse(self);
 }
 
 /// Why a request was not queued; the request comes back with it.
@@ -104,9 +106,9 @@ impl<T: Waiting> Queue<T> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queue `item`. `Ok(Some(evicted))` when it took the place of a less urgent request,
-    /// which the caller must refuse.
-    pub fn push(&self, item: T) -> Result<Option<T>, Refused<T>> {
+    /// Queue `item`, refusing ([`Waiting::refuse`]) a less urgent request to make room when
+    /// the line is full.
+    pub fn push(&self, item: T) -> Result<(), Refused<T>> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(Refused::Closed(item));
@@ -131,7 +133,10 @@ impl<T: Waiting> Queue<T> {
         inner.waiting.push(item);
         drop(inner);
         self.ready.notify_one();
-        Ok(evicted)
+        if let Some(evicted) = evicted {
+            evicted.refuse();
+        }
+        Ok(())
     }
 
     /// The most urgent request (oldest first among equals), waiting for one; `None` once
@@ -176,6 +181,7 @@ mod tests {
         id: usize,
         urgency: Urgency,
         gone: Arc<AtomicBool>,
+        refused: Arc<AtomicBool>,
     }
 
     impl Waiting for Item {
@@ -185,6 +191,9 @@ mod tests {
         fn abandoned(&self) -> bool {
             self.gone.load(Ordering::Relaxed)
         }
+        fn refuse(self) {
+            self.refused.store(true, Ordering::Relaxed);
+        }
     }
 
     fn item(id: usize, p: Priority) -> Item {
@@ -192,6 +201,7 @@ mod tests {
             id,
             urgency: Urgency::new(p),
             gone: Arc::default(),
+            refused: Arc::default(),
         }
     }
 
@@ -232,18 +242,20 @@ mod tests {
     #[test]
     fn a_full_queue_makes_room_only_for_a_more_urgent_request() {
         let q = Queue::new(2);
-        q.push(item(0, Priority::Batch)).unwrap();
-        q.push(item(1, Priority::Batch)).unwrap();
+        let (first, second) = (item(0, Priority::Batch), item(1, Priority::Batch));
+        q.push(first.clone()).unwrap();
+        q.push(second.clone()).unwrap();
         assert!(matches!(
             q.push(item(2, Priority::Batch)),
             Err(Refused::Full(_))
         ));
-        let evicted = q.push(item(3, Priority::Live)).unwrap().unwrap();
-        assert_eq!(evicted.id, 1, "the newest of the least urgent makes room");
-        assert!(matches!(
-            q.push(item(4, Priority::Speculative)),
-            Ok(Some(_))
-        ));
+        q.push(item(3, Priority::Live)).unwrap();
+        assert!(
+            second.refused.load(Ordering::Relaxed) && !first.refused.load(Ordering::Relaxed),
+            "the newest of the least urgent makes room"
+        );
+        q.push(item(4, Priority::Speculative)).unwrap();
+        assert!(first.refused.load(Ordering::Relaxed));
         assert!(matches!(
             q.push(item(5, Priority::Speculative)),
             Err(Refused::Full(_))
@@ -281,14 +293,23 @@ mod tests {
                                            arrivals in proptest::collection::vec(0u8..3, 0..40)) {
             let q = Queue::new(capacity);
             let mut held: Vec<(Priority, usize)> = Vec::new();
+            let mut all = Vec::new();
             for (id, p) in arrivals.into_iter().enumerate() {
                 let p = Priority::from_u8(p);
-                match q.push(item(id, p)) {
-                    Ok(evicted) => {
-                        if let Some(e) = evicted {
+                let new = item(id, p);
+                all.push(new.clone());
+                match q.push(new) {
+                    Ok(()) => {
+                        let refused: Vec<usize> = held
+                            .iter()
+                            .filter(|h| all[h.1].refused.load(Ordering::Relaxed))
+                            .map(|h| h.1)
+                            .collect();
+                        prop_assert!(refused.len() <= 1);
+                        if let Some(&e) = refused.first() {
                             let least = held.iter().map(|h| h.0).min().unwrap();
-                            prop_assert!(e.urgency.get() == least && least < p);
-                            held.retain(|h| h.1 != e.id);
+                            prop_assert!(all[e].urgency.get() == least && least < p);
+                            held.retain(|h| h.1 != e);
                         }
                         held.push((p, id));
                     }

@@ -88,6 +88,8 @@ struct Request {
     opts: TranscribeOptions,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Transcript, SttError>>,
+    /// The queue's size, for the refusal.
+    queue_size: usize,
 }
 
 impl Waiting for Request {
@@ -97,6 +99,10 @@ impl Waiting for Request {
 
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
+    }
+
+    fn refuse(self) {
+        let _ = self.reply.send(Err(SttError::Overloaded(self.queue_size)));
     }
 }
 
@@ -224,16 +230,10 @@ impl SpeechToText for WhisperEngine {
             opts,
             enqueued: Instant::now(),
             reply,
+            queue_size: self.queue,
         };
         match self.requests.push(req) {
-            Ok(evicted) => {
-                if let Some(less_urgent) = evicted {
-                    let _ = less_urgent
-                        .reply
-                        .send(Err(SttError::Overloaded(self.queue)));
-                }
-                Job::new(rx, lost)
-            }
+            Ok(()) => Job::new(rx, lost),
             Err(Refused::Full(_)) => Job::failed(SttError::Overloaded(self.queue), lost),
             Err(Refused::Closed(_)) => Job::failed(SttError::WorkerGone, lost),
         }

@@ -51,6 +51,8 @@ struct Request {
     index: usize,
     opts: SpeakOptions,
     reply: oneshot::Sender<Result<AudioChunk, TtsError>>,
+    /// The queue's size, for the refusal.
+    queue_size: usize,
 }
 
 impl Waiting for Request {
@@ -60,6 +62,10 @@ impl Waiting for Request {
 
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
+    }
+
+    fn refuse(self) {
+        let _ = self.reply.send(Err(TtsError::Overloaded(self.queue_size)));
     }
 }
 
@@ -82,18 +88,11 @@ impl ChunkQueue for Chunks {
             index,
             opts,
             reply,
+            queue_size: self.capacity,
         };
         match self.queue.push(req) {
-            Ok(evicted) => {
-                if let Some(less_urgent) = evicted {
-                    let _ = less_urgent
-                        .reply
-                        .send(Err(TtsError::Overloaded(self.capacity)));
-                }
-            }
-            Err(Refused::Full(req)) => {
-                let _ = req.reply.send(Err(TtsError::Overloaded(self.capacity)));
-            }
+            Ok(()) => {}
+            Err(Refused::Full(req)) => req.refuse(),
             Err(Refused::Closed(req)) => {
                 let _ = req.reply.send(Err(TtsError::Inference(
                     "the synthesis worker stopped".into(),
