@@ -66,8 +66,9 @@ pub(crate) trait Waiting {
     fn urgency(&self) -> Priority;
     /// Whoever asked has gone: the request is dropped instead of run.
     fn abandoned(&self) -> bool;
-    /// Tell whoever asked that the request gave its place to a more urgent one.
-    fn refuse(self);
+    /// Tell whoever asked that the request gave its place to a more urgent one, in a line
+    /// of `capacity`.
+    fn refuse(self, capacity: usize);
 }
 
 /// Why a request was not queued; the request comes back with it.
@@ -134,7 +135,7 @@ impl<T: Waiting> Queue<T> {
         drop(inner);
         self.ready.notify_one();
         if let Some(evicted) = evicted {
-            evicted.refuse();
+            evicted.refuse(self.capacity);
         }
         Ok(())
     }
@@ -159,6 +160,11 @@ impl<T: Waiting> Queue<T> {
             }
             inner = self.ready.wait(inner).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// How many requests may wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// No more requests; the workers finish what waits, then stop.
@@ -191,7 +197,7 @@ mod tests {
         fn abandoned(&self) -> bool {
             self.gone.load(Ordering::Relaxed)
         }
-        fn refuse(self) {
+        fn refuse(self, _capacity: usize) {
             self.refused.store(true, Ordering::Relaxed);
         }
     }

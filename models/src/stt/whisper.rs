@@ -88,8 +88,6 @@ struct Request {
     opts: TranscribeOptions,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Transcript, SttError>>,
-    /// The queue's size, for the refusal.
-    queue_size: usize,
 }
 
 impl Waiting for Request {
@@ -101,15 +99,14 @@ impl Waiting for Request {
         self.reply.is_closed()
     }
 
-    fn refuse(self) {
-        let _ = self.reply.send(Err(SttError::Overloaded(self.queue_size)));
+    fn refuse(self, capacity: usize) {
+        let _ = self.reply.send(Err(SttError::Overloaded(capacity)));
     }
 }
 
 /// The whisper.cpp engine. Dropping it stops the workers once the queue drains.
 pub struct WhisperEngine {
     requests: Arc<Queue<Request>>,
-    queue: usize,
     backend: &'static str,
     device: String,
     workers: usize,
@@ -178,7 +175,6 @@ impl WhisperEngine {
         );
         Ok(Self {
             requests,
-            queue: cfg.queue,
             backend,
             device,
             workers,
@@ -230,11 +226,13 @@ impl SpeechToText for WhisperEngine {
             opts,
             enqueued: Instant::now(),
             reply,
-            queue_size: self.queue,
         };
         match self.requests.push(req) {
             Ok(()) => Job::new(rx, lost),
-            Err(Refused::Full(_)) => Job::failed(SttError::Overloaded(self.queue), lost),
+            Err(Refused::Full(req)) => {
+                req.refuse(self.requests.capacity());
+                Job::new(rx, lost)
+            }
             Err(Refused::Closed(_)) => Job::failed(SttError::WorkerGone, lost),
         }
     }

@@ -51,8 +51,6 @@ struct Request {
     index: usize,
     opts: SpeakOptions,
     reply: oneshot::Sender<Result<AudioChunk, TtsError>>,
-    /// The queue's size, for the refusal.
-    queue_size: usize,
 }
 
 impl Waiting for Request {
@@ -64,18 +62,13 @@ impl Waiting for Request {
         self.reply.is_closed()
     }
 
-    fn refuse(self) {
-        let _ = self.reply.send(Err(TtsError::Overloaded(self.queue_size)));
+    fn refuse(self, capacity: usize) {
+        let _ = self.reply.send(Err(TtsError::Overloaded(capacity)));
     }
 }
 
-/// The workers' queue, shared with every stream.
-struct Chunks {
-    queue: Queue<Request>,
-    capacity: usize,
-}
-
-impl ChunkQueue for Chunks {
+/// The workers' queue is every stream's.
+impl ChunkQueue for Queue<Request> {
     fn submit(
         &self,
         text: String,
@@ -88,11 +81,10 @@ impl ChunkQueue for Chunks {
             index,
             opts,
             reply,
-            queue_size: self.capacity,
         };
-        match self.queue.push(req) {
+        match self.push(req) {
             Ok(()) => {}
-            Err(Refused::Full(req)) => req.refuse(),
+            Err(Refused::Full(req)) => req.refuse(self.capacity()),
             Err(Refused::Closed(req)) => {
                 let _ = req.reply.send(Err(TtsError::Inference(
                     "the synthesis worker stopped".into(),
@@ -112,7 +104,7 @@ struct Voice {
 
 /// The Piper engine. Dropping it stops the workers once the queue drains.
 pub struct PiperEngine {
-    chunks: Arc<Chunks>,
+    chunks: Arc<Queue<Request>>,
     voice: Voice,
 }
 
@@ -145,10 +137,7 @@ impl PiperEngine {
         };
         // Fail now, not on the first reply, when espeak-ng's data is missing.
         phonemize("test", &voice.espeak_voice)?;
-        let chunks = Arc::new(Chunks {
-            queue: Queue::new(cfg.queue),
-            capacity: cfg.queue,
-        });
+        let chunks = Arc::new(Queue::new(cfg.queue));
         for i in 0..cfg.sessions.max(1) {
             let session = onnx::session(&cfg.voice, cfg.threads)?;
             let mut piper = Piper::from_session(session, read_config(&config_path)?);
@@ -160,7 +149,7 @@ impl PiperEngine {
             let (chunks, voice) = (Arc::clone(&chunks), voice.clone());
             std::thread::Builder::new()
                 .name(format!("piper-{i}"))
-                .spawn(move || worker(piper, &voice, &chunks.queue))
+                .spawn(move || worker(piper, &voice, &chunks))
                 .map_err(|e| TtsError::Voice(format!("spawning worker: {e}")))?;
         }
         Ok(Self { chunks, voice })
@@ -184,7 +173,7 @@ impl TextToSpeech for PiperEngine {
 
 impl Drop for PiperEngine {
     fn drop(&mut self) {
-        self.chunks.queue.close();
+        self.chunks.close();
     }
 }
 
