@@ -26,6 +26,17 @@ fn stream_url(gw: &Gateway) -> String {
 }
 
 /// The stored session of `user` once it has `messages` messages.
+/// After a moment of silence, press `key`, wait until the reply is heard, and hang up.
+async fn press_and_hear_the_reply(phone: &PhoneClient, key: char) {
+    phone.speak(&silence(200, RATE)).await.unwrap();
+    phone.dtmf(key).unwrap();
+    phone
+        .wait_until("reply to the key press", LONG, |l| l.loud_played.len() > 5)
+        .await
+        .unwrap();
+    phone.stop();
+}
+
 fn phone_session(gw: &Gateway, messages: usize) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -137,13 +148,7 @@ fn dtmf_reaches_the_agent_and_bad_messages_do_not_drop_the_call() {
         phone
             .send(json!({"event": "dtmf", "dtmf": {"digit": "42"}}))
             .unwrap();
-        phone.speak(&silence(200, RATE)).await.unwrap();
-        phone.dtmf('0').unwrap();
-        phone
-            .wait_until("reply to the key press", LONG, |l| l.loud_played.len() > 5)
-            .await
-            .unwrap();
-        phone.stop();
+        press_and_hear_the_reply(&phone, '0').await;
     });
     let asked = llm
         .requests()
@@ -257,14 +262,8 @@ persona = "receptionist"
         let phone = PhoneClient::connect(&stream_url(&gw), json!({"from": "+15550003"}))
             .await
             .unwrap();
-        phone.speak(&silence(200, RATE)).await.unwrap();
         // The bound persona's keypad map, not the default's (which has none).
-        phone.dtmf('1').unwrap();
-        phone
-            .wait_until("reply to the key press", LONG, |l| l.loud_played.len() > 5)
-            .await
-            .unwrap();
-        phone.stop();
+        press_and_hear_the_reply(&phone, '1').await;
     });
     let asked = llm
         .requests()
