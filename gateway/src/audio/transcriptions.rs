@@ -1,0 +1,282 @@
+//! Transcriptions with `stream: true` send each segment as a `transcript.text.delta` as soon
+//! as whisper.cpp decodes it (a 30 s window at a time), then `transcript.text.done`. A client
+//! that goes away stops the decoding.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use switchboard_models::audio::decode;
+use switchboard_models::stt::{
+    Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript,
+};
+
+use crate::auth::Scope;
+use crate::server::{AppState, invalid_request, openai_error};
+
+use super::not_ready;
+
+/// OpenAI's upload limit.
+pub const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
+
+struct Upload {
+    file: Vec<u8>,
+    filename: Option<String>,
+    response_format: String,
+    stream: bool,
+    prompt: Option<String>,
+}
+
+async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
+    let mut up = Upload {
+        file: Vec::new(),
+        filename: None,
+        response_format: "json".into(),
+        stream: false,
+        prompt: None,
+    };
+    let mut has_file = false;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(invalid_request(
+                    format!("malformed multipart body: {e}"),
+                    "file",
+                    "invalid_value",
+                ));
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            up.filename = field.file_name().map(str::to_owned);
+            let mut field = field;
+            up.file = crate::server::read_file_field(&mut field, MAX_UPLOAD_BYTES).await?;
+            has_file = true;
+            continue;
+        }
+        let value = field.text().await.unwrap_or_default();
+        match name.as_str() {
+            "response_format" => up.response_format = value,
+            "stream" => up.stream = value == "true",
+            "prompt" => up.prompt = Some(value).filter(|p| !p.is_empty()),
+            // model, language, temperature, timestamp_granularities: one English model serves all.
+            _ => {}
+        }
+    }
+    if !has_file || up.file.is_empty() {
+        return Err(invalid_request(
+            "Missing required parameter: 'file'.",
+            "file",
+            "missing_required_parameter",
+        ));
+    }
+    if !matches!(
+        up.response_format.as_str(),
+        "json" | "text" | "verbose_json" | "srt" | "vtt"
+    ) {
+        return Err(invalid_request(
+            format!("unknown response_format '{}'", up.response_format),
+            "response_format",
+            "invalid_value",
+        ));
+    }
+    Ok(up)
+}
+
+fn timestamp(ms: u64, sep: char) -> String {
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+fn render_transcript(t: &Transcript, format: &str) -> Response {
+    let text = t.text.trim().to_owned();
+    match format {
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        "verbose_json" => {
+            let segments: Vec<Value> = t
+                .segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| json!({"id": i, "seek": 0, "start": s.start_ms as f64 / 1000.0, "end": s.end_ms as f64 / 1000.0,
+                    "text": s.text, "tokens": [], "temperature": 0.0, "no_speech_prob": s.no_speech_prob}))
+                .collect();
+            Json(json!({"task": "transcribe", "language": "english", "duration": t.audio_secs, "text": text, "segments": segments,
+                "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}))
+            .into_response()
+        }
+        "srt" | "vtt" => {
+            let sep = if format == "srt" { ',' } else { '.' };
+            let mut out = if format == "vtt" {
+                "WEBVTT\n\n".to_owned()
+            } else {
+                String::new()
+            };
+            for (i, s) in t.segments.iter().enumerate() {
+                if format == "srt" {
+                    out.push_str(&format!("{}\n", i + 1));
+                }
+                out.push_str(&format!(
+                    "{} --> {}\n{}\n\n",
+                    timestamp(s.start_ms, sep),
+                    timestamp(s.end_ms, sep),
+                    s.text.trim()
+                ));
+            }
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
+        }
+        _ => Json(
+            json!({"text": text, "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}),
+        )
+        .into_response(),
+    }
+}
+
+pub async fn transcriptions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    if let Err(denied) = state.auth.require(&headers, Scope::Audio).await {
+        return denied;
+    }
+    let form = match crate::server::multipart(form) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let up = match read_upload(form).await {
+        Ok(u) => u,
+        Err(resp) => return resp,
+    };
+    let Some(engines) = state.engines() else {
+        return not_ready();
+    };
+    let ext = up
+        .filename
+        .as_deref()
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, e)| e.to_lowercase());
+    let file = up.file;
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode::decode(&file, ext.as_deref()).and_then(|a| a.to_rate(STT_SAMPLE_RATE))
+    })
+    .await;
+    let audio = match decoded {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            return invalid_request(
+                format!("Could not decode the audio file: {e}"),
+                "file",
+                "invalid_value",
+            );
+        }
+        Err(_) => {
+            return openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "decode_failed",
+                "Decoding failed.",
+            );
+        }
+    };
+    let (sink, segments) = match up.stream {
+        true => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
+    let job = engines.stt.transcribe(
+        audio.samples,
+        // Live calls' turns go first: nobody on a call waits for an upload.
+        TranscribeOptions {
+            prompt: up.prompt,
+            segments: sink,
+            ..TranscribeOptions::at(Priority::Batch)
+        },
+    );
+    let Some(mut segments) = segments else {
+        return match job.await {
+            Ok(t) => render_transcript(&t, &up.response_format),
+            Err(e) => stt_failed(e),
+        };
+    };
+    // Each segment is sent as whisper.cpp finishes it (a 30 s window at a time); the stream
+    // starts with the first one, so a refused or failed job is still a plain HTTP error.
+    let Some(first) = segments.recv().await else {
+        // The job ended without a segment: silence, or an error.
+        return match job.await {
+            Ok(t) => Sse::new(futures_util::stream::iter([Ok::<_, Infallible>(
+                transcript_done(&t),
+            )]))
+            .into_response(),
+            Err(e) => stt_failed(e),
+        };
+    };
+    let rest = futures_util::stream::unfold(segments, |mut rx| async move {
+        rx.recv().await.map(|s| (s, rx))
+    });
+    let deltas = futures_util::stream::iter([first])
+        .chain(rest)
+        .enumerate()
+        .map(|(i, s)| {
+            // Deltas concatenate to the final text, whose segments are joined by spaces.
+            let delta = if i == 0 {
+                s.text
+            } else {
+                format!(" {}", s.text)
+            };
+            json!({"type": "transcript.text.delta", "delta": delta})
+        })
+        .map(|ev| Event::default().data(ev.to_string()));
+    let done = futures_util::stream::once(async move {
+        match job.await {
+            Ok(t) => transcript_done(&t),
+            Err(e) => {
+                tracing::warn!(error = %e, "streamed transcription failed");
+                let error = json!({"type": "error", "error": {"type": "server_error",
+                    "code": "transcription_failed", "message": "Transcription failed."}});
+                Event::default().data(error.to_string())
+            }
+        }
+    });
+    Sse::new(deltas.chain(done).map(Ok::<_, Infallible>)).into_response()
+}
+
+fn transcript_done(t: &Transcript) -> Event {
+    let done = json!({"type": "transcript.text.done", "text": t.text.trim(),
+        "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}});
+    Event::default().data(done.to_string())
+}
+
+fn stt_failed(e: SttError) -> Response {
+    match e {
+        SttError::Overloaded(_) => openai_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "server_error",
+            "overloaded",
+            "Speech-to-text is busy; retry shortly.",
+        ),
+        e => {
+            tracing::warn!(error = %e, "transcription failed");
+            openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "transcription_failed",
+                "Transcription failed.",
+            )
+        }
+    }
+}
