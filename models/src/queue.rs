@@ -145,21 +145,33 @@ impl<T: Waiting> Queue<T> {
     pub fn pop(&self) -> Option<T> {
         let mut inner = self.lock();
         loop {
-            inner.waiting.retain(|w| !w.abandoned());
-            let next = inner
-                .waiting
-                .iter()
-                .enumerate()
-                .max_by_key(|(i, w)| (w.urgency(), std::cmp::Reverse(*i)))
-                .map(|(i, _)| i);
-            if let Some(i) = next {
-                return Some(inner.waiting.remove(i));
+            if let Some(item) = Self::take_most_urgent(&mut inner, None) {
+                return Some(item);
             }
             if inner.closed {
                 return None;
             }
             inner = self.ready.wait(inner).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// The most urgent request more urgent than `floor`, if one waits now: what a worker in the
+    /// middle of a long `floor` job serves before going on with it.
+    pub fn try_pop_above(&self, floor: Priority) -> Option<T> {
+        Self::take_most_urgent(&mut self.lock(), Some(floor))
+    }
+
+    fn take_most_urgent(inner: &mut Inner<T>, above: Option<Priority>) -> Option<T> {
+        inner.waiting.retain(|w| !w.abandoned());
+        let (i, urgency) = inner
+            .waiting
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, w)| (w.urgency(), std::cmp::Reverse(*i)))
+            .map(|(i, w)| (i, w.urgency()))?;
+        above
+            .is_none_or(|floor| urgency > floor)
+            .then(|| inner.waiting.remove(i))
     }
 
     /// How many requests may wait.
@@ -243,6 +255,20 @@ mod tests {
         early.urgency.raise(Priority::Live);
         early.urgency.raise(Priority::Batch); // never lowers
         assert_eq!(ids(&q), [1, 2, 4, 3, 0]);
+    }
+
+    #[test]
+    fn a_worker_between_pieces_takes_only_what_is_more_urgent() {
+        let q = Queue::new(8);
+        q.push(item(0, Priority::Batch)).unwrap();
+        assert!(q.try_pop_above(Priority::Batch).is_none(), "an equal stays");
+        let early = item(1, Priority::Speculative);
+        q.push(early.clone()).unwrap();
+        q.push(item(2, Priority::Live)).unwrap();
+        assert_eq!(q.try_pop_above(Priority::Batch).map(|i| i.id), Some(2));
+        early.gone.store(true, Ordering::Relaxed);
+        assert!(q.try_pop_above(Priority::Batch).is_none(), "abandoned");
+        assert_eq!(ids(&q), [0]);
     }
 
     #[test]

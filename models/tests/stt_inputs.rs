@@ -242,3 +242,85 @@ fn live_turns_go_ahead_of_uploads_and_a_full_queue_makes_room_for_them() {
         assert!(word_errors(reference, text).0 <= 1, "{text:?}");
     }
 }
+
+/// A 30 s upload is transcribed in pieces cut at its pauses: a live turn that arrives while it
+/// runs is answered before the upload ends (it waits for one piece, not the file), the
+/// segments stream in order on the file's timeline, and the text is as good as one whole run.
+#[test]
+fn a_long_upload_goes_in_pieces_and_a_live_turn_waits_for_one_piece_only() {
+    let sentences = [
+        "The quarterly report is due on Friday afternoon.",
+        "Please send the invoices to the accounting team.",
+        "Our flight to Berlin leaves at seven in the morning.",
+        "The new office opens next month near the station.",
+    ];
+    let (mut upload, mut reference) = (Vec::new(), String::new());
+    for sentence in sentences.iter().cycle() {
+        if upload.len() >= 30 * 16_000 {
+            break;
+        }
+        upload.extend(speech(sentence));
+        upload.extend(vec![0.0; 6_000]);
+        reference.push_str(sentence);
+        reference.push(' ');
+    }
+    let whole_engine = {
+        let mut cfg = WhisperConfig::new(whisper_model(&models_dir(), WHISPER_DEFAULT));
+        cfg.piece_secs = 0.0;
+        WhisperEngine::load(cfg).unwrap()
+    };
+    let whole = whole_engine
+        .transcribe(upload.clone(), TranscribeOptions::at(Priority::Batch))
+        .wait()
+        .unwrap();
+    drop(whole_engine);
+
+    let e = engine(); // one worker, pieces of DEFAULT_PIECE_SECS
+    let (sink, mut streamed) = tokio::sync::mpsc::unbounded_channel();
+    let long = e.transcribe(
+        upload,
+        TranscribeOptions {
+            segments: Some(sink),
+            ..TranscribeOptions::at(Priority::Batch)
+        },
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let live = e.transcribe(
+        speech("Please call me back tomorrow afternoon."),
+        TranscribeOptions::default(),
+    );
+    let live = std::thread::spawn(move || live.wait().map(|t| (Instant::now(), t)));
+    let pieces = long.wait().unwrap();
+    let upload_done = Instant::now();
+    let (live_done, live) = live.join().unwrap().unwrap();
+    assert!(
+        live_done < upload_done,
+        "the live turn waited for the whole upload"
+    );
+    assert!(
+        word_errors("Please call me back tomorrow afternoon.", &live.text).0 <= 1,
+        "{:?}",
+        live.text
+    );
+
+    let mut segments = Vec::new();
+    while let Ok(s) = streamed.try_recv() {
+        segments.push(s);
+    }
+    assert_eq!(segments, pieces.segments, "the stream carries every piece");
+    assert!(
+        segments.windows(2).all(|w| w[0].start_ms <= w[1].start_ms),
+        "segments in order on the file's timeline: {segments:?}"
+    );
+    assert!(segments.last().unwrap().end_ms > 25_000, "{segments:?}");
+    assert!((pieces.audio_secs - 30.0).abs() < 5.0);
+
+    let (errors, words) = word_errors(&reference, &pieces.text);
+    let (whole_errors, _) = word_errors(&reference, &whole.text);
+    assert!(
+        errors * 10 <= words && errors <= whole_errors + words / 20,
+        "pieces {errors}/{words} against whole {whole_errors}/{words}:\n{}\n{}",
+        pieces.text,
+        whole.text
+    );
+}

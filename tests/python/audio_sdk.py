@@ -100,8 +100,8 @@ def main(base_url: str, workdir: str) -> None:
     assert kinds[-1] == "transcript.text.done" and "transcript.text.delta" in kinds, kinds
     assert "table for two" in spoken(events[-1].text)
 
-    # Past Whisper's 30 s window, each window's segments stream out as soon as it is decoded,
-    # and the deltas add up to the final text.
+    # A long file goes in pieces cut at pauses: each piece's segments stream out as soon as
+    # it is decoded, and the deltas add up to the final text.
     padded = os.path.join(workdir, "padded.wav")
     subprocess.run(["sox", fixed, padded, "pad", "0", "0.7"], check=True)
     long_path = os.path.join(workdir, "long.wav")
@@ -116,7 +116,7 @@ def main(base_url: str, workdir: str) -> None:
     assert "".join(deltas) == events[-1].text, (deltas, events[-1].text)
     assert spoken(events[-1].text).count("table for two") >= 8, events[-1].text
     first_delta_at, done_at = arrivals[0][0], arrivals[-1][0]
-    assert done_at - first_delta_at > 0.1, "the first window's text came only at the end"
+    assert done_at - first_delta_at > 0.1, "the first piece's text came only at the end"
 
     try:
         client.audio.transcriptions.create(model="whisper-1", file=("notes.mp3", b"this is not audio"))

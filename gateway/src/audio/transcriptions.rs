@@ -1,6 +1,6 @@
 //! Transcriptions with `stream: true` send each segment as a `transcript.text.delta` as soon
-//! as whisper.cpp decodes it (a 30 s window at a time), then `transcript.text.done`. A client
-//! that goes away stops the decoding.
+//! as whisper.cpp decodes it (a long file goes a piece of at most 8 s at a time, cut at a
+//! pause), then `transcript.text.done`. A client that goes away stops the decoding.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -213,7 +213,7 @@ pub async fn transcriptions(
             Err(e) => stt_failed(e),
         };
     };
-    // Each segment is sent as whisper.cpp finishes it (a 30 s window at a time); the stream
+    // Each segment is sent as whisper.cpp finishes it (a piece at a time); the stream
     // starts with the first one, so a refused or failed job is still a plain HTTP error.
     let Some(first) = segments.recv().await else {
         // The job ended without a segment: silence, or an error.

@@ -17,6 +17,8 @@ pub(super) struct Hooks<'a> {
     /// Polled by whisper.cpp between graph computations: `true` stops the run.
     pub cancelled: &'a (dyn Fn() -> bool + Sync),
     pub segments: Option<&'a SegmentSink>,
+    /// Where this run's audio starts in what the caller sent (a piece of a long upload).
+    pub offset_ms: u64,
 }
 
 impl Hooks<'_> {
@@ -68,7 +70,9 @@ unsafe extern "C" fn new_segments(
                 sys::whisper_full_get_segment_no_speech_prob_from_state(state, i),
             )
         };
-        if let Some(segment) = Segment::decoded(&text, t0, t1, no_speech) {
+        if let Some(segment) = Segment::decoded(&text, t0, t1, no_speech)
+            .map(|s| s.later_by(hooks.offset_ms))
+        {
             // A receiver that went away only stops wanting the stream, not the result.
             let _ = sink.send(segment);
         }

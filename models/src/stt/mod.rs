@@ -2,12 +2,14 @@
 
 pub mod device;
 mod hooks;
+mod pieces;
 mod whisper;
 
 use std::time::Duration;
 
 pub use crate::queue::{Priority, Urgency};
-pub use whisper::{WhisperConfig, WhisperEngine, audio_ctx_for};
+pub use pieces::cut_at_pauses;
+pub use whisper::{DEFAULT_PIECE_SECS, WhisperConfig, WhisperEngine, audio_ctx_for};
 
 use crate::job::Job;
 
@@ -45,8 +47,8 @@ pub struct TranscribeOptions {
     pub audio_ctx: AudioCtx,
     /// Text that conditions the decoder (names, jargon).
     pub prompt: Option<String>,
-    /// Receives each segment as soon as it is decoded (whisper.cpp finishes a 30 s window
-    /// at a time), before the whole transcript is ready.
+    /// Receives each segment as soon as it is decoded (whisper.cpp finishes a 30 s window,
+    /// or a long `Batch` request's piece, at a time), before the whole transcript is ready.
     pub segments: Option<SegmentSink>,
     /// Where the request stands in the engine's queue (default: a live caller waits).
     pub urgency: Urgency,

@@ -16,6 +16,7 @@ use whisper_rs::{
 
 use super::device;
 use super::hooks::Hooks;
+use super::pieces::cut_at_pauses;
 use super::{
     AudioCtx, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob, TranscribeOptions,
     Transcript,
@@ -34,6 +35,11 @@ const MIN_CTX: u32 = 384;
 const MIN_SAMPLES: usize = STT_SAMPLE_RATE as usize + STT_SAMPLE_RATE as usize / 20;
 /// Peak level under which audio is treated as digital silence and not decoded at all.
 const SILENCE_PEAK: f32 = 1e-3;
+/// Longest piece of an upload: a live turn that arrives meanwhile waits for at most this much
+/// audio to be transcribed (about 0.6 s with tiny.en on 2 CPU cores; BENCHMARKS.md).
+pub const DEFAULT_PIECE_SECS: f32 = 8.0;
+/// How much of the text so far conditions the next piece (Whisper's prompt holds 224 tokens).
+const CARRIED_PROMPT_CHARS: usize = 200;
 
 /// Encoder frames to run for a clip of `samples` at 16 kHz: twice the clip plus a margin, at
 /// least [`MIN_CTX`], rounded up to a multiple of 64; 0 (the full window) past 30 s.
@@ -58,6 +64,9 @@ pub struct WhisperConfig {
     pub use_gpu: bool,
     /// Flash attention in whisper.cpp (GPU only; the CPU path is left as measured).
     pub flash_attn: bool,
+    /// `Batch` requests longer than this many seconds are transcribed a piece at a time, cut
+    /// at pauses, with whatever more urgent arrives in between (0: whole, in one run).
+    pub piece_secs: f32,
 }
 
 impl WhisperConfig {
@@ -70,6 +79,7 @@ impl WhisperConfig {
             queue: 16,
             use_gpu: true,
             flash_attn: true,
+            piece_secs: DEFAULT_PIECE_SECS,
         }
     }
 
@@ -149,6 +159,7 @@ impl WhisperEngine {
         let ctx = WhisperContext::new_with_params(path, params)
             .map_err(|e| SttError::Model(format!("{}: {e}", cfg.model.display())))?;
         let requests = Arc::new(Queue::new(cfg.queue));
+        let piece_len = (cfg.piece_secs.max(0.0) * STT_SAMPLE_RATE as f32) as usize;
         for i in 0..cfg.workers.max(1) {
             let state = ctx
                 .create_state()
@@ -157,7 +168,7 @@ impl WhisperEngine {
             let threads = cfg.threads.max(1);
             std::thread::Builder::new()
                 .name(format!("whisper-{i}"))
-                .spawn(move || worker(state, &requests, threads))
+                .spawn(move || worker(state, &requests, threads, piece_len))
                 .map_err(|e| SttError::Model(format!("spawning worker: {e}")))?;
         }
         let workers = cfg.workers.max(1);
@@ -252,25 +263,117 @@ impl Drop for WhisperEngine {
     }
 }
 
-fn worker(mut state: WhisperState, requests: &Queue<Request>, threads: usize) {
+fn worker(mut state: WhisperState, requests: &Queue<Request>, threads: usize, piece_len: usize) {
     // The queue drops requests nobody waits for any more.
     while let Some(req) = requests.pop() {
-        let queued = req.enqueued.elapsed();
-        // A dropped job (hang-up, superseded speculation) stops whisper.cpp mid-run.
-        let reply = &req.reply;
-        let cancelled = || reply.is_closed();
-        let result = run(&mut state, &req.audio, &req.opts, threads, &cancelled).map(|mut t| {
-            t.queued = queued;
-            t
-        });
-        let _ = req.reply.send(result);
+        let long_batch = piece_len > 0
+            && req.opts.urgency.get() == Priority::Batch
+            && req.audio.len() > piece_len;
+        if long_batch {
+            serve_in_pieces(&mut state, req, requests, threads, piece_len);
+        } else {
+            serve(&mut state, req, threads);
+        }
     }
 }
 
+fn serve(state: &mut WhisperState, req: Request, threads: usize) {
+    let queued = req.enqueued.elapsed();
+    // A dropped job (hang-up, superseded speculation) stops whisper.cpp mid-run.
+    let reply = &req.reply;
+    let cancelled = || reply.is_closed();
+    let result = run(state, &req.audio, &req.opts, 0, threads, &cancelled).map(|mut t| {
+        t.queued = queued;
+        t
+    });
+    let _ = req.reply.send(result);
+}
+
+/// A long upload, a piece at a time ([`cut_at_pauses`]). Before each next piece, whatever more
+/// urgent has arrived (a caller's turn) runs first, so it waits for one piece at most, not for
+/// the whole file. Each piece is prompted with the caller's prompt and the end of the text so
+/// far, as whisper.cpp does between its own 30 s windows; segments keep the file's timeline.
+fn serve_in_pieces(
+    state: &mut WhisperState,
+    req: Request,
+    requests: &Queue<Request>,
+    threads: usize,
+    piece_len: usize,
+) {
+    let queued = req.enqueued.elapsed();
+    let reply = &req.reply;
+    let cancelled = || reply.is_closed();
+    let mut whole = Transcript {
+        text: String::new(),
+        segments: Vec::new(),
+        audio_secs: req.audio.len() as f64 / STT_SAMPLE_RATE as f64,
+        audio_ctx: 0,
+        queued,
+        inference: Default::default(),
+    };
+    for (n, piece) in cut_at_pauses(&req.audio, piece_len).into_iter().enumerate() {
+        if n > 0 {
+            while let Some(urgent) = requests.try_pop_above(Priority::Batch) {
+                serve(state, urgent, threads);
+            }
+        }
+        if cancelled() {
+            return;
+        }
+        let opts = TranscribeOptions {
+            prompt: piece_prompt(req.opts.prompt.as_deref(), &whole.text),
+            ..req.opts.clone()
+        };
+        let offset_ms = piece.start as u64 * 1000 / STT_SAMPLE_RATE as u64;
+        match run(state, &req.audio[piece], &opts, offset_ms, threads, &cancelled) {
+            Ok(t) => {
+                whole.segments.extend(t.segments);
+                whole.text = text_of(&whole.segments);
+                whole.inference += t.inference;
+                whole.audio_ctx = whole.audio_ctx.max(t.audio_ctx);
+            }
+            Err(e) => {
+                let _ = req.reply.send(Err(e));
+                return;
+            }
+        }
+    }
+    let _ = req.reply.send(Ok(whole));
+}
+
+/// The caller's prompt, then the last words of the text so far (whole words, at most
+/// [`CARRIED_PROMPT_CHARS`]).
+fn piece_prompt(prompt: Option<&str>, so_far: &str) -> Option<String> {
+    let mut start = so_far.len().saturating_sub(CARRIED_PROMPT_CHARS);
+    while !so_far.is_char_boundary(start) {
+        start += 1;
+    }
+    let mut tail = &so_far[start..];
+    if start > 0 {
+        tail = tail.split_once(' ').map_or("", |(_, rest)| rest);
+    }
+    let parts: Vec<&str> = [prompt.unwrap_or(""), tail]
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+fn text_of(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One whisper.cpp run over `audio`, which starts `offset_ms` into what the caller sent.
 fn run(
     state: &mut WhisperState,
     audio: &[f32],
     opts: &TranscribeOptions,
+    offset_ms: u64,
     threads: usize,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Transcript, SttError> {
@@ -322,6 +425,7 @@ fn run(
     let hooks = Hooks {
         cancelled,
         segments: opts.segments.as_ref(),
+        offset_ms,
     };
     // SAFETY: `hooks` lives until `full` returns, and `params` is consumed by it.
     unsafe { hooks.install(&mut params) };
@@ -333,19 +437,17 @@ fn run(
         let text = seg
             .to_str_lossy()
             .map_err(|e| SttError::Inference(e.to_string()))?;
-        transcript.segments.extend(Segment::decoded(
-            &text,
-            seg.start_timestamp(),
-            seg.end_timestamp(),
-            seg.no_speech_probability(),
-        ));
+        transcript.segments.extend(
+            Segment::decoded(
+                &text,
+                seg.start_timestamp(),
+                seg.end_timestamp(),
+                seg.no_speech_probability(),
+            )
+            .map(|s| s.later_by(offset_ms)),
+        );
     }
-    transcript.text = transcript
-        .segments
-        .iter()
-        .map(|s| s.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    transcript.text = text_of(&transcript.segments);
     transcript.inference = started.elapsed();
     Ok(transcript)
 }
@@ -361,6 +463,13 @@ impl Segment {
             text: text.to_owned(),
             no_speech_prob,
         })
+    }
+
+    /// The same segment, `ms` later (a piece's times on the whole file's timeline).
+    pub(super) fn later_by(mut self, ms: u64) -> Self {
+        self.start_ms += ms;
+        self.end_ms += ms;
+        self
     }
 }
 
@@ -382,6 +491,21 @@ mod tests {
         assert_eq!(audio_ctx_for(10 * 16_000), 1088);
         assert_eq!(audio_ctx_for(15 * 16_000), 0);
         assert_eq!(audio_ctx_for(60 * 16_000), 0);
+    }
+
+    #[test]
+    fn a_piece_is_prompted_with_the_callers_prompt_and_the_last_words_so_far() {
+        assert_eq!(piece_prompt(None, ""), None);
+        assert_eq!(piece_prompt(Some(" "), "  "), None);
+        assert_eq!(piece_prompt(Some("Acme"), "").as_deref(), Some("Acme"));
+        assert_eq!(
+            piece_prompt(Some("Acme"), "we met at noon.").as_deref(),
+            Some("Acme we met at noon.")
+        );
+        let long = "word ".repeat(100) + "é".repeat(30).as_str() + " last";
+        let tail = piece_prompt(None, &long).unwrap();
+        assert!(tail.len() <= CARRIED_PROMPT_CHARS && tail.ends_with(" last"), "{tail}");
+        assert!(tail.starts_with("word ") || tail.starts_with('é'), "whole words: {tail}");
     }
 
     #[test]
