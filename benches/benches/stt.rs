@@ -9,24 +9,30 @@
 //! so it includes waiting for a free whisper state.
 //!
 //! Uploads beside live calls: the same calls on the first model, one state, while two
-//! uploaders keep transcribing the 10 s clip, once queued as `Batch` (what the gateway does
-//! with uploads and voice notes) and once as `Live` (first come, first served, as before the
-//! urgency queue).
+//! uploaders keep transcribing the 10 s clip (14 s), queued as `Batch` and cut into pieces at
+//! pauses (what the gateway does with uploads and voice notes), as `Batch` but run whole, and
+//! as `Live` (first come, first served, as before the urgency queue).
 //!
 //! Run: `make bench`, or `cargo bench -p switchboard-benches --bench stt` with
 //! `make test-models` done. `STT_BENCH_MODELS=tiny.en-q8_0,tiny.en,base-q8_0,base`,
 //! `STT_BENCH_POOLS=1x1,2x1,1x2`
-//! (states per context × contexts) and `STT_BENCH_MAX_STREAMS` narrow or widen it.
+//! (states per context × contexts), `STT_BENCH_LOAD_MODELS` (the models the load table runs;
+//! all by default), `STT_BENCH_MAX_STREAMS` (64) and `STT_BENCH_UPLOADS=0` (skip the last
+//! table) narrow or widen it. The load table doubles the streams until p95 passes 300 ms, then
+//! bisects.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, word_errors};
+use switchboard_benches::{
+    STT_UTTERANCES, models_dir, most_streams_within_budget, percentiles, word_errors,
+};
 use switchboard_models::audio::{MonoAudio, rates, wav};
 use switchboard_models::provision::catalog::whisper_model;
 use switchboard_models::stt::{
-    Priority, SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine, device,
+    DEFAULT_PIECE_SECS, Priority, SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine,
+    device,
 };
 
 const RUNS: usize = 7;
@@ -67,6 +73,11 @@ fn speech(label: &str, text: &str) -> MonoAudio {
 /// `contexts` engines (each a copy of the model) with `states` whisper states each, the cores
 /// split evenly between all states. With a GPU the states share it and keep 1 CPU thread.
 fn pool(model: &str, states: usize, contexts: usize) -> Vec<WhisperEngine> {
+    pool_with(model, states, contexts, DEFAULT_PIECE_SECS)
+}
+
+/// [`pool`], with uploads cut into pieces of at most `piece_secs` (0: whole).
+fn pool_with(model: &str, states: usize, contexts: usize, piece_secs: f32) -> Vec<WhisperEngine> {
     let gpu = !device::gpus().is_empty();
     (0..contexts)
         .map(|_| {
@@ -76,6 +87,7 @@ fn pool(model: &str, states: usize, contexts: usize) -> Vec<WhisperEngine> {
                 cfg.threads = 1;
             }
             cfg.queue = 256;
+            cfg.piece_secs = piece_secs;
             WhisperEngine::load(cfg).expect("whisper")
         })
         .collect()
@@ -84,6 +96,8 @@ fn pool(model: &str, states: usize, contexts: usize) -> Vec<WhisperEngine> {
 fn main() {
     let models = env_list("STT_BENCH_MODELS", "tiny.en-q8_0,tiny.en,base-q8_0,base");
     let pools = env_list("STT_BENCH_POOLS", "1x1,2x1,1x2");
+    let load_models = env_list("STT_BENCH_LOAD_MODELS", &models.join(","));
+    let uploads_table = std::env::var("STT_BENCH_UPLOADS").map_or(true, |v| v != "0");
     let secs = std::env::var("STT_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -92,6 +106,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(64);
+    // Where the doubling starts: a GPU carries hundreds of streams.
+    let first_streams: usize = std::env::var("STT_BENCH_FIRST_STREAMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let gpus = device::gpus();
     match gpus.first() {
@@ -142,14 +161,13 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     let mut best = Vec::new();
-    for model in &models {
+    for model in &load_models {
         for spec in &pools {
             let (states, contexts) = parse_pool(spec);
             let engines: Arc<Vec<WhisperEngine>> = Arc::new(pool(model, states, contexts));
+            warm_up(&engines, &three_secs);
             let backend = engines[0].backend();
-            let mut carried = 0;
-            let mut streams = 1;
-            while streams <= max_streams {
+            let run = |streams: usize| {
                 let (p50, p95, n) = load(
                     &engines,
                     &three_secs,
@@ -160,13 +178,9 @@ fn main() {
                 println!(
                     "| {model} | {backend} | {states} × {contexts} | {streams} | {p50:.0} ms | {p95:.0} ms | {n} |"
                 );
-                if p95 > P95_BUDGET_MS {
-                    break;
-                }
-                carried = streams;
-                // Step finely while few streams fit, then in quarters.
-                streams += (streams / 4).max(1);
-            }
+                p95 <= P95_BUDGET_MS
+            };
+            let carried = most_streams_within_budget(first_streams, max_streams, run);
             best.push(format!(
                 "{model}, {backend}, {states} × {contexts}: {carried} streams"
             ));
@@ -177,29 +191,53 @@ fn main() {
         println!("- {line}");
     }
 
+    if !uploads_table {
+        return;
+    }
     let (model, calls) = (&models[0], 2);
     let engines = Arc::new(pool(model, 1, 1));
     let backend = engines[0].backend();
     let upload = Arc::new(clips[2].2.samples.clone());
     println!("\n| model | device | uploads beside the calls | calls | p50 | p95 | utterances |");
     println!("|---|---|---|---|---|---|---|");
-    for (label, uploads) in [
-        ("none", None),
-        ("2, queued as Batch (the gateway's)", Some(Priority::Batch)),
+    // The same engine with uploads run whole, as before they were cut into pieces.
+    let whole = Arc::new(vec![pool_with(model, 1, 1, 0.0).remove(0)]);
+    for (label, engines, uploads) in [
+        ("none", &engines, None),
+        (
+            "2, queued as Batch, in pieces (the gateway's)",
+            &engines,
+            Some(Priority::Batch),
+        ),
+        ("2, queued as Batch, whole", &whole, Some(Priority::Batch)),
         (
             "2, queued as Live (first come, first served)",
+            &whole,
             Some(Priority::Live),
         ),
     ] {
         let uploads = uploads.map(|p| (Arc::clone(&upload), p));
         let (p50, p95, n) = load(
-            &engines,
+            engines,
             &three_secs,
             calls,
             Duration::from_secs(secs),
             uploads,
         );
         println!("| {model} | {backend} | {label} | {calls} | {p50:.0} ms | {p95:.0} ms | {n} |");
+    }
+}
+
+/// One utterance on every whisper state at once, so the first measured streams pay for no
+/// first-use cost (cuBLAS handles, CUDA buffers, pages of the model).
+fn warm_up(engines: &[WhisperEngine], clip: &[f32]) {
+    let pending: Vec<_> = engines
+        .iter()
+        .flat_map(|e| (0..e.workers()).map(move |_| e))
+        .map(|e| e.transcribe(clip.to_vec(), TranscribeOptions::default()))
+        .collect();
+    for p in pending {
+        p.wait().expect("warm-up transcription");
     }
 }
 

@@ -55,3 +55,67 @@ pub const STT_UTTERANCES: [(&str, &str); 3] = [
          also need to know where to park.",
     ),
 ];
+
+/// The most streams `fits` accepts, up to `max`: try `first`, twice that, and so on until one
+/// does not fit, then bisect between the last that fit (or 0) and the first that did not, to
+/// within an eighth. A GPU carries hundreds of streams; stepping one by one would take the
+/// whole run. Assumes more streams never fit better, as for a queue served at a fixed rate.
+pub fn most_streams_within_budget(
+    first: usize,
+    max: usize,
+    mut fits: impl FnMut(usize) -> bool,
+) -> usize {
+    let (mut carried, mut failed) = (0, None);
+    let mut streams = first.clamp(1, max.max(1));
+    while streams <= max {
+        if !fits(streams) {
+            failed = Some(streams);
+            break;
+        }
+        carried = streams;
+        if streams == max {
+            break;
+        }
+        streams = (streams * 2).min(max);
+    }
+    let Some(mut failed) = failed else {
+        return carried;
+    };
+    while failed - carried > (carried / 8).max(1) {
+        let mid = carried + (failed - carried) / 2;
+        if fits(mid) {
+            carried = mid;
+        } else {
+            failed = mid;
+        }
+    }
+    carried
+}
+
+#[cfg(test)]
+mod tests {
+    use super::most_streams_within_budget;
+
+    /// Every capacity from 0 to 300 streams, with the ceiling above and below it: the search
+    /// returns a count that fits, within an eighth of the true one, and never asks beyond max.
+    #[test]
+    fn finds_the_capacity_within_an_eighth() {
+        for (first, max) in [(1, 1), (1, 7), (1, 64), (16, 256), (5, 64)] {
+            for capacity in 0..300usize {
+                let mut asked = Vec::new();
+                let found = most_streams_within_budget(first, max, |n| {
+                    asked.push(n);
+                    n <= capacity
+                });
+                let truth = capacity.min(max);
+                assert!(found <= truth, "{first}..{max}, capacity {capacity}: {found}");
+                assert!(
+                    truth - found <= (found / 8).max(1) || found == truth,
+                    "{first}..{max}, capacity {capacity}: found {found}"
+                );
+                assert!(asked.iter().all(|&n| (1..=max).contains(&n)), "{asked:?}");
+                assert!(asked.len() <= 20, "{} steps for {capacity}", asked.len());
+            }
+        }
+    }
+}
