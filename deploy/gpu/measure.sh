@@ -11,8 +11,11 @@
 #   tiny-q8    tiny.en q8_0: latency of 1/3/10 s utterances; streams carried at p95 <= 300 ms
 #              with 1 state, 4 states on one context, and 4 contexts of one state
 #   base-q8    base q8_0: latency; streams with 1 state and 4 states on one context
-#   gateway    the gateway on the GPU: `transcribe --json`, the start-up log, /readyz
+#   gateway    the gateway on the GPU: `transcribe --json`, the start-up log, /readyz (not
+#              ready: the other engines' models come last)
 #   tiny-f16, base-f16   the f16 files: latency; streams with 1 state
+#   ready      the gateway with every engine's model (an unreachable LLM server in place of
+#              the embedded LLM): /readyz ready, naming the GPU
 # `nvidia-smi dmon` samples the GPU's load beside each benchmark (<step>-dmon.log).
 set -uo pipefail
 parts=$(cd "$1" && pwd) out=$(mkdir -p "$2" && cd "$2" && pwd)
@@ -50,15 +53,15 @@ gpu() {
 }
 # bench SECONDS MODELS POOLS: the STT benchmark, stopped after SECONDS.
 bench() { STT_BENCH_MODELS=$2 STT_BENCH_POOLS=$3 timeout "$1" ./run-gpu.sh stt-bench; }
-gateway() {
-  ./run-gpu.sh transcribe --json clips/3s.wav
-  export SWITCHBOARD_DATA_DIR=$work/data
+# readyz NAME: start the gateway, wait for its first load to end, print /readyz and the log.
+readyz() {
+  export SWITCHBOARD_DATA_DIR=$work/data-$1
   mkdir -p "$SWITCHBOARD_DATA_DIR"
-  timeout 60 ./run-gpu.sh serve --listen 127.0.0.1:18080 >"$out/serve.log" 2>&1 &
-  local readyz=""
-  for _ in $(seq 40); do
+  timeout 90 ./run-gpu.sh serve --listen 127.0.0.1:18080 >"$out/$1-serve.log" 2>&1 &
+  local body=""
+  for _ in $(seq 80); do
     sleep 1
-    readyz=$(python3 - <<'PY'
+    body=$(python3 - <<'PY'
 import urllib.error, urllib.request
 try:
     print(urllib.request.urlopen("http://127.0.0.1:18080/readyz").read().decode())
@@ -68,14 +71,21 @@ except OSError:
     pass
 PY
 )
-    # Until the engines' first load ends the reason is "loading"; then ready, or why not.
-    [[ -n $readyz && $readyz != *'"reason":"loading"'* ]] && break
+    # Until the engines' first load ends the reason is "loading models"; then ready, or why not.
+    [[ -n $body && $body != *'"reason":"loading models"'* ]] && break
   done
-  echo "/readyz: $readyz"
+  echo "/readyz: $body"
   pkill -f 'switchboard serve --listen 127.0.0.1:18080'
   sleep 1
   echo "start-up log:"
-  grep -v 'database migrated' "$out/serve.log"
+  grep -v 'database migrated' "$out/$1-serve.log"
+}
+gateway() {
+  ./run-gpu.sh transcribe --json clips/3s.wav
+  readyz gateway
+}
+ready() {
+  SWITCHBOARD_LLM_EMBEDDED=off SWITCHBOARD_LLM_BASE_URL=http://127.0.0.1:9/v1 readyz ready
 }
 
 step gpu bundle/stt-bench -- gpu
@@ -88,4 +98,5 @@ step tiny-f16 bundle/stt-bench models/whisper/ggml-tiny.en.bin -- \
   bench 200 tiny.en 1x1
 step base-f16 bundle/stt-bench models/whisper/ggml-base.bin -- \
   bench 200 base 1x1
+step ready bundle/switchboard models/whisper/ggml-tiny.en-q8_0.bin models/serve.tar -- ready
 echo "measure: done in $(($(date +%s) - started)) s"

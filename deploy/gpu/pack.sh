@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Pack the cuda bundle (`make cuda`) and the Whisper models for a GPU machine that can only be
+# Pack the cuda bundle (`make cuda`) and the models for a GPU machine that can only be
 # reached through size-limited transfers (the GPU machines we borrow take at most 64 MiB a
 # call and have no network).
 #
 #   deploy/gpu/pack.sh [PART_MB]        -> dist/gpu-parts/{kit/, part.0, part.1, ...}
 #
 # Each file is xz-compressed; the files are joined in order of what the measurements need
-# first (the benchmark, tiny.en q8_0, base q8_0, the gateway, then the f16 models), and the
-# stream is cut into parts of at most PART_MB (60) MB. `kit/` (well under 1 MB) holds
+# first (the benchmark, tiny.en q8_0, base q8_0, the gateway, the rest of what a ready gateway
+# loads: Piper, ONNX Runtime, the VAD and the embedder, as one tar; then the f16 models), and
+# the stream is cut into parts of at most PART_MB (60) MB. `kit/` (well under 1 MB) holds
 # `measure.sh`, `unpack.py`, `run-gpu.sh`, the benchmark's clips and the manifest. Send `kit/`
 # with every part; on the GPU machine `kit/measure.sh` unpacks every file whose bytes have all
 # arrived and runs each measurement whose files are complete, so a partial delivery already
@@ -20,8 +21,11 @@ models=${SWITCHBOARD_MODELS:-$HOME/.local/share/switchboard/models}
 out=${SWITCHBOARD_GPU_PARTS:-$PWD/dist/gpu-parts}
 [[ -x $bundle/stt-bench && -x $bundle/switchboard ]] ||
   { echo "pack: no bundle in $bundle: run make cuda first" >&2; exit 1; }
-[[ -f $models/whisper/ggml-tiny.en-q8_0.bin ]] ||
-  { echo "pack: no models in $models: run make models test-models first" >&2; exit 1; }
+# Fetch what is missing with the bundle's own binary (it runs on the CPU here), so no
+# CPU-only build is needed first.
+cuda_lib=${SWITCHBOARD_CUDA_HOME:-$HOME/.cache/switchboard/cuda-13.0}/nvidia/cu13/lib
+LD_LIBRARY_PATH=$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$bundle/switchboard" models \
+  fetch --dir "$models" whisper-tiny.en-q8_0 whisper-tiny.en whisper-base-q8_0 whisper-base
 
 # name in the stream = path under the GPU machine's work directory, then the source.
 files=(
@@ -29,10 +33,13 @@ files=(
   "models/whisper/ggml-tiny.en-q8_0.bin=$models/whisper/ggml-tiny.en-q8_0.bin"
   "models/whisper/ggml-base-q8_0.bin=$models/whisper/ggml-base-q8_0.bin"
   "bundle/switchboard=$bundle/switchboard"
+  "models/serve.tar=$out/serve.tar"
   "models/whisper/ggml-tiny.en.bin=$models/whisper/ggml-tiny.en.bin"
   "models/whisper/ggml-base.bin=$models/whisper/ggml-base.bin"
 )
 rm -rf "$out" && mkdir -p "$out/kit/xz"
+# unpack.py unpacks a .tar entry where it lies.
+tar -C "$models" -cf "$out/serve.tar" onnxruntime piper vad embed
 cp deploy/gpu/run-gpu.sh deploy/gpu/measure.sh deploy/gpu/unpack.py "$out/kit/"
 cp -r "$bundle/clips" "$out/kit/"
 manifest=()
@@ -74,5 +81,5 @@ for e in entries:
     end = e["offset"] + e["length"]
     print(f"{e['name']}: {e['length'] / 1e6:.1f} MB, whole once part.{(end - 1) // limit} has arrived")
 PY
-rm -rf "$out/kit/xz"
+rm -rf "$out/kit/xz" "$out/serve.tar"
 echo "pack: $(ls "$out" | grep -c '^part\.') parts of at most $part_mb MB in $out; send kit/ with each"

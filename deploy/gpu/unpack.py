@@ -3,14 +3,17 @@
     python3 unpack.py MANIFEST PARTS_DIR WORK_DIR
 
 PARTS_DIR holds part.0, part.1, ... as they arrive (only a gapless prefix counts). Each file
-whose bytes lie inside that prefix is decompressed to WORK_DIR/<name> once; a `<name>.done`
-marker beside it says it is whole. Prints what it unpacked.
+whose bytes lie inside that prefix is decompressed to WORK_DIR/<name> once (a `.tar` is
+unpacked into its directory instead); a `<name>.done` marker beside it says it is whole.
+Prints what it unpacked.
 """
 
+import io
 import json
 import lzma
 import os
 import sys
+import tarfile
 
 
 def main(manifest_path: str, parts_dir: str, work: str) -> None:
@@ -39,9 +42,13 @@ def main(manifest_path: str, parts_dir: str, work: str) -> None:
             continue
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         data = lzma.decompress(read(entry["offset"], entry["length"]))
-        with open(dest, "wb") as f:
-            f.write(data)
-        os.chmod(dest, entry["mode"])
+        if dest.endswith(".tar"):
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(os.path.dirname(dest), filter="data")
+        else:
+            with open(dest, "wb") as f:
+                f.write(data)
+            os.chmod(dest, entry["mode"])
         open(dest + ".done", "w").close()
         print(f"unpack: {entry['name']} ({len(data) / 1e6:.1f} MB)")
 

@@ -28,7 +28,7 @@ use crate::turns::TurnLog;
 
 pub struct AppState {
     engines: OnceLock<Engines>,
-    /// Why the engines are not ready ("loading" until the first attempt ends).
+    /// Why the engines are not ready ("loading models" until the first attempt ends).
     not_ready: RwLock<Option<String>>,
     metrics: Metrics,
     pub call_metrics: CallMetrics,
