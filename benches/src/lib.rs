@@ -108,7 +108,10 @@ mod tests {
                     n <= capacity
                 });
                 let truth = capacity.min(max);
-                assert!(found <= truth, "{first}..{max}, capacity {capacity}: {found}");
+                assert!(
+                    found <= truth,
+                    "{first}..{max}, capacity {capacity}: {found}"
+                );
                 assert!(
                     truth - found <= (found / 8).max(1) || found == truth,
                     "{first}..{max}, capacity {capacity}: found {found}"

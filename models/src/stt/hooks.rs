@@ -70,8 +70,8 @@ unsafe extern "C" fn new_segments(
                 sys::whisper_full_get_segment_no_speech_prob_from_state(state, i),
             )
         };
-        if let Some(segment) = Segment::decoded(&text, t0, t1, no_speech)
-            .map(|s| s.later_by(hooks.offset_ms))
+        if let Some(segment) =
+            Segment::decoded(&text, t0, t1, no_speech).map(|s| s.later_by(hooks.offset_ms))
         {
             // A receiver that went away only stops wanting the stream, not the result.
             let _ = sink.send(segment);

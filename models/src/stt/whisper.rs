@@ -325,7 +325,14 @@ fn serve_in_pieces(
             ..req.opts.clone()
         };
         let offset_ms = piece.start as u64 * 1000 / STT_SAMPLE_RATE as u64;
-        match run(state, &req.audio[piece], &opts, offset_ms, threads, &cancelled) {
+        match run(
+            state,
+            &req.audio[piece],
+            &opts,
+            offset_ms,
+            threads,
+            &cancelled,
+        ) {
             Ok(t) => {
                 whole.segments.extend(t.segments);
                 whole.text = text_of(&whole.segments);
@@ -504,8 +511,14 @@ mod tests {
         );
         let long = "word ".repeat(100) + "é".repeat(30).as_str() + " last";
         let tail = piece_prompt(None, &long).unwrap();
-        assert!(tail.len() <= CARRIED_PROMPT_CHARS && tail.ends_with(" last"), "{tail}");
-        assert!(tail.starts_with("word ") || tail.starts_with('é'), "whole words: {tail}");
+        assert!(
+            tail.len() <= CARRIED_PROMPT_CHARS && tail.ends_with(" last"),
+            "{tail}"
+        );
+        assert!(
+            tail.starts_with("word ") || tail.starts_with('é'),
+            "whole words: {tail}"
+        );
     }
 
     #[test]
