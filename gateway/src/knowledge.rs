@@ -73,18 +73,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         id: None,
     };
     let mut has_file = false;
-    loop {
-        let mut field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(invalid_request(
-                    format!("malformed multipart body: {e}"),
-                    "file",
-                    "invalid_value",
-                ));
-            }
-        };
+    while let Some(mut field) = crate::server::next_field(&mut form).await? {
         match field.name().unwrap_or_default() {
             "file" => {
                 up.filename = field.file_name().map(str::to_owned);

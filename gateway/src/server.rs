@@ -154,6 +154,20 @@ pub fn multipart(
     })
 }
 
+/// The next field of an uploaded form; a body that breaks off or is malformed is the
+/// OpenAI-shaped 400.
+pub async fn next_field(
+    form: &mut axum::extract::Multipart,
+) -> Result<Option<axum::extract::multipart::Field<'_>>, Response> {
+    form.next_field().await.map_err(|e| {
+        invalid_request(
+            format!("malformed multipart body: {e}"),
+            "file",
+            "invalid_value",
+        )
+    })
+}
+
 /// The bytes of an uploaded multipart file field, at most `max`: more is a 413 in OpenAI's
 /// shape (`file_too_large`), a broken upload a 400.
 pub async fn read_file_field(

@@ -42,22 +42,10 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         prompt: None,
     };
     let mut has_file = false;
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(invalid_request(
-                    format!("malformed multipart body: {e}"),
-                    "file",
-                    "invalid_value",
-                ));
-            }
-        };
+    while let Some(mut field) = crate::server::next_field(&mut form).await? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             up.filename = field.file_name().map(str::to_owned);
-            let mut field = field;
             up.file = crate::server::read_file_field(&mut field, MAX_UPLOAD_BYTES).await?;
             has_file = true;
             continue;
