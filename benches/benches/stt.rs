@@ -48,6 +48,14 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
+/// `name` as a number, or `default` when unset or not one.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Test speech at 16 kHz: `$STT_BENCH_CLIPS/{label}.wav` where that is set (a GPU machine has
 /// no espeak-ng; build-cuda.sh renders the clips into its bundle), else espeak-ng (the voice
 /// the tests use).
@@ -98,19 +106,10 @@ fn main() {
     let pools = env_list("STT_BENCH_POOLS", "1x1,2x1,1x2");
     let load_models = env_list("STT_BENCH_LOAD_MODELS", &models.join(","));
     let uploads_table = std::env::var("STT_BENCH_UPLOADS").map_or(true, |v| v != "0");
-    let secs = std::env::var("STT_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20u64);
-    let max_streams: usize = std::env::var("STT_BENCH_MAX_STREAMS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
+    let secs: u64 = env_number("STT_BENCH_SECS", 20);
+    let max_streams: usize = env_number("STT_BENCH_MAX_STREAMS", 64);
     // Where the doubling starts: a GPU carries hundreds of streams.
-    let first_streams: usize = std::env::var("STT_BENCH_FIRST_STREAMS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let first_streams: usize = env_number("STT_BENCH_FIRST_STREAMS", 1);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let gpus = device::gpus();
     match gpus.first() {
