@@ -1,6 +1,7 @@
 //! The embedded LLM: a llama-architecture GGUF (SmolLM2-135M-Instruct) run on candle ops by
 //! our own forward pass (`llama`: f32 weights for prompts, Q8_0 for decoding, KV caches that
-//! keep the shared start of consecutive prompts) on one dedicated worker thread, so
+//! keep the shared start of consecutive prompts; `sampler` picks each token) on one
+//! dedicated worker thread, so
 //! the gateway answers with no LLM endpoint configured.
 //!
 //! Requests wait in a bounded queue (full: `Overloaded` at once). Tokens stream back through
@@ -9,6 +10,7 @@
 //! model's ChatML template; when it does not fit the context, the oldest turns go first.
 
 mod llama;
+mod sampler;
 mod tokenizer;
 mod worker;
 

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 
 use candle_core::quantized::gguf_file;
-use candle_transformers::generation::LogitsProcessor;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc;
 
 use super::llama::{KvCache, Llama};
+use super::sampler::Sampler;
 use super::{
     ChatRole, GenerateRequest, LlmError, LlmToken, LocalLlmConfig, TokenStream, tokenizer,
 };
@@ -214,12 +214,7 @@ impl Model {
         }
         let prompt = self.prompt(&req.messages, req.max_tokens)?;
         let max_new = req.max_tokens.min(self.context - prompt.len());
-        let temperature = (req.temperature > 0.0).then_some(req.temperature as f64);
-        let mut sampler = LogitsProcessor::new(
-            req.seed,
-            temperature,
-            (req.top_p < 1.0).then_some(req.top_p as f64),
-        );
+        let mut sampler = Sampler::new(req.seed, req.temperature, req.top_p, req.repeat_penalty);
         let cache = match req.background {
             false => &mut self.live,
             true => match &mut self.background {
@@ -232,19 +227,8 @@ impl Model {
         let mut emitted = String::new();
         let mut context: Vec<u32> = prompt.clone();
         for _ in 0..max_new {
-            let l = logits;
             let start = context.len().saturating_sub(REPEAT_WINDOW);
-            let l = if req.repeat_penalty != 1.0 {
-                candle_transformers::utils::apply_repeat_penalty(
-                    &l,
-                    req.repeat_penalty,
-                    &context[start..],
-                )
-                .map_err(fail)?
-            } else {
-                l
-            };
-            let next = sampler.sample(&l).map_err(fail)?;
+            let next = sampler.sample(logits.to_vec1::<f32>().map_err(fail)?, &context[start..]);
             if next == self.im_end {
                 break;
             }
