@@ -5,6 +5,9 @@
 //! - Q8_0 for decoding one token at a time, where reading the weights is the whole cost and
 //!   Q8_0 reads a quarter of the bytes (candle's AVX2 Q8_0 kernel is picked at run time).
 //!
+//! The query, key and value projections are one matrix, and so are the MLP's gate and up:
+//! one product each instead of three and two.
+//!
 //! A cache also remembers which tokens it holds: a prompt that starts like the previous one
 //! (the same persona, the conversation so far) only computes its new tail. The weights are
 //! shared; each [`KvCache`] is one sequence (the worker keeps one for live turns and one for
@@ -35,7 +38,7 @@ struct Shape {
     rope_base: f32,
 }
 
-/// A weight matrix in both precisions.
+/// A weight matrix (`[out, in]`) in both precisions.
 struct Linear {
     full: QMatMul,
     q8: QMatMul,
@@ -64,13 +67,12 @@ impl Linear {
 
 struct Layer {
     attn_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Query, key and value projections stacked: `[(heads + 2 kv_heads) × head_dim, hidden]`.
+    qkv: Linear,
     o: Linear,
     ffn_norm: Tensor,
-    gate: Linear,
-    up: Linear,
+    /// Gate and up projections stacked: `[2 × intermediate, hidden]`.
+    gate_up: Linear,
     down: Linear,
 }
 
@@ -175,15 +177,18 @@ impl Llama {
         for i in 0..shape.layers {
             let attn_norm = tensor(&format!("blk.{i}.attn_norm.weight"))?;
             let ffn_norm = tensor(&format!("blk.{i}.ffn_norm.weight"))?;
-            let mut linear = |part: &str| Linear::new(&tensor(&format!("blk.{i}.{part}.weight"))?);
+            let mut stacked = |parts: &[&str]| -> Result<Linear> {
+                let parts = parts
+                    .iter()
+                    .map(|part| tensor(&format!("blk.{i}.{part}.weight")))
+                    .collect::<Result<Vec<_>>>()?;
+                Linear::new(&Tensor::cat(&parts, 0).map_err(fail)?)
+            };
             layers.push(Layer {
-                q: linear("attn_q")?,
-                k: linear("attn_k")?,
-                v: linear("attn_v")?,
-                o: linear("attn_output")?,
-                gate: linear("ffn_gate")?,
-                up: linear("ffn_up")?,
-                down: linear("ffn_down")?,
+                qkv: stacked(&["attn_q", "attn_k", "attn_v"])?,
+                o: stacked(&["attn_output"])?,
+                gate_up: stacked(&["ffn_gate", "ffn_up"])?,
+                down: stacked(&["ffn_down"])?,
                 attn_norm,
                 ffn_norm,
             });
@@ -291,9 +296,12 @@ impl Llama {
             let attn = attention(layer, kv, &h, s, past, (&cos, &sin), mask.as_ref())?;
             x = (x + attn).map_err(fail)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32).map_err(fail)?;
-            let gate = layer.gate.forward(&h)?.silu().map_err(fail)?;
-            let up = layer.up.forward(&h)?;
-            let mlp = layer.down.forward(&(gate * up).map_err(fail)?)?;
+            let gate_up = layer.gate_up.forward(&h)?;
+            let half = gate_up.dim(2).map_err(fail)? / 2;
+            let gate = gate_up.narrow(2, 0, half).and_then(|g| g.silu());
+            let up = gate_up.narrow(2, half, half);
+            let mlp = gate.and_then(|g| up.and_then(|u| g * u)).map_err(fail)?;
+            let mlp = layer.down.forward(&mlp)?;
             x = (x + mlp).map_err(fail)?;
         }
         let last = x.narrow(1, n - 1, 1).map_err(fail)?;
@@ -321,9 +329,16 @@ fn attention(
             .and_then(|t| t.transpose(1, 2))
             .and_then(|t| t.contiguous())
     };
-    let q = split(layer.q.forward(h)?, s.heads).map_err(fail)?;
-    let k = split(layer.k.forward(h)?, s.kv_heads).map_err(fail)?;
-    let v = split(layer.v.forward(h)?, s.kv_heads).map_err(fail)?;
+    let qkv = layer.qkv.forward(h)?;
+    let (q_width, kv_width) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+    let part = |start: usize, width: usize, heads: usize| {
+        qkv.narrow(2, start, width)
+            .and_then(|t| split(t, heads))
+            .map_err(fail)
+    };
+    let q = part(0, q_width, s.heads)?;
+    let k = part(q_width, kv_width, s.kv_heads)?;
+    let v = part(q_width + kv_width, kv_width, s.kv_heads)?;
     // GGUF llama weights are permuted for interleaved rotary pairs.
     let q = candle_nn::rotary_emb::rope_i(&q, cos, sin).map_err(fail)?;
     let k = candle_nn::rotary_emb::rope_i(&k, cos, sin).map_err(fail)?;
