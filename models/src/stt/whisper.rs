@@ -356,7 +356,8 @@ fn piece_prompt(prompt: Option<&str>, so_far: &str) -> Option<String> {
         start += 1;
     }
     let mut tail = &so_far[start..];
-    if start > 0 {
+    // Cut inside a word: drop its end. Cut just after a space: the tail starts with a word.
+    if start > 0 && !so_far[..start].ends_with(char::is_whitespace) {
         tail = tail.split_once(' ').map_or("", |(_, rest)| rest);
     }
     let parts: Vec<&str> = [prompt.unwrap_or(""), tail]
@@ -519,6 +520,14 @@ mod tests {
             tail.starts_with("word ") || tail.starts_with('é'),
             "whole words: {tail}"
         );
+        // The cut lands just after a space: the word after it is whole, so it stays.
+        let exact = "x".repeat(10) + " " + &"abcd ".repeat(CARRIED_PROMPT_CHARS / 5);
+        let at_space = piece_prompt(None, &exact).unwrap();
+        assert_eq!(at_space, exact[11..].trim(), "no word lost");
+        // The cut lands inside a word: that word goes.
+        let inside = "x".repeat(10) + &"abcd ".repeat(CARRIED_PROMPT_CHARS / 5);
+        let mid_word = piece_prompt(None, &inside).unwrap();
+        assert!(mid_word.starts_with("abcd ") && mid_word.len() < CARRIED_PROMPT_CHARS);
     }
 
     #[test]
