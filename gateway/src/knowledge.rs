@@ -73,12 +73,12 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         id: None,
     };
     let mut has_file = false;
-    while let Some(mut field) = crate::server::next_field(&mut form).await? {
+    while let Some(mut field) = crate::upload::next_field(&mut form).await? {
         match field.name().unwrap_or_default() {
             "file" => {
                 up.filename = field.file_name().map(str::to_owned);
                 up.content_type = field.content_type().map(str::to_owned);
-                up.bytes = crate::server::read_file_field(&mut field, MAX_DOCUMENT_BYTES).await?;
+                up.bytes = crate::upload::read_file_field(&mut field, MAX_DOCUMENT_BYTES).await?;
                 has_file = true;
             }
             "id" => {
@@ -115,7 +115,7 @@ pub async fn upload(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let form = match crate::server::multipart(form) {
+    let form = match crate::upload::multipart(form) {
         Ok(f) => f,
         Err(r) => return r,
     };

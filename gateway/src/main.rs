@@ -32,6 +32,7 @@ mod telegram;
 mod telephony;
 mod tenants;
 mod turns;
+mod upload;
 mod webhook;
 mod webrtc;
 

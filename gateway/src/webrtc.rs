@@ -191,7 +191,7 @@ async fn read_form(mut form: Multipart) -> Result<CallRequest, Response> {
         .map_err(|e| invalid_request(format!("bad multipart body: {e}"), "sdp", "invalid_value"))?
     {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = crate::server::read_file_field(&mut field, MAX_OFFER_BYTES).await?;
+        let bytes = crate::upload::read_file_field(&mut field, MAX_OFFER_BYTES).await?;
         match name.as_str() {
             "sdp" => sdp = Some(sdp_text(&bytes)?),
             "session" => {

@@ -42,11 +42,11 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         prompt: None,
     };
     let mut has_file = false;
-    while let Some(mut field) = crate::server::next_field(&mut form).await? {
+    while let Some(mut field) = crate::upload::next_field(&mut form).await? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             up.filename = field.file_name().map(str::to_owned);
-            up.file = crate::server::read_file_field(&mut field, MAX_UPLOAD_BYTES).await?;
+            up.file = crate::upload::read_file_field(&mut field, MAX_UPLOAD_BYTES).await?;
             has_file = true;
             continue;
         }
@@ -140,7 +140,7 @@ pub async fn transcriptions(
     if let Err(denied) = state.auth.require(&headers, Scope::Audio).await {
         return denied;
     }
-    let form = match crate::server::multipart(form) {
+    let form = match crate::upload::multipart(form) {
         Ok(f) => f,
         Err(r) => return r,
     };
