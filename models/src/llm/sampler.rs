@@ -67,13 +67,12 @@ impl Sampler {
         if !(total.is_finite() && total > 0.0) {
             return argmax(&logits);
         }
-        let wanted = if self.top_p < 1.0 {
-            self.top_p.max(0.0) * total
+        let (nucleus, mass): (&[(u32, f32)], f32) = if self.top_p < 1.0 {
+            let nucleus = nucleus(&mut probs, self.top_p.max(0.0) * total);
+            (nucleus, nucleus.iter().map(|(_, p)| p).sum())
         } else {
-            total
+            (&probs, total)
         };
-        let nucleus = nucleus(&mut probs, wanted);
-        let mass: f32 = nucleus.iter().map(|(_, p)| p).sum();
         let mut draw = self.rng.next_f64() as f32 * mass;
         for (token, p) in nucleus.iter() {
             if draw < *p {
@@ -86,13 +85,9 @@ impl Sampler {
 }
 
 /// The shortest run of most likely tokens whose (unnormalized) mass reaches `wanted`, most
-/// likely first; all of them, unordered, when `wanted` is the whole mass.
+/// likely first (all of them where rounding keeps the sum just short of `wanted`).
 fn nucleus(probs: &mut [(u32, f32)], wanted: f32) -> &[(u32, f32)] {
     let by_mass = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    let total: f32 = probs.iter().map(|(_, p)| p).sum();
-    if wanted >= total {
-        return probs;
-    }
     let candidates = CANDIDATES.min(probs.len());
     if candidates < probs.len() {
         probs.select_nth_unstable_by(candidates - 1, by_mass);
