@@ -1,7 +1,8 @@
 //! The embedded LLM (SmolLM2-135M-Instruct, our llama forward on candle: f32 prompts, Q8_0
 //! decode, CPU): time to first token for a ~200-token prompt, cold and as a follow-up turn
-//! whose persona is already in the KV cache, and decode speed. Prints Markdown rows for
-//! BENCHMARKS.md.
+//! whose persona is already in the KV cache, follow-up turns of several conversations taking
+//! turns (one cached sequence against one per conversation), and decode speed. Prints
+//! Markdown rows for BENCHMARKS.md.
 //!
 //! Run: `cargo bench -p switchboard-benches --bench llm` (models fetched).
 
@@ -30,15 +31,29 @@ const QUESTIONS: [&str; 3] = [
      outside if the weather is nice?",
 ];
 
+/// Follow-up questions, one per caller, asked after `QUESTIONS`.
+const FOLLOW_UPS: [&str; 3] = [
+    "Thank you. And how much is parking?",
+    "Great. Do we need to tell you the names of everyone?",
+    "Okay. What time do you close on Sunday?",
+];
+
 struct Run {
     first_token: Duration,
     rate: Option<f64>,
     prompt_tokens: usize,
+    cached_tokens: usize,
+    text: String,
 }
 
 fn ask(llm: &LocalLlm, system: String, user: &str, seed: u64) -> Run {
+    let messages = vec![(ChatRole::System, system), (ChatRole::User, user.into())];
+    converse(llm, messages, seed)
+}
+
+fn converse(llm: &LocalLlm, messages: Vec<(ChatRole, String)>, seed: u64) -> Run {
     let req = GenerateRequest {
-        messages: vec![(ChatRole::System, system), (ChatRole::User, user.into())],
+        messages,
         max_tokens: NEW_TOKENS,
         temperature: 0.7,
         seed,
@@ -47,15 +62,17 @@ fn ask(llm: &LocalLlm, system: String, user: &str, seed: u64) -> Run {
     let asked = Instant::now();
     let mut stream = llm.generate(req);
     let mut first = None;
+    let mut text = String::new();
     while let Some(t) = stream.next_blocking() {
         match t.expect("generation") {
-            LlmToken::Text(_) => {
+            LlmToken::Text(t) => {
                 first.get_or_insert_with(|| asked.elapsed());
+                text.push_str(&t);
             }
             LlmToken::Done {
                 prompt_tokens,
+                cached_tokens,
                 output_tokens,
-                ..
             } => {
                 let first_token = first.unwrap_or_default();
                 let decode = asked.elapsed() - first_token;
@@ -64,11 +81,47 @@ fn ask(llm: &LocalLlm, system: String, user: &str, seed: u64) -> Run {
                     rate: (output_tokens > 1)
                         .then(|| (output_tokens - 1) as f64 / decode.as_secs_f64()),
                     prompt_tokens,
+                    cached_tokens,
+                    text,
                 };
             }
         }
     }
     panic!("the stream ended without Done");
+}
+
+/// Three callers of one persona take turns: each asks its question, then each its follow-up
+/// (whose prompt holds its own first exchange). Time to first token of the follow-ups, and
+/// the prompt tokens they computed (not cached) of how many.
+fn taking_turns(llm: &LocalLlm, round: usize) -> (Vec<Duration>, Vec<(usize, usize)>) {
+    let system = format!("Round {round}. {PERSONA}");
+    let firsts: Vec<_> = (0..3)
+        .map(|c| {
+            let user = QUESTIONS[(c + round) % 3];
+            let r = ask(llm, system.clone(), user, (round * 3 + c) as u64);
+            (user, r.text)
+        })
+        .collect();
+    let mut times = Vec::new();
+    let mut computed = Vec::new();
+    for (c, (user, answer)) in firsts.into_iter().enumerate() {
+        let messages = vec![
+            (ChatRole::System, system.clone()),
+            (ChatRole::User, user.to_owned()),
+            (ChatRole::Assistant, answer),
+            (ChatRole::User, FOLLOW_UPS[c].to_owned()),
+        ];
+        let r = converse(llm, messages, c as u64);
+        times.push(r.first_token);
+        computed.push((r.prompt_tokens - r.cached_tokens, r.prompt_tokens));
+    }
+    (times, computed)
+}
+
+fn load(sequences: usize) -> LocalLlm {
+    let mut cfg = LocalLlmConfig::new(models_dir().join(SMOLLM2));
+    cfg.sequences = sequences;
+    LocalLlm::load(cfg).expect("SmolLM2 loads")
 }
 
 fn main() {
@@ -120,4 +173,27 @@ fn main() {
         "| decode speed | {median:.1} tokens/s | slowest run {:.1} tokens/s |",
         rates[0]
     );
+
+    // Follow-up turns of three conversations taking turns, with one cached sequence (each
+    // turn evicts the others) and with one per conversation (the default).
+    let single = load(1);
+    ask(&single, format!("Warm-up. {PERSONA}"), QUESTIONS[0], 0);
+    println!(
+        "\n| follow-up turns, 3 conversations taking turns | p50 | p95 | prompt tokens computed (median) |\n|---|---|---|---|"
+    );
+    for (name, llm) in [
+        ("one cached sequence", &single),
+        ("one sequence per conversation", &llm),
+    ] {
+        let (mut times, mut computed) = (Vec::new(), Vec::new());
+        for round in 0..RUNS / 3 {
+            let (t, c) = taking_turns(llm, round);
+            times.extend(t);
+            computed.extend(c);
+        }
+        let (p50, p95) = percentiles(&mut times);
+        computed.sort_unstable();
+        let (median, of) = computed[computed.len() / 2];
+        println!("| {name} | {p50:.0} ms | {p95:.0} ms | {median} of {of} |");
+    }
 }

@@ -26,7 +26,16 @@ fn ask(messages: Vec<(ChatRole, String)>) -> GenerateRequest {
     }
 }
 
-fn answer(llm: &LocalLlm, req: GenerateRequest) -> (String, usize, usize) {
+/// What one generation gave back.
+struct Reply {
+    text: String,
+    prompt: usize,
+    /// Prompt tokens that came from the cache.
+    cached: usize,
+    output: usize,
+}
+
+fn reply(llm: &LocalLlm, req: GenerateRequest) -> Reply {
     let mut s = llm.generate(req);
     let mut text = String::new();
     while let Some(t) = s.next_blocking() {
@@ -34,25 +43,30 @@ fn answer(llm: &LocalLlm, req: GenerateRequest) -> (String, usize, usize) {
             LlmToken::Text(t) => text.push_str(&t),
             LlmToken::Done {
                 prompt_tokens,
+                cached_tokens,
                 output_tokens,
-                ..
-            } => return (text, prompt_tokens, output_tokens),
+            } => {
+                return Reply {
+                    text,
+                    prompt: prompt_tokens,
+                    cached: cached_tokens,
+                    output: output_tokens,
+                };
+            }
         }
     }
     panic!("stream ended without Done");
 }
 
+fn answer(llm: &LocalLlm, req: GenerateRequest) -> (String, usize, usize) {
+    let r = reply(llm, req);
+    (r.text, r.prompt, r.output)
+}
+
 /// The reply and how many prompt tokens came from the cache.
 fn answer_cached(llm: &LocalLlm, req: GenerateRequest) -> (String, usize) {
-    let mut s = llm.generate(req);
-    let mut text = String::new();
-    while let Some(t) = s.next_blocking() {
-        match t.expect("generation") {
-            LlmToken::Text(t) => text.push_str(&t),
-            LlmToken::Done { cached_tokens, .. } => return (text, cached_tokens),
-        }
-    }
-    panic!("stream ended without Done");
+    let r = reply(llm, req);
+    (r.text, r.cached)
 }
 
 #[test]
@@ -247,5 +261,69 @@ fn background_work_does_not_evict_the_live_conversation() {
     assert_eq!(
         cached, prompt,
         "the live sequence survived the background generation"
+    );
+}
+
+#[test]
+fn alternating_conversations_each_continue_from_their_own_cache() {
+    let system = "You are a helpful assistant for a bakery. Answer in one short sentence.";
+    let first = |q: &str| {
+        vec![
+            (ChatRole::System, system.to_owned()),
+            (ChatRole::User, q.to_owned()),
+        ]
+    };
+    let next = |mut turns: Vec<(ChatRole, String)>, answer: &str, q: &str| {
+        turns.push((ChatRole::Assistant, answer.to_owned()));
+        turns.push((ChatRole::User, q.to_owned()));
+        turns
+    };
+    let llm = load(2048, 4);
+    let a1 = reply(&llm, ask(first("Do you sell rye bread?")));
+    let b1 = reply(&llm, ask(first("When do you open on Sunday?")));
+    assert!(
+        b1.cached > 15 && b1.cached < a1.prompt,
+        "the second caller starts from the cached persona: {} of {}",
+        b1.cached,
+        b1.prompt
+    );
+    let a2_turns = next(
+        first("Do you sell rye bread?"),
+        &a1.text,
+        "How much is a loaf?",
+    );
+    let a2 = reply(&llm, ask(a2_turns.clone()));
+    assert!(
+        a2.cached >= a1.prompt,
+        "the first conversation survived the second: {} cached, its last prompt was {}",
+        a2.cached,
+        a1.prompt
+    );
+    let b2 = reply(
+        &llm,
+        ask(next(
+            first("When do you open on Sunday?"),
+            &b1.text,
+            "And on Monday?",
+        )),
+    );
+    assert!(
+        b2.cached >= b1.prompt,
+        "so did the second: {} cached, its last prompt was {}",
+        b2.cached,
+        b1.prompt
+    );
+
+    // Alone, the first conversation continues in its cache too (keys of its reply as they
+    // were decoded), so the answers must be the very same.
+    let alone = load(2048, 4);
+    assert_eq!(
+        reply(&alone, ask(first("Do you sell rye bread?"))).text,
+        a1.text
+    );
+    assert_eq!(
+        reply(&alone, ask(a2_turns)).text,
+        a2.text,
+        "taking turns with another conversation must not change the answer"
     );
 }

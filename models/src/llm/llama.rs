@@ -9,9 +9,10 @@
 //! one product each instead of three and two.
 //!
 //! A cache also remembers which tokens it holds: a prompt that starts like the previous one
-//! (the same persona, the conversation so far) only computes its new tail. The weights are
-//! shared; each [`KvCache`] is one sequence (the worker keeps one for live turns and one for
-//! background work, so a summary never evicts the live conversation).
+//! (the same persona, the conversation so far) only computes its new tail, and a cache's
+//! start can be copied into another (a fork). The weights are shared; each [`KvCache`] is one
+//! sequence (the worker keeps several for live conversations and one for background work, so
+//! a summary never evicts a live conversation).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, Module, Tensor};
@@ -76,7 +77,11 @@ struct Layer {
     down: Linear,
 }
 
-/// The keys and values of one token sequence, per layer (`[1, kv_heads, capacity,
+/// Positions a new cache has room for; it doubles as its sequence grows (up to the context),
+/// so an idle or short sequence holds little memory.
+const FIRST_ALLOCATION: usize = 256;
+
+/// The keys and values of one token sequence, per layer (`[1, kv_heads, allocated,
 /// head_dim]`, filled up to `cached.len()`), and which tokens they are.
 pub struct KvCache {
     k: Vec<Tensor>,
@@ -89,9 +94,24 @@ pub struct KvCache {
 
 impl KvCache {
     /// Forget the sequence (after a failure its contents no longer match `cached`).
-    fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.cached.clear();
         self.prompt_logits = None;
+    }
+
+    /// The tokens whose keys and values it holds.
+    pub fn tokens(&self) -> &[u32] {
+        &self.cached
+    }
+
+    /// The length of the last prompt run on it (0 when none or after a failure): what it
+    /// holds past that are the tokens generated after it.
+    pub fn last_prompt(&self) -> usize {
+        self.prompt_logits.as_ref().map_or(0, |(len, _)| *len)
+    }
+
+    fn allocated(&self) -> usize {
+        self.k.first().map_or(0, |k| k.dims()[2])
     }
 }
 
@@ -248,28 +268,76 @@ impl Llama {
         self.run(cache, &[token])
     }
 
-    /// A new, empty cache for one sequence (~3 MB per layer at 2,048 tokens for SmolLM2).
+    /// A new, empty cache for one sequence. It grows with the sequence: ~46 KB per token
+    /// for SmolLM2 (30 layers × keys and values × 3 heads × 64 × f32), ~94 MB at 2,048.
     pub fn new_cache(&self) -> Result<KvCache> {
         let s = self.shape;
-        let zeros = || {
-            Tensor::zeros(
-                (1, s.kv_heads, self.capacity, s.head_dim),
-                DType::F32,
-                &Device::Cpu,
-            )
-            .map_err(fail)
-        };
         Ok(KvCache {
-            k: (0..s.layers).map(|_| zeros()).collect::<Result<_>>()?,
-            v: (0..s.layers).map(|_| zeros()).collect::<Result<_>>()?,
+            k: (0..s.layers)
+                .map(|_| self.zeros(0))
+                .collect::<Result<_>>()?,
+            v: (0..s.layers)
+                .map(|_| self.zeros(0))
+                .collect::<Result<_>>()?,
             cached: Vec::new(),
             prompt_logits: None,
         })
     }
 
+    fn zeros(&self, positions: usize) -> Result<Tensor> {
+        let s = self.shape;
+        Tensor::zeros(
+            (1, s.kv_heads, positions, s.head_dim),
+            DType::F32,
+            &Device::Cpu,
+        )
+        .map_err(fail)
+    }
+
+    /// Make room in `cache` for `positions` tokens (at most the context), keeping what it
+    /// holds: the storage doubles, so a sequence is copied O(log n) times as it grows.
+    fn reserve(&self, cache: &mut KvCache, positions: usize) -> Result<()> {
+        let allocated = cache.allocated();
+        if positions <= allocated {
+            return Ok(());
+        }
+        let grown = positions
+            .max(2 * allocated)
+            .max(FIRST_ALLOCATION)
+            .min(self.capacity);
+        let held = cache.cached.len();
+        for t in cache.k.iter_mut().chain(cache.v.iter_mut()) {
+            let bigger = self.zeros(grown)?;
+            copy_start(t, &bigger, held)?;
+            *t = bigger;
+        }
+        Ok(())
+    }
+
+    /// Make `into` hold the first `len` tokens of `from` (copying their keys and values), so
+    /// a prompt sharing that start continues there while `from` keeps its own sequence.
+    pub fn fork(&self, from: &KvCache, into: &mut KvCache, len: usize) -> Result<()> {
+        let len = len.min(from.cached.len());
+        into.clear();
+        self.reserve(into, len)?;
+        let pairs = from.k.iter().zip(&into.k).chain(from.v.iter().zip(&into.v));
+        for (src, dst) in pairs {
+            copy_start(src, dst, len)?;
+        }
+        into.cached.extend_from_slice(&from.cached[..len]);
+        into.prompt_logits = from
+            .prompt_logits
+            .as_ref()
+            .filter(|(prompt, _)| *prompt <= len)
+            .cloned();
+        Ok(())
+    }
+
     /// Forward `tokens` at the cache's end; on failure the cache is emptied.
     fn run(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<Tensor> {
-        let result = self.forward(cache, tokens);
+        let result = self
+            .reserve(cache, cache.cached.len() + tokens.len())
+            .and_then(|()| self.forward(cache, tokens));
         match &result {
             Ok(_) => cache.cached.extend_from_slice(tokens),
             Err(_) => cache.clear(),
@@ -308,6 +376,17 @@ impl Llama {
         let last = candle_nn::ops::rms_norm(&last, &self.norm, s.eps as f32).map_err(fail)?;
         self.lm_head.forward(&last)?.flatten_all().map_err(fail)
     }
+}
+
+/// Copy the first `len` positions of one cache tensor into another.
+fn copy_start(src: &Tensor, dst: &Tensor, len: usize) -> Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    src.narrow(2, 0, len)
+        .and_then(|t| t.contiguous())
+        .and_then(|t| dst.slice_set(&t, 2, 0))
+        .map_err(fail)
 }
 
 /// Self-attention of `n` new positions after `past` cached ones. Grouped-query heads are

@@ -1,8 +1,8 @@
 //! The embedded LLM: a llama-architecture GGUF (SmolLM2-135M-Instruct) run on candle ops by
 //! our own forward pass (`llama`: f32 weights for prompts, Q8_0 for decoding, KV caches that
-//! keep the shared start of consecutive prompts; `sampler` picks each token) on one
-//! dedicated worker thread, so
-//! the gateway answers with no LLM endpoint configured.
+//! keep the shared start of prompts; `sequences` keeps one per live conversation; `sampler`
+//! picks each token) on one dedicated worker thread, so the gateway answers with no LLM
+//! endpoint configured.
 //!
 //! Requests wait in a bounded queue (full: `Overloaded` at once). Tokens stream back through
 //! a channel; dropping the stream stops generation before the next token. Background
@@ -11,6 +11,7 @@
 
 mod llama;
 mod sampler;
+mod sequences;
 mod tokenizer;
 mod worker;
 
@@ -48,6 +49,9 @@ pub struct LocalLlmConfig {
     pub context_tokens: usize,
     /// Requests that may wait for the worker.
     pub queue: usize,
+    /// Live conversations whose KV caches are kept (the least recently used goes first):
+    /// ~46 KB per cached token for SmolLM2, so at most ~94 MB each at 2,048 tokens.
+    pub sequences: usize,
 }
 
 impl LocalLlmConfig {
@@ -56,6 +60,7 @@ impl LocalLlmConfig {
             model,
             context_tokens: 2048,
             queue: 16,
+            sequences: 8,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The worker thread that owns the model and its two KV caches (live and background; one
-//! generation runs at a time) and the request queue in front of it.
+//! The worker thread that owns the model and its KV caches (a few live sequences and one for
+//! background work; one generation runs at a time) and the request queue in front of it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::llama::{KvCache, Llama};
 use super::sampler::Sampler;
+use super::sequences::Sequences;
 use super::{
     ChatRole, GenerateRequest, LlmError, LlmToken, LocalLlmConfig, TokenStream, tokenizer,
 };
@@ -44,8 +45,8 @@ impl std::fmt::Debug for LocalLlm {
 
 struct Model {
     llama: Llama,
-    /// The live conversation's sequence.
-    live: KvCache,
+    /// The live conversations' sequences.
+    live: Sequences,
     /// Background work's own sequence (made on first use), so it never evicts `live`.
     background: Option<KvCache>,
     tokenizer: Tokenizer,
@@ -140,7 +141,7 @@ impl Model {
         let im_end = id("<|im_end|>", &special)?;
         let llama = Llama::load(&content, &mut file, cfg.context_tokens)?;
         Ok(Self {
-            live: llama.new_cache()?,
+            live: Sequences::new(cfg.sequences),
             background: None,
             llama,
             tokenizer,
@@ -216,7 +217,7 @@ impl Model {
         let max_new = req.max_tokens.min(self.context - prompt.len());
         let mut sampler = Sampler::new(req.seed, req.temperature, req.top_p, req.repeat_penalty);
         let cache = match req.background {
-            false => &mut self.live,
+            false => self.live.take(&self.llama, &prompt)?,
             true => match &mut self.background {
                 Some(c) => c,
                 slot => slot.insert(self.llama.new_cache()?),
