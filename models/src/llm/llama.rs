@@ -1,5 +1,6 @@
-//! The llama forward pass (SmolLM2 is llama-architecture), written over candle ops so that
-//! one KV cache serves two copies of each weight matrix:
+//! The llama forward pass (SmolLM2 is llama-architecture): candle for the matrix products,
+//! our own loops (`kernels`) for everything between them, and one KV cache serving two
+//! copies of each weight matrix:
 //!
 //! - f32 for prompts: many rows at once, where gemm is compute-bound and fastest;
 //! - Q8_0 for decoding one token at a time, where reading the weights is the whole cost and
@@ -15,14 +16,19 @@
 //! a summary never evicts a live conversation).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{Device, Module, Tensor};
 
 use super::LlmError;
+use super::kernels::{self, Heads};
 
 type Result<T> = std::result::Result<T, LlmError>;
 
 /// Rows up to this many go through the Q8_0 weights; longer runs through f32 gemm.
-const QUANTIZED_ROWS: usize = 2;
+const QUANTIZED_ROWS: usize = if option_env!("ALLF32").is_some() {
+    0
+} else {
+    2
+};
 
 fn fail(e: impl std::fmt::Display) -> LlmError {
     LlmError::Inference(e.to_string())
@@ -32,10 +38,8 @@ fn fail(e: impl std::fmt::Display) -> LlmError {
 #[derive(Debug, Clone, Copy)]
 struct Shape {
     layers: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    eps: f64,
+    heads: Heads,
+    eps: f32,
     rope_base: f32,
 }
 
@@ -54,49 +58,59 @@ impl Linear {
         })
     }
 
-    /// `x` is `[.., rows, in]`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let rows = x.elem_count() / x.dim(candle_core::D::Minus1).map_err(fail)?.max(1);
+    /// `x` is `[rows, in]`; returns `[rows, out]`.
+    fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let w = if rows <= QUANTIZED_ROWS {
             &self.q8
         } else {
             &self.full
         };
-        w.forward(x).map_err(fail)
+        Tensor::from_slice(x, (rows, x.len() / rows.max(1)), &Device::Cpu)
+            .and_then(|x| w.forward(&x))
+            .and_then(|y| y.flatten_all())
+            .and_then(|y| y.to_vec1())
+            .map_err(fail)
     }
 }
 
 struct Layer {
-    attn_norm: Tensor,
+    attn_norm: Vec<f32>,
     /// Query, key and value projections stacked: `[(heads + 2 kv_heads) × head_dim, hidden]`.
     qkv: Linear,
     o: Linear,
-    ffn_norm: Tensor,
+    ffn_norm: Vec<f32>,
     /// Gate and up projections stacked: `[2 × intermediate, hidden]`.
     gate_up: Linear,
     down: Linear,
 }
 
-/// Positions a new cache has room for; it doubles as its sequence grows (up to the context),
-/// so an idle or short sequence holds little memory.
-const FIRST_ALLOCATION: usize = 256;
-
-/// The keys and values of one token sequence, per layer (`[1, kv_heads, allocated,
-/// head_dim]`, filled up to `cached.len()`), and which tokens they are.
+/// The keys and values of one token sequence, per layer, token by token (`[tokens,
+/// kv_heads × head_dim]`), and which tokens they are. Memory grows with the sequence.
 pub struct KvCache {
-    k: Vec<Tensor>,
-    v: Vec<Tensor>,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
     cached: Vec<u32>,
     /// The logits after the last prompt (its length and them): asking the same prompt
     /// again answers from here, with the same numbers as the first time.
-    prompt_logits: Option<(usize, Tensor)>,
+    prompt_logits: Option<(usize, Vec<f32>)>,
+    /// Floats per token in each of `k` and `v`.
+    width: usize,
 }
 
 impl KvCache {
     /// Forget the sequence (after a failure its contents no longer match `cached`).
     pub fn clear(&mut self) {
-        self.cached.clear();
+        self.truncate(0);
         self.prompt_logits = None;
+    }
+
+    /// Keep the first `len` tokens.
+    fn truncate(&mut self, len: usize) {
+        self.cached.truncate(len);
+        let floats = self.cached.len() * self.width;
+        for t in self.k.iter_mut().chain(self.v.iter_mut()) {
+            t.truncate(floats);
+        }
     }
 
     /// The tokens whose keys and values it holds.
@@ -110,8 +124,15 @@ impl KvCache {
         self.prompt_logits.as_ref().map_or(0, |(len, _)| *len)
     }
 
-    fn allocated(&self) -> usize {
-        self.k.first().map_or(0, |k| k.dims()[2])
+    /// Room for `tokens` in all, growing by doubling but never past `capacity` tokens.
+    fn reserve(&mut self, tokens: usize, capacity: usize) {
+        let width = self.width;
+        for t in self.k.iter_mut().chain(self.v.iter_mut()) {
+            if t.capacity() < tokens * width {
+                let target = tokens.max(2 * t.capacity() / width.max(1)).min(capacity);
+                t.reserve_exact(target.max(tokens) * width - t.len());
+            }
+        }
     }
 }
 
@@ -119,11 +140,12 @@ pub struct Llama {
     shape: Shape,
     embed: Tensor,
     layers: Vec<Layer>,
-    norm: Tensor,
+    norm: Vec<f32>,
     /// Only the last position's logits are computed: one row, so always the Q8_0 copy.
     lm_head: Linear,
-    cos: Tensor,
-    sin: Tensor,
+    /// Rotary tables, `[positions, head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
     capacity: usize,
 }
 
@@ -164,16 +186,20 @@ impl Llama {
         let heads = meta_u32(ct, "llama.attention.head_count")?;
         let shape = Shape {
             layers: meta_u32(ct, "llama.block_count")?,
-            heads,
-            kv_heads: meta_u32(ct, "llama.attention.head_count_kv").unwrap_or(heads),
-            head_dim: hidden / heads.max(1),
-            eps: f64::from(meta_f32(ct, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
+            heads: Heads {
+                heads,
+                kv_heads: meta_u32(ct, "llama.attention.head_count_kv").unwrap_or(heads),
+                head_dim: hidden / heads.max(1),
+            },
+            eps: meta_f32(ct, "llama.attention.layer_norm_rms_epsilon", 1e-5),
             rope_base: meta_f32(ct, "llama.rope.freq_base", 10_000.0),
         };
+        let kv_heads = shape.heads.kv_heads;
         if heads == 0
             || !hidden.is_multiple_of(heads)
-            || shape.kv_heads == 0
-            || !heads.is_multiple_of(shape.kv_heads)
+            || kv_heads == 0
+            || !heads.is_multiple_of(kv_heads)
+            || !shape.heads.head_dim.is_multiple_of(2)
         {
             return Err(LlmError::Model(format!(
                 "unsupported head layout {shape:?}"
@@ -192,11 +218,12 @@ impl Llama {
             false => embed.clone(),
         };
         let lm_head = Linear::new(&lm_head)?;
-        let norm = tensor("output_norm.weight")?;
+        let vector = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1()).map_err(fail);
+        let norm = vector(tensor("output_norm.weight")?)?;
         let mut layers = Vec::with_capacity(shape.layers);
         for i in 0..shape.layers {
-            let attn_norm = tensor(&format!("blk.{i}.attn_norm.weight"))?;
-            let ffn_norm = tensor(&format!("blk.{i}.ffn_norm.weight"))?;
+            let attn_norm = vector(tensor(&format!("blk.{i}.attn_norm.weight"))?)?;
+            let ffn_norm = vector(tensor(&format!("blk.{i}.ffn_norm.weight"))?)?;
             let mut stacked = |parts: &[&str]| -> Result<Linear> {
                 let parts = parts
                     .iter()
@@ -213,7 +240,7 @@ impl Llama {
                 ffn_norm,
             });
         }
-        let (cos, sin) = rope_tables(shape.head_dim, shape.rope_base, capacity)?;
+        let (cos, sin) = rope_tables(shape.heads.head_dim, shape.rope_base, capacity);
         Ok(Self {
             shape,
             embed,
@@ -229,7 +256,7 @@ impl Llama {
     /// Run a whole prompt, reusing the cache for the part it shares with what the cache
     /// holds. Returns the logits for the next token and how many prompt tokens came from
     /// the cache.
-    pub fn prompt(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<(Tensor, usize)> {
+    pub fn prompt(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<(Vec<f32>, usize)> {
         if tokens.is_empty() || tokens.len() > self.capacity {
             return Err(LlmError::Inference(format!(
                 "prompt of {} tokens (the context holds {})",
@@ -248,12 +275,12 @@ impl Llama {
             && shared == tokens.len()
         {
             let logits = logits.clone();
-            cache.cached.truncate(shared);
+            cache.truncate(shared);
             return Ok((logits, shared));
         }
         // At least the last token runs, to produce its logits.
         let keep = shared.min(tokens.len() - 1);
-        cache.cached.truncate(keep);
+        cache.truncate(keep);
         cache.prompt_logits = None;
         let logits = self.run(cache, &tokens[keep..])?;
         cache.prompt_logits = Some((tokens.len(), logits.clone()));
@@ -261,7 +288,7 @@ impl Llama {
     }
 
     /// Feed one generated token; returns the logits for the one after it.
-    pub fn step(&self, cache: &mut KvCache, token: u32) -> Result<Tensor> {
+    pub fn step(&self, cache: &mut KvCache, token: u32) -> Result<Vec<f32>> {
         if cache.cached.len() >= self.capacity {
             return Err(LlmError::Inference("the context is full".into()));
         }
@@ -270,59 +297,27 @@ impl Llama {
 
     /// A new, empty cache for one sequence. It grows with the sequence: ~46 KB per token
     /// for SmolLM2 (30 layers × keys and values × 3 heads × 64 × f32), ~94 MB at 2,048.
-    pub fn new_cache(&self) -> Result<KvCache> {
-        let s = self.shape;
-        Ok(KvCache {
-            k: (0..s.layers)
-                .map(|_| self.zeros(0))
-                .collect::<Result<_>>()?,
-            v: (0..s.layers)
-                .map(|_| self.zeros(0))
-                .collect::<Result<_>>()?,
+    pub fn new_cache(&self) -> KvCache {
+        let layers = self.shape.layers;
+        KvCache {
+            k: vec![Vec::new(); layers],
+            v: vec![Vec::new(); layers],
             cached: Vec::new(),
             prompt_logits: None,
-        })
-    }
-
-    fn zeros(&self, positions: usize) -> Result<Tensor> {
-        let s = self.shape;
-        Tensor::zeros(
-            (1, s.kv_heads, positions, s.head_dim),
-            DType::F32,
-            &Device::Cpu,
-        )
-        .map_err(fail)
-    }
-
-    /// Make room in `cache` for `positions` tokens (at most the context), keeping what it
-    /// holds: the storage doubles, so a sequence is copied O(log n) times as it grows.
-    fn reserve(&self, cache: &mut KvCache, positions: usize) -> Result<()> {
-        let allocated = cache.allocated();
-        if positions <= allocated {
-            return Ok(());
+            width: self.shape.heads.kv_width(),
         }
-        let grown = positions
-            .max(2 * allocated)
-            .max(FIRST_ALLOCATION)
-            .min(self.capacity);
-        let held = cache.cached.len();
-        for t in cache.k.iter_mut().chain(cache.v.iter_mut()) {
-            let bigger = self.zeros(grown)?;
-            copy_start(t, &bigger, held)?;
-            *t = bigger;
-        }
-        Ok(())
     }
 
     /// Make `into` hold the first `len` tokens of `from` (copying their keys and values), so
     /// a prompt sharing that start continues there while `from` keeps its own sequence.
-    pub fn fork(&self, from: &KvCache, into: &mut KvCache, len: usize) -> Result<()> {
+    pub fn fork(&self, from: &KvCache, into: &mut KvCache, len: usize) {
         let len = len.min(from.cached.len());
         into.clear();
-        self.reserve(into, len)?;
-        let pairs = from.k.iter().zip(&into.k).chain(from.v.iter().zip(&into.v));
-        for (src, dst) in pairs {
-            copy_start(src, dst, len)?;
+        into.reserve(len, self.capacity);
+        let floats = len * from.width;
+        let pairs = from.k.iter().zip(&mut into.k);
+        for (src, dst) in pairs.chain(from.v.iter().zip(&mut into.v)) {
+            dst.extend_from_slice(&src[..floats]);
         }
         into.cached.extend_from_slice(&from.cached[..len]);
         into.prompt_logits = from
@@ -330,14 +325,12 @@ impl Llama {
             .as_ref()
             .filter(|(prompt, _)| *prompt <= len)
             .cloned();
-        Ok(())
     }
 
     /// Forward `tokens` at the cache's end; on failure the cache is emptied.
-    fn run(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<Tensor> {
-        let result = self
-            .reserve(cache, cache.cached.len() + tokens.len())
-            .and_then(|()| self.forward(cache, tokens));
+    fn run(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<Vec<f32>> {
+        cache.reserve(cache.cached.len() + tokens.len(), self.capacity);
+        let result = self.forward(cache, tokens);
         match &result {
             Ok(_) => cache.cached.extend_from_slice(tokens),
             Err(_) => cache.clear(),
@@ -345,125 +338,45 @@ impl Llama {
         result
     }
 
-    fn forward(&self, cache: &KvCache, tokens: &[u32]) -> Result<Tensor> {
-        let n = tokens.len();
-        let past = cache.cached.len();
-        let s = self.shape;
-        let ids = Tensor::new(tokens, &Device::Cpu).map_err(fail)?;
-        let mut x = self
-            .embed
-            .index_select(&ids, 0)
-            .and_then(|t| t.unsqueeze(0))
+    /// The logits after `tokens`, whose keys and values are appended to the cache.
+    fn forward(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<Vec<f32>> {
+        let (n, past) = (tokens.len(), cache.cached.len());
+        let (s, h) = (self.shape, self.shape.heads);
+        let (hidden, kv_width) = (h.q_width(), h.kv_width());
+        let mut x: Vec<f32> = Tensor::new(tokens, &Device::Cpu)
+            .and_then(|ids| self.embed.index_select(&ids, 0))
+            .and_then(|x| x.flatten_all())
+            .and_then(|x| x.to_vec1())
             .map_err(fail)?;
-        let cos = self.cos.narrow(0, past, n).map_err(fail)?;
-        let sin = self.sin.narrow(0, past, n).map_err(fail)?;
-        let mask = causal_mask(n, past, s.heads / s.kv_heads)?;
+        let mut normed = vec![0f32; n * hidden];
+        let mut attended = vec![0f32; n * hidden];
         for (i, layer) in self.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, s.eps as f32).map_err(fail)?;
-            let kv = (&cache.k[i], &cache.v[i]);
-            let attn = attention(layer, kv, &h, s, past, (&cos, &sin), mask.as_ref())?;
-            x = (x + attn).map_err(fail)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, s.eps as f32).map_err(fail)?;
-            let gate_up = layer.gate_up.forward(&h)?;
-            let half = gate_up.dim(2).map_err(fail)? / 2;
-            let gate = gate_up.narrow(2, 0, half).and_then(|g| g.silu());
-            let up = gate_up.narrow(2, half, half);
-            let mlp = gate.and_then(|g| up.and_then(|u| g * u)).map_err(fail)?;
-            let mlp = layer.down.forward(&mlp)?;
-            x = (x + mlp).map_err(fail)?;
+            kernels::rms_norm(&x, &layer.attn_norm, s.eps, &mut normed);
+            let mut qkv = layer.qkv.forward(&normed, n)?;
+            kernels::rope(&mut qkv, h, past, &self.cos, &self.sin);
+            let (keys, values) = (&mut cache.k[i], &mut cache.v[i]);
+            for row in qkv.chunks_exact(h.qkv_width()) {
+                let (k, v) = row[hidden..].split_at(kv_width);
+                keys.extend_from_slice(k);
+                values.extend_from_slice(v);
+            }
+            kernels::attention(&qkv, keys, values, h, past, &mut attended);
+            kernels::add(&mut x, &layer.o.forward(&attended, n)?);
+            kernels::rms_norm(&x, &layer.ffn_norm, s.eps, &mut normed);
+            let gate_up = layer.gate_up.forward(&normed, n)?;
+            let width = gate_up.len() / n / 2;
+            let mut mlp = vec![0f32; n * width];
+            kernels::swiglu(&gate_up, width, &mut mlp);
+            kernels::add(&mut x, &layer.down.forward(&mlp, n)?);
         }
-        let last = x.narrow(1, n - 1, 1).map_err(fail)?;
-        let last = candle_nn::ops::rms_norm(&last, &self.norm, s.eps as f32).map_err(fail)?;
-        self.lm_head.forward(&last)?.flatten_all().map_err(fail)
+        let mut last = vec![0f32; hidden];
+        kernels::rms_norm(&x[(n - 1) * hidden..], &self.norm, s.eps, &mut last);
+        self.lm_head.forward(&last, 1)
     }
-}
-
-/// Copy the first `len` positions of one cache tensor into another.
-fn copy_start(src: &Tensor, dst: &Tensor, len: usize) -> Result<()> {
-    if len == 0 {
-        return Ok(());
-    }
-    src.narrow(2, 0, len)
-        .and_then(|t| t.contiguous())
-        .and_then(|t| dst.slice_set(&t, 2, 0))
-        .map_err(fail)
-}
-
-/// Self-attention of `n` new positions after `past` cached ones. Grouped-query heads are
-/// folded into rows (`[kv_heads, group * n, head_dim]`), so keys and values are never
-/// copied per query head.
-fn attention(
-    layer: &Layer,
-    (k_cache, v_cache): (&Tensor, &Tensor),
-    h: &Tensor,
-    s: Shape,
-    past: usize,
-    (cos, sin): (&Tensor, &Tensor),
-    mask: Option<&Tensor>,
-) -> Result<Tensor> {
-    let (_, n, hidden) = h.dims3().map_err(fail)?;
-    let group = s.heads / s.kv_heads;
-    let split = |t: Tensor, heads: usize| {
-        t.reshape((1, n, heads, s.head_dim))
-            .and_then(|t| t.transpose(1, 2))
-            .and_then(|t| t.contiguous())
-    };
-    let qkv = layer.qkv.forward(h)?;
-    let (q_width, kv_width) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
-    let part = |start: usize, width: usize, heads: usize| {
-        qkv.narrow(2, start, width)
-            .and_then(|t| split(t, heads))
-            .map_err(fail)
-    };
-    let q = part(0, q_width, s.heads)?;
-    let k = part(q_width, kv_width, s.kv_heads)?;
-    let v = part(q_width + kv_width, kv_width, s.kv_heads)?;
-    // GGUF llama weights are permuted for interleaved rotary pairs.
-    let q = candle_nn::rotary_emb::rope_i(&q, cos, sin).map_err(fail)?;
-    let k = candle_nn::rotary_emb::rope_i(&k, cos, sin).map_err(fail)?;
-    k_cache.slice_set(&k, 2, past).map_err(fail)?;
-    v_cache.slice_set(&v, 2, past).map_err(fail)?;
-    let total = past + n;
-    let keys = k_cache.narrow(2, 0, total).map_err(fail)?;
-    let values = v_cache.narrow(2, 0, total).map_err(fail)?;
-    let q = q
-        .reshape((1, s.kv_heads, group * n, s.head_dim))
-        .map_err(fail)?;
-    let scores = q
-        .matmul(&keys.t().map_err(fail)?)
-        .and_then(|a| a * (1.0 / (s.head_dim as f64).sqrt()))
-        .map_err(fail)?;
-    let scores = match mask {
-        Some(mask) => scores.broadcast_add(mask).map_err(fail)?,
-        None => scores,
-    };
-    let weights = candle_nn::ops::softmax_last_dim(&scores).map_err(fail)?;
-    let out = weights
-        .matmul(&values)
-        .and_then(|o| o.reshape((1, s.heads, n, s.head_dim)))
-        .and_then(|o| o.transpose(1, 2))
-        .and_then(|o| o.reshape((1, n, hidden)))
-        .map_err(fail)?;
-    layer.o.forward(&out)
-}
-
-/// Additive mask for `n` new positions after `past` cached ones, rows repeated for each
-/// query head of a group: position `past + i` sees keys `0..=past + i`. `None` for one row.
-fn causal_mask(n: usize, past: usize, group: usize) -> Result<Option<Tensor>> {
-    if n == 1 {
-        return Ok(None);
-    }
-    let total = past + n;
-    let row =
-        |i: usize| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 });
-    let data: Vec<f32> = (0..group).flat_map(|_| (0..n).flat_map(row)).collect();
-    Tensor::from_vec(data, (group * n, total), &Device::Cpu)
-        .map(Some)
-        .map_err(fail)
 }
 
 /// cos/sin tables for interleaved rotary embeddings, `[positions, head_dim / 2]`.
-fn rope_tables(head_dim: usize, base: f32, positions: usize) -> Result<(Tensor, Tensor)> {
+fn rope_tables(head_dim: usize, base: f32, positions: usize) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
     let freqs: Vec<f32> = (0..half)
         .map(|i| 1.0 / base.powf(2.0 * i as f32 / head_dim as f32))
@@ -471,36 +384,79 @@ fn rope_tables(head_dim: usize, base: f32, positions: usize) -> Result<(Tensor, 
     let angles: Vec<f32> = (0..positions)
         .flat_map(|p| freqs.iter().map(move |f| p as f32 * f))
         .collect();
-    let angles = Tensor::from_vec(angles, (positions, half), &Device::Cpu).map_err(fail)?;
-    let cos = angles.cos().map_err(fail)?;
-    let sin = angles.sin().map_err(fail)?;
-    Ok((cos, sin))
+    (
+        angles.iter().map(|a| a.cos()).collect(),
+        angles.iter().map(|a| a.sin()).collect(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provision::{catalog::SMOLLM2, default_models_dir};
+
+    fn smollm2() -> Llama {
+        let path = default_models_dir().join(SMOLLM2);
+        let mut file = std::fs::File::open(&path).expect("SmolLM2 fetched (make models)");
+        let content = gguf_file::Content::read(&mut file).unwrap();
+        Llama::load(&content, &mut file, 512).unwrap()
+    }
+
+    /// Kullback-Leibler divergence of the next-token distributions of two logit vectors.
+    fn divergence(p: &[f32], q: &[f32]) -> f64 {
+        let probabilities = |l: &[f32]| {
+            let max = l.iter().fold(f32::MIN, |m, v| m.max(*v));
+            let e: Vec<f64> = l.iter().map(|v| f64::from(v - max).exp()).collect();
+            let total: f64 = e.iter().sum();
+            e.into_iter().map(move |v| v / total)
+        };
+        probabilities(p)
+            .zip(probabilities(q))
+            .map(|(p, q)| if p > 0.0 { p * (p / q).ln() } else { 0.0 })
+            .sum()
+    }
 
     #[test]
-    fn the_mask_lets_each_position_see_itself_and_the_past() {
-        let mask = causal_mask(2, 1, 2).unwrap().unwrap();
-        let rows: Vec<Vec<f32>> = mask.to_vec2().unwrap();
-        let open = |r: &Vec<f32>| r.iter().map(|v| v.is_finite()).collect::<Vec<_>>();
-        // Two query heads of a group, each with positions 1 and 2 over keys 0..3.
-        assert_eq!(open(&rows[0]), [true, true, false]);
-        assert_eq!(open(&rows[1]), [true, true, true]);
-        assert_eq!(open(&rows[2]), [true, true, false]);
-        assert_eq!(open(&rows[3]), [true, true, true]);
-        assert!(causal_mask(1, 5, 3).unwrap().is_none());
+    fn a_prompt_continued_from_the_cache_or_a_fork_gives_the_logits_of_one_pass() {
+        let llama = smollm2();
+        let tokens: Vec<u32> = (0..90u32).map(|i| 1 + (i * 7919) % 49_000).collect();
+        let (whole, _) = llama.prompt(&mut llama.new_cache(), &tokens).unwrap();
+        // The first 60 tokens, then the other 30 on top of the cached 60.
+        let mut cache = llama.new_cache();
+        llama.prompt(&mut cache, &tokens[..60]).unwrap();
+        let (continued, cached) = llama.prompt(&mut cache, &tokens).unwrap();
+        assert_eq!(cached, 60);
+        let kl = divergence(&whole, &continued);
+        assert!(kl < 1e-8, "continuing moved the distribution by {kl:e}");
+        // A fork of the first 60 continues exactly as its source would.
+        let mut fork = llama.new_cache();
+        llama.fork(&cache, &mut fork, 60);
+        assert_eq!(fork.tokens(), &tokens[..60]);
+        assert_eq!(llama.prompt(&mut fork, &tokens).unwrap(), (continued, 60));
+    }
+
+    #[test]
+    fn decoding_on_q8_0_stays_close_to_the_prompt_path() {
+        // The same 3 tokens after a cached prefix: one at a time (Q8_0 weights) against
+        // all three as a prompt tail (f32 weights).
+        let llama = smollm2();
+        let tokens: Vec<u32> = (0..83u32).map(|i| 1 + (i * 7919) % 49_000).collect();
+        let mut stepped = llama.new_cache();
+        llama.prompt(&mut stepped, &tokens[..80]).unwrap();
+        let mut logits = Vec::new();
+        for t in &tokens[80..] {
+            logits = llama.step(&mut stepped, *t).unwrap();
+        }
+        let (f32_tail, _) = llama.prompt(&mut llama.new_cache(), &tokens).unwrap();
+        let kl = divergence(&f32_tail, &logits);
+        assert!(kl < 0.02, "Q8_0 decoding moved the distribution by {kl}");
     }
 
     #[test]
     fn rotary_tables_start_at_the_identity() {
-        let (cos, sin) = rope_tables(8, 10_000.0, 3).unwrap();
-        let cos: Vec<Vec<f32>> = cos.to_vec2().unwrap();
-        let sin: Vec<Vec<f32>> = sin.to_vec2().unwrap();
-        assert!(cos[0].iter().all(|c| (*c - 1.0).abs() < 1e-6));
-        assert!(sin[0].iter().all(|s| s.abs() < 1e-6));
-        assert!((sin[1][0] - 1f32.sin()).abs() < 1e-6);
+        let (cos, sin) = rope_tables(8, 10_000.0, 3);
+        assert!(cos[..4].iter().all(|c| (*c - 1.0).abs() < 1e-6));
+        assert!(sin[..4].iter().all(|s| s.abs() < 1e-6));
+        assert!((sin[4] - 1f32.sin()).abs() < 1e-6);
     }
 }

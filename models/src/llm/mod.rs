@@ -9,6 +9,7 @@
 //! requests (summaries) stop as soon as a live one is waiting. The prompt is the
 //! model's ChatML template; when it does not fit the context, the oldest turns go first.
 
+mod kernels;
 mod llama;
 mod sampler;
 mod sequences;

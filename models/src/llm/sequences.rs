@@ -105,20 +105,20 @@ impl Sequences {
         let choice = choose(&held, prompt, self.limit);
         let slot = |slot: Slot, caches: &mut Vec<(KvCache, u64)>| match slot {
             Slot::New => {
-                caches.push((llama.new_cache()?, 0));
-                Ok::<_, LlmError>(caches.len() - 1)
+                caches.push((llama.new_cache(), 0));
+                caches.len() - 1
             }
-            Slot::Reuse(i) => Ok(i),
+            Slot::Reuse(i) => i,
         };
         let index = match choice {
             Choice::Continue(i) => i,
             Choice::Empty(into) => {
-                let i = slot(into, &mut self.caches)?;
+                let i = slot(into, &mut self.caches);
                 self.caches[i].0.clear();
                 i
             }
             Choice::Fork { from, len, into } => {
-                let i = slot(into, &mut self.caches)?;
+                let i = slot(into, &mut self.caches);
                 // `from != i`: split the borrow to read one cache while writing the other.
                 let (src, dst) = match from < i {
                     true => {
@@ -130,7 +130,7 @@ impl Sequences {
                         (&b[0].0, &mut a[i].0)
                     }
                 };
-                llama.fork(src, dst, len)?;
+                llama.fork(src, dst, len);
                 i
             }
         };

@@ -220,7 +220,7 @@ impl Model {
             false => self.live.take(&self.llama, &prompt)?,
             true => match &mut self.background {
                 Some(c) => c,
-                slot => slot.insert(self.llama.new_cache()?),
+                slot => slot.insert(self.llama.new_cache()),
             },
         };
         let (mut logits, cached_tokens) = self.llama.prompt(cache, &prompt)?;
@@ -229,7 +229,7 @@ impl Model {
         let mut context: Vec<u32> = prompt.clone();
         for _ in 0..max_new {
             let start = context.len().saturating_sub(REPEAT_WINDOW);
-            let next = sampler.sample(logits.to_vec1::<f32>().map_err(fail)?, &context[start..]);
+            let next = sampler.sample(logits, &context[start..]);
             if next == self.im_end {
                 break;
             }
