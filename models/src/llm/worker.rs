@@ -253,6 +253,9 @@ impl Model {
             if gives_way() {
                 return Err(LlmError::Preempted);
             }
+            if generated.len() == max_new {
+                break; // the last token allowed: nothing will read the logits after it
+            }
             logits = self.llama.step(cache, next)?;
         }
         let _ = tx.blocking_send(Ok(LlmToken::Done {
