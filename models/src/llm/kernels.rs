@@ -7,10 +7,15 @@
 //! cores it took a core from the next gemm. Here each is one pass, on rayon (as the gemm is)
 //! where there are enough rows, and the loops are compiled for AVX2 where the CPU has it.
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
 /// Rows from which a kernel splits its work across threads.
 const PARALLEL_ROWS: usize = 4;
+
+/// Cached positions from which decoding splits one position's heads across threads.
+const SPLIT_HEADS_FROM: usize = 64;
 
 /// `fn $name(args)`: `$body(args)` compiled for AVX2 and FMA where the CPU has them (the
 /// `#[inline(always)]` loops it calls are compiled into that copy), else as is.
@@ -242,43 +247,68 @@ pub(super) fn attention(
     out: &mut [f32],
 ) {
     let q_width = h.q_width();
+    if out.len() == q_width && past >= SPLIT_HEADS_FROM {
+        // Decoding one position: its heads go to candle's thread pool, whose worker is
+        // spinning between the Q8_0 products around this anyway (rayon's would compete).
+        let heads: Vec<Mutex<&mut [f32]>> = out.chunks_mut(h.head_dim).map(Mutex::new).collect();
+        candle_core::utils::barrier_pool().execute_chunked(h.heads, |range| {
+            for head in range {
+                let mut o = heads[head].lock().unwrap_or_else(|e| e.into_inner());
+                let visible = (past + 1) * h.kv_width();
+                attend_head(qkv, &keys[..visible], &values[..visible], h, head, &mut o);
+            }
+        });
+        return;
+    }
     for_rows(out, q_width, |t, row| {
         let query = &qkv[t * h.qkv_width()..][..q_width];
         let visible = (past + t + 1) * h.kv_width();
-        attend(query, &keys[..visible], &values[..visible], h, row);
+        for (head, o) in row.chunks_exact_mut(h.head_dim).enumerate() {
+            attend_head(query, &keys[..visible], &values[..visible], h, head, o);
+        }
     });
 }
 
 multiversion!(
-    /// One position's query heads over the visible keys and values.
-    fn attend => attend_body(query: &[f32], keys: &[f32], values: &[f32], h: Heads, out: &mut [f32])
+    /// One query head (of `query`, a position's query heads) over the visible keys and
+    /// values of its group.
+    fn attend_head => attend_head_body(
+        query: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        h: Heads,
+        head: usize,
+        out: &mut [f32],
+    )
 );
 
 #[inline(always)]
-fn attend_body(query: &[f32], keys: &[f32], values: &[f32], h: Heads, out: &mut [f32]) {
-    let (hd, kv_width, group) = (h.head_dim, h.kv_width(), h.heads / h.kv_heads);
+fn attend_head_body(
+    query: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    h: Heads,
+    head: usize,
+    out: &mut [f32],
+) {
+    let (hd, kv_width) = (h.head_dim, h.kv_width());
+    let q = &query[head * hd..][..hd];
+    let kv = head / (h.heads / h.kv_heads) * hd;
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut weights = vec![0f32; keys.len() / kv_width];
-    for (head, (q, o)) in query
-        .chunks_exact(hd)
-        .zip(out.chunks_exact_mut(hd))
-        .enumerate()
-    {
-        let kv = (head / group) * hd;
-        for (w, k) in weights.iter_mut().zip(keys.chunks_exact(kv_width)) {
-            *w = dot(q, &k[kv..kv + hd]) * scale;
-        }
-        let max = max_of(&weights);
-        for w in weights.iter_mut() {
-            *w = exp(*w - max);
-        }
-        let total = sum_of(&weights);
-        o.fill(0.0);
-        for (w, v) in weights.iter().zip(values.chunks_exact(kv_width)) {
-            let w = w / total;
-            for (a, v) in o.iter_mut().zip(&v[kv..kv + hd]) {
-                *a += w * v;
-            }
+    let mut weights: Vec<f32> = keys
+        .chunks_exact(kv_width)
+        .map(|k| dot(q, &k[kv..kv + hd]) * scale)
+        .collect();
+    let max = max_of(&weights);
+    for w in weights.iter_mut() {
+        *w = exp(*w - max);
+    }
+    let total = sum_of(&weights);
+    out.fill(0.0);
+    for (w, v) in weights.iter().zip(values.chunks_exact(kv_width)) {
+        let w = w / total;
+        for (a, v) in out.iter_mut().zip(&v[kv..kv + hd]) {
+            *a += w * v;
         }
     }
 }
@@ -392,7 +422,7 @@ mod tests {
             heads_per_kv in 1usize..4,
             kv_heads in 1usize..3,
             head_dim in prop::sample::select(vec![2usize, 8, 20, 64]),
-            past in 0usize..12,
+            past in prop::sample::select(vec![0usize, 1, 5, 11, 63, 64, 90]),
             rows in 1usize..7,
             seed in any::<u64>(),
         ) {
