@@ -17,17 +17,19 @@ const PARALLEL_ROWS: usize = 4;
 /// Cached positions from which decoding splits one position's heads across threads.
 const SPLIT_HEADS_FROM: usize = 64;
 
-/// `fn $name(args)`: `$body(args)` compiled for AVX2 and FMA where the CPU has them (the
-/// `#[inline(always)]` loops it calls are compiled into that copy), else as is.
+/// A function whose body is compiled twice: for AVX2 and FMA, used where the CPU has them
+/// (the `#[inline(always)]` loops it calls are compiled into that copy), and as is.
 macro_rules! multiversion {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$doc])*
         $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
+                    body($($arg),*)
                 }
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
                 {
@@ -35,7 +37,7 @@ macro_rules! multiversion {
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            body($($arg),*)
         }
     };
 }
@@ -143,25 +145,21 @@ pub(super) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     });
 }
 
-multiversion!(fn norm_row => norm_row_body(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]));
-
-#[inline(always)]
-fn norm_row_body(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let scale = 1.0 / (sum_of_squares(x) / x.len() as f32 + eps).sqrt();
-    for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
-        *o = v * scale * w;
+multiversion! {
+    fn norm_row(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+        let scale = 1.0 / (sum_of_squares(x) / x.len() as f32 + eps).sqrt();
+        for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+            *o = v * scale * w;
+        }
     }
 }
 
-multiversion!(
+multiversion! {
     /// `x += y`.
-    pub(super) fn add => add_body(x: &mut [f32], y: &[f32])
-);
-
-#[inline(always)]
-fn add_body(x: &mut [f32], y: &[f32]) {
-    for (a, b) in x.iter_mut().zip(y) {
-        *a += b;
+    pub(super) fn add(x: &mut [f32], y: &[f32]) {
+        for (a, b) in x.iter_mut().zip(y) {
+            *a += b;
+        }
     }
 }
 
@@ -172,13 +170,12 @@ pub(super) fn swiglu(gate_up: &[f32], width: usize, out: &mut [f32]) {
     });
 }
 
-multiversion!(fn swiglu_row => swiglu_row_body(gate_up: &[f32], out: &mut [f32]));
-
-#[inline(always)]
-fn swiglu_row_body(gate_up: &[f32], out: &mut [f32]) {
-    let (gate, up) = gate_up.split_at(out.len());
-    for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
-        *o = g * u / (1.0 + exp(-g));
+multiversion! {
+    fn swiglu_row(gate_up: &[f32], out: &mut [f32]) {
+        let (gate, up) = gate_up.split_at(out.len());
+        for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+            *o = g * u / (1.0 + exp(-g));
+        }
     }
 }
 
@@ -222,15 +219,14 @@ pub(super) fn rope(qkv: &mut [f32], h: Heads, first: usize, cos: &[f32], sin: &[
     });
 }
 
-multiversion!(fn rope_row => rope_row_body(row: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]));
-
-#[inline(always)]
-fn rope_row_body(row: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
-    for head in row.chunks_exact_mut(head_dim) {
-        for ((pair, c), s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
-            let (x0, x1) = (pair[0], pair[1]);
-            pair[0] = x0 * c - x1 * s;
-            pair[1] = x0 * s + x1 * c;
+multiversion! {
+    fn rope_row(row: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+        for head in row.chunks_exact_mut(head_dim) {
+            for ((pair, c), s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+                let (x0, x1) = (pair[0], pair[1]);
+                pair[0] = x0 * c - x1 * s;
+                pair[1] = x0 * s + x1 * c;
+            }
         }
     }
 }
@@ -269,46 +265,36 @@ pub(super) fn attention(
     });
 }
 
-multiversion!(
+multiversion! {
     /// One query head (of `query`, a position's query heads) over the visible keys and
     /// values of its group.
-    fn attend_head => attend_head_body(
+    fn attend_head(
         query: &[f32],
         keys: &[f32],
         values: &[f32],
         h: Heads,
         head: usize,
         out: &mut [f32],
-    )
-);
-
-#[inline(always)]
-fn attend_head_body(
-    query: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    h: Heads,
-    head: usize,
-    out: &mut [f32],
-) {
-    let (hd, kv_width) = (h.head_dim, h.kv_width());
-    let q = &query[head * hd..][..hd];
-    let kv = head / (h.heads / h.kv_heads) * hd;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut weights: Vec<f32> = keys
-        .chunks_exact(kv_width)
-        .map(|k| dot(q, &k[kv..kv + hd]) * scale)
-        .collect();
-    let max = max_of(&weights);
-    for w in weights.iter_mut() {
-        *w = exp(*w - max);
-    }
-    let total = sum_of(&weights);
-    out.fill(0.0);
-    for (w, v) in weights.iter().zip(values.chunks_exact(kv_width)) {
-        let w = w / total;
-        for (a, v) in out.iter_mut().zip(&v[kv..kv + hd]) {
-            *a += w * v;
+    ) {
+        let (hd, kv_width) = (h.head_dim, h.kv_width());
+        let q = &query[head * hd..][..hd];
+        let kv = head / (h.heads / h.kv_heads) * hd;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut weights: Vec<f32> = keys
+            .chunks_exact(kv_width)
+            .map(|k| dot(q, &k[kv..kv + hd]) * scale)
+            .collect();
+        let max = max_of(&weights);
+        for w in weights.iter_mut() {
+            *w = exp(*w - max);
+        }
+        let total = sum_of(&weights);
+        out.fill(0.0);
+        for (w, v) in weights.iter().zip(values.chunks_exact(kv_width)) {
+            let w = w / total;
+            for (a, v) in out.iter_mut().zip(&v[kv..kv + hd]) {
+                *a += w * v;
+            }
         }
     }
 }
