@@ -7,7 +7,9 @@
 //! - concurrent calls: p95 voice-to-voice as calls are added, until it doubles;
 //! - resident memory per idle call.
 //!
-//! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`).
+//! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`);
+//! `SWITCHBOARD_BENCH_LLM=embedded` answers with the gateway's embedded model instead of the
+//! scripted LLM, and `SWITCHBOARD_BENCH=v2v,barge,concurrency,memory` picks sections.
 
 use std::time::Duration;
 
@@ -200,14 +202,23 @@ fn main() {
             .into(),
         ..Script::default()
     });
-    let gw = Gateway::start(&[llm.base_url()], &[]);
+    // SWITCHBOARD_BENCH_LLM=embedded: the gateway's own SmolLM2 instead (fully offline).
+    let embedded = std::env::var("SWITCHBOARD_BENCH_LLM").as_deref() == Ok("embedded");
+    let gw = match embedded {
+        true => Gateway::start(&[], &[]),
+        false => Gateway::start(&[llm.base_url()], &[]),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     println!(
-        "scripted LLM: first token after 30 ms, 15 ms per word; server_vad silence_duration_ms 500\n"
+        "{}; server_vad silence_duration_ms 500\n",
+        match embedded {
+            true => "embedded LLM: SmolLM2-135M-Instruct in the gateway, on the same cores",
+            false => "scripted LLM: first token after 30 ms, 15 ms per word",
+        }
     );
     println!("| measure | p50 | p95 | |\n|---|---|---|---|");
     // SWITCHBOARD_BENCH=v2v,barge,concurrency,memory picks sections (default: all).

@@ -71,6 +71,14 @@ impl LocalLlm {
             .name("llm-worker".into())
             .spawn(move || {
                 let mut model = model;
+                // Its threads: this one, a rayon pool of its own (prompts) and, created from
+                // here, candle's pool (Q8_0 products), all below the speech engines.
+                lower_priority();
+                let _ = candle_core::utils::barrier_pool();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .thread_name(|i| format!("llm-{i}"))
+                    .start_handler(|_| lower_priority())
+                    .build();
                 while let Ok(work) = rx.recv() {
                     counter.fetch_sub(1, Ordering::Relaxed);
                     if !work.request.background {
@@ -79,7 +87,12 @@ impl LocalLlm {
                     if work.tx.is_closed() {
                         continue; // nobody waits for it any more
                     }
-                    if let Err(e) = model.generate(&work.request, &work.tx, &live) {
+                    let mut generate = || model.generate(&work.request, &work.tx, &live);
+                    let result = match &pool {
+                        Ok(pool) => pool.install(generate),
+                        Err(_) => generate(),
+                    };
+                    if let Err(e) = result {
                         let _ = work.tx.blocking_send(Err(e));
                     }
                 }
@@ -117,6 +130,22 @@ impl LocalLlm {
             std_mpsc::TrySendError::Full(_) => LlmError::Overloaded(self.capacity),
             std_mpsc::TrySendError::Disconnected(_) => LlmError::WorkerGone,
         })
+    }
+}
+
+/// How far below other threads the LLM's run (`nice`). On a small machine, decoding a reply
+/// would otherwise take the cores from the speech of that reply's first sentence, and from
+/// other callers' transcriptions.
+const NICENESS: i32 = 10;
+
+/// Lower the calling thread's scheduling priority (Linux: per thread; threads it starts
+/// inherit it).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on this thread's own id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS);
     }
 }
 
