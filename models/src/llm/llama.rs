@@ -264,12 +264,7 @@ impl Llama {
                 self.capacity
             )));
         }
-        let shared = cache
-            .cached
-            .iter()
-            .zip(tokens)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let shared = shared_start(&cache.cached, tokens);
         if let Some((len, logits)) = &cache.prompt_logits
             && *len == tokens.len()
             && shared == tokens.len()
@@ -373,6 +368,11 @@ impl Llama {
         kernels::rms_norm(&x[(n - 1) * hidden..], &self.norm, s.eps, &mut last);
         self.lm_head.forward(&last, 1)
     }
+}
+
+/// How many tokens two sequences share from their start.
+pub fn shared_start(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// cos/sin tables for interleaved rotary embeddings, `[positions, head_dim / 2]`.

@@ -8,8 +8,7 @@
 //! persona), and the other conversation keeps its own. With every cache taken, the least
 //! recently used one is given up.
 
-use super::LlmError;
-use super::llama::{KvCache, Llama};
+use super::llama::{KvCache, Llama, shared_start};
 
 /// Where a prompt runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +35,11 @@ struct Held<'a> {
     used: u64,
 }
 
-fn shared(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
 fn choose(held: &[Held], prompt: &[u32], limit: usize) -> Choice {
     let best = held
         .iter()
         .enumerate()
-        .map(|(i, h)| (i, shared(h.tokens, prompt), h.used))
+        .map(|(i, h)| (i, shared_start(h.tokens, prompt), h.used))
         .max_by_key(|&(_, len, used)| (len, used));
     // The least recently used cache other than `keep`, or a new one while there is room.
     let free = |keep: Option<usize>| match held.len() < limit {
@@ -92,7 +87,7 @@ impl Sequences {
     }
 
     /// The cache to run `prompt` on, prepared as [`choose`] says.
-    pub(super) fn take(&mut self, llama: &Llama, prompt: &[u32]) -> Result<&mut KvCache, LlmError> {
+    pub(super) fn take(&mut self, llama: &Llama, prompt: &[u32]) -> &mut KvCache {
         let held: Vec<Held> = self
             .caches
             .iter()
@@ -137,7 +132,7 @@ impl Sequences {
         self.clock += 1;
         let (cache, used) = &mut self.caches[index];
         *used = self.clock;
-        Ok(cache)
+        cache
     }
 }
 
@@ -233,7 +228,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, (t, last))| held(t, (*last).min(t.len()), i as u64 * 7 % 5))
                 .collect();
-            let longest = held.iter().map(|h| shared(h.tokens, &prompt)).max().unwrap_or(0);
+            let longest = held.iter().map(|h| shared_start(h.tokens, &prompt)).max().unwrap_or(0);
             let room = held.len() < limit;
             let oldest_other = |keep: Option<usize>| {
                 held.iter().enumerate().filter(|(i, _)| Some(*i) != keep)
@@ -241,12 +236,12 @@ mod tests {
             };
             match choose(&held, &prompt, limit) {
                 Choice::Continue(i) => {
-                    prop_assert_eq!(shared(held[i].tokens, &prompt), longest);
+                    prop_assert_eq!(shared_start(held[i].tokens, &prompt), longest);
                     prop_assert!(longest > 0);
                 }
                 Choice::Fork { from, len, into } => {
                     prop_assert_eq!(len, longest);
-                    prop_assert_eq!(shared(held[from].tokens, &prompt), longest);
+                    prop_assert_eq!(shared_start(held[from].tokens, &prompt), longest);
                     prop_assert!(len < held[from].tokens.len());
                     match into {
                         Slot::New => prop_assert!(room),
