@@ -327,3 +327,55 @@ fn alternating_conversations_each_continue_from_their_own_cache() {
         "taking turns with another conversation must not change the answer"
     );
 }
+
+/// The nice value of each of this process's threads whose name `matches`.
+#[cfg(target_os = "linux")]
+fn thread_niceness(matches: impl Fn(&str) -> bool) -> Vec<(String, i64)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc") {
+        let dir = task.expect("task").path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let name = name.trim().to_owned();
+        if !matches(&name) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
+        // Fields after the parenthesised name start at field 3 (state); nice is field 19.
+        let after = &stat[stat.rfind(')').expect("comm") + 2..];
+        let nice = after
+            .split(' ')
+            .nth(16)
+            .expect("nice")
+            .parse()
+            .expect("number");
+        found.push((name, nice));
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_llm_threads_run_below_the_speech_engines() {
+    let llm = load(2048, 4);
+    // A prompt long enough to run on the worker's own rayon pool.
+    let (text, _, _) = answer(
+        &llm,
+        ask(vec![(
+            ChatRole::User,
+            "Name three colors of the rainbow, please, in one short sentence.".into(),
+        )]),
+    );
+    assert!(!text.is_empty());
+    // The worker and its rayon pool's threads (`llm-0`, `llm-1`, ...).
+    let pool = |n: &str| {
+        n.strip_prefix("llm-")
+            .is_some_and(|i| i.parse::<usize>().is_ok())
+    };
+    let threads = thread_niceness(|n| n == "llm-worker" || pool(n));
+    assert!(
+        threads.iter().any(|(n, _)| n == "llm-worker"),
+        "{threads:?}"
+    );
+    assert!(threads.iter().any(|(n, _)| n == "llm-0"), "{threads:?}");
+    assert!(threads.iter().all(|(_, nice)| *nice == 10), "{threads:?}");
+}
