@@ -8,35 +8,13 @@
 
 use std::time::{Duration, Instant};
 
+use switchboard_benches::restaurant::{FOLLOW_UPS, PERSONA, QUESTIONS};
 use switchboard_benches::{models_dir, percentiles};
 use switchboard_models::llm::{ChatRole, GenerateRequest, LlmToken, LocalLlm, LocalLlmConfig};
 use switchboard_models::provision::catalog::SMOLLM2;
 
 const RUNS: usize = 9;
 const NEW_TOKENS: usize = 96;
-
-const PERSONA: &str = "You are a helpful voice assistant for a restaurant booking line. Answer briefly, in plain \
-    spoken sentences, without lists. You can tell callers about opening hours, which are noon to \
-    ten at night every day except Monday, about the menu, which changes weekly and always has \
-    vegetarian dishes, and about bookings, which need a name, a time and the number of guests. \
-    Tables for more than eight guests need a call with the manager. Parking is free behind the \
-    building, and the nearest metro station is a five minute walk away.";
-
-const QUESTIONS: [&str; 3] = [
-    "Hi, I would like to book a table for four people this Saturday at eight in the evening. \
-     Is that possible, and do you have anything vegetarian on the menu?",
-    "Good evening, we are a group of six and want to come on Friday around seven. Can we park \
-     near the restaurant, and how far is the metro?",
-    "Hello, are you open on Monday at lunch time, and can I bring my dog along to the table \
-     outside if the weather is nice?",
-];
-
-/// Follow-up questions, one per caller, asked after `QUESTIONS`.
-const FOLLOW_UPS: [&str; 3] = [
-    "Thank you. And how much is parking?",
-    "Great. Do we need to tell you the names of everyone?",
-    "Okay. What time do you close on Sunday?",
-];
 
 struct Run {
     first_token: Duration,

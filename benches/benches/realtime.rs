@@ -10,6 +10,8 @@
 //! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`);
 //! `SWITCHBOARD_BENCH_LLM=embedded` answers with the gateway's embedded model instead of the
 //! scripted LLM, and `SWITCHBOARD_BENCH=v2v,barge,concurrency,memory` picks sections.
+//! `SWITCHBOARD_BENCH_REPLIES=1` prints each voice-to-voice turn's figure and reply transcript
+//! (with a local model, the figure depends on how soon the reply's first chunk can be spoken).
 
 use std::time::Duration;
 
@@ -59,7 +61,13 @@ async fn one_turn(c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
             .await
             .ok()?;
     }
-    Some(first_audio - speech_end)
+    let v2v = first_audio - speech_end;
+    if std::env::var_os("SWITCHBOARD_BENCH_REPLIES").is_some() {
+        let done = c.log[before..].iter().find(|r| r.kind() == "response.done")?;
+        let said = &done.event["response"]["output"][0]["content"][0]["transcript"];
+        eprintln!("{:>5} ms  {}", v2v.as_millis(), said.as_str().unwrap_or("-"));
+    }
+    Some(v2v)
 }
 
 /// A question as the caller says it, ending at its last audible sample: espeak-ng pads its

@@ -104,7 +104,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             job.metrics.clone(),
         ))
     });
-    let mut chunker = SpeechChunker::default();
+    let mut chunker = SpeechChunker::for_reply();
     // Persona, context engines (each under its deadline) and prompt, then the LLM.
     let prepared = tokio::select! {
         biased;
