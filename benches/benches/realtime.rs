@@ -63,9 +63,10 @@ async fn one_turn(c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
     }
     let v2v = first_audio - speech_end;
     if std::env::var_os("SWITCHBOARD_BENCH_REPLIES").is_some() {
-        let done = c.log[before..].iter().find(|r| r.kind() == "response.done")?;
-        let said = &done.event["response"]["output"][0]["content"][0]["transcript"];
-        eprintln!("{:>5} ms  {}", v2v.as_millis(), said.as_str().unwrap_or("-"));
+        let done = c.log[before..].iter().find(|r| r.kind() == "response.done");
+        let said = done
+            .and_then(|d| d.event["response"]["output"][0]["content"][0]["transcript"].as_str());
+        eprintln!("{:>5} ms  {}", v2v.as_millis(), said.unwrap_or("-"));
     }
     Some(v2v)
 }

@@ -75,10 +75,7 @@ fn reply(
     });
     let (first_chunk, chunk) = rx.recv().expect("a first chunk");
     let mut speech = tts.synthesize(&first_chunk, SpeakOptions::default());
-    speech
-        .next_blocking()
-        .expect("audio")
-        .expect("synthesis");
+    speech.next_blocking().expect("audio").expect("synthesis");
     let audio = asked.elapsed();
     while speech.next_blocking().is_some() {}
     reader.join().expect("reader");
@@ -109,17 +106,28 @@ fn main() {
     let verbose = std::env::var_os("SWITCHBOARD_BENCH_REPLIES").is_some();
     // Warm-up: page faults, thread pools, and each persona's prompt in the KV cache.
     for (system, question) in [asks[0], asks[asks.len() - 1]] {
-        let messages = vec![(ChatRole::System, system.into()), (ChatRole::User, question.into())];
+        let messages = vec![
+            (ChatRole::System, system.into()),
+            (ChatRole::User, question.into()),
+        ];
         reply(&llm, &tts, messages, SpeechChunker::default());
     }
     for run in 0..RUNS {
         for &(system, question) in &asks {
-            let messages = vec![(ChatRole::System, system.into()), (ChatRole::User, question.into())];
+            let messages = vec![
+                (ChatRole::System, system.into()),
+                (ChatRole::User, question.into()),
+            ];
             // Alternate which chunker goes first, so neither always finds the cache warmer.
             for k in [run % 2, 1 - run % 2] {
                 let r = reply(&llm, &tts, messages.clone(), chunkers[k].1());
                 if verbose && run == 0 {
-                    eprintln!("{:>9} {:>5} ms  {}", chunkers[k].0, r.audio.as_millis(), r.first_chunk);
+                    eprintln!(
+                        "{:>9} {:>5} ms  {}",
+                        chunkers[k].0,
+                        r.audio.as_millis(),
+                        r.first_chunk
+                    );
                 }
                 times[k].0.push(r.chunk);
                 times[k].1.push(r.audio);
@@ -131,7 +139,9 @@ fn main() {
         "{} questions x {RUNS} runs, each answered with both chunkers (SmolLM2 seeded, Piper joe)\n",
         asks.len()
     );
-    println!("| first chunk ends at | asked → first chunk p50 / p95 | asked → first audio p50 / p95 | words in the first chunk (median) |");
+    println!(
+        "| first chunk ends at | asked → first chunk p50 / p95 | asked → first audio p50 / p95 | words in the first chunk (median) |"
+    );
     println!("|---|---|---|---|");
     for (k, (name, _)) in chunkers.iter().enumerate() {
         let (chunk, audio, words) = &mut times[k];

@@ -25,9 +25,9 @@ pub const MIN_FIRST_PHRASE_WORDS: usize = 6;
 /// word before them ("a cup of", "want to").
 const PHRASE_OPENERS: &[&str] = &[
     "about", "after", "although", "and", "as", "at", "because", "before", "but", "by", "during",
-    "for", "from", "if", "in", "into", "on", "or", "since", "so", "than", "that", "then",
-    "though", "through", "unless", "until", "when", "where", "whether", "which", "while", "who",
-    "with", "without",
+    "for", "from", "if", "in", "into", "on", "or", "since", "so", "than", "that", "then", "though",
+    "through", "unless", "until", "when", "where", "whether", "which", "while", "who", "with",
+    "without",
 ];
 
 fn opens_phrase(word: &str) -> bool {

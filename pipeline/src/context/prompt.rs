@@ -84,24 +84,57 @@ fn item_line(kind: PartKind, index: usize, item: &ContextItem) -> String {
     }
 }
 
+/// Old messages are dropped in steps of this share of the budget (a quarter).
+const DROP_STEPS: usize = 4;
+
+/// Where to cut a history that does not fit, given the first block that would fit: the first
+/// checkpoint at or after it (never past the last block, the question), checkpoints being the blocks where each further `budget /
+/// DROP_STEPS` tokens of the conversation begin. The cut then stays put while the
+/// conversation grows by that much, so the prompt keeps its start and an LLM that caches
+/// earlier prompts (the embedded one) computes only the new turns. Dropping one message per
+/// turn instead would change the start every turn and make it compute the whole prompt.
+fn stable_cut(costs: &[usize], fits_from: usize, budget: usize) -> usize {
+    let step = (budget / DROP_STEPS).max(1);
+    let mut before = 0; // tokens of the blocks before block `i`
+    for (i, &cost) in costs.iter().enumerate() {
+        if i >= fits_from && (i == 0 || before / step > (before - costs[i - 1]) / step) {
+            return i;
+        }
+        before += cost;
+    }
+    // No checkpoint after it (a persona or a message of most of the budget): cut where it fits.
+    fits_from
+}
+
 /// Assemble the messages for one LLM request. `count` measures text in tokens.
 pub fn assemble(inputs: &PromptInputs<'_>, count: &dyn Fn(&str) -> usize) -> Assembled {
     let mut used = MESSAGE_OVERHEAD + count(inputs.persona);
 
     // Recent messages, newest first; the last block (the question) is always kept.
     let blocks = blocks(inputs.history);
-    let mut keep_from = inputs.history.len();
-    for (n, block) in blocks.iter().rev().enumerate() {
-        let cost: usize = inputs.history[block.clone()]
-            .iter()
-            .map(|m| message_tokens(m, count))
-            .sum();
-        if n > 0 && used + cost > inputs.budget {
+    let costs: Vec<usize> = blocks
+        .iter()
+        .map(|b| {
+            inputs.history[b.clone()]
+                .iter()
+                .map(|m| message_tokens(m, count))
+                .sum()
+        })
+        .collect();
+    let mut first = blocks.len();
+    for (i, &cost) in costs.iter().enumerate().rev() {
+        if i + 1 < blocks.len() && used + cost > inputs.budget {
             break;
         }
         used += cost;
-        keep_from = block.start;
+        first = i;
     }
+    if first > 0 {
+        let cut = stable_cut(&costs, first, inputs.budget);
+        used -= costs[first..cut].iter().sum::<usize>();
+        first = cut;
+    }
+    let keep_from = blocks.get(first).map_or(inputs.history.len(), |b| b.start);
 
     // Context sections in priority order, best items first; items that do not fit are
     // skipped (a shorter one further down may still fit).
@@ -343,7 +376,50 @@ mod tests {
         assert_eq!(a.dropped_messages, 1);
     }
 
+    /// `dropped_messages` as a conversation of `lens`-word messages grows one at a time.
+    fn cuts_as_it_grows(lens: &[usize], budget: usize) -> Vec<usize> {
+        let history: Vec<ChatMessage> = lens.iter().map(|n| ChatMessage::User(words(*n))).collect();
+        (1..=history.len())
+            .map(|n| {
+                let inputs = PromptInputs {
+                    persona: "You help.",
+                    history: &history[..n],
+                    context: &[],
+                    summary: None,
+                    budget,
+                };
+                assemble(&inputs, &approx_tokens).dropped_messages
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_conversation_drops_old_turns_a_quarter_of_the_budget_at_a_time() {
+        // Messages of 42 tokens and a persona of 7 in a budget of 440: ten messages fit.
+        // Checkpoints every 110 tokens of conversation begin at messages 3, 6, 8, 11, 14.
+        // Once the budget is full, the start moves to the next checkpoint only when it must,
+        // every two or three turns, instead of by one message every turn.
+        let cuts = cuts_as_it_grows(&[30; 24], 440);
+        let mut expected = vec![0; 10];
+        expected.extend([3, 3, 3, 6, 6, 6, 8, 8, 11, 11, 11, 14, 14, 14]);
+        assert_eq!(cuts, expected);
+    }
+
     proptest! {
+        #[test]
+        fn a_growing_conversation_keeps_its_start_between_cuts(
+            lens in proptest::collection::vec(1usize..200, 1..40),
+            budget in 200usize..2000,
+        ) {
+            let cuts = cuts_as_it_grows(&lens, budget);
+            prop_assert!(cuts.windows(2).all(|w| w[0] <= w[1]), "{:?}", cuts);
+            // Each move of the start drops at least a step of tokens: few moves in all.
+            let total: usize = lens.iter().map(|n| approx_tokens(&words(*n)) + MESSAGE_OVERHEAD).sum();
+            let mut moves = cuts.clone();
+            moves.dedup();
+            prop_assert!(moves.len() - 1 <= total / (budget / DROP_STEPS) + 1, "{:?}", cuts);
+        }
+
         #[test]
         fn within_budget_unless_only_the_question_is_left(
             lens in proptest::collection::vec(1usize..200, 1..30),
