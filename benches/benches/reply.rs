@@ -59,16 +59,15 @@ fn reply(
     let (tx, rx) = mpsc::channel();
     // The LLM is read to its end on its own thread, as the call's response task reads it.
     let reader = std::thread::spawn(move || {
-        let mut sent = false;
+        let mut tx = Some(tx);
         while let Some(token) = stream.next_blocking() {
             let chunks = match token.expect("generation") {
                 LlmToken::Text(t) => chunker.push(&t),
                 LlmToken::Done { .. } => chunker.finish().into_iter().collect(),
             };
             if let Some(first) = chunks.into_iter().next()
-                && !sent
+                && let Some(tx) = tx.take()
             {
-                sent = true;
                 let _ = tx.send((first, asked.elapsed()));
             }
         }
@@ -97,7 +96,15 @@ fn main() {
     let open = OPEN_QUESTIONS
         .iter()
         .map(|q| ("You are a helpful voice assistant.", *q));
-    let asks: Vec<_> = restaurant.chain(open).collect();
+    let asks: Vec<Vec<(ChatRole, String)>> = restaurant
+        .chain(open)
+        .map(|(system, question)| {
+            vec![
+                (ChatRole::System, system.into()),
+                (ChatRole::User, question.into()),
+            ]
+        })
+        .collect();
     let chunkers = [
         ("sentences", SpeechChunker::default as fn() -> SpeechChunker),
         ("phrases", SpeechChunker::for_reply),
@@ -105,19 +112,11 @@ fn main() {
     let mut times = [(Vec::new(), Vec::new(), Vec::new()), Default::default()];
     let verbose = std::env::var_os("SWITCHBOARD_BENCH_REPLIES").is_some();
     // Warm-up: page faults, thread pools, and each persona's prompt in the KV cache.
-    for (system, question) in [asks[0], asks[asks.len() - 1]] {
-        let messages = vec![
-            (ChatRole::System, system.into()),
-            (ChatRole::User, question.into()),
-        ];
-        reply(&llm, &tts, messages, SpeechChunker::default());
+    for messages in [&asks[0], &asks[asks.len() - 1]] {
+        reply(&llm, &tts, messages.clone(), SpeechChunker::default());
     }
     for run in 0..RUNS {
-        for &(system, question) in &asks {
-            let messages = vec![
-                (ChatRole::System, system.into()),
-                (ChatRole::User, question.into()),
-            ];
+        for messages in &asks {
             // Alternate which chunker goes first, so neither always finds the cache warmer.
             for k in [run % 2, 1 - run % 2] {
                 let r = reply(&llm, &tts, messages.clone(), chunkers[k].1());

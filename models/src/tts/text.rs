@@ -49,15 +49,6 @@ pub fn speech_chunks(text: &str) -> Vec<String> {
     SpeechChunker::default().chunks(text)
 }
 
-impl SpeechChunker {
-    /// All the chunks of a whole text.
-    pub fn chunks(mut self, text: &str) -> Vec<String> {
-        let mut chunks = self.push(text);
-        chunks.extend(self.finish());
-        chunks
-    }
-}
-
 /// [`speech_chunks`] for text that arrives in pieces (an LLM stream): each chunk is released
 /// as soon as the character after its boundary is seen, so speech can start mid-generation.
 #[derive(Debug, Default)]
@@ -80,6 +71,13 @@ impl SpeechChunker {
         }
     }
 
+    /// All the chunks of a whole text.
+    pub fn chunks(mut self, text: &str) -> Vec<String> {
+        let mut chunks = self.push(text);
+        chunks.extend(self.finish());
+        chunks
+    }
+
     /// Feed more text; returns the chunks it completes.
     pub fn push(&mut self, text: &str) -> Vec<String> {
         let mut chunks = Vec::new();
@@ -98,10 +96,9 @@ impl SpeechChunker {
             self.step(c, None, &mut chunks);
         }
         let rest = std::mem::take(&mut self.current);
-        push_chunk(&mut chunks, &rest);
+        self.release(&mut chunks, &rest);
         // The held character either closed a chunk (and `rest` is empty) or joined `rest`.
         debug_assert!(chunks.len() <= 1);
-        self.released += chunks.len();
         chunks.pop()
     }
 
@@ -114,10 +111,8 @@ impl SpeechChunker {
             && boundary_follows
             && self.current.split_whitespace().count() >= MIN_FIRST_CLAUSE_WORDS;
         if sentence_end || first_clause {
-            let before = chunks.len();
-            push_chunk(chunks, &self.current);
-            self.released += chunks.len() - before;
-            self.current.clear();
+            let text = std::mem::take(&mut self.current);
+            self.release(chunks, &text);
         } else if self.phrases && self.released == 0 && c.is_whitespace() && next.is_some() {
             self.cut_before_phrase(chunks);
         }
@@ -132,17 +127,18 @@ impl SpeechChunker {
         if !opens_phrase(word) || head.split_whitespace().count() < MIN_FIRST_PHRASE_WORDS {
             return;
         }
-        let before = chunks.len();
-        push_chunk(chunks, &format!("{},", head.trim_end()));
-        self.released += chunks.len() - before;
-        self.current = format!("{word} ");
+        let (head, rest) = (format!("{},", head.trim_end()), format!("{word} "));
+        self.current = rest;
+        self.release(chunks, &head);
     }
-}
 
-fn push_chunk(chunks: &mut Vec<String>, text: &str) {
-    let t = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if t.chars().any(|c| c.is_alphanumeric()) {
-        chunks.push(t);
+    /// Add `text` as a chunk, whitespace normalised, if it has anything to say.
+    fn release(&mut self, chunks: &mut Vec<String>, text: &str) {
+        let t = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if t.chars().any(|c| c.is_alphanumeric()) {
+            chunks.push(t);
+            self.released += 1;
+        }
     }
 }
 

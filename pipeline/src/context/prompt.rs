@@ -88,8 +88,9 @@ fn item_line(kind: PartKind, index: usize, item: &ContextItem) -> String {
 const DROP_STEPS: usize = 4;
 
 /// Where to cut a history that does not fit, given the first block that would fit: the first
-/// checkpoint at or after it (never past the last block, the question), checkpoints being the blocks where each further `budget /
-/// DROP_STEPS` tokens of the conversation begin. The cut then stays put while the
+/// checkpoint at or after it (never past the last block, the question), checkpoints being
+/// the blocks where each further `budget / DROP_STEPS` tokens of the conversation begin.
+/// The cut then stays put while the
 /// conversation grows by that much, so the prompt keeps its start and an LLM that caches
 /// earlier prompts (the embedded one) computes only the new turns. Dropping one message per
 /// turn instead would change the start every turn and make it compute the whole prompt.
