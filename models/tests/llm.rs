@@ -328,6 +328,78 @@ fn alternating_conversations_each_continue_from_their_own_cache() {
     );
 }
 
+/// Two calls of one persona taking turns on two caches, the way the gateway prompts them:
+/// each turn's context goes before the latest question's words and is gone from it the
+/// turn after. Returns how many of the second call's third prompt came from the cache.
+fn second_caller_third_turn_cached(named: bool) -> usize {
+    let mut cfg = LocalLlmConfig::new(common::models_dir().join(SMOLLM2));
+    cfg.sequences = 2;
+    let llm = LocalLlm::load(cfg).expect("SmolLM2 loads");
+    let system = "You take orders for a bakery. Answer in one short sentence.";
+    let mut calls = [
+        vec![(ChatRole::System, system.to_owned())],
+        vec![(ChatRole::System, system.to_owned())],
+    ];
+    let mut turn = |call: usize, question: &str, context: &str| {
+        let mut messages = calls[call].clone();
+        messages.push((
+            ChatRole::User,
+            format!("## Reference material\n[1] (menu.md) {context}\n\n## The user's message\n{question}"),
+        ));
+        let r = reply(
+            &llm,
+            GenerateRequest {
+                conversation: named.then(|| format!("call-{call}")),
+                ..ask(messages)
+            },
+        );
+        calls[call].push((ChatRole::User, question.to_owned()));
+        calls[call].push((ChatRole::Assistant, r.text.clone()));
+        r
+    };
+    turn(
+        0,
+        "Do you sell rye bread?",
+        "Rye loaves are baked on Tuesdays.",
+    );
+    turn(
+        1,
+        "Can I order a birthday cake?",
+        "Cakes need two days' notice.",
+    );
+    let second = turn(
+        1,
+        "Is chocolate possible?",
+        "Chocolate sponge is available.",
+    );
+    turn(0, "How much is a loaf?", "A rye loaf costs four euros.");
+    turn(0, "Do you deliver?", "Deliveries run within the city.");
+    let third = turn(1, "And candles?", "Candles are sold at the counter.");
+    assert!(
+        second.cached > 10,
+        "the persona came from the cache: {}",
+        second.cached
+    );
+    third.cached.saturating_sub(second.cached)
+}
+
+#[test]
+fn a_named_conversation_keeps_its_cache_while_another_takes_turns() {
+    // Named, the second call's third turn finds its first question and answer cached
+    // (only the question that lost its context, and what follows, are computed).
+    let named = second_caller_third_turn_cached(true);
+    assert!(
+        named > 10,
+        "its first exchange should come from its own cache: {named} more tokens than the persona"
+    );
+    // Unnamed, the first call's turns fork into the second call's cache and evict it.
+    let unnamed = second_caller_third_turn_cached(false);
+    assert!(
+        unnamed < named,
+        "without names the other call's turns should have evicted it: {unnamed} against {named}"
+    );
+}
+
 /// The nice value of each of this process's threads whose name `matches`.
 #[cfg(target_os = "linux")]
 fn thread_niceness(matches: impl Fn(&str) -> bool) -> Vec<(String, i64)> {

@@ -79,6 +79,10 @@ pub struct GenerateRequest {
     pub seed: u64,
     /// Nobody waits on it: it gives way (`Preempted`) to any other request.
     pub background: bool,
+    /// The conversation this request continues (a call, a chat session). Its KV cache is
+    /// kept for it: the next request naming it continues there, even when the prompt's
+    /// latest message changed. `None`: the cache is chosen by the prompt's start alone.
+    pub conversation: Option<String>,
 }
 
 impl Default for GenerateRequest {
@@ -91,6 +95,7 @@ impl Default for GenerateRequest {
             repeat_penalty: 1.15,
             seed: 299_792_458,
             background: false,
+            conversation: None,
         }
     }
 }

@@ -246,7 +246,9 @@ impl Model {
         let max_new = req.max_tokens.min(self.context - prompt.len());
         let mut sampler = Sampler::new(req.seed, req.temperature, req.top_p, req.repeat_penalty);
         let cache = match req.background {
-            false => self.live.take(&self.llama, &prompt),
+            false => self
+                .live
+                .take(&self.llama, &prompt, req.conversation.as_deref()),
             true => match &mut self.background {
                 Some(c) => c,
                 slot => slot.insert(self.llama.new_cache()),
