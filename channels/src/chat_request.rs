@@ -217,6 +217,7 @@ pub fn parse_value(body: &Value) -> Result<ChatCompletionRequest, InvalidRequest
             seed,
             model: None,
             background: false,
+            conversation: None,
         },
         model: body
             .get("model")

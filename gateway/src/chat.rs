@@ -61,7 +61,7 @@ pub async fn completions(
         Err(denied) => return denied,
     };
     let ChatCompletionRequest {
-        request,
+        mut request,
         model,
         stream,
         include_usage,
@@ -90,6 +90,9 @@ pub async fn completions(
     {
         return too_many(Rule::Session, &v);
     }
+    // Only a session the client named is a conversation that goes on; a request without
+    // one is stored in a new session of its own.
+    request.conversation = session_id.clone();
     let session_id = session_id.unwrap_or_else(|| new_id("sess"));
     let user_text = request.latest_user_text().to_owned();
     let prepared = state

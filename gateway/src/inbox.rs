@@ -157,6 +157,7 @@ async fn answer(
             persona: state.orchestrator.personas.channel(&m.channel).persona,
             request: ChatRequest {
                 messages,
+                conversation: Some(m.conversation.clone()),
                 ..Default::default()
             },
             decision: None,

@@ -187,6 +187,7 @@ impl Orchestrator {
             seed,
             model,
             background,
+            conversation,
         } = turn.request;
         let scope = ToolScope {
             tenant: turn.tenant.clone(),
@@ -267,6 +268,8 @@ impl Orchestrator {
                 seed,
                 model: persona.model.clone().or(model),
                 background,
+                // Tenants name their sessions themselves: keep them apart.
+                conversation: conversation.map(|c| format!("{}/{c}", scope.tenant)),
             },
             context,
             dropped_messages: assembled.dropped_messages,

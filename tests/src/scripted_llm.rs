@@ -33,7 +33,8 @@ pub struct Script {
     /// Delay before the first token and between tokens.
     pub first_token_ms: u64,
     pub token_ms: u64,
-    /// When the last user message contains this word and the tool is offered, call it.
+    /// When the user's words in the last message contain this word and the tool is
+    /// offered, call it.
     pub tool_trigger: Option<(String, String, String)>,
 }
 
@@ -144,7 +145,14 @@ async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == name))
     };
     let mut chunks: Vec<Bytes> = Vec::new();
-    let last_text = last["content"].as_str().unwrap_or_default().to_lowercase();
+    // The user's own words: the gateway puts the turn's context items (memory, knowledge)
+    // before them in the same message, under this heading (`USER_WORDS_HEADING`).
+    let content = last["content"].as_str().unwrap_or_default();
+    let words = content
+        .rsplit("## The user's message\n")
+        .next()
+        .unwrap_or(content);
+    let last_text = words.to_lowercase();
     match (&script.tool_trigger, last["role"].as_str()) {
         (Some((word, name, args)), Some("user"))
             if last_text.contains(word.as_str()) && offered(name) =>

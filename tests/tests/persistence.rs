@@ -23,16 +23,31 @@ fn suite(database_url: Option<&str>) {
         &[OsStr::new(&format!("http://{}/v1", gw.addr))],
     );
 
-    // The prompt of the s-2 turn (the third request) carries profile and memory.
+    // The prompt of the s-2 turn (the third request) carries profile and memory, in its
+    // latest user message before the user's words; the system prompt stays the persona's.
     let requests = llm.requests();
-    let system = requests[2]["messages"][0]["content"].as_str().unwrap_or("");
+    let messages = requests[2]["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let in_system = messages
+        .iter()
+        .any(|m| m["role"] == "system" && m["content"].to_string().contains("name: Ada"));
+    let question = messages
+        .last()
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
     assert!(
-        system.contains("name: Ada"),
-        "no profile in the prompt: {system}"
+        question.contains("name: Ada"),
+        "no profile in the prompt: {question}"
     );
     assert!(
-        system.contains("My name is Ada and I am vegetarian"),
-        "no memory in the prompt: {system}"
+        question.contains("My name is Ada and I am vegetarian"),
+        "no memory in the prompt: {question}"
+    );
+    assert!(
+        question.contains("\n\n## The user's message\n") && !in_system,
+        "context outside the user's message: {messages:?}"
     );
     // The long session's last turn sent only its newest message: the rolling summary of
     // the older ones stands in for them in the prompt.

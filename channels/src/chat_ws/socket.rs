@@ -146,6 +146,7 @@ async fn reply(
                     } else {
                         ToolChoice::None
                     },
+                    conversation: Some(s.session_id.clone()),
                     ..ChatRequest::default()
                 },
                 decision: decision.take(),

@@ -83,6 +83,7 @@ impl CallActor {
             seed: None,
             model: None,
             background: false,
+            conversation: Some(self.call_id.clone()),
         };
         let token = self.token.child_token();
         let job = ResponseJob {

@@ -5,6 +5,16 @@
 //! newest first, whole exchanges at a time (an assistant's tool calls travel with their
 //! results). Context items fill what is left, best first within each section; the summary
 //! of older turns comes last.
+//!
+//! Where each part goes is chosen for prompt caching. The system prompt holds what changes
+//! rarely (the persona, and the summary when one is needed), and the history follows it
+//! unchanged, so the next turn's prompt starts as this one did and a provider that caches
+//! prompt prefixes (the embedded LLM; OpenAI-style prompt caching) computes only the new
+//! turns. The context items, looked up again for every turn, go into the latest user message,
+//! before the user's words under [`USER_WORDS_HEADING`]: put in the system prompt, a changed
+//! item would change the prompt's start and make the whole prompt be computed again. The
+//! user message, not a second system message, because several chat templates (Mistral's,
+//! Gemma's) reject a system message after the first.
 
 use super::summary::OlderTurns;
 use super::{ContextItem, ContextPart, PartKind};
@@ -18,6 +28,9 @@ pub fn approx_tokens(text: &str) -> usize {
 
 /// Framing tokens each chat message costs (role markers).
 const MESSAGE_OVERHEAD: usize = 4;
+
+/// Heads the user's own words in a user message that carries the turn's context items.
+pub const USER_WORDS_HEADING: &str = "## The user's message";
 
 #[derive(Debug, Clone)]
 pub struct PromptInputs<'a> {
@@ -143,11 +156,13 @@ pub fn assemble(inputs: &PromptInputs<'_>, count: &dyn Fn(&str) -> usize) -> Ass
     parts.sort_by_key(|p| p.kind);
     let mut sections = String::new();
     let mut dropped_items = 0;
+    // The heading before the user's words, paid for with the first item.
+    let mut framing = count(USER_WORDS_HEADING) + 2;
     for part in parts {
         let mut lines = Vec::new();
         let mut items: Vec<&ContextItem> = part.items.iter().collect();
         items.sort_by(|a, b| b.score.total_cmp(&a.score));
-        let heading_cost = count(part.kind.heading()) + 2;
+        let heading_cost = count(part.kind.heading()) + 2 + framing;
         for item in items {
             let line = item_line(part.kind, lines.len(), item);
             let cost = count(&line) + 1 + if lines.is_empty() { heading_cost } else { 0 };
@@ -157,6 +172,7 @@ pub fn assemble(inputs: &PromptInputs<'_>, count: &dyn Fn(&str) -> usize) -> Ass
             }
             used += cost;
             lines.push(line);
+            framing = 0;
         }
         if !lines.is_empty() {
             sections.push_str(&format!(
@@ -182,11 +198,23 @@ pub fn assemble(inputs: &PromptInputs<'_>, count: &dyn Fn(&str) -> usize) -> Ass
             summary_included = true;
         }
     }
-    system.push_str(&sections);
 
-    let mut messages = Vec::with_capacity(1 + inputs.history.len() - keep_from);
+    let mut kept = inputs.history[keep_from..].to_vec();
+    let latest_words = kept.iter_mut().rev().find_map(|m| match m {
+        ChatMessage::User(t) => Some(t),
+        _ => None,
+    });
+    match latest_words {
+        _ if sections.is_empty() => {}
+        Some(words) => {
+            *words = format!("{}\n\n{USER_WORDS_HEADING}\n{words}", sections.trim_start())
+        }
+        // No user message kept (a reply asked for without one): the system prompt has them.
+        None => system.push_str(&sections),
+    }
+    let mut messages = Vec::with_capacity(1 + kept.len());
     messages.push(ChatMessage::System(system.trim_start().to_owned()));
-    messages.extend_from_slice(&inputs.history[keep_from..]);
+    messages.extend(kept);
     Assembled {
         messages,
         tokens: used,
@@ -267,12 +295,81 @@ mod tests {
         assert_eq!(a.dropped_messages, 0);
         assert!(a.summary_included);
         let s = system(&a);
-        assert!(s.starts_with("You are helpful."));
-        // Profile before knowledge; knowledge numbered best first.
-        let profile = s.find("name: Ada").expect("profile");
-        let refund = s.find("[1] (faq.md) Refunds").expect("best chunk first");
-        let shipping = s.find("[2] (faq.md) Shipping").expect("second chunk");
+        assert!(s.starts_with("You are helpful.") && s.contains("The user asked about shoes."));
+        assert!(!s.contains("Ada") && !s.contains("Refunds"), "{s}");
+        // The context goes with the question: profile before knowledge, knowledge numbered
+        // best first, then the user's words.
+        let ChatMessage::User(q) = &a.messages[3] else {
+            panic!("{:?}", a.messages[3]);
+        };
+        let profile = q.find("name: Ada").expect("profile");
+        let refund = q.find("[1] (faq.md) Refunds").expect("best chunk first");
+        let shipping = q.find("[2] (faq.md) Shipping").expect("second chunk");
         assert!(profile < refund && refund < shipping);
+        assert!(
+            q.ends_with("\n\n## The user's message\nwhat is the refund policy?"),
+            "{q}"
+        );
+        // The earlier messages are as they were, and the turn is still about the words.
+        assert_eq!(a.messages[1..3], history[..2]);
+        let request = crate::llm::ChatRequest {
+            messages: a.messages.clone(),
+            ..Default::default()
+        };
+        assert_eq!(request.latest_user_text(), "what is the refund policy?");
+        assert!(a.tokens >= approx_tokens(s) + approx_tokens(q));
+    }
+
+    #[test]
+    fn a_new_turn_with_other_context_keeps_the_prompt_start() {
+        let mut history = vec![ChatMessage::User("do you have vegan dishes?".into())];
+        let turn = |history: &[ChatMessage], item: &str| {
+            let context = vec![part(PartKind::Knowledge, &[(item, 0.9)])];
+            let inputs = PromptInputs {
+                persona: "You take bookings.",
+                history,
+                context: &context,
+                summary: None,
+                budget: 10_000,
+            };
+            assemble(&inputs, &approx_tokens).messages
+        };
+        let first = turn(&history, "The risotto is vegan.");
+        history.push(ChatMessage::Assistant {
+            content: "Yes, the risotto.".into(),
+            tool_calls: vec![],
+        });
+        history.push(ChatMessage::User("and for dessert?".into()));
+        let second = turn(&history, "The sorbet is vegan.");
+        // Everything before the first turn's question is the same; the question is now
+        // the user's words alone, and the new context goes with the new question.
+        assert_eq!(first[0], second[0]);
+        assert_eq!(second[1], history[0]);
+        let ChatMessage::User(q) = &second[3] else {
+            panic!("{second:?}");
+        };
+        assert!(q.contains("sorbet") && !q.contains("risotto"), "{q}");
+    }
+
+    #[test]
+    fn without_a_user_message_the_context_goes_in_the_system_prompt() {
+        let history = vec![ChatMessage::Assistant {
+            content: "Hello!".into(),
+            tool_calls: vec![],
+        }];
+        let context = vec![part(PartKind::Profile, &[("name: Ada", 1.0)])];
+        let a = assemble(
+            &PromptInputs {
+                persona: "P",
+                history: &history,
+                context: &context,
+                summary: None,
+                budget: 10_000,
+            },
+            &approx_tokens,
+        );
+        assert_eq!(system(&a), "P\n\n## About the user\n- name: Ada");
+        assert_eq!(a.messages[1..], history[..]);
     }
 
     #[test]
@@ -434,8 +531,22 @@ mod tests {
             let a = assemble(&PromptInputs { persona: "You help.", history: &history, context: &context, summary: Some(&older("older", 3)), budget }, &approx_tokens);
             prop_assert!(a.tokens <= budget || a.messages.len() == 2);
             prop_assert_eq!(a.messages.len() - 1 + a.dropped_messages, history.len());
-            // What is kept is a suffix of the history, in order.
-            prop_assert_eq!(&a.messages[1..], &history[a.dropped_messages..]);
+            // What is kept is a suffix of the history, in order; the latest message carries
+            // the context items that fit before its words.
+            let kept = &history[a.dropped_messages..];
+            let last = a.messages.len() - 1;
+            prop_assert_eq!(&a.messages[1..last], &kept[..kept.len() - 1]);
+            let (ChatMessage::User(got), ChatMessage::User(words)) = (&a.messages[last], &kept[kept.len() - 1]) else {
+                panic!("{:?}", a.messages[last]);
+            };
+            let shown = items.len() - a.dropped_items;
+            match shown {
+                0 => prop_assert_eq!(got, words),
+                _ => {
+                    prop_assert!(got.ends_with(&format!("\n\n{USER_WORDS_HEADING}\n{words}")), "{}", got);
+                    prop_assert_eq!(got.matches("\n- ").count(), shown);
+                }
+            }
         }
     }
 }

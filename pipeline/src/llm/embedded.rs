@@ -88,6 +88,7 @@ impl LlmProvider for EmbeddedLlm {
             top_p: request.top_p.unwrap_or(defaults.top_p),
             seed: request.seed.unwrap_or(defaults.seed),
             background: request.background,
+            conversation: request.conversation,
             ..defaults
         });
         Box::pin(futures_util::stream::unfold(Some(tokens), move |state| {

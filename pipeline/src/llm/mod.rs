@@ -81,19 +81,30 @@ pub struct ChatRequest {
     /// Work nobody is waiting on (conversation summaries): the embedded model stops it
     /// for any live turn, so it never delays a reply.
     pub background: bool,
+    /// The conversation this turn continues, where the channel knows one that lasts (a call,
+    /// a chat WebSocket, an IM conversation, a chat completion's named session); the
+    /// orchestrator puts the tenant before it. The embedded model keeps a KV cache per
+    /// conversation under it; other providers ignore it. A one-off request leaves it `None`:
+    /// naming it would give every request a cache of its own.
+    pub conversation: Option<String>,
 }
 
 impl ChatRequest {
-    /// The text of the last user message (what a turn is about), or "".
+    /// The user's words in the last user message (what a turn is about), or "". In an
+    /// assembled prompt that message also carries the turn's context items before the
+    /// words; they are left out.
     pub fn latest_user_text(&self) -> &str {
-        self.messages
+        let latest = self
+            .messages
             .iter()
             .rev()
             .find_map(|m| match m {
                 ChatMessage::User(t) => Some(t.as_str()),
                 _ => None,
             })
-            .unwrap_or("")
+            .unwrap_or("");
+        let heading = format!("{}\n", crate::context::USER_WORDS_HEADING);
+        latest.rsplit(heading.as_str()).next().unwrap_or(latest)
     }
 }
 
