@@ -71,10 +71,10 @@ impl LocalLlm {
             .name("llm-worker".into())
             .spawn(move || {
                 let mut model = model;
-                // Its threads: this one, a rayon pool of its own (prompts) and, created from
-                // here, candle's pool (Q8_0 products), all below the speech engines.
+                // Its threads: this one, a rayon pool of its own (prompts) and candle's pool
+                // (Q8_0 products), all below the speech engines.
                 lower_priority();
-                let _ = candle_core::utils::barrier_pool();
+                lower_candle_pool_priority();
                 let pool = rayon::ThreadPoolBuilder::new()
                     .thread_name(|i| format!("llm-{i}"))
                     .start_handler(|_| lower_priority())
@@ -146,6 +146,28 @@ fn lower_priority() {
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS);
+    }
+}
+
+/// candle's pool is one per process, made by the first thread that needs it, and its threads
+/// keep that thread's priority: the loader's (loading the weights may run candle ops) or the
+/// embedder's, loaded before the LLM. Make it if nobody has, then lower its threads by name.
+fn lower_candle_pool_priority() {
+    let _ = candle_core::utils::barrier_pool();
+    #[cfg(target_os = "linux")]
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
+        let Ok(task) = task else { continue };
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let tid = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::id_t>().ok());
+        if let (true, Some(tid)) = (name.starts_with("candle-bp-"), tid) {
+            // SAFETY: a plain system call on one of this process's own threads.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS);
+            }
+        }
     }
 }
 
