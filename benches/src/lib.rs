@@ -116,6 +116,22 @@ pub mod restaurant {
         "Great. Do we need to tell you the names of everyone?",
         "Okay. What time do you close on Sunday?",
     ];
+
+    /// Passages of the restaurant's documents, as a knowledge lookup returns them.
+    pub const FACTS: [&str; 12] = [
+        "This week's vegetarian mains are a mushroom risotto with parmesan and a roasted aubergine with lentils and yoghurt.",
+        "Parking behind the building is free for guests for up to three hours; the gate code is given at the desk.",
+        "The metro station Central Square is a five minute walk; take the north exit and turn left at the bakery.",
+        "Bookings for groups of six to eight are held for fifteen minutes after the booked time, then released.",
+        "Dogs are welcome on the terrace but not inside; water bowls are brought to the table on request.",
+        "On Sundays the kitchen closes at nine and the restaurant at ten; on Saturdays both stay open until eleven.",
+        "Group bookings need one name and a phone number; the names of the other guests are not needed.",
+        "The set lunch menu costs twenty-two euros for two courses and is served from noon to half past two.",
+        "Gluten-free bread and pasta are available for every dish on request; please mention allergies when booking.",
+        "The terrace has twelve tables with heaters and is open from April to October when the weather allows.",
+        "Children under ten eat from the children's menu for nine euros, drink included, every day.",
+        "Gift vouchers can be bought at the desk or by phone and are valid for twelve months.",
+    ];
 }
 
 #[cfg(test)]
