@@ -7,6 +7,9 @@
 //! - concurrent calls: p95 voice-to-voice as calls are added, until it doubles;
 //! - resident memory per idle call.
 //!
+//! After the single-call turns it prints where a turn's time went on the server, as means
+//! of the gateway's own stage histograms (`/metrics`) over those turns.
+//!
 //! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`);
 //! `SWITCHBOARD_BENCH_LLM=embedded` answers with the gateway's embedded model instead of the
 //! scripted LLM, and `SWITCHBOARD_BENCH=v2v,barge,concurrency,memory` picks sections.
@@ -205,6 +208,66 @@ fn row(name: &str, samples: &mut [Duration]) -> f64 {
     p95
 }
 
+/// Sum and count of a histogram's series in Prometheus text (the series with `labels`, or
+/// the unlabelled one when `labels` is empty).
+fn histogram(metrics: &str, name: &str, labels: &str) -> (f64, f64) {
+    let (mut sum, mut count) = (0.0, 0.0);
+    for line in metrics.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let labelled = |suffix: &str| match labels.is_empty() {
+            true => series == format!("{name}_{suffix}"),
+            false => series.starts_with(&format!("{name}_{suffix}{{")) && series.contains(labels),
+        };
+        if labelled("sum") {
+            sum += value;
+        } else if labelled("count") {
+            count += value;
+        }
+    }
+    (sum, count)
+}
+
+/// The mean of each turn stage between two `/metrics` snapshots, in milliseconds.
+fn stage_means(before: &str, after: &str) -> Vec<(&'static str, f64)> {
+    const STAGES: [(&str, &str, &str); 6] = [
+        (
+            "end of speech (VAD silence)",
+            "switchboard_end_of_speech_seconds",
+            "",
+        ),
+        ("speech-to-text", "switchboard_stt_seconds", ""),
+        (
+            "context stage",
+            "switchboard_stage_seconds",
+            "stage=\"context\"",
+        ),
+        ("LLM first token", "switchboard_llm_first_token_seconds", ""),
+        ("TTS first audio", "switchboard_tts_first_audio_seconds", ""),
+        (
+            "voice-to-voice (server)",
+            "switchboard_voice_to_voice_seconds",
+            "",
+        ),
+    ];
+    STAGES
+        .iter()
+        .map(|(label, name, labels)| {
+            let (s0, c0) = histogram(before, name, labels);
+            let (s1, c1) = histogram(after, name, labels);
+            let mean = match c1 > c0 {
+                true => (s1 - s0) / (c1 - c0) * 1000.0,
+                false => f64::NAN,
+            };
+            (*label, mean)
+        })
+        .collect()
+}
+
 fn main() {
     let llm = ScriptedLlm::start(Script {
         reply: "Sure. Let me check that for you, it will only take a moment. Here is what I found."
@@ -234,8 +297,11 @@ fn main() {
     let only = std::env::var("SWITCHBOARD_BENCH").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|s| s == name);
     let mut single_p95 = f64::NAN;
+    let mut stages = Vec::new();
     if run("v2v") || run("concurrency") {
+        let before = gw.metrics();
         let mut v2v = rt.block_on(voice_to_voice(&gw, None));
+        stages = stage_means(&before, &gw.metrics());
         single_p95 = row("voice-to-voice, 1 call", &mut v2v);
     }
     if run("v2v") {
@@ -267,6 +333,14 @@ fn main() {
         }
     }
 
+    if !stages.is_empty() {
+        // Means, so they do not add up to the p50 above; speech-to-text may start before the
+        // end of speech (early transcription) and overlap it.
+        println!("\n| where a 1-call turn went (server, mean) | ms |\n|---|---|");
+        for (stage, ms) in &stages {
+            println!("| {stage} | {ms:.0} |");
+        }
+    }
     if !run("memory") {
         return;
     }
