@@ -15,9 +15,9 @@ use switchboard_benches::{models_dir, percentiles};
 use switchboard_models::llm::{ChatRole, GenerateRequest, LlmToken, LocalLlm, LocalLlmConfig};
 use switchboard_models::provision::catalog::SMOLLM2;
 use switchboard_pipeline::context::{
-    ContextItem, ContextPart, PartKind, PromptInputs, USER_WORDS_HEADING, approx_tokens, assemble,
+    ContextItem, ContextPart, PartKind, PromptInputs, approx_tokens, assemble, split_user_message,
 };
-use switchboard_pipeline::llm::ChatMessage;
+use switchboard_pipeline::llm::{ChatMessage, to_turns};
 use switchboard_pipeline::persona::DEFAULT_PROMPT_BUDGET;
 
 const RUNS: usize = 9;
@@ -182,25 +182,14 @@ fn prompt(caller: usize, turn: usize, replies: &[String], layout: Layout) -> Gen
         summary: None,
         budget: DEFAULT_PROMPT_BUDGET,
     };
-    let mut messages: Vec<(ChatRole, String)> = assemble(&inputs, &approx_tokens)
-        .messages
-        .into_iter()
-        .map(|m| match m {
-            ChatMessage::System(t) => (ChatRole::System, t),
-            ChatMessage::User(t) => (ChatRole::User, t),
-            ChatMessage::Assistant { content, .. } => (ChatRole::Assistant, content),
-            ChatMessage::Tool { content, .. } => (ChatRole::User, content),
-        })
-        .collect();
+    let mut messages = to_turns(&assemble(&inputs, &approx_tokens).messages);
     let named = match layout {
         Layout::SystemPrompt => {
-            let heading = format!("\n\n{USER_WORDS_HEADING}\n");
             let last = messages.len() - 1;
-            let (sections, words) = messages[last]
-                .1
-                .rsplit_once(&heading)
-                .map(|(s, w)| (s.to_owned(), w.to_owned()))
-                .expect("the context goes before the question's words");
+            let (sections, words) = match split_user_message(&messages[last].1) {
+                (Some(sections), words) => (sections.to_owned(), words.to_owned()),
+                (None, _) => panic!("the context goes before the question's words"),
+            };
             messages[last].1 = words;
             messages[0].1 = format!("{}\n\n{sections}", messages[0].1);
             false

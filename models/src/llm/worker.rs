@@ -142,9 +142,15 @@ const NICENESS: i32 = 10;
 /// inherit it).
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on this thread's own id.
+    // SAFETY: a plain system call for this thread's own id.
+    lower_thread_priority(unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t);
+}
+
+/// Lower one of this process's threads to [`NICENESS`].
+#[cfg(target_os = "linux")]
+fn lower_thread_priority(tid: libc::id_t) {
+    // SAFETY: a plain system call on one of this process's own threads.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS);
     }
 }
@@ -163,10 +169,7 @@ fn lower_candle_pool_priority() {
             .to_str()
             .and_then(|t| t.parse::<libc::id_t>().ok());
         if let (true, Some(tid)) = (name.starts_with("candle-bp-"), tid) {
-            // SAFETY: a plain system call on one of this process's own threads.
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS);
-            }
+            lower_thread_priority(tid);
         }
     }
 }

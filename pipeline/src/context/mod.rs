@@ -16,7 +16,9 @@ pub mod summary;
 use futures_util::future::BoxFuture;
 use switchboard_models::embed::TextEmbedder;
 
-pub use prompt::{Assembled, PromptInputs, USER_WORDS_HEADING, approx_tokens, assemble};
+pub use prompt::{
+    Assembled, PromptInputs, USER_WORDS_HEADING, approx_tokens, assemble, split_user_message,
+};
 pub use stage::{ContextOutcome, ContextPlan, ContextStage, DegradeReason, EngineMetrics};
 
 /// Byte offset of `needle` (ASCII) in `hay`, ignoring ASCII case; always a char boundary.

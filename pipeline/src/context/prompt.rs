@@ -29,8 +29,21 @@ pub fn approx_tokens(text: &str) -> usize {
 /// Framing tokens each chat message costs (role markers).
 const MESSAGE_OVERHEAD: usize = 4;
 
+/// The line that heads the user's own words in a user message carrying the turn's context
+/// items.
+const USER_WORDS_LINE: &str = "## The user's message\n";
+
 /// Heads the user's own words in a user message that carries the turn's context items.
-pub const USER_WORDS_HEADING: &str = "## The user's message";
+pub const USER_WORDS_HEADING: &str = USER_WORDS_LINE.trim_ascii_end();
+
+/// A user message as [`assemble`] leaves it: the context sections put before the user's
+/// words (`None` when it carries none) and the words.
+pub fn split_user_message(text: &str) -> (Option<&str>, &str) {
+    match text.rsplit_once(USER_WORDS_LINE) {
+        Some((sections, words)) => (Some(sections.trim_end()), words),
+        None => (None, text),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct PromptInputs<'a> {
@@ -206,9 +219,7 @@ pub fn assemble(inputs: &PromptInputs<'_>, count: &dyn Fn(&str) -> usize) -> Ass
     });
     match latest_words {
         _ if sections.is_empty() => {}
-        Some(words) => {
-            *words = format!("{}\n\n{USER_WORDS_HEADING}\n{words}", sections.trim_start())
-        }
+        Some(words) => *words = format!("{}\n\n{USER_WORDS_LINE}{words}", sections.trim_start()),
         // No user message kept (a reply asked for without one): the system prompt has them.
         None => system.push_str(&sections),
     }
@@ -317,6 +328,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(request.latest_user_text(), "what is the refund policy?");
+        let (sections, words) = split_user_message(q);
+        assert_eq!(words, "what is the refund policy?");
+        assert!(sections.is_some_and(
+            |s| s.starts_with("## About the user") && s.ends_with("Shipping is free.")
+        ));
+        assert_eq!(split_user_message("hi"), (None, "hi"));
         assert!(a.tokens >= approx_tokens(s) + approx_tokens(q));
     }
 

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
-pub use embedded::EmbeddedLlm;
+pub use embedded::{EmbeddedLlm, to_turns};
 pub use fallback::FallbackChain;
 pub(crate) use openai::install_crypto_provider;
 pub use openai::{OpenAiCompatible, OpenAiConfig};
@@ -103,8 +103,7 @@ impl ChatRequest {
                 _ => None,
             })
             .unwrap_or("");
-        let heading = format!("{}\n", crate::context::USER_WORDS_HEADING);
-        latest.rsplit(heading.as_str()).next().unwrap_or(latest)
+        crate::context::split_user_message(latest).1
     }
 }
 
