@@ -8,7 +8,10 @@
 //! - resident memory per idle call.
 //!
 //! After the single-call turns it prints where a turn's time went on the server, as means
-//! of the gateway's own stage histograms (`/metrics`) over those turns.
+//! of the gateway's own stage histograms (`/metrics`) over those turns. The single-call turns
+//! run three ways: as configured by default (replies drafted while the caller pauses), on a
+//! second gateway with `SWITCHBOARD_SPECULATIVE_REPLIES=false`, and with early transcription
+//! off (so no drafts either).
 //!
 //! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`);
 //! `SWITCHBOARD_BENCH_LLM=embedded` answers with the gateway's embedded model instead of the
@@ -232,6 +235,18 @@ fn histogram(metrics: &str, name: &str, labels: &str) -> (f64, f64) {
     (sum, count)
 }
 
+/// `switchboard_speculative_replies_total` by outcome, as `used 11, cancelled 1`.
+fn drafts(metrics: &str) -> String {
+    let prefix = "switchboard_speculative_replies_total{outcome=\"";
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(outcome, n)| format!("{outcome} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The mean of each turn stage between two `/metrics` snapshots, in milliseconds.
 fn stage_means(before: &str, after: &str) -> Vec<(&'static str, f64)> {
     const STAGES: [(&str, &str, &str); 6] = [
@@ -305,6 +320,15 @@ fn main() {
         single_p95 = row("voice-to-voice, 1 call", &mut v2v);
     }
     if run("v2v") {
+        // The same turns on a gateway that waits for the turn's end before replying.
+        let env = [("SWITCHBOARD_SPECULATIVE_REPLIES", "false")];
+        let plain = match embedded {
+            true => Gateway::start(&[], &env),
+            false => Gateway::start(&[llm.base_url()], &env),
+        };
+        let mut v2v = rt.block_on(voice_to_voice(&plain, None));
+        row("voice-to-voice, 1 call, no speculative replies", &mut v2v);
+        drop(plain);
         let mut v2v = rt.block_on(voice_to_voice(&gw, Some(0)));
         row(
             "voice-to-voice, 1 call, transcription only after the turn ends",
@@ -340,6 +364,10 @@ fn main() {
         for (stage, ms) in &stages {
             println!("| {stage} | {ms:.0} |");
         }
+        println!(
+            "\nspeculative replies (whole run): {}",
+            drafts(&gw.metrics())
+        );
     }
     if !run("memory") {
         return;

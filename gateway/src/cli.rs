@@ -46,6 +46,12 @@ pub struct ServeArgs {
     /// Calls served at once; one more is refused at once with 429 instead of queueing.
     #[arg(long, env = "SWITCHBOARD_MAX_CALLS", default_value_t = 100)]
     pub max_calls: usize,
+    /// Start the reply while a caller pauses, before the silence ends the turn; it is sent
+    /// only if the turn ends as predicted. Saves up to the LLM's and TTS's first latency per
+    /// turn, at the cost of LLM work on the drafts a caller talks over.
+    #[arg(long, env = "SWITCHBOARD_SPECULATIVE_REPLIES", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub speculative_replies: bool,
     /// On SIGTERM, how long live calls may go on before the gateway stops anyway.
     #[arg(long, env = "SWITCHBOARD_DRAIN_SECS", default_value_t = 30)]
     pub drain_secs: u64,

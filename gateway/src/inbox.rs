@@ -161,6 +161,7 @@ async fn answer(
                 ..Default::default()
             },
             decision: None,
+            speculative: false,
         })
         .await;
     let persona = prepared.persona.clone();

@@ -47,6 +47,8 @@ pub struct AppState {
     pub call_slots: Arc<tokio::sync::Semaphore>,
     /// `--max-calls`: the permits `call_slots` started with.
     pub max_calls: usize,
+    /// `--speculative-replies`: calls draft replies while the caller pauses.
+    pub speculative_replies: bool,
     /// Set by SIGTERM: readiness fails and new calls are refused while live ones finish.
     pub draining: std::sync::atomic::AtomicBool,
     /// Persona, context engines and LLM chain for every turn.
@@ -120,6 +122,7 @@ impl AppState {
             persona,
             user,
             sink: Some(Arc::new(sink)),
+            speculate: self.speculative_replies,
         })
     }
 }
@@ -280,6 +283,7 @@ async fn serve(args: ServeArgs, operator_keys: Vec<String>) -> anyhow::Result<()
         limiter,
         call_slots: Arc::new(tokio::sync::Semaphore::new(args.max_calls)),
         max_calls: args.max_calls,
+        speculative_replies: args.speculative_replies,
         draining: Default::default(),
         orchestrator,
         knowledge,

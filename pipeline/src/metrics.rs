@@ -26,6 +26,10 @@ pub struct CallMetrics {
     /// Transcriptions started at a pause, by outcome: `used` (the turn ended as predicted),
     /// `cancelled` (speech went on), `stale` (the turn ended otherwise).
     pub early_transcriptions_total: IntCounterVec,
+    /// Replies drafted while the caller paused, by outcome: `used` (the turn's response took
+    /// it), `cancelled` (speech went on), `stale` (the turn or conversation changed),
+    /// `failed` (it failed or would have acted).
+    pub speculative_replies_total: IntCounterVec,
     pub llm_first_token_seconds: Histogram,
     /// A TTS chunk request to its first audio.
     pub tts_first_audio_seconds: Histogram,
@@ -64,6 +68,7 @@ impl CallMetrics {
         registry.register(Box::new(m.responses_total.clone()))?;
         registry.register(Box::new(m.llm_fallbacks_total.clone()))?;
         registry.register(Box::new(m.early_transcriptions_total.clone()))?;
+        registry.register(Box::new(m.speculative_replies_total.clone()))?;
         for h in [
             &m.end_of_speech_seconds,
             &m.stt_seconds,
@@ -111,6 +116,11 @@ impl CallMetrics {
             early_transcriptions_total: counter_vec(
                 "switchboard_early_transcriptions_total",
                 "Transcriptions started when the caller paused, by outcome",
+                &["outcome"],
+            ),
+            speculative_replies_total: counter_vec(
+                "switchboard_speculative_replies_total",
+                "Replies drafted while the caller paused, by outcome",
                 &["outcome"],
             ),
             llm_first_token_seconds: histogram(

@@ -42,6 +42,10 @@ pub struct TurnRequest {
     /// An explicit answer to a pending action (`action_id`, approve) instead of reading
     /// the user's last message (a chat widget's approve/reject buttons).
     pub decision: Option<(String, bool)>,
+    /// Asked before the user's turn is final (a call's caller has paused, not yet stopped):
+    /// the reply stops with [`LlmError::ActionWithheld`] rather than run a tool or settle a
+    /// pending action, and is asked for again once the turn ends.
+    pub speculative: bool,
 }
 
 /// A turn ready to generate.
@@ -57,6 +61,8 @@ pub struct PreparedTurn {
     /// The server-side tools this turn may call (also in `request.tools`).
     pub server_tools: Vec<ToolDef>,
     pub decision: Option<(String, bool)>,
+    /// See [`TurnRequest::speculative`].
+    pub speculative: bool,
     /// The tenant's token budget is spent: the reply is this refusal, and no LLM is asked.
     pub over_budget: Option<std::time::Duration>,
 }
@@ -276,6 +282,7 @@ impl Orchestrator {
             scope,
             server_tools,
             decision: turn.decision,
+            speculative: turn.speculative,
             over_budget: admitted.err(),
         }
     }
@@ -308,6 +315,7 @@ impl Orchestrator {
             scope: turn.scope,
             tools: turn.server_tools,
             decision: turn.decision,
+            speculative: turn.speculative,
         };
         self.timed(run.stream(turn.request))
     }

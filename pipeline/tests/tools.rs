@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_pipeline::context::{ContextStage, EngineMetrics};
 use switchboard_pipeline::llm::{
-    ActionNotice, ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream,
+    ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream,
 };
 use switchboard_pipeline::orchestrator::{Orchestrator, TurnRequest};
 use switchboard_pipeline::outbound::OutboundPolicy;
@@ -211,6 +211,19 @@ async fn turn(
     history: &[&str],
     decision: Option<(String, bool)>,
 ) -> (String, Vec<ActionNotice>) {
+    let (text, notices, error) = turn_as(rig, history, decision, false).await;
+    assert!(error.is_none(), "no provider error: {error:?}");
+    (text, notices)
+}
+
+/// One turn of session `s1`, speculative or not: (reply text, action notices, the error
+/// the reply ended with).
+async fn turn_as(
+    rig: &Rig,
+    history: &[&str],
+    decision: Option<(String, bool)>,
+    speculative: bool,
+) -> (String, Vec<ActionNotice>, Option<LlmError>) {
     let messages = history
         .iter()
         .enumerate()
@@ -235,19 +248,21 @@ async fn turn(
                 ..Default::default()
             },
             decision,
+            speculative,
             ..Default::default()
         })
         .await;
     let mut stream = rig.orchestrator.respond(prepared);
     let (mut text, mut notices) = (String::new(), Vec::new());
     while let Some(ev) = stream.next().await {
-        match ev.expect("no provider error") {
-            LlmEvent::Text(t) => text.push_str(&t),
-            LlmEvent::Action(n) => notices.push(n),
-            other => panic!("server tool events must not reach the consumer: {other:?}"),
+        match ev {
+            Ok(LlmEvent::Text(t)) => text.push_str(&t),
+            Ok(LlmEvent::Action(n)) => notices.push(n),
+            Ok(other) => panic!("server tool events must not reach the consumer: {other:?}"),
+            Err(e) => return (text, notices, Some(e)),
         }
     }
-    (text, notices)
+    (text, notices, None)
 }
 
 fn requests(rig: &Rig) -> Vec<String> {
@@ -323,6 +338,56 @@ async fn a_change_runs_only_after_yes() {
     assert_eq!(again, "Hello.");
     assert!(notices.is_empty());
     assert_eq!(requests(&rig).len(), 1, "never twice");
+}
+
+/// A call drafts its reply while the caller pauses; the draft must not act before the turn
+/// is final (the caller may go on: "Yes, go ahead... no, wait").
+#[tokio::test]
+async fn a_speculative_reply_stops_before_any_action() {
+    let rig = rig(Duration::from_secs(60)).await;
+    let withheld = |e: &Option<LlmError>| matches!(e, Some(LlmError::ActionWithheld));
+    // Words alone: a draft answers in full.
+    let (text, notices, error) = turn_as(&rig, &["Hi there"], None, true).await;
+    assert_eq!((text.as_str(), error.is_none()), ("Hello.", true));
+    assert!(notices.is_empty());
+    // A read tool: not run.
+    let (text, notices, error) = turn_as(&rig, &["Where is my order?"], None, true).await;
+    assert!(withheld(&error), "{error:?}");
+    assert_eq!(text, "One moment.", "the words before the call are kept");
+    assert!(
+        notices.is_empty() && requests(&rig).is_empty(),
+        "{notices:?}"
+    );
+    // A change: not even proposed.
+    let ask = "Please cancel my order";
+    let (_, notices, error) = turn_as(&rig, &[ask], None, true).await;
+    assert!(
+        withheld(&error) && notices.is_empty(),
+        "{error:?} {notices:?}"
+    );
+    let open = rig
+        .actions
+        .latest_unreported("t", "s1")
+        .await
+        .expect("store");
+    assert!(open.is_none(), "a draft proposed {open:?}");
+
+    // A pending change is neither approved nor superseded by a draft of the answer.
+    let (asked, notices) = turn(&rig, &[ask], None).await;
+    let Some(ActionNotice::ConfirmationRequested(action)) = notices.first() else {
+        panic!("no confirmation asked: {notices:?}");
+    };
+    let answer = [ask, asked.as_str(), "Yes, go ahead."];
+    let (text, notices, error) = turn_as(&rig, &answer, None, true).await;
+    assert!(withheld(&error), "{error:?}");
+    assert!(text.is_empty() && notices.is_empty(), "{text} {notices:?}");
+    let pending = rig.actions.get("t", &action.id).await.expect("store");
+    assert_eq!(pending.map(|a| a.status), Some(ActionStatus::Pending));
+    assert!(requests(&rig).is_empty(), "nothing ran");
+    // The final turn settles it.
+    let (done, _) = turn(&rig, &answer, None).await;
+    assert!(done.contains("cancelled"), "{done}");
+    assert_eq!(requests(&rig).len(), 1);
 }
 
 #[tokio::test]

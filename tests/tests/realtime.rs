@@ -151,15 +151,18 @@ fn spoken_question_gets_a_spoken_answer() {
     }
 }
 
+/// A pause inside a sentence: the reply drafted for the words before it is dropped unheard,
+/// and the reply drafted once the whole question is in is the one the caller hears.
 #[test]
 fn a_pause_inside_a_sentence_neither_ends_the_turn_nor_loses_words() {
     let llm = ScriptedLlm::start(Script::default());
     let gw = Gateway::start(&[llm.base_url()], &[]);
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
-        // A 300 ms gap plus espeak's own trailing and leading silence: past the early
-        // transcription's 160 ms, short of a 900 ms turn silence.
-        let td = json!({"type": "server_vad", "silence_duration_ms": 900});
+        // A 700 ms gap plus espeak's own trailing and leading silence: past the early
+        // transcription's 160 ms and long enough for its transcript to start a draft,
+        // short of a 1300 ms turn silence.
+        let td = json!({"type": "server_vad", "silence_duration_ms": 1300});
         c.send(
             json!({"type": "session.update", "session": {"type": "realtime",
             "audio": {"input": {"turn_detection": td}}}}),
@@ -169,9 +172,9 @@ fn a_pause_inside_a_sentence_neither_ends_the_turn_nor_loses_words() {
         c.wait_for("session.updated", LONG).await.unwrap();
         let mut audio = silence(300, RATE);
         audio.extend(say("What is the weather like", RATE));
-        audio.extend(silence(300, RATE));
+        audio.extend(silence(700, RATE));
         audio.extend(say("in Paris today?", RATE));
-        audio.extend(silence(1_600, RATE));
+        audio.extend(silence(2_000, RATE));
         c.stream_audio(&audio, RATE).await.unwrap();
         c.wait_for("response.done", LONG).await.unwrap();
         assert_eq!(
@@ -180,12 +183,24 @@ fn a_pause_inside_a_sentence_neither_ends_the_turn_nor_loses_words() {
             "{:?}",
             c.kinds()
         );
+        assert_eq!(c.of_kind("response.created").len(), 1, "{:?}", c.kinds());
         assert_heard_the_weather_question(&c);
+        let said = transcript_of(&c, "response.output_audio_transcript.delta", "delta");
+        assert_eq!(said, Script::default().reply);
+        // The reply heard was asked with the whole question.
+        let last = llm.requests().last().unwrap()["messages"].clone();
+        let question = last.as_array().unwrap().last().unwrap()["content"].to_string();
+        assert!(question.to_lowercase().contains("paris"), "{question}");
         c.close().await;
     });
     let m = gw.metrics();
-    for outcome in ["cancelled", "used"] {
-        let name = format!(r#"switchboard_early_transcriptions_total{{outcome="{outcome}"}}"#);
+    for (counter, outcome) in [
+        ("early_transcriptions", "cancelled"),
+        ("early_transcriptions", "used"),
+        ("speculative_replies", "cancelled"),
+        ("speculative_replies", "used"),
+    ] {
+        let name = format!(r#"switchboard_{counter}_total{{outcome="{outcome}"}}"#);
         assert!(metric(&m, &name) >= 1.0, "{name} not recorded:\n{m}");
     }
 }

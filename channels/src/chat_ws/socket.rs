@@ -150,6 +150,7 @@ async fn reply(
                     ..ChatRequest::default()
                 },
                 decision: decision.take(),
+                speculative: false,
             })
             .await;
         let metadata = prepared.metadata();

@@ -8,11 +8,13 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::CallDeps;
+use super::draft::{Draft, EarlyReady};
 use super::events::{CallError, CallEvent, CallInput, Command, ResponseOptions};
 use super::ids::IdGen;
 use super::input::InputAudio;
 use super::playback::{FRAME, Playback};
 use super::response::ResponseMsg;
+use super::turns::EarlyResult;
 use crate::conversation::{Content, Conversation, ItemKind, Role};
 use crate::llm::Usage;
 use crate::session::{SessionConfig, TurnDetection};
@@ -30,15 +32,20 @@ pub(super) struct OpenTurn {
 /// Transcription of a turn that may be about to end. Dropping it cancels the job.
 #[derive(Debug)]
 pub(super) struct EarlyTranscript {
+    /// Numbers the call's early transcriptions (a draft names the one it answers).
+    pub seq: u64,
     /// The segment the turn ends as if the pause lasts.
     pub segment: switchboard_models::vad::SpeechSegment,
     /// The call samples transcribed.
     pub span: std::ops::Range<u64>,
-    pub job: switchboard_models::stt::SttJob,
+    pub result: EarlyResult,
     /// Speculative until the turn ends as predicted; then raised to live.
     pub urgency: switchboard_models::stt::Urgency,
     pub started: std::time::Instant,
 }
+
+/// A transcript and the seconds of audio it covers, or why transcription failed.
+pub(super) type SttOutcome = Result<(String, f64), String>;
 
 /// The assistant message a response is writing.
 #[derive(Debug)]
@@ -83,11 +90,17 @@ pub(super) struct ActiveResponse {
 #[derive(Debug)]
 pub(super) struct Transcribed {
     pub item_id: String,
-    /// The transcript and the seconds of audio it covers, or why it failed.
-    pub result: Result<(String, f64), String>,
+    pub result: SttOutcome,
     /// The turn came from server VAD (so it may create a response by itself).
     pub from_vad: bool,
     pub v2v_start: Instant,
+}
+
+/// What the actor's own tasks send back to it.
+pub(crate) struct Feeds {
+    responses: mpsc::Receiver<(u64, ResponseMsg)>,
+    transcripts: mpsc::Receiver<Transcribed>,
+    early: mpsc::Receiver<EarlyReady>,
 }
 
 pub(crate) struct CallActor {
@@ -101,6 +114,10 @@ pub(crate) struct CallActor {
     pub(super) input: InputAudio,
     pub(super) turn: Option<OpenTurn>,
     pub(super) pending_stt: usize,
+    /// A reply started while the caller pauses, held until the turn ends (`draft.rs`).
+    pub(super) draft: Option<Draft>,
+    pub(super) early_seq: u64,
+    pub(super) early_tx: mpsc::Sender<EarlyReady>,
     pub(super) deferred_response: Option<(ResponseOptions, Option<Instant>)>,
     pub(super) response: Option<ActiveResponse>,
     /// The playback of the last finished response, for a client's `conversation.item.truncate`.
@@ -121,15 +138,12 @@ impl CallActor {
         config: SessionConfig,
         events: mpsc::Sender<CallEvent>,
         token: CancellationToken,
-    ) -> (
-        Self,
-        mpsc::Receiver<(u64, ResponseMsg)>,
-        mpsc::Receiver<Transcribed>,
-    ) {
+    ) -> (Self, Feeds) {
         let td = config.turn_detection.unwrap_or_default();
         let input = InputAudio::new(config.input_rate, Some(&deps.vad), &td);
         let (resp_tx, resp_rx) = mpsc::channel(32);
         let (stt_tx, stt_rx) = mpsc::channel(8);
+        let (early_tx, early_rx) = mpsc::channel(8);
         let actor = Self {
             call_id,
             deps,
@@ -141,6 +155,9 @@ impl CallActor {
             input,
             turn: None,
             pending_stt: 0,
+            draft: None,
+            early_seq: 0,
+            early_tx,
             deferred_response: None,
             response: None,
             last_playback: None,
@@ -150,15 +167,20 @@ impl CallActor {
             token,
             persisted: Default::default(),
         };
-        (actor, resp_rx, stt_rx)
+        let feeds = Feeds {
+            responses: resp_rx,
+            transcripts: stt_rx,
+            early: early_rx,
+        };
+        (actor, feeds)
     }
 
-    pub(crate) async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut responses: mpsc::Receiver<(u64, ResponseMsg)>,
-        mut transcripts: mpsc::Receiver<Transcribed>,
-    ) {
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>, feeds: Feeds) {
+        let Feeds {
+            mut responses,
+            mut transcripts,
+            mut early,
+        } = feeds;
         self.deps.metrics.calls_active.inc();
         self.deps.metrics.calls_total.inc();
         let mut pace = tokio::time::interval(FRAME);
@@ -177,6 +199,7 @@ impl CallActor {
                 },
                 _ = pace.tick(), if pacing => self.pace().await,
                 Some(t) = transcripts.recv() => self.on_transcribed(t).await,
+                Some(e) = early.recv() => self.on_early_transcript(e).await,
                 Some((generation, msg)) = responses.recv(), if accepting => {
                     self.on_response_msg(generation, msg).await;
                 }
@@ -237,6 +260,7 @@ impl CallActor {
                 self.input.clear();
                 // A turn that was pausing the agent is gone: let the agent go on.
                 self.turn = None;
+                self.drop_draft("cancelled");
                 self.resume_after_false_interruption();
                 self.emit(CallEvent::AudioCleared).await;
             }
@@ -318,6 +342,7 @@ impl CallActor {
             self.input
                 .set_turn_detection(&cfg.turn_detection.unwrap_or_default());
             self.turn = None;
+            self.drop_draft("cancelled");
             self.resume_after_false_interruption();
         }
         self.config = cfg;

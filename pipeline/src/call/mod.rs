@@ -4,6 +4,7 @@
 //! spawned (responses, transcriptions).
 
 mod actor;
+mod draft;
 mod events;
 mod ids;
 mod input;
@@ -58,6 +59,9 @@ pub struct CallDeps {
     pub user: Option<String>,
     /// Where finished turns are stored (`None`: nowhere).
     pub sink: Option<Arc<dyn TurnSink>>,
+    /// Draft the reply while the caller pauses, before the silence ends the turn
+    /// (`draft.rs`). Costs LLM work for the drafts a caller talks over.
+    pub speculate: bool,
 }
 
 impl std::fmt::Debug for CallDeps {
@@ -103,9 +107,8 @@ pub fn spawn_call(deps: CallDeps, config: SessionConfig) -> CallHandle {
     let token = CancellationToken::new();
     let ids = ids::IdGen::new();
     let id = ids.call_id();
-    let (actor, responses, transcripts) =
-        actor::CallActor::new(id.clone(), ids, deps, config, ev_tx, token.clone());
-    let task = tokio::spawn(actor.run(cmd_rx, responses, transcripts));
+    let (actor, feeds) = actor::CallActor::new(id.clone(), ids, deps, config, ev_tx, token.clone());
+    let task = tokio::spawn(actor.run(cmd_rx, feeds));
     CallHandle {
         id,
         commands: cmd_tx,

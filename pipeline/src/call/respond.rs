@@ -6,14 +6,17 @@ use std::collections::BTreeMap;
 
 use tokio::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
 use super::actor::{ActiveResponse, CallActor, FunctionCallOut, MessageOut};
+use super::draft::ResponsePlan;
 use super::events::{
     CallError, CallEvent, PartRef, ResponseOptions, ResponseStatus, ResponseSummary,
 };
 use super::playback::Playback;
 use super::response::{self, ResponseJob, ResponseMsg};
 use crate::conversation::{Content, Item, ItemKind, ItemStatus, Role};
-use crate::llm::{ChatRequest, ToolChoice};
+use crate::llm::{ChatMessage, ChatRequest, ToolChoice};
 
 impl CallActor {
     /// A client's `response.create`: waits for transcriptions in flight, refuses a second one.
@@ -59,53 +62,20 @@ impl CallActor {
             self.deferred_response = Some((opts, v2v_start));
             return;
         }
-        self.generation += 1;
         let id = self.ids.next("resp");
-        let audio = opts.audio_output.unwrap_or(self.config.audio_output);
-        let instructions = opts
-            .instructions
-            .unwrap_or_else(|| self.config.instructions.clone());
-        let rounds = self.conversation.trailing_tool_rounds();
-        let tool_choice = if rounds >= self.config.max_tool_rounds {
-            tracing::warn!(rounds, "tool round limit reached: answering without tools");
-            ToolChoice::None
-        } else {
-            opts.tool_choice
-                .unwrap_or_else(|| self.config.tool_choice.clone())
+        let plan = self.plan_response(&opts, None);
+        let audio = plan.audio;
+        // A reply drafted while the caller paused serves if it answers exactly this.
+        let (generation, token, held) = match self.take_draft(&plan, opts.decision.is_none()) {
+            Some(draft) => (draft.generation, draft.token, draft.held),
+            None => {
+                let token = self.spawn_response(plan, opts.decision, false);
+                (self.generation, token, Vec::new())
+            }
         };
-        let request = ChatRequest {
-            messages: self.conversation.chat_messages(&instructions),
-            tools: self.config.tools.clone(),
-            tool_choice,
-            temperature: opts.temperature.or(self.config.temperature),
-            max_tokens: opts.max_output_tokens.or(self.config.max_output_tokens),
-            top_p: None,
-            seed: None,
-            model: None,
-            background: false,
-            conversation: Some(self.call_id.clone()),
-        };
-        let token = self.token.child_token();
-        let job = ResponseJob {
-            generation: self.generation,
-            request,
-            audio,
-            speed: self.config.speed,
-            output_rate: self.config.output_rate,
-            orchestrator: self.deps.orchestrator.clone(),
-            tenant: self.deps.tenant.clone(),
-            channel: self.deps.channel,
-            persona: self.deps.persona.clone(),
-            user: self.deps.user.clone(),
-            session: self.call_id.clone(),
-            decision: opts.decision,
-            tts: self.deps.tts.clone(),
-            metrics: self.deps.metrics.clone(),
-        };
-        tokio::spawn(response::run(job, token.clone(), self.resp_tx.clone()));
         self.response = Some(ActiveResponse {
             id: id.clone(),
-            generation: self.generation,
+            generation,
             token,
             audio,
             message: None,
@@ -125,6 +95,86 @@ impl CallActor {
             audio_output: audio,
         })
         .await;
+        for msg in held {
+            Box::pin(self.on_response_msg(generation, msg)).await;
+        }
+    }
+
+    /// What a response with `opts` would ask and how it would speak. `then_user` is a user
+    /// message the conversation does not hold yet (the transcript a draft answers).
+    pub(super) fn plan_response(
+        &self,
+        opts: &ResponseOptions,
+        then_user: Option<&str>,
+    ) -> ResponsePlan {
+        let audio = opts.audio_output.unwrap_or(self.config.audio_output);
+        let instructions = opts
+            .instructions
+            .clone()
+            .unwrap_or_else(|| self.config.instructions.clone());
+        // A new user message ends the tool rounds before it.
+        let rounds = match then_user {
+            Some(_) => 0,
+            None => self.conversation.trailing_tool_rounds(),
+        };
+        let tool_choice = if rounds >= self.config.max_tool_rounds {
+            tracing::warn!(rounds, "tool round limit reached: answering without tools");
+            ToolChoice::None
+        } else {
+            opts.tool_choice
+                .clone()
+                .unwrap_or_else(|| self.config.tool_choice.clone())
+        };
+        let mut messages = self.conversation.chat_messages(&instructions);
+        messages.extend(then_user.map(|t| ChatMessage::User(t.to_owned())));
+        let request = ChatRequest {
+            messages,
+            tools: self.config.tools.clone(),
+            tool_choice,
+            temperature: opts.temperature.or(self.config.temperature),
+            max_tokens: opts.max_output_tokens.or(self.config.max_output_tokens),
+            top_p: None,
+            seed: None,
+            model: None,
+            background: false,
+            conversation: Some(self.call_id.clone()),
+        };
+        ResponsePlan {
+            request,
+            audio,
+            speed: self.config.speed,
+            output_rate: self.config.output_rate,
+        }
+    }
+
+    /// Start generating `plan` under a new generation number; returns its token.
+    pub(super) fn spawn_response(
+        &mut self,
+        plan: ResponsePlan,
+        decision: Option<(String, bool)>,
+        speculative: bool,
+    ) -> CancellationToken {
+        self.generation += 1;
+        let token = self.token.child_token();
+        let job = ResponseJob {
+            generation: self.generation,
+            request: plan.request,
+            audio: plan.audio,
+            speed: plan.speed,
+            output_rate: plan.output_rate,
+            orchestrator: self.deps.orchestrator.clone(),
+            tenant: self.deps.tenant.clone(),
+            channel: self.deps.channel,
+            persona: self.deps.persona.clone(),
+            user: self.deps.user.clone(),
+            session: self.call_id.clone(),
+            decision,
+            speculative,
+            tts: self.deps.tts.clone(),
+            metrics: self.deps.metrics.clone(),
+        };
+        tokio::spawn(response::run(job, token.clone(), self.resp_tx.clone()));
+        token
     }
 
     /// Take more from the response task only while playback is not far behind.
@@ -132,6 +182,7 @@ impl CallActor {
         self.response
             .as_ref()
             .is_none_or(|r| !r.playback.is_full(Instant::now()))
+            && self.draft.as_ref().is_none_or(|d| !d.is_full())
     }
 
     pub(super) fn needs_pacing(&self) -> bool {
@@ -194,6 +245,9 @@ impl CallActor {
     }
 
     pub(super) async fn on_response_msg(&mut self, generation: u64, msg: ResponseMsg) {
+        let Some(msg) = self.hold_for_draft(generation, msg) else {
+            return;
+        };
         if self
             .response
             .as_ref()

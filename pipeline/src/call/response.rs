@@ -14,7 +14,7 @@ use switchboard_models::tts::{SpeakOptions, TextToSpeech};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::{ChatRequest, LlmEvent, Usage};
+use crate::llm::{ChatRequest, LlmError, LlmEvent, Usage};
 use crate::metrics::CallMetrics;
 use crate::orchestrator::{Orchestrator, TurnRequest};
 
@@ -66,6 +66,8 @@ pub struct ResponseJob {
     pub session: String,
     /// An explicit answer to a pending action, for this response to settle.
     pub decision: Option<(String, bool)>,
+    /// A draft for a turn not yet final (see `draft.rs`): it takes no action.
+    pub speculative: bool,
     pub tts: Arc<dyn TextToSpeech>,
     pub metrics: CallMetrics,
 }
@@ -117,6 +119,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             session: Some(job.session),
             request: job.request,
             decision: job.decision,
+            speculative: job.speculative,
         }) => p,
     };
     if !out.send(ResponseMsg::Context(prepared.metadata())).await {
@@ -173,6 +176,14 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
     }
     drop(stream);
     let mut finish_error = None;
+    if let Some(e @ LlmError::ActionWithheld) = error {
+        // A draft that would act: it ends here, and the turn's response asks again.
+        out.send(ResponseMsg::Finished {
+            error: Some((e.kind(), e.to_string())),
+        })
+        .await;
+        return;
+    }
     if let Some(e) = error {
         tracing::warn!(error = %e, "response failed");
         job.metrics
@@ -180,7 +191,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             .with_label_values(&[e.kind()])
             .inc();
         let code = match e {
-            crate::llm::LlmError::TokenBudget { .. } => "rate_limit_exceeded",
+            LlmError::TokenBudget { .. } => "rate_limit_exceeded",
             _ => "llm_failed",
         };
         finish_error = Some((code, e.to_string()));

@@ -6,10 +6,16 @@
 
 use tokio::time::Instant;
 
-use super::actor::{CallActor, EarlyTranscript, OpenTurn, Transcribed};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::AbortOnDropHandle;
+
+use super::actor::{CallActor, EarlyTranscript, OpenTurn, SttOutcome, Transcribed};
+use super::draft::EarlyReady;
 use super::events::{CallError, CallEvent};
 use super::input::{InputAudio, VadEvent};
-use switchboard_models::stt::{Priority, SttJob, TranscribeOptions};
+use switchboard_models::stt::{Priority, SttError, SttJob, TranscribeOptions, Transcript};
 
 use crate::conversation::{Content, Item, ItemKind, Role};
 use crate::session::TurnDetection;
@@ -21,8 +27,47 @@ const END_PAD_MS: u64 = 150;
 /// The least audio a client may commit.
 const MIN_COMMIT_MS: u64 = 100;
 
-fn has_words(text: &str) -> bool {
+pub(super) fn has_words(text: &str) -> bool {
     text.chars().any(char::is_alphanumeric)
+}
+
+fn stt_outcome(r: Result<Transcript, SttError>) -> SttOutcome {
+    r.map(|t| (t.text.trim().to_owned(), t.audio_secs))
+        .map_err(|e| e.to_string())
+}
+
+/// An early transcription running on its own task, so its transcript can start a draft
+/// (`draft.rs`) while the turn may still go on. Dropping it stops the transcription.
+#[derive(Debug)]
+pub(super) struct EarlyResult {
+    task: AbortOnDropHandle<()>,
+    done: oneshot::Receiver<SttOutcome>,
+}
+
+impl EarlyResult {
+    fn spawn(job: SttJob, seq: u64, ready: mpsc::Sender<EarlyReady>) -> Self {
+        let (tx, done) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let outcome = stt_outcome(job.await);
+            let text = outcome.as_ref().ok().map(|(t, _)| t.clone());
+            let _ = tx.send(outcome);
+            if let Some(text) = text {
+                let _ = ready.send(EarlyReady { seq, text }).await;
+            }
+        });
+        Self {
+            task: AbortOnDropHandle::new(task),
+            done,
+        }
+    }
+
+    /// The transcript, once the turn it was started for has ended as predicted.
+    async fn outcome(self) -> SttOutcome {
+        let _running = self.task; // dropping the wait stops the transcription
+        self.done
+            .await
+            .unwrap_or_else(|_| Err("transcription stopped".into()))
+    }
 }
 
 /// Sounds a listener makes to show they are following, not to take the turn.
@@ -129,13 +174,17 @@ impl CallActor {
                 let opts = TranscribeOptions::at(Priority::Speculative);
                 let urgency = opts.urgency.clone();
                 let job = self.deps.stt.transcribe(self.input.copy(&span), opts);
+                self.early_seq += 1;
                 turn.early = Some(EarlyTranscript {
+                    seq: self.early_seq,
                     segment,
                     span,
-                    job,
+                    result: EarlyResult::spawn(job, self.early_seq, self.early_tx.clone()),
                     urgency,
                     started: std::time::Instant::now(),
                 });
+                // A draft for an earlier pause of this turn answers fewer words.
+                self.keep_draft_for(Some(self.early_seq));
             }
             VadEvent::Resumed => {
                 // Dropping the job stops whisper.cpp.
@@ -143,6 +192,7 @@ impl CallActor {
                     drop(early);
                     self.count_early("cancelled");
                 }
+                self.drop_draft("cancelled");
             }
             VadEvent::Ended(segment) => {
                 let Some(turn) = self.turn.take() else {
@@ -177,7 +227,7 @@ impl CallActor {
                     Some(e) if e.segment == segment && e.span == span => {
                         self.count_early("used");
                         e.urgency.raise(Priority::Live);
-                        Some((e.job, e.started))
+                        Some(e)
                     }
                     Some(e) => {
                         drop(e);
@@ -186,6 +236,7 @@ impl CallActor {
                     }
                     None => None,
                 };
+                self.keep_draft_for(early.as_ref().map(|e| e.seq));
                 let audio = self.input.take_range(start_ms, end_ms);
                 self.commit(turn.item_id, audio, true, spoke_at, early)
                     .await;
@@ -231,7 +282,7 @@ impl CallActor {
         audio: Vec<f32>,
         from_vad: bool,
         v2v_start: Instant,
-        early: Option<(SttJob, std::time::Instant)>,
+        early: Option<EarlyTranscript>,
     ) {
         let item = Item::message(
             item_id.clone(),
@@ -251,10 +302,13 @@ impl CallActor {
         })
         .await;
         self.pending_stt += 1;
-        let (job, started) = early.unwrap_or_else(|| {
-            let job = self.deps.stt.transcribe(audio, Default::default());
-            (job, std::time::Instant::now())
-        });
+        let (transcribed, started): (BoxFuture<'static, SttOutcome>, _) = match early {
+            Some(e) => (Box::pin(e.result.outcome()), e.started),
+            None => {
+                let job = self.deps.stt.transcribe(audio, Default::default());
+                (Box::pin(job.map(stt_outcome)), std::time::Instant::now())
+            }
+        };
         let tx = self.stt_tx.clone();
         let token = self.token.clone();
         let stt_seconds = self.deps.metrics.stt_seconds.clone();
@@ -262,12 +316,9 @@ impl CallActor {
             let result = tokio::select! {
                 // The call ended: dropping the job tells the worker to skip it.
                 () = token.cancelled() => return,
-                r = job => r,
+                r = transcribed => r,
             };
             stt_seconds.observe(started.elapsed().as_secs_f64());
-            let result = result
-                .map(|t| (t.text.trim().to_owned(), t.audio_secs))
-                .map_err(|e| e.to_string());
             let _ = tx
                 .send(Transcribed {
                     item_id,

@@ -13,6 +13,10 @@
 //!
 //! The loop runs on its own task so an approved action always finishes and is recorded,
 //! even if the caller hangs up or barges in; a dropped stream stops further generation.
+//!
+//! A speculative reply (asked for while a caller has only paused) takes no step with an
+//! effect: where step 1 has an action to settle, or step 2 a server tool to run, it ends
+//! with [`LlmError::ActionWithheld`] instead.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +30,8 @@ use super::confirm::{Decision, decide, question};
 use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
 use super::{PendingAction, ToolDef};
 use crate::llm::{
-    ActionNotice, ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream, ToolCall, ToolChoice,
+    ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream, ToolCall,
+    ToolChoice,
 };
 
 /// Model rounds in one reply before tools are withheld.
@@ -42,9 +47,12 @@ pub struct ToolRun {
     /// An explicit answer to a pending action (`action_id`, approve), instead of reading
     /// the caller's last message.
     pub decision: Option<(String, bool)>,
+    /// The caller's turn is not final: stop with [`LlmError::ActionWithheld`] instead of
+    /// running a tool or settling an open action.
+    pub speculative: bool,
 }
 
-type Tx = mpsc::Sender<Result<LlmEvent, crate::llm::LlmError>>;
+type Tx = mpsc::Sender<Result<LlmEvent, LlmError>>;
 
 impl ToolRun {
     pub fn stream(self, request: ChatRequest) -> LlmStream {
@@ -56,10 +64,15 @@ impl ToolRun {
     }
 
     async fn drive(self, mut request: ChatRequest, tx: Tx) {
-        if let Some(session) = self.scope.session.clone()
-            && !self.settle_open_action(&session, &mut request, &tx).await
-        {
-            return;
+        if let Some(session) = self.scope.session.clone() {
+            if self.speculative {
+                if self.open_action(&session).await.is_some() {
+                    let _ = tx.send(Err(LlmError::ActionWithheld)).await;
+                    return;
+                }
+            } else if !self.settle_open_action(&session, &mut request, &tx).await {
+                return;
+            }
         }
         let server: HashMap<&str, &ToolDef> =
             self.tools.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -73,6 +86,10 @@ impl ToolRun {
                         "model mixed client and server tool calls; server calls skipped"
                     );
                 }
+                return;
+            }
+            if self.speculative {
+                let _ = tx.send(Err(LlmError::ActionWithheld)).await;
                 return;
             }
             let mut answers = Vec::new();
@@ -151,8 +168,8 @@ impl ToolRun {
         let _ = self.generate(&request, &server, &tx).await;
     }
 
-    /// Step 1. `false` when the consumer has gone.
-    async fn settle_open_action(&self, session: &str, request: &mut ChatRequest, tx: &Tx) -> bool {
+    /// The action [`Self::settle_open_action`] would settle, looked up without settling it.
+    async fn open_action(&self, session: &str) -> Option<super::PendingAction> {
         let tenant = &self.scope.tenant;
         let open = match &self.decision {
             Some((id, _)) => self.engine.actions().get(tenant, id).await,
@@ -163,13 +180,21 @@ impl ToolRun {
                     .await
             }
         };
-        let action = match open {
-            Ok(Some(a)) if a.session_id == session => a,
-            Ok(_) => return true,
+        match open {
+            Ok(Some(a)) if a.session_id == session => Some(a),
+            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read pending actions");
-                return true;
+                None
             }
+        }
+    }
+
+    /// Step 1. `false` when the consumer has gone.
+    async fn settle_open_action(&self, session: &str, request: &mut ChatRequest, tx: &Tx) -> bool {
+        let tenant = &self.scope.tenant;
+        let Some(action) = self.open_action(session).await else {
+            return true;
         };
         let decision = match &self.decision {
             Some((_, approve)) => {

@@ -1,0 +1,161 @@
+//! Speculative replies: answering a caller who has paused before the pause is long enough to
+//! end the turn.
+//!
+//! When the caller pauses, the turn so far is transcribed at once (`turns.rs`). If that
+//! transcript comes back while the pause still lasts, the reply to it starts too: context,
+//! prompt, LLM and the first TTS audio, all held here and nothing sent to the client. When
+//! the silence then ends the turn as predicted, the turn's response takes the draft if it
+//! would ask exactly the same request (same conversation, same transcript, same settings),
+//! and plays what the draft already has; the end-of-turn silence is no longer spent waiting
+//! for the LLM and TTS. If the caller speaks again, or anything else changed, the draft is
+//! dropped, which stops its work, and the response starts afresh.
+//!
+//! A draft takes no action: it starts only when no response is in progress, and the tool
+//! loop stops it (`LlmError::ActionWithheld`) before it would run a server-side tool or
+//! settle a pending action. The turn's response then asks again, as if there were no draft.
+
+use tokio_util::sync::CancellationToken;
+
+use super::actor::CallActor;
+use super::events::ResponseOptions;
+use super::response::ResponseMsg;
+use super::turns::has_words;
+use crate::llm::ChatRequest;
+
+/// Reply audio a draft may hold (samples at the output rate): past it the draft's task waits.
+/// A draft lasts one end-of-turn silence, so this is reached only by a very long silence.
+const MAX_HELD_SECS: usize = 8;
+
+/// Everything a response is started with: a draft serves a response whose plan is equal.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ResponsePlan {
+    pub request: ChatRequest,
+    pub audio: bool,
+    pub speed: f32,
+    pub output_rate: u32,
+}
+
+/// A reply generated ahead of the turn's end, held until the turn's response takes it.
+#[derive(Debug)]
+pub(super) struct Draft {
+    /// The early transcription (`EarlyTranscript::seq`) it answers.
+    pub seq: u64,
+    pub generation: u64,
+    pub token: CancellationToken,
+    pub plan: ResponsePlan,
+    /// What the response task sent so far, in order.
+    pub held: Vec<ResponseMsg>,
+    held_samples: usize,
+}
+
+impl Draft {
+    pub(super) fn is_full(&self) -> bool {
+        self.held_samples >= MAX_HELD_SECS * self.plan.output_rate as usize
+    }
+}
+
+/// An early transcription came back with words.
+#[derive(Debug)]
+pub(super) struct EarlyReady {
+    pub seq: u64,
+    pub text: String,
+}
+
+impl CallActor {
+    /// Start a draft for an early transcript if the turn it belongs to is still pausing and
+    /// its end would start a response by itself.
+    pub(super) async fn on_early_transcript(&mut self, ready: EarlyReady) {
+        let pausing = self
+            .turn
+            .as_ref()
+            .and_then(|t| t.early.as_ref())
+            .is_some_and(|e| e.seq == ready.seq);
+        let auto = self.turn_detection().is_some_and(|td| td.create_response);
+        if !self.deps.speculate
+            || !pausing
+            || !auto
+            || self.draft.is_some()
+            || self.response.is_some()
+            || self.deferred_response.is_some()
+            || self.pending_stt > 0
+            || !has_words(&ready.text)
+        {
+            return;
+        }
+        // The options of the response a turn starts by itself.
+        let plan = self.plan_response(&ResponseOptions::default(), Some(&ready.text));
+        let token = self.spawn_response(plan.clone(), None, true);
+        self.draft = Some(Draft {
+            seq: ready.seq,
+            generation: self.generation,
+            token,
+            plan,
+            held: Vec::new(),
+            held_samples: 0,
+        });
+    }
+
+    /// Keep a draft's message back; other messages are returned to be handled.
+    pub(super) fn hold_for_draft(
+        &mut self,
+        generation: u64,
+        msg: ResponseMsg,
+    ) -> Option<ResponseMsg> {
+        if self
+            .draft
+            .as_ref()
+            .is_none_or(|d| d.generation != generation)
+        {
+            return Some(msg);
+        }
+        if matches!(msg, ResponseMsg::Finished { error: Some(_) }) {
+            // Failed, or stopped before an action: the turn's response will ask again.
+            self.drop_draft("failed");
+            return None;
+        }
+        if let Some(draft) = self.draft.as_mut() {
+            if let ResponseMsg::Audio { samples, .. } = &msg {
+                draft.held_samples += samples.len();
+            }
+            draft.held.push(msg);
+        }
+        None
+    }
+
+    /// The draft for `plan`, if there is one; any other draft is dropped as stale.
+    pub(super) fn take_draft(&mut self, plan: &ResponsePlan, no_decision: bool) -> Option<Draft> {
+        let draft = self.draft.take()?;
+        if no_decision && draft.plan == *plan {
+            self.count_draft("used");
+            Some(draft)
+        } else {
+            self.draft = Some(draft);
+            self.drop_draft("stale");
+            None
+        }
+    }
+
+    /// Stop and forget the draft, if any: `cancelled` (the caller went on), `stale` (the turn
+    /// or the conversation turned out otherwise) or `failed`.
+    pub(super) fn drop_draft(&mut self, outcome: &'static str) {
+        if let Some(draft) = self.draft.take() {
+            draft.token.cancel();
+            self.count_draft(outcome);
+        }
+    }
+
+    /// Drop the draft unless it answers the early transcription `seq`.
+    pub(super) fn keep_draft_for(&mut self, seq: Option<u64>) {
+        if self.draft.as_ref().is_some_and(|d| Some(d.seq) != seq) {
+            self.drop_draft("stale");
+        }
+    }
+
+    fn count_draft(&self, outcome: &str) {
+        self.deps
+            .metrics
+            .speculative_replies_total
+            .with_label_values(&[outcome])
+            .inc();
+    }
+}
