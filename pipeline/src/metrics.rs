@@ -22,6 +22,8 @@ pub struct CallMetrics {
     pub llm_fallbacks_total: IntCounterVec,
     /// Last speech sample to the end-of-turn decision.
     pub end_of_speech_seconds: Histogram,
+    /// A turn's transcription from its request to its transcript (queue and decoding), also
+    /// when it started early and finished before the turn ended.
     pub stt_seconds: Histogram,
     /// Transcriptions started at a pause, by outcome: `used` (the turn ended as predicted),
     /// `cancelled` (speech went on), `stale` (the turn ended otherwise).

@@ -41,7 +41,6 @@ pub(super) struct EarlyTranscript {
     pub result: EarlyResult,
     /// Speculative until the turn ends as predicted; then raised to live.
     pub urgency: switchboard_models::stt::Urgency,
-    pub started: std::time::Instant,
 }
 
 /// A transcript and the seconds of audio it covers, or why transcription failed.

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use tokio::time::Instant;
-
 use tokio_util::sync::CancellationToken;
 
 use super::actor::{ActiveResponse, CallActor, FunctionCallOut, MessageOut};

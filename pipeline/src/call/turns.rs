@@ -6,7 +6,8 @@
 
 use tokio::time::Instant;
 
-use futures_util::FutureExt;
+use std::time::Duration;
+
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
@@ -36,21 +37,29 @@ fn stt_outcome(r: Result<Transcript, SttError>) -> SttOutcome {
         .map_err(|e| e.to_string())
 }
 
+/// Run a transcription job: its outcome and how long it took (queue and decoding), whenever
+/// its turn ends.
+async fn timed(job: SttJob) -> (SttOutcome, Duration) {
+    let started = std::time::Instant::now();
+    let outcome = stt_outcome(job.await);
+    (outcome, started.elapsed())
+}
+
 /// An early transcription running on its own task, so its transcript can start a draft
 /// (`draft.rs`) while the turn may still go on. Dropping it stops the transcription.
 #[derive(Debug)]
 pub(super) struct EarlyResult {
     task: AbortOnDropHandle<()>,
-    done: oneshot::Receiver<SttOutcome>,
+    done: oneshot::Receiver<(SttOutcome, Duration)>,
 }
 
 impl EarlyResult {
     fn spawn(job: SttJob, seq: u64, ready: mpsc::Sender<EarlyReady>) -> Self {
         let (tx, done) = oneshot::channel();
         let task = tokio::spawn(async move {
-            let outcome = stt_outcome(job.await);
+            let (outcome, took) = timed(job).await;
             let text = outcome.as_ref().ok().map(|(t, _)| t.clone());
-            let _ = tx.send(outcome);
+            let _ = tx.send((outcome, took));
             if let Some(text) = text {
                 let _ = ready.send(EarlyReady { seq, text }).await;
             }
@@ -62,11 +71,11 @@ impl EarlyResult {
     }
 
     /// The transcript, once the turn it was started for has ended as predicted.
-    async fn outcome(self) -> SttOutcome {
+    async fn outcome(self) -> (SttOutcome, Duration) {
         let _running = self.task; // dropping the wait stops the transcription
         self.done
             .await
-            .unwrap_or_else(|_| Err("transcription stopped".into()))
+            .unwrap_or_else(|_| (Err("transcription stopped".into()), Duration::ZERO))
     }
 }
 
@@ -181,7 +190,6 @@ impl CallActor {
                     span,
                     result: EarlyResult::spawn(job, self.early_seq, self.early_tx.clone()),
                     urgency,
-                    started: std::time::Instant::now(),
                 });
                 // A draft for an earlier pause of this turn answers fewer words.
                 self.keep_draft_for(Some(self.early_seq));
@@ -302,23 +310,20 @@ impl CallActor {
         })
         .await;
         self.pending_stt += 1;
-        let (transcribed, started): (BoxFuture<'static, SttOutcome>, _) = match early {
-            Some(e) => (Box::pin(e.result.outcome()), e.started),
-            None => {
-                let job = self.deps.stt.transcribe(audio, Default::default());
-                (Box::pin(job.map(stt_outcome)), std::time::Instant::now())
-            }
+        let transcribed: BoxFuture<'static, (SttOutcome, Duration)> = match early {
+            Some(e) => Box::pin(e.result.outcome()),
+            None => Box::pin(timed(self.deps.stt.transcribe(audio, Default::default()))),
         };
         let tx = self.stt_tx.clone();
         let token = self.token.clone();
         let stt_seconds = self.deps.metrics.stt_seconds.clone();
         tokio::spawn(async move {
-            let result = tokio::select! {
+            let (result, took) = tokio::select! {
                 // The call ended: dropping the job tells the worker to skip it.
                 () = token.cancelled() => return,
                 r = transcribed => r,
             };
-            stt_seconds.observe(started.elapsed().as_secs_f64());
+            stt_seconds.observe(took.as_secs_f64());
             let _ = tx
                 .send(Transcribed {
                     item_id,
