@@ -82,15 +82,18 @@ async fn one_turn(c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
 /// clock and hide that much of the gateway's latency.
 fn speech(i: usize) -> Vec<i16> {
     let mut a = silence(200, RATE);
-    let mut said = say(QUESTIONS[i % QUESTIONS.len()], RATE);
-    // 1% of full scale, as `sox silence ... 1%` would cut.
-    let audible = said
+    a.extend(audible(say(QUESTIONS[i % QUESTIONS.len()], RATE)));
+    a
+}
+
+/// Speech cut at its last audible sample: 1% of full scale, as `sox silence ... 1%` would cut.
+fn audible(mut said: Vec<i16>) -> Vec<i16> {
+    let end = said
         .iter()
         .rposition(|s| s.unsigned_abs() > 327)
         .map_or(0, |p| p + 1);
-    said.truncate(audible);
-    a.extend(said);
-    a
+    said.truncate(end);
+    said
 }
 
 /// `early_transcription_ms` for the session (`None`: the gateway's default).
@@ -119,9 +122,20 @@ async fn voice_to_voice(gw: &Gateway, early_ms: Option<u32>) -> Vec<Duration> {
     out
 }
 
-async fn barge_in(gw: &Gateway) -> (Vec<Duration>, Vec<Duration>) {
-    let (mut from_event, mut from_onset) = (Vec::new(), Vec::new());
-    let interruption = say("Stop, wait a second.", RATE);
+/// Barge-in figures: `speech_started` to the last audio of the interrupted reply, the
+/// caller's onset to that audio, and the interruption's last audible sample to the first
+/// audio of the reply to it.
+#[derive(Default)]
+struct BargeIn {
+    from_event: Vec<Duration>,
+    from_onset: Vec<Duration>,
+    answered: Vec<Duration>,
+}
+
+async fn barge_in(gw: &Gateway) -> BargeIn {
+    let mut out = BargeIn::default();
+    let interruption = audible(say("Stop, wait a second.", RATE));
+    let interruption_ms = interruption.len() as u64 * 1000 / u64::from(RATE);
     for i in 0..TURNS / 2 {
         let mut c = RealtimeClient::connect(&gw.ws_url())
             .await
@@ -163,14 +177,36 @@ async fn barge_in(gw: &Gateway) -> (Vec<Duration>, Vec<Duration>) {
             .map(|r| r.at);
         match (started, last_audio) {
             (Some(s), Some(l)) => {
-                from_event.push(l.saturating_duration_since(s));
-                from_onset.push(l.saturating_duration_since(onset));
+                out.from_event.push(l.saturating_duration_since(s));
+                out.from_onset.push(l.saturating_duration_since(onset));
             }
             _ => eprintln!("barge-in run {i}: started {started:?} last audio {last_audio:?}"),
         }
+        let answer = c
+            .log
+            .iter()
+            .find(|r| {
+                r.kind() == "response.output_audio.delta"
+                    && r.at > onset
+                    && r.event["response_id"] != rid
+            })
+            .map(|r| r.at);
+        let answer = match answer {
+            Some(t) => Some(t),
+            None => c
+                .wait_for("response.output_audio.delta", Duration::from_secs(30))
+                .await
+                .ok()
+                .map(|r| r.at),
+        };
+        let spoke_until = onset + Duration::from_millis(interruption_ms);
+        match answer {
+            Some(a) => out.answered.push(a.saturating_duration_since(spoke_until)),
+            None => eprintln!("barge-in run {i}: the interruption got no reply audio"),
+        }
         c.close().await;
     }
-    (from_event, from_onset)
+    out
 }
 
 async fn concurrent(gw: &Gateway, calls: usize) -> Vec<Duration> {
@@ -319,30 +355,48 @@ fn main() {
         stages = stage_means(&before, &gw.metrics());
         single_p95 = row("voice-to-voice, 1 call", &mut v2v);
     }
-    if run("v2v") {
-        // The same turns on a gateway that waits for the turn's end before replying.
+    // The same turns on a gateway that waits for the turn's end before replying.
+    let plain = (run("v2v") || run("barge")).then(|| {
         let env = [("SWITCHBOARD_SPECULATIVE_REPLIES", "false")];
-        let plain = match embedded {
+        match embedded {
             true => Gateway::start(&[], &env),
             false => Gateway::start(&[llm.base_url()], &env),
-        };
-        let mut v2v = rt.block_on(voice_to_voice(&plain, None));
+        }
+    });
+    if run("v2v")
+        && let Some(plain) = &plain
+    {
+        let mut v2v = rt.block_on(voice_to_voice(plain, None));
         row("voice-to-voice, 1 call, no speculative replies", &mut v2v);
-        drop(plain);
         let mut v2v = rt.block_on(voice_to_voice(&gw, Some(0)));
         row(
             "voice-to-voice, 1 call, transcription only after the turn ends",
             &mut v2v,
         );
     }
-    if run("barge") {
-        let (mut ev, mut onset) = rt.block_on(barge_in(&gw));
-        row("barge-in: speech_started -> last reply audio", &mut ev);
+    if run("barge")
+        && let Some(plain) = &plain
+    {
+        let mut b = rt.block_on(barge_in(&gw));
+        row(
+            "barge-in: speech_started -> last reply audio",
+            &mut b.from_event,
+        );
         row(
             "barge-in: caller speech onset -> last reply audio",
-            &mut onset,
+            &mut b.from_onset,
+        );
+        row(
+            "barge-in: interruption's end -> first audio of the reply to it",
+            &mut b.answered,
+        );
+        let mut b = rt.block_on(barge_in(plain));
+        row(
+            "barge-in: interruption's end -> first audio of the reply to it, no speculative replies",
+            &mut b.answered,
         );
     }
+    drop(plain);
     let concurrency: &[usize] = if run("concurrency") {
         &[2, 3, 4, 6, 8, 12, 16]
     } else {

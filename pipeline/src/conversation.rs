@@ -116,7 +116,7 @@ pub enum ConversationError {
 }
 
 /// Items in conversation order.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Conversation {
     items: Vec<Item>,
 }
@@ -132,6 +132,21 @@ impl Conversation {
 
     pub fn get(&self, id: &str) -> Option<&Item> {
         self.items.iter().find(|i| i.id == id)
+    }
+
+    /// Replace an assistant message's text or transcript (after truncation).
+    pub fn set_assistant_text(&mut self, item_id: &str, text: &str) {
+        if let Some(item) = self.get_mut(item_id)
+            && let ItemKind::Message { content, .. } = &mut item.kind
+        {
+            for part in content.iter_mut() {
+                match part {
+                    Content::OutputAudio { transcript } => text.clone_into(transcript),
+                    Content::OutputText { text: t } => text.clone_into(t),
+                    _ => {}
+                }
+            }
+        }
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Item> {

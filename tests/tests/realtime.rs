@@ -10,22 +10,8 @@ use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Behaviour, Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
 
-const RATE: u32 = 24_000;
-const LONG: Duration = Duration::from_secs(30);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn question() -> Vec<i16> {
-    let mut audio = silence(300, RATE);
-    audio.extend(say("What is the weather like in Paris today?", RATE));
-    audio.extend(silence(1_200, RATE));
-    audio
-}
+mod calls;
+use calls::*;
 
 /// Ask the question, let `after_ms` of the spoken reply play, then say `speech` over it and
 /// fall silent long enough for the turn to end.
@@ -40,37 +26,6 @@ async fn talk_over(c: &mut RealtimeClient, after_ms: u32, speech: Vec<i16>) {
     let mut talk = speech;
     talk.extend(silence(1_500, RATE));
     c.stream_audio(&talk, RATE).await.unwrap();
-}
-
-fn transcript_of(c: &RealtimeClient, kind: &str, field: &str) -> String {
-    c.of_kind(kind)
-        .iter()
-        .map(|r| r.event[field].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// The caller's transcript holds the words of `question()`.
-fn assert_heard_the_weather_question(c: &RealtimeClient) {
-    let heard = transcript_of(
-        c,
-        "conversation.item.input_audio_transcription.completed",
-        "transcript",
-    )
-    .to_lowercase();
-    assert!(
-        heard.contains("weather") && heard.contains("paris"),
-        "user transcript: {heard}"
-    );
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| {
-            l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && !l.contains("le=")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[test]
@@ -151,60 +106,6 @@ fn spoken_question_gets_a_spoken_answer() {
     }
 }
 
-/// A pause inside a sentence: the reply drafted for the words before it is dropped unheard,
-/// and the reply drafted once the whole question is in is the one the caller hears.
-#[test]
-fn a_pause_inside_a_sentence_neither_ends_the_turn_nor_loses_words() {
-    let llm = ScriptedLlm::start(Script::default());
-    let gw = Gateway::start(&[llm.base_url()], &[]);
-    runtime().block_on(async {
-        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
-        // A 700 ms gap plus espeak's own trailing and leading silence: past the early
-        // transcription's 160 ms and long enough for its transcript to start a draft,
-        // short of a 1300 ms turn silence.
-        let td = json!({"type": "server_vad", "silence_duration_ms": 1300});
-        c.send(
-            json!({"type": "session.update", "session": {"type": "realtime",
-            "audio": {"input": {"turn_detection": td}}}}),
-        )
-        .await
-        .unwrap();
-        c.wait_for("session.updated", LONG).await.unwrap();
-        let mut audio = silence(300, RATE);
-        audio.extend(say("What is the weather like", RATE));
-        audio.extend(silence(700, RATE));
-        audio.extend(say("in Paris today?", RATE));
-        audio.extend(silence(2_000, RATE));
-        c.stream_audio(&audio, RATE).await.unwrap();
-        c.wait_for("response.done", LONG).await.unwrap();
-        assert_eq!(
-            c.of_kind("input_audio_buffer.committed").len(),
-            1,
-            "{:?}",
-            c.kinds()
-        );
-        assert_eq!(c.of_kind("response.created").len(), 1, "{:?}", c.kinds());
-        assert_heard_the_weather_question(&c);
-        let said = transcript_of(&c, "response.output_audio_transcript.delta", "delta");
-        assert_eq!(said, Script::default().reply);
-        // The reply heard was asked with the whole question.
-        let last = llm.requests().last().unwrap()["messages"].clone();
-        let question = last.as_array().unwrap().last().unwrap()["content"].to_string();
-        assert!(question.to_lowercase().contains("paris"), "{question}");
-        c.close().await;
-    });
-    let m = gw.metrics();
-    for (counter, outcome) in [
-        ("early_transcriptions", "cancelled"),
-        ("early_transcriptions", "used"),
-        ("speculative_replies", "cancelled"),
-        ("speculative_replies", "used"),
-    ] {
-        let name = format!(r#"switchboard_{counter}_total{{outcome="{outcome}"}}"#);
-        assert!(metric(&m, &name) >= 1.0, "{name} not recorded:\n{m}");
-    }
-}
-
 #[test]
 fn barge_in_stops_audio_and_keeps_only_what_was_heard() {
     let llm = ScriptedLlm::start(Script::default());
@@ -254,25 +155,9 @@ fn barge_in_stops_audio_and_keeps_only_what_was_heard() {
         // The next response is for the interruption, and the LLM sees only the heard part.
         let second = c.wait_for("response.done", LONG).await.unwrap();
         assert_eq!(second.event["response"]["status"], "completed");
-        let reqs = llm.requests();
-        assert_eq!(reqs.len(), 2);
-        let msgs = reqs[1]["messages"].as_array().unwrap();
-        let assistant = msgs.iter().find(|m| m["role"] == "assistant").unwrap()["content"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let full = Script::default().reply;
-        assert!(
-            !assistant.is_empty()
-                && full.starts_with(&assistant)
-                && assistant.len() < full.len() / 2,
-            "assistant history {assistant:?} is not a short prefix of the reply"
-        );
-        let user = msgs.last().unwrap()["content"]
-            .as_str()
-            .unwrap()
-            .to_lowercase();
-        assert!(user.contains("london"), "{user}");
+        // (A draft for "Stop." may have been asked too, and dropped when speech went on.)
+        assert!(llm.requests().len() <= 3, "{:?}", llm.requests());
+        assert_answered_with_only_the_heard_part(&llm, "london");
         c.close().await;
     });
     assert!(metric(&gw.metrics(), "switchboard_barge_in_seconds_count") >= 1.0);

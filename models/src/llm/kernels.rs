@@ -31,7 +31,9 @@ macro_rules! multiversion {
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+                if std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                    && !portable_forced()
                 {
                     // SAFETY: the CPU has the features `avx2` is compiled for.
                     return unsafe { avx2($($arg),*) };
@@ -40,6 +42,19 @@ macro_rules! multiversion {
             body($($arg),*)
         }
     };
+}
+
+/// Tests run the portable copies on a machine with AVX2 too (see `tests::on_both_paths`).
+#[cfg(test)]
+static FORCE_PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[inline(always)]
+#[allow(dead_code)] // not read on targets without the AVX2 copy
+fn portable_forced() -> bool {
+    #[cfg(test)]
+    return FORCE_PORTABLE.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(test))]
+    false
 }
 
 /// `rows` chunks of `width` of `out`, with their index, on rayon when there are enough.
@@ -305,6 +320,24 @@ mod tests {
 
     use super::*;
 
+    /// Serializes the tests that choose a path; others may run either copy meanwhile, which
+    /// computes the same.
+    static PATH: Mutex<()> = Mutex::new(());
+
+    /// `run` twice: with the copies the CPU picks (AVX2 where it has it), then with the
+    /// portable ones, which CPUs without AVX2 and FMA run.
+    fn on_both_paths<E>(mut run: impl FnMut() -> Result<(), E>) -> Result<(), E> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _only_us = PATH.lock().unwrap_or_else(|e| e.into_inner());
+        for portable in [false, true] {
+            FORCE_PORTABLE.store(portable, Relaxed);
+            let result = run();
+            FORCE_PORTABLE.store(false, Relaxed);
+            result?;
+        }
+        Ok(())
+    }
+
     fn close(a: &[f32], b: &[f64], tolerance: f64) -> Result<(), TestCaseError> {
         prop_assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(b) {
@@ -377,14 +410,29 @@ mod tests {
         let gate_up = [
             1.0, -2.0, 3.0, 0.5, 0.0, 10.0, -100.0, 4.0, 2.0, 2.0, 1.0, -1.0,
         ];
-        let mut out = [0f32; 6];
-        swiglu(&gate_up, 3, &mut out);
         let silu = |g: f64| g / (1.0 + (-g).exp());
         let want: Vec<f64> = gate_up
             .chunks(6)
             .flat_map(|r| (0..3).map(move |i| silu(f64::from(r[i])) * f64::from(r[3 + i])))
             .collect();
-        close(&out, &want, 1e-6).unwrap();
+        on_both_paths(|| {
+            let mut out = [0f32; 6];
+            swiglu(&gate_up, 3, &mut out);
+            close(&out, &want, 1e-6)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn add_adds_in_place() {
+        let y: Vec<f32> = (0..37).map(|i| i as f32 * 0.5 - 3.0).collect();
+        on_both_paths(|| {
+            let mut x: Vec<f32> = (0..37).map(|i| 1.0 + i as f32).collect();
+            add(&mut x, &y);
+            let want: Vec<f64> = (0..37).map(|i| 1.0 + f64::from(i) * 1.5 - 3.0).collect();
+            close(&x, &want, 1e-6)
+        })
+        .unwrap();
     }
 
     #[test]
@@ -396,10 +444,13 @@ mod tests {
         };
         // One position, angle 1 at position 1 (tables for positions 0 and 1).
         let (cos, sin) = ([1.0, 1f32.cos()], [0.0, 1f32.sin()]);
-        let mut qkv = [1.0, 0.0, 0.0, 1.0, 7.0, 8.0];
-        rope(&mut qkv, h, 1, &cos, &sin);
         let (c, s) = (1f64.cos(), 1f64.sin());
-        close(&qkv, &[c, s, -s, c, 7.0, 8.0], 1e-6).unwrap();
+        on_both_paths(|| {
+            let mut qkv = [1.0, 0.0, 0.0, 1.0, 7.0, 8.0];
+            rope(&mut qkv, h, 1, &cos, &sin);
+            close(&qkv, &[c, s, -s, c, 7.0, 8.0], 1e-6)
+        })
+        .unwrap();
     }
 
     proptest! {
@@ -423,9 +474,12 @@ mod tests {
             let qkv: Vec<f32> = (0..rows * h.qkv_width()).map(|_| next()).collect();
             let keys: Vec<f32> = (0..(past + rows) * h.kv_width()).map(|_| next()).collect();
             let values: Vec<f32> = (0..(past + rows) * h.kv_width()).map(|_| next()).collect();
-            let mut out = vec![0f32; rows * h.q_width()];
-            attention(&qkv, &keys, &values, h, past, &mut out);
-            close(&out, &attention_reference(&qkv, &keys, &values, h, past), 1e-5)?;
+            let want = attention_reference(&qkv, &keys, &values, h, past);
+            on_both_paths(|| {
+                let mut out = vec![0f32; rows * h.q_width()];
+                attention(&qkv, &keys, &values, h, past, &mut out);
+                close(&out, &want, 1e-5)
+            })?;
         }
 
         #[test]
@@ -436,8 +490,6 @@ mod tests {
             let width = x.len();
             let x: Vec<f32> = (0..rows).flat_map(|r| x.iter().map(move |v| v * (r + 1) as f32)).collect();
             let weight: Vec<f32> = (0..width).map(|i| 0.5 + i as f32 / 100.0).collect();
-            let mut out = vec![0f32; x.len()];
-            rms_norm(&x, &weight, 1e-5, &mut out);
             let want: Vec<f64> = x
                 .chunks(width)
                 .flat_map(|row| {
@@ -446,7 +498,11 @@ mod tests {
                     row.iter().zip(&weight).map(move |(v, w)| f64::from(*v) * scale * f64::from(*w)).collect::<Vec<_>>()
                 })
                 .collect();
-            close(&out, &want, 1e-5)?;
+            on_both_paths(|| {
+                let mut out = vec![0f32; x.len()];
+                rms_norm(&x, &weight, 1e-5, &mut out);
+                close(&out, &want, 1e-5)
+            })?;
         }
     }
 }

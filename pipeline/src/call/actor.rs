@@ -100,6 +100,8 @@ pub(crate) struct Feeds {
     responses: mpsc::Receiver<(u64, ResponseMsg)>,
     transcripts: mpsc::Receiver<Transcribed>,
     early: mpsc::Receiver<EarlyReady>,
+    /// Drafts' messages, and a taken draft's later ones.
+    drafts: mpsc::Receiver<(u64, ResponseMsg)>,
 }
 
 pub(crate) struct CallActor {
@@ -117,6 +119,8 @@ pub(crate) struct CallActor {
     pub(super) draft: Option<Draft>,
     pub(super) early_seq: u64,
     pub(super) early_tx: mpsc::Sender<EarlyReady>,
+    /// Where drafts send (`resp_tx` is gated by the playing response, a draft must not be).
+    pub(super) draft_tx: mpsc::Sender<(u64, ResponseMsg)>,
     pub(super) deferred_response: Option<(ResponseOptions, Option<Instant>)>,
     pub(super) response: Option<ActiveResponse>,
     /// The playback of the last finished response, for a client's `conversation.item.truncate`.
@@ -143,6 +147,7 @@ impl CallActor {
         let (resp_tx, resp_rx) = mpsc::channel(32);
         let (stt_tx, stt_rx) = mpsc::channel(8);
         let (early_tx, early_rx) = mpsc::channel(8);
+        let (draft_tx, draft_rx) = mpsc::channel(32);
         let actor = Self {
             call_id,
             deps,
@@ -157,6 +162,7 @@ impl CallActor {
             draft: None,
             early_seq: 0,
             early_tx,
+            draft_tx,
             deferred_response: None,
             response: None,
             last_playback: None,
@@ -170,6 +176,7 @@ impl CallActor {
             responses: resp_rx,
             transcripts: stt_rx,
             early: early_rx,
+            drafts: draft_rx,
         };
         (actor, feeds)
     }
@@ -179,6 +186,7 @@ impl CallActor {
             mut responses,
             mut transcripts,
             mut early,
+            mut drafts,
         } = feeds;
         self.deps.metrics.calls_active.inc();
         self.deps.metrics.calls_total.inc();
@@ -187,6 +195,7 @@ impl CallActor {
         let token = self.token.clone();
         while !self.closed {
             let accepting = self.accepts_response_audio();
+            let accepting_draft = self.accepts_draft_msgs();
             let pacing = self.needs_pacing();
             tokio::select! {
                 biased;
@@ -200,6 +209,9 @@ impl CallActor {
                 Some(t) = transcripts.recv() => self.on_transcribed(t).await,
                 Some(e) = early.recv() => self.on_early_transcript(e).await,
                 Some((generation, msg)) = responses.recv(), if accepting => {
+                    self.on_response_msg(generation, msg).await;
+                }
+                Some((generation, msg)) = drafts.recv(), if accepting_draft => {
                     self.on_response_msg(generation, msg).await;
                 }
             }
@@ -390,7 +402,7 @@ impl CallActor {
                 return;
             }
             let text = p.heard_text(samples);
-            self.set_assistant_text(&item_id, text);
+            self.conversation.set_assistant_text(&item_id, &text);
         }
         self.emit(CallEvent::ItemTruncated {
             item_id,
@@ -398,20 +410,5 @@ impl CallActor {
             audio_end_ms,
         })
         .await;
-    }
-
-    /// Replace an assistant message's transcript (after truncation).
-    pub(super) fn set_assistant_text(&mut self, item_id: &str, text: String) {
-        if let Some(item) = self.conversation.get_mut(item_id)
-            && let ItemKind::Message { content, .. } = &mut item.kind
-        {
-            for part in content.iter_mut() {
-                match part {
-                    Content::OutputAudio { transcript } => transcript.clone_from(&text),
-                    Content::OutputText { text: t } => t.clone_from(&text),
-                    _ => {}
-                }
-            }
-        }
     }
 }

@@ -10,16 +10,25 @@
 //! for the LLM and TTS. If the caller speaks again, or anything else changed, the draft is
 //! dropped, which stops its work, and the response starts afresh.
 //!
-//! A draft takes no action: it starts only when no response is in progress, and the tool
-//! loop stops it (`LlmError::ActionWithheld`) before it would run a server-side tool or
-//! settle a pending action. The turn's response then asks again, as if there were no draft.
+//! A draft also answers a caller who barged in: their words (not a backchannel) will cancel
+//! the paused response and cut its message to what they heard, which is known while playback
+//! is paused, so the draft is asked with the conversation as it will be then.
+//!
+//! A draft takes no action: the tool loop stops it (`LlmError::ActionWithheld`) before it
+//! would run a server-side tool or settle a pending action. The turn's response then asks
+//! again, as if there were no draft. Drafts send on their own channel: the responses' channel
+//! is not read while the playing response has enough audio queued, which would hold a
+//! draft back behind the reply it is to replace.
+
+use std::borrow::Cow;
 
 use tokio_util::sync::CancellationToken;
 
 use super::actor::CallActor;
 use super::events::ResponseOptions;
 use super::response::ResponseMsg;
-use super::turns::has_words;
+use super::turns::{has_words, is_backchannel};
+use crate::conversation::Conversation;
 use crate::llm::ChatRequest;
 
 /// Reply audio a draft may hold (samples at the output rate): past it the draft's task waits.
@@ -63,7 +72,8 @@ pub(super) struct EarlyReady {
 
 impl CallActor {
     /// Start a draft for an early transcript if the turn it belongs to is still pausing and
-    /// its end would start a response by itself.
+    /// its end would start a response by itself: with nothing in progress, or after a
+    /// barge-in its words will cancel.
     pub(super) async fn on_early_transcript(&mut self, ready: EarlyReady) {
         let pausing = self
             .turn
@@ -75,15 +85,22 @@ impl CallActor {
             || !pausing
             || !auto
             || self.draft.is_some()
-            || self.response.is_some()
             || self.deferred_response.is_some()
             || self.pending_stt > 0
             || !has_words(&ready.text)
         {
             return;
         }
+        let Some(conversation) = self.conversation_after(&ready.text) else {
+            return;
+        };
         // The options of the response a turn starts by itself.
-        let plan = self.plan_response(&ResponseOptions::default(), Some(&ready.text));
+        let plan = self.plan_response(
+            &conversation,
+            &ResponseOptions::default(),
+            Some(&ready.text),
+        );
+        drop(conversation);
         let token = self.spawn_response(plan.clone(), None, true);
         self.draft = Some(Draft {
             seq: ready.seq,
@@ -93,6 +110,35 @@ impl CallActor {
             held: Vec::new(),
             held_samples: 0,
         });
+    }
+
+    /// The conversation the turn's response will see if the turn is `words`, or `None` when
+    /// that is not known yet. With a response in progress that the caller has barged in on,
+    /// words that are not a backchannel will cancel it and cut its message to what the caller
+    /// heard (`cancel_response`): playback is paused, so that is known now. A response not
+    /// paused, without audio, or with tool calls is left alone.
+    fn conversation_after(&self, words: &str) -> Option<Cow<'_, Conversation>> {
+        let Some(r) = &self.response else {
+            return Some(Cow::Borrowed(&self.conversation));
+        };
+        if r.barge_in_at.is_none() || !r.audio || !r.calls.is_empty() || is_backchannel(words) {
+            return None;
+        }
+        let mut after = self.conversation.clone();
+        if let Some(m) = &r.message {
+            let heard = r.playback.heard(tokio::time::Instant::now());
+            after.set_assistant_text(&m.item_id, &r.playback.heard_text(heard));
+        }
+        Some(Cow::Owned(after))
+    }
+
+    /// Whether to read the drafts' channel: a draft is held up to its limit; once taken, its
+    /// messages are paced as the response's are.
+    pub(super) fn accepts_draft_msgs(&self) -> bool {
+        match &self.draft {
+            Some(d) => !d.is_full(),
+            None => self.accepts_response_audio(),
+        }
     }
 
     /// Keep a draft's message back; other messages are returned to be handled.

@@ -14,7 +14,7 @@ use super::events::{
 };
 use super::playback::Playback;
 use super::response::{self, ResponseJob, ResponseMsg};
-use crate::conversation::{Content, Item, ItemKind, ItemStatus, Role};
+use crate::conversation::{Content, Conversation, Item, ItemKind, ItemStatus, Role};
 use crate::llm::{ChatMessage, ChatRequest, ToolChoice};
 
 impl CallActor {
@@ -62,7 +62,7 @@ impl CallActor {
             return;
         }
         let id = self.ids.next("resp");
-        let plan = self.plan_response(&opts, None);
+        let plan = self.plan_response(&self.conversation, &opts, None);
         let audio = plan.audio;
         // A reply drafted while the caller paused serves if it answers exactly this.
         let (generation, token, held) = match self.take_draft(&plan, opts.decision.is_none()) {
@@ -103,6 +103,7 @@ impl CallActor {
     /// message the conversation does not hold yet (the transcript a draft answers).
     pub(super) fn plan_response(
         &self,
+        conversation: &Conversation,
         opts: &ResponseOptions,
         then_user: Option<&str>,
     ) -> ResponsePlan {
@@ -114,7 +115,7 @@ impl CallActor {
         // A new user message ends the tool rounds before it.
         let rounds = match then_user {
             Some(_) => 0,
-            None => self.conversation.trailing_tool_rounds(),
+            None => conversation.trailing_tool_rounds(),
         };
         let tool_choice = if rounds >= self.config.max_tool_rounds {
             tracing::warn!(rounds, "tool round limit reached: answering without tools");
@@ -124,7 +125,7 @@ impl CallActor {
                 .clone()
                 .unwrap_or_else(|| self.config.tool_choice.clone())
         };
-        let mut messages = self.conversation.chat_messages(&instructions);
+        let mut messages = conversation.chat_messages(&instructions);
         messages.extend(then_user.map(|t| ChatMessage::User(t.to_owned())));
         let request = ChatRequest {
             messages,
@@ -172,7 +173,11 @@ impl CallActor {
             tts: self.deps.tts.clone(),
             metrics: self.deps.metrics.clone(),
         };
-        tokio::spawn(response::run(job, token.clone(), self.resp_tx.clone()));
+        let tx = match speculative {
+            true => self.draft_tx.clone(),
+            false => self.resp_tx.clone(),
+        };
+        tokio::spawn(response::run(job, token.clone(), tx));
         token
     }
 
@@ -181,7 +186,6 @@ impl CallActor {
         self.response
             .as_ref()
             .is_none_or(|r| !r.playback.is_full(Instant::now()))
-            && self.draft.as_ref().is_none_or(|d| !d.is_full())
     }
 
     pub(super) fn needs_pacing(&self) -> bool {
@@ -431,7 +435,7 @@ impl CallActor {
             if let Some(m) = self.response.as_mut().and_then(|r| r.message.as_mut()) {
                 m.text.clone_from(&text);
             }
-            self.set_assistant_text(&item_id, text);
+            self.conversation.set_assistant_text(&item_id, &text);
             self.emit(CallEvent::ItemTruncated {
                 item_id,
                 content_index: 0,
