@@ -6,7 +6,6 @@
 
 use std::sync::Mutex;
 
-use serde_json::json;
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -30,14 +29,7 @@ fn a_pause_inside_a_sentence_neither_ends_the_turn_nor_loses_words() {
         // A 700 ms gap plus espeak's own trailing and leading silence: past the early
         // transcription's 160 ms and long enough for its transcript to start a draft,
         // short of a 1300 ms turn silence.
-        let td = json!({"type": "server_vad", "silence_duration_ms": 1300});
-        c.send(
-            json!({"type": "session.update", "session": {"type": "realtime",
-            "audio": {"input": {"turn_detection": td}}}}),
-        )
-        .await
-        .unwrap();
-        c.wait_for("session.updated", LONG).await.unwrap();
+        set_turn_silence(&mut c, 1300).await;
         let mut audio = silence(300, RATE);
         audio.extend(say("What is the weather like", RATE));
         audio.extend(silence(700, RATE));
@@ -84,14 +76,7 @@ fn a_barge_in_is_answered_by_its_draft() {
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
         // A long turn silence, so that each draft is ready well before its turn ends.
-        let td = json!({"type": "server_vad", "silence_duration_ms": 1800});
-        c.send(
-            json!({"type": "session.update", "session": {"type": "realtime",
-            "audio": {"input": {"turn_detection": td}}}}),
-        )
-        .await
-        .unwrap();
-        c.wait_for("session.updated", LONG).await.unwrap();
+        set_turn_silence(&mut c, 1800).await;
         let mut ask = question();
         ask.extend(silence(1_000, RATE));
         c.stream_audio(&ask, RATE).await.unwrap();

@@ -4,12 +4,25 @@
 
 use std::time::Duration;
 
+use serde_json::json;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
 
 pub const RATE: u32 = 24_000;
 pub const LONG: Duration = Duration::from_secs(30);
+
+/// Turn detection by `server_vad` with this much silence ending a turn, for the call.
+pub async fn set_turn_silence(c: &mut RealtimeClient, silence_ms: u32) {
+    let td = json!({"type": "server_vad", "silence_duration_ms": silence_ms});
+    c.send(
+        json!({"type": "session.update", "session": {"type": "realtime",
+        "audio": {"input": {"turn_detection": td}}}}),
+    )
+    .await
+    .unwrap();
+    c.wait_for("session.updated", LONG).await.unwrap();
+}
 
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
