@@ -4,12 +4,11 @@
 //! interrupt a response. An interruption first only pauses the response; once the
 //! caller's words are transcribed it is cancelled, or resumed if there were no words.
 
-use tokio::time::Instant;
-
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::actor::{CallActor, EarlyTranscript, OpenTurn, SttOutcome, Transcribed};
