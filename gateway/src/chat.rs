@@ -105,7 +105,7 @@ pub async fn completions(
             persona,
             request,
             decision: None,
-            speculative: false,
+            speculative: Default::default(),
         })
         .await;
     // The orchestrator asked the token budget beside its lookups; a spent one is a 429.

@@ -161,7 +161,7 @@ async fn answer(
                 ..Default::default()
             },
             decision: None,
-            speculative: false,
+            speculative: Default::default(),
         })
         .await;
     let persona = prepared.persona.clone();

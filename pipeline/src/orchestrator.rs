@@ -42,10 +42,34 @@ pub struct TurnRequest {
     /// An explicit answer to a pending action (`action_id`, approve) instead of reading
     /// the user's last message (a chat widget's approve/reject buttons).
     pub decision: Option<(String, bool)>,
-    /// Asked before the user's turn is final (a call's caller has paused, not yet stopped):
-    /// the reply stops with [`LlmError::ActionWithheld`] rather than run a tool or settle a
-    /// pending action, and is asked for again once the turn ends.
-    pub speculative: bool,
+    /// Whether the user's turn is final; see [`Speculation`].
+    pub speculative: Speculation,
+}
+
+/// Whether a turn is final. A speculative turn (a call's caller has paused, not yet
+/// stopped) is answered up to its first action (a tool to run, a pending action to settle)
+/// and waits there until the turn is confirmed; if it never is, the reply is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Speculation(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Speculation {
+    /// A speculative turn, and what confirms it: `send(true)`; dropped unsent, never.
+    pub fn pending() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self(Some(rx)))
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| !*rx.borrow())
+    }
+
+    /// Wait until the turn is final; `false` when it never will be.
+    pub async fn until_final(&mut self) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(rx) => rx.wait_for(|done| *done).await.is_ok(),
+        }
+    }
 }
 
 /// A turn ready to generate.
@@ -62,7 +86,7 @@ pub struct PreparedTurn {
     pub server_tools: Vec<ToolDef>,
     pub decision: Option<(String, bool)>,
     /// See [`TurnRequest::speculative`].
-    pub speculative: bool,
+    pub speculative: Speculation,
     /// The tenant's token budget is spent: the reply is this refusal, and no LLM is asked.
     pub over_budget: Option<std::time::Duration>,
 }

@@ -11,7 +11,7 @@ use switchboard_pipeline::context::{ContextStage, EngineMetrics};
 use switchboard_pipeline::llm::{
     ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream,
 };
-use switchboard_pipeline::orchestrator::{Orchestrator, TurnRequest};
+use switchboard_pipeline::orchestrator::{Orchestrator, Speculation, TurnRequest};
 use switchboard_pipeline::outbound::OutboundPolicy;
 use switchboard_pipeline::persona::Personas;
 use switchboard_pipeline::tools::{
@@ -211,7 +211,7 @@ async fn turn(
     history: &[&str],
     decision: Option<(String, bool)>,
 ) -> (String, Vec<ActionNotice>) {
-    let (text, notices, error) = turn_as(rig, history, decision, false).await;
+    let (text, notices, error) = turn_as(rig, history, decision, Speculation::default()).await;
     assert!(error.is_none(), "no provider error: {error:?}");
     (text, notices)
 }
@@ -222,7 +222,7 @@ async fn turn_as(
     rig: &Rig,
     history: &[&str],
     decision: Option<(String, bool)>,
-    speculative: bool,
+    speculative: Speculation,
 ) -> (String, Vec<ActionNotice>, Option<LlmError>) {
     let messages = history
         .iter()
@@ -341,30 +341,41 @@ async fn a_change_runs_only_after_yes() {
 }
 
 /// A call drafts its reply while the caller pauses; the draft must not act before the turn
-/// is final (the caller may go on: "Yes, go ahead... no, wait").
+/// is final (the caller may go on: "Yes, go ahead... no, wait"). It waits before the action,
+/// goes on once the turn is confirmed, and never acts if it is not.
 #[tokio::test]
-async fn a_speculative_reply_stops_before_any_action() {
+async fn a_speculative_reply_waits_before_any_action() {
     let rig = rig(Duration::from_secs(60)).await;
-    let withheld = |e: &Option<LlmError>| matches!(e, Some(LlmError::ActionWithheld));
+    let quiet = Duration::from_millis(300);
     // Words alone: a draft answers in full.
-    let (text, notices, error) = turn_as(&rig, &["Hi there"], None, true).await;
+    let (_gate, pending) = Speculation::pending();
+    let (text, notices, error) = turn_as(&rig, &["Hi there"], None, pending).await;
     assert_eq!((text.as_str(), error.is_none()), ("Hello.", true));
     assert!(notices.is_empty());
-    // A read tool: not run.
-    let (text, notices, error) = turn_as(&rig, &["Where is my order?"], None, true).await;
-    assert!(withheld(&error), "{error:?}");
-    assert_eq!(text, "One moment.", "the words before the call are kept");
-    assert!(
-        notices.is_empty() && requests(&rig).is_empty(),
-        "{notices:?}"
+    // A read tool: nothing runs while the turn is pending; then it does.
+    let (gate, pending) = Speculation::pending();
+    let confirm = async {
+        tokio::time::sleep(quiet).await;
+        let ran_before = requests(&rig).len();
+        gate.send(true).expect("the draft waits");
+        ran_before
+    };
+    let ((text, _, error), ran_before) = tokio::join!(
+        turn_as(&rig, &["Where is my order?"], None, pending),
+        confirm
     );
-    // A change: not even proposed.
+    assert_eq!(ran_before, 0, "ran before the turn was final");
+    assert!(
+        error.is_none() && text.contains("shipped"),
+        "{text} {error:?}"
+    );
+    assert_eq!(requests(&rig).len(), 1);
+    // A change, never confirmed: not even proposed.
     let ask = "Please cancel my order";
-    let (_, notices, error) = turn_as(&rig, &[ask], None, true).await;
-    assert!(
-        withheld(&error) && notices.is_empty(),
-        "{error:?} {notices:?}"
-    );
+    let (gate, pending) = Speculation::pending();
+    let dropped = tokio::time::timeout(quiet, turn_as(&rig, &[ask], None, pending)).await;
+    assert!(dropped.is_err(), "a pending draft went past its action");
+    drop(gate);
     let open = rig
         .actions
         .latest_unreported("t", "s1")
@@ -372,22 +383,23 @@ async fn a_speculative_reply_stops_before_any_action() {
         .expect("store");
     assert!(open.is_none(), "a draft proposed {open:?}");
 
-    // A pending change is neither approved nor superseded by a draft of the answer.
+    // A pending change is not approved by a draft of the answer until that draft is taken.
     let (asked, notices) = turn(&rig, &[ask], None).await;
     let Some(ActionNotice::ConfirmationRequested(action)) = notices.first() else {
         panic!("no confirmation asked: {notices:?}");
     };
     let answer = [ask, asked.as_str(), "Yes, go ahead."];
-    let (text, notices, error) = turn_as(&rig, &answer, None, true).await;
-    assert!(withheld(&error), "{error:?}");
-    assert!(text.is_empty() && notices.is_empty(), "{text} {notices:?}");
+    let (gate, pending) = Speculation::pending();
+    let dropped = tokio::time::timeout(quiet, turn_as(&rig, &answer, None, pending)).await;
+    assert!(dropped.is_err(), "a pending draft settled the action");
+    drop(gate);
     let pending = rig.actions.get("t", &action.id).await.expect("store");
     assert_eq!(pending.map(|a| a.status), Some(ActionStatus::Pending));
-    assert!(requests(&rig).is_empty(), "nothing ran");
+    assert_eq!(requests(&rig).len(), 1, "nothing more ran");
     // The final turn settles it.
     let (done, _) = turn(&rig, &answer, None).await;
     assert!(done.contains("cancelled"), "{done}");
-    assert_eq!(requests(&rig).len(), 1);
+    assert_eq!(requests(&rig).len(), 2);
 }
 
 #[tokio::test]

@@ -150,7 +150,7 @@ async fn reply(
                     ..ChatRequest::default()
                 },
                 decision: decision.take(),
-                speculative: false,
+                speculative: Default::default(),
             })
             .await;
         let metadata = prepared.metadata();

@@ -14,9 +14,9 @@
 //! the paused response and cut its message to what they heard, which is known while playback
 //! is paused, so the draft is asked with the conversation as it will be then.
 //!
-//! A draft takes no action: the tool loop stops it (`LlmError::ActionWithheld`) before it
-//! would run a server-side tool or settle a pending action. The turn's response then asks
-//! again, as if there were no draft. Drafts send on their own channel: the responses' channel
+//! A draft takes no action: the tool loop waits before it would run a server-side tool or
+//! settle a pending action, and goes on only once the draft is taken (`Speculation`); a
+//! dropped draft never acts. Drafts send on their own channel: the responses' channel
 //! is not read while the playing response has enough audio queued, which would hold a
 //! draft back behind the reply it is to replace.
 
@@ -30,6 +30,7 @@ use super::response::ResponseMsg;
 use super::turns::{has_words, is_backchannel};
 use crate::conversation::Conversation;
 use crate::llm::ChatRequest;
+use crate::orchestrator::Speculation;
 
 /// Reply audio a draft may hold (samples at the output rate): past it the draft's task waits.
 /// A draft lasts one end-of-turn silence, so this is reached only by a very long silence.
@@ -51,6 +52,8 @@ pub(super) struct Draft {
     pub seq: u64,
     pub generation: u64,
     pub token: CancellationToken,
+    /// Taking the draft makes its turn final: a reply waiting before an action goes on.
+    gate: tokio::sync::watch::Sender<bool>,
     pub plan: ResponsePlan,
     /// What the response task sent so far, in order.
     pub held: Vec<ResponseMsg>,
@@ -101,8 +104,10 @@ impl CallActor {
             Some(&ready.text),
         );
         drop(conversation);
-        let token = self.spawn_response(plan.clone(), None, true);
+        let (gate, speculation) = Speculation::pending();
+        let token = self.spawn_response(plan.clone(), None, speculation);
         self.draft = Some(Draft {
+            gate,
             seq: ready.seq,
             generation: self.generation,
             token,
@@ -172,6 +177,7 @@ impl CallActor {
     pub(super) fn take_draft(&mut self, plan: &ResponsePlan, no_decision: bool) -> Option<Draft> {
         let draft = self.draft.take()?;
         if no_decision && draft.plan == *plan {
+            let _ = draft.gate.send(true);
             self.count_draft("used");
             Some(draft)
         } else {

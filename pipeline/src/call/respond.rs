@@ -16,6 +16,7 @@ use super::playback::Playback;
 use super::response::{self, ResponseJob, ResponseMsg};
 use crate::conversation::{Content, Conversation, Item, ItemKind, ItemStatus, Role};
 use crate::llm::{ChatMessage, ChatRequest, ToolChoice};
+use crate::orchestrator::Speculation;
 
 impl CallActor {
     /// A client's `response.create`: waits for transcriptions in flight, refuses a second one.
@@ -68,7 +69,7 @@ impl CallActor {
         let (generation, token, held) = match self.take_draft(&plan, opts.decision.is_none()) {
             Some(draft) => (draft.generation, draft.token, draft.held),
             None => {
-                let token = self.spawn_response(plan, opts.decision, false);
+                let token = self.spawn_response(plan, opts.decision, Speculation::default());
                 (self.generation, token, Vec::new())
             }
         };
@@ -152,10 +153,14 @@ impl CallActor {
         &mut self,
         plan: ResponsePlan,
         decision: Option<(String, bool)>,
-        speculative: bool,
+        speculative: Speculation,
     ) -> CancellationToken {
         self.generation += 1;
         let token = self.token.child_token();
+        let tx = match speculative.is_pending() {
+            true => self.draft_tx.clone(),
+            false => self.resp_tx.clone(),
+        };
         let job = ResponseJob {
             generation: self.generation,
             request: plan.request,
@@ -172,10 +177,6 @@ impl CallActor {
             speculative,
             tts: self.deps.tts.clone(),
             metrics: self.deps.metrics.clone(),
-        };
-        let tx = match speculative {
-            true => self.draft_tx.clone(),
-            false => self.resp_tx.clone(),
         };
         tokio::spawn(response::run(job, token.clone(), tx));
         token

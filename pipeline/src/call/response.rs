@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::llm::{ChatRequest, LlmError, LlmEvent, Usage};
 use crate::metrics::CallMetrics;
-use crate::orchestrator::{Orchestrator, TurnRequest};
+use crate::orchestrator::{Orchestrator, Speculation, TurnRequest};
 
 /// Spoken when every LLM provider fails, so the caller is not left in silence.
 pub const APOLOGY: &str = "Sorry, I can't answer that right now. Please try again in a moment.";
@@ -66,8 +66,8 @@ pub struct ResponseJob {
     pub session: String,
     /// An explicit answer to a pending action, for this response to settle.
     pub decision: Option<(String, bool)>,
-    /// A draft for a turn not yet final (see `draft.rs`): it takes no action.
-    pub speculative: bool,
+    /// Pending for a draft (see `draft.rs`): it takes no action before it is taken.
+    pub speculative: Speculation,
     pub tts: Arc<dyn TextToSpeech>,
     pub metrics: CallMetrics,
 }
@@ -176,14 +176,6 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
     }
     drop(stream);
     let mut finish_error = None;
-    if let Some(e @ LlmError::ActionWithheld) = error {
-        // A draft that would act: it ends here, and the turn's response asks again.
-        out.send(ResponseMsg::Finished {
-            error: Some((e.kind(), e.to_string())),
-        })
-        .await;
-        return;
-    }
     if let Some(e) = error {
         tracing::warn!(error = %e, "response failed");
         job.metrics

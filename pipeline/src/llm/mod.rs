@@ -178,11 +178,6 @@ pub enum LlmError {
     /// The tenant's token budget is spent (see `crate::budget`); nothing was asked.
     #[error("the token budget is spent; try again in {} ms", retry_after.as_millis())]
     TokenBudget { retry_after: std::time::Duration },
-    /// A speculative reply (started before the caller's turn ended) stopped where going on
-    /// would take an action: run a tool or settle a pending action. The reply is asked for
-    /// again once the turn is final.
-    #[error("a speculative reply stopped before taking an action")]
-    ActionWithheld,
 }
 
 impl LlmError {
@@ -193,7 +188,6 @@ impl LlmError {
             Self::FirstTokenTimeout { .. } => "first_token_timeout",
             Self::AllFailed(_) => "all_providers_failed",
             Self::TokenBudget { .. } => "token_budget",
-            Self::ActionWithheld => "action_withheld",
         }
     }
 }

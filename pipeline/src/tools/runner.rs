@@ -15,8 +15,8 @@
 //! even if the caller hangs up or barges in; a dropped stream stops further generation.
 //!
 //! A speculative reply (asked for while a caller has only paused) takes no step with an
-//! effect: where step 1 has an action to settle, or step 2 a server tool to run, it ends
-//! with [`LlmError::ActionWithheld`] instead.
+//! effect before the turn is final: where step 1 has an action to settle, or step 2 a
+//! server tool to run, it waits until then, and ends if the turn never is.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ use crate::llm::{
     ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream, ToolCall,
     ToolChoice,
 };
+use crate::orchestrator::Speculation;
 
 /// Model rounds in one reply before tools are withheld.
 pub const MAX_TOOL_ROUNDS: usize = 10;
@@ -47,9 +48,9 @@ pub struct ToolRun {
     /// An explicit answer to a pending action (`action_id`, approve), instead of reading
     /// the caller's last message.
     pub decision: Option<(String, bool)>,
-    /// The caller's turn is not final: stop with [`LlmError::ActionWithheld`] instead of
-    /// running a tool or settling an open action.
-    pub speculative: bool,
+    /// Whether the caller's turn is final: before its first action, a speculative reply
+    /// waits until it is.
+    pub speculative: Speculation,
 }
 
 type Tx = mpsc::Sender<Result<LlmEvent, LlmError>>;
@@ -63,14 +64,15 @@ impl ToolRun {
         }))
     }
 
-    async fn drive(self, mut request: ChatRequest, tx: Tx) {
+    async fn drive(mut self, mut request: ChatRequest, tx: Tx) {
         if let Some(session) = self.scope.session.clone() {
-            if self.speculative {
-                if self.open_action(&session).await.is_some() {
-                    let _ = tx.send(Err(LlmError::ActionWithheld)).await;
-                    return;
-                }
-            } else if !self.settle_open_action(&session, &mut request, &tx).await {
+            if self.speculative.is_pending()
+                && self.open_action(&session).await.is_some()
+                && !until_final(&mut self.speculative, &tx).await
+            {
+                return;
+            }
+            if !self.settle_open_action(&session, &mut request, &tx).await {
                 return;
             }
         }
@@ -88,8 +90,7 @@ impl ToolRun {
                 }
                 return;
             }
-            if self.speculative {
-                let _ = tx.send(Err(LlmError::ActionWithheld)).await;
+            if !until_final(&mut self.speculative, &tx).await {
                 return;
             }
             let mut answers = Vec::new();
@@ -345,6 +346,15 @@ fn resolved(id: &str, status: &str) -> LlmEvent {
         action_id: id.to_owned(),
         status: status.to_owned(),
     })
+}
+
+/// A speculative reply waits here, before an action, until its turn is final; `false` when
+/// it never will be or the consumer has gone.
+async fn until_final(speculation: &mut Speculation, tx: &Tx) -> bool {
+    tokio::select! {
+        done = speculation.until_final() => done,
+        () = tx.closed() => false,
+    }
 }
 
 async fn send(tx: &Tx, ev: LlmEvent) -> bool {
