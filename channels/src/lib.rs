@@ -6,12 +6,16 @@
 //! protocol's own form and the call goes on.
 //!
 //! Now: the OpenAI Realtime API over WebSocket ([`realtime`]) and WebRTC ([`webrtc`]), OpenAI
-//! chat completion bodies ([`chat_request`]), text chat for web widgets ([`chat_ws`]), and phone
-//! calls over telephony media streams ([`telephony`]). Next: IM bots.
+//! chat completion bodies ([`chat_request`]), text chat for web widgets ([`chat_ws`]), phone
+//! calls over telephony media streams ([`telephony`]), and what IM bots and webhooks POST
+//! to us ([`im`]: Telegram, Slack, the generic webhook), with the request signatures they
+//! share ([`signing`]).
 
 pub mod audio_format;
 pub mod chat_request;
 pub mod chat_ws;
+pub mod im;
 pub mod realtime;
+pub mod signing;
 pub mod telephony;
 pub mod webrtc;

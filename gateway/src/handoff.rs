@@ -103,7 +103,7 @@ pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
                 ("x-switchboard-timestamp".into(), ts.to_string()),
                 (
                     "x-switchboard-signature".into(),
-                    crate::webhook::sign(secret, ts, body.as_bytes()),
+                    switchboard_channels::im::webhook::sign(secret, ts, body.as_bytes()),
                 ),
                 ("idempotency-key".into(), m.id.clone()),
             ],

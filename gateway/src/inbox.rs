@@ -240,6 +240,31 @@ pub async fn api_ok(method: &str, r: reqwest::Response) -> Result<(), String> {
     }
 }
 
+/// Store a message a chat service (Slack, Telegram) delivered and wake the worker. The
+/// answer is 200 for a new message and for a redelivery (not answered twice); a 500 when it
+/// could not be stored, so the service delivers it again later.
+pub async fn accept_chat(
+    state: &AppState,
+    m: switchboard_channels::im::ImMessage,
+    channel: &str,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let m = InboxMessage::received(channel, m);
+    match state
+        .store
+        .inbox_accept(&state.channel_tenant(channel), &m)
+        .await
+    {
+        Ok(true) => state.webhook_work.notify_one(),
+        Ok(false) => tracing::debug!(channel, id = %m.id, "a stored message was delivered again"),
+        Err(e) => {
+            tracing::error!(channel, error = %e, "storing a message");
+            return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
+    axum::http::StatusCode::OK.into_response()
+}
+
 /// The 404 for a channel whose settings are not given.
 pub fn channel_disabled(message: &str) -> axum::response::Response {
     crate::server::openai_error(

@@ -11,8 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use switchboard_channels::im::telegram::parse_update;
+use switchboard_channels::signing::constant_time_eq;
 
-use crate::server::{AppState, openai_error};
+use crate::server::{AppState, invalid_request, openai_error};
 use crate::store::inbox::InboxMessage;
 
 #[derive(Debug, Clone)]
@@ -57,7 +59,7 @@ pub async fn webhook(
         .get("x-telegram-bot-api-secret-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !crate::auth::constant_time_eq(presented.as_bytes(), tg.secret_token.as_bytes()) {
+    if !constant_time_eq(presented.as_bytes(), tg.secret_token.as_bytes()) {
         return openai_error(
             StatusCode::FORBIDDEN,
             "invalid_request_error",
@@ -65,48 +67,11 @@ pub async fn webhook(
             "X-Telegram-Bot-Api-Secret-Token does not match.",
         );
     }
-    let Ok(update) = serde_json::from_slice::<Value>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let Some(m) = to_message(&update) else {
-        return StatusCode::OK.into_response();
-    };
-    let tenant = state.channel_tenant("telegram");
-    match state.store.inbox_accept(&tenant, &m).await {
-        Ok(true) => state.webhook_work.notify_one(),
-        Ok(false) => tracing::debug!(update = %m.id, "telegram redelivered a stored update"),
-        Err(e) => {
-            tracing::error!(error = %e, "storing a telegram update");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+    match parse_update(&body) {
+        Ok(Some(m)) => crate::inbox::accept_chat(&state, m, "telegram").await,
+        Ok(None) => StatusCode::OK.into_response(),
+        Err(e) => invalid_request(e.message, e.param, e.code),
     }
-    StatusCode::OK.into_response()
-}
-
-fn to_message(update: &Value) -> Option<InboxMessage> {
-    let update_id = update["update_id"].as_i64()?;
-    let msg = &update["message"];
-    let chat = msg["chat"]["id"].as_i64()?;
-    // A voice note's words are fetched and transcribed by the worker: its text starts empty.
-    let voice = msg["voice"]["file_id"].as_str();
-    let text = match (msg["text"].as_str(), voice) {
-        (Some(t), _) if !t.trim().is_empty() => t.trim().to_owned(),
-        (_, Some(_)) => String::new(),
-        _ => return None,
-    };
-    Some(InboxMessage {
-        channel: "telegram".into(),
-        id: update_id.to_string(),
-        conversation: format!("telegram:{chat}"),
-        user: msg["from"]["id"].as_i64().map(|u| format!("telegram:{u}")),
-        text,
-        reply_to: Some(
-            json!({"chat_id": chat, "reply_to": msg["message_id"], "voice": voice}).to_string(),
-        ),
-        status: "pending".into(),
-        reply: None,
-        attempts: 0,
-    })
 }
 
 /// The words of a voice note: `getFile`, download, Ogg Opus decode, Whisper.
@@ -236,27 +201,4 @@ async fn send_voice(
         .await
         .map_err(|e| format!("sendVoice failed: {e}"))?;
     crate::inbox::api_ok("sendVoice", r).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_and_voice_updates_become_messages() {
-        let m = to_message(&json!({"update_id": 7, "message": {"message_id": 3,
-            "chat": {"id": 42}, "from": {"id": 9}, "text": " hi "}}))
-        .unwrap();
-        assert_eq!(
-            (m.id.as_str(), m.conversation.as_str(), m.text.as_str()),
-            ("7", "telegram:42", "hi")
-        );
-        assert_eq!(m.user.as_deref(), Some("telegram:9"));
-        let voice = to_message(&json!({"update_id": 8, "message": {"message_id": 4,
-            "chat": {"id": 42}, "voice": {"file_id": "f"}}}))
-        .unwrap();
-        assert!(voice.text.is_empty(), "transcribed later by the worker");
-        assert!(voice.reply_to.unwrap().contains("\"voice\":\"f\""));
-        assert!(to_message(&json!({"update_id": 9, "edited_message": {}})).is_none());
-    }
 }

@@ -17,11 +17,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
-use sha2::Sha256;
-use switchboard_channels::chat_request::is_identifier;
-
+use serde_json::json;
+use switchboard_channels::im::webhook::{parse_message, sign, verify};
+use switchboard_channels::signing::unix_now;
 use switchboard_pipeline::outbound::{OutboundError, OutboundRequest};
 
 use crate::server::{AppState, invalid_request, openai_error};
@@ -30,8 +28,6 @@ use crate::store::now_ms;
 use crate::turns::new_id;
 
 pub const CHANNEL: &str = "webhook";
-/// Signed requests older or newer than this are refused (replays).
-const MAX_SKEW_SECS: i64 = 300;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// One callback attempt, redirects included.
 const CALLBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -41,54 +37,6 @@ const CALLBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15)
 pub struct WebhookConfig {
     pub secret: Option<String>,
     pub callback_url: Option<String>,
-}
-
-/// `v1=` + hex HMAC-SHA256 of `"{timestamp}.{body}"`.
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let ts = timestamp.to_string();
-    format!(
-        "v1={}",
-        hmac_sha256_hex(secret, &[ts.as_bytes(), b".", body])
-    )
-}
-
-fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let ts: i64 = get("x-switchboard-timestamp")
-        .and_then(|t| t.parse().ok())
-        .ok_or("missing or malformed X-Switchboard-Timestamp")?;
-    let presented = get("x-switchboard-signature").ok_or("missing X-Switchboard-Signature")?;
-    fresh_and_equal(ts, &sign(secret, ts, body), presented)
-}
-
-/// A signed request's timestamp is within 5 minutes of now and its signature matches
-/// (compared in constant time). Shared by every HMAC-signed channel.
-pub fn fresh_and_equal(ts: i64, expected: &str, presented: &str) -> Result<(), &'static str> {
-    if (now_ms() / 1000 - ts).abs() > MAX_SKEW_SECS {
-        return Err("the timestamp is more than 5 minutes from now (replay?)");
-    }
-    if crate::auth::constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
-        Ok(())
-    } else {
-        Err("the signature does not match")
-    }
-}
-
-/// HMAC-SHA256 of `parts` concatenated, as lower-case hex.
-pub fn hmac_sha256_hex(secret: &str, parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
-    v.get(name).and_then(Value::as_str).map(str::trim)
 }
 
 /// `POST /v1/webhooks/messages`.
@@ -110,7 +58,15 @@ pub async fn receive(
             "A webhook message is at most 64 KB.",
         );
     }
-    if let Err(why) = verify(secret, &headers, &body) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = verify(
+        secret,
+        unix_now(),
+        header("x-switchboard-timestamp"),
+        header("x-switchboard-signature"),
+        &body,
+    );
+    if let Err(why) = signed {
         return openai_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
@@ -118,21 +74,13 @@ pub async fn receive(
             why,
         );
     }
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return invalid_request("The body must be a JSON object.", "body", "invalid_json");
+    let mut message = match parse_message(&body) {
+        Ok(m) => InboxMessage::received(CHANNEL, m),
+        Err(e) => return invalid_request(e.message, e.param, e.code),
     };
-    let id = field(&v, "id").filter(|s| is_identifier(s));
-    let conversation = field(&v, "conversation").filter(|s| is_identifier(s));
-    let text = field(&v, "text").filter(|s| !s.is_empty());
-    let (Some(id), Some(conversation), Some(text)) = (id, conversation, text) else {
-        return invalid_request(
-            "'id', 'conversation' (identifiers) and 'text' (non-empty) are required.",
-            "body",
-            "missing_required_parameter",
-        );
-    };
-    let callback_url = field(&v, "callback_url")
-        .map(str::to_owned)
+    let callback_url = message
+        .reply_to
+        .take()
         .or_else(|| state.webhook.callback_url.clone());
     let Some(callback_url) = callback_url.filter(|u| u.starts_with("http")) else {
         return invalid_request(
@@ -154,40 +102,28 @@ pub async fn receive(
             );
         }
     }
-    let message = InboxMessage {
-        channel: CHANNEL.into(),
-        id: id.to_owned(),
-        conversation: conversation.to_owned(),
-        user: field(&v, "user")
-            .filter(|u| is_identifier(u))
-            .map(str::to_owned),
-        text: text.to_owned(),
-        reply_to: Some(callback_url),
-        status: "pending".into(),
-        reply: None,
-        attempts: 0,
-    };
+    message.reply_to = Some(callback_url);
     let tenant = state.channel_tenant(CHANNEL);
     match state.store.inbox_accept(&tenant, &message).await {
         Ok(true) => {
             state.webhook_work.notify_one();
             (
                 StatusCode::ACCEPTED,
-                axum::Json(json!({"id": id, "status": "accepted"})),
+                axum::Json(json!({"id": message.id, "status": "accepted"})),
             )
                 .into_response()
         }
         Ok(false) => {
             let status = state
                 .store
-                .inbox_get(&tenant, CHANNEL, id)
+                .inbox_get(&tenant, CHANNEL, &message.id)
                 .await
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| "accepted".into());
             (
                 StatusCode::OK,
-                axum::Json(json!({"id": id, "status": status, "duplicate": true})),
+                axum::Json(json!({"id": message.id, "status": status, "duplicate": true})),
             )
                 .into_response()
         }

@@ -109,6 +109,17 @@ fn slack_mentions_and_direct_messages_are_answered_in_thread_once() {
         401
     );
 
+    // A signed body that is not JSON is refused in OpenAI's error shape; the next is served.
+    let (ts, broken) = (now(), "{\"type\": \"event_callback\",");
+    let signed = vec![
+        ("X-Slack-Request-Timestamp", ts.to_string()),
+        ("X-Slack-Signature", slack_signature(ts, broken)),
+    ];
+    let (status, body) = post(&gw, "/slack/events", &signed, broken);
+    assert_eq!(status, 400, "{body}");
+    let refusal: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refusal["error"]["code"], "invalid_json", "{body}");
+
     assert_eq!(slack_post(&gw, &mention, now(), None).0, 200);
     // Slack retries when it thinks we were slow: same event id.
     assert_eq!(slack_post(&gw, &mention, now(), Some(1)).0, 200);
@@ -180,6 +191,9 @@ fn telegram_updates_are_answered_once_and_checked() {
         post(&gw, "/telegram/webhook", &secret, &update.to_string()).0,
         200
     );
+    let (status, body) = post(&gw, "/telegram/webhook", &secret, "[\"not an update\"]");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"code\":\"invalid_json\""), "{body}");
     // Telegram redelivers an update it thinks was not received.
     assert_eq!(
         post(&gw, "/telegram/webhook", &secret, &update.to_string()).0,

@@ -27,12 +27,7 @@ pub fn twilio_valid(
     presented: &str,
 ) -> bool {
     let expected = twilio_signature(auth_token, url, params);
-    expected.len() == presented.len()
-        && expected
-            .bytes()
-            .zip(presented.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::signing::constant_time_eq(expected.as_bytes(), presented.as_bytes())
 }
 
 #[cfg(test)]

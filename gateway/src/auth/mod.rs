@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use switchboard_channels::signing::constant_time_eq;
 
 pub use keys::{Scope, Scopes};
 
@@ -341,11 +342,6 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
                 .strip_prefix(SUBPROTOCOL_KEY_PREFIX)
                 .map(str::to_owned)
         })
-}
-
-/// Equality that takes the same time wherever the inputs differ (secrets, signatures).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -21,6 +21,21 @@ pub struct InboxMessage {
 }
 
 impl InboxMessage {
+    /// A message a channel delivered, not yet answered.
+    pub fn received(channel: &str, m: switchboard_channels::im::ImMessage) -> Self {
+        Self {
+            channel: channel.to_owned(),
+            id: m.id,
+            conversation: m.conversation,
+            user: m.user,
+            text: m.text,
+            reply_to: m.reply_to,
+            status: "pending".into(),
+            reply: None,
+            attempts: 0,
+        }
+    }
+
     /// A chat channel's reply address (`reply_to` as JSON: Slack's channel and thread,
     /// Telegram's chat and message).
     pub fn address(&self) -> Result<serde_json::Value, String> {
