@@ -340,6 +340,9 @@ pub enum Command {
         /// Encoder window: "auto" (sized to the clip), "full", or a number of frames.
         #[arg(long, default_value = "auto")]
         audio_ctx: String,
+        /// Text that conditions the transcription (names, jargon).
+        #[arg(long)]
+        prompt: Option<String>,
         /// Print segments with timestamps and timing as JSON.
         #[arg(long)]
         json: bool,

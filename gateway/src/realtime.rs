@@ -1,7 +1,8 @@
 //! `GET /v1/realtime`: the OpenAI Realtime API over WebSocket.
 //!
 //! Query parameters: `model` (echoed; a persona's name selects that persona), `persona`,
-//! and `user` (the end user, whose memory and profile the call uses).
+//! `user` (the end user, whose memory and profile the call uses), and
+//! `intent=transcription` (a transcription session: turns are transcribed, never answered).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct CallTarget {
     pub persona: Option<String>,
     pub user: Option<String>,
     pub model: String,
+    /// `intent=transcription`: the session starts as a transcription session.
+    pub transcription_only: bool,
 }
 
 impl CallTarget {
@@ -67,6 +70,7 @@ impl CallTarget {
             persona,
             user,
             model,
+            transcription_only: query.get("intent").is_some_and(|i| i == "transcription"),
         })
     }
 }
@@ -150,7 +154,10 @@ pub async fn connect(
         .max_message_size(websocket::MAX_FRAME_BYTES)
         .protocols(["realtime"]);
     ws.on_upgrade(move |socket| async move {
-        let config = SessionConfig::default();
+        let config = SessionConfig {
+            transcription_only: target.transcription_only,
+            ..SessionConfig::default()
+        };
         let transcription_model = deps.stt.model().to_owned();
         let call = spawn_call(deps, config.clone());
         let registration = registry.register(

@@ -277,6 +277,7 @@ async fn upgrade(
                 model: "switchboard-phone".into(),
                 persona,
                 user,
+                transcription_only: false,
             };
             let dtmf = dtmf_map(&state, &tenant, target.persona.as_deref());
             let (deps, permit) = admit(&state, &target).ok()?;

@@ -62,6 +62,11 @@ pub struct SessionConfig {
     pub max_output_tokens: Option<u32>,
     /// Responses in a row that may end in tool calls before tools are withheld.
     pub max_tool_rounds: u32,
+    /// Transcribe only (a Realtime transcription session): every turn is transcribed and
+    /// none is answered; a request for a response is refused.
+    pub transcription_only: bool,
+    /// Text that conditions the transcription of the caller's speech (names, jargon).
+    pub transcription_prompt: Option<String>,
 }
 
 impl Default for SessionConfig {
@@ -81,6 +86,8 @@ impl Default for SessionConfig {
             temperature: None,
             max_output_tokens: None,
             max_tool_rounds: 10,
+            transcription_only: false,
+            transcription_prompt: None,
         }
     }
 }

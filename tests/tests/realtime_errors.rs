@@ -92,6 +92,15 @@ fn every_bad_input_gets_an_error_and_the_session_goes_on() {
         c.send(json!({"event_id": "e10", "type": "conversation.item.create", "previous_item_id": "item_missing",
             "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]}})).await.unwrap();
         expect_error(&mut c, "invalid_value", Some("e10"), Some("previous_item_id")).await;
+        c.send(json!({"event_id": "e12", "type": "session.update", "session": {"audio": {"input": {"transcription": {"language": "de"}}}}})).await.unwrap();
+        expect_error(&mut c, "invalid_value", Some("e12"), Some("session.audio.input.transcription.language")).await;
+        // A transcription session refuses responses; back to a realtime session, it answers.
+        c.send(json!({"type": "session.update", "session": {"type": "transcription"}})).await.unwrap();
+        c.wait_for("session.updated", LONG).await.unwrap();
+        c.send(json!({"event_id": "e13", "type": "response.create"})).await.unwrap();
+        expect_error(&mut c, "transcription_session", Some("e13"), None).await;
+        c.send(json!({"type": "session.update", "session": {"type": "realtime"}})).await.unwrap();
+        c.wait_for("session.updated", LONG).await.unwrap();
         c.send_raw(Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
         expect_error(&mut c, "invalid_event", None, None).await;
         let huge = format!(r#"{{"type":"input_audio_buffer.append","audio":"{}"}}"#, "A".repeat(9 * 1024 * 1024));

@@ -6,6 +6,7 @@ pub mod client_events;
 pub mod connection;
 pub mod server_events;
 pub mod session;
+pub mod transcription;
 pub mod websocket;
 
 pub use connection::{Connection, ConnectionLimits, EventWriter, RateLimit};

@@ -206,6 +206,15 @@ pub fn render(
             transcript,
             audio_seconds,
         } => {
+            // Whisper gives a turn's words at once: one delta holds all of them (as OpenAI's
+            // whisper-1 does), for clients that show deltas as they come.
+            let delta = with(
+                "conversation.item.input_audio_transcription.delta",
+                ids,
+                obj(
+                    json!({"item_id": item_id, "content_index": content_index, "delta": transcript}),
+                ),
+            );
             let completed = with(
                 "conversation.item.input_audio_transcription.completed",
                 ids,
@@ -222,7 +231,7 @@ pub fn render(
                 ids,
                 obj(json!({"previous_item_id": null, "item": item})),
             );
-            vec![completed, done]
+            vec![delta, completed, done]
         }
         CallEvent::InputTranscriptFailed {
             item_id,

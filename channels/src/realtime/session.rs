@@ -10,6 +10,7 @@ use switchboard_pipeline::call::CallError;
 use switchboard_pipeline::llm::{ToolChoice, ToolSpec};
 use switchboard_pipeline::{SessionConfig, TurnDetection};
 
+use super::transcription::TranscriptionSettings;
 use crate::audio_format::AudioFormat;
 
 /// What a Realtime connection has agreed with its client.
@@ -25,11 +26,13 @@ pub struct RealtimeSession {
     pub media_rate: Option<u32>,
     /// The speech-to-text model that transcribes the input (`audio.input.transcription`).
     pub transcription_model: String,
+    /// The client's prompt and keywords for that model.
+    pub transcription: TranscriptionSettings,
 }
 
-type Invalid = CallError;
+pub(super) type Invalid = CallError;
 
-fn invalid(param: &str, message: impl Into<String>) -> Invalid {
+pub(super) fn invalid(param: &str, message: impl Into<String>) -> Invalid {
     CallError::invalid("invalid_value", message).with_param(param)
 }
 
@@ -269,6 +272,7 @@ impl RealtimeSession {
             output_format: AudioFormat::REALTIME_DEFAULT,
             media_rate: None,
             transcription_model: "whisper".into(),
+            transcription: TranscriptionSettings::default(),
         };
         s.sync_rates();
         s
@@ -308,14 +312,28 @@ impl RealtimeSession {
             .get("output")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
-        if let Some(t) = m.get("type").and_then(Value::as_str)
-            && t != "realtime"
-        {
-            return Err(invalid(
-                "session.type",
-                format!("unsupported session type '{t}'"),
-            ));
+        if let Some(t) = m.get("type").and_then(Value::as_str) {
+            next.config.transcription_only = match t {
+                "realtime" => false,
+                "transcription" => true,
+                _ => {
+                    return Err(invalid(
+                        "session.type",
+                        format!("unsupported session type '{t}': 'realtime' or 'transcription'"),
+                    ));
+                }
+            };
         }
+        if let Some(x) = input.get("transcription") {
+            next.transcription = self
+                .transcription
+                .apply(x, "session.audio.input.transcription")?;
+        } else if let Some(x) = m.get("input_audio_transcription") {
+            next.transcription = self
+                .transcription
+                .apply(x, "session.input_audio_transcription")?;
+        }
+        next.config.transcription_prompt = next.transcription.whisper_prompt();
         if let Some(x) = m.get("model") {
             next.model = get_str(x, "session.model")?.to_owned();
         }
@@ -400,6 +418,21 @@ impl RealtimeSession {
             ToolChoice::Required => json!("required"),
             ToolChoice::Function(name) => json!({"type": "function", "name": name}),
         };
+        let input = json!({
+            "format": format_json(self.input_format),
+            "transcription": self.transcription.to_json(&self.transcription_model),
+            "noise_reduction": null,
+            "turn_detection": td,
+        });
+        if c.transcription_only {
+            return json!({
+                "type": "transcription",
+                "object": "realtime.transcription_session",
+                "id": self.id,
+                "audio": {"input": input},
+                "include": [],
+            });
+        }
         json!({
             "type": "realtime",
             "object": "realtime.session",
@@ -411,12 +444,7 @@ impl RealtimeSession {
             "tool_choice": tool_choice,
             "max_output_tokens": c.max_output_tokens.map_or(json!("inf"), |m| json!(m)),
             "audio": {
-                "input": {
-                    "format": format_json(self.input_format),
-                    "transcription": {"model": self.transcription_model},
-                    "noise_reduction": null,
-                    "turn_detection": td,
-                },
+                "input": input,
                 "output": {
                     "format": format_json(self.output_format),
                     "voice": c.voice,
@@ -491,6 +519,47 @@ mod tests {
         assert!(session().apply(&json!("nope")).is_err());
     }
 
+    #[test]
+    fn a_transcription_session_has_its_own_shape_and_prompt() {
+        let s = session()
+            .apply(&json!({"type": "transcription", "audio": {"input": {"transcription":
+                {"model": "gpt-4o-transcribe", "prompt": "Names: Ada.", "keywords": ["Lovelace"]}}}}))
+            .unwrap();
+        assert!(s.config.transcription_only);
+        assert_eq!(
+            s.config.transcription_prompt.as_deref(),
+            Some("Names: Ada. Lovelace.")
+        );
+        let v = s.to_json();
+        assert_eq!(v["type"], "transcription");
+        assert_eq!(v["object"], "realtime.transcription_session");
+        assert!(v.get("instructions").is_none() && v["audio"].get("output").is_none());
+        let t = &v["audio"]["input"]["transcription"];
+        assert_eq!(
+            (t["prompt"].as_str(), t["model"].as_str()),
+            (Some("Names: Ada."), Some("whisper"))
+        );
+        assert_eq!(
+            s.apply(&v).unwrap(),
+            s,
+            "re-applying the rendered session changes nothing"
+        );
+        let back = s.apply(&json!({"type": "realtime"})).unwrap();
+        assert!(!back.config.transcription_only);
+        assert_eq!(
+            back.to_json()["audio"]["input"]["transcription"]["keywords"][0],
+            "Lovelace"
+        );
+        let beta = session()
+            .apply(&json!({"input_audio_transcription": {"model": "whisper-1", "prompt": "Acme"}}))
+            .unwrap();
+        assert_eq!(beta.config.transcription_prompt.as_deref(), Some("Acme"));
+        let e = session()
+            .apply(&json!({"type": "translation"}))
+            .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("session.type"));
+    }
+
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
@@ -507,6 +576,10 @@ mod tests {
                 "audio",
                 "text",
                 "auto",
+                "realtime",
+                "transcription",
+                "en",
+                "de",
                 ""
             ])
             .prop_map(Value::from),
@@ -534,6 +607,12 @@ mod tests {
                 "instructions",
                 "create_response",
                 "input_audio_format",
+                "transcription",
+                "input_audio_transcription",
+                "prompt",
+                "keywords",
+                "language",
+                "languages",
             ]);
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),

@@ -14,10 +14,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Transcribe {
             file,
             audio_ctx,
+            prompt,
             json,
             models,
             stt,
-        } => transcribe::run(&file, &audio_ctx, json, &models.dir, &stt),
+        } => transcribe::run(&file, &audio_ctx, prompt, json, &models.dir, &stt),
         Command::Speak {
             text,
             output,

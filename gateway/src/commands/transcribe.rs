@@ -11,6 +11,7 @@ use crate::cli::SttArgs;
 pub fn run(
     file: &Path,
     audio_ctx: &str,
+    prompt: Option<String>,
     json: bool,
     models_dir: &Path,
     stt: &SttArgs,
@@ -32,6 +33,7 @@ pub fn run(
             audio.samples,
             TranscribeOptions {
                 audio_ctx,
+                prompt,
                 ..Default::default()
             },
         )

@@ -262,6 +262,12 @@ impl CallActor {
         self.config.turn_detection
     }
 
+    /// Whether the end of a detected turn starts a response by itself.
+    pub(super) fn answers_turns(&self) -> bool {
+        !self.config.transcription_only
+            && self.turn_detection().is_some_and(|td| td.create_response)
+    }
+
     async fn on_command(&mut self, Command { event_id, input }: Command) {
         match input {
             CallInput::UpdateSession(cfg) => self.update_session(*cfg, event_id).await,
@@ -355,6 +361,11 @@ impl CallActor {
             self.turn = None;
             self.drop_draft("cancelled");
             self.resume_after_false_interruption();
+        }
+        if cfg.transcription_only && !self.config.transcription_only {
+            // Now only transcribing: no reply is drafted or waits to start.
+            self.drop_draft("cancelled");
+            self.deferred_response = None;
         }
         self.config = cfg;
         self.emit(CallEvent::SessionUpdated(Box::new(self.config.clone())))

@@ -83,10 +83,9 @@ impl CallActor {
             .as_ref()
             .and_then(|t| t.early.as_ref())
             .is_some_and(|e| e.seq == ready.seq);
-        let auto = self.turn_detection().is_some_and(|td| td.create_response);
         if !self.deps.speculate
             || !pausing
-            || !auto
+            || !self.answers_turns()
             || self.draft.is_some()
             || self.deferred_response.is_some()
             || self.pending_stt > 0

@@ -26,6 +26,14 @@ impl CallActor {
         v2v: Option<Instant>,
         event_id: Option<String>,
     ) {
+        if self.config.transcription_only {
+            let err = CallError::invalid(
+                "transcription_session",
+                "This is a transcription session: it transcribes the audio and never responds. Use a realtime session for responses.",
+            );
+            self.error(err, event_id).await;
+            return;
+        }
         if opts.interrupt && self.response.is_some() {
             self.cancel_response("turn_detected").await;
         }

@@ -18,7 +18,15 @@ use super::input::{InputAudio, VadEvent};
 use switchboard_models::stt::{Priority, SttError, SttJob, TranscribeOptions, Transcript};
 
 use crate::conversation::{Content, Item, ItemKind, Role};
-use crate::session::TurnDetection;
+use crate::session::{SessionConfig, TurnDetection};
+
+/// How the caller's speech is transcribed: at `priority`, with the session's prompt.
+fn transcribe_options(config: &SessionConfig, priority: Priority) -> TranscribeOptions {
+    TranscribeOptions {
+        prompt: config.transcription_prompt.clone(),
+        ..TranscribeOptions::at(priority)
+    }
+}
 
 /// Shorter speech (outside a response) is a click or a breath, not a turn.
 const MIN_TURN_SPEECH_MS: u64 = 100;
@@ -179,7 +187,7 @@ impl CallActor {
                     segment.end_ms as u64 + END_PAD_MS,
                 );
                 // Behind every caller who has finished speaking, until this turn ends too.
-                let opts = TranscribeOptions::at(Priority::Speculative);
+                let opts = transcribe_options(&self.config, Priority::Speculative);
                 let urgency = opts.urgency.clone();
                 let job = self.deps.stt.transcribe(self.input.copy(&span), opts);
                 self.early_seq += 1;
@@ -311,7 +319,10 @@ impl CallActor {
         self.pending_stt += 1;
         let transcribed: BoxFuture<'static, (SttOutcome, Duration)> = match early {
             Some(e) => Box::pin(e.result.outcome()),
-            None => Box::pin(timed(self.deps.stt.transcribe(audio, Default::default()))),
+            None => {
+                let opts = transcribe_options(&self.config, Priority::Live);
+                Box::pin(timed(self.deps.stt.transcribe(audio, opts)))
+            }
         };
         let tx = self.stt_tx.clone();
         let token = self.token.clone();
@@ -388,6 +399,10 @@ impl CallActor {
             return;
         }
         self.deps.metrics.turns_total.inc();
+        if self.config.transcription_only {
+            // No response will store this turn: it is stored as soon as it is transcribed.
+            self.persist_through(Some(&t.item_id), false);
+        }
         if self
             .response
             .as_ref()
@@ -395,8 +410,7 @@ impl CallActor {
         {
             self.cancel_response("turn_detected").await;
         }
-        let auto = t.from_vad && self.turn_detection().is_some_and(|td| td.create_response);
-        if auto {
+        if t.from_vad && self.answers_turns() {
             self.deferred_response
                 .get_or_insert((Default::default(), Some(t.v2v_start)));
         }

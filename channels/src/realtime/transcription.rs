@@ -1,0 +1,208 @@
+//! `audio.input.transcription` (beta: `input_audio_transcription`): how the caller's speech
+//! is transcribed. Whisper takes a prompt; `prompt` and `keywords` become it. The model the
+//! client names is not ours to choose (the gateway runs one), so it is accepted and the
+//! session reports the model that transcribes. Whisper is run in English: another
+//! `language` is refused rather than transcribed wrongly.
+
+use serde_json::{Map, Value, json};
+
+use super::session::{Invalid, invalid};
+
+/// The longest prompt (prompt and keywords together) taken. Whisper keeps the last 224
+/// tokens of a prompt; this is about four times that in English characters.
+pub const MAX_PROMPT_CHARS: usize = 4_000;
+
+/// What the client asked of the transcription.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TranscriptionSettings {
+    pub prompt: String,
+    pub keywords: Vec<String>,
+}
+
+impl TranscriptionSettings {
+    /// Apply an update: fields present replace, fields absent are kept; `null` resets all.
+    pub fn apply(&self, v: &Value, param: &str) -> Result<Self, Invalid> {
+        let m = match v {
+            Value::Null => return Ok(Self::default()),
+            Value::Object(m) => m,
+            _ => return Err(invalid(param, format!("{param} must be an object or null"))),
+        };
+        let mut next = self.clone();
+        if let Some(p) = m.get("prompt") {
+            next.prompt = match p {
+                Value::Null => String::new(),
+                Value::String(s) => s.trim().to_owned(),
+                _ => {
+                    return Err(invalid(
+                        &format!("{param}.prompt"),
+                        "prompt must be a string",
+                    ));
+                }
+            };
+        }
+        if let Some(k) = m.get("keywords") {
+            next.keywords = keywords(k, &format!("{param}.keywords"))?;
+        }
+        check_language(m, param)?;
+        if next
+            .whisper_prompt()
+            .is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS)
+        {
+            return Err(invalid(
+                &format!("{param}.prompt"),
+                format!("the prompt and keywords are at most {MAX_PROMPT_CHARS} characters"),
+            ));
+        }
+        Ok(next)
+    }
+
+    /// The prompt Whisper is given: the client's prompt, then its keywords.
+    pub fn whisper_prompt(&self) -> Option<String> {
+        let keywords = self.keywords.join(", ");
+        let prompt = match (self.prompt.is_empty(), keywords.is_empty()) {
+            (true, true) => return None,
+            (false, true) => self.prompt.clone(),
+            (true, false) => format!("{keywords}."),
+            (false, false) => format!("{} {keywords}.", self.prompt),
+        };
+        Some(prompt)
+    }
+
+    /// The object rendered in `session.created|updated`.
+    pub fn to_json(&self, model: &str) -> Value {
+        json!({"model": model, "language": "en", "prompt": self.prompt, "keywords": self.keywords})
+    }
+}
+
+fn keywords(v: &Value, param: &str) -> Result<Vec<String>, Invalid> {
+    let list = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(list) => list,
+        _ => {
+            return Err(invalid(
+                param,
+                format!("{param} must be an array of strings"),
+            ));
+        }
+    };
+    list.iter()
+        .map(|k| {
+            k.as_str()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| invalid(param, format!("{param} must hold non-empty strings")))
+        })
+        .collect()
+}
+
+/// `language` (`"en"`) and `languages` (must include `"en"`).
+fn check_language(m: &Map<String, Value>, param: &str) -> Result<(), Invalid> {
+    let english = |l: &Value| {
+        l.as_str().is_some_and(|s| {
+            s.eq_ignore_ascii_case("en") || s.to_ascii_lowercase().starts_with("en-")
+        })
+    };
+    if let Some(l) = m.get("language").filter(|l| !l.is_null() && *l != "")
+        && !english(l)
+    {
+        return Err(invalid(
+            &format!("{param}.language"),
+            format!("this gateway transcribes English ('en'), not {l}"),
+        ));
+    }
+    if let Some(ls) = m.get("languages").filter(|l| !l.is_null()) {
+        let list = ls.as_array().ok_or_else(|| {
+            invalid(
+                &format!("{param}.languages"),
+                "languages must be an array of strings",
+            )
+        })?;
+        if !list.is_empty() && !list.iter().any(english) {
+            return Err(invalid(
+                &format!("{param}.languages"),
+                "this gateway transcribes English: languages must include 'en'",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "session.audio.input.transcription";
+
+    #[test]
+    fn prompt_and_keywords_become_whispers_prompt() {
+        let t = TranscriptionSettings::default();
+        assert_eq!(t.whisper_prompt(), None);
+        let t = t
+            .apply(
+                &json!({"model": "whisper-1", "prompt": " Orders and refunds. "}),
+                P,
+            )
+            .unwrap();
+        assert_eq!(t.whisper_prompt().as_deref(), Some("Orders and refunds."));
+        let t = t
+            .apply(&json!({"keywords": ["Switchboard", "Piper"]}), P)
+            .unwrap();
+        assert_eq!(
+            t.whisper_prompt().as_deref(),
+            Some("Orders and refunds. Switchboard, Piper.")
+        );
+        let t = t.apply(&json!({"prompt": null}), P).unwrap();
+        assert_eq!(t.whisper_prompt().as_deref(), Some("Switchboard, Piper."));
+        assert_eq!(
+            t.apply(&Value::Null, P).unwrap(),
+            TranscriptionSettings::default()
+        );
+    }
+
+    #[test]
+    fn other_languages_and_bad_shapes_are_refused_with_their_param() {
+        let t = TranscriptionSettings::default();
+        for (body, param) in [
+            (
+                json!({"language": "de"}),
+                "session.audio.input.transcription.language",
+            ),
+            (
+                json!({"languages": ["fr", "de"]}),
+                "session.audio.input.transcription.languages",
+            ),
+            (
+                json!({"languages": "en"}),
+                "session.audio.input.transcription.languages",
+            ),
+            (
+                json!({"prompt": 3}),
+                "session.audio.input.transcription.prompt",
+            ),
+            (
+                json!({"keywords": ["ok", ""]}),
+                "session.audio.input.transcription.keywords",
+            ),
+            (
+                json!({"keywords": "ok"}),
+                "session.audio.input.transcription.keywords",
+            ),
+            (
+                json!({"prompt": "x".repeat(MAX_PROMPT_CHARS + 1)}),
+                "session.audio.input.transcription.prompt",
+            ),
+            (json!("whisper-1"), "session.audio.input.transcription"),
+        ] {
+            let e = t.apply(&body, P).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{body}");
+        }
+        for fine in [
+            json!({"language": "en"}),
+            json!({"language": "en-GB"}),
+            json!({"languages": ["fr", "en"]}),
+            json!({"language": ""}),
+        ] {
+            assert!(t.apply(&fine, P).is_ok(), "{fine}");
+        }
+    }
+}
