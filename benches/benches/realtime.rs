@@ -5,6 +5,9 @@
 //! - barge-in: `speech_started` received to the last audio of the interrupted reply, and the
 //!   caller's speech onset to that last audio;
 //! - concurrent calls: p95 voice-to-voice as calls are added, until it doubles;
+//! - live transcription: in transcription sessions (`intent=transcription`, no replies), the
+//!   last speech sample sent to the turn's `input_audio_transcription.completed`, for one
+//!   session and as sessions are added, until its p95 doubles;
 //! - resident memory per idle call.
 //!
 //! After the single-call turns it prints where a turn's time went on the server, as means
@@ -15,7 +18,8 @@
 //!
 //! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`);
 //! `SWITCHBOARD_BENCH_LLM=embedded` answers with the gateway's embedded model instead of the
-//! scripted LLM, and `SWITCHBOARD_BENCH=v2v,barge,concurrency,memory` picks sections.
+//! scripted LLM, and `SWITCHBOARD_BENCH=v2v,barge,concurrency,transcription,memory` picks
+//! sections.
 //! `SWITCHBOARD_BENCH_REPLIES=1` prints each voice-to-voice turn's figure and reply transcript
 //! (with a local model, the figure depends on how soon the reply's first chunk can be spoken).
 
@@ -75,6 +79,51 @@ async fn one_turn(c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
         eprintln!("{:>5} ms  {}", v2v.as_millis(), said.unwrap_or("-"));
     }
     Some(v2v)
+}
+
+const TRANSCRIBED: &str = "conversation.item.input_audio_transcription.completed";
+
+/// In a transcription session: stream `speech` then silence; returns the last speech sample
+/// sent to the turn's transcript received.
+async fn transcript_turn(c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
+    c.skip_seen();
+    c.stream_audio(speech, RATE).await.ok()?;
+    let speech_end = Instant::now();
+    let before = c.log.len();
+    c.stream_audio(&silence(1_500, RATE), RATE).await.ok()?;
+    let done = match c.log[before..].iter().find(|r| r.kind() == TRANSCRIBED) {
+        Some(r) => r.at,
+        None => {
+            c.wait_for(TRANSCRIBED, Duration::from_secs(30))
+                .await
+                .ok()?
+                .at
+        }
+    };
+    Some(done - speech_end)
+}
+
+/// What the bench's calls do: converse (a reply to every turn) or only transcribe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Converse,
+    Transcribe,
+}
+
+impl Mode {
+    fn url(self, gw: &Gateway) -> String {
+        match self {
+            Mode::Converse => gw.ws_url(),
+            Mode::Transcribe => format!("{}&intent=transcription", gw.ws_url()),
+        }
+    }
+
+    async fn turn(self, c: &mut RealtimeClient, speech: &[i16]) -> Option<Duration> {
+        match self {
+            Mode::Converse => one_turn(c, speech).await,
+            Mode::Transcribe => transcript_turn(c, speech).await,
+        }
+    }
 }
 
 /// A question as the caller says it, ending at its last audible sample: espeak-ng pads its
@@ -209,17 +258,18 @@ async fn barge_in(gw: &Gateway) -> BargeIn {
     out
 }
 
-async fn concurrent(gw: &Gateway, calls: usize) -> Vec<Duration> {
+/// `calls` calls at once, each taking `turns` turns.
+async fn concurrent(gw: &Gateway, calls: usize, turns: usize, mode: Mode) -> Vec<Duration> {
     let tasks: Vec<_> = (0..calls)
         .map(|k| {
-            let url = gw.ws_url();
+            let url = mode.url(gw);
             tokio::spawn(async move {
                 // Stagger starts over one turn so turns do not all end at the same instant.
                 tokio::time::sleep(Duration::from_millis((k * 397 % 2000) as u64)).await;
                 let mut c = RealtimeClient::connect(&url).await.expect("connect");
                 let mut out = Vec::new();
-                for i in 0..TURNS_PER_CALL {
-                    if let Some(d) = one_turn(&mut c, &speech(k + i)).await {
+                for i in 0..turns {
+                    if let Some(d) = mode.turn(&mut c, &speech(k + i)).await {
                         out.push(d);
                     }
                 }
@@ -403,11 +453,31 @@ fn main() {
         &[]
     };
     for &calls in concurrency {
-        let mut d = rt.block_on(concurrent(&gw, calls));
+        let mut d = rt.block_on(concurrent(&gw, calls, TURNS_PER_CALL, Mode::Converse));
         let p95 = row(&format!("voice-to-voice, {calls} concurrent calls"), &mut d);
         if p95 > 2.0 * single_p95 {
             println!("\np95 voice-to-voice more than doubled at {calls} concurrent calls");
             break;
+        }
+    }
+    if run("transcription") {
+        let mut d = rt.block_on(concurrent(&gw, 1, TURNS, Mode::Transcribe));
+        let single = row(
+            "end of speech -> transcript, 1 transcription session",
+            &mut d,
+        );
+        for sessions in [2, 4, 6, 8, 12, 16, 24, 32] {
+            let mut d = rt.block_on(concurrent(&gw, sessions, TURNS_PER_CALL, Mode::Transcribe));
+            let p95 = row(
+                &format!("end of speech -> transcript, {sessions} transcription sessions"),
+                &mut d,
+            );
+            if p95 > 2.0 * single {
+                println!(
+                    "\np95 end of speech -> transcript more than doubled at {sessions} sessions"
+                );
+                break;
+            }
         }
     }
 
