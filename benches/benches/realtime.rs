@@ -12,9 +12,9 @@
 //!
 //! After the single-call turns it prints where a turn's time went on the server, as means
 //! of the gateway's own stage histograms (`/metrics`) over those turns. The single-call turns
-//! run three ways: as configured by default (replies drafted while the caller pauses), on a
-//! second gateway with `SWITCHBOARD_SPECULATIVE_REPLIES=false`, and with early transcription
-//! off (so no drafts either).
+//! run four ways: as configured by default (replies drafted while the caller pauses), on a
+//! second gateway with `SWITCHBOARD_SPECULATIVE_REPLIES=false`, with early transcription
+//! off (so no drafts either), and with noise reduction on.
 //!
 //! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`);
 //! `SWITCHBOARD_BENCH_LLM=embedded` answers with the gateway's embedded model instead of the
@@ -145,17 +145,16 @@ fn audible(mut said: Vec<i16>) -> Vec<i16> {
     said
 }
 
-/// `early_transcription_ms` for the session (`None`: the gateway's default).
-async fn voice_to_voice(gw: &Gateway, early_ms: Option<u32>) -> Vec<Duration> {
+/// `input`: fields of the session's `audio.input` to set first (`None`: the defaults).
+async fn voice_to_voice(gw: &Gateway, input: Option<serde_json::Value>) -> Vec<Duration> {
     let mut out = Vec::new();
     let mut c = RealtimeClient::connect(&gw.ws_url())
         .await
         .expect("connect");
-    if let Some(ms) = early_ms {
-        let td = json!({"type": "server_vad", "early_transcription_ms": ms});
+    if let Some(input) = input {
         c.send(
             json!({"type": "session.update", "session": {"type": "realtime",
-            "audio": {"input": {"turn_detection": td}}}}),
+            "audio": {"input": input}}}),
         )
         .await
         .expect("send");
@@ -418,11 +417,16 @@ fn main() {
     {
         let mut v2v = rt.block_on(voice_to_voice(plain, None));
         row("voice-to-voice, 1 call, no speculative replies", &mut v2v);
-        let mut v2v = rt.block_on(voice_to_voice(&gw, Some(0)));
+        let early_off =
+            json!({"turn_detection": {"type": "server_vad", "early_transcription_ms": 0}});
+        let mut v2v = rt.block_on(voice_to_voice(&gw, Some(early_off)));
         row(
             "voice-to-voice, 1 call, transcription only after the turn ends",
             &mut v2v,
         );
+        let denoised = json!({"noise_reduction": {"type": "near_field"}});
+        let mut v2v = rt.block_on(voice_to_voice(&gw, Some(denoised)));
+        row("voice-to-voice, 1 call, noise reduction on", &mut v2v);
     }
     if run("barge")
         && let Some(plain) = &plain

@@ -1,7 +1,9 @@
 //! Speech engine benchmarks: STT latency by utterance length and encoder window, TTS time to
-//! first audio and real-time factor, VAD cost per frame. Prints Markdown rows for BENCHMARKS.md.
+//! first audio and real-time factor, VAD cost per frame, noise suppression's cost. Prints
+//! Markdown rows for BENCHMARKS.md.
 //!
-//! Run: `make bench` (or `cargo bench -p switchboard-benches` with models fetched).
+//! Run: `make bench` (or `cargo bench -p switchboard-benches` with models fetched);
+//! `SWITCHBOARD_BENCH=denoise` runs only the noise suppression rows.
 
 use std::time::{Duration, Instant};
 
@@ -27,10 +29,15 @@ fn main() {
         .expect("whisper");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores; whisper threads {cores}; piper intra-op threads {cores}\n");
+    if std::env::var("SWITCHBOARD_BENCH").as_deref() == Ok("denoise") {
+        bench_denoise(&tts);
+        return;
+    }
     bench_tts(&tts);
     bench_stt(&stt, &tts);
     bench_stt_stream(&stt, &tts);
     bench_vad(&dir, &tts);
+    bench_denoise(&tts);
 }
 
 fn speak(tts: &PiperEngine, text: &str) -> MonoAudio {
@@ -222,5 +229,38 @@ fn bench_vad(dir: &std::path::Path, tts: &PiperEngine) {
     println!(
         "| VAD per-stream state | {} bytes (the model's ~2.3 MB session is shared) |",
         VadStream::STATE_BYTES
+    );
+}
+
+/// RNNoise on a caller's stream: 30 s of speech at the Realtime API's 24 kHz, pushed in the
+/// 20 ms appends a client sends (upsampled to 48 kHz and denoised in 10 ms frames).
+fn bench_denoise(tts: &PiperEngine) {
+    use switchboard_models::audio::denoise::Denoiser;
+    let mut audio = Vec::new();
+    while audio.len() < 30 * rates::REALTIME as usize {
+        audio.extend(
+            speak(tts, "Testing noise suppression on a caller's speech.")
+                .to_rate(rates::REALTIME)
+                .expect("resample")
+                .samples,
+        );
+        audio.extend(vec![0.0; 12_000]);
+    }
+    let mut d = Denoiser::new(rates::REALTIME).expect("denoiser");
+    let mut per_append = Vec::new();
+    let append = rates::REALTIME as usize / 50;
+    for chunk in audio.chunks_exact(append) {
+        let started = Instant::now();
+        d.push(chunk).expect("denoise");
+        per_append.push(started.elapsed());
+    }
+    let total: Duration = per_append.iter().sum();
+    let secs = (per_append.len() * append) as f64 / rates::REALTIME as f64;
+    let (p50, p95) = percentiles(&mut per_append);
+    println!();
+    println!(
+        "| noise suppression per 20 ms append, 24 kHz ({} appends) | p50 {p50:.3} ms, p95 {p95:.3} ms; real-time factor {:.4} (one core) |",
+        per_append.len(),
+        total.as_secs_f64() / secs
     );
 }

@@ -39,6 +39,26 @@ impl Default for TurnDetection {
     }
 }
 
+/// Noise suppression of the caller's audio before the VAD and Whisper hear it (the Realtime
+/// API's `noise_reduction`). Both kinds run the same RNNoise model; the kind is kept so the
+/// session reports what the client chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoiseReduction {
+    /// Close-talking microphones (headsets, phones).
+    NearField,
+    /// Laptop and room microphones.
+    FarField,
+}
+
+impl NoiseReduction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NearField => "near_field",
+            Self::FarField => "far_field",
+        }
+    }
+}
+
 /// Everything a call's behaviour depends on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
@@ -67,6 +87,8 @@ pub struct SessionConfig {
     pub transcription_only: bool,
     /// Text that conditions the transcription of the caller's speech (names, jargon).
     pub transcription_prompt: Option<String>,
+    /// `None`: the caller's audio is used as it arrives.
+    pub noise_reduction: Option<NoiseReduction>,
 }
 
 impl Default for SessionConfig {
@@ -88,6 +110,7 @@ impl Default for SessionConfig {
             max_tool_rounds: 10,
             transcription_only: false,
             transcription_prompt: None,
+            noise_reduction: None,
         }
     }
 }

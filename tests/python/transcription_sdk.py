@@ -11,18 +11,15 @@ the session goes on.
 """
 
 import asyncio
-import base64
 import sys
-import time
-import wave
 
 from openai import AsyncOpenAI
 
+from common import read_pcm24k, stream_pcm
+
 
 async def main(base_url: str, wav_path: str) -> None:
-    with wave.open(wav_path, "rb") as w:
-        assert w.getframerate() == 24000 and w.getsampwidth() == 2 and w.getnchannels() == 1
-        pcm = w.readframes(w.getnframes())
+    pcm = read_pcm24k(wav_path)
 
     client = AsyncOpenAI(base_url=base_url, api_key="sk-local")
     events = []
@@ -40,16 +37,7 @@ async def main(base_url: str, wav_path: str) -> None:
             },
         })
 
-        async def send_audio() -> None:
-            frame = 24000 * 2 // 10  # 100 ms
-            start = time.monotonic()
-            for i in range(0, len(pcm), frame):
-                await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i:i + frame]).decode())
-                delay = start + (i // frame + 1) * 0.1 - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-
-        sender = asyncio.create_task(send_audio())
+        sender = asyncio.create_task(stream_pcm(conn, pcm))
 
         async def collect(until) -> None:
             async for event in conn:

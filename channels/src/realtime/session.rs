@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 use switchboard_pipeline::call::CallError;
 use switchboard_pipeline::llm::{ToolChoice, ToolSpec};
-use switchboard_pipeline::{SessionConfig, TurnDetection};
+use switchboard_pipeline::{NoiseReduction, SessionConfig, TurnDetection};
 
 use super::transcription::TranscriptionSettings;
 use crate::audio_format::AudioFormat;
@@ -118,6 +118,26 @@ pub fn format_json(f: AudioFormat) -> Value {
         AudioFormat::Pcm16 { rate } => json!({"type": "audio/pcm", "rate": rate}),
         AudioFormat::Pcmu => json!({"type": "audio/pcmu"}),
         AudioFormat::Pcma => json!({"type": "audio/pcma"}),
+    }
+}
+
+/// `{"type": "near_field" | "far_field"}`, or `null` (off).
+fn parse_noise_reduction(v: &Value, param: &str) -> Result<Option<NoiseReduction>, Invalid> {
+    let kind = match v {
+        Value::Null => return Ok(None),
+        Value::Object(m) => m
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("near_field"),
+        _ => return Err(invalid(param, format!("{param} must be an object or null"))),
+    };
+    match kind {
+        "near_field" => Ok(Some(NoiseReduction::NearField)),
+        "far_field" => Ok(Some(NoiseReduction::FarField)),
+        other => Err(invalid(
+            &format!("{param}.type"),
+            format!("unknown noise reduction '{other}': near_field or far_field"),
+        )),
     }
 }
 
@@ -355,6 +375,13 @@ impl RealtimeSession {
         } else if let Some(x) = m.get("output_audio_format") {
             next.output_format = parse_format(x, "session.output_audio_format")?;
         }
+        if let Some(x) = input.get("noise_reduction") {
+            next.config.noise_reduction =
+                parse_noise_reduction(x, "session.audio.input.noise_reduction")?;
+        } else if let Some(x) = m.get("input_audio_noise_reduction") {
+            next.config.noise_reduction =
+                parse_noise_reduction(x, "session.input_audio_noise_reduction")?;
+        }
         if let Some(x) = input.get("turn_detection") {
             next.config.turn_detection = parse_turn_detection(
                 x,
@@ -421,7 +448,7 @@ impl RealtimeSession {
         let input = json!({
             "format": format_json(self.input_format),
             "transcription": self.transcription.to_json(&self.transcription_model),
-            "noise_reduction": null,
+            "noise_reduction": c.noise_reduction.map(|n| json!({"type": n.as_str()})),
             "turn_detection": td,
         });
         if c.transcription_only {
@@ -560,6 +587,34 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("session.type"));
     }
 
+    #[test]
+    fn noise_reduction_turns_on_reports_and_turns_off() {
+        let on = session()
+            .apply(&json!({"audio": {"input": {"noise_reduction": {"type": "far_field"}}}}))
+            .unwrap();
+        assert_eq!(on.config.noise_reduction, Some(NoiseReduction::FarField));
+        assert_eq!(
+            on.to_json()["audio"]["input"]["noise_reduction"]["type"],
+            "far_field"
+        );
+        let off = on
+            .apply(&json!({"audio": {"input": {"noise_reduction": null}}}))
+            .unwrap();
+        assert_eq!(off.config.noise_reduction, None);
+        assert!(off.to_json()["audio"]["input"]["noise_reduction"].is_null());
+        let beta = session()
+            .apply(&json!({"input_audio_noise_reduction": {"type": "near_field"}}))
+            .unwrap();
+        assert_eq!(beta.config.noise_reduction, Some(NoiseReduction::NearField));
+        let e = session()
+            .apply(&json!({"audio": {"input": {"noise_reduction": {"type": "loud"}}}}))
+            .unwrap_err();
+        assert_eq!(
+            e.param.as_deref(),
+            Some("session.audio.input.noise_reduction.type")
+        );
+    }
+
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
@@ -580,6 +635,8 @@ mod tests {
                 "transcription",
                 "en",
                 "de",
+                "near_field",
+                "far_field",
                 ""
             ])
             .prop_map(Value::from),
@@ -613,6 +670,8 @@ mod tests {
                 "keywords",
                 "language",
                 "languages",
+                "noise_reduction",
+                "input_audio_noise_reduction",
             ]);
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),

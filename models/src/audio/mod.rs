@@ -1,10 +1,12 @@
 //! Audio primitives shared by every crate: sample formats, resampling, WAV files, G.711,
-//! decoding uploaded files (MP3, FLAC, Ogg Vorbis, Ogg Opus) and encoding MP3 and Ogg Opus.
+//! decoding uploaded files (MP3, FLAC, Ogg Vorbis, Ogg Opus), encoding MP3 and Ogg Opus, and
+//! suppressing noise in caller audio.
 //!
 //! Everything here is plain computation on buffers; nothing blocks on I/O except
 //! the WAV file helpers, and nothing knows about calls or sockets.
 
 pub mod decode;
+pub mod denoise;
 mod error;
 pub mod g711;
 pub mod mp3;

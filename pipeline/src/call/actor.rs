@@ -143,7 +143,10 @@ impl CallActor {
         token: CancellationToken,
     ) -> (Self, Feeds) {
         let td = config.turn_detection.unwrap_or_default();
-        let input = InputAudio::new(config.input_rate, Some(&deps.vad), &td);
+        let mut input = InputAudio::new(config.input_rate, Some(&deps.vad), &td);
+        if let Err(e) = input.set_noise_reduction(config.noise_reduction.is_some()) {
+            tracing::warn!(error = %e, "noise reduction off: the input rate is not supported");
+        }
         let (resp_tx, resp_rx) = mpsc::channel(32);
         let (stt_tx, stt_rx) = mpsc::channel(8);
         let (early_tx, early_rx) = mpsc::channel(8);
@@ -353,6 +356,18 @@ impl CallActor {
             let err = CallError::invalid("invalid_value", e.to_string());
             self.error(err.with_param("session.audio.input.format"), event_id)
                 .await;
+            return;
+        }
+        if let Err(e) = self
+            .input
+            .set_noise_reduction(cfg.noise_reduction.is_some())
+        {
+            let err = CallError::invalid("invalid_value", e.to_string());
+            self.error(
+                err.with_param("session.audio.input.noise_reduction"),
+                event_id,
+            )
+            .await;
             return;
         }
         if cfg.turn_detection != self.config.turn_detection {

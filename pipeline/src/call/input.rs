@@ -1,4 +1,5 @@
-//! Caller audio: resampled to 16 kHz, kept in the input buffer, and scored by the VAD.
+//! Caller audio: denoised when the session asks, resampled to 16 kHz, kept in the input
+//! buffer, and scored by the VAD.
 //!
 //! Times are milliseconds of caller audio since the call began (`audio_start_ms` and
 //! `audio_end_ms` in Realtime terms). Between turns the buffer keeps only the prefix padding,
@@ -8,7 +9,8 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 
-use switchboard_models::audio::{Resampler, rates};
+use switchboard_models::audio::denoise::Denoiser;
+use switchboard_models::audio::{AudioError, Resampler, rates};
 use switchboard_models::vad::{
     FRAME_SAMPLES, SegmenterConfig, SileroVad, SpeechSegment, SpeechSegmenter, VadStream,
     VoiceActivity,
@@ -44,6 +46,9 @@ pub enum VadEvent {
 }
 
 pub struct InputAudio {
+    /// Noise suppression (RNNoise at 48 kHz), when the session asks for it.
+    denoiser: Option<Denoiser>,
+    /// To 16 kHz: from the input rate, or from the denoiser's 48 kHz.
     resampler: Resampler,
     /// 16 kHz samples; `buffer[0]` is sample number `buffer_start` of the call.
     buffer: Vec<f32>,
@@ -83,6 +88,7 @@ fn segmenter(td: &TurnDetection) -> SpeechSegmenter {
 impl InputAudio {
     pub fn new(input_rate: u32, vad: Option<&Arc<SileroVad>>, td: &TurnDetection) -> Self {
         Self {
+            denoiser: None,
             resampler: Resampler::new(input_rate, rates::SPEECH_MODELS).unwrap_or_else(|_| {
                 Resampler::new(rates::SPEECH_MODELS, rates::SPEECH_MODELS)
                     .expect("identity resampler")
@@ -104,13 +110,39 @@ impl InputAudio {
         self.buffer_start + self.buffer.len() as u64
     }
 
-    pub fn set_input_rate(
-        &mut self,
-        rate: u32,
-    ) -> Result<(), switchboard_models::audio::AudioError> {
-        if rate != self.resampler.input_rate() {
-            self.resampler = Resampler::new(rate, rates::SPEECH_MODELS)?;
+    /// The rate the caller's audio arrives at.
+    fn input_rate(&self) -> u32 {
+        match &self.denoiser {
+            Some(d) => d.input_rate(),
+            None => self.resampler.input_rate(),
         }
+    }
+
+    pub fn set_input_rate(&mut self, rate: u32) -> Result<(), AudioError> {
+        if rate != self.input_rate() {
+            self.rebuild(rate, self.denoiser.is_some())?;
+        }
+        Ok(())
+    }
+
+    /// Suppress noise in the caller's audio from now on, or stop.
+    pub fn set_noise_reduction(&mut self, on: bool) -> Result<(), AudioError> {
+        if on != self.denoiser.is_some() {
+            self.rebuild(self.input_rate(), on)?;
+        }
+        Ok(())
+    }
+
+    /// A new front end: `rate` to 16 kHz, through the denoiser when `denoise`.
+    fn rebuild(&mut self, rate: u32, denoise: bool) -> Result<(), AudioError> {
+        let (denoiser, resampler) = if denoise {
+            let d = Denoiser::new(rate)?;
+            (Some(d), Resampler::new(rates::OPUS, rates::SPEECH_MODELS)?)
+        } else {
+            (None, Resampler::new(rate, rates::SPEECH_MODELS)?)
+        };
+        self.denoiser = denoiser;
+        self.resampler = resampler;
         Ok(())
     }
 
@@ -129,7 +161,13 @@ impl InputAudio {
 
     /// Add caller audio at the input rate. Returns the 16 kHz frames the VAD should score.
     pub fn append(&mut self, samples: &[f32], now: Instant) -> Vec<f32> {
-        let resampled = self.resampler.push(samples).unwrap_or_default();
+        let resampled = match self.denoiser.as_mut() {
+            Some(d) => d
+                .push(samples)
+                .and_then(|clean| self.resampler.push(&clean)),
+            None => self.resampler.push(samples),
+        }
+        .unwrap_or_default();
         self.buffer.extend_from_slice(&resampled);
         self.arrivals.push_back((self.total_samples(), now));
         while self.arrivals.len() > 512 {
