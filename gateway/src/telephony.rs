@@ -284,6 +284,7 @@ async fn upgrade(
             let config = SessionConfig {
                 input_rate: start.format.rate(),
                 output_rate: start.format.rate(),
+                noise_reduction: personas.pick(target.persona.as_deref()).noise_reduction,
                 ..SessionConfig::default()
             };
             let call = spawn_call(deps, config);

@@ -15,6 +15,7 @@
 //! deadlines_ms = { knowledge = 300 }
 //! voice_notes = true                # answer IM voice notes with a voice note
 //! end_call = true                   # phone calls: the agent may hang up
+//! noise_reduction = "near_field"     # phone calls: RNNoise on the caller's audio
 //! handoff = { webhook_url = "https://crm.example.com/handoff", transfer_to = "+15550100" }
 //! dtmf = { "0" = "escalate_to_human", "1" = "Where is my order?" }  # keypad digits
 //!
@@ -81,6 +82,10 @@ pub struct Persona {
     /// Offer `end_call` on phone calls.
     #[serde(default)]
     pub end_call: bool,
+    /// Phone calls start with noise reduction (`near_field` or `far_field`); a Realtime
+    /// client sets its own with `session.update`.
+    #[serde(default)]
+    pub noise_reduction: Option<crate::session::NoiseReduction>,
     /// Phone keypad digits (`0`-`9`, `*`, `#`) mapped to a tool the agent must call
     /// (`"0" = "escalate_to_human"`) or to what the caller means (`"1" = "Where is my order?"`).
     #[serde(default)]
@@ -100,6 +105,7 @@ impl Persona {
             instructions: String::new(),
             voice: None,
             voice_notes: false,
+            noise_reduction: None,
             handoff: None,
             end_call: false,
             dtmf: BTreeMap::new(),
@@ -353,6 +359,7 @@ engines = ["knowledge"]
 model = "gpt-4o-mini"
 temperature = 0.3
 deadlines_ms = { knowledge = 250 }
+noise_reduction = "far_field"
 
 [personas.sales]
 instructions = "You sell."
@@ -384,6 +391,11 @@ instructions = "You sell."
             1
         );
         assert_eq!(p.pick(Some("sales")).prompt_budget, DEFAULT_PROMPT_BUDGET);
+        assert_eq!(
+            support.noise_reduction,
+            Some(crate::session::NoiseReduction::FarField)
+        );
+        assert_eq!(p.pick(Some("sales")).noise_reduction, None);
     }
 
     #[test]
@@ -451,6 +463,8 @@ http = { method = "POST", url = "https://orders.example.com/orders/{order_id}/ca
         assert!(
             matches!(Personas::parse(unknown_field), Err(PersonaError::Parse(m)) if m.contains("voise"))
         );
+        let loud = "[personas.a]\ninstructions = \"x\"\nnoise_reduction = \"loud\"\n";
+        assert!(matches!(Personas::parse(loud), Err(PersonaError::Parse(m)) if m.contains("loud")));
         let bad = "[personas.a]\ninstructions = \"x\"\ntemperature = 9.0\n";
         assert!(
             matches!(Personas::parse(bad), Err(PersonaError::Invalid { persona, .. }) if persona == "a")

@@ -42,7 +42,8 @@ impl Default for TurnDetection {
 /// Noise suppression of the caller's audio before the VAD and Whisper hear it (the Realtime
 /// API's `noise_reduction`). Both kinds run the same RNNoise model; the kind is kept so the
 /// session reports what the client chose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NoiseReduction {
     /// Close-talking microphones (headsets, phones).
     NearField,
