@@ -123,6 +123,15 @@ def main(base_url: str, workdir: str) -> None:
         raise SystemExit("garbage was accepted")
     except openai.BadRequestError as e:
         assert e.status_code == 400 and e.body["param"] == "file", e.body
+    with open(fixed, "rb") as f:
+        t = client.audio.transcriptions.create(model="whisper-1", file=f, language="en", prompt="A booking.")
+    assert "table for two" in spoken(t.text), t.text
+    try:
+        with open(fixed, "rb") as f:
+            client.audio.transcriptions.create(model="whisper-1", file=f, language="de")
+        raise SystemExit("a German transcription was accepted by an English model")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400 and e.body["param"] == "language", e.body
     try:
         client.audio.transcriptions.create(model="whisper-1", file=("big.wav", b"\0" * (26 * 1024 * 1024)))
         raise SystemExit("a 26 MB upload was accepted")

@@ -95,13 +95,16 @@ fn keywords(v: &Value, param: &str) -> Result<Vec<String>, Invalid> {
         .collect()
 }
 
+/// Whether an ISO-639-1 code (or a locale such as `en-GB`) names English, the language
+/// Whisper is run in. Every API that takes a `language` checks it with this.
+pub fn is_english(code: &str) -> bool {
+    let code = code.trim().to_ascii_lowercase();
+    code == "en" || code.starts_with("en-") || code.starts_with("en_")
+}
+
 /// `language` (`"en"`) and `languages` (must include `"en"`).
 fn check_language(m: &Map<String, Value>, param: &str) -> Result<(), Invalid> {
-    let english = |l: &Value| {
-        l.as_str().is_some_and(|s| {
-            s.eq_ignore_ascii_case("en") || s.to_ascii_lowercase().starts_with("en-")
-        })
-    };
+    let english = |l: &Value| l.as_str().is_some_and(is_english);
     if let Some(l) = m.get("language").filter(|l| !l.is_null() && *l != "")
         && !english(l)
     {
@@ -196,6 +199,8 @@ mod tests {
             let e = t.apply(&body, P).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(param), "{body}");
         }
+        assert!(is_english("EN") && is_english("en-GB") && is_english("en_US"));
+        assert!(!is_english("de") && !is_english("eng") && !is_english(""));
         for fine in [
             json!({"language": "en"}),
             json!({"language": "en-GB"}),

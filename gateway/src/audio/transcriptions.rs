@@ -12,6 +12,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use switchboard_channels::realtime::transcription::is_english;
 use switchboard_models::audio::decode;
 use switchboard_models::stt::{
     Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript,
@@ -55,7 +56,14 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
             "response_format" => up.response_format = value,
             "stream" => up.stream = value == "true",
             "prompt" => up.prompt = Some(value).filter(|p| !p.is_empty()),
-            // model, language, temperature, timestamp_granularities: one English model serves all.
+            "language" if !value.trim().is_empty() && !is_english(&value) => {
+                return Err(invalid_request(
+                    format!("this gateway transcribes English ('en'), not '{value}'"),
+                    "language",
+                    "invalid_value",
+                ));
+            }
+            // model, temperature, timestamp_granularities: one English model serves all.
             _ => {}
         }
     }
