@@ -4,6 +4,7 @@
 
 pub mod client_events;
 pub mod connection;
+pub mod fields;
 pub mod server_events;
 pub mod session;
 pub mod transcription;

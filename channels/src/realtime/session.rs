@@ -6,10 +6,16 @@
 //! refused with the path of the field as `param`, and nothing of that update is applied.
 
 use serde_json::{Map, Value, json};
-use switchboard_pipeline::call::CallError;
-use switchboard_pipeline::llm::{ToolChoice, ToolSpec};
-use switchboard_pipeline::{NoiseReduction, SessionConfig, TurnDetection};
+use switchboard_pipeline::SessionConfig;
+use switchboard_pipeline::llm::ToolChoice;
 
+use super::fields::{
+    Invalid, get_f32, get_str, invalid, parse_modalities, parse_noise_reduction,
+    parse_turn_detection,
+};
+pub use super::fields::{
+    format_json, parse_format, parse_max_tokens, parse_tool_choice, parse_tools,
+};
 use super::transcription::TranscriptionSettings;
 use crate::audio_format::AudioFormat;
 
@@ -28,258 +34,6 @@ pub struct RealtimeSession {
     pub transcription_model: String,
     /// The client's prompt and keywords for that model.
     pub transcription: TranscriptionSettings,
-}
-
-pub(super) type Invalid = CallError;
-
-pub(super) fn invalid(param: &str, message: impl Into<String>) -> Invalid {
-    CallError::invalid("invalid_value", message).with_param(param)
-}
-
-fn get_f32(v: &Value, param: &str, range: std::ops::RangeInclusive<f32>) -> Result<f32, Invalid> {
-    let x = v
-        .as_f64()
-        .ok_or_else(|| invalid(param, format!("{param} must be a number")))? as f32;
-    if !range.contains(&x) {
-        return Err(invalid(
-            param,
-            format!(
-                "{param} must be between {} and {}, got {x}",
-                range.start(),
-                range.end()
-            ),
-        ));
-    }
-    Ok(x)
-}
-
-fn get_u32(v: &Value, param: &str, max: u32) -> Result<u32, Invalid> {
-    v.as_u64()
-        .filter(|&x| x <= max as u64)
-        .map(|x| x as u32)
-        .ok_or_else(|| {
-            invalid(
-                param,
-                format!("{param} must be an integer between 0 and {max}"),
-            )
-        })
-}
-
-fn get_bool(v: &Value, param: &str) -> Result<bool, Invalid> {
-    v.as_bool()
-        .ok_or_else(|| invalid(param, format!("{param} must be true or false")))
-}
-
-fn get_str<'a>(v: &'a Value, param: &str) -> Result<&'a str, Invalid> {
-    v.as_str()
-        .ok_or_else(|| invalid(param, format!("{param} must be a string")))
-}
-
-/// `{"type": "audio/pcm", "rate": 24000}` (GA) or `"pcm16"` / `"g711_ulaw"` (beta).
-pub fn parse_format(v: &Value, param: &str) -> Result<AudioFormat, Invalid> {
-    let (kind, rate) = match v {
-        Value::String(s) => (s.as_str(), None),
-        Value::Object(m) => (
-            m.get("type").and_then(Value::as_str).unwrap_or("audio/pcm"),
-            m.get("rate"),
-        ),
-        _ => {
-            return Err(invalid(
-                param,
-                format!("{param} must be an audio format object"),
-            ));
-        }
-    };
-    match kind {
-        "audio/pcm" | "pcm16" => {
-            let rate = match rate {
-                None | Some(Value::Null) => 24_000,
-                Some(r) => get_u32(r, &format!("{param}.rate"), 48_000)?,
-            };
-            if !(8_000..=48_000).contains(&rate) {
-                return Err(invalid(
-                    &format!("{param}.rate"),
-                    "rate must be between 8000 and 48000",
-                ));
-            }
-            Ok(AudioFormat::Pcm16 { rate })
-        }
-        "audio/pcmu" | "g711_ulaw" => Ok(AudioFormat::Pcmu),
-        "audio/pcma" | "g711_alaw" => Ok(AudioFormat::Pcma),
-        other => Err(invalid(
-            param,
-            format!("unsupported audio format '{other}': use audio/pcm, audio/pcmu or audio/pcma"),
-        )),
-    }
-}
-
-pub fn format_json(f: AudioFormat) -> Value {
-    match f {
-        AudioFormat::Pcm16 { rate } => json!({"type": "audio/pcm", "rate": rate}),
-        AudioFormat::Pcmu => json!({"type": "audio/pcmu"}),
-        AudioFormat::Pcma => json!({"type": "audio/pcma"}),
-    }
-}
-
-/// `{"type": "near_field" | "far_field"}`, or `null` (off).
-fn parse_noise_reduction(v: &Value, param: &str) -> Result<Option<NoiseReduction>, Invalid> {
-    let kind = match v {
-        Value::Null => return Ok(None),
-        Value::Object(m) => m
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("near_field"),
-        _ => return Err(invalid(param, format!("{param} must be an object or null"))),
-    };
-    match kind {
-        "near_field" => Ok(Some(NoiseReduction::NearField)),
-        "far_field" => Ok(Some(NoiseReduction::FarField)),
-        other => Err(invalid(
-            &format!("{param}.type"),
-            format!("unknown noise reduction '{other}': near_field or far_field"),
-        )),
-    }
-}
-
-fn parse_turn_detection(
-    v: &Value,
-    base: Option<TurnDetection>,
-    param: &str,
-) -> Result<Option<TurnDetection>, Invalid> {
-    let Value::Object(m) = v else {
-        return if v.is_null() {
-            Ok(None)
-        } else {
-            Err(invalid(param, format!("{param} must be an object or null")))
-        };
-    };
-    match m
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("server_vad")
-    {
-        // semantic_vad is served by the same VAD (no semantic end-of-turn model here).
-        "server_vad" | "semantic_vad" => {}
-        other => {
-            return Err(invalid(
-                &format!("{param}.type"),
-                format!("unsupported turn detection '{other}'"),
-            ));
-        }
-    }
-    let mut td = base.unwrap_or_default();
-    let p = |k: &str| format!("{param}.{k}");
-    if let Some(x) = m.get("threshold") {
-        td.threshold = get_f32(x, &p("threshold"), 0.0..=1.0)?;
-    }
-    if let Some(x) = m.get("prefix_padding_ms") {
-        td.prefix_padding_ms = get_u32(x, &p("prefix_padding_ms"), 10_000)?;
-    }
-    if let Some(x) = m.get("silence_duration_ms") {
-        td.silence_duration_ms = get_u32(x, &p("silence_duration_ms"), 10_000)?;
-    }
-    if let Some(x) = m.get("create_response") {
-        td.create_response = get_bool(x, &p("create_response"))?;
-    }
-    if let Some(x) = m.get("interrupt_response") {
-        td.interrupt_response = get_bool(x, &p("interrupt_response"))?;
-    }
-    // Our extension: how long speech must last before it interrupts the agent.
-    if let Some(x) = m.get("min_interrupt_ms") {
-        td.min_interrupt_ms = get_u32(x, &p("min_interrupt_ms"), 5_000)?;
-    }
-    // Our extension: how long a pause starts transcription before the turn is confirmed.
-    if let Some(x) = m.get("early_transcription_ms") {
-        td.early_transcription_ms = get_u32(x, &p("early_transcription_ms"), 10_000)?;
-    }
-    Ok(Some(td))
-}
-
-pub fn parse_tools(v: &Value, param: &str) -> Result<Vec<ToolSpec>, Invalid> {
-    let Value::Array(items) = v else {
-        return Err(invalid(param, format!("{param} must be an array")));
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let p = format!("{param}[{i}]");
-            let kind = t.get("type").and_then(Value::as_str).unwrap_or("function");
-            if kind != "function" {
-                return Err(invalid(
-                    &format!("{p}.type"),
-                    format!("unsupported tool type '{kind}'"),
-                ));
-            }
-            // GA puts the fields on the tool; the chat shape nests them under "function".
-            let f = t.get("function").unwrap_or(t);
-            let name = get_str(f.get("name").unwrap_or(&Value::Null), &format!("{p}.name"))?;
-            if name.is_empty() || name.len() > 64 {
-                return Err(invalid(
-                    &format!("{p}.name"),
-                    "tool names are 1 to 64 characters",
-                ));
-            }
-            Ok(ToolSpec {
-                name: name.to_owned(),
-                description: f
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                parameters: f
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
-        })
-        .collect()
-}
-
-pub fn parse_tool_choice(v: &Value, param: &str) -> Result<ToolChoice, Invalid> {
-    match v {
-        Value::String(s) => match s.as_str() {
-            "auto" => Ok(ToolChoice::Auto),
-            "none" => Ok(ToolChoice::None),
-            "required" => Ok(ToolChoice::Required),
-            other => Err(invalid(param, format!("unknown tool_choice '{other}'"))),
-        },
-        Value::Object(m) => {
-            let name = m
-                .get("name")
-                .or_else(|| m.get("function").and_then(|f| f.get("name")));
-            Ok(ToolChoice::Function(
-                get_str(name.unwrap_or(&Value::Null), &format!("{param}.name"))?.to_owned(),
-            ))
-        }
-        _ => Err(invalid(
-            param,
-            format!("{param} must be a string or an object"),
-        )),
-    }
-}
-
-fn parse_modalities(v: &Value, param: &str) -> Result<bool, Invalid> {
-    let list = v
-        .as_array()
-        .ok_or_else(|| invalid(param, format!("{param} must be an array")))?;
-    let mut audio = false;
-    for m in list {
-        match m.as_str() {
-            Some("audio") => audio = true,
-            Some("text") => {}
-            _ => return Err(invalid(param, "modalities are \"text\" and \"audio\"")),
-        }
-    }
-    Ok(audio)
-}
-
-/// `max_output_tokens`: an integer or "inf".
-pub fn parse_max_tokens(v: &Value, param: &str) -> Result<Option<u32>, Invalid> {
-    match v {
-        Value::String(s) if s == "inf" => Ok(None),
-        _ => get_u32(v, param, 1_000_000).map(Some),
-    }
 }
 
 impl RealtimeSession {
@@ -485,6 +239,7 @@ impl RealtimeSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_pipeline::NoiseReduction;
 
     fn session() -> RealtimeSession {
         RealtimeSession::new("sess_1".into(), "m".into(), SessionConfig::default())

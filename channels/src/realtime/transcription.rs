@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::session::{Invalid, invalid};
+use super::fields::{Invalid, invalid};
 
 /// The longest prompt (prompt and keywords together) taken. Whisper keeps the last 224
 /// tokens of a prompt; this is about four times that in English characters.
