@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use switchboard_pipeline::outbound::OutboundRequest;
 use switchboard_pipeline::tools::builtin::{Handoff, HandoffSink};
 
 use crate::server::AppState;
@@ -92,30 +91,5 @@ pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
     ) else {
         return Err("no hand-off URL, body or secret".into());
     };
-    let ts = now_ms() / 1000;
-    let r = state
-        .outbound
-        .send(OutboundRequest {
-            method: reqwest::Method::POST,
-            url: url.to_owned(),
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                ("x-switchboard-timestamp".into(), ts.to_string()),
-                (
-                    "x-switchboard-signature".into(),
-                    switchboard_channels::im::webhook::sign(secret, ts, body.as_bytes()),
-                ),
-                ("idempotency-key".into(), m.id.clone()),
-            ],
-            body: Some(body.as_bytes().to_vec()),
-            timeout: std::time::Duration::from_secs(15),
-            max_bytes: 4096,
-        })
-        .await
-        .map_err(|e| format!("hand-off failed: {e}"))?;
-    if (200..300).contains(&r.status) {
-        Ok(())
-    } else {
-        Err(format!("hand-off answered {}", r.status))
-    }
+    crate::webhook::post_signed(state, url, secret, body.to_owned(), &m.id, "hand-off").await
 }

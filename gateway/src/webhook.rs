@@ -148,6 +148,28 @@ pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
     let body = json!({"id": new_id("msg"), "in_reply_to": m.id, "conversation": m.conversation,
         "user": m.user, "text": m.reply})
     .to_string();
+    post_signed(
+        state,
+        url,
+        secret,
+        body,
+        &format!("reply-{}", m.id),
+        "callback",
+    )
+    .await
+}
+
+/// POST a JSON body signed like the messages we receive (`X-Switchboard-Timestamp`,
+/// `X-Switchboard-Signature`), with an idempotency key, through the outbound guard.
+/// Shared by webhook callbacks and human hand-offs; `what` names the call in errors.
+pub async fn post_signed(
+    state: &AppState,
+    url: &str,
+    secret: &str,
+    body: String,
+    idempotency_key: &str,
+    what: &str,
+) -> Result<(), String> {
     let ts = now_ms() / 1000;
     let headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
@@ -156,7 +178,7 @@ pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
             "x-switchboard-signature".to_owned(),
             sign(secret, ts, body.as_bytes()),
         ),
-        ("idempotency-key".to_owned(), format!("reply-{}", m.id)),
+        ("idempotency-key".to_owned(), idempotency_key.to_owned()),
     ];
     let r = state
         .outbound
@@ -169,10 +191,10 @@ pub async fn deliver(state: &AppState, m: &InboxMessage) -> Result<(), String> {
             max_bytes: 4096,
         })
         .await
-        .map_err(|e| format!("callback failed: {e}"))?;
+        .map_err(|e| format!("{what} failed: {e}"))?;
     if (200..300).contains(&r.status) {
         Ok(())
     } else {
-        Err(format!("callback answered {}", r.status))
+        Err(format!("{what} answered {}", r.status))
     }
 }
