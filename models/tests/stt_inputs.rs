@@ -109,6 +109,59 @@ fn short_clips_are_padded_and_long_audio_is_windowed() {
     );
 }
 
+/// Each segment's tokens spell its text exactly, and carry Whisper's log probabilities: near 0
+/// for clear speech, lower for words it had to guess.
+#[test]
+fn tokens_spell_each_segment_and_carry_log_probabilities() {
+    let e = engine();
+    let t = e
+        .transcribe(
+            speech("The quick brown fox jumps over the lazy dog."),
+            TranscribeOptions::default(),
+        )
+        .wait()
+        .unwrap();
+    assert!(!t.segments.is_empty(), "{:?}", t.text);
+    for s in &t.segments {
+        let bytes: Vec<u8> = s.tokens.iter().flat_map(|t| t.bytes.clone()).collect();
+        assert_eq!(String::from_utf8(bytes).unwrap().trim(), s.text);
+        assert!(
+            s.tokens
+                .iter()
+                .all(|t| t.logprob.is_finite() && t.logprob <= 0.0 && t.id >= 0),
+            "{:?}",
+            s.tokens
+        );
+    }
+    let clear = t.segments[0].avg_logprob();
+    assert!(clear > -1.0, "clear speech, avg logprob {clear}");
+    assert_eq!(
+        t.tokens().count(),
+        t.segments.iter().map(|s| s.tokens.len()).sum::<usize>()
+    );
+
+    // The same words under noise (measured: -0.59 clear, -1.19 noisy, misheard words).
+    let mut noisy = speech("The quick brown fox jumps over the lazy dog.");
+    let mut x: u32 = 12_345;
+    for v in &mut noisy {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *v += (x as f32 / u32::MAX as f32 - 0.5) * 0.15;
+    }
+    let t = e
+        .transcribe(noisy, TranscribeOptions::default())
+        .wait()
+        .unwrap();
+    let tokens: Vec<f32> = t.tokens().map(|t| t.logprob).collect();
+    let mean = tokens.iter().sum::<f32>() / tokens.len().max(1) as f32;
+    assert!(
+        !tokens.is_empty() && mean < clear,
+        "noisy {mean} should be below clear {clear}: {:?}",
+        t.text
+    );
+}
+
 #[test]
 fn audio_ctx_options_are_honoured() {
     let e = engine();

@@ -88,6 +88,7 @@ def main(base_url: str, workdir: str) -> None:
     with open(fixed, "rb") as f:
         v = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json")
     assert v.segments and v.segments[0].end > v.segments[0].start and v.duration > 1, v
+    assert v.segments[0].tokens and v.segments[0].avg_logprob < 0, v.segments[0]
     with open(fixed, "rb") as f:
         text = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="text")
     assert "table for two" in spoken(text), text
@@ -126,6 +127,24 @@ def main(base_url: str, workdir: str) -> None:
     with open(fixed, "rb") as f:
         t = client.audio.transcriptions.create(model="whisper-1", file=f, language="en", prompt="A booking.")
     assert "table for two" in spoken(t.text), t.text
+    # Token log probabilities: the tokens spell the text, each no more likely than certain.
+    with open(fixed, "rb") as f:
+        t = client.audio.transcriptions.create(model="whisper-1", file=f, include=["logprobs"])
+    assert t.logprobs and all(lp.logprob <= 0 for lp in t.logprobs), t
+    # The SDK types these bytes as floats.
+    spelled = bytes(int(b) for lp in t.logprobs for b in lp.bytes).decode()
+    assert spelled.split() == t.text.split(), (spelled, t.text)
+    with open(fixed, "rb") as f:
+        events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True,
+                                                         include=["logprobs"]))
+    assert events[-1].logprobs and all(e.logprobs for e in events), events
+    try:
+        with open(fixed, "rb") as f:
+            client.audio.transcriptions.create(model="whisper-1", file=f, include=["logprobs"],
+                                               response_format="text")
+        raise SystemExit("logprobs were accepted with response_format text")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400 and e.body["param"] == "include", e.body
     try:
         with open(fixed, "rb") as f:
             client.audio.transcriptions.create(model="whisper-1", file=f, language="de")

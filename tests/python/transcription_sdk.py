@@ -4,9 +4,10 @@ Usage: transcription_sdk.py BASE_URL WAV  (WAV: 24 kHz 16-bit mono, two spoken s
 with silence after each)
 
 Connects with `intent=transcription`, configures the session as the SDK's transcription
-type (prompt, keywords), streams the WAV at real-time pace, and checks: each sentence is
-committed and transcribed (delta, then completed, for the same item), the session reports
-its type and prompt, nothing is answered, and `response.create` gets a clear error while
+type (prompt, keywords, token log probabilities), streams the WAV at real-time pace, and
+checks: each sentence is committed and transcribed (delta, then completed, for the same item,
+with log probabilities whose tokens spell it), the session reports its type, prompt and
+include, nothing is answered, and `response.create` gets a clear error while
 the session goes on.
 """
 
@@ -35,6 +36,7 @@ async def main(base_url: str, wav_path: str) -> None:
                     "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
                 },
             },
+            "include": ["item.input_audio_transcription.logprobs"],
         })
 
         sender = asyncio.create_task(stream_pcm(conn, pcm))
@@ -59,6 +61,7 @@ async def main(base_url: str, wav_path: str) -> None:
     updated = next(e for e in events if e.type == "session.updated")
     assert updated.session.type == "transcription", updated.session
     assert updated.session.audio.input.transcription.prompt == "A caller talks to a bank.", updated.session
+    assert updated.session.include == ["item.input_audio_transcription.logprobs"], updated.session
     committed = [e.item_id for e in events if e.type == "input_audio_buffer.committed"]
     assert len(committed) == 2, kinds
     for c in completed():
@@ -67,6 +70,10 @@ async def main(base_url: str, wav_path: str) -> None:
                          if e.type == "conversation.item.input_audio_transcription.delta"
                          and e.item_id == c.item_id)
         assert deltas == c.transcript, (deltas, c.transcript)
+        # The tokens' bytes spell the transcript; each log probability is at most 0.
+        assert c.logprobs and all(lp.logprob <= 0 for lp in c.logprobs), c
+        spelled = bytes(b for lp in c.logprobs for b in lp.bytes).decode()
+        assert spelled.split() == c.transcript.split(), (spelled, c.transcript)
     first, second = (c.transcript.lower() for c in completed())
     assert "billing" in first, f"first transcript: {first!r}"
     assert "account" in second, f"second transcript: {second!r}"

@@ -57,6 +57,33 @@ pub(super) fn get_str<'a>(v: &'a Value, param: &str) -> Result<&'a str, Invalid>
         .ok_or_else(|| invalid(param, format!("{param} must be a string")))
 }
 
+/// What `session.include` may ask for: the input transcripts' token log probabilities.
+pub const INCLUDE_LOGPROBS: &str = "item.input_audio_transcription.logprobs";
+
+/// `session.include`: a list of extra fields, or null for none. Whether the transcripts'
+/// log probabilities are asked for; anything else is refused, so a typo is not silently
+/// ignored.
+pub(super) fn parse_include(v: &Value, param: &str) -> Result<bool, Invalid> {
+    let items = match v {
+        Value::Null => return Ok(false),
+        Value::Array(items) => items,
+        _ => return Err(invalid(param, format!("{param} must be a list of strings"))),
+    };
+    let mut logprobs = false;
+    for item in items {
+        match get_str(item, param)? {
+            INCLUDE_LOGPROBS => logprobs = true,
+            other => {
+                return Err(invalid(
+                    param,
+                    format!("unknown {param} value '{other}': only '{INCLUDE_LOGPROBS}'"),
+                ));
+            }
+        }
+    }
+    Ok(logprobs)
+}
+
 /// `{"type": "audio/pcm", "rate": 24000}` (GA) or `"pcm16"` / `"g711_ulaw"` (beta).
 pub fn parse_format(v: &Value, param: &str) -> Result<AudioFormat, Invalid> {
     let (kind, rate) = match v {

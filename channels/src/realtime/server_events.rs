@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use switchboard_pipeline::call::{CallError, CallEvent, PartRef, ResponseStatus, ResponseSummary};
 
 use super::session::{RealtimeSession, format_json};
+use super::transcription::logprobs_json;
 
 /// Numbers server events (`event_id`).
 #[derive(Debug, Default)]
@@ -205,23 +206,31 @@ pub fn render(
             content_index,
             transcript,
             audio_seconds,
+            tokens,
         } => {
             // Whisper gives a turn's words at once: one delta holds all of them (as OpenAI's
             // whisper-1 does), for clients that show deltas as they come.
+            let mut delta = obj(
+                json!({"item_id": item_id, "content_index": content_index, "delta": transcript}),
+            );
+            let mut completed = obj(
+                json!({"item_id": item_id, "content_index": content_index, "transcript": transcript,
+                       "usage": {"type": "duration", "seconds": audio_seconds}}),
+            );
+            if session.transcript_logprobs {
+                let logprobs = logprobs_json(tokens);
+                delta.insert("logprobs".into(), logprobs.clone());
+                completed.insert("logprobs".into(), logprobs);
+            }
             let delta = with(
                 "conversation.item.input_audio_transcription.delta",
                 ids,
-                obj(
-                    json!({"item_id": item_id, "content_index": content_index, "delta": transcript}),
-                ),
+                delta,
             );
             let completed = with(
                 "conversation.item.input_audio_transcription.completed",
                 ids,
-                obj(
-                    json!({"item_id": item_id, "content_index": content_index, "transcript": transcript,
-                           "usage": {"type": "duration", "seconds": audio_seconds}}),
-                ),
+                completed,
             );
             // The user's audio item is complete now that it has its transcript.
             let item = json!({"id": item_id, "object": "realtime.item", "type": "message", "role": "user",

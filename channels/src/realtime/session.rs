@@ -10,8 +10,8 @@ use switchboard_pipeline::SessionConfig;
 use switchboard_pipeline::llm::ToolChoice;
 
 use super::fields::{
-    Invalid, get_f32, get_str, invalid, parse_modalities, parse_noise_reduction,
-    parse_turn_detection,
+    INCLUDE_LOGPROBS, Invalid, get_f32, get_str, invalid, parse_include, parse_modalities,
+    parse_noise_reduction, parse_turn_detection,
 };
 pub use super::fields::{
     format_json, parse_format, parse_max_tokens, parse_tool_choice, parse_tools,
@@ -34,6 +34,9 @@ pub struct RealtimeSession {
     pub transcription_model: String,
     /// The client's prompt and keywords for that model.
     pub transcription: TranscriptionSettings,
+    /// `include: ["item.input_audio_transcription.logprobs"]`: transcripts carry their
+    /// tokens' log probabilities.
+    pub transcript_logprobs: bool,
 }
 
 impl RealtimeSession {
@@ -47,6 +50,7 @@ impl RealtimeSession {
             media_rate: None,
             transcription_model: "whisper".into(),
             transcription: TranscriptionSettings::default(),
+            transcript_logprobs: false,
         };
         s.sync_rates();
         s
@@ -108,6 +112,9 @@ impl RealtimeSession {
                 .apply(x, "session.input_audio_transcription")?;
         }
         next.config.transcription_prompt = next.transcription.whisper_prompt();
+        if let Some(x) = m.get("include") {
+            next.transcript_logprobs = parse_include(x, "session.include")?;
+        }
         if let Some(x) = m.get("model") {
             next.model = get_str(x, "session.model")?.to_owned();
         }
@@ -205,13 +212,18 @@ impl RealtimeSession {
             "noise_reduction": c.noise_reduction.map(|n| json!({"type": n.as_str()})),
             "turn_detection": td,
         });
+        let include: Vec<&str> = self
+            .transcript_logprobs
+            .then_some(INCLUDE_LOGPROBS)
+            .into_iter()
+            .collect();
         if c.transcription_only {
             return json!({
                 "type": "transcription",
                 "object": "realtime.transcription_session",
                 "id": self.id,
                 "audio": {"input": input},
-                "include": [],
+                "include": include,
             });
         }
         json!({
@@ -224,6 +236,7 @@ impl RealtimeSession {
             "tools": tools,
             "tool_choice": tool_choice,
             "max_output_tokens": c.max_output_tokens.map_or(json!("inf"), |m| json!(m)),
+            "include": include,
             "audio": {
                 "input": input,
                 "output": {
@@ -370,6 +383,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn include_asks_for_logprobs_and_refuses_anything_else() {
+        let on = session()
+            .apply(&json!({"include": ["item.input_audio_transcription.logprobs"]}))
+            .unwrap();
+        assert!(on.transcript_logprobs);
+        assert_eq!(on.to_json()["include"][0], INCLUDE_LOGPROBS);
+        let t = on.apply(&json!({"type": "transcription"})).unwrap();
+        assert_eq!(
+            t.to_json()["include"][0],
+            INCLUDE_LOGPROBS,
+            "kept across types"
+        );
+        assert!(
+            !on.apply(&json!({"include": null}))
+                .unwrap()
+                .transcript_logprobs
+        );
+        assert!(
+            !on.apply(&json!({"include": []}))
+                .unwrap()
+                .transcript_logprobs
+        );
+        for bad in [
+            json!(["logprobs"]),
+            json!("item.input_audio_transcription.logprobs"),
+            json!([1]),
+        ] {
+            let e = session().apply(&json!({"include": bad})).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("session.include"), "{bad}");
+        }
+    }
+
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
@@ -392,6 +438,7 @@ mod tests {
                 "de",
                 "near_field",
                 "far_field",
+                "item.input_audio_transcription.logprobs",
                 ""
             ])
             .prop_map(Value::from),
@@ -427,6 +474,7 @@ mod tests {
                 "languages",
                 "noise_reduction",
                 "input_audio_noise_reduction",
+                "include",
             ]);
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),

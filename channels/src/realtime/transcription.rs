@@ -5,6 +5,7 @@
 //! `language` is refused rather than transcribed wrongly.
 
 use serde_json::{Map, Value, json};
+use switchboard_models::stt::Token;
 
 use super::fields::{Invalid, invalid};
 
@@ -95,6 +96,17 @@ fn keywords(v: &Value, param: &str) -> Result<Vec<String>, Invalid> {
         .collect()
 }
 
+/// Tokens as OpenAI's transcription `logprobs`: `[{"token", "logprob", "bytes"}]`. A token
+/// that holds part of a character shows U+FFFD in `token`; `bytes` has it exactly.
+pub fn logprobs_json<'a>(tokens: impl IntoIterator<Item = &'a Token>) -> Value {
+    tokens
+        .into_iter()
+        .map(|t| {
+            json!({"token": String::from_utf8_lossy(&t.bytes), "logprob": t.logprob, "bytes": t.bytes})
+        })
+        .collect()
+}
+
 /// Whether an ISO-639-1 code (or a locale such as `en-GB`) names English, the language
 /// Whisper is run in. Every API that takes a `language` checks it with this.
 pub fn is_english(code: &str) -> bool {
@@ -160,6 +172,30 @@ mod tests {
             t.apply(&Value::Null, P).unwrap(),
             TranscriptionSettings::default()
         );
+    }
+
+    #[test]
+    fn logprobs_keep_each_tokens_bytes() {
+        let tokens = [
+            Token {
+                id: 814,
+                bytes: b" Hello".to_vec(),
+                logprob: -0.25,
+            },
+            // The first half of "é" (0xC3 0xA9).
+            Token {
+                id: 2,
+                bytes: vec![0xC3],
+                logprob: -1.5,
+            },
+        ];
+        let v = logprobs_json(&tokens);
+        assert_eq!(
+            v,
+            json!([{"token": " Hello", "logprob": -0.25, "bytes": [32, 72, 101, 108, 108, 111]},
+                   {"token": "\u{FFFD}", "logprob": -1.5, "bytes": [195]}])
+        );
+        assert_eq!(logprobs_json(&[]), json!([]));
     }
 
     #[test]

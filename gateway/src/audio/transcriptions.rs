@@ -12,7 +12,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_channels::realtime::transcription::is_english;
+use switchboard_channels::realtime::transcription::{is_english, logprobs_json};
 use switchboard_models::audio::decode;
 use switchboard_models::stt::{
     Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript,
@@ -32,6 +32,8 @@ struct Upload {
     response_format: String,
     stream: bool,
     prompt: Option<String>,
+    /// `include[]=logprobs`: the transcript's tokens with their log probabilities.
+    logprobs: bool,
 }
 
 async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
@@ -41,6 +43,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         response_format: "json".into(),
         stream: false,
         prompt: None,
+        logprobs: false,
     };
     let mut has_file = false;
     while let Some(mut field) = crate::upload::next_field(&mut form).await? {
@@ -56,6 +59,14 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
             "response_format" => up.response_format = value,
             "stream" => up.stream = value == "true",
             "prompt" => up.prompt = Some(value).filter(|p| !p.is_empty()),
+            "include[]" | "include" if value == "logprobs" => up.logprobs = true,
+            "include[]" | "include" => {
+                return Err(invalid_request(
+                    format!("unknown include value '{value}': only 'logprobs'"),
+                    "include",
+                    "invalid_value",
+                ));
+            }
             "language" if !value.trim().is_empty() && !is_english(&value) => {
                 return Err(invalid_request(
                     format!("this gateway transcribes English ('en'), not '{value}'"),
@@ -84,6 +95,13 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
             "invalid_value",
         ));
     }
+    if up.logprobs && up.response_format != "json" {
+        return Err(invalid_request(
+            "include[]=logprobs needs response_format 'json'.",
+            "include",
+            "invalid_value",
+        ));
+    }
     Ok(up)
 }
 
@@ -97,7 +115,7 @@ fn timestamp(ms: u64, sep: char) -> String {
     )
 }
 
-fn render_transcript(t: &Transcript, format: &str) -> Response {
+fn render_transcript(t: &Transcript, format: &str, logprobs: bool) -> Response {
     let text = t.text.trim().to_owned();
     match format {
         "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
@@ -107,7 +125,8 @@ fn render_transcript(t: &Transcript, format: &str) -> Response {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| json!({"id": i, "seek": 0, "start": s.start_ms as f64 / 1000.0, "end": s.end_ms as f64 / 1000.0,
-                    "text": s.text, "tokens": [], "temperature": 0.0, "no_speech_prob": s.no_speech_prob}))
+                    "text": s.text, "tokens": s.tokens.iter().map(|t| t.id).collect::<Vec<_>>(), "temperature": 0.0,
+                    "avg_logprob": s.avg_logprob(), "no_speech_prob": s.no_speech_prob}))
                 .collect();
             Json(json!({"task": "transcribe", "language": "english", "duration": t.audio_secs, "text": text, "segments": segments,
                 "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}))
@@ -133,10 +152,13 @@ fn render_transcript(t: &Transcript, format: &str) -> Response {
             }
             ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
         }
-        _ => Json(
-            json!({"text": text, "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}),
-        )
-        .into_response(),
+        _ => {
+            let mut body = json!({"text": text, "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}});
+            if logprobs {
+                body["logprobs"] = logprobs_json(t.tokens());
+            }
+            Json(body).into_response()
+        }
     }
 }
 
@@ -205,7 +227,7 @@ pub async fn transcriptions(
     );
     let Some(mut segments) = segments else {
         return match job.await {
-            Ok(t) => render_transcript(&t, &up.response_format),
+            Ok(t) => render_transcript(&t, &up.response_format, up.logprobs),
             Err(e) => stt_failed(e),
         };
     };
@@ -215,7 +237,7 @@ pub async fn transcriptions(
         // The job ended without a segment: silence, or an error.
         return match job.await {
             Ok(t) => Sse::new(futures_util::stream::iter([Ok::<_, Infallible>(
-                transcript_done(&t),
+                transcript_done(&t, up.logprobs),
             )]))
             .into_response(),
             Err(e) => stt_failed(e),
@@ -224,22 +246,27 @@ pub async fn transcriptions(
     let rest = futures_util::stream::unfold(segments, |mut rx| async move {
         rx.recv().await.map(|s| (s, rx))
     });
+    let logprobs = up.logprobs;
     let deltas = futures_util::stream::iter([first])
         .chain(rest)
         .enumerate()
-        .map(|(i, s)| {
+        .map(move |(i, s)| {
             // Deltas concatenate to the final text, whose segments are joined by spaces.
             let delta = if i == 0 {
-                s.text
+                s.text.clone()
             } else {
                 format!(" {}", s.text)
             };
-            json!({"type": "transcript.text.delta", "delta": delta})
+            let mut ev = json!({"type": "transcript.text.delta", "delta": delta});
+            if logprobs {
+                ev["logprobs"] = logprobs_json(&s.tokens);
+            }
+            ev
         })
         .map(|ev| Event::default().data(ev.to_string()));
     let done = futures_util::stream::once(async move {
         match job.await {
-            Ok(t) => transcript_done(&t),
+            Ok(t) => transcript_done(&t, logprobs),
             Err(e) => {
                 tracing::warn!(error = %e, "streamed transcription failed");
                 let error = json!({"type": "error", "error": {"type": "server_error",
@@ -251,9 +278,12 @@ pub async fn transcriptions(
     Sse::new(deltas.chain(done).map(Ok::<_, Infallible>)).into_response()
 }
 
-fn transcript_done(t: &Transcript) -> Event {
-    let done = json!({"type": "transcript.text.done", "text": t.text.trim(),
+fn transcript_done(t: &Transcript, logprobs: bool) -> Event {
+    let mut done = json!({"type": "transcript.text.done", "text": t.text.trim(),
         "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}});
+    if logprobs {
+        done["logprobs"] = logprobs_json(t.tokens());
+    }
     Event::default().data(done.to_string())
 }
 

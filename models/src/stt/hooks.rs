@@ -1,16 +1,18 @@
 //! whisper.cpp's callbacks during one `whisper_full` run: stop when nobody wants the result,
-//! and hand each segment out as soon as it is decoded.
+//! and read each segment (text, times, tokens) as soon as it is decoded, handing it out at
+//! once to a caller who streams. This is the one place segments are read from whisper.cpp.
 //!
 //! whisper-rs's closure-based setters leak their closure on every call (and its abort setter
 //! reads the box as the wrong type), so the callbacks here are plain functions whose user
 //! data is a [`Hooks`] on the worker's stack, alive for exactly the `full` call.
 
+use std::cell::RefCell;
 use std::ffi::{CStr, c_int, c_void};
 
 use whisper_rs::FullParams;
 use whisper_rs::whisper_rs_sys as sys;
 
-use super::{Segment, SegmentSink};
+use super::{Segment, SegmentSink, Token};
 
 /// What the callbacks of one run can reach.
 pub(super) struct Hooks<'a> {
@@ -19,9 +21,24 @@ pub(super) struct Hooks<'a> {
     pub segments: Option<&'a SegmentSink>,
     /// Where this run's audio starts in what the caller sent (a piece of a long upload).
     pub offset_ms: u64,
+    /// Every segment of the run so far, on the caller's timeline.
+    pub decoded: RefCell<Vec<Segment>>,
 }
 
-impl Hooks<'_> {
+impl<'a> Hooks<'a> {
+    pub(super) fn new(
+        cancelled: &'a (dyn Fn() -> bool + Sync),
+        segments: Option<&'a SegmentSink>,
+        offset_ms: u64,
+    ) -> Self {
+        Self {
+            cancelled,
+            segments,
+            offset_ms,
+            decoded: RefCell::default(),
+        }
+    }
+
     /// Point `params`' abort and new-segment callbacks at `self`.
     ///
     /// # Safety
@@ -32,10 +49,8 @@ impl Hooks<'_> {
         unsafe {
             params.set_abort_callback(Some(abort));
             params.set_abort_callback_user_data(data);
-            if self.segments.is_some() {
-                params.set_new_segment_callback(Some(new_segments));
-                params.set_new_segment_callback_user_data(data);
-            }
+            params.set_new_segment_callback(Some(new_segments));
+            params.set_new_segment_callback_user_data(data);
         }
     }
 }
@@ -47,34 +62,69 @@ unsafe extern "C" fn abort(data: *mut c_void) -> bool {
 }
 
 unsafe extern "C" fn new_segments(
-    _ctx: *mut sys::whisper_context,
+    ctx: *mut sys::whisper_context,
     state: *mut sys::whisper_state,
     n_new: c_int,
     data: *mut c_void,
 ) {
-    // SAFETY: `data` is the `Hooks` given to `install`; `state` is the running state, whose
-    // last `n_new` segments whisper.cpp has just finished.
+    // SAFETY: `data` is the `Hooks` given to `install`; `ctx` and `state` are the running
+    // context and state, whose last `n_new` segments whisper.cpp has just finished. The
+    // callback runs on the thread that called `full`, so nothing else borrows `decoded`.
     let hooks = unsafe { &*(data as *const Hooks) };
-    let Some(sink) = hooks.segments else { return };
     let n = unsafe { sys::whisper_full_n_segments_from_state(state) };
     for i in (n - n_new).max(0)..n {
-        let text = unsafe { sys::whisper_full_get_segment_text_from_state(state, i) };
-        if text.is_null() {
+        let Some(segment) = (unsafe { read_segment(ctx, state, i) }) else {
             continue;
-        }
-        let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
-        let (t0, t1, no_speech) = unsafe {
-            (
-                sys::whisper_full_get_segment_t0_from_state(state, i),
-                sys::whisper_full_get_segment_t1_from_state(state, i),
-                sys::whisper_full_get_segment_no_speech_prob_from_state(state, i),
-            )
         };
-        if let Some(segment) =
-            Segment::decoded(&text, t0, t1, no_speech).map(|s| s.later_by(hooks.offset_ms))
-        {
+        let segment = segment.later_by(hooks.offset_ms);
+        if let Some(sink) = hooks.segments {
             // A receiver that went away only stops wanting the stream, not the result.
-            let _ = sink.send(segment);
+            let _ = sink.send(segment.clone());
         }
+        hooks.decoded.borrow_mut().push(segment);
+    }
+}
+
+/// Segment `i` of the run, with its text tokens; `None` for empty text and annotations.
+///
+/// # Safety
+/// `ctx` and `state` must be the live context and state of a run with more than `i` segments.
+unsafe fn read_segment(
+    ctx: *mut sys::whisper_context,
+    state: *mut sys::whisper_state,
+    i: c_int,
+) -> Option<Segment> {
+    // SAFETY: the caller vouches for `ctx`, `state` and `i`; token indices stay below the
+    // segment's token count, and whisper.cpp's strings live as long as the state.
+    unsafe {
+        let text = sys::whisper_full_get_segment_text_from_state(state, i);
+        if text.is_null() {
+            return None;
+        }
+        let text = CStr::from_ptr(text).to_string_lossy();
+        let t0 = sys::whisper_full_get_segment_t0_from_state(state, i);
+        let t1 = sys::whisper_full_get_segment_t1_from_state(state, i);
+        let no_speech = sys::whisper_full_get_segment_no_speech_prob_from_state(state, i);
+        let mut segment = Segment::decoded(&text, t0, t1, no_speech)?;
+        // Ids from end-of-text up are special: start, language, task, timestamps.
+        let eot = sys::whisper_token_eot(ctx);
+        for j in 0..sys::whisper_full_n_tokens_from_state(state, i) {
+            let data = sys::whisper_full_get_token_data_from_state(state, i, j);
+            if data.id >= eot {
+                continue;
+            }
+            let piece = sys::whisper_full_get_token_text_from_state(ctx, state, i, j);
+            let bytes = if piece.is_null() {
+                Vec::new()
+            } else {
+                CStr::from_ptr(piece).to_bytes().to_vec()
+            };
+            segment.tokens.push(Token {
+                id: data.id,
+                bytes,
+                logprob: data.plog,
+            });
+        }
+        Some(segment)
     }
 }

@@ -73,6 +73,30 @@ pub struct Segment {
     pub end_ms: u64,
     pub text: String,
     pub no_speech_prob: f32,
+    /// The segment's text tokens as decoded (timestamps and other special tokens left out).
+    pub tokens: Vec<Token>,
+}
+
+/// One text token Whisper decoded, and how sure it was of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    /// Its id in the model's vocabulary.
+    pub id: i32,
+    /// Its text: byte-level BPE, so a token may hold part of a character.
+    pub bytes: Vec<u8>,
+    /// Natural log of the probability the decoder gave it.
+    pub logprob: f32,
+}
+
+impl Segment {
+    /// The mean log probability of the segment's tokens (`avg_logprob` in OpenAI's
+    /// `verbose_json`); 0 for a segment without text tokens.
+    pub fn avg_logprob(&self) -> f32 {
+        if self.tokens.is_empty() {
+            return 0.0;
+        }
+        self.tokens.iter().map(|t| t.logprob).sum::<f32>() / self.tokens.len() as f32
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +111,13 @@ pub struct Transcript {
     pub queued: Duration,
     /// Time in whisper.cpp.
     pub inference: Duration,
+}
+
+impl Transcript {
+    /// Every text token of the transcript, in order.
+    pub fn tokens(&self) -> impl Iterator<Item = &Token> {
+        self.segments.iter().flat_map(|s| s.tokens.iter())
+    }
 }
 
 pub type SttJob = Job<Transcript, SttError>;

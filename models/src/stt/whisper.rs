@@ -430,31 +430,13 @@ fn run(
     if let Some(prompt) = &opts.prompt {
         params.set_initial_prompt(prompt);
     }
-    let hooks = Hooks {
-        cancelled,
-        segments: opts.segments.as_ref(),
-        offset_ms,
-    };
+    let hooks = Hooks::new(cancelled, opts.segments.as_ref(), offset_ms);
     // SAFETY: `hooks` lives until `full` returns, and `params` is consumed by it.
     unsafe { hooks.install(&mut params) };
     state
         .full(params, audio)
         .map_err(|e| SttError::Inference(e.to_string()))?;
-
-    for seg in state.as_iter() {
-        let text = seg
-            .to_str_lossy()
-            .map_err(|e| SttError::Inference(e.to_string()))?;
-        transcript.segments.extend(
-            Segment::decoded(
-                &text,
-                seg.start_timestamp(),
-                seg.end_timestamp(),
-                seg.no_speech_probability(),
-            )
-            .map(|s| s.later_by(offset_ms)),
-        );
-    }
+    transcript.segments = hooks.decoded.into_inner();
     transcript.text = text_of(&transcript.segments);
     transcript.inference = started.elapsed();
     Ok(transcript)
@@ -462,7 +444,7 @@ fn run(
 
 impl Segment {
     /// A decoded segment as clients see it: trimmed, times in ms (whisper.cpp counts 10 ms
-    /// steps); `None` for empty text and non-speech annotations.
+    /// steps), no tokens yet; `None` for empty text and non-speech annotations.
     pub(super) fn decoded(text: &str, t0: i64, t1: i64, no_speech_prob: f32) -> Option<Self> {
         let text = text.trim();
         (!text.is_empty() && !is_annotation(text)).then(|| Self {
@@ -470,6 +452,7 @@ impl Segment {
             end_ms: t1.max(0) as u64 * 10,
             text: text.to_owned(),
             no_speech_prob,
+            tokens: Vec::new(),
         })
     }
 

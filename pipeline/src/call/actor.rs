@@ -43,8 +43,8 @@ pub(super) struct EarlyTranscript {
     pub urgency: switchboard_models::stt::Urgency,
 }
 
-/// A transcript and the seconds of audio it covers, or why transcription failed.
-pub(super) type SttOutcome = Result<(String, f64), String>;
+/// A turn's transcript (text trimmed), or why transcription failed.
+pub(super) type SttOutcome = Result<switchboard_models::stt::Transcript, String>;
 
 /// The assistant message a response is writing.
 #[derive(Debug)]

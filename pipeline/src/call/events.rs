@@ -148,6 +148,8 @@ pub enum CallEvent {
         transcript: String,
         /// Seconds of audio transcribed (usage is billed by duration in the Realtime API).
         audio_seconds: f64,
+        /// The transcript's tokens and their log probabilities.
+        tokens: Vec<switchboard_models::stt::Token>,
     },
     InputTranscriptFailed {
         item_id: String,

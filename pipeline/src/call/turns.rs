@@ -40,8 +40,11 @@ pub(super) fn has_words(text: &str) -> bool {
 }
 
 fn stt_outcome(r: Result<Transcript, SttError>) -> SttOutcome {
-    r.map(|t| (t.text.trim().to_owned(), t.audio_secs))
-        .map_err(|e| e.to_string())
+    r.map(|mut t| {
+        t.text = t.text.trim().to_owned();
+        t
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Run a transcription job: its outcome and how long it took (queue and decoding), whenever
@@ -65,7 +68,7 @@ impl EarlyResult {
         let (tx, done) = oneshot::channel();
         let task = tokio::spawn(async move {
             let (outcome, took) = timed(job).await;
-            let text = outcome.as_ref().ok().map(|(t, _)| t.clone());
+            let text = outcome.as_ref().ok().map(|t| t.text.clone());
             let _ = tx.send((outcome, took));
             if let Some(text) = text {
                 let _ = ready.send(EarlyReady { seq, text }).await;
@@ -348,7 +351,8 @@ impl CallActor {
     pub(super) async fn on_transcribed(&mut self, t: Transcribed) {
         self.pending_stt = self.pending_stt.saturating_sub(1);
         let words = match t.result {
-            Ok((text, audio_seconds)) => {
+            Ok(heard) => {
+                let text = heard.text.clone();
                 if let Some(item) = self.conversation.get_mut(&t.item_id)
                     && let ItemKind::Message { content, .. } = &mut item.kind
                     && let Some(Content::InputAudio { transcript }) = content.first_mut()
@@ -359,7 +363,8 @@ impl CallActor {
                     item_id: t.item_id.clone(),
                     content_index: 0,
                     transcript: text.clone(),
-                    audio_seconds,
+                    audio_seconds: heard.audio_secs,
+                    tokens: heard.tokens().cloned().collect(),
                 })
                 .await;
                 // While the agent speaks, "mm-hmm" and "yeah" are listening, not a new turn.
