@@ -343,6 +343,10 @@ pub enum Command {
         /// Text that conditions the transcription (names, jargon).
         #[arg(long)]
         prompt: Option<String>,
+        /// The language spoken (ISO-639-1, e.g. "de"): English unless the model is
+        /// multilingual (`--stt-model base`).
+        #[arg(long)]
+        language: Option<String>,
         /// Print segments with timestamps and timing as JSON.
         #[arg(long)]
         json: bool,

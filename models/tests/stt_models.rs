@@ -6,7 +6,7 @@ mod common;
 
 use common::{espeak, models_dir, word_errors};
 use switchboard_models::audio::rates;
-use switchboard_models::provision::catalog::{WHISPER_BASE, whisper_model};
+use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_DEFAULT, whisper_model};
 use switchboard_models::provision::{ggml_encoding, whisper_ggml};
 use switchboard_models::stt::{SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine};
 
@@ -25,6 +25,65 @@ fn whisper_base_converted_from_its_parts_transcribes_english() {
     let heard = transcribe_espeak(&engine, text);
     let (errors, words) = word_errors(text, &heard);
     assert!(errors <= 1, "{errors} of {words} words wrong: {heard:?}");
+}
+
+/// The multilingual base model transcribes German when told; an English-only model
+/// transcribes English whatever language is asked for.
+#[test]
+fn whisper_base_transcribes_german_when_told() {
+    let engine = WhisperEngine::load(WhisperConfig::new(models_dir().join(WHISPER_BASE))).unwrap();
+    assert!(engine.multilingual());
+    let german = espeak(
+        "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.",
+        "de",
+        140,
+    )
+    .to_rate(rates::SPEECH_MODELS)
+    .unwrap()
+    .samples;
+    let told = engine
+        .transcribe(
+            german,
+            TranscribeOptions {
+                language: Some("de".into()),
+                ..Default::default()
+            },
+        )
+        .wait()
+        .unwrap();
+    let text = told.text.to_lowercase();
+    assert_eq!(told.language, "de");
+    assert!(
+        text.contains("morgen") && text.contains("tisch"),
+        "{:?}",
+        told.text
+    );
+    let english_only = WhisperEngine::load(WhisperConfig::new(whisper_model(
+        &models_dir(),
+        WHISPER_DEFAULT,
+    )))
+    .unwrap();
+    assert!(!english_only.multilingual());
+    let english = espeak("Please send the weekly report.", "en-us", 150)
+        .to_rate(rates::SPEECH_MODELS)
+        .unwrap()
+        .samples;
+    let t = english_only
+        .transcribe(
+            english,
+            TranscribeOptions {
+                language: Some("de".into()),
+                ..Default::default()
+            },
+        )
+        .wait()
+        .unwrap();
+    assert_eq!(t.language, "en");
+    assert!(
+        t.text.to_lowercase().contains("weekly report"),
+        "{:?}",
+        t.text
+    );
 }
 
 /// The model file, or a panic naming the catalog id to fetch.

@@ -84,6 +84,44 @@ fn the_stt_model_flag_picks_whisper_base_and_json_names_the_device() {
     assert_one_line_error(&o, "/nonexistent/model.bin");
 }
 
+/// A multilingual model transcribes the language it is told; an English-only one refuses
+/// another language by name instead of transcribing it wrongly.
+#[test]
+fn language_is_honoured_by_a_multilingual_model_and_refused_by_an_english_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("de.wav");
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "de", "-s", "140", "-w"])
+        .arg(&wav)
+        .arg("Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wav = wav.to_str().unwrap();
+    let o = run(&[
+        "transcribe",
+        "--json",
+        "--stt-model",
+        "base",
+        "--language",
+        "de",
+        wav,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["language"], "de", "{out}");
+    let text = out["text"].as_str().unwrap_or_default().to_lowercase();
+    assert!(text.contains("morgen") && text.contains("tisch"), "{out}");
+    assert_one_line_error(
+        &run(&["transcribe", "--language", "de", wav]),
+        "--stt-model base",
+    );
+    assert_one_line_error(
+        &run(&["transcribe", "--stt-model", "base", "--language", "xx", wav]),
+        "not a language Whisper knows",
+    );
+}
+
 #[test]
 fn bad_audio_gets_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@
 //! `language` is refused rather than transcribed wrongly.
 
 use serde_json::{Map, Value, json};
-use switchboard_models::stt::Token;
+use switchboard_models::stt::{ENGLISH, Token, whisper_language};
 
 use super::fields::{Invalid, invalid};
 
@@ -108,10 +108,24 @@ pub fn logprobs_json<'a>(tokens: impl IntoIterator<Item = &'a Token>) -> Value {
 }
 
 /// Whether an ISO-639-1 code (or a locale such as `en-GB`) names English, the language
-/// Whisper is run in. Every API that takes a `language` checks it with this.
+/// Whisper is run in unless a multilingual model is told otherwise.
 pub fn is_english(code: &str) -> bool {
-    let code = code.trim().to_ascii_lowercase();
-    code == "en" || code.starts_with("en-") || code.starts_with("en_")
+    whisper_language(code) == Some(ENGLISH)
+}
+
+/// The Whisper language code to transcribe a client's `language` in, or why not: a language
+/// Whisper does not know, or one other than English for an English-only `model`.
+pub fn stt_language(code: &str, multilingual: bool, model: &str) -> Result<&'static str, String> {
+    match whisper_language(code) {
+        None => Err(format!(
+            "'{code}' is not a language Whisper knows (use an ISO-639-1 code)"
+        )),
+        Some(l) if l == ENGLISH || multilingual => Ok(l),
+        Some(_) => Err(format!(
+            "the speech-to-text model {model} transcribes English ('en') only, not '{code}' \
+             (serve with --stt-model base for other languages)"
+        )),
+    }
 }
 
 /// `language` (`"en"`) and `languages` (must include `"en"`).
@@ -237,6 +251,14 @@ mod tests {
         }
         assert!(is_english("EN") && is_english("en-GB") && is_english("en_US"));
         assert!(!is_english("de") && !is_english("eng") && !is_english(""));
+        assert_eq!(stt_language("de-AT", true, "whisper-base"), Ok("de"));
+        assert_eq!(stt_language("en_GB", false, "whisper-tiny.en"), Ok("en"));
+        let e = stt_language("de", false, "whisper-tiny.en").unwrap_err();
+        assert!(
+            e.contains("whisper-tiny.en") && e.contains("--stt-model base"),
+            "{e}"
+        );
+        assert!(stt_language("klingon", true, "whisper-base").is_err());
         for fine in [
             json!({"language": "en"}),
             json!({"language": "en-GB"}),

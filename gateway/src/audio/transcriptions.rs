@@ -12,10 +12,10 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_channels::realtime::transcription::{is_english, logprobs_json};
+use switchboard_channels::realtime::transcription::{logprobs_json, stt_language};
 use switchboard_models::audio::decode;
 use switchboard_models::stt::{
-    Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript,
+    Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript, language_name,
 };
 
 use crate::auth::Scope;
@@ -32,6 +32,8 @@ struct Upload {
     response_format: String,
     stream: bool,
     prompt: Option<String>,
+    /// The client's `language`, checked against the model once it is known.
+    language: Option<String>,
     /// `include[]=logprobs`: the transcript's tokens with their log probabilities.
     logprobs: bool,
 }
@@ -43,6 +45,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         response_format: "json".into(),
         stream: false,
         prompt: None,
+        language: None,
         logprobs: false,
     };
     let mut has_file = false;
@@ -67,14 +70,8 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
                     "invalid_value",
                 ));
             }
-            "language" if !value.trim().is_empty() && !is_english(&value) => {
-                return Err(invalid_request(
-                    format!("this gateway transcribes English ('en'), not '{value}'"),
-                    "language",
-                    "invalid_value",
-                ));
-            }
-            // model, temperature, timestamp_granularities: one English model serves all.
+            "language" => up.language = Some(value).filter(|l| !l.trim().is_empty()),
+            // model, temperature, timestamp_granularities: the one model loaded serves all.
             _ => {}
         }
     }
@@ -128,7 +125,8 @@ fn render_transcript(t: &Transcript, format: &str, logprobs: bool) -> Response {
                     "text": s.text, "tokens": s.tokens.iter().map(|t| t.id).collect::<Vec<_>>(), "temperature": 0.0,
                     "avg_logprob": s.avg_logprob(), "no_speech_prob": s.no_speech_prob}))
                 .collect();
-            Json(json!({"task": "transcribe", "language": "english", "duration": t.audio_secs, "text": text, "segments": segments,
+            let language = language_name(&t.language).unwrap_or(&t.language);
+            Json(json!({"task": "transcribe", "language": language, "duration": t.audio_secs, "text": text, "segments": segments,
                 "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}))
             .into_response()
         }
@@ -181,6 +179,15 @@ pub async fn transcriptions(
     let Some(engines) = state.engines() else {
         return not_ready();
     };
+    let language = match up
+        .language
+        .as_deref()
+        .map(|l| stt_language(l, engines.stt.multilingual(), engines.stt.model()))
+    {
+        None => None,
+        Some(Ok(l)) => Some(l.to_owned()),
+        Some(Err(message)) => return invalid_request(message, "language", "invalid_value"),
+    };
     let ext = up
         .filename
         .as_deref()
@@ -221,6 +228,7 @@ pub async fn transcriptions(
         // Live calls' turns go first: nobody on a call waits for an upload.
         TranscribeOptions {
             prompt: up.prompt,
+            language,
             segments: sink,
             ..TranscribeOptions::at(Priority::Batch)
         },

@@ -6,12 +6,15 @@ use anyhow::{Context, bail};
 use switchboard_models::audio::{rates, wav};
 use switchboard_models::stt::{AudioCtx, SpeechToText, TranscribeOptions};
 
+use switchboard_channels::realtime::transcription::stt_language;
+
 use crate::cli::SttArgs;
 
 pub fn run(
     file: &Path,
     audio_ctx: &str,
     prompt: Option<String>,
+    language: Option<&str>,
     json: bool,
     models_dir: &Path,
     stt: &SttArgs,
@@ -28,12 +31,17 @@ pub fn run(
         .to_rate(rates::SPEECH_MODELS)
         .context("resampling to 16 kHz")?;
     let engine = crate::engines::stt(models_dir, stt)?;
+    let language = language
+        .map(|l| stt_language(l, engine.multilingual(), engine.model()))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let t = engine
         .transcribe(
             audio.samples,
             TranscribeOptions {
                 audio_ctx,
                 prompt,
+                language: language.map(str::to_owned),
                 ..Default::default()
             },
         )
@@ -51,6 +59,7 @@ pub fn run(
             "text": t.text,
             "segments": segments,
             "audio_secs": t.audio_secs,
+            "language": t.language,
             "audio_ctx": t.audio_ctx,
             "inference_ms": t.inference.as_secs_f64() * 1000.0,
             "backend": engine.backend(),

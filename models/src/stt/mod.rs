@@ -11,6 +11,9 @@ pub use crate::queue::{Priority, Urgency};
 pub use pieces::cut_at_pauses;
 pub use whisper::{DEFAULT_PIECE_SECS, WhisperConfig, WhisperEngine, audio_ctx_for};
 
+/// The language Whisper is run in unless told otherwise.
+pub const ENGLISH: &str = "en";
+
 use crate::job::Job;
 
 /// Audio to transcribe: mono f32 samples at 16 kHz.
@@ -47,6 +50,11 @@ pub struct TranscribeOptions {
     pub audio_ctx: AudioCtx,
     /// Text that conditions the decoder (names, jargon).
     pub prompt: Option<String>,
+    /// The language spoken, as a Whisper code ([`whisper_language`]); `None` is English. An
+    /// English-only model transcribes English whatever this says: callers check
+    /// [`SpeechToText::multilingual`]. There is no detection: whisper.cpp detects with the
+    /// encoder window its state's previous run used (ARCHITECTURE.md, "Known gaps").
+    pub language: Option<String>,
     /// Receives each segment as soon as it is decoded (whisper.cpp finishes a 30 s window,
     /// or a long `Batch` request's piece, at a time), before the whole transcript is ready.
     pub segments: Option<SegmentSink>,
@@ -105,6 +113,8 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Seconds of audio transcribed.
     pub audio_secs: f64,
+    /// The language transcribed (a Whisper code).
+    pub language: String,
     /// Encoder frames used (0 = full window).
     pub audio_ctx: u32,
     /// Time waiting for a free worker.
@@ -130,4 +140,49 @@ pub trait SpeechToText: Send + Sync {
     fn backend(&self) -> &'static str;
     /// The model's name as clients see it (`whisper-tiny.en-q8_0`).
     fn model(&self) -> &str;
+    /// Whether the model knows languages other than English (`base` does, `tiny.en` not).
+    fn multilingual(&self) -> bool;
+}
+
+/// Whisper's code for a language named by an ISO-639-1 code or a locale (`de`, `pt-BR`,
+/// `en_GB`, any case); `None` for a language Whisper does not know.
+pub fn whisper_language(code: &str) -> Option<&'static str> {
+    let code = code.trim().to_ascii_lowercase();
+    let primary = code.split(['-', '_']).next().unwrap_or_default();
+    // whisper.cpp also takes English names ("german"); anything else (a NUL byte included,
+    // which whisper-rs would panic on) is no language.
+    if primary.is_empty() || primary.len() > 16 || !primary.bytes().all(|b| b.is_ascii_lowercase())
+    {
+        return None;
+    }
+    let id = whisper_rs::get_lang_id(primary)?;
+    whisper_rs::get_lang_str(id)
+}
+
+/// A Whisper language code's English name, as OpenAI's `verbose_json` gives it (`german`).
+pub fn language_name(code: &str) -> Option<&'static str> {
+    whisper_rs::get_lang_id(code).and_then(whisper_rs::get_lang_str_full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_resolve_to_whispers_codes() {
+        assert_eq!(whisper_language("de"), Some("de"));
+        assert_eq!(whisper_language(" pt-BR "), Some("pt"));
+        assert_eq!(whisper_language("EN_gb"), Some("en"));
+        assert_eq!(whisper_language("xx"), None);
+        assert_eq!(whisper_language(""), None);
+        assert_eq!(whisper_language("d\0e"), None);
+        assert_eq!(whisper_language("german"), Some("de"));
+        assert_eq!(
+            whisper_language("auto"),
+            None,
+            "detection is asked for by DETECT_LANGUAGE"
+        );
+        assert_eq!(language_name("de"), Some("german"));
+        assert_eq!(language_name("en"), Some("english"));
+    }
 }

@@ -18,7 +18,7 @@ use super::device;
 use super::hooks::Hooks;
 use super::pieces::cut_at_pauses;
 use super::{
-    AudioCtx, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob, TranscribeOptions,
+    AudioCtx, ENGLISH, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob, TranscribeOptions,
     Transcript,
 };
 use crate::audio::pcm;
@@ -121,6 +121,7 @@ pub struct WhisperEngine {
     device: String,
     workers: usize,
     model: String,
+    multilingual: bool,
 }
 
 impl std::fmt::Debug for WhisperEngine {
@@ -158,6 +159,7 @@ impl WhisperEngine {
             .ok_or_else(|| SttError::Model("model path is not UTF-8".into()))?;
         let ctx = WhisperContext::new_with_params(path, params)
             .map_err(|e| SttError::Model(format!("{}: {e}", cfg.model.display())))?;
+        let multilingual = ctx.is_multilingual();
         let requests = Arc::new(Queue::new(cfg.queue));
         let piece_len = (cfg.piece_secs.max(0.0) * STT_SAMPLE_RATE as f32) as usize;
         for i in 0..cfg.workers.max(1) {
@@ -168,7 +170,7 @@ impl WhisperEngine {
             let threads = cfg.threads.max(1);
             std::thread::Builder::new()
                 .name(format!("whisper-{i}"))
-                .spawn(move || worker(state, &requests, threads, piece_len))
+                .spawn(move || worker(state, &requests, threads, piece_len, multilingual))
                 .map_err(|e| SttError::Model(format!("spawning worker: {e}")))?;
         }
         let workers = cfg.workers.max(1);
@@ -181,6 +183,7 @@ impl WhisperEngine {
             backend,
             device,
             workers,
+            multilingual,
             model = %cfg.model.display(),
             "speech-to-text loaded"
         );
@@ -190,6 +193,7 @@ impl WhisperEngine {
             device,
             workers,
             model: model_name(&cfg.model),
+            multilingual,
         })
     }
 
@@ -255,6 +259,10 @@ impl SpeechToText for WhisperEngine {
     fn model(&self) -> &str {
         &self.model
     }
+
+    fn multilingual(&self) -> bool {
+        self.multilingual
+    }
 }
 
 impl Drop for WhisperEngine {
@@ -263,9 +271,19 @@ impl Drop for WhisperEngine {
     }
 }
 
-fn worker(mut state: WhisperState, requests: &Queue<Request>, threads: usize, piece_len: usize) {
+fn worker(
+    mut state: WhisperState,
+    requests: &Queue<Request>,
+    threads: usize,
+    piece_len: usize,
+    multilingual: bool,
+) {
     // The queue drops requests nobody waits for any more.
-    while let Some(req) = requests.pop() {
+    while let Some(mut req) = requests.pop() {
+        if !multilingual {
+            // An English-only model has no language token to give (nor any to detect).
+            req.opts.language = None;
+        }
         let long_batch = piece_len > 0
             && req.opts.urgency.get() == Priority::Batch
             && req.audio.len() > piece_len;
@@ -310,6 +328,7 @@ fn serve_in_pieces(
         audio_ctx: 0,
         queued,
         inference: Default::default(),
+        language: req.opts.language.clone().unwrap_or_else(|| ENGLISH.into()),
     };
     for (n, piece) in cut_at_pauses(&req.audio, piece_len).into_iter().enumerate() {
         if n > 0 {
@@ -338,6 +357,7 @@ fn serve_in_pieces(
                 whole.text = text_of(&whole.segments);
                 whole.inference += t.inference;
                 whole.audio_ctx = whole.audio_ctx.max(t.audio_ctx);
+                whole.language = t.language;
             }
             Err(e) => {
                 let _ = req.reply.send(Err(e));
@@ -409,6 +429,7 @@ fn run(
         audio_ctx,
         queued: Default::default(),
         inference: Default::default(),
+        language: opts.language.clone().unwrap_or_else(|| ENGLISH.into()),
     };
     if peak < SILENCE_PEAK || pcm::rms(audio) == 0.0 {
         return Ok(transcript);
@@ -416,7 +437,7 @@ fn run(
 
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     params.set_n_threads(threads as i32);
-    params.set_language(Some("en"));
+    params.set_language(Some(opts.language.as_deref().unwrap_or(ENGLISH)));
     params.set_audio_ctx(audio_ctx as i32);
     params.set_no_context(true);
     params.set_suppress_blank(true);
