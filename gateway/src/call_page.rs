@@ -87,6 +87,7 @@ async fn secret(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> 
         &state.secrets,
         crate::store::DEFAULT_TENANT,
         &request,
+        state.stt_model(),
     )
     .await
     {

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchboard_channels::chat_request::is_identifier;
 use switchboard_channels::realtime::RealtimeSession;
+use switchboard_channels::realtime::transcription::SttModel;
 use switchboard_pipeline::SessionConfig;
 
 use crate::auth::Scope;
@@ -258,7 +259,7 @@ pub async fn create(
             }
         }
     };
-    match mint_from_body(&state.secrets, &principal.tenant, &body).await {
+    match mint_from_body(&state.secrets, &principal.tenant, &body, state.stt_model()).await {
         Ok(v) => (StatusCode::OK, Json(v)).into_response(),
         Err(e) => e,
     }
@@ -269,6 +270,7 @@ pub async fn mint_from_body(
     secrets: &ClientSecrets,
     tenant: &str,
     body: &Value,
+    stt: Option<SttModel<'_>>,
 ) -> Result<Value, Response> {
     let ttl = match body.pointer("/expires_after/seconds") {
         None => DEFAULT_TTL,
@@ -296,11 +298,14 @@ pub async fn mint_from_body(
     }
     let session = body.get("session").cloned();
     // Check the session now, so a bad one is the minting server's 400, not the browser's.
-    let preview = RealtimeSession::new(
+    let mut preview = RealtimeSession::new(
         "sess_preview".into(),
         "switchboard-realtime".into(),
         SessionConfig::default(),
     );
+    if let Some(stt) = stt {
+        preview = preview.transcribed_by(stt.name, stt.multilingual);
+    }
     let preview = match &session {
         Some(s) => preview.apply(s).map_err(|e| {
             invalid_request(e.message, e.param.as_deref().unwrap_or("session"), e.code)
@@ -399,6 +404,7 @@ mod tests {
             "t",
             &json!({"expires_after": {"anchor": "created_at", "seconds": 60},
                 "session": {"type": "realtime", "instructions": "Be brief."}}),
+            None,
         )
         .await
         .unwrap();
@@ -410,7 +416,7 @@ mod tests {
             json!({"user": "bell\u{7}"}),
             json!({"user": 42}),
         ] {
-            let r = mint_from_body(&s, "t", &bad).await.unwrap_err();
+            let r = mint_from_body(&s, "t", &bad, None).await.unwrap_err();
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
         }
     }

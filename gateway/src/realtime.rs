@@ -158,7 +158,8 @@ pub async fn connect(
             transcription_only: target.transcription_only,
             ..SessionConfig::default()
         };
-        let transcription_model = deps.stt.model().to_owned();
+        let (transcription_model, multilingual) =
+            (deps.stt.model().to_owned(), deps.stt.multilingual());
         let call = spawn_call(deps, config.clone());
         let registration = registry.register(
             slot,
@@ -169,7 +170,7 @@ pub async fn connect(
             None,
         );
         let session = RealtimeSession::new(call.id.clone(), target.model, config)
-            .transcribed_by(&transcription_model);
+            .transcribed_by(&transcription_model, multilingual);
         let limits = limiter.call_limits(
             format!("{}:{}", target.tenant, call.id),
             target.tenant.clone(),

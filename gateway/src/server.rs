@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use switchboard_channels::realtime::transcription::SttModel;
 use switchboard_models::llm::LocalLlm;
 use switchboard_models::stt::SpeechToText;
 use switchboard_pipeline::CallDeps;
@@ -85,6 +86,15 @@ impl AppState {
     /// The speech engines, once loaded.
     pub fn engines(&self) -> Option<&Engines> {
         self.engines.get()
+    }
+
+    /// The model that transcribes calls, once loaded: what a session's `language` is
+    /// checked against.
+    pub fn stt_model(&self) -> Option<SttModel<'_>> {
+        self.engines().map(|e| SttModel {
+            name: e.stt.model(),
+            multilingual: e.stt.multilingual(),
+        })
     }
 
     /// What a new call needs, once the engines are loaded. Its turns are stored as they

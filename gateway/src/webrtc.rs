@@ -47,6 +47,10 @@ pub async fn create_call(
     target.channel = "webrtc";
     let mut session = RealtimeSession::new(String::new(), target.model.clone(), Default::default())
         .with_media_rate(RATE);
+    // The model is known before the session is applied, so a `language` is checked against it.
+    if let Some(stt) = state.stt_model() {
+        session = session.transcribed_by(stt.name, stt.multilingual);
+    }
     let grant = grant.unwrap_or(Grant {
         tenant: tenant.clone(),
         session: None,
@@ -71,7 +75,7 @@ pub async fn create_call(
         Ok(x) => x,
         Err(r) => return r,
     };
-    session = session.transcribed_by(deps.stt.model());
+    session = session.transcribed_by(deps.stt.model(), deps.stt.multilingual());
     let slot = match admit_tenant(&state, &target.tenant).await {
         Ok(s) => s,
         Err(r) => return r,

@@ -88,6 +88,8 @@ pub struct SessionConfig {
     pub transcription_only: bool,
     /// Text that conditions the transcription of the caller's speech (names, jargon).
     pub transcription_prompt: Option<String>,
+    /// The language the caller speaks (a Whisper code); `None` is English.
+    pub transcription_language: Option<String>,
     /// `None`: the caller's audio is used as it arrives.
     pub noise_reduction: Option<NoiseReduction>,
 }
@@ -111,6 +113,7 @@ impl Default for SessionConfig {
             max_tool_rounds: 10,
             transcription_only: false,
             transcription_prompt: None,
+            transcription_language: None,
             noise_reduction: None,
         }
     }

@@ -2,13 +2,18 @@
 
 use std::process::Command;
 
-/// `text` spoken by espeak-ng, as 16-bit samples at `rate`.
+/// `text` spoken by espeak-ng in American English, as 16-bit samples at `rate`.
 pub fn say(text: &str, rate: u32) -> Vec<i16> {
+    say_in("en-us", text, rate)
+}
+
+/// `text` spoken by espeak-ng's `voice` (a language: "de", "fr"), as 16-bit samples at `rate`.
+pub fn say_in(voice: &str, text: &str, rate: u32) -> Vec<i16> {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = dir.path().join("raw.wav");
     let out = dir.path().join("out.wav");
     let ok = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "160", "-w"])
+        .args(["-v", voice, "-s", "160", "-w"])
         .arg(&raw)
         .arg(text)
         .status()

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Behaviour, Script, ScriptedLlm};
-use switchboard_e2e::speech::{say, silence};
+use switchboard_e2e::speech::{say, say_in, silence};
 
 mod calls;
 use calls::*;
@@ -533,5 +533,59 @@ fn noise_reduction_lets_the_question_be_heard_over_steady_noise() {
             clean.contains("weather") && clean.contains("paris"),
             "with noise reduction: {clean}"
         );
+    });
+}
+
+/// With a multilingual model (`SWITCHBOARD_STT_MODEL=base`), a session that names German
+/// hears German; the default English-only model refuses the same update by name.
+#[test]
+fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
+    let llm = ScriptedLlm::start(Script::default());
+    let english = Gateway::start(&[llm.base_url()], &[]);
+    let base = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
+    let update = json!({"type": "session.update", "session": {"type": "transcription",
+        "audio": {"input": {"transcription": {"language": "de"}}}}});
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&english.ws_url()).await.unwrap();
+        c.send(update.clone()).await.unwrap();
+        let e = c.wait_for("error", LONG).await.unwrap();
+        assert_eq!(
+            e.event["error"]["param"], "session.audio.input.transcription.language",
+            "{}",
+            e.event
+        );
+        c.close().await;
+
+        let mut c = RealtimeClient::connect(&base.ws_url()).await.unwrap();
+        c.send(update).await.unwrap();
+        let updated = c.wait_for("session.updated", LONG).await.unwrap();
+        let t = &updated.event["session"]["audio"]["input"]["transcription"];
+        assert_eq!(
+            (t["language"].as_str(), t["model"].as_str()),
+            (Some("de"), Some("whisper-base"))
+        );
+        let mut audio = say_in(
+            "de",
+            "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.",
+            RATE,
+        );
+        audio.extend(silence(1200, RATE));
+        c.stream_audio(&audio, RATE).await.unwrap();
+        let done = c
+            .wait_for(
+                "conversation.item.input_audio_transcription.completed",
+                LONG,
+            )
+            .await
+            .unwrap();
+        let heard = done.event["transcript"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        assert!(
+            heard.contains("morgen") && heard.contains("tisch"),
+            "{heard}"
+        );
+        c.close().await;
     });
 }

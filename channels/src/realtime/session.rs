@@ -16,7 +16,7 @@ use super::fields::{
 pub use super::fields::{
     format_json, parse_format, parse_max_tokens, parse_tool_choice, parse_tools,
 };
-use super::transcription::TranscriptionSettings;
+use super::transcription::{SttModel, TranscriptionSettings};
 use crate::audio_format::AudioFormat;
 
 /// What a Realtime connection has agreed with its client.
@@ -32,6 +32,8 @@ pub struct RealtimeSession {
     pub media_rate: Option<u32>,
     /// The speech-to-text model that transcribes the input (`audio.input.transcription`).
     pub transcription_model: String,
+    /// Whether that model knows languages other than English.
+    pub multilingual_stt: bool,
     /// The client's prompt and keywords for that model.
     pub transcription: TranscriptionSettings,
     /// `include: ["item.input_audio_transcription.logprobs"]`: transcripts carry their
@@ -49,6 +51,7 @@ impl RealtimeSession {
             output_format: AudioFormat::REALTIME_DEFAULT,
             media_rate: None,
             transcription_model: "whisper".into(),
+            multilingual_stt: false,
             transcription: TranscriptionSettings::default(),
             transcript_logprobs: false,
         };
@@ -56,9 +59,10 @@ impl RealtimeSession {
         s
     }
 
-    /// A session whose input `model` transcribes.
-    pub fn transcribed_by(mut self, model: &str) -> Self {
+    /// A session whose input `model` transcribes (`multilingual`: it knows more than English).
+    pub fn transcribed_by(mut self, model: &str, multilingual: bool) -> Self {
         self.transcription_model = model.to_owned();
+        self.multilingual_stt = multilingual;
         self
     }
 
@@ -102,16 +106,21 @@ impl RealtimeSession {
                 }
             };
         }
+        let stt = SttModel {
+            name: &self.transcription_model,
+            multilingual: self.multilingual_stt,
+        };
         if let Some(x) = input.get("transcription") {
-            next.transcription = self
-                .transcription
-                .apply(x, "session.audio.input.transcription")?;
+            next.transcription =
+                self.transcription
+                    .apply(x, "session.audio.input.transcription", stt)?;
         } else if let Some(x) = m.get("input_audio_transcription") {
-            next.transcription = self
-                .transcription
-                .apply(x, "session.input_audio_transcription")?;
+            next.transcription =
+                self.transcription
+                    .apply(x, "session.input_audio_transcription", stt)?;
         }
         next.config.transcription_prompt = next.transcription.whisper_prompt();
+        next.config.transcription_language = next.transcription.language.clone();
         if let Some(x) = m.get("include") {
             next.transcript_logprobs = parse_include(x, "session.include")?;
         }
@@ -353,6 +362,28 @@ mod tests {
             .apply(&json!({"type": "translation"}))
             .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("session.type"));
+    }
+
+    #[test]
+    fn a_multilingual_model_takes_the_sessions_language() {
+        let body = json!({"audio": {"input": {"transcription": {"language": "fr"}}}});
+        let e = session().apply(&body).unwrap_err();
+        assert_eq!(
+            e.param.as_deref(),
+            Some("session.audio.input.transcription.language")
+        );
+        let base = session().transcribed_by("whisper-base", true);
+        let fr = base.apply(&body).unwrap();
+        assert_eq!(fr.config.transcription_language.as_deref(), Some("fr"));
+        assert_eq!(
+            fr.to_json()["audio"]["input"]["transcription"]["language"],
+            "fr"
+        );
+        assert_eq!(fr.apply(&fr.to_json()).unwrap(), fr);
+        let back = fr
+            .apply(&json!({"input_audio_transcription": {"language": "en"}}))
+            .unwrap();
+        assert_eq!(back.config.transcription_language, None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `audio.input.transcription` (beta: `input_audio_transcription`): how the caller's speech
 //! is transcribed. Whisper takes a prompt; `prompt` and `keywords` become it. The model the
 //! client names is not ours to choose (the gateway runs one), so it is accepted and the
-//! session reports the model that transcribes. Whisper is run in English: another
-//! `language` is refused rather than transcribed wrongly.
+//! session reports the model that transcribes. Whisper is run in English unless the client
+//! names another `language` and the model is multilingual; an English-only model refuses
+//! another language rather than transcribe it wrongly.
 
 use serde_json::{Map, Value, json};
 use switchboard_models::stt::{ENGLISH, Token, whisper_language};
@@ -18,11 +19,20 @@ pub const MAX_PROMPT_CHARS: usize = 4_000;
 pub struct TranscriptionSettings {
     pub prompt: String,
     pub keywords: Vec<String>,
+    /// A Whisper language code other than English; `None` is English.
+    pub language: Option<String>,
+}
+
+/// The model that transcribes the session: what a `language` is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct SttModel<'a> {
+    pub name: &'a str,
+    pub multilingual: bool,
 }
 
 impl TranscriptionSettings {
     /// Apply an update: fields present replace, fields absent are kept; `null` resets all.
-    pub fn apply(&self, v: &Value, param: &str) -> Result<Self, Invalid> {
+    pub fn apply(&self, v: &Value, param: &str, model: SttModel) -> Result<Self, Invalid> {
         let m = match v {
             Value::Null => return Ok(Self::default()),
             Value::Object(m) => m,
@@ -44,7 +54,10 @@ impl TranscriptionSettings {
         if let Some(k) = m.get("keywords") {
             next.keywords = keywords(k, &format!("{param}.keywords"))?;
         }
-        check_language(m, param)?;
+        if let Some(l) = m.get("language") {
+            next.language = language(l, &format!("{param}.language"), model)?;
+        }
+        check_languages(m, param)?;
         if next
             .whisper_prompt()
             .is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS)
@@ -71,7 +84,8 @@ impl TranscriptionSettings {
 
     /// The object rendered in `session.created|updated`.
     pub fn to_json(&self, model: &str) -> Value {
-        json!({"model": model, "language": "en", "prompt": self.prompt, "keywords": self.keywords})
+        json!({"model": model, "language": self.language.as_deref().unwrap_or(ENGLISH),
+               "prompt": self.prompt, "keywords": self.keywords})
     }
 }
 
@@ -128,17 +142,25 @@ pub fn stt_language(code: &str, multilingual: bool, model: &str) -> Result<&'sta
     }
 }
 
-/// `language` (`"en"`) and `languages` (must include `"en"`).
-fn check_language(m: &Map<String, Value>, param: &str) -> Result<(), Invalid> {
-    let english = |l: &Value| l.as_str().is_some_and(is_english);
-    if let Some(l) = m.get("language").filter(|l| !l.is_null() && *l != "")
-        && !english(l)
-    {
-        return Err(invalid(
-            &format!("{param}.language"),
-            format!("this gateway transcribes English ('en'), not {l}"),
-        ));
+/// `language`: a Whisper language the model knows; `None` for English, null or "".
+fn language(v: &Value, param: &str, model: SttModel) -> Result<Option<String>, Invalid> {
+    let code = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        Value::String(s) => s,
+        _ => return Err(invalid(param, format!("{param} must be a string"))),
+    };
+    match stt_language(code, model.multilingual, model.name) {
+        Ok(ENGLISH) => Ok(None),
+        Ok(l) => Ok(Some(l.to_owned())),
+        Err(message) => Err(invalid(param, message)),
     }
+}
+
+/// `languages` (a list of what the caller may speak) must include `"en"`: without detection,
+/// Whisper runs in one language, which is English unless `language` says otherwise.
+fn check_languages(m: &Map<String, Value>, param: &str) -> Result<(), Invalid> {
+    let english = |l: &Value| l.as_str().is_some_and(is_english);
     if let Some(ls) = m.get("languages").filter(|l| !l.is_null()) {
         let list = ls.as_array().ok_or_else(|| {
             invalid(
@@ -149,7 +171,7 @@ fn check_language(m: &Map<String, Value>, param: &str) -> Result<(), Invalid> {
         if !list.is_empty() && !list.iter().any(english) {
             return Err(invalid(
                 &format!("{param}.languages"),
-                "this gateway transcribes English: languages must include 'en'",
+                "without language detection, languages must include 'en' (name one in 'language')",
             ));
         }
     }
@@ -161,6 +183,14 @@ mod tests {
     use super::*;
 
     const P: &str = "session.audio.input.transcription";
+    const TINY: SttModel = SttModel {
+        name: "whisper-tiny.en",
+        multilingual: false,
+    };
+    const BASE: SttModel = SttModel {
+        name: "whisper-base",
+        multilingual: true,
+    };
 
     #[test]
     fn prompt_and_keywords_become_whispers_prompt() {
@@ -170,20 +200,21 @@ mod tests {
             .apply(
                 &json!({"model": "whisper-1", "prompt": " Orders and refunds. "}),
                 P,
+                TINY,
             )
             .unwrap();
         assert_eq!(t.whisper_prompt().as_deref(), Some("Orders and refunds."));
         let t = t
-            .apply(&json!({"keywords": ["Switchboard", "Piper"]}), P)
+            .apply(&json!({"keywords": ["Switchboard", "Piper"]}), P, TINY)
             .unwrap();
         assert_eq!(
             t.whisper_prompt().as_deref(),
             Some("Orders and refunds. Switchboard, Piper.")
         );
-        let t = t.apply(&json!({"prompt": null}), P).unwrap();
+        let t = t.apply(&json!({"prompt": null}), P, TINY).unwrap();
         assert_eq!(t.whisper_prompt().as_deref(), Some("Switchboard, Piper."));
         assert_eq!(
-            t.apply(&Value::Null, P).unwrap(),
+            t.apply(&Value::Null, P, TINY).unwrap(),
             TranscriptionSettings::default()
         );
     }
@@ -246,7 +277,7 @@ mod tests {
             ),
             (json!("whisper-1"), "session.audio.input.transcription"),
         ] {
-            let e = t.apply(&body, P).unwrap_err();
+            let e = t.apply(&body, P, TINY).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(param), "{body}");
         }
         assert!(is_english("EN") && is_english("en-GB") && is_english("en_US"));
@@ -259,13 +290,24 @@ mod tests {
             "{e}"
         );
         assert!(stt_language("klingon", true, "whisper-base").is_err());
+        // A multilingual model takes another language; English is stored as the default.
+        let de = t.apply(&json!({"language": "de-DE"}), P, BASE).unwrap();
+        assert_eq!(de.language.as_deref(), Some("de"));
+        assert_eq!(de.to_json("whisper-base")["language"], "de");
+        let en = de.apply(&json!({"language": "en"}), P, BASE).unwrap();
+        assert_eq!(en, TranscriptionSettings::default());
+        let e = t.apply(&json!({"language": "xx"}), P, BASE).unwrap_err();
+        assert_eq!(
+            e.param.as_deref(),
+            Some("session.audio.input.transcription.language")
+        );
         for fine in [
             json!({"language": "en"}),
             json!({"language": "en-GB"}),
             json!({"languages": ["fr", "en"]}),
             json!({"language": ""}),
         ] {
-            assert!(t.apply(&fine, P).is_ok(), "{fine}");
+            assert!(t.apply(&fine, P, TINY).is_ok(), "{fine}");
         }
     }
 }

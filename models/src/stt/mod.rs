@@ -53,7 +53,7 @@ pub struct TranscribeOptions {
     /// The language spoken, as a Whisper code ([`whisper_language`]); `None` is English. An
     /// English-only model transcribes English whatever this says: callers check
     /// [`SpeechToText::multilingual`]. There is no detection: whisper.cpp detects with the
-    /// encoder window its state's previous run used (ARCHITECTURE.md, "Known gaps").
+    /// encoder window its state's previous run used (ARCHITECTURE.md, "Not built yet").
     pub language: Option<String>,
     /// Receives each segment as soon as it is decoded (whisper.cpp finishes a 30 s window,
     /// or a long `Batch` request's piece, at a time), before the whole transcript is ready.

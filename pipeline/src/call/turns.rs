@@ -20,10 +20,12 @@ use switchboard_models::stt::{Priority, SttError, SttJob, TranscribeOptions, Tra
 use crate::conversation::{Content, Item, ItemKind, Role};
 use crate::session::{SessionConfig, TurnDetection};
 
-/// How the caller's speech is transcribed: at `priority`, with the session's prompt.
+/// How the caller's speech is transcribed: at `priority`, with the session's prompt and
+/// language.
 fn transcribe_options(config: &SessionConfig, priority: Priority) -> TranscribeOptions {
     TranscribeOptions {
         prompt: config.transcription_prompt.clone(),
+        language: config.transcription_language.clone(),
         ..TranscribeOptions::at(priority)
     }
 }
