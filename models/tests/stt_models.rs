@@ -8,7 +8,9 @@ use common::{espeak, models_dir, word_errors};
 use switchboard_models::audio::rates;
 use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_DEFAULT, whisper_model};
 use switchboard_models::provision::{ggml_encoding, whisper_ggml};
-use switchboard_models::stt::{SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine};
+use switchboard_models::stt::{
+    SpeechToText, TranscribeOptions, Transcript, WhisperConfig, WhisperEngine,
+};
 
 #[test]
 fn whisper_base_converted_from_its_parts_transcribes_english() {
@@ -33,24 +35,8 @@ fn whisper_base_converted_from_its_parts_transcribes_english() {
 fn whisper_base_transcribes_german_when_told() {
     let engine = WhisperEngine::load(WhisperConfig::new(models_dir().join(WHISPER_BASE))).unwrap();
     assert!(engine.multilingual());
-    let german = espeak(
-        "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.",
-        "de",
-        140,
-    )
-    .to_rate(rates::SPEECH_MODELS)
-    .unwrap()
-    .samples;
-    let told = engine
-        .transcribe(
-            german,
-            TranscribeOptions {
-                language: Some("de".into()),
-                ..Default::default()
-            },
-        )
-        .wait()
-        .unwrap();
+    let german = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
+    let told = spoken_in(&engine, german, "de", Some("de"));
     let text = told.text.to_lowercase();
     assert_eq!(told.language, "de");
     assert!(
@@ -64,26 +50,36 @@ fn whisper_base_transcribes_german_when_told() {
     )))
     .unwrap();
     assert!(!english_only.multilingual());
-    let english = espeak("Please send the weekly report.", "en-us", 150)
-        .to_rate(rates::SPEECH_MODELS)
-        .unwrap()
-        .samples;
-    let t = english_only
-        .transcribe(
-            english,
-            TranscribeOptions {
-                language: Some("de".into()),
-                ..Default::default()
-            },
-        )
-        .wait()
-        .unwrap();
+    let t = spoken_in(
+        &english_only,
+        "Please send the weekly report.",
+        "en-us",
+        Some("de"),
+    );
     assert_eq!(t.language, "en");
     assert!(
         t.text.to_lowercase().contains("weekly report"),
         "{:?}",
         t.text
     );
+}
+
+/// `text` spoken by espeak-ng's `voice`, transcribed by `engine` told `language`.
+fn spoken_in(
+    engine: &WhisperEngine,
+    text: &str,
+    voice: &str,
+    language: Option<&str>,
+) -> Transcript {
+    let audio = espeak(text, voice, 140)
+        .to_rate(rates::SPEECH_MODELS)
+        .unwrap()
+        .samples;
+    let opts = TranscribeOptions {
+        language: language.map(str::to_owned),
+        ..Default::default()
+    };
+    engine.transcribe(audio, opts).wait().unwrap()
 }
 
 /// The model file, or a panic naming the catalog id to fetch.
