@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_benches::{
-    STT_UTTERANCES, models_dir, most_streams_within_budget, percentiles, word_errors,
+    STT_UTTERANCES, espeak_16k, models_dir, most_streams_within_budget, percentiles, word_errors,
 };
 use switchboard_models::audio::{MonoAudio, rates, wav};
 use switchboard_models::provision::catalog::whisper_model;
@@ -65,17 +65,7 @@ fn speech(label: &str, text: &str) -> MonoAudio {
         let audio = wav::read_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         return audio.to_rate(rates::SPEECH_MODELS).expect("resample");
     }
-    let out = std::env::temp_dir().join(format!("stt-bench-{}.wav", std::process::id()));
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&out)
-        .arg(text)
-        .status()
-        .expect("espeak-ng");
-    assert!(status.success(), "espeak-ng failed");
-    let audio = wav::read_file(&out).expect("wav");
-    let _ = std::fs::remove_file(&out);
-    audio.to_rate(rates::SPEECH_MODELS).expect("resample")
+    espeak_16k("en-us", text)
 }
 
 /// `contexts` engines (each a copy of the model) with `states` whisper states each, the cores

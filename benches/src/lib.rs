@@ -13,6 +13,22 @@ pub fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (at(0.5), at(0.95))
 }
 
+/// `text` spoken by espeak-ng's `voice` ("en-us", "de") at 150 words a minute, at 16 kHz.
+pub fn espeak_16k(voice: &str, text: &str) -> switchboard_models::audio::MonoAudio {
+    use switchboard_models::audio::{rates, wav};
+    let out = std::env::temp_dir().join(format!("bench-speech-{}.wav", std::process::id()));
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&out)
+        .arg(text)
+        .status()
+        .expect("espeak-ng");
+    assert!(status.success(), "espeak-ng failed");
+    let audio = wav::read_file(&out).expect("wav");
+    let _ = std::fs::remove_file(&out);
+    audio.to_rate(rates::SPEECH_MODELS).expect("resample")
+}
+
 pub fn models_dir() -> PathBuf {
     switchboard_models::provision::default_models_dir()
 }

@@ -343,8 +343,8 @@ pub enum Command {
         /// Text that conditions the transcription (names, jargon).
         #[arg(long)]
         prompt: Option<String>,
-        /// The language spoken (ISO-639-1, e.g. "de"): English unless the model is
-        /// multilingual (`--stt-model base`).
+        /// The language spoken (ISO-639-1, e.g. "de"). Another than English needs a
+        /// multilingual model (`--stt-model base`), which detects it when none is given.
         #[arg(long)]
         language: Option<String>,
         /// Print segments with timestamps and timing as JSON.

@@ -9,7 +9,7 @@ use switchboard_models::audio::rates;
 use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_DEFAULT, whisper_model};
 use switchboard_models::provision::{ggml_encoding, whisper_ggml};
 use switchboard_models::stt::{
-    SpeechToText, TranscribeOptions, Transcript, WhisperConfig, WhisperEngine,
+    DETECT_LANGUAGE, SpeechToText, TranscribeOptions, Transcript, WhisperConfig, WhisperEngine,
 };
 
 #[test]
@@ -29,10 +29,10 @@ fn whisper_base_converted_from_its_parts_transcribes_english() {
     assert!(errors <= 1, "{errors} of {words} words wrong: {heard:?}");
 }
 
-/// The multilingual base model transcribes German when told; an English-only model
-/// transcribes English whatever language is asked for.
+/// The multilingual base model transcribes German when told, and tells German and English
+/// by itself; an English-only model transcribes English whatever language is asked for.
 #[test]
-fn whisper_base_transcribes_german_when_told() {
+fn whisper_base_transcribes_and_detects_german() {
     let engine = WhisperEngine::load(WhisperConfig::new(models_dir().join(WHISPER_BASE))).unwrap();
     assert!(engine.multilingual());
     let german = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
@@ -44,6 +44,22 @@ fn whisper_base_transcribes_german_when_told() {
         "{:?}",
         told.text
     );
+    // Detection right after a short clip's run (whisper.cpp would detect with that run's
+    // 384-frame window and hear English; the detection state keeps the full window).
+    let detected = spoken_in(&engine, german, "de", Some(DETECT_LANGUAGE));
+    assert_eq!(detected.language, "de", "{:?}", detected.text);
+    assert!(
+        detected.text.to_lowercase().contains("morgen"),
+        "{:?}",
+        detected.text
+    );
+    let english = spoken_in(
+        &engine,
+        "Please send the weekly report.",
+        "en-us",
+        Some(DETECT_LANGUAGE),
+    );
+    assert_eq!(english.language, "en", "{:?}", english.text);
     let english_only = WhisperEngine::load(WhisperConfig::new(whisper_model(
         &models_dir(),
         WHISPER_DEFAULT,

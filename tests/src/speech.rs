@@ -37,3 +37,18 @@ pub fn say_in(voice: &str, text: &str, rate: u32) -> Vec<i16> {
 pub fn silence(ms: u32, rate: u32) -> Vec<i16> {
     vec![0; (rate as u64 * ms as u64 / 1000) as usize]
 }
+
+/// Write 16-bit mono `samples` at `rate` as a WAV file.
+pub fn write_wav(path: &std::path::Path, samples: &[i16], rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("WAV file");
+    for &s in samples {
+        w.write_sample(s).expect("WAV sample");
+    }
+    w.finalize().expect("WAV file written");
+}

@@ -112,6 +112,11 @@ fn language_is_honoured_by_a_multilingual_model_and_refused_by_an_english_one() 
     assert_eq!(out["language"], "de", "{out}");
     let text = out["text"].as_str().unwrap_or_default().to_lowercase();
     assert!(text.contains("morgen") && text.contains("tisch"), "{out}");
+    // No language: base tells German by itself.
+    let o = run(&["transcribe", "--json", "--stt-model", "base", wav]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["language"], "de", "{out}");
     assert_one_line_error(
         &run(&["transcribe", "--language", "de", wav]),
         "--stt-model base",

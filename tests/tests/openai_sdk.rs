@@ -5,28 +5,19 @@ use std::ffi::OsStr;
 use switchboard_e2e::gateway::{Gateway, http_get};
 use switchboard_e2e::python::run_sdk_script;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
-use switchboard_e2e::speech::{say, silence};
+use switchboard_e2e::speech::{say, silence, write_wav};
 
 /// A 24 kHz 16-bit mono WAV of `sentences`, each after 300 ms and followed by 1.5 s of
 /// silence.
 fn speech_wav(dir: &std::path::Path, sentences: &[&str]) -> std::path::PathBuf {
     let wav = dir.join("speech.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 24_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    let mut audio = Vec::new();
     for sentence in sentences {
-        let mut audio = silence(300, 24_000);
+        audio.extend(silence(300, 24_000));
         audio.extend(say(sentence, 24_000));
         audio.extend(silence(1_500, 24_000));
-        for s in audio {
-            w.write_sample(s).unwrap();
-        }
     }
-    w.finalize().unwrap();
+    write_wav(&wav, &audio, 24_000);
     wav
 }
 

@@ -2,13 +2,15 @@
 //! scripted OpenAI-compatible LLM, and a WebSocket client speaking espeak-ng speech at
 //! real-time pace.
 
+use std::ffi::OsStr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::python::run_sdk_script;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Behaviour, Script, ScriptedLlm};
-use switchboard_e2e::speech::{say, say_in, silence};
+use switchboard_e2e::speech::{say, say_in, silence, write_wav};
 
 mod calls;
 use calls::*;
@@ -537,7 +539,8 @@ fn noise_reduction_lets_the_question_be_heard_over_steady_noise() {
 }
 
 /// With a multilingual model (`SWITCHBOARD_STT_MODEL=base`), a session that names German
-/// hears German; the default English-only model refuses the same update by name.
+/// hears German, and uploads are detected or told (`language_sdk.py`); the default
+/// English-only model refuses the session's language by name.
 #[test]
 fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
     let llm = ScriptedLlm::start(Script::default());
@@ -564,11 +567,7 @@ fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
             (t["language"].as_str(), t["model"].as_str()),
             (Some("de"), Some("whisper-base"))
         );
-        let mut audio = say_in(
-            "de",
-            "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.",
-            RATE,
-        );
+        let mut audio = say_in("de", GERMAN, RATE);
         audio.extend(silence(1200, RATE));
         c.stream_audio(&audio, RATE).await.unwrap();
         let done = c
@@ -588,4 +587,17 @@ fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
         );
         c.close().await;
     });
+    // Uploads to the same gateway: detected without a language, transcribed when told.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("de.wav");
+    write_wav(&wav, &say_in("de", GERMAN, RATE), RATE);
+    run_sdk_script(
+        "language_sdk.py",
+        &[
+            OsStr::new(&format!("http://{}/v1", base.addr)),
+            wav.as_os_str(),
+        ],
+    );
 }
+
+const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";

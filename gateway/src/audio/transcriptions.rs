@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use switchboard_channels::realtime::transcription::{logprobs_json, stt_language};
 use switchboard_models::audio::decode;
 use switchboard_models::stt::{
-    Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript, language_name,
+    DETECT_LANGUAGE, Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions,
+    Transcript, language_name,
 };
 
 use crate::auth::Scope;
@@ -179,12 +180,14 @@ pub async fn transcriptions(
     let Some(engines) = state.engines() else {
         return not_ready();
     };
+    let multilingual = engines.stt.multilingual();
     let language = match up
         .language
         .as_deref()
-        .map(|l| stt_language(l, engines.stt.multilingual(), engines.stt.model()))
+        .map(|l| stt_language(l, multilingual, engines.stt.model()))
     {
-        None => None,
+        // As OpenAI's whisper-1: no language, a multilingual model tells it.
+        None => multilingual.then(|| DETECT_LANGUAGE.to_owned()),
         Some(Ok(l)) => Some(l.to_owned()),
         Some(Err(message)) => return invalid_request(message, "language", "invalid_value"),
     };

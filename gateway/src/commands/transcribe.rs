@@ -4,7 +4,9 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use switchboard_models::audio::{rates, wav};
-use switchboard_models::stt::{AudioCtx, SpeechToText, TranscribeOptions};
+use switchboard_models::stt::{
+    AudioCtx, DETECT_LANGUAGE, ENGLISH, SpeechToText, TranscribeOptions,
+};
 
 use switchboard_channels::realtime::transcription::stt_language;
 
@@ -31,17 +33,21 @@ pub fn run(
         .to_rate(rates::SPEECH_MODELS)
         .context("resampling to 16 kHz")?;
     let engine = crate::engines::stt(models_dir, stt)?;
-    let language = language
-        .map(|l| stt_language(l, engine.multilingual(), engine.model()))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let language = match language {
+        Some(l) => stt_language(l, engine.multilingual(), engine.model())
+            .map_err(anyhow::Error::msg)?
+            .to_owned(),
+        // No language: a multilingual model tells it, as for uploads.
+        None if engine.multilingual() => DETECT_LANGUAGE.to_owned(),
+        None => ENGLISH.to_owned(),
+    };
     let t = engine
         .transcribe(
             audio.samples,
             TranscribeOptions {
                 audio_ctx,
                 prompt,
-                language: language.map(str::to_owned),
+                language: Some(language),
                 ..Default::default()
             },
         )

@@ -50,10 +50,9 @@ pub struct TranscribeOptions {
     pub audio_ctx: AudioCtx,
     /// Text that conditions the decoder (names, jargon).
     pub prompt: Option<String>,
-    /// The language spoken, as a Whisper code ([`whisper_language`]); `None` is English. An
-    /// English-only model transcribes English whatever this says: callers check
-    /// [`SpeechToText::multilingual`]. There is no detection: whisper.cpp detects with the
-    /// encoder window its state's previous run used (ARCHITECTURE.md, "Not built yet").
+    /// The language spoken, as a Whisper code ([`whisper_language`]), or [`DETECT_LANGUAGE`];
+    /// `None` is English. An English-only model transcribes English whatever this says:
+    /// callers check [`SpeechToText::multilingual`].
     pub language: Option<String>,
     /// Receives each segment as soon as it is decoded (whisper.cpp finishes a 30 s window,
     /// or a long `Batch` request's piece, at a time), before the whole transcript is ready.
@@ -113,7 +112,8 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Seconds of audio transcribed.
     pub audio_secs: f64,
-    /// The language transcribed (a Whisper code).
+    /// The language transcribed (a Whisper code: the one asked for or detected; English when
+    /// nothing was heard).
     pub language: String,
     /// Encoder frames used (0 = full window).
     pub audio_ctx: u32,
@@ -143,6 +143,10 @@ pub trait SpeechToText: Send + Sync {
     /// Whether the model knows languages other than English (`base` does, `tiny.en` not).
     fn multilingual(&self) -> bool;
 }
+
+/// [`TranscribeOptions::language`] asking a multilingual model to detect the language (one
+/// full 30 s encoder pass more).
+pub const DETECT_LANGUAGE: &str = "auto";
 
 /// Whisper's code for a language named by an ISO-639-1 code or a locale (`de`, `pt-BR`,
 /// `en_GB`, any case); `None` for a language Whisper does not know.

@@ -1,7 +1,8 @@
 //! whisper.cpp (through `whisper-rs`) on dedicated worker threads.
 //!
 //! One `WhisperContext` (the weights) is shared; each worker owns a `WhisperState` (the
-//! buffers), so `workers` utterances run at once. Requests wait in a bounded queue, most
+//! buffers), so `workers` utterances run at once (with a multilingual model, a second state
+//! per worker detects languages). Requests wait in a bounded queue, most
 //! urgent first (`crate::queue`); a full queue is answered at once with `Overloaded` instead of
 //! growing without bound.
 
@@ -18,8 +19,8 @@ use super::device;
 use super::hooks::Hooks;
 use super::pieces::cut_at_pauses;
 use super::{
-    AudioCtx, ENGLISH, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob, TranscribeOptions,
-    Transcript,
+    AudioCtx, DETECT_LANGUAGE, ENGLISH, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob,
+    TranscribeOptions, Transcript, whisper_language,
 };
 use crate::audio::pcm;
 use crate::job::Job;
@@ -163,14 +164,19 @@ impl WhisperEngine {
         let requests = Arc::new(Queue::new(cfg.queue));
         let piece_len = (cfg.piece_secs.max(0.0) * STT_SAMPLE_RATE as f32) as usize;
         for i in 0..cfg.workers.max(1) {
-            let state = ctx
-                .create_state()
-                .map_err(|e| SttError::Model(format!("creating whisper state: {e}")))?;
+            let create = || {
+                ctx.create_state()
+                    .map_err(|e| SttError::Model(format!("creating whisper state: {e}")))
+            };
+            let states = States {
+                main: create()?,
+                detect: if multilingual { Some(create()?) } else { None },
+            };
             let requests = Arc::clone(&requests);
             let threads = cfg.threads.max(1);
             std::thread::Builder::new()
                 .name(format!("whisper-{i}"))
-                .spawn(move || worker(state, &requests, threads, piece_len, multilingual))
+                .spawn(move || worker(states, &requests, threads, piece_len))
                 .map_err(|e| SttError::Model(format!("spawning worker: {e}")))?;
         }
         let workers = cfg.workers.max(1);
@@ -271,16 +277,20 @@ impl Drop for WhisperEngine {
     }
 }
 
-fn worker(
-    mut state: WhisperState,
-    requests: &Queue<Request>,
-    threads: usize,
-    piece_len: usize,
-    multilingual: bool,
-) {
+/// One worker's whisper.cpp buffers.
+struct States {
+    /// Decodes.
+    main: WhisperState,
+    /// Detects the language (multilingual models only). whisper.cpp detects with the encoder
+    /// window its state's previous run left, and decoding runs windows sized to the clip; a
+    /// state that never decodes keeps the full 30 s window Whisper was trained to detect with.
+    detect: Option<WhisperState>,
+}
+
+fn worker(mut states: States, requests: &Queue<Request>, threads: usize, piece_len: usize) {
     // The queue drops requests nobody waits for any more.
     while let Some(mut req) = requests.pop() {
-        if !multilingual {
+        if states.detect.is_none() {
             // An English-only model has no language token to give (nor any to detect).
             req.opts.language = None;
         }
@@ -288,19 +298,19 @@ fn worker(
             && req.opts.urgency.get() == Priority::Batch
             && req.audio.len() > piece_len;
         if long_batch {
-            serve_in_pieces(&mut state, req, requests, threads, piece_len);
+            serve_in_pieces(&mut states, req, requests, threads, piece_len);
         } else {
-            serve(&mut state, req, threads);
+            serve(&mut states, req, threads);
         }
     }
 }
 
-fn serve(state: &mut WhisperState, req: Request, threads: usize) {
+fn serve(states: &mut States, req: Request, threads: usize) {
     let queued = req.enqueued.elapsed();
     // A dropped job (hang-up, superseded speculation) stops whisper.cpp mid-run.
     let reply = &req.reply;
     let cancelled = || reply.is_closed();
-    let result = run(state, &req.audio, &req.opts, 0, threads, &cancelled).map(|mut t| {
+    let result = run(states, &req.audio, &req.opts, 0, threads, &cancelled).map(|mut t| {
         t.queued = queued;
         t
     });
@@ -312,7 +322,7 @@ fn serve(state: &mut WhisperState, req: Request, threads: usize) {
 /// the whole file. Each piece is prompted with the caller's prompt and the end of the text so
 /// far, as whisper.cpp does between its own 30 s windows; segments keep the file's timeline.
 fn serve_in_pieces(
-    state: &mut WhisperState,
+    states: &mut States,
     req: Request,
     requests: &Queue<Request>,
     threads: usize,
@@ -328,12 +338,12 @@ fn serve_in_pieces(
         audio_ctx: 0,
         queued,
         inference: Default::default(),
-        language: req.opts.language.clone().unwrap_or_else(|| ENGLISH.into()),
+        language: ENGLISH.into(),
     };
     for (n, piece) in cut_at_pauses(&req.audio, piece_len).into_iter().enumerate() {
         if n > 0 {
             while let Some(urgent) = requests.try_pop_above(Priority::Batch) {
-                serve(state, urgent, threads);
+                serve(states, urgent, threads);
             }
         }
         if cancelled() {
@@ -341,11 +351,16 @@ fn serve_in_pieces(
         }
         let opts = TranscribeOptions {
             prompt: piece_prompt(req.opts.prompt.as_deref(), &whole.text),
+            // Once a piece with speech has told the language, the rest are heard in it.
+            language: match req.opts.language.as_deref() {
+                Some(DETECT_LANGUAGE) if !whole.segments.is_empty() => Some(whole.language.clone()),
+                _ => req.opts.language.clone(),
+            },
             ..req.opts.clone()
         };
         let offset_ms = piece.start as u64 * 1000 / STT_SAMPLE_RATE as u64;
         match run(
-            state,
+            states,
             &req.audio[piece],
             &opts,
             offset_ms,
@@ -398,7 +413,7 @@ fn text_of(segments: &[Segment]) -> String {
 
 /// One whisper.cpp run over `audio`, which starts `offset_ms` into what the caller sent.
 fn run(
-    state: &mut WhisperState,
+    states: &mut States,
     audio: &[f32],
     opts: &TranscribeOptions,
     offset_ms: u64,
@@ -429,15 +444,22 @@ fn run(
         audio_ctx,
         queued: Default::default(),
         inference: Default::default(),
-        language: opts.language.clone().unwrap_or_else(|| ENGLISH.into()),
+        language: ENGLISH.into(),
     };
     if peak < SILENCE_PEAK || pcm::rms(audio) == 0.0 {
         return Ok(transcript);
     }
+    transcript.language = match opts.language.as_deref() {
+        None => ENGLISH,
+        Some(DETECT_LANGUAGE) => detect_language(states, audio, threads)?,
+        Some(l) => whisper_language(l)
+            .ok_or_else(|| SttError::Inference(format!("unknown language '{l}'")))?,
+    }
+    .to_owned();
 
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     params.set_n_threads(threads as i32);
-    params.set_language(Some(opts.language.as_deref().unwrap_or(ENGLISH)));
+    params.set_language(Some(&transcript.language));
     params.set_audio_ctx(audio_ctx as i32);
     params.set_no_context(true);
     params.set_suppress_blank(true);
@@ -454,13 +476,31 @@ fn run(
     let hooks = Hooks::new(cancelled, opts.segments.as_ref(), offset_ms);
     // SAFETY: `hooks` lives until `full` returns, and `params` is consumed by it.
     unsafe { hooks.install(&mut params) };
-    state
+    states
+        .main
         .full(params, audio)
         .map_err(|e| SttError::Inference(e.to_string()))?;
     transcript.segments = hooks.decoded.into_inner();
     transcript.text = text_of(&transcript.segments);
     transcript.inference = started.elapsed();
     Ok(transcript)
+}
+
+/// The language spoken in `audio`, by the full-window detection state; English for a model
+/// without one.
+fn detect_language(
+    states: &mut States,
+    audio: &[f32],
+    threads: usize,
+) -> Result<&'static str, SttError> {
+    let Some(detect) = states.detect.as_mut() else {
+        return Ok(ENGLISH);
+    };
+    let failed =
+        |e: whisper_rs::WhisperError| SttError::Inference(format!("language detection: {e}"));
+    detect.pcm_to_mel(audio, threads).map_err(failed)?;
+    let (id, _) = detect.lang_detect(0, threads).map_err(failed)?;
+    Ok(whisper_rs::get_lang_str(id).unwrap_or(ENGLISH))
 }
 
 impl Segment {
