@@ -6,7 +6,7 @@
 //! another language rather than transcribe it wrongly.
 
 use serde_json::{Map, Value, json};
-use switchboard_models::stt::{ENGLISH, Token, whisper_language};
+use switchboard_models::stt::{DETECT_LANGUAGE, ENGLISH, Token, whisper_language};
 
 use super::fields::{Invalid, invalid};
 
@@ -139,6 +139,20 @@ pub fn stt_language(code: &str, multilingual: bool, model: &str) -> Result<&'sta
             "the speech-to-text model {model} transcribes English ('en') only, not '{code}' \
              (serve with --stt-model base for other languages)"
         )),
+    }
+}
+
+/// The language to transcribe a file in (uploads, `transcribe`): the one `named`, checked as
+/// [`stt_language`] does; with none named, [`DETECT_LANGUAGE`] for a multilingual model (as
+/// OpenAI's whisper-1 detects) and `None` (English) for an English-only one.
+pub fn file_language(
+    named: Option<&str>,
+    multilingual: bool,
+    model: &str,
+) -> Result<Option<&'static str>, String> {
+    match named {
+        Some(code) => stt_language(code, multilingual, model).map(Some),
+        None => Ok(multilingual.then_some(DETECT_LANGUAGE)),
     }
 }
 
@@ -290,6 +304,16 @@ mod tests {
             "{e}"
         );
         assert!(stt_language("klingon", true, "whisper-base").is_err());
+        assert_eq!(
+            file_language(None, true, "whisper-base"),
+            Ok(Some(DETECT_LANGUAGE))
+        );
+        assert_eq!(file_language(None, false, "whisper-tiny.en"), Ok(None));
+        assert_eq!(
+            file_language(Some("de"), true, "whisper-base"),
+            Ok(Some("de"))
+        );
+        assert!(file_language(Some("de"), false, "whisper-tiny.en").is_err());
         // A multilingual model takes another language; English is stored as the default.
         let de = t.apply(&json!({"language": "de-DE"}), P, BASE).unwrap();
         assert_eq!(de.language.as_deref(), Some("de"));

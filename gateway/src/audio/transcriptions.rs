@@ -12,11 +12,10 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_channels::realtime::transcription::{logprobs_json, stt_language};
+use switchboard_channels::realtime::transcription::{file_language, logprobs_json};
 use switchboard_models::audio::decode;
 use switchboard_models::stt::{
-    DETECT_LANGUAGE, Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions,
-    Transcript, language_name,
+    Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript, language_name,
 };
 
 use crate::auth::Scope;
@@ -180,16 +179,13 @@ pub async fn transcriptions(
     let Some(engines) = state.engines() else {
         return not_ready();
     };
-    let multilingual = engines.stt.multilingual();
-    let language = match up
-        .language
-        .as_deref()
-        .map(|l| stt_language(l, multilingual, engines.stt.model()))
-    {
-        // As OpenAI's whisper-1: no language, a multilingual model tells it.
-        None => multilingual.then(|| DETECT_LANGUAGE.to_owned()),
-        Some(Ok(l)) => Some(l.to_owned()),
-        Some(Err(message)) => return invalid_request(message, "language", "invalid_value"),
+    let language = match file_language(
+        up.language.as_deref(),
+        engines.stt.multilingual(),
+        engines.stt.model(),
+    ) {
+        Ok(l) => l.map(str::to_owned),
+        Err(message) => return invalid_request(message, "language", "invalid_value"),
     };
     let ext = up
         .filename

@@ -4,11 +4,9 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use switchboard_models::audio::{rates, wav};
-use switchboard_models::stt::{
-    AudioCtx, DETECT_LANGUAGE, ENGLISH, SpeechToText, TranscribeOptions,
-};
+use switchboard_models::stt::{AudioCtx, SpeechToText, TranscribeOptions};
 
-use switchboard_channels::realtime::transcription::stt_language;
+use switchboard_channels::realtime::transcription::file_language;
 
 use crate::cli::SttArgs;
 
@@ -33,21 +31,15 @@ pub fn run(
         .to_rate(rates::SPEECH_MODELS)
         .context("resampling to 16 kHz")?;
     let engine = crate::engines::stt(models_dir, stt)?;
-    let language = match language {
-        Some(l) => stt_language(l, engine.multilingual(), engine.model())
-            .map_err(anyhow::Error::msg)?
-            .to_owned(),
-        // No language: a multilingual model tells it, as for uploads.
-        None if engine.multilingual() => DETECT_LANGUAGE.to_owned(),
-        None => ENGLISH.to_owned(),
-    };
+    let language = file_language(language, engine.multilingual(), engine.model())
+        .map_err(anyhow::Error::msg)?;
     let t = engine
         .transcribe(
             audio.samples,
             TranscribeOptions {
                 audio_ctx,
                 prompt,
-                language: Some(language),
+                language: language.map(str::to_owned),
                 ..Default::default()
             },
         )
