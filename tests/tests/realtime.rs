@@ -2,15 +2,13 @@
 //! scripted OpenAI-compatible LLM, and a WebSocket client speaking espeak-ng speech at
 //! real-time pace.
 
-use std::ffi::OsStr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::gateway::Gateway;
-use switchboard_e2e::python::run_sdk_script;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Behaviour, Script, ScriptedLlm};
-use switchboard_e2e::speech::{say, say_in, silence, write_wav};
+use switchboard_e2e::speech::{say, silence};
 
 mod calls;
 use calls::*;
@@ -537,67 +535,3 @@ fn noise_reduction_lets_the_question_be_heard_over_steady_noise() {
         );
     });
 }
-
-/// With a multilingual model (`SWITCHBOARD_STT_MODEL=base`), a session that names German
-/// hears German, and uploads are detected or told (`language_sdk.py`); the default
-/// English-only model refuses the session's language by name.
-#[test]
-fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
-    let llm = ScriptedLlm::start(Script::default());
-    let english = Gateway::start(&[llm.base_url()], &[]);
-    let base = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
-    let update = json!({"type": "session.update", "session": {"type": "transcription",
-        "audio": {"input": {"transcription": {"language": "de"}}}}});
-    runtime().block_on(async {
-        let mut c = RealtimeClient::connect(&english.ws_url()).await.unwrap();
-        c.send(update.clone()).await.unwrap();
-        let e = c.wait_for("error", LONG).await.unwrap();
-        assert_eq!(
-            e.event["error"]["param"], "session.audio.input.transcription.language",
-            "{}",
-            e.event
-        );
-        c.close().await;
-
-        let mut c = RealtimeClient::connect(&base.ws_url()).await.unwrap();
-        c.send(update).await.unwrap();
-        let updated = c.wait_for("session.updated", LONG).await.unwrap();
-        let t = &updated.event["session"]["audio"]["input"]["transcription"];
-        assert_eq!(
-            (t["language"].as_str(), t["model"].as_str()),
-            (Some("de"), Some("whisper-base"))
-        );
-        let mut audio = say_in("de", GERMAN, RATE);
-        audio.extend(silence(1200, RATE));
-        c.stream_audio(&audio, RATE).await.unwrap();
-        let done = c
-            .wait_for(
-                "conversation.item.input_audio_transcription.completed",
-                LONG,
-            )
-            .await
-            .unwrap();
-        let heard = done.event["transcript"]
-            .as_str()
-            .unwrap_or_default()
-            .to_lowercase();
-        assert!(
-            heard.contains("morgen") && heard.contains("tisch"),
-            "{heard}"
-        );
-        c.close().await;
-    });
-    // Uploads to the same gateway: detected without a language, transcribed when told.
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("de.wav");
-    write_wav(&wav, &say_in("de", GERMAN, RATE), RATE);
-    run_sdk_script(
-        "language_sdk.py",
-        &[
-            OsStr::new(&format!("http://{}/v1", base.addr)),
-            wav.as_os_str(),
-        ],
-    );
-}
-
-const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
