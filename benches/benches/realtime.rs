@@ -26,7 +26,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_benches::percentiles;
+use switchboard_benches::caller::{QUESTIONS, audible};
+use switchboard_benches::{counts, histogram, percentiles};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -37,12 +38,6 @@ const RATE: u32 = 24_000;
 const TURNS: usize = 12;
 /// Turns each concurrent call takes (so p95 rests on enough samples).
 const TURNS_PER_CALL: usize = 5;
-const QUESTIONS: [&str; 4] = [
-    "What is the weather like in Paris today?",
-    "Can you book a table for two at eight?",
-    "How long does shipping to Berlin take?",
-    "Please read me my last message.",
-];
 
 /// Stream `speech` then silence; returns voice-to-voice (last speech sample sent to the first
 /// reply audio received) once the response is done.
@@ -126,23 +121,11 @@ impl Mode {
     }
 }
 
-/// A question as the caller says it, ending at its last audible sample: espeak-ng pads its
-/// output with ~350 ms of silence, which would otherwise count as speech on the client's
-/// clock and hide that much of the gateway's latency.
+/// A question as the caller says it, ending at its last audible sample.
 fn speech(i: usize) -> Vec<i16> {
     let mut a = silence(200, RATE);
     a.extend(audible(say(QUESTIONS[i % QUESTIONS.len()], RATE)));
     a
-}
-
-/// Speech cut at its last audible sample: 1% of full scale, as `sox silence ... 1%` would cut.
-fn audible(mut said: Vec<i16>) -> Vec<i16> {
-    let end = said
-        .iter()
-        .rposition(|s| s.unsigned_abs() > 327)
-        .map_or(0, |p| p + 1);
-    said.truncate(end);
-    said
 }
 
 /// `input`: fields of the session's `audio.input` to set first (`None`: the defaults).
@@ -294,42 +277,6 @@ fn row(name: &str, samples: &mut [Duration]) -> f64 {
         samples.len()
     );
     p95
-}
-
-/// Sum and count of a histogram's series in Prometheus text (the series with `labels`, or
-/// the unlabelled one when `labels` is empty).
-fn histogram(metrics: &str, name: &str, labels: &str) -> (f64, f64) {
-    let (mut sum, mut count) = (0.0, 0.0);
-    for line in metrics.lines() {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let labelled = |suffix: &str| match labels.is_empty() {
-            true => series == format!("{name}_{suffix}"),
-            false => series.starts_with(&format!("{name}_{suffix}{{")) && series.contains(labels),
-        };
-        if labelled("sum") {
-            sum += value;
-        } else if labelled("count") {
-            count += value;
-        }
-    }
-    (sum, count)
-}
-
-/// `switchboard_speculative_replies_total` by outcome, as `used 11, cancelled 1`.
-fn drafts(metrics: &str) -> String {
-    let prefix = "switchboard_speculative_replies_total{outcome=\"";
-    metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix))
-        .filter_map(|l| l.split_once("\"} "))
-        .map(|(outcome, n)| format!("{outcome} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The mean of each turn stage between two `/metrics` snapshots, in milliseconds.
@@ -494,7 +441,11 @@ fn main() {
         }
         println!(
             "\nspeculative replies (whole run): {}",
-            drafts(&gw.metrics())
+            counts(
+                &gw.metrics(),
+                "switchboard_speculative_replies_total",
+                "outcome"
+            )
         );
     }
     if !run("memory") {

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use switchboard_benches::caller::QUESTIONS;
 use switchboard_benches::percentiles;
 use switchboard_channels::webrtc::codec::{FRAME_SAMPLES, OpusIn, OpusOut};
 use switchboard_channels::webrtc::jitter::Frame;
@@ -20,13 +21,6 @@ use switchboard_e2e::speech::{say, silence};
 use switchboard_e2e::webrtc_client::{self, WebRtcClient, post_sdp};
 
 const TURNS: usize = 10;
-const QUESTIONS: [&str; 4] = [
-    "What is the weather like in Paris today?",
-    "Can you book a table for two at eight?",
-    "How long does shipping to Berlin take?",
-    "Please read me my last message.",
-];
-
 fn row(name: &str, samples: &mut [Duration]) -> f64 {
     if samples.is_empty() {
         println!("| {name} | no samples | | |");

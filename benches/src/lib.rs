@@ -29,6 +29,42 @@ pub fn espeak_16k(voice: &str, text: &str) -> switchboard_models::audio::MonoAud
     audio.to_rate(rates::SPEECH_MODELS).expect("resample")
 }
 
+/// A counter's series by `label` in Prometheus text, as `used 11, cancelled 1`.
+pub fn counts(metrics: &str, name: &str, label: &str) -> String {
+    let prefix = format!("{name}{{{label}=\"");
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(value, n)| format!("{value} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Sum and count of a histogram's series in Prometheus text (the series with `labels`, or
+/// the unlabelled one when `labels` is empty).
+pub fn histogram(metrics: &str, name: &str, labels: &str) -> (f64, f64) {
+    let (mut sum, mut count) = (0.0, 0.0);
+    for line in metrics.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let labelled = |suffix: &str| match labels.is_empty() {
+            true => series == format!("{name}_{suffix}"),
+            false => series.starts_with(&format!("{name}_{suffix}{{")) && series.contains(labels),
+        };
+        if labelled("sum") {
+            sum += value;
+        } else if labelled("count") {
+            count += value;
+        }
+    }
+    (sum, count)
+}
+
 pub fn models_dir() -> PathBuf {
     switchboard_models::provision::default_models_dir()
 }
@@ -106,6 +142,29 @@ pub fn most_streams_within_budget(
         }
     }
     carried
+}
+
+/// What the live-call benchmarks' callers say.
+pub mod caller {
+    /// Short questions, one a turn.
+    pub const QUESTIONS: [&str; 4] = [
+        "What is the weather like in Paris today?",
+        "Can you book a table for two at eight?",
+        "How long does shipping to Berlin take?",
+        "Please read me my last message.",
+    ];
+
+    /// Speech cut at its last audible sample: 1% of full scale, as `sox silence ... 1%`
+    /// would cut. espeak-ng pads its output with ~350 ms of silence, which would otherwise
+    /// count as speech on the client's clock and hide that much of the gateway's latency.
+    pub fn audible(mut said: Vec<i16>) -> Vec<i16> {
+        let end = said
+            .iter()
+            .rposition(|s| s.unsigned_abs() > 327)
+            .map_or(0, |p| p + 1);
+        said.truncate(end);
+        said
+    }
 }
 
 /// A restaurant's booking line: the persona and callers of the LLM benchmarks.
