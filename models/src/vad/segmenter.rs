@@ -50,6 +50,9 @@ pub struct SpeechSegmenter {
     start: Option<u32>,
     /// End of the last frame at or above `threshold` in the open segment.
     last_speech_end: u32,
+    /// Silence that closes the open segment instead of `min_silence_ms`, until speech
+    /// goes on ([`SpeechSegmenter::set_open_silence_ms`]).
+    open_silence_ms: Option<u32>,
 }
 
 impl SpeechSegmenter {
@@ -59,6 +62,7 @@ impl SpeechSegmenter {
             frame: 0,
             start: None,
             last_speech_end: 0,
+            open_silence_ms: None,
         }
     }
 
@@ -96,6 +100,15 @@ impl SpeechSegmenter {
         self.segment_from(self.start?)
     }
 
+    /// Let the current pause close the open segment after `ms` of silence instead of
+    /// `min_silence_ms` (semantic end of turn: a caller who sounds finished waits less, one
+    /// who does not waits more). Forgotten once speech goes on or the segment closes.
+    pub fn set_open_silence_ms(&mut self, ms: u32) {
+        if self.start.is_some() {
+            self.open_silence_ms = Some(ms);
+        }
+    }
+
     /// Feed one frame's probability; returns a segment when one closes.
     pub fn push(&mut self, prob: f32) -> Option<SpeechSegment> {
         let t = self.frame * self.cfg.frame_ms;
@@ -104,11 +117,13 @@ impl SpeechSegmenter {
         if prob >= self.cfg.threshold {
             self.start.get_or_insert(t);
             self.last_speech_end = frame_end;
+            self.open_silence_ms = None;
             return None;
         }
         let start = self.start?;
         let below_hysteresis = prob < self.cfg.threshold - 0.15;
-        if below_hysteresis && frame_end - self.last_speech_end >= self.cfg.min_silence_ms {
+        let min_silence = self.open_silence_ms.unwrap_or(self.cfg.min_silence_ms);
+        if below_hysteresis && frame_end - self.last_speech_end >= min_silence {
             return self.close(start);
         }
         None
@@ -121,6 +136,7 @@ impl SpeechSegmenter {
 
     fn close(&mut self, start: u32) -> Option<SpeechSegment> {
         self.start = None;
+        self.open_silence_ms = None;
         self.segment_from(start)
     }
 
@@ -213,5 +229,44 @@ mod tests {
                 end_ms: 1440
             }]
         );
+    }
+
+    #[test]
+    fn a_pause_may_be_given_its_own_silence_until_speech_goes_on() {
+        let mut s = SpeechSegmenter::new(SegmenterConfig {
+            min_silence_ms: 2_000,
+            offset_lag_ms: 0,
+            ..SegmenterConfig::default()
+        });
+        for _ in 0..20 {
+            s.push(0.9); // 0..640 ms
+        }
+        s.push(0.0);
+        s.set_open_silence_ms(200); // closes 200 ms after 640 ms
+        let closed: Vec<_> = (0..10).map(|_| s.push(0.0)).collect();
+        assert_eq!(
+            closed.iter().flatten().copied().collect::<Vec<_>>(),
+            vec![SpeechSegment {
+                start_ms: 0,
+                end_ms: 640
+            }]
+        );
+        assert_eq!(
+            closed.iter().position(Option::is_some),
+            Some(5),
+            "at 832 ms"
+        );
+        // Speech going on forgets it: the next pause waits the configured 2 s.
+        for _ in 0..10 {
+            s.push(0.9);
+        }
+        s.push(0.0);
+        s.set_open_silence_ms(200);
+        s.push(0.9);
+        assert!((0..60).all(|_| s.push(0.0).is_none()), "closed before 2 s");
+        assert!((0..10).any(|_| s.push(0.0).is_some()));
+        // With no speech open there is nothing to set.
+        s.set_open_silence_ms(0);
+        assert_eq!(s.push(0.0), None);
     }
 }
