@@ -18,4 +18,4 @@ pub mod session;
 pub mod tools;
 
 pub use call::{CallDeps, CallEvent, CallHandle, CallInput, spawn_call};
-pub use session::{NoiseReduction, SessionConfig, TurnDetection};
+pub use session::{Eagerness, NoiseReduction, SessionConfig, TurnDetection};

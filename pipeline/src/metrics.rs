@@ -28,6 +28,10 @@ pub struct CallMetrics {
     /// Transcriptions started at a pause, by outcome: `used` (the turn ended as predicted),
     /// `cancelled` (speech went on), `stale` (the turn ended otherwise).
     pub early_transcriptions_total: IntCounterVec,
+    /// Turns ended by the VAD, by what ended them: `silence` (`server_vad`, or no
+    /// transcript to judge yet), or `semantic_vad`'s judgement of the transcript:
+    /// `finished`, `unsure`, `unfinished`.
+    pub turn_ends_total: IntCounterVec,
     /// Replies drafted while the caller paused, by outcome: `used` (the turn's response took
     /// it), `cancelled` (speech went on), `stale` (the turn or conversation changed),
     /// `failed` (it failed or would have acted).
@@ -70,6 +74,7 @@ impl CallMetrics {
         registry.register(Box::new(m.responses_total.clone()))?;
         registry.register(Box::new(m.llm_fallbacks_total.clone()))?;
         registry.register(Box::new(m.early_transcriptions_total.clone()))?;
+        registry.register(Box::new(m.turn_ends_total.clone()))?;
         registry.register(Box::new(m.speculative_replies_total.clone()))?;
         for h in [
             &m.end_of_speech_seconds,
@@ -119,6 +124,11 @@ impl CallMetrics {
                 "switchboard_early_transcriptions_total",
                 "Transcriptions started when the caller paused, by outcome",
                 &["outcome"],
+            ),
+            turn_ends_total: counter_vec(
+                "switchboard_turn_ends_total",
+                "Turns ended by the VAD, by what ended them (silence, or semantic_vad's judgement)",
+                &["by"],
             ),
             speculative_replies_total: counter_vec(
                 "switchboard_speculative_replies_total",

@@ -1,8 +1,10 @@
 //! Per-call settings, changed at any time by the client (`session.update` in Realtime terms).
 
+use crate::call::end_of_turn::{self, Ending};
 use crate::llm::{ToolChoice, ToolSpec};
 
-/// Turn detection with voice activity (the Realtime API's `server_vad`).
+/// Turn detection with voice activity: the Realtime API's `server_vad`, or its
+/// `semantic_vad` when `eagerness` is set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TurnDetection {
     /// Speech probability at which speech starts (0..1).
@@ -23,6 +25,54 @@ pub struct TurnDetection {
     /// pause that turns out not to end the turn costs one cancelled transcription. Below
     /// ~100 ms the turn's end padding is not yet buffered and the head start is not used.
     pub early_transcription_ms: u32,
+    /// `semantic_vad`: how long a pause ends the turn depends on whether what the caller
+    /// said so far reads as finished (`call/end_of_turn.rs`), not on `silence_duration_ms`.
+    pub eagerness: Option<Eagerness>,
+}
+
+impl TurnDetection {
+    /// The early transcription when none is asked for: `semantic_vad` judges the turn by it.
+    const SEMANTIC_EARLY_MS: u32 = 160;
+
+    /// The silence that ends a turn whatever was said: `silence_duration_ms`, or with
+    /// `semantic_vad` the longest wait its eagerness allows.
+    pub fn max_silence_ms(&self) -> u32 {
+        match self.eagerness {
+            None => self.silence_duration_ms,
+            Some(e) => end_of_turn::wait_ms(e, Ending::Unfinished),
+        }
+    }
+
+    /// How long a pause starts the turn's transcription (0: not before the turn ends).
+    /// `semantic_vad` always transcribes pauses: the transcript is what it judges.
+    pub fn early_ms(&self) -> u32 {
+        match (self.eagerness, self.early_transcription_ms) {
+            (Some(_), 0) => Self::SEMANTIC_EARLY_MS,
+            (_, ms) => ms,
+        }
+    }
+}
+
+/// How soon `semantic_vad` ends a turn (the Realtime API's `eagerness`; `auto` is `medium`):
+/// the pauses each level waits are in `call/end_of_turn.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Eagerness {
+    Low,
+    Medium,
+    High,
+    Auto,
+}
+
+impl Eagerness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Auto => "auto",
+        }
+    }
 }
 
 impl Default for TurnDetection {
@@ -35,6 +85,7 @@ impl Default for TurnDetection {
             interrupt_response: true,
             min_interrupt_ms: 250,
             early_transcription_ms: 160,
+            eagerness: None,
         }
     }
 }

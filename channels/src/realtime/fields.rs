@@ -1,10 +1,11 @@
 //! The fields of a Realtime session, one parser each: types and ranges checked, every
 //! refusal naming the field's path as `param`. [`super::session`] puts them together.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_pipeline::call::CallError;
 use switchboard_pipeline::llm::{ToolChoice, ToolSpec};
-use switchboard_pipeline::{NoiseReduction, TurnDetection};
+use switchboard_pipeline::{Eagerness, NoiseReduction, TurnDetection};
 
 use crate::audio_format::AudioFormat;
 
@@ -165,22 +166,38 @@ pub(super) fn parse_turn_detection(
             Err(invalid(param, format!("{param} must be an object or null")))
         };
     };
-    match m
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("server_vad")
-    {
-        // semantic_vad is served by the same VAD (no semantic end-of-turn model here).
-        "server_vad" | "semantic_vad" => {}
-        other => {
-            return Err(invalid(
-                &format!("{param}.type"),
-                format!("unsupported turn detection '{other}'"),
-            ));
-        }
-    }
     let mut td = base.unwrap_or_default();
     let p = |k: &str| format!("{param}.{k}");
+    // Without a type an update keeps the kind in effect.
+    let semantic = match m.get("type") {
+        None => td.eagerness.is_some(),
+        Some(t) => match t.as_str() {
+            Some("server_vad") => false,
+            Some("semantic_vad") => true,
+            _ => {
+                return Err(invalid(
+                    &p("type"),
+                    format!("unsupported turn detection {t}: server_vad or semantic_vad"),
+                ));
+            }
+        },
+    };
+    td.eagerness = match (semantic, m.get("eagerness")) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(invalid(
+                &p("eagerness"),
+                "eagerness is for semantic_vad turn detection only",
+            ));
+        }
+        (true, None) => Some(td.eagerness.unwrap_or(Eagerness::Auto)),
+        (true, Some(x)) => Some(Eagerness::deserialize(x).map_err(|_| {
+            invalid(
+                &p("eagerness"),
+                format!("unknown eagerness {x}: low, medium, high or auto"),
+            )
+        })?),
+    };
     if let Some(x) = m.get("threshold") {
         td.threshold = get_f32(x, &p("threshold"), 0.0..=1.0)?;
     }

@@ -192,17 +192,28 @@ impl RealtimeSession {
         let c = &self.config;
         let td = match c.turn_detection {
             None => Value::Null,
-            Some(td) => json!({
-                "type": "server_vad",
-                "threshold": td.threshold,
-                "prefix_padding_ms": td.prefix_padding_ms,
-                "silence_duration_ms": td.silence_duration_ms,
-                "create_response": td.create_response,
-                "interrupt_response": td.interrupt_response,
-                "idle_timeout_ms": null,
-                "min_interrupt_ms": td.min_interrupt_ms,
-                "early_transcription_ms": td.early_transcription_ms,
-            }),
+            Some(td) => {
+                let mut v = json!({
+                    "type": "server_vad",
+                    "threshold": td.threshold,
+                    "prefix_padding_ms": td.prefix_padding_ms,
+                    "silence_duration_ms": td.silence_duration_ms,
+                    "create_response": td.create_response,
+                    "interrupt_response": td.interrupt_response,
+                    "idle_timeout_ms": null,
+                    "min_interrupt_ms": td.min_interrupt_ms,
+                    "early_transcription_ms": td.early_ms(),
+                });
+                if let Some(e) = td.eagerness {
+                    // Its pauses come from the judgement, not from a silence or idle timeout.
+                    v["type"] = json!("semantic_vad");
+                    v["eagerness"] = json!(e.as_str());
+                    for k in ["silence_duration_ms", "idle_timeout_ms"] {
+                        v.as_object_mut().map(|o| o.remove(k));
+                    }
+                }
+                v
+            }
         };
         let tools: Vec<Value> = c
             .tools
@@ -261,7 +272,7 @@ impl RealtimeSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_pipeline::NoiseReduction;
+    use switchboard_pipeline::{Eagerness, NoiseReduction};
 
     fn session() -> RealtimeSession {
         RealtimeSession::new("sess_1".into(), "m".into(), SessionConfig::default())
@@ -295,6 +306,60 @@ mod tests {
         assert_eq!(v["audio"]["input"]["format"]["type"], "audio/pcmu");
         assert_eq!(v["tools"][0]["name"], "lookup");
         assert_eq!(v["output_modalities"], json!(["text"]));
+    }
+
+    #[test]
+    fn semantic_vad_keeps_its_eagerness_until_told_otherwise() {
+        let td = |s: &RealtimeSession| s.config.turn_detection.unwrap();
+        let s = session()
+            .apply(&json!({"audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}}))
+            .unwrap();
+        assert_eq!(td(&s).eagerness, Some(Eagerness::Auto));
+        let v = s.to_json()["audio"]["input"]["turn_detection"].clone();
+        assert_eq!(
+            (v["type"].as_str(), v["eagerness"].as_str()),
+            (Some("semantic_vad"), Some("auto"))
+        );
+        assert!(v.get("silence_duration_ms").is_none(), "{v}");
+        // An update without a type keeps semantic_vad; one naming server_vad leaves it.
+        let s = s
+            .apply(&json!({"turn_detection": {"eagerness": "high", "create_response": false}}))
+            .unwrap();
+        assert_eq!(td(&s).eagerness, Some(Eagerness::High));
+        assert!(!td(&s).create_response);
+        let s = s
+            .apply(&json!({"turn_detection": {"interrupt_response": false}}))
+            .unwrap();
+        assert_eq!(td(&s).eagerness, Some(Eagerness::High));
+        let s = s
+            .apply(&json!({"turn_detection": {"type": "server_vad"}}))
+            .unwrap();
+        assert_eq!(td(&s).eagerness, None);
+        assert_eq!(
+            s.to_json()["audio"]["input"]["turn_detection"]["type"],
+            "server_vad"
+        );
+        for (bad, param) in [
+            (
+                json!({"type": "server_vad", "eagerness": "low"}),
+                "eagerness",
+            ),
+            (
+                json!({"type": "semantic_vad", "eagerness": "eager"}),
+                "eagerness",
+            ),
+            (json!({"type": "semantic_vad", "eagerness": 2}), "eagerness"),
+            (json!({"type": "smart_vad"}), "type"),
+            (json!({"type": 1}), "type"),
+        ] {
+            let err = session()
+                .apply(&json!({"turn_detection": bad}))
+                .unwrap_err();
+            assert_eq!(
+                err.param.as_deref(),
+                Some(format!("session.turn_detection.{param}").as_str())
+            );
+        }
     }
 
     #[test]
@@ -459,6 +524,8 @@ mod tests {
                 "audio/pcmu",
                 "pcm16",
                 "server_vad",
+                "semantic_vad",
+                "high",
                 "inf",
                 "audio",
                 "text",
@@ -486,6 +553,7 @@ mod tests {
                 "threshold",
                 "silence_duration_ms",
                 "prefix_padding_ms",
+                "eagerness",
                 "tools",
                 "tool_choice",
                 "name",

@@ -27,6 +27,8 @@ pub(super) struct OpenTurn {
     pub confirmed: bool,
     /// A transcription started when the caller paused; used if the turn ends as predicted.
     pub early: Option<EarlyTranscript>,
+    /// `semantic_vad`'s judgement of the current pause's transcript (`end_of_turn.rs`).
+    pub judged: Option<super::end_of_turn::Ending>,
 }
 
 /// Transcription of a turn that may be about to end. Dropping it cancels the job.

@@ -25,6 +25,7 @@ use std::borrow::Cow;
 use tokio_util::sync::CancellationToken;
 
 use super::actor::CallActor;
+use super::end_of_turn::Ending;
 use super::events::ResponseOptions;
 use super::response::ResponseMsg;
 use super::turns::{has_words, is_backchannel};
@@ -74,10 +75,23 @@ pub(super) struct EarlyReady {
 }
 
 impl CallActor {
+    /// An early transcript came back. With `semantic_vad` it is judged first
+    /// (`end_of_turn.rs`): a turn that reads as unfinished gets no draft, and one whose pause
+    /// is already long enough for its judgement ends now, taking the draft just started.
+    pub(super) async fn on_early_transcript(&mut self, ready: EarlyReady) {
+        let judged = self.judge_pause(ready.seq, &ready.text);
+        if judged != Some(Ending::Unfinished) {
+            self.start_draft(&ready);
+        }
+        if let Some(ending) = judged {
+            self.end_turn_after(ending).await;
+        }
+    }
+
     /// Start a draft for an early transcript if the turn it belongs to is still pausing and
     /// its end would start a response by itself: with nothing in progress, or after a
     /// barge-in its words will cancel.
-    pub(super) async fn on_early_transcript(&mut self, ready: EarlyReady) {
+    fn start_draft(&mut self, ready: &EarlyReady) {
         let pausing = self
             .turn
             .as_ref()

@@ -78,7 +78,7 @@ impl std::fmt::Debug for InputAudio {
 fn segmenter(td: &TurnDetection) -> SpeechSegmenter {
     SpeechSegmenter::new(SegmenterConfig {
         threshold: td.threshold,
-        min_silence_ms: td.silence_duration_ms,
+        min_silence_ms: td.max_silence_ms(),
         // The call decides what a segment is worth (backchannel, click, turn).
         min_speech_ms: 0,
         ..SegmenterConfig::default()
@@ -100,7 +100,7 @@ impl InputAudio {
             vad: vad.map(|v| Box::new(v.stream())),
             segmenter: segmenter(td),
             segmenter_origin: 0,
-            early_ms: td.early_transcription_ms,
+            early_ms: td.early_ms(),
             announced: false,
         }
     }
@@ -149,7 +149,7 @@ impl InputAudio {
     /// New turn-detection parameters: the VAD starts afresh from the current position.
     pub fn set_turn_detection(&mut self, td: &TurnDetection) {
         self.segmenter = segmenter(td);
-        self.early_ms = td.early_transcription_ms;
+        self.early_ms = td.early_ms();
         self.announced = false;
         // Samples not yet scored are dropped with the old state; the next frame starts here.
         self.vad_pending.clear();
@@ -194,15 +194,11 @@ impl InputAudio {
     /// Feed the VAD's probabilities for frames handed out by [`Self::append`].
     pub fn on_probabilities(&mut self, probs: &[f32]) -> Vec<VadEvent> {
         let origin_ms = samples_to_ms(self.segmenter_origin) as u32;
-        let on_call_clock = |seg: SpeechSegment| SpeechSegment {
-            start_ms: seg.start_ms + origin_ms,
-            end_ms: seg.end_ms + origin_ms,
-        };
         let mut events = Vec::new();
         for &p in probs {
             if let Some(seg) = self.segmenter.push(p) {
                 self.announced = false;
-                events.push(VadEvent::Ended(on_call_clock(seg)));
+                events.push(VadEvent::Ended(self.on_call_clock(seg)));
             }
             match self.segmenter.open_pause_ms() {
                 Some(0) if self.announced => {
@@ -213,7 +209,7 @@ impl InputAudio {
                     // A segment too short to count is not announced; the next frame asks again.
                     if let Some(seg) = self.segmenter.open_segment() {
                         self.announced = true;
-                        events.push(VadEvent::Paused(on_call_clock(seg)));
+                        events.push(VadEvent::Paused(self.on_call_clock(seg)));
                     }
                 }
                 _ => {}
@@ -229,6 +225,29 @@ impl InputAudio {
             }
         }
         events
+    }
+
+    /// A segment of the segmenter's clock on the call's.
+    fn on_call_clock(&self, seg: SpeechSegment) -> SpeechSegment {
+        let origin_ms = samples_to_ms(self.segmenter_origin) as u32;
+        SpeechSegment {
+            start_ms: seg.start_ms + origin_ms,
+            end_ms: seg.end_ms + origin_ms,
+        }
+    }
+
+    /// End the caller's pause as a turn once it lasts `ms` (`semantic_vad`): now, returning
+    /// the turn's segment, if it already has; otherwise the VAD ends it when it gets there,
+    /// unless speech goes on first. `None` too when no one is pausing.
+    pub fn end_pause_after(&mut self, ms: u32) -> Option<SpeechSegment> {
+        let pause = self.segmenter.open_pause_ms()?;
+        if pause < ms {
+            self.segmenter.set_open_silence_ms(ms);
+            return None;
+        }
+        self.announced = false;
+        let seg = self.segmenter.finish()?;
+        Some(self.on_call_clock(seg))
     }
 
     /// Score frames with a VAD stream (blocking: call from a worker thread).
@@ -400,6 +419,49 @@ mod tests {
         let mut probs = vec![0.9; 20];
         probs.extend(vec![0.0; 20]);
         assert_eq!(paused(&off.on_probabilities(&probs)), 0);
+    }
+
+    #[test]
+    fn semantic_turn_detection_ends_a_pause_when_told_how_long_it_must_last() {
+        let semantic = TurnDetection {
+            eagerness: Some(crate::session::Eagerness::Auto),
+            early_transcription_ms: 0,
+            ..TurnDetection::default()
+        };
+        let mut a = InputAudio::new(16_000, None, &semantic);
+        let mut probs = vec![0.9; 20]; // 0..640 ms
+        probs.extend(vec![0.0; 10]); // a 320 ms pause: announced (semantic always is), not ended
+        let events = a.on_probabilities(&probs);
+        assert!(
+            events.iter().any(|e| matches!(e, VadEvent::Paused(_))),
+            "{events:?}"
+        );
+        assert!(!events.iter().any(|e| matches!(e, VadEvent::Ended(_))));
+        assert_eq!(a.end_pause_after(1_000), None, "the pause is too short yet");
+        let events = a.on_probabilities(&[0.0; 25]); // 800 ms more: 1 s of silence
+        let ended = events.iter().find_map(|e| match e {
+            VadEvent::Ended(s) => Some(*s),
+            _ => None,
+        });
+        assert_eq!(
+            ended,
+            Some(SpeechSegment {
+                start_ms: 0,
+                end_ms: 576
+            })
+        );
+        // A judgement the pause already satisfies ends the turn at once.
+        a.on_probabilities(&[0.9; 20]);
+        a.on_probabilities(&[0.0; 6]);
+        assert!(a.end_pause_after(0).is_some());
+        assert!(!a.in_speech());
+        assert_eq!(a.end_pause_after(0), None, "no one is pausing");
+        // Without a judgement the turn waits 4 s, the most `auto` allows.
+        a.on_probabilities(&[0.9; 20]);
+        let events = a.on_probabilities(&[0.0; 120]);
+        assert!(!events.iter().any(|e| matches!(e, VadEvent::Ended(_))));
+        let events = a.on_probabilities(&[0.0; 10]);
+        assert!(events.iter().any(|e| matches!(e, VadEvent::Ended(_))));
     }
 
     #[test]

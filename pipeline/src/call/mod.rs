@@ -5,6 +5,7 @@
 
 mod actor;
 mod draft;
+pub(crate) mod end_of_turn;
 mod events;
 mod ids;
 mod input;

@@ -141,7 +141,7 @@ impl CallActor {
         }
     }
 
-    async fn on_vad_event(&mut self, event: VadEvent, td: &TurnDetection) {
+    pub(super) async fn on_vad_event(&mut self, event: VadEvent, td: &TurnDetection) {
         let (min_interrupt_ms, interrupt) = (td.min_interrupt_ms, td.interrupt_response);
         let prefix_padding_ms = td.prefix_padding_ms as u64;
         match event {
@@ -158,6 +158,7 @@ impl CallActor {
                             item_id: item_id.clone(),
                             confirmed: false,
                             early: None,
+                            judged: None,
                         });
                         item_id
                     }
@@ -208,7 +209,11 @@ impl CallActor {
             }
             VadEvent::Resumed => {
                 // Dropping the job stops whisper.cpp.
-                if let Some(early) = self.turn.as_mut().and_then(|t| t.early.take()) {
+                let early = self.turn.as_mut().and_then(|t| {
+                    t.judged = None; // it judged words the caller has gone on from
+                    t.early.take()
+                });
+                if let Some(early) = early {
                     drop(early);
                     self.count_early("cancelled");
                 }
@@ -232,6 +237,12 @@ impl CallActor {
                     .metrics
                     .end_of_speech_seconds
                     .observe((now - spoke_at).as_secs_f64());
+                let ended_by = turn.judged.map_or("silence", |j| j.as_str());
+                self.deps
+                    .metrics
+                    .turn_ends_total
+                    .with_label_values(&[ended_by])
+                    .inc();
                 self.emit(CallEvent::SpeechStopped {
                     audio_end_ms: end_ms,
                     item_id: turn.item_id.clone(),

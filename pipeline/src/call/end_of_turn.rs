@@ -1,0 +1,264 @@
+//! Semantic end of turn (the Realtime API's `semantic_vad`): how long a caller's pause must
+//! last to end the turn depends on whether what they said so far reads as finished.
+//!
+//! The turn's words come from the transcription that starts when the caller pauses
+//! (`turns.rs`). Whisper hears the audio, not only the words: it ends a sentence spoken with
+//! a falling or questioning voice with `.` or `?`, and trails off with `...` or `,` where the
+//! voice stayed up. Its transcript is judged by that punctuation and, in English, by the last
+//! word: a sentence does not end on "the", "and" or "um", nor on a preposition whose object
+//! has not come ("a table for"), whatever Whisper's full stop or question mark says.
+//! The judgement picks the pause (`wait_ms`): a finished turn ends at once or soon, an
+//! unfinished one waits up to the eagerness's maximum (2, 4 or 8 s, as OpenAI's do). Until
+//! the transcript is in, and if it never comes, that maximum is the VAD's silence.
+
+use super::actor::CallActor;
+use super::input::VadEvent;
+use crate::session::Eagerness;
+
+/// What a turn's transcript so far reads as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A whole sentence or question: the caller has probably finished.
+    Finished,
+    /// No end punctuation: Whisper was not sure either.
+    Unsure,
+    /// Trailing off ("...", ",") or on a word that leaves the sentence open.
+    Unfinished,
+}
+
+impl Ending {
+    /// The label of `switchboard_turn_ends_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Finished => "finished",
+            Self::Unsure => "unsure",
+            Self::Unfinished => "unfinished",
+        }
+    }
+}
+
+/// The pause (ms of silence after the last speech) that ends a turn judged `ending`. 0 ends it
+/// as soon as it is judged, that is once the early transcription is in.
+pub fn wait_ms(eagerness: Eagerness, ending: Ending) -> u32 {
+    let [finished, unsure, unfinished] = match eagerness {
+        Eagerness::High => [0, 400, 2_000],
+        Eagerness::Medium | Eagerness::Auto => [300, 800, 4_000],
+        Eagerness::Low => [700, 1_500, 8_000],
+    };
+    match ending {
+        Ending::Finished => finished,
+        Ending::Unsure => unsure,
+        Ending::Unfinished => unfinished,
+    }
+}
+
+/// English words a spoken sentence, a question included, does not end on: articles and
+/// possessives, conjunctions, subject pronouns and their contractions, fillers. Words that
+/// often end a sentence too ("so", "that", "on", "in", "like") are not here.
+const DANGLING: &[&str] = &[
+    "a", "an", "the", "my", "your", "our", "their", "its", "every", "and", "or", "but", "nor",
+    "because", "if", "than", "although", "unless", "whereas", "whether", "i", "i'm", "i'd", "i'll",
+    "i've", "we're", "you're", "they're", "it's", "um", "uh", "er", "erm", "uhm", "very", "really",
+];
+
+/// Prepositions that want an object ("a table for", "send it to"), except where a question
+/// word has moved it to the front ("What is it for?", "Where are you from?").
+const PREPOSITIONS: &[&str] = &[
+    "of", "to", "for", "with", "at", "from", "about", "into", "onto", "toward", "towards",
+];
+
+/// Words that move a preposition's object to the front of the sentence.
+const QUESTION_WORDS: &[&str] = &[
+    "what", "which", "who", "whom", "whose", "where", "when", "how",
+];
+
+/// Verbs after which "to" stands for what was just said ("I'd love to.", "I have to.").
+const ELLIPTICAL_TO: &[&str] = &[
+    "love", "like", "want", "wanted", "need", "have", "has", "had", "going", "got", "able", "try",
+    "trying", "supposed", "used",
+];
+
+/// Punctuation that leaves a sentence open: a comma, a colon, a dash, an ellipsis.
+fn trails_off(text: &str) -> bool {
+    text.ends_with("..") || text.ends_with(['…', ',', ';', ':', '-', '–', '—'])
+}
+
+/// Judge a turn's transcript so far. `english`: whether its words may be judged too (the
+/// word lists are English; other languages are judged by punctuation alone).
+pub fn judge(transcript: &str, english: bool) -> Ending {
+    // Closing quotes and brackets do not change how a sentence ends.
+    let text = transcript
+        .trim()
+        .trim_end_matches(['"', '\'', '”', '’', ')', ']']);
+    if !text.chars().any(char::is_alphanumeric) {
+        return Ending::Unsure;
+    }
+    if trails_off(text) {
+        return Ending::Unfinished;
+    }
+    if english && ends_open(text) {
+        return Ending::Unfinished;
+    }
+    match text.chars().last() {
+        Some('?' | '!' | '.' | '。' | '？' | '！') => Ending::Finished,
+        _ => Ending::Unsure,
+    }
+}
+
+/// Whether the last word of `text` leaves an English sentence open: a dangling word, or a
+/// preposition without its object.
+fn ends_open(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != '’')
+                .replace('’', "'")
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let Some((last, before)) = words.split_last() else {
+        return false;
+    };
+    if DANGLING.contains(&last.as_str()) {
+        return true;
+    }
+    if !PREPOSITIONS.contains(&last.as_str()) {
+        return false;
+    }
+    let elliptical = last == "to"
+        && before
+            .last()
+            .is_some_and(|w| ELLIPTICAL_TO.contains(&w.as_str()));
+    let fronted = before.iter().any(|w| QUESTION_WORDS.contains(&w.as_str()));
+    !elliptical && !fronted
+}
+
+impl CallActor {
+    /// `semantic_vad`: judge the early transcription `seq`, which came back as `text`, if
+    /// its pause still lasts. The judgement is kept on the turn until speech goes on.
+    pub(super) fn judge_pause(&mut self, seq: u64, text: &str) -> Option<Ending> {
+        self.turn_detection()?.eagerness?;
+        let english = self
+            .config
+            .transcription_language
+            .as_deref()
+            .is_none_or(|l| l == "en");
+        // Otherwise speech went on, or the turn has ended.
+        let turn = self
+            .turn
+            .as_mut()
+            .filter(|t| t.early.as_ref().is_some_and(|e| e.seq == seq))?;
+        let ending = judge(text, english);
+        turn.judged = Some(ending);
+        tracing::debug!(ending = ending.as_str(), text, "end of turn judged");
+        Some(ending)
+    }
+
+    /// End the pausing turn judged `ending` once the pause is as long as that judgement
+    /// waits: now, if it already is, or else by the VAD when it gets there.
+    pub(super) async fn end_turn_after(&mut self, ending: Ending) {
+        let Some(td) = self.turn_detection() else {
+            return;
+        };
+        let Some(eagerness) = td.eagerness else {
+            return;
+        };
+        if let Some(segment) = self.input.end_pause_after(wait_ms(eagerness, ending)) {
+            self.on_vad_event(VadEvent::Ended(segment), &td).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sentences_and_questions_are_finished() {
+        for t in [
+            "What is the weather like in Paris today?",
+            "Book a table for two at eight.",
+            "Stop!",
+            "I think so.",
+            "What is it for?",
+            "Where are you from?",
+            "Could you tell me what it's for.",
+            "Yes, I'd love to.",
+            "That's fine.\"",
+            "Hello?",
+        ] {
+            assert_eq!(judge(t, true), Ending::Finished, "{t}");
+        }
+    }
+
+    #[test]
+    fn trailing_off_and_open_words_are_unfinished() {
+        for t in [
+            "I'd like to book a table for",
+            "I'd like to book a table for.",
+            "I'd like to book a table for...",
+            "My name is, um",
+            "Send it to the,",
+            "I want the red one and",
+            "Well…",
+            "Two tickets to",
+            "Let me think — ",
+            "I’m",
+            // Whisper's punctuation, heard on espeak-ng speech cut there.
+            "Can you send the invoice to?",
+            "I need to change my flight because.",
+            "Please transfer me to the...",
+            "I would like to order a large pizza with.",
+            "Can I have the?",
+        ] {
+            assert_eq!(judge(t, true), Ending::Unfinished, "{t}");
+        }
+    }
+
+    #[test]
+    fn no_end_punctuation_is_unsure_and_other_languages_use_punctuation_only() {
+        assert_eq!(judge("book a table", true), Ending::Unsure);
+        assert_eq!(judge("", true), Ending::Unsure);
+        assert_eq!(judge("  ...  ", true), Ending::Unsure);
+        // "to" closes nothing in German, and a German word list is not kept.
+        assert_eq!(judge("Ich gehe zu.", false), Ending::Finished);
+        assert_eq!(judge("Ich gehe zu,", false), Ending::Unfinished);
+        assert_eq!(judge("a table for.", false), Ending::Finished);
+    }
+
+    #[test]
+    fn each_eagerness_waits_longer_the_less_finished_a_turn_reads() {
+        for e in [
+            Eagerness::Low,
+            Eagerness::Medium,
+            Eagerness::High,
+            Eagerness::Auto,
+        ] {
+            let [f, u, n] = [Ending::Finished, Ending::Unsure, Ending::Unfinished]
+                .map(|ending| wait_ms(e, ending));
+            assert!(f < u && u < n, "{e:?}");
+        }
+        assert_eq!(wait_ms(Eagerness::High, Ending::Unfinished), 2_000);
+        assert_eq!(wait_ms(Eagerness::Auto, Ending::Unfinished), 4_000);
+        assert_eq!(wait_ms(Eagerness::Low, Ending::Unfinished), 8_000);
+        assert_eq!(
+            wait_ms(Eagerness::Auto, Ending::Finished),
+            wait_ms(Eagerness::Medium, Ending::Finished)
+        );
+    }
+
+    proptest! {
+        /// Any transcript is judged, the same with surrounding whitespace, and a trailing
+        /// comma always leaves it open.
+        #[test]
+        fn any_text_is_judged(text in ".{0,80}", english: bool) {
+            let ending = judge(&text, english);
+            prop_assert_eq!(judge(&format!("  {text}\n"), english), ending);
+            if text.chars().any(char::is_alphanumeric) {
+                prop_assert_eq!(judge(&format!("{text},"), english), Ending::Unfinished);
+            }
+        }
+    }
+}
