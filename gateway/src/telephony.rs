@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use switchboard_channels::telephony::{self, Dialect, DtmfAction, DtmfMap, signature};
 use switchboard_pipeline::tools::builtin;
-use switchboard_pipeline::{SessionConfig, spawn_call};
+use switchboard_pipeline::{SessionConfig, TurnDetection, spawn_call};
 
 use crate::auth::Scope;
 use crate::realtime::{CallTarget, admit, admit_tenant};
@@ -281,10 +281,15 @@ async fn upgrade(
             };
             let dtmf = dtmf_map(&state, &tenant, target.persona.as_deref());
             let (deps, permit) = admit(&state, &target).ok()?;
+            let persona = personas.pick(target.persona.as_deref());
             let config = SessionConfig {
                 input_rate: start.format.rate(),
                 output_rate: start.format.rate(),
-                noise_reduction: personas.pick(target.persona.as_deref()).noise_reduction,
+                noise_reduction: persona.noise_reduction,
+                turn_detection: Some(TurnDetection {
+                    eagerness: persona.turn_eagerness,
+                    ..TurnDetection::default()
+                }),
                 ..SessionConfig::default()
             };
             let call = spawn_call(deps, config);

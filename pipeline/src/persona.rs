@@ -16,6 +16,7 @@
 //! voice_notes = true                # answer IM voice notes with a voice note
 //! end_call = true                   # phone calls: the agent may hang up
 //! noise_reduction = "near_field"     # phone calls: RNNoise on the caller's audio
+//! turn_eagerness = "auto"            # phone calls: semantic_vad end of turn (omitted: server_vad)
 //! handoff = { webhook_url = "https://crm.example.com/handoff", transfer_to = "+15550100" }
 //! dtmf = { "0" = "escalate_to_human", "1" = "Where is my order?" }  # keypad digits
 //!
@@ -86,6 +87,10 @@ pub struct Persona {
     /// client sets its own with `session.update`.
     #[serde(default)]
     pub noise_reduction: Option<crate::session::NoiseReduction>,
+    /// Phone calls end turns by `semantic_vad` at this eagerness (`low`, `medium`, `high`,
+    /// `auto`) instead of `server_vad`'s fixed silence.
+    #[serde(default)]
+    pub turn_eagerness: Option<crate::session::Eagerness>,
     /// Phone keypad digits (`0`-`9`, `*`, `#`) mapped to a tool the agent must call
     /// (`"0" = "escalate_to_human"`) or to what the caller means (`"1" = "Where is my order?"`).
     #[serde(default)]
@@ -106,6 +111,7 @@ impl Persona {
             voice: None,
             voice_notes: false,
             noise_reduction: None,
+            turn_eagerness: None,
             handoff: None,
             end_call: false,
             dtmf: BTreeMap::new(),
@@ -360,6 +366,7 @@ model = "gpt-4o-mini"
 temperature = 0.3
 deadlines_ms = { knowledge = 250 }
 noise_reduction = "far_field"
+turn_eagerness = "high"
 
 [personas.sales]
 instructions = "You sell."
@@ -396,6 +403,13 @@ instructions = "You sell."
             Some(crate::session::NoiseReduction::FarField)
         );
         assert_eq!(p.pick(Some("sales")).noise_reduction, None);
+        assert_eq!(
+            support.turn_eagerness,
+            Some(crate::session::Eagerness::High)
+        );
+        assert_eq!(p.pick(Some("sales")).turn_eagerness, None);
+        let bad = "[personas.a]\ninstructions = \"x\"\nturn_eagerness = \"eager\"\n";
+        assert!(Personas::parse(bad).is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 Usage: realtime_sdk.py BASE_URL WAV  (WAV: 24 kHz 16-bit mono speech followed by silence)
 
 Streams the WAV as audio appends at real-time pace and checks the user transcript, the
-assistant transcript, audio deltas and response.done. Exits non-zero on any failure.
+assistant transcript, audio deltas and response.done, then switches the session to
+semantic_vad. Exits non-zero on any failure.
 """
 
 import asyncio
@@ -45,6 +46,20 @@ async def main(base_url: str, wav_path: str) -> None:
                     return
         await asyncio.wait_for(collect(), timeout=60)
         await sender
+
+        # semantic_vad as the SDK's own types read it back.
+        await conn.session.update(session={
+            "type": "realtime",
+            "audio": {"input": {"turn_detection": {"type": "semantic_vad", "eagerness": "high"}}},
+        })
+        async def updated():
+            async for event in conn:
+                if event.type == "error":
+                    raise SystemExit(f"error event: {event.error}")
+                if event.type == "session.updated":
+                    return event
+        semantic = (await asyncio.wait_for(updated(), timeout=10)).session.audio.input.turn_detection
+        assert (semantic.type, semantic.eagerness) == ("semantic_vad", "high"), semantic
 
     kinds = [e.type for e in events]
     assert "session.created" in kinds and "session.updated" in kinds, kinds

@@ -246,6 +246,7 @@ instructions = "You are the general assistant."
 [personas.receptionist]
 instructions = "You are the clinic's receptionist."
 dtmf = { "1" = "What are your opening hours?" }
+turn_eagerness = "high"
 [channels.phone]
 tenant = "clinic"
 persona = "receptionist"
@@ -264,7 +265,30 @@ persona = "receptionist"
             .unwrap();
         // The bound persona's keypad map, not the default's (which has none).
         press_and_hear_the_reply(&phone, '1').await;
+        // Its turn detection: semantic_vad, which ends a finished question by its transcript.
+        let phone = PhoneClient::connect(&stream_url(&gw), json!({"from": "+15550003"}))
+            .await
+            .unwrap();
+        let mut question = silence(300, RATE);
+        question.extend(say("What is the weather like in Paris today?", RATE));
+        question.extend(silence(1_500, RATE));
+        phone.speak(&question).await.unwrap();
+        phone
+            .wait_until("reply audio", LONG, |l| l.loud_played.len() > 5)
+            .await
+            .unwrap();
+        phone.stop();
     });
+    let ended = gw
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"switchboard_turn_ends_total{by="finished"} "#))
+        .map(str::to_owned);
+    assert_eq!(
+        ended.as_deref(),
+        Some("1"),
+        "the question's turn was judged finished"
+    );
     let asked = llm
         .requests()
         .iter()
