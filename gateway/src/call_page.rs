@@ -65,8 +65,9 @@ async fn style(State(state): State<Arc<AppState>>) -> Response {
     asset(&state, "text/css; charset=utf-8", CALL_CSS)
 }
 
-/// `POST /call-page/secret` `{"persona"?, "user"?}`: a client secret for one call, valid
-/// for a minute.
+/// `POST /call-page/secret` `{"persona"?, "user"?, "turn_detection"?}`: a client secret for
+/// one call, valid for a minute. `turn_detection` is the session's (checked as a
+/// `session.update` would check it).
 async fn secret(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
     if !state.call_page {
         return disabled();
@@ -76,7 +77,10 @@ async fn secret(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> 
     if let Some(persona) = asked.get("persona").and_then(Value::as_str)
         && state.orchestrator.personas.get(persona).is_some()
     {
-        request["session"] = json!({"model": persona});
+        request["session"]["model"] = json!(persona);
+    }
+    if let Some(td) = asked.get("turn_detection") {
+        request["session"]["audio"] = json!({"input": {"turn_detection": td}});
     }
     if let Some(user) = asked.get("user").and_then(Value::as_str)
         && !user.trim().is_empty()

@@ -36,6 +36,12 @@ function meter(stream, onLevel) {
   return () => { clearInterval(timer); ctx.close(); };
 }
 
+// "semantic_vad:auto" -> {type: "semantic_vad", eagerness: "auto"}; "server_vad" -> {type}.
+function turnDetection(choice) {
+  const [type, eagerness] = choice.split(":");
+  return eagerness ? { type, eagerness } : { type };
+}
+
 async function start() {
   $("call").disabled = true;
   setStatus("Getting a call token…");
@@ -43,7 +49,11 @@ async function start() {
   const secret = await fetch("/call-page/secret", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ persona: $("persona").value.trim(), user: $("user").value.trim() }),
+    body: JSON.stringify({
+      persona: $("persona").value.trim(),
+      user: $("user").value.trim(),
+      turn_detection: turnDetection($("turns").value),
+    }),
   });
   if (!secret.ok) throw new Error((await secret.json()).error?.message || secret.statusText);
   const { value } = await secret.json();

@@ -1,7 +1,8 @@
 //! The call page in a real browser: headless Chromium (Debian's) driven by playwright-core,
 //! with a fake microphone playing espeak-ng speech, calls the gateway over WebRTC with the
 //! client-secret flow. The page's own statistics show both transcripts, reply audio on the
-//! remote track, and the reply being cut off when the caller talks over it.
+//! remote track, and the reply being cut off when the caller talks over it; the page's turn
+//! end is `semantic_vad`.
 
 use std::path::Path;
 use std::process::Command;
@@ -104,4 +105,11 @@ fn the_call_page_talks_and_is_interrupted_in_chromium() {
         !said("latency").is_empty(),
         "the page shows a latency per turn: {stats}"
     );
+    // The page's default turn end is semantic_vad: the question ended as a finished turn.
+    let finished = gw
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"switchboard_turn_ends_total{by="finished"} "#))
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(finished >= Some(1), "{finished:?}");
 }

@@ -267,6 +267,17 @@ fn signalling_errors_are_clear() {
         let (status, body) = http_post_json(gw.addr, "/call-page/secret", "{}").unwrap();
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("\"ek_"));
+        // The page's turn-end choice becomes the call's session, checked when minted.
+        let semantic = r#"{"turn_detection": {"type": "semantic_vad", "eagerness": "high"}}"#;
+        let (status, body) = http_post_json(gw.addr, "/call-page/secret", semantic).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let td = &serde_json::from_str::<Value>(&body).unwrap()["session"]["audio"]["input"]
+            ["turn_detection"];
+        assert_eq!((&td["type"], &td["eagerness"]), (&json!("semantic_vad"), &json!("high")));
+        let bad = r#"{"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}}"#;
+        let (status, body) = http_post_json(gw.addr, "/call-page/secret", bad).unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("turn_detection.eagerness"), "{body}");
     });
 }
 
