@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_benches::caller::{QUESTIONS, audible};
-use switchboard_benches::{counts, histogram, percentiles};
+use switchboard_benches::{client_runtime, counts, histogram, percentiles};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -327,11 +327,7 @@ fn main() {
         true => Gateway::start(&[], &[]),
         false => Gateway::start(&[llm.base_url()], &[]),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = client_runtime();
     println!(
         "{}; server_vad silence_duration_ms 500\n",
         match embedded {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_benches::caller::{QUESTIONS, audible};
-use switchboard_benches::{counts, histogram, percentiles};
+use switchboard_benches::{client_runtime, counts, histogram, percentiles};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -136,11 +136,7 @@ fn main() {
         ..Script::default()
     });
     let gw = Gateway::start(&[llm.base_url()], &[]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = client_runtime();
     let settings = [
         ("server_vad, 500 ms", json!({"type": "server_vad"})),
         (

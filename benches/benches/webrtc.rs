@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use switchboard_benches::caller::QUESTIONS;
-use switchboard_benches::percentiles;
+use switchboard_benches::{client_runtime, percentiles};
 use switchboard_channels::webrtc::codec::{FRAME_SAMPLES, OpusIn, OpusOut};
 use switchboard_channels::webrtc::jitter::Frame;
 use switchboard_e2e::gateway::Gateway;
@@ -176,11 +176,7 @@ fn main() {
         ..Script::default()
     });
     let gw = Gateway::start(&[llm.base_url()], &[]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = client_runtime();
     let (mut rtc, mut ws, mut answer) = rt.block_on(compare(&gw));
     println!("\n| measure | p50 | p95 | |\n|---|---|---|---|");
     let a = row("voice-to-voice over WebRTC (loopback)", &mut rtc);

@@ -65,6 +65,16 @@ pub fn histogram(metrics: &str, name: &str, labels: &str) -> (f64, f64) {
     (sum, count)
 }
 
+/// The clients' runtime for benches against a live gateway: two workers, as many as the
+/// machine's cores the figures are quoted for.
+pub fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 pub fn models_dir() -> PathBuf {
     switchboard_models::provision::default_models_dir()
 }

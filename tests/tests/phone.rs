@@ -37,6 +37,18 @@ async fn press_and_hear_the_reply(phone: &PhoneClient, key: char) {
     phone.stop();
 }
 
+/// Ask the test question and wait until `frames` loud frames of the reply have played.
+async fn ask_the_weather(phone: &PhoneClient, frames: usize) {
+    let mut question = silence(300, RATE);
+    question.extend(say("What is the weather like in Paris today?", RATE));
+    question.extend(silence(1_500, RATE));
+    phone.speak(&question).await.unwrap();
+    phone
+        .wait_until("reply audio", LONG, |l| l.loud_played.len() > frames)
+        .await
+        .unwrap();
+}
+
 fn phone_session(gw: &Gateway, messages: usize) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -70,14 +82,7 @@ fn a_phone_call_is_answered_and_interrupted_with_marks_and_clear() {
         )
         .await
         .unwrap();
-        let mut question = silence(300, RATE);
-        question.extend(say("What is the weather like in Paris today?", RATE));
-        question.extend(silence(1_500, RATE));
-        phone.speak(&question).await.unwrap();
-        phone
-            .wait_until("reply audio", LONG, |l| l.loud_played.len() > 10)
-            .await
-            .unwrap();
+        ask_the_weather(&phone, 10).await;
         // About a second of the reply plays, then the caller talks over it.
         phone.speak(&silence(1_000, RATE)).await.unwrap();
         let mut interruption = say("Stop. Tell me about London instead.", RATE);
@@ -269,14 +274,7 @@ persona = "receptionist"
         let phone = PhoneClient::connect(&stream_url(&gw), json!({"from": "+15550003"}))
             .await
             .unwrap();
-        let mut question = silence(300, RATE);
-        question.extend(say("What is the weather like in Paris today?", RATE));
-        question.extend(silence(1_500, RATE));
-        phone.speak(&question).await.unwrap();
-        phone
-            .wait_until("reply audio", LONG, |l| l.loud_played.len() > 5)
-            .await
-            .unwrap();
+        ask_the_weather(&phone, 5).await;
         phone.stop();
     });
     let ended = gw
