@@ -28,6 +28,9 @@ pub struct TurnDetection {
     /// `semantic_vad`: how long a pause ends the turn depends on whether what the caller
     /// said so far reads as finished (`call/end_of_turn.rs`), not on `silence_duration_ms`.
     pub eagerness: Option<Eagerness>,
+    /// No speech this long after a reply has played starts a response by itself (the
+    /// Realtime API's `idle_timeout_ms`): the agent checks the caller is still there.
+    pub idle_timeout_ms: Option<u32>,
 }
 
 impl TurnDetection {
@@ -86,6 +89,7 @@ impl Default for TurnDetection {
             min_interrupt_ms: 250,
             early_transcription_ms: 160,
             eagerness: None,
+            idle_timeout_ms: None,
         }
     }
 }

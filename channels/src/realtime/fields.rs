@@ -213,6 +213,22 @@ pub(super) fn parse_turn_detection(
     if let Some(x) = m.get("interrupt_response") {
         td.interrupt_response = get_bool(x, &p("interrupt_response"))?;
     }
+    if let Some(x) = m.get("idle_timeout_ms") {
+        let param = p("idle_timeout_ms");
+        td.idle_timeout_ms = match x {
+            Value::Null => None,
+            _ => Some(
+                x.as_u64()
+                    .filter(|ms| (1_000..=600_000).contains(ms))
+                    .ok_or_else(|| {
+                        invalid(
+                            &param,
+                            format!("{param} must be null or an integer from 1000 to 600000"),
+                        )
+                    })? as u32,
+            ),
+        };
+    }
     // Our extension: how long speech must last before it interrupts the agent.
     if let Some(x) = m.get("min_interrupt_ms") {
         td.min_interrupt_ms = get_u32(x, &p("min_interrupt_ms"), 5_000)?;
@@ -308,5 +324,37 @@ pub fn parse_max_tokens(v: &Value, param: &str) -> Result<Option<u32>, Invalid> 
     match v {
         Value::String(s) if s == "inf" => Ok(None),
         _ => get_u32(v, param, 1_000_000).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_timeout_is_null_or_a_second_to_ten_minutes() {
+        let parse = |v: Value| parse_turn_detection(&v, None, "td");
+        let td = parse(json!({"idle_timeout_ms": 5_000})).unwrap().unwrap();
+        assert_eq!(td.idle_timeout_ms, Some(5_000));
+        let kept = parse_turn_detection(&json!({"threshold": 0.6}), Some(td), "td").unwrap();
+        assert_eq!(
+            kept.unwrap().idle_timeout_ms,
+            Some(5_000),
+            "kept when not named"
+        );
+        let off = parse_turn_detection(&json!({"idle_timeout_ms": null}), Some(td), "td");
+        assert_eq!(off.unwrap().unwrap().idle_timeout_ms, None);
+        let semantic = parse(json!({"type": "semantic_vad", "idle_timeout_ms": 1_000}));
+        assert_eq!(semantic.unwrap().unwrap().idle_timeout_ms, Some(1_000));
+        for bad in [
+            json!(999),
+            json!(600_001),
+            json!(-1),
+            json!("5000"),
+            json!(1.5),
+        ] {
+            let err = parse(json!({"idle_timeout_ms": bad})).unwrap_err();
+            assert_eq!(err.param.as_deref(), Some("td.idle_timeout_ms"), "{bad}");
+        }
     }
 }

@@ -157,6 +157,18 @@ pub fn render(
             ids,
             obj(json!({"audio_end_ms": audio_end_ms, "item_id": item_id})),
         )),
+        CallEvent::IdleTimeout {
+            audio_start_ms,
+            audio_end_ms,
+            item_id,
+        } => one(with(
+            "input_audio_buffer.timeout_triggered",
+            ids,
+            obj(
+                json!({"audio_start_ms": audio_start_ms, "audio_end_ms": audio_end_ms,
+                       "item_id": item_id}),
+            ),
+        )),
         CallEvent::AudioCommitted {
             item_id,
             previous_item_id,

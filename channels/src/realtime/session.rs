@@ -200,17 +200,15 @@ impl RealtimeSession {
                     "silence_duration_ms": td.silence_duration_ms,
                     "create_response": td.create_response,
                     "interrupt_response": td.interrupt_response,
-                    "idle_timeout_ms": null,
+                    "idle_timeout_ms": td.idle_timeout_ms,
                     "min_interrupt_ms": td.min_interrupt_ms,
                     "early_transcription_ms": td.early_ms(),
                 });
                 if let Some(e) = td.eagerness {
-                    // Its pauses come from the judgement, not from a silence or idle timeout.
+                    // Its pauses come from the judgement, not from a set silence.
                     v["type"] = json!("semantic_vad");
                     v["eagerness"] = json!(e.as_str());
-                    for k in ["silence_duration_ms", "idle_timeout_ms"] {
-                        v.as_object_mut().map(|o| o.remove(k));
-                    }
+                    v.as_object_mut().map(|o| o.remove("silence_duration_ms"));
                 }
                 v
             }

@@ -125,6 +125,9 @@ pub(crate) struct CallActor {
     pub(super) draft_tx: mpsc::Sender<(u64, ResponseMsg)>,
     pub(super) deferred_response: Option<(ResponseOptions, Option<Instant>)>,
     pub(super) response: Option<ActiveResponse>,
+    /// Where on the call's audio clock the caller has been idle from since the last reply
+    /// (`idle.rs`); `None` while a response runs or before the first.
+    pub(super) idle_from_ms: Option<u64>,
     /// The playback of the last finished response, for a client's `conversation.item.truncate`.
     pub(super) last_playback: Option<(String, Playback)>,
     pub(super) generation: u64,
@@ -170,6 +173,7 @@ impl CallActor {
             draft_tx,
             deferred_response: None,
             response: None,
+            idle_from_ms: None,
             last_playback: None,
             generation: 0,
             resp_tx,

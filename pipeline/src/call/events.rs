@@ -122,6 +122,13 @@ pub enum CallEvent {
         audio_end_ms: u64,
         item_id: String,
     },
+    /// No speech for `idle_timeout_ms` after the last reply: the silence from `audio_start_ms`
+    /// to `audio_end_ms` is committed as the user item `item_id`, and a response follows.
+    IdleTimeout {
+        audio_start_ms: u64,
+        audio_end_ms: u64,
+        item_id: String,
+    },
     AudioCommitted {
         item_id: String,
         previous_item_id: Option<String>,

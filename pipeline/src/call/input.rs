@@ -110,6 +110,11 @@ impl InputAudio {
         self.buffer_start + self.buffer.len() as u64
     }
 
+    /// The call's audio clock in ms: how much caller audio has arrived.
+    pub fn now_ms(&self) -> u64 {
+        samples_to_ms(self.total_samples())
+    }
+
     /// The rate the caller's audio arrives at.
     fn input_rate(&self) -> u32 {
         match &self.denoiser {

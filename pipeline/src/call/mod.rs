@@ -7,6 +7,7 @@ mod actor;
 mod draft;
 pub(crate) mod end_of_turn;
 mod events;
+mod idle;
 mod ids;
 mod input;
 mod persist;

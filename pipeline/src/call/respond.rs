@@ -70,6 +70,7 @@ impl CallActor {
             self.deferred_response = Some((opts, v2v_start));
             return;
         }
+        self.idle_from_ms = None;
         let id = self.ids.next("resp");
         let plan = self.plan_response(&self.conversation, &opts, None);
         let audio = plan.audio;
@@ -590,6 +591,8 @@ impl CallActor {
         if let Some(m) = &r.message {
             self.last_playback = Some((m.item_id.clone(), r.playback));
         }
+        // Its audio has all been sent at real-time pace: the caller's silence counts from here.
+        self.idle_from_ms = Some(self.input.now_ms());
         if self.pending_stt == 0
             && let Some((opts, v2v)) = self.deferred_response.take()
         {

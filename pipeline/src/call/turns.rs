@@ -139,6 +139,7 @@ impl CallActor {
             self.input
                 .trim_idle(td.prefix_padding_ms as u64 + END_PAD_MS);
         }
+        self.check_idle(&td).await;
     }
 
     pub(super) async fn on_vad_event(&mut self, event: VadEvent, td: &TurnDetection) {
@@ -231,6 +232,10 @@ impl CallActor {
                     return;
                 }
                 let end_ms = segment.end_ms as u64;
+                // Speech was heard: a caller waiting after a reply is idle from here on.
+                if self.idle_from_ms.is_some() {
+                    self.idle_from_ms = Some(self.input.now_ms());
+                }
                 let now = Instant::now();
                 let spoke_at = self.input.arrival_of(end_ms).unwrap_or(now);
                 self.deps
@@ -315,23 +320,7 @@ impl CallActor {
         v2v_start: Instant,
         early: Option<EarlyTranscript>,
     ) {
-        let item = Item::message(
-            item_id.clone(),
-            Role::User,
-            vec![Content::InputAudio { transcript: None }],
-        );
-        let previous_item_id = self.conversation.last_id().map(str::to_owned);
-        let _ = self.conversation.insert(item.clone(), None);
-        self.emit(CallEvent::AudioCommitted {
-            item_id: item_id.clone(),
-            previous_item_id: previous_item_id.clone(),
-        })
-        .await;
-        self.emit(CallEvent::ItemCreated {
-            previous_item_id,
-            item,
-        })
-        .await;
+        self.add_committed_audio(&item_id).await;
         self.pending_stt += 1;
         let transcribed: BoxFuture<'static, (SttOutcome, Duration)> = match early {
             Some(e) => Box::pin(e.result.outcome()),
@@ -359,6 +348,27 @@ impl CallActor {
                 })
                 .await;
         });
+    }
+
+    /// Add the user item `item_id` for audio just committed, its transcript to come.
+    pub(super) async fn add_committed_audio(&mut self, item_id: &str) {
+        let item = Item::message(
+            item_id.to_owned(),
+            Role::User,
+            vec![Content::InputAudio { transcript: None }],
+        );
+        let previous_item_id = self.conversation.last_id().map(str::to_owned);
+        let _ = self.conversation.insert(item.clone(), None);
+        self.emit(CallEvent::AudioCommitted {
+            item_id: item_id.to_owned(),
+            previous_item_id: previous_item_id.clone(),
+        })
+        .await;
+        self.emit(CallEvent::ItemCreated {
+            previous_item_id,
+            item,
+        })
+        .await;
     }
 
     pub(super) async fn on_transcribed(&mut self, t: Transcribed) {

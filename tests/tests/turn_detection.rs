@@ -1,8 +1,14 @@
-//! `semantic_vad` end to end: the real gateway judges the caller's pauses by their transcript.
-//! A pause after "... my flight because" does not end the turn, though it is longer than the
-//! silence that ends a `server_vad` turn; the same audio under `server_vad` is cut in two.
-//! The judgement needs the early transcription back within the pause, so these calls run in
-//! a test binary of their own, one at a time (as `drafts.rs` does).
+//! Turn detection end to end, on the real gateway:
+//!
+//! - `semantic_vad` judges the caller's pauses by their transcript. A pause after "... my
+//!   flight because" does not end the turn, though it is longer than the silence that ends a
+//!   `server_vad` turn; the same audio under `server_vad` is cut in two. The judgement needs
+//!   the early transcription back within the pause, so these calls run in a test binary of
+//!   their own, one at a time (as `drafts.rs` does).
+//! - `idle_timeout_ms`: a caller who stays quiet after a reply is asked whether they are
+//!   still there.
+
+use std::sync::Mutex;
 
 use serde_json::json;
 use switchboard_e2e::gateway::Gateway;
@@ -12,6 +18,9 @@ use switchboard_e2e::speech::{say, silence};
 
 mod calls;
 use calls::*;
+
+/// One call at a time.
+static ALONE: Mutex<()> = Mutex::new(());
 
 /// "I need to change my flight because", a pause, "my meeting moved to Friday." espeak-ng
 /// ends its speech with ~390 ms of silence: the pause is ~900 ms in all.
@@ -51,6 +60,7 @@ fn turn_ends(metrics: &str, by: &str) -> f64 {
 
 #[test]
 fn a_pause_after_an_unfinished_phrase_does_not_end_a_semantic_turn() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let llm = ScriptedLlm::start(Script::default());
     let gw = Gateway::start(&[llm.base_url()], &[]);
     runtime().block_on(async {
@@ -97,4 +107,61 @@ fn a_pause_after_an_unfinished_phrase_does_not_end_a_semantic_turn() {
         c.close().await;
     });
     assert!(turn_ends(&gw.metrics(), "silence") >= 2.0);
+}
+
+#[test]
+fn a_quiet_caller_is_asked_whether_they_are_still_there() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        let td = json!({"type": "server_vad", "idle_timeout_ms": 1_500});
+        c.send(
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"input": {"turn_detection": td}}}}),
+        )
+        .await
+        .unwrap();
+        let updated = c.wait_for("session.updated", LONG).await.unwrap();
+        assert_eq!(
+            updated.event["session"]["audio"]["input"]["turn_detection"]["idle_timeout_ms"],
+            1_500
+        );
+        c.stream_audio(&question(), RATE).await.unwrap();
+        c.wait_for("response.done", LONG).await.unwrap();
+        // The reply has played; the caller's microphone stays open and quiet.
+        c.stream_audio(&silence(3_000, RATE), RATE).await.unwrap();
+        let timeout = c
+            .wait_for("input_audio_buffer.timeout_triggered", LONG)
+            .await
+            .unwrap()
+            .event;
+        let (start, end) = (
+            timeout["audio_start_ms"].as_u64().unwrap(),
+            timeout["audio_end_ms"].as_u64().unwrap(),
+        );
+        assert!((1_500..1_700).contains(&(end - start)), "{timeout}");
+        let item_id = timeout["item_id"].as_str().unwrap().to_owned();
+        let done = c.wait_for("response.done", LONG).await.unwrap();
+        assert_eq!(done.event["response"]["status"], "completed");
+        let committed = c.of_kind("input_audio_buffer.committed");
+        assert_eq!(committed.last().unwrap().event["item_id"], item_id.as_str());
+        let transcribed = c.of_kind("conversation.item.input_audio_transcription.completed");
+        let last = &transcribed.last().unwrap().event;
+        assert_eq!(
+            (&last["item_id"], &last["transcript"]),
+            (&json!(item_id), &json!(""))
+        );
+        assert_eq!(
+            c.of_kind("input_audio_buffer.timeout_triggered").len(),
+            1,
+            "once per quiet spell"
+        );
+        c.close().await;
+    });
+    // The agent was told why it speaks: the empty turn has no words to answer.
+    let asked = llm.requests().last().unwrap()["messages"][0]["content"].to_string();
+    assert!(asked.contains("said nothing for 2 seconds"), "{asked}");
+    assert_eq!(llm.requests().len(), 2, "the question and the check-in");
 }
