@@ -36,14 +36,7 @@ fn sentence_with_a_pause() -> Vec<i16> {
 /// answered; returns the client with its events.
 async fn call(gw: &Gateway, turn_detection: serde_json::Value, audio: &[i16]) -> RealtimeClient {
     let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
-    c.send(
-        json!({"type": "session.update", "session": {"type": "realtime",
-        "audio": {"input": {"turn_detection": turn_detection}}}}),
-    )
-    .await
-    .unwrap();
-    let updated = c.wait_for("session.updated", LONG).await.unwrap();
-    let td = &updated.event["session"]["audio"]["input"]["turn_detection"];
+    let td = set_turn_detection(&mut c, turn_detection.clone()).await;
     assert_eq!(td["type"], turn_detection["type"], "{td}");
     c.stream_audio(audio, RATE).await.unwrap();
     c.stream_audio(&silence(3_000, RATE), RATE).await.unwrap();
@@ -117,17 +110,8 @@ fn a_quiet_caller_is_asked_whether_they_are_still_there() {
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
         let td = json!({"type": "server_vad", "idle_timeout_ms": 1_500});
-        c.send(
-            json!({"type": "session.update", "session": {"type": "realtime",
-            "audio": {"input": {"turn_detection": td}}}}),
-        )
-        .await
-        .unwrap();
-        let updated = c.wait_for("session.updated", LONG).await.unwrap();
-        assert_eq!(
-            updated.event["session"]["audio"]["input"]["turn_detection"]["idle_timeout_ms"],
-            1_500
-        );
+        let td = set_turn_detection(&mut c, td).await;
+        assert_eq!(td["idle_timeout_ms"], 1_500);
         c.stream_audio(&question(), RATE).await.unwrap();
         c.wait_for("response.done", LONG).await.unwrap();
         // The reply has played; the caller's microphone stays open and quiet.

@@ -14,14 +14,26 @@ pub const LONG: Duration = Duration::from_secs(30);
 
 /// Turn detection by `server_vad` with this much silence ending a turn, for the call.
 pub async fn set_turn_silence(c: &mut RealtimeClient, silence_ms: u32) {
-    let td = json!({"type": "server_vad", "silence_duration_ms": silence_ms});
+    set_turn_detection(
+        c,
+        json!({"type": "server_vad", "silence_duration_ms": silence_ms}),
+    )
+    .await;
+}
+
+/// Set the call's `turn_detection`; returns it as the session now renders it.
+pub async fn set_turn_detection(
+    c: &mut RealtimeClient,
+    turn_detection: serde_json::Value,
+) -> serde_json::Value {
     c.send(
         json!({"type": "session.update", "session": {"type": "realtime",
-        "audio": {"input": {"turn_detection": td}}}}),
+        "audio": {"input": {"turn_detection": turn_detection}}}}),
     )
     .await
     .unwrap();
-    c.wait_for("session.updated", LONG).await.unwrap();
+    let updated = c.wait_for("session.updated", LONG).await.unwrap();
+    updated.event["session"]["audio"]["input"]["turn_detection"].clone()
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
