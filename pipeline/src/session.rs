@@ -34,8 +34,9 @@ pub struct TurnDetection {
 }
 
 impl TurnDetection {
-    /// The early transcription when none is asked for: `semantic_vad` judges the turn by it.
-    const SEMANTIC_EARLY_MS: u32 = 160;
+    /// The default early transcription, and `semantic_vad`'s when none is asked for: it
+    /// judges the turn by that transcript.
+    const EARLY_TRANSCRIPTION_MS: u32 = 160;
 
     /// The silence that ends a turn whatever was said: `silence_duration_ms`, or with
     /// `semantic_vad` the longest wait its eagerness allows.
@@ -50,7 +51,7 @@ impl TurnDetection {
     /// `semantic_vad` always transcribes pauses: the transcript is what it judges.
     pub fn early_ms(&self) -> u32 {
         match (self.eagerness, self.early_transcription_ms) {
-            (Some(_), 0) => Self::SEMANTIC_EARLY_MS,
+            (Some(_), 0) => Self::EARLY_TRANSCRIPTION_MS,
             (_, ms) => ms,
         }
     }
@@ -87,7 +88,7 @@ impl Default for TurnDetection {
             create_response: true,
             interrupt_response: true,
             min_interrupt_ms: 250,
-            early_transcription_ms: 160,
+            early_transcription_ms: Self::EARLY_TRANSCRIPTION_MS,
             eagerness: None,
             idle_timeout_ms: None,
         }

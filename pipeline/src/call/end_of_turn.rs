@@ -11,6 +11,8 @@
 //! unfinished one waits up to the eagerness's maximum (2, 4 or 8 s, as OpenAI's do). Until
 //! the transcript is in, and if it never comes, that maximum is the VAD's silence.
 
+use switchboard_models::stt::ENGLISH;
+
 use super::actor::CallActor;
 use super::input::VadEvent;
 use crate::session::Eagerness;
@@ -143,7 +145,7 @@ impl CallActor {
             .config
             .transcription_language
             .as_deref()
-            .is_none_or(|l| l == "en");
+            .is_none_or(|l| l == ENGLISH);
         // Otherwise speech went on, or the turn has ended.
         let turn = self
             .turn

@@ -9,7 +9,6 @@
 
 use super::actor::CallActor;
 use super::events::{CallEvent, ResponseOptions};
-use crate::conversation::{Content, ItemKind};
 use crate::session::TurnDetection;
 
 impl CallActor {
@@ -37,21 +36,9 @@ impl CallActor {
         // The VAD heard no speech in it: its transcript is empty, with no need to ask Whisper
         // (which tends to make words up from silence).
         self.add_committed_audio(&item_id).await;
-        if let Some(item) = self.conversation.get_mut(&item_id)
-            && let ItemKind::Message { content, .. } = &mut item.kind
-        {
-            *content = vec![Content::InputAudio {
-                transcript: Some(String::new()),
-            }];
-        }
-        self.emit(CallEvent::InputTranscriptCompleted {
-            item_id,
-            content_index: 0,
-            transcript: String::new(),
-            audio_seconds: (now - from) as f64 / 1000.0,
-            tokens: Vec::new(),
-        })
-        .await;
+        let quiet_secs = (now - from) as f64 / 1000.0;
+        self.record_transcript(&item_id, "", quiet_secs, Vec::new())
+            .await;
         let opts = ResponseOptions {
             instructions: Some(idle_instructions(&self.config.instructions, now - from)),
             ..Default::default()

@@ -15,7 +15,7 @@ use super::actor::{CallActor, EarlyTranscript, OpenTurn, SttOutcome, Transcribed
 use super::draft::EarlyReady;
 use super::events::{CallError, CallEvent};
 use super::input::{InputAudio, VadEvent};
-use switchboard_models::stt::{Priority, SttError, SttJob, TranscribeOptions, Transcript};
+use switchboard_models::stt::{Priority, SttError, SttJob, Token, TranscribeOptions, Transcript};
 
 use crate::conversation::{Content, Item, ItemKind, Role};
 use crate::session::{SessionConfig, TurnDetection};
@@ -371,25 +371,38 @@ impl CallActor {
         .await;
     }
 
+    /// The user audio item `item_id` was heard as `text`: keep it and tell the client.
+    pub(super) async fn record_transcript(
+        &mut self,
+        item_id: &str,
+        text: &str,
+        audio_seconds: f64,
+        tokens: Vec<Token>,
+    ) {
+        if let Some(item) = self.conversation.get_mut(item_id)
+            && let ItemKind::Message { content, .. } = &mut item.kind
+            && let Some(Content::InputAudio { transcript }) = content.first_mut()
+        {
+            *transcript = Some(text.to_owned());
+        }
+        self.emit(CallEvent::InputTranscriptCompleted {
+            item_id: item_id.to_owned(),
+            content_index: 0,
+            transcript: text.to_owned(),
+            audio_seconds,
+            tokens,
+        })
+        .await;
+    }
+
     pub(super) async fn on_transcribed(&mut self, t: Transcribed) {
         self.pending_stt = self.pending_stt.saturating_sub(1);
         let words = match t.result {
             Ok(heard) => {
                 let text = heard.text.clone();
-                if let Some(item) = self.conversation.get_mut(&t.item_id)
-                    && let ItemKind::Message { content, .. } = &mut item.kind
-                    && let Some(Content::InputAudio { transcript }) = content.first_mut()
-                {
-                    *transcript = Some(text.clone());
-                }
-                self.emit(CallEvent::InputTranscriptCompleted {
-                    item_id: t.item_id.clone(),
-                    content_index: 0,
-                    transcript: text.clone(),
-                    audio_seconds: heard.audio_secs,
-                    tokens: heard.tokens().cloned().collect(),
-                })
-                .await;
+                let tokens = heard.tokens().cloned().collect();
+                self.record_transcript(&t.item_id, &text, heard.audio_secs, tokens)
+                    .await;
                 // While the agent speaks, "mm-hmm" and "yeah" are listening, not a new turn.
                 let interrupting = self
                     .response
