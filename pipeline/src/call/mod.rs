@@ -10,6 +10,7 @@ mod events;
 mod idle;
 mod ids;
 mod input;
+mod interrupt;
 mod persist;
 mod playback;
 mod respond;
