@@ -6,6 +6,7 @@ import time
 import wave
 
 import httpx
+import openai
 
 
 def metadata_of(obj) -> dict:
@@ -20,6 +21,16 @@ def error_code(r: httpx.Response) -> str:
     body = r.json()
     assert set(body["error"]) >= {"message", "type", "param", "code"}, body
     return body["error"]["code"]
+
+
+def refused(param: str, what: str, call) -> None:
+    """`call()` must be refused with a 400 naming `param`; `what` is what it asked for."""
+    try:
+        call()
+    except openai.BadRequestError as e:
+        assert e.status_code == 400 and e.body["param"] == param, e.body
+        return
+    raise SystemExit(f"{what} was accepted")
 
 
 def read_pcm24k(wav_path: str) -> bytes:
