@@ -5,6 +5,7 @@
 //!   `server_vad` turn; the same audio under `server_vad` is cut in two. The judgement needs
 //!   the early transcription back within the pause, so these calls run in a test binary of
 //!   their own, one at a time (as `drafts.rs` does).
+//!   In Spanish too, with a multilingual model: "... una mesa para" waits for the rest.
 //! - `idle_timeout_ms`: a caller who stays quiet after a reply is asked whether they are
 //!   still there.
 
@@ -14,7 +15,7 @@ use serde_json::json;
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
-use switchboard_e2e::speech::{say, silence};
+use switchboard_e2e::speech::{say, say_in, silence};
 
 mod calls;
 use calls::*;
@@ -100,6 +101,72 @@ fn a_pause_after_an_unfinished_phrase_does_not_end_a_semantic_turn() {
         c.close().await;
     });
     assert!(turn_ends(&gw.metrics(), "silence") >= 2.0);
+}
+
+/// A Spanish sentence, judged by Spanish words: Whisper base hears the cut half as "Quiero
+/// ser varo a mesa para." Its full stop would end the turn; "para" waits for its object.
+#[test]
+fn a_pause_after_para_does_not_end_a_spanish_semantic_turn() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
+    let mut audio = silence(300, RATE);
+    audio.extend(say_in("es", "Quiero reservar una mesa para", RATE));
+    audio.extend(silence(500, RATE));
+    audio.extend(say_in("es", "dos personas esta noche.", RATE));
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"input": {"transcription": {"language": "es"},
+            "turn_detection": {"type": "semantic_vad", "eagerness": "high"}}}}}),
+        )
+        .await
+        .unwrap();
+        let updated = c.wait_for("session.updated", LONG).await.unwrap();
+        let input = &updated.event["session"]["audio"]["input"];
+        assert_eq!(
+            (
+                &input["transcription"]["language"],
+                &input["turn_detection"]["type"]
+            ),
+            (&json!("es"), &json!("semantic_vad"))
+        );
+        c.stream_audio(&audio, RATE).await.unwrap();
+        c.stream_audio(&silence(3_000, RATE), RATE).await.unwrap();
+        c.wait_for("response.done", LONG).await.unwrap();
+        let heard = transcript_of(
+            &c,
+            "conversation.item.input_audio_transcription.completed",
+            "transcript",
+        )
+        .to_lowercase();
+        assert_eq!(
+            c.of_kind("input_audio_buffer.committed").len(),
+            1,
+            "{heard:?}: {:?}",
+            c.kinds()
+        );
+        assert!(
+            heard.contains("mesa") && heard.contains("noche"),
+            "one turn with both parts: {heard}"
+        );
+        c.close().await;
+    });
+    let m = gw.metrics();
+    // The whole sentence ended the turn ("... esta noche." or, unpunctuated, unsure).
+    assert_eq!(
+        turn_ends(&m, "finished") + turn_ends(&m, "unsure"),
+        1.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            r#"switchboard_early_transcriptions_total{outcome="cancelled"}"#
+        ) >= 1.0,
+        "the inner pause was transcribed and judged, then speech went on:\n{m}"
+    );
 }
 
 #[test]

@@ -4,12 +4,15 @@
 //! The turn's words come from the transcription that starts when the caller pauses
 //! (`turns.rs`). Whisper hears the audio, not only the words: it ends a sentence spoken with
 //! a falling or questioning voice with `.` or `?`, and trails off with `...` or `,` where the
-//! voice stayed up. Its transcript is judged by that punctuation and, in English, by the last
-//! word: a sentence does not end on "the", "and" or "um", nor on a preposition whose object
-//! has not come ("a table for"), whatever Whisper's full stop or question mark says.
+//! voice stayed up. Its transcript is judged by that punctuation and by the last word, in the
+//! languages `words` keeps lists for: a sentence does not end on "the", "and" or "um", nor on
+//! a preposition whose object has not come ("a table for", "une table pour"), whatever
+//! Whisper's full stop or question mark says.
 //! The judgement picks the pause (`wait_ms`): a finished turn ends at once or soon, an
 //! unfinished one waits up to the eagerness's maximum (2, 4 or 8 s, as OpenAI's do). Until
 //! the transcript is in, and if it never comes, that maximum is the VAD's silence.
+
+mod words;
 
 use switchboard_models::stt::ENGLISH;
 
@@ -54,40 +57,14 @@ pub fn wait_ms(eagerness: Eagerness, ending: Ending) -> u32 {
     }
 }
 
-/// English words a spoken sentence, a question included, does not end on: articles and
-/// possessives, conjunctions, subject pronouns and their contractions, fillers. Words that
-/// often end a sentence too ("so", "that", "on", "in", "like") are not here.
-const DANGLING: &[&str] = &[
-    "a", "an", "the", "my", "your", "our", "their", "its", "every", "and", "or", "but", "nor",
-    "because", "if", "than", "although", "unless", "whereas", "whether", "i", "i'm", "i'd", "i'll",
-    "i've", "we're", "you're", "they're", "it's", "um", "uh", "er", "erm", "uhm", "very", "really",
-];
-
-/// Prepositions that want an object ("a table for", "send it to"), except where a question
-/// word has moved it to the front ("What is it for?", "Where are you from?").
-const PREPOSITIONS: &[&str] = &[
-    "of", "to", "for", "with", "at", "from", "about", "into", "onto", "toward", "towards",
-];
-
-/// Words that move a preposition's object to the front of the sentence.
-const QUESTION_WORDS: &[&str] = &[
-    "what", "which", "who", "whom", "whose", "where", "when", "how",
-];
-
-/// Verbs after which "to" stands for what was just said ("I'd love to.", "I have to.").
-const ELLIPTICAL_TO: &[&str] = &[
-    "love", "like", "want", "wanted", "need", "have", "has", "had", "going", "got", "able", "try",
-    "trying", "supposed", "used",
-];
-
 /// Punctuation that leaves a sentence open: a comma, a colon, a dash, an ellipsis.
 fn trails_off(text: &str) -> bool {
     text.ends_with("..") || text.ends_with(['…', ',', ';', ':', '-', '–', '—'])
 }
 
-/// Judge a turn's transcript so far. `english`: whether its words may be judged too (the
-/// word lists are English; other languages are judged by punctuation alone).
-pub fn judge(transcript: &str, english: bool) -> Ending {
+/// Judge a turn's transcript so far, spoken in `language` (a Whisper code). Its words are
+/// judged too in the languages `words` has lists for; the others by punctuation alone.
+pub fn judge(transcript: &str, language: &str) -> Ending {
     // Closing quotes and brackets do not change how a sentence ends.
     let text = transcript
         .trim()
@@ -98,7 +75,7 @@ pub fn judge(transcript: &str, english: bool) -> Ending {
     if trails_off(text) {
         return Ending::Unfinished;
     }
-    if english && ends_open(text) {
+    if words::open_words(language).is_some_and(|w| ends_open(text, w)) {
         return Ending::Unfinished;
     }
     match text.chars().last() {
@@ -107,9 +84,9 @@ pub fn judge(transcript: &str, english: bool) -> Ending {
     }
 }
 
-/// Whether the last word of `text` leaves an English sentence open: a dangling word, or a
-/// preposition without its object.
-fn ends_open(text: &str) -> bool {
+/// Whether the last word of `text` leaves a sentence open: a dangling word, or a preposition
+/// without its object. A preposition said alone is a word of its own ("¡Para!": stop).
+fn ends_open(text: &str, language: &words::OpenWords) -> bool {
     let words: Vec<String> = text
         .split_whitespace()
         .map(|w| {
@@ -122,17 +99,19 @@ fn ends_open(text: &str) -> bool {
     let Some((last, before)) = words.split_last() else {
         return false;
     };
-    if DANGLING.contains(&last.as_str()) {
+    if language.dangling.contains(&last.as_str()) {
         return true;
     }
-    if !PREPOSITIONS.contains(&last.as_str()) {
+    if before.is_empty() || !language.prepositions.contains(&last.as_str()) {
         return false;
     }
     let elliptical = last == "to"
         && before
             .last()
-            .is_some_and(|w| ELLIPTICAL_TO.contains(&w.as_str()));
-    let fronted = before.iter().any(|w| QUESTION_WORDS.contains(&w.as_str()));
+            .is_some_and(|w| language.elliptical_to.contains(&w.as_str()));
+    let fronted = before
+        .iter()
+        .any(|w| language.fronting.contains(&w.as_str()));
     !elliptical && !fronted
 }
 
@@ -141,17 +120,17 @@ impl CallActor {
     /// its pause still lasts. The judgement is kept on the turn until speech goes on.
     pub(super) fn judge_pause(&mut self, seq: u64, text: &str) -> Option<Ending> {
         self.turn_detection()?.eagerness?;
-        let english = self
+        let language = self
             .config
             .transcription_language
             .as_deref()
-            .is_none_or(|l| l == ENGLISH);
+            .unwrap_or(ENGLISH);
         // Otherwise speech went on, or the turn has ended.
         let turn = self
             .turn
             .as_mut()
             .filter(|t| t.early.as_ref().is_some_and(|e| e.seq == seq))?;
-        let ending = judge(text, english);
+        let ending = judge(text, language);
         turn.judged = Some(ending);
         tracing::debug!(ending = ending.as_str(), text, "end of turn judged");
         Some(ending)
@@ -191,7 +170,7 @@ mod tests {
             "That's fine.\"",
             "Hello?",
         ] {
-            assert_eq!(judge(t, true), Ending::Finished, "{t}");
+            assert_eq!(judge(t, ENGLISH), Ending::Finished, "{t}");
         }
     }
 
@@ -215,19 +194,87 @@ mod tests {
             "I would like to order a large pizza with.",
             "Can I have the?",
         ] {
-            assert_eq!(judge(t, true), Ending::Unfinished, "{t}");
+            assert_eq!(judge(t, ENGLISH), Ending::Unfinished, "{t}");
         }
     }
 
     #[test]
-    fn no_end_punctuation_is_unsure_and_other_languages_use_punctuation_only() {
-        assert_eq!(judge("book a table", true), Ending::Unsure);
-        assert_eq!(judge("", true), Ending::Unsure);
-        assert_eq!(judge("  ...  ", true), Ending::Unsure);
-        // "to" closes nothing in German, and a German word list is not kept.
-        assert_eq!(judge("Ich gehe zu.", false), Ending::Finished);
-        assert_eq!(judge("Ich gehe zu,", false), Ending::Unfinished);
-        assert_eq!(judge("a table for.", false), Ending::Finished);
+    fn no_end_punctuation_is_unsure_and_languages_without_words_use_punctuation_only() {
+        assert_eq!(judge("book a table", ENGLISH), Ending::Unsure);
+        assert_eq!(judge("", ENGLISH), Ending::Unsure);
+        assert_eq!(judge("  ...  ", ENGLISH), Ending::Unsure);
+        // No Swedish list is kept: English words mean nothing there.
+        assert_eq!(judge("a table for.", "sv"), Ending::Finished);
+        assert_eq!(judge("Jag vill boka ett bord för", "sv"), Ending::Unsure);
+        assert_eq!(
+            judge("Jag vill boka ett bord för,", "sv"),
+            Ending::Unfinished
+        );
+    }
+
+    #[test]
+    fn other_languages_leave_sentences_open_on_their_own_words() {
+        for (language, open) in [
+            ("fr", "Je voudrais réserver une table pour."),
+            ("fr", "J'appelle parce que."),
+            ("fr", "Envoyez la facture à."),
+            ("es", "Quiero reservar una mesa para."),
+            ("es", "Mi número de cuenta es, eh"),
+            ("es", "Llamo porque."),
+            // Whisper base's, on espeak-ng's Spanish cut there.
+            ("es", "necesito cambiar mi vuelo porque."),
+            ("es", "Quiero ser varu a mesa para."),
+            ("de", "Ich möchte einen Tisch für."),
+            ("de", "Ich rufe an, weil."),
+            ("it", "Vorrei prenotare un tavolo per."),
+            ("it", "Mandi la fattura alla."),
+            ("pt", "Eu queria reservar uma mesa para."),
+            ("pt", "Meu voo mudou e."),
+            ("nl", "Ik wil een tafel reserveren voor twee met."),
+            ("nl", "Ik bel omdat."),
+        ] {
+            assert_eq!(
+                judge(open, language),
+                Ending::Unfinished,
+                "{language}: {open}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_languages_end_sentences_on_words_that_look_open_elsewhere() {
+        for (language, finished) in [
+            // Pronouns, particles and words with accents.
+            ("fr", "C'est pour elle."),
+            ("fr", "Mais si !"),
+            ("fr", "Jusqu'à quand ?"),
+            ("fr", "Prends-le."),
+            ("es", "¿Para qué?"),
+            ("es", "Es para él."),
+            ("es", "¡Para!"),
+            ("es", "Sí, para mí."),
+            ("de", "Ich komme mit."),
+            ("de", "Das bin ich."),
+            ("de", "Ich nehme die."),
+            ("de", "Was ist denn?"),
+            ("de", "Er sieht gut aus."),
+            ("it", "È mio."),
+            ("it", "Perché?"),
+            ("pt", "É meu."),
+            ("pt", "Gosto muito."),
+            ("nl", "Ik weet het."),
+            ("nl", "Waar kom je van?"),
+            ("nl", "Hij belt op."),
+            // English words mean nothing in German: "to" is not "zu".
+            ("de", "Ich gehe zu."),
+            ("de", "Das ist a."),
+        ] {
+            assert_eq!(
+                judge(finished, language),
+                Ending::Finished,
+                "{language}: {finished}"
+            );
+        }
     }
 
     #[test]
@@ -255,11 +302,14 @@ mod tests {
         /// Any transcript is judged, the same with surrounding whitespace, and a trailing
         /// comma always leaves it open.
         #[test]
-        fn any_text_is_judged(text in ".{0,80}", english: bool) {
-            let ending = judge(&text, english);
-            prop_assert_eq!(judge(&format!("  {text}\n"), english), ending);
+        fn any_text_is_judged(
+            text in ".{0,80}",
+            language in prop::sample::select(vec!["en", "fr", "es", "de", "it", "pt", "nl", "ja"]),
+        ) {
+            let ending = judge(&text, language);
+            prop_assert_eq!(judge(&format!("  {text}\n"), language), ending);
             if text.chars().any(char::is_alphanumeric) {
-                prop_assert_eq!(judge(&format!("{text},"), english), Ending::Unfinished);
+                prop_assert_eq!(judge(&format!("{text},"), language), Ending::Unfinished);
             }
         }
     }
