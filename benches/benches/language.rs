@@ -5,11 +5,13 @@
 //! rows for BENCHMARKS.md, with the language detected.
 //!
 //! Run: `cargo bench -p switchboard-benches --bench language` with `make test-models` done;
-//! `LANGUAGE_BENCH_MODELS=base-q8_0,base` picks the models.
+//! `LANGUAGE_BENCH_MODELS=base-q8_0,base` picks the models. On a GPU machine the cuda
+//! bundle runs it as `run-gpu.sh language-bench`, with the clips `build-cuda.sh` rendered
+//! (`STT_BENCH_CLIPS`).
 
 use std::time::Instant;
 
-use switchboard_benches::{STT_UTTERANCES, espeak_16k, models_dir, percentiles};
+use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, speech_clip, stt_machine};
 use switchboard_models::audio::MonoAudio;
 use switchboard_models::provision::catalog::whisper_model;
 use switchboard_models::stt::{
@@ -18,16 +20,24 @@ use switchboard_models::stt::{
 
 const RUNS: usize = 5;
 const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
+/// The German clip's label, and its file name in a clips directory (`de5s.wav`).
+const GERMAN_LABEL: &str = "de 5 s";
 
 fn main() {
     let models = std::env::var("LANGUAGE_BENCH_MODELS").unwrap_or_else(|_| "base-q8_0,base".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("machine: CPU, {cores} cores\n");
+    println!("{}\n", stt_machine());
     let mut clips: Vec<(String, &str, MonoAudio)> = STT_UTTERANCES
         .iter()
-        .map(|(label, text)| (format!("English {label}"), "en", espeak_16k("en-us", text)))
+        .map(|(label, text)| {
+            let audio = speech_clip(label, "en-us", text);
+            (format!("English {label}"), "en", audio)
+        })
         .collect();
-    clips.push(("German 5 s".into(), "de", espeak_16k("de", GERMAN)));
+    clips.push((
+        "German 5 s".into(),
+        "de",
+        speech_clip(GERMAN_LABEL, "de", GERMAN),
+    ));
 
     println!(
         "| model | clip | audio | language named: p50 | detected: p50 | detection costs | detected |"

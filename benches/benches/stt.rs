@@ -21,14 +21,14 @@
 //! table) narrow or widen it. The load table doubles the streams until p95 passes 300 ms, then
 //! bisects.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_benches::{
-    STT_UTTERANCES, espeak_16k, models_dir, most_streams_within_budget, percentiles, word_errors,
+    STT_UTTERANCES, models_dir, most_streams_within_budget, percentiles, speech_clip, stt_machine,
+    word_errors,
 };
-use switchboard_models::audio::{MonoAudio, rates, wav};
+use switchboard_models::audio::MonoAudio;
 use switchboard_models::provision::catalog::whisper_model;
 use switchboard_models::stt::{
     DEFAULT_PIECE_SECS, Priority, SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine,
@@ -54,18 +54,6 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-/// Test speech at 16 kHz: `$STT_BENCH_CLIPS/{label}.wav` where that is set (a GPU machine has
-/// no espeak-ng; build-cuda.sh renders the clips into its bundle), else espeak-ng (the voice
-/// the tests use).
-fn speech(label: &str, text: &str) -> MonoAudio {
-    if let Ok(dir) = std::env::var("STT_BENCH_CLIPS") {
-        let path = PathBuf::from(dir).join(format!("{}.wav", label.replace(' ', "")));
-        let audio = wav::read_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        return audio.to_rate(rates::SPEECH_MODELS).expect("resample");
-    }
-    espeak_16k("en-us", text)
 }
 
 /// `contexts` engines (each a copy of the model) with `states` whisper states each, the cores
@@ -100,15 +88,10 @@ fn main() {
     let max_streams: usize = env_number("STT_BENCH_MAX_STREAMS", 64);
     // Where the doubling starts: a GPU carries hundreds of streams.
     let first_streams: usize = env_number("STT_BENCH_FIRST_STREAMS", 1);
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let gpus = device::gpus();
-    match gpus.first() {
-        Some(gpu) => println!("machine: {gpu}; {cores} CPU cores\n"),
-        None => println!("machine: CPU only, {cores} cores\n"),
-    }
+    println!("{}\n", stt_machine());
     let clips: Vec<(&str, &str, MonoAudio)> = STT_UTTERANCES
         .iter()
-        .map(|(label, text)| (*label, *text, speech(label, text)))
+        .map(|(label, text)| (*label, *text, speech_clip(label, "en-us", text)))
         .collect();
 
     println!("| model | device | utterance | audio | p50 | p95 | WER |");

@@ -103,6 +103,29 @@ pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
     (prev[h.len()], r.len())
 }
 
+/// Test speech at 16 kHz for the STT benchmarks: `$STT_BENCH_CLIPS/{label}.wav` (spaces
+/// left out of `label`) where that is set, since a GPU machine has no espeak-ng
+/// (`deploy/gpu/build-cuda.sh` renders the clips into its bundle); else espeak-ng's `voice`.
+pub fn speech_clip(label: &str, voice: &str, text: &str) -> switchboard_models::audio::MonoAudio {
+    use switchboard_models::audio::{rates, wav};
+    if let Ok(dir) = std::env::var("STT_BENCH_CLIPS") {
+        let path = PathBuf::from(dir).join(format!("{}.wav", label.replace(' ', "")));
+        let audio = wav::read_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return audio.to_rate(rates::SPEECH_MODELS).expect("resample");
+    }
+    espeak_16k(voice, text)
+}
+
+/// The machine a speech-to-text benchmark runs on, as its first line says it: the GPU, or
+/// the CPU's cores.
+pub fn stt_machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    match switchboard_models::stt::device::gpus().first() {
+        Some(gpu) => format!("machine: {gpu}; {cores} CPU cores"),
+        None => format!("machine: CPU only, {cores} cores"),
+    }
+}
+
 /// The STT benchmarks' utterances: (label, text), about 1, 3 and 10 s when spoken.
 pub const STT_UTTERANCES: [(&str, &str); 3] = [
     ("1 s", "Yes, please."),

@@ -78,31 +78,39 @@ export RUSTFLAGS="${RUSTFLAGS:-} -L native=$root/lib -L native=$root/lib/stubs -
 echo "building with CUDA for $archs into $CARGO_TARGET_DIR"
 cargo build --release -p switchboard-gateway --features cuda
 bin=$CARGO_TARGET_DIR/release/switchboard
-# The STT benchmark, built the same way, to run where there is no Rust toolchain.
-bench=$(cargo bench -p switchboard-benches --bench stt --features cuda --no-run \
-  --message-format=json 2>/dev/null | python3 -c '
+# The STT and language-detection benchmarks, built the same way, to run where there is no
+# Rust toolchain.
+benches=$(cargo bench -p switchboard-benches --bench stt --bench language --features cuda \
+  --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "stt":
-        print(m["executable"])')
-[[ -x $bench ]] || { echo "build-cuda: the stt benchmark did not build" >&2; exit 1; }
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["target"]["name"], m["executable"])')
+bench_path() { awk -v name="$1" '$1 == name { print $2 }' <<<"$benches"; }
+for name in stt language; do
+  [[ -x $(bench_path $name) ]] || { echo "build-cuda: the $name benchmark did not build" >&2; exit 1; }
+done
 
 deploy/gpu/check-cuda-binary.sh "$bin" "$root"
 
 rm -rf "$bundle" && mkdir -p "$bundle"
 cp "$bin" "$bundle/switchboard"
-cp "$bench" "$bundle/stt-bench"
-strip "$bundle/switchboard" "$bundle/stt-bench"
+cp "$(bench_path stt)" "$bundle/stt-bench"
+cp "$(bench_path language)" "$bundle/language-bench"
+strip "$bundle/switchboard" "$bundle/stt-bench" "$bundle/language-bench"
 cp deploy/gpu/run-gpu.sh "$bundle/"
-# The benchmark's clips (the GPU machine has no espeak-ng), the same text as benches/benches/stt.rs.
+# The benchmarks' clips (the GPU machine has no espeak-ng), the same text as
+# benches/src/lib.rs's STT_UTTERANCES and benches/benches/language.rs's German sentence.
 mkdir -p "$bundle/clips"
 espeak-ng -v en-us -s 150 -w "$bundle/clips/1s.wav" "Yes, please."
 espeak-ng -v en-us -s 150 -w "$bundle/clips/3s.wav" \
   "I would like to book a table for four people tonight at seven."
 espeak-ng -v en-us -s 150 -w "$bundle/clips/10s.wav" \
   "I would like to book a table for four people tonight at seven, preferably by the window, and one of us is vegetarian so please let the kitchen know. We will come by car, so we also need to know where to park."
+espeak-ng -v de -s 150 -w "$bundle/clips/de5s.wav" \
+  "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren."
 # One archive to copy (xz: Python's lzma module unpacks it where no xz is installed).
 tar -C "$(dirname "$bundle")" -cJf "$bundle.tar.xz" "$(basename "$bundle")"
 echo "bundle: $bundle ($(du -sh "$bundle" | cut -f1)), $bundle.tar.xz ($(du -h "$bundle.tar.xz" | cut -f1))"
-echo "copy it and the models to the GPU machine; there: run-gpu.sh serve | run-gpu.sh stt-bench"
+echo "copy it and the models to the GPU machine; there: run-gpu.sh serve | stt-bench | language-bench"

@@ -11,9 +11,12 @@
 #   tiny-q8    tiny.en q8_0: latency of 1/3/10 s utterances; streams carried at p95 <= 300 ms
 #              with 1 state, 4 states on one context, and 4 contexts of one state
 #   base-q8    base q8_0: latency; streams with 1 state and 4 states on one context
+#   language   base q8_0: what detecting the language costs (`benches/language.rs`), against
+#              naming it, on 1/3/10 s English clips and a 5 s German one
 #   gateway    the gateway on the GPU: `transcribe --json`, the start-up log, /readyz (not
 #              ready: the other engines' models come last)
 #   tiny-f16, base-f16   the f16 files: latency; streams with 1 state
+#   language-f16   the same detection costs with base f16
 #   ready      the gateway with every engine's model (an unreachable LLM server in place of
 #              the embedded LLM): /readyz ready, naming the GPU
 # `nvidia-smi dmon` samples the GPU's load beside each benchmark (<step>-dmon.log).
@@ -53,6 +56,8 @@ gpu() {
 }
 # bench SECONDS MODELS POOLS: the STT benchmark, stopped after SECONDS.
 bench() { STT_BENCH_MODELS=$2 STT_BENCH_POOLS=$3 timeout "$1" ./run-gpu.sh stt-bench; }
+# language SECONDS MODELS: the language-detection benchmark, stopped after SECONDS.
+language() { LANGUAGE_BENCH_MODELS=$2 timeout "$1" ./run-gpu.sh language-bench; }
 # readyz NAME: start the gateway, wait for its first load to end, print /readyz and the log.
 readyz() {
   export SWITCHBOARD_DATA_DIR=$work/data-$1
@@ -93,10 +98,14 @@ step tiny-q8 bundle/stt-bench models/whisper/ggml-tiny.en-q8_0.bin -- \
   bench 330 tiny.en-q8_0 1x1,4x1,1x4
 step base-q8 bundle/stt-bench models/whisper/ggml-base-q8_0.bin -- \
   bench 300 base-q8_0 1x1,4x1
+step language bundle/language-bench models/whisper/ggml-base-q8_0.bin -- \
+  language 120 base-q8_0
 step gateway bundle/switchboard models/whisper/ggml-tiny.en-q8_0.bin -- gateway
 step tiny-f16 bundle/stt-bench models/whisper/ggml-tiny.en.bin -- \
   bench 200 tiny.en 1x1
 step base-f16 bundle/stt-bench models/whisper/ggml-base.bin -- \
   bench 200 base 1x1
+step language-f16 bundle/language-bench models/whisper/ggml-base.bin -- \
+  language 120 base
 step ready bundle/switchboard models/whisper/ggml-tiny.en-q8_0.bin models/serve.tar -- ready
 echo "measure: done in $(($(date +%s) - started)) s"

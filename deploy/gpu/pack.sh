@@ -6,20 +6,20 @@
 #   deploy/gpu/pack.sh [PART_MB]        -> dist/gpu-parts/{kit/, part.0, part.1, ...}
 #
 # Each file is xz-compressed; the files are joined in order of what the measurements need
-# first (the benchmark, tiny.en q8_0, base q8_0, the gateway, the rest of what a ready gateway
-# loads: Piper, ONNX Runtime, the VAD and the embedder, as one tar; then the f16 models), and
-# the stream is cut into parts of at most PART_MB (60) MB. `kit/` (well under 1 MB) holds
-# `measure.sh`, `unpack.py`, `run-gpu.sh`, the benchmark's clips and the manifest. Send `kit/`
-# with every part; on the GPU machine `kit/measure.sh` unpacks every file whose bytes have all
-# arrived and runs each measurement whose files are complete, so a partial delivery already
-# gives the first figures.
+# first (the STT benchmark, tiny.en q8_0, base q8_0, the language benchmark, the gateway,
+# the rest of what a ready gateway loads: Piper, ONNX Runtime, the VAD and the embedder, as
+# one tar; then the f16 models), and the stream is cut into parts of at most PART_MB (60) MB.
+# `kit/` (well under 1 MB) holds `measure.sh`, `unpack.py`, `run-gpu.sh`, the benchmarks'
+# clips and the manifest. Send `kit/` with every part; on the GPU machine `kit/measure.sh`
+# unpacks every file whose bytes have all arrived and runs each measurement whose files are
+# complete, so a partial delivery already gives the first figures.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 part_mb=${1:-60}
 bundle=${SWITCHBOARD_CUDA_BUNDLE:-$PWD/dist/switchboard-cuda}
 models=${SWITCHBOARD_MODELS:-$HOME/.local/share/switchboard/models}
 out=${SWITCHBOARD_GPU_PARTS:-$PWD/dist/gpu-parts}
-[[ -x $bundle/stt-bench && -x $bundle/switchboard ]] ||
+[[ -x $bundle/stt-bench && -x $bundle/language-bench && -x $bundle/switchboard ]] ||
   { echo "pack: no bundle in $bundle: run make cuda first" >&2; exit 1; }
 # Fetch what is missing with the bundle's own binary (it runs on the CPU here), so no
 # CPU-only build is needed first.
@@ -32,6 +32,7 @@ files=(
   "bundle/stt-bench=$bundle/stt-bench"
   "models/whisper/ggml-tiny.en-q8_0.bin=$models/whisper/ggml-tiny.en-q8_0.bin"
   "models/whisper/ggml-base-q8_0.bin=$models/whisper/ggml-base-q8_0.bin"
+  "bundle/language-bench=$bundle/language-bench"
   "bundle/switchboard=$bundle/switchboard"
   "models/serve.tar=$out/serve.tar"
   "models/whisper/ggml-tiny.en.bin=$models/whisper/ggml-tiny.en.bin"

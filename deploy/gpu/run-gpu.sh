@@ -3,7 +3,8 @@
 # CUDA 13's libraries but no toolkit: find libcudart.so.13 and libcublas.so.13 (a CUDA install,
 # or the nvidia-* wheels of a Python environment such as PyTorch's) and run the binary with
 # them on the loader's path. Arguments go to the binary: `run-gpu.sh serve`, `run-gpu.sh
-# transcribe --json clip.wav`; `run-gpu.sh stt-bench` runs the STT benchmark instead, and
+# transcribe --json clip.wav`; `run-gpu.sh stt-bench` and `run-gpu.sh language-bench` run
+# the STT and language-detection benchmarks instead, and
 # `run-gpu.sh --print-library-path` prints the loader path it would use.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,9 +35,10 @@ done
 export LD_LIBRARY_PATH=$(IFS=:; echo "${libs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 if [[ ${1:-} == --print-library-path ]]; then echo "$LD_LIBRARY_PATH"; exit 0; fi
 echo "run-gpu: CUDA libraries from $LD_LIBRARY_PATH" >&2
-if [[ ${1:-} == stt-bench ]]; then
+if [[ ${1:-} == stt-bench || ${1:-} == language-bench ]]; then
+  bench=$1
   shift
   export STT_BENCH_CLIPS=${STT_BENCH_CLIPS:-$here/clips}
-  exec "$here/stt-bench" "$@"
+  exec "$here/$bench" "$@"
 fi
 exec "$here/switchboard" "$@"
