@@ -32,6 +32,8 @@ pub struct CallMetrics {
     /// transcript to judge yet), or `semantic_vad`'s judgement of the transcript:
     /// `finished`, `unsure`, `unfinished`.
     pub turn_ends_total: IntCounterVec,
+    /// Calls that detected their caller's language (`call/language.rs`), by language.
+    pub languages_detected_total: IntCounterVec,
     /// Replies drafted while the caller paused, by outcome: `used` (the turn's response took
     /// it), `cancelled` (speech went on), `stale` (the turn or conversation changed),
     /// `failed` (it failed or would have acted).
@@ -75,6 +77,7 @@ impl CallMetrics {
         registry.register(Box::new(m.llm_fallbacks_total.clone()))?;
         registry.register(Box::new(m.early_transcriptions_total.clone()))?;
         registry.register(Box::new(m.turn_ends_total.clone()))?;
+        registry.register(Box::new(m.languages_detected_total.clone()))?;
         registry.register(Box::new(m.speculative_replies_total.clone()))?;
         for h in [
             &m.end_of_speech_seconds,
@@ -129,6 +132,11 @@ impl CallMetrics {
                 "switchboard_turn_ends_total",
                 "Turns ended by the VAD, by what ended them (silence, or semantic_vad's judgement)",
                 &["by"],
+            ),
+            languages_detected_total: counter_vec(
+                "switchboard_languages_detected_total",
+                "Calls whose caller's language was detected (sessions that name none, multilingual model)",
+                &["language"],
             ),
             speculative_replies_total: counter_vec(
                 "switchboard_speculative_replies_total",

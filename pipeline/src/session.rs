@@ -144,7 +144,9 @@ pub struct SessionConfig {
     pub transcription_only: bool,
     /// Text that conditions the transcription of the caller's speech (names, jargon).
     pub transcription_prompt: Option<String>,
-    /// The language the caller speaks (a Whisper code); `None` is English.
+    /// The language the caller speaks (a Whisper code). `None`: English with an English-only
+    /// model; with a multilingual one, the caller's, detected on their turns
+    /// (`call/language.rs`).
     pub transcription_language: Option<String>,
     /// `None`: the caller's audio is used as it arrives.
     pub noise_reduction: Option<NoiseReduction>,

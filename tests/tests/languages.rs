@@ -1,5 +1,6 @@
 //! Languages other than English end to end: the gateway serving the multilingual Whisper
-//! base model, a Realtime session and uploads (the Python SDK) in German.
+//! base model, a Realtime session and uploads (the Python SDK) in German, and a session that
+//! names no language hearing its German caller.
 
 use std::ffi::OsStr;
 
@@ -76,3 +77,52 @@ fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
 }
 
 const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
+
+/// A session that names no language, on a multilingual model, detects its caller's on the
+/// first turn long enough to trust and keeps it: both German turns are heard in German, and
+/// the call detected once.
+#[test]
+fn a_session_naming_no_language_detects_the_callers_and_keeps_it() {
+    let llm = ScriptedLlm::start(Script::default());
+    let base = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
+    let update = json!({"type": "session.update", "session": {"type": "transcription"}});
+    let turns = [
+        (GERMAN, ["morgen", "tisch"]),
+        (
+            "Ich muss meinen Flug ändern, weil mein Termin verschoben wurde.",
+            ["ich muss", "meinen"],
+        ),
+    ];
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&base.ws_url()).await.unwrap();
+        c.send(update).await.unwrap();
+        let updated = c.wait_for("session.updated", LONG).await.unwrap();
+        let t = &updated.event["session"]["audio"]["input"]["transcription"];
+        assert!(t["language"].is_null(), "{t}");
+        for (said, words) in turns {
+            let mut audio = say_in("de", said, RATE);
+            audio.extend(silence(1200, RATE));
+            c.skip_seen();
+            c.stream_audio(&audio, RATE).await.unwrap();
+            let done = c
+                .wait_for(
+                    "conversation.item.input_audio_transcription.completed",
+                    LONG,
+                )
+                .await
+                .unwrap();
+            let heard = done.event["transcript"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase();
+            assert!(words.iter().all(|w| heard.contains(w)), "{said} -> {heard}");
+        }
+        c.close().await;
+    });
+    let m = base.metrics();
+    assert_eq!(
+        metric(&m, r#"switchboard_languages_detected_total{language="de"}"#),
+        1.0,
+        "{m}"
+    );
+}

@@ -52,6 +52,17 @@ fn turn_ends(metrics: &str, by: &str) -> f64 {
     )
 }
 
+/// The pause inside the sentence was transcribed (and judged), then speech went on.
+fn assert_inner_pause_transcribed(metrics: &str) {
+    assert!(
+        metric(
+            metrics,
+            r#"switchboard_early_transcriptions_total{outcome="cancelled"}"#
+        ) >= 1.0,
+        "the inner pause was transcribed and judged, then speech went on:\n{metrics}"
+    );
+}
+
 #[test]
 fn a_pause_after_an_unfinished_phrase_does_not_end_a_semantic_turn() {
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
@@ -81,13 +92,7 @@ fn a_pause_after_an_unfinished_phrase_does_not_end_a_semantic_turn() {
     });
     let m = gw.metrics();
     assert_eq!(turn_ends(&m, "finished"), 1.0, "{m}");
-    assert!(
-        metric(
-            &m,
-            r#"switchboard_early_transcriptions_total{outcome="cancelled"}"#
-        ) >= 1.0,
-        "the inner pause was transcribed and judged, then speech went on:\n{m}"
-    );
+    assert_inner_pause_transcribed(&m);
 
     // The same audio under server_vad: its 500 ms silence ends a turn at the inner pause.
     runtime().block_on(async {
@@ -160,13 +165,7 @@ fn a_pause_after_para_does_not_end_a_spanish_semantic_turn() {
         1.0,
         "{m}"
     );
-    assert!(
-        metric(
-            &m,
-            r#"switchboard_early_transcriptions_total{outcome="cancelled"}"#
-        ) >= 1.0,
-        "the inner pause was transcribed and judged, then speech went on:\n{m}"
-    );
+    assert_inner_pause_transcribed(&m);
 }
 
 #[test]

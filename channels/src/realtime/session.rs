@@ -59,6 +59,14 @@ impl RealtimeSession {
         s
     }
 
+    /// The model that transcribes the session.
+    fn stt_model(&self) -> SttModel<'_> {
+        SttModel {
+            name: &self.transcription_model,
+            multilingual: self.multilingual_stt,
+        }
+    }
+
     /// A session whose input `model` transcribes (`multilingual`: it knows more than English).
     pub fn transcribed_by(mut self, model: &str, multilingual: bool) -> Self {
         self.transcription_model = model.to_owned();
@@ -106,10 +114,7 @@ impl RealtimeSession {
                 }
             };
         }
-        let stt = SttModel {
-            name: &self.transcription_model,
-            multilingual: self.multilingual_stt,
-        };
+        let stt = self.stt_model();
         if let Some(x) = input.get("transcription") {
             next.transcription =
                 self.transcription
@@ -226,7 +231,7 @@ impl RealtimeSession {
         };
         let input = json!({
             "format": format_json(self.input_format),
-            "transcription": self.transcription.to_json(&self.transcription_model),
+            "transcription": self.transcription.to_json(self.stt_model()),
             "noise_reduction": c.noise_reduction.map(|n| json!({"type": n.as_str()})),
             "turn_detection": td,
         });

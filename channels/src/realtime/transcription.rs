@@ -1,9 +1,10 @@
 //! `audio.input.transcription` (beta: `input_audio_transcription`): how the caller's speech
 //! is transcribed. Whisper takes a prompt; `prompt` and `keywords` become it. The model the
 //! client names is not ours to choose (the gateway runs one), so it is accepted and the
-//! session reports the model that transcribes. Whisper is run in English unless the client
-//! names another `language` and the model is multilingual; an English-only model refuses
-//! another language rather than transcribe it wrongly.
+//! session reports the model that transcribes. An English-only model runs in English and
+//! refuses another language rather than transcribe it wrongly; a multilingual one runs in the
+//! `language` named or, with none (rendered as null), detects the caller's
+//! (`pipeline/src/call/language.rs`).
 
 use serde_json::{Map, Value, json};
 use switchboard_models::stt::{DETECT_LANGUAGE, ENGLISH, Token, whisper_language};
@@ -19,7 +20,8 @@ pub const MAX_PROMPT_CHARS: usize = 4_000;
 pub struct TranscriptionSettings {
     pub prompt: String,
     pub keywords: Vec<String>,
-    /// A Whisper language code other than English; `None` is English.
+    /// The Whisper language code named. `None`: none named (English with an English-only
+    /// model, which stores a named English as `None` too; detected with a multilingual one).
     pub language: Option<String>,
 }
 
@@ -82,10 +84,16 @@ impl TranscriptionSettings {
         Some(prompt)
     }
 
-    /// The object rendered in `session.created|updated`.
-    pub fn to_json(&self, model: &str) -> Value {
-        json!({"model": model, "language": self.language.as_deref().unwrap_or(ENGLISH),
-               "prompt": self.prompt, "keywords": self.keywords})
+    /// The object rendered in `session.created|updated`: `language` null while a
+    /// multilingual model detects it.
+    pub fn to_json(&self, model: SttModel) -> Value {
+        let language = match &self.language {
+            Some(l) => json!(l),
+            None if model.multilingual => Value::Null,
+            None => json!(ENGLISH),
+        };
+        json!({"model": model.name, "language": language, "prompt": self.prompt,
+               "keywords": self.keywords})
     }
 }
 
@@ -156,7 +164,8 @@ pub fn file_language(
     }
 }
 
-/// `language`: a Whisper language the model knows; `None` for English, null or "".
+/// `language`: a Whisper language the model knows; `None` for null or "" (and for English
+/// with an English-only model, which has no other).
 fn language(v: &Value, param: &str, model: SttModel) -> Result<Option<String>, Invalid> {
     let code = match v {
         Value::Null => return Ok(None),
@@ -165,7 +174,7 @@ fn language(v: &Value, param: &str, model: SttModel) -> Result<Option<String>, I
         _ => return Err(invalid(param, format!("{param} must be a string"))),
     };
     match stt_language(code, model.multilingual, model.name) {
-        Ok(ENGLISH) => Ok(None),
+        Ok(ENGLISH) if !model.multilingual => Ok(None),
         Ok(l) => Ok(Some(l.to_owned())),
         Err(message) => Err(invalid(param, message)),
     }
@@ -314,12 +323,22 @@ mod tests {
             Ok(Some("de"))
         );
         assert!(file_language(Some("de"), false, "whisper-tiny.en").is_err());
-        // A multilingual model takes another language; English is stored as the default.
+        // A multilingual model takes another language, and English as named: with none it
+        // detects (rendered null). An English-only one stores English as the default.
         let de = t.apply(&json!({"language": "de-DE"}), P, BASE).unwrap();
         assert_eq!(de.language.as_deref(), Some("de"));
-        assert_eq!(de.to_json("whisper-base")["language"], "de");
+        assert_eq!(de.to_json(BASE)["language"], "de");
         let en = de.apply(&json!({"language": "en"}), P, BASE).unwrap();
-        assert_eq!(en, TranscriptionSettings::default());
+        assert_eq!(en.language.as_deref(), Some("en"));
+        let detect = en.apply(&json!({"language": null}), P, BASE).unwrap();
+        assert_eq!(detect, TranscriptionSettings::default());
+        assert!(detect.to_json(BASE)["language"].is_null());
+        assert_eq!(
+            TranscriptionSettings::default().to_json(TINY)["language"],
+            "en"
+        );
+        let tiny_en = t.apply(&json!({"language": "en-US"}), P, TINY).unwrap();
+        assert_eq!(tiny_en, TranscriptionSettings::default());
         let e = t.apply(&json!({"language": "xx"}), P, BASE).unwrap_err();
         assert_eq!(
             e.param.as_deref(),

@@ -120,6 +120,8 @@ pub(crate) struct CallActor {
     /// A reply started while the caller pauses, held until the turn ends (`draft.rs`).
     pub(super) draft: Option<Draft>,
     pub(super) early_seq: u64,
+    /// The caller's language, detected on an earlier turn (`language.rs`).
+    pub(super) heard_language: Option<String>,
     pub(super) early_tx: mpsc::Sender<EarlyReady>,
     /// Where drafts send (`resp_tx` is gated by the playing response, a draft must not be).
     pub(super) draft_tx: mpsc::Sender<(u64, ResponseMsg)>,
@@ -169,6 +171,7 @@ impl CallActor {
             pending_stt: 0,
             draft: None,
             early_seq: 0,
+            heard_language: None,
             early_tx,
             draft_tx,
             deferred_response: None,

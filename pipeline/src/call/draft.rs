@@ -72,6 +72,8 @@ impl Draft {
 pub(super) struct EarlyReady {
     pub seq: u64,
     pub text: String,
+    /// The language it was transcribed in (named, kept or detected).
+    pub language: String,
 }
 
 impl CallActor {
@@ -79,7 +81,7 @@ impl CallActor {
     /// (`end_of_turn.rs`): a turn that reads as unfinished gets no draft, and one whose pause
     /// is already long enough for its judgement ends now, taking the draft just started.
     pub(super) async fn on_early_transcript(&mut self, ready: EarlyReady) {
-        let judged = self.judge_pause(ready.seq, &ready.text);
+        let judged = self.judge_pause(ready.seq, &ready.text, &ready.language);
         if judged != Some(Ending::Unfinished) {
             self.start_draft(&ready);
         }

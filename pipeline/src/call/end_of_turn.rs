@@ -14,8 +14,6 @@
 
 mod words;
 
-use switchboard_models::stt::ENGLISH;
-
 use super::actor::CallActor;
 use super::input::VadEvent;
 use crate::session::Eagerness;
@@ -116,15 +114,11 @@ fn ends_open(text: &str, language: &words::OpenWords) -> bool {
 }
 
 impl CallActor {
-    /// `semantic_vad`: judge the early transcription `seq`, which came back as `text`, if
-    /// its pause still lasts. The judgement is kept on the turn until speech goes on.
-    pub(super) fn judge_pause(&mut self, seq: u64, text: &str) -> Option<Ending> {
+    /// `semantic_vad`: judge the early transcription `seq`, which came back as `text` in
+    /// `language`, if its pause still lasts. The judgement is kept on the turn until speech
+    /// goes on.
+    pub(super) fn judge_pause(&mut self, seq: u64, text: &str, language: &str) -> Option<Ending> {
         self.turn_detection()?.eagerness?;
-        let language = self
-            .config
-            .transcription_language
-            .as_deref()
-            .unwrap_or(ENGLISH);
         // Otherwise speech went on, or the turn has ended.
         let turn = self
             .turn
@@ -155,6 +149,7 @@ impl CallActor {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use switchboard_models::stt::ENGLISH;
 
     #[test]
     fn sentences_and_questions_are_finished() {

@@ -11,6 +11,7 @@ mod idle;
 mod ids;
 mod input;
 mod interrupt;
+mod language;
 mod persist;
 mod playback;
 mod respond;

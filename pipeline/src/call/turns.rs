@@ -15,20 +15,10 @@ use super::actor::{CallActor, EarlyTranscript, OpenTurn, SttOutcome, Transcribed
 use super::draft::EarlyReady;
 use super::events::{CallError, CallEvent};
 use super::input::{InputAudio, VadEvent};
-use switchboard_models::stt::{Priority, SttError, SttJob, Token, TranscribeOptions, Transcript};
+use switchboard_models::stt::{Priority, SttError, SttJob, Token, Transcript};
 
 use crate::conversation::{Content, Item, ItemKind, Role};
-use crate::session::{SessionConfig, TurnDetection};
-
-/// How the caller's speech is transcribed: at `priority`, with the session's prompt and
-/// language.
-fn transcribe_options(config: &SessionConfig, priority: Priority) -> TranscribeOptions {
-    TranscribeOptions {
-        prompt: config.transcription_prompt.clone(),
-        language: config.transcription_language.clone(),
-        ..TranscribeOptions::at(priority)
-    }
-}
+use crate::session::TurnDetection;
 
 /// Shorter speech (outside a response) is a click or a breath, not a turn.
 const MIN_TURN_SPEECH_MS: u64 = 100;
@@ -70,10 +60,19 @@ impl EarlyResult {
         let (tx, done) = oneshot::channel();
         let task = tokio::spawn(async move {
             let (outcome, took) = timed(job).await;
-            let text = outcome.as_ref().ok().map(|t| t.text.clone());
+            let heard = outcome
+                .as_ref()
+                .ok()
+                .map(|t| (t.text.clone(), t.language.clone()));
             let _ = tx.send((outcome, took));
-            if let Some(text) = text {
-                let _ = ready.send(EarlyReady { seq, text }).await;
+            if let Some((text, language)) = heard {
+                let _ = ready
+                    .send(EarlyReady {
+                        seq,
+                        text,
+                        language,
+                    })
+                    .await;
             }
         });
         Self {
@@ -186,6 +185,8 @@ impl CallActor {
                 }
             }
             VadEvent::Paused(segment) => {
+                // Behind every caller who has finished speaking, until this turn ends too.
+                let opts = self.transcribe_options(Priority::Speculative);
                 let Some(turn) = self.turn.as_mut().filter(|t| t.confirmed) else {
                     return;
                 };
@@ -193,8 +194,6 @@ impl CallActor {
                     (segment.start_ms as u64).saturating_sub(prefix_padding_ms),
                     segment.end_ms as u64 + END_PAD_MS,
                 );
-                // Behind every caller who has finished speaking, until this turn ends too.
-                let opts = transcribe_options(&self.config, Priority::Speculative);
                 let urgency = opts.urgency.clone();
                 let job = self.deps.stt.transcribe(self.input.copy(&span), opts);
                 self.early_seq += 1;
@@ -325,7 +324,7 @@ impl CallActor {
         let transcribed: BoxFuture<'static, (SttOutcome, Duration)> = match early {
             Some(e) => Box::pin(e.result.outcome()),
             None => {
-                let opts = transcribe_options(&self.config, Priority::Live);
+                let opts = self.transcribe_options(Priority::Live);
                 Box::pin(timed(self.deps.stt.transcribe(audio, opts)))
             }
         };
@@ -399,6 +398,7 @@ impl CallActor {
         self.pending_stt = self.pending_stt.saturating_sub(1);
         let words = match t.result {
             Ok(heard) => {
+                self.learn_language(&heard);
                 let text = heard.text.clone();
                 let tokens = heard.tokens().cloned().collect();
                 self.record_transcript(&t.item_id, &text, heard.audio_secs, tokens)

@@ -182,7 +182,15 @@ fn a_multilingual_model_takes_the_sessions_language() {
     let back = fr
         .apply(&json!({"input_audio_transcription": {"language": "en"}}))
         .unwrap();
-    assert_eq!(back.config.transcription_language, None);
+    assert_eq!(back.config.transcription_language.as_deref(), Some("en"));
+    // None named: the caller's language is detected, and rendered as null.
+    let detect = back
+        .apply(&json!({"input_audio_transcription": {"language": null}}))
+        .unwrap();
+    assert_eq!(detect.config.transcription_language, None);
+    let rendered = detect.to_json();
+    assert!(rendered["audio"]["input"]["transcription"]["language"].is_null());
+    assert_eq!(detect.apply(&rendered).unwrap(), detect);
 }
 
 #[test]
