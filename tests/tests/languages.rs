@@ -46,17 +46,7 @@ fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
         let mut audio = say_in("de", GERMAN, RATE);
         audio.extend(silence(1200, RATE));
         c.stream_audio(&audio, RATE).await.unwrap();
-        let done = c
-            .wait_for(
-                "conversation.item.input_audio_transcription.completed",
-                LONG,
-            )
-            .await
-            .unwrap();
-        let heard = done.event["transcript"]
-            .as_str()
-            .unwrap_or_default()
-            .to_lowercase();
+        let heard = next_transcript(&mut c).await;
         assert!(
             heard.contains("morgen") && heard.contains("tisch"),
             "{heard}"
@@ -74,6 +64,21 @@ fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
             wav.as_os_str(),
         ],
     );
+}
+
+/// The next turn's transcript, lower-cased.
+async fn next_transcript(c: &mut RealtimeClient) -> String {
+    let done = c
+        .wait_for(
+            "conversation.item.input_audio_transcription.completed",
+            LONG,
+        )
+        .await
+        .unwrap();
+    done.event["transcript"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase()
 }
 
 const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
@@ -104,17 +109,7 @@ fn a_session_naming_no_language_detects_the_callers_and_keeps_it() {
             audio.extend(silence(1200, RATE));
             c.skip_seen();
             c.stream_audio(&audio, RATE).await.unwrap();
-            let done = c
-                .wait_for(
-                    "conversation.item.input_audio_transcription.completed",
-                    LONG,
-                )
-                .await
-                .unwrap();
-            let heard = done.event["transcript"]
-                .as_str()
-                .unwrap_or_default()
-                .to_lowercase();
+            let heard = next_transcript(&mut c).await;
             assert!(words.iter().all(|w| heard.contains(w)), "{said} -> {heard}");
         }
         c.close().await;
