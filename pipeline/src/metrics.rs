@@ -32,7 +32,8 @@ pub struct CallMetrics {
     /// transcript to judge yet), or `semantic_vad`'s judgement of the transcript:
     /// `finished`, `unsure`, `unfinished`.
     pub turn_ends_total: IntCounterVec,
-    /// Calls that detected their caller's language (`call/language.rs`), by language.
+    /// Calls that detected their caller's language (`call/language.rs`), by language and
+    /// `from`: `speech` (detected while the caller spoke) or `turn` (a turn's transcript).
     pub languages_detected_total: IntCounterVec,
     /// Replies drafted while the caller paused, by outcome: `used` (the turn's response took
     /// it), `cancelled` (speech went on), `stale` (the turn or conversation changed),
@@ -136,7 +137,7 @@ impl CallMetrics {
             languages_detected_total: counter_vec(
                 "switchboard_languages_detected_total",
                 "Calls whose caller's language was detected (sessions that name none, multilingual model)",
-                &["language"],
+                &["language", "from"],
             ),
             speculative_replies_total: counter_vec(
                 "switchboard_speculative_replies_total",

@@ -18,6 +18,7 @@ use super::turns::EarlyResult;
 use crate::conversation::{Content, Conversation, ItemKind, Role};
 use crate::llm::Usage;
 use crate::session::{SessionConfig, TurnDetection};
+use switchboard_models::stt::Transcript;
 
 /// A user turn whose speech is in progress.
 #[derive(Debug)]
@@ -102,6 +103,8 @@ pub(crate) struct Feeds {
     responses: mpsc::Receiver<(u64, ResponseMsg)>,
     transcripts: mpsc::Receiver<Transcribed>,
     early: mpsc::Receiver<EarlyReady>,
+    /// Languages detected while the caller spoke (`language.rs`).
+    languages: mpsc::Receiver<Transcript>,
     /// Drafts' messages, and a taken draft's later ones.
     drafts: mpsc::Receiver<(u64, ResponseMsg)>,
 }
@@ -122,6 +125,9 @@ pub(crate) struct CallActor {
     pub(super) early_seq: u64,
     /// The caller's language, detected on an earlier turn (`language.rs`).
     pub(super) heard_language: Option<String>,
+    /// The detection started while the caller spoke in a turn (`language.rs`).
+    pub(super) detecting: Option<super::language::Detecting>,
+    pub(super) language_tx: mpsc::Sender<Transcript>,
     pub(super) early_tx: mpsc::Sender<EarlyReady>,
     /// Where drafts send (`resp_tx` is gated by the playing response, a draft must not be).
     pub(super) draft_tx: mpsc::Sender<(u64, ResponseMsg)>,
@@ -158,6 +164,7 @@ impl CallActor {
         let (stt_tx, stt_rx) = mpsc::channel(8);
         let (early_tx, early_rx) = mpsc::channel(8);
         let (draft_tx, draft_rx) = mpsc::channel(32);
+        let (language_tx, language_rx) = mpsc::channel(2);
         let actor = Self {
             call_id,
             deps,
@@ -172,6 +179,8 @@ impl CallActor {
             draft: None,
             early_seq: 0,
             heard_language: None,
+            detecting: None,
+            language_tx,
             early_tx,
             draft_tx,
             deferred_response: None,
@@ -188,6 +197,7 @@ impl CallActor {
             responses: resp_rx,
             transcripts: stt_rx,
             early: early_rx,
+            languages: language_rx,
             drafts: draft_rx,
         };
         (actor, feeds)
@@ -198,6 +208,7 @@ impl CallActor {
             mut responses,
             mut transcripts,
             mut early,
+            mut languages,
             mut drafts,
         } = feeds;
         self.deps.metrics.calls_active.inc();
@@ -220,6 +231,7 @@ impl CallActor {
                 _ = pace.tick(), if pacing => self.pace().await,
                 Some(t) = transcripts.recv() => self.on_transcribed(t).await,
                 Some(e) = early.recv() => self.on_early_transcript(e).await,
+                Some(t) = languages.recv() => self.learn_language(&t, "speech"),
                 Some((generation, msg)) = responses.recv(), if accepting => {
                     self.on_response_msg(generation, msg).await;
                 }

@@ -150,7 +150,10 @@ impl CallActor {
                 duration_ms,
             } => {
                 let item_id = match &self.turn {
-                    Some(t) if t.confirmed => return,
+                    Some(t) if t.confirmed => {
+                        self.detect_while_speaking(start_ms, duration_ms, prefix_padding_ms);
+                        return;
+                    }
                     Some(t) => t.item_id.clone(),
                     None => {
                         let item_id = self.ids.next("item");
@@ -398,7 +401,7 @@ impl CallActor {
         self.pending_stt = self.pending_stt.saturating_sub(1);
         let words = match t.result {
             Ok(heard) => {
-                self.learn_language(&heard);
+                self.learn_language(&heard, "turn");
                 let text = heard.text.clone();
                 let tokens = heard.tokens().cloned().collect();
                 self.record_transcript(&t.item_id, &text, heard.audio_secs, tokens)
