@@ -14,6 +14,7 @@ use switchboard_models::stt::{DETECT_LANGUAGE, Priority, TranscribeOptions, Tran
 use tokio_util::task::AbortOnDropHandle;
 
 use super::actor::CallActor;
+use super::turns::has_words;
 
 /// The least audio (turn with its padding) whose detected language a call keeps: a word or
 /// two is too weak a sample.
@@ -71,10 +72,8 @@ impl CallActor {
         let span = self
             .input
             .span(start_ms.saturating_sub(prefix_ms), self.input.now_ms());
-        let opts = TranscribeOptions {
-            language: Some(DETECT_LANGUAGE.to_owned()),
-            ..TranscribeOptions::at(Priority::Speculative)
-        };
+        // Still to be detected, so these options detect.
+        let opts = self.transcribe_options(Priority::Speculative);
         let job = self.deps.stt.transcribe(self.input.copy(&span), opts);
         let tx = self.language_tx.clone();
         let task = tokio::spawn(async move {
@@ -94,7 +93,7 @@ impl CallActor {
     pub(super) fn learn_language(&mut self, heard: &Transcript, from: &str) {
         if !self.detects_language()
             || heard.audio_secs < MIN_DETECTION_SECS
-            || !heard.text.chars().any(char::is_alphanumeric)
+            || !has_words(&heard.text)
         {
             return;
         }
