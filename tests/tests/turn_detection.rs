@@ -15,7 +15,7 @@ use serde_json::json;
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
-use switchboard_e2e::speech::{say, say_in, silence};
+use switchboard_e2e::speech::{say_in, silence};
 
 mod calls;
 use calls::*;
@@ -23,14 +23,23 @@ use calls::*;
 /// One call at a time.
 static ALONE: Mutex<()> = Mutex::new(());
 
-/// "I need to change my flight because", a pause, "my meeting moved to Friday." espeak-ng
-/// ends its speech with ~390 ms of silence: the pause is ~900 ms in all.
-fn sentence_with_a_pause() -> Vec<i16> {
+/// `first` and `rest` said by espeak-ng's `voice` with a pause between. espeak-ng ends its
+/// speech with ~390 ms of silence: the pause is ~900 ms in all.
+fn said_with_a_pause(voice: &str, first: &str, rest: &str) -> Vec<i16> {
     let mut audio = silence(300, RATE);
-    audio.extend(say("I need to change my flight because", RATE));
+    audio.extend(say_in(voice, first, RATE));
     audio.extend(silence(500, RATE));
-    audio.extend(say("my meeting moved to Friday.", RATE));
+    audio.extend(say_in(voice, rest, RATE));
     audio
+}
+
+/// "I need to change my flight because", a pause, "my meeting moved to Friday."
+fn sentence_with_a_pause() -> Vec<i16> {
+    said_with_a_pause(
+        "en-us",
+        "I need to change my flight because",
+        "my meeting moved to Friday.",
+    )
 }
 
 /// Stream `audio` on a session with `turn_detection`, then silence until the turns are
@@ -39,10 +48,32 @@ async fn call(gw: &Gateway, turn_detection: serde_json::Value, audio: &[i16]) ->
     let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
     let td = set_turn_detection(&mut c, turn_detection.clone()).await;
     assert_eq!(td["type"], turn_detection["type"], "{td}");
+    speak_and_wait(&mut c, audio).await;
+    c
+}
+
+/// Stream `audio`, then silence until the turns are answered.
+async fn speak_and_wait(c: &mut RealtimeClient, audio: &[i16]) {
     c.stream_audio(audio, RATE).await.unwrap();
     c.stream_audio(&silence(3_000, RATE), RATE).await.unwrap();
     c.wait_for("response.done", LONG).await.unwrap();
-    c
+}
+
+/// The call committed one turn, whose transcript holds every one of `words` (from both
+/// sides of the pause).
+fn assert_one_turn_with(c: &RealtimeClient, words: &[&str]) {
+    let heard = transcript_of(
+        c,
+        "conversation.item.input_audio_transcription.completed",
+        "transcript",
+    )
+    .to_lowercase();
+    let committed = c.of_kind("input_audio_buffer.committed").len();
+    assert_eq!(committed, 1, "{heard:?}: {:?}", c.kinds());
+    assert!(
+        words.iter().all(|w| heard.contains(w)),
+        "one turn with both parts: {heard}"
+    );
 }
 
 fn turn_ends(metrics: &str, by: &str) -> f64 {
@@ -73,18 +104,7 @@ fn a_pause_after_an_unfinished_phrase_does_not_end_a_semantic_turn() {
         // up to 2 s.
         let semantic = json!({"type": "semantic_vad", "eagerness": "high"});
         let c = call(&gw, semantic, &sentence_with_a_pause()).await;
-        let committed = c.of_kind("input_audio_buffer.committed").len();
-        let heard = transcript_of(
-            &c,
-            "conversation.item.input_audio_transcription.completed",
-            "transcript",
-        )
-        .to_lowercase();
-        assert_eq!(committed, 1, "{heard:?}: {:?}", c.kinds());
-        assert!(
-            heard.contains("flight") && heard.contains("friday"),
-            "one turn with both parts: {heard}"
-        );
+        assert_one_turn_with(&c, &["flight", "friday"]);
         // The reply was asked with the whole sentence.
         let asked = llm.requests().last().unwrap()["messages"].to_string();
         assert!(asked.to_lowercase().contains("friday"), "{asked}");
@@ -115,10 +135,11 @@ fn a_pause_after_para_does_not_end_a_spanish_semantic_turn() {
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let llm = ScriptedLlm::start(Script::default());
     let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
-    let mut audio = silence(300, RATE);
-    audio.extend(say_in("es", "Quiero reservar una mesa para", RATE));
-    audio.extend(silence(500, RATE));
-    audio.extend(say_in("es", "dos personas esta noche.", RATE));
+    let audio = said_with_a_pause(
+        "es",
+        "Quiero reservar una mesa para",
+        "dos personas esta noche.",
+    );
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
         c.send(
@@ -137,25 +158,8 @@ fn a_pause_after_para_does_not_end_a_spanish_semantic_turn() {
             ),
             (&json!("es"), &json!("semantic_vad"))
         );
-        c.stream_audio(&audio, RATE).await.unwrap();
-        c.stream_audio(&silence(3_000, RATE), RATE).await.unwrap();
-        c.wait_for("response.done", LONG).await.unwrap();
-        let heard = transcript_of(
-            &c,
-            "conversation.item.input_audio_transcription.completed",
-            "transcript",
-        )
-        .to_lowercase();
-        assert_eq!(
-            c.of_kind("input_audio_buffer.committed").len(),
-            1,
-            "{heard:?}: {:?}",
-            c.kinds()
-        );
-        assert!(
-            heard.contains("mesa") && heard.contains("noche"),
-            "one turn with both parts: {heard}"
-        );
+        speak_and_wait(&mut c, &audio).await;
+        assert_one_turn_with(&c, &["mesa", "noche"]);
         c.close().await;
     });
     let m = gw.metrics();
