@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, word_errors};
-use switchboard_models::audio::{MonoAudio, rates};
+use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, piper_speech, word_errors};
+use switchboard_models::audio::rates;
 use switchboard_models::provision::catalog::{
     PIPER_JOE, SILERO_VAD, WHISPER_DEFAULT, whisper_model,
 };
@@ -40,15 +40,6 @@ fn main() {
     bench_denoise(&tts);
 }
 
-fn speak(tts: &PiperEngine, text: &str) -> MonoAudio {
-    let mut s = tts.synthesize(text, SpeakOptions::default());
-    let mut samples = Vec::new();
-    while let Some(c) = s.next_blocking() {
-        samples.extend(c.expect("synthesis").samples);
-    }
-    MonoAudio::new(samples, tts.sample_rate())
-}
-
 /// Time to the first chunk of `reply`, spoken live `RUNS` times, `pause` apart.
 fn first_chunk_times(tts: &PiperEngine, reply: &str, pause: Duration) -> Vec<Duration> {
     let mut first = Vec::new();
@@ -65,7 +56,7 @@ fn first_chunk_times(tts: &PiperEngine, reply: &str, pause: Duration) -> Vec<Dur
 
 fn bench_tts(tts: &PiperEngine) {
     let reply = "Sure, your table for four is booked for seven tonight. Is there anything else I can do for you?";
-    speak(tts, reply); // warm-up
+    piper_speech(tts, reply); // warm-up
     let mut first = first_chunk_times(tts, reply, Duration::ZERO);
     let (p50, p95) = percentiles(&mut first);
     println!(
@@ -78,7 +69,7 @@ fn bench_tts(tts: &PiperEngine) {
     let mut rtfs = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let audio = speak(tts, paragraph);
+        let audio = piper_speech(tts, paragraph);
         rtfs.push(audio.duration_secs() / started.elapsed().as_secs_f64());
     }
     rtfs.sort_by(f64::total_cmp);
@@ -122,7 +113,7 @@ fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
     println!("| utterance | audio | audio_ctx | p50 | p95 | WER |");
     println!("|---|---|---|---|---|---|");
     for (label, text) in STT_UTTERANCES {
-        let audio = speak(tts, text)
+        let audio = piper_speech(tts, text)
             .to_rate(rates::SPEECH_MODELS)
             .expect("resample");
         for (ctx_label, ctx) in [("auto", AudioCtx::Auto), ("full (1500)", AudioCtx::Full)] {
@@ -164,7 +155,7 @@ fn bench_stt(stt: &WhisperEngine, tts: &PiperEngine) {
 /// A 60 s file transcribed with a segment sink: when its first text is out (the first 30 s
 /// window decoded), against when the whole transcript is.
 fn bench_stt_stream(stt: &WhisperEngine, tts: &PiperEngine) {
-    let sentence = speak(
+    let sentence = piper_speech(
         tts,
         "The train to Edinburgh leaves from platform nine at half past four.",
     )
@@ -204,7 +195,7 @@ fn bench_vad(dir: &std::path::Path, tts: &PiperEngine) {
     let mut audio = Vec::new();
     while audio.len() < 30 * 16_000 {
         audio.extend(
-            speak(tts, "Testing the voice activity detector with some speech.")
+            piper_speech(tts, "Testing the voice activity detector with some speech.")
                 .to_rate(16_000)
                 .expect("resample")
                 .samples,
@@ -239,7 +230,7 @@ fn bench_denoise(tts: &PiperEngine) {
     let mut audio = Vec::new();
     while audio.len() < 30 * rates::REALTIME as usize {
         audio.extend(
-            speak(tts, "Testing noise suppression on a caller's speech.")
+            piper_speech(tts, "Testing noise suppression on a caller's speech.")
                 .to_rate(rates::REALTIME)
                 .expect("resample")
                 .samples,

@@ -29,6 +29,20 @@ pub fn espeak_16k(voice: &str, text: &str) -> switchboard_models::audio::MonoAud
     audio.to_rate(rates::SPEECH_MODELS).expect("resample")
 }
 
+/// `text` spoken by the Piper voice `tts`, at its own rate.
+pub fn piper_speech(
+    tts: &switchboard_models::tts::PiperEngine,
+    text: &str,
+) -> switchboard_models::audio::MonoAudio {
+    use switchboard_models::tts::{SpeakOptions, TextToSpeech};
+    let mut s = tts.synthesize(text, SpeakOptions::default());
+    let mut samples = Vec::new();
+    while let Some(c) = s.next_blocking() {
+        samples.extend(c.expect("synthesis").samples);
+    }
+    switchboard_models::audio::MonoAudio::new(samples, tts.sample_rate())
+}
+
 /// A counter's series by `label` in Prometheus text, as `used 11, cancelled 1`.
 pub fn counts(metrics: &str, name: &str, label: &str) -> String {
     let prefix = format!("{name}{{{label}=\"");

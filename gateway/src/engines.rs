@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use switchboard_models::embed::{MiniLm, TextEmbedder};
+use switchboard_models::end_of_turn::SmartTurn;
 use switchboard_models::llm::{LocalLlm, LocalLlmConfig};
-use switchboard_models::provision::catalog::{MINILM_DIR, PIPER_JOE, SILERO_VAD, SMOLLM2};
+use switchboard_models::provision::catalog::{
+    MINILM_DIR, PIPER_JOE, SILERO_VAD, SMART_TURN, SMOLLM2,
+};
 use switchboard_models::stt::{WhisperConfig, WhisperEngine};
 use switchboard_models::tts::{PiperConfig, PiperEngine};
 use switchboard_models::vad::SileroVad;
@@ -36,6 +39,12 @@ pub fn vad(models_dir: &Path) -> anyhow::Result<Arc<SileroVad>> {
         .context("loading voice activity detection")
 }
 
+/// Smart Turn, two sessions: an inference is ~10 ms, once per pause of a `semantic_vad` call.
+pub fn end_of_turn(models_dir: &Path) -> anyhow::Result<Arc<SmartTurn>> {
+    SmartTurn::load(models_dir, &models_dir.join(SMART_TURN), 2)
+        .context("loading end-of-turn detection")
+}
+
 pub fn llm(models_dir: &Path) -> anyhow::Result<LocalLlm> {
     LocalLlm::load(LocalLlmConfig::new(models_dir.join(SMOLLM2)))
         .context("loading the embedded LLM")
@@ -56,6 +65,7 @@ pub struct Engines {
     pub stt: Arc<WhisperEngine>,
     pub tts: Arc<PiperEngine>,
     pub vad: Arc<SileroVad>,
+    pub end_of_turn: Arc<SmartTurn>,
 }
 
 impl Engines {
@@ -64,6 +74,7 @@ impl Engines {
             stt: Arc::new(stt(models_dir, stt_args)?),
             tts: Arc::new(tts(models_dir)?),
             vad: vad(models_dir)?,
+            end_of_turn: end_of_turn(models_dir)?,
         })
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod embed;
+pub mod end_of_turn;
 mod job;
 pub mod llm;
 pub mod onnx;

@@ -6,7 +6,8 @@
 //! `ORT_DYLIB_PATH` overrides the location.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::provision::catalog::ONNXRUNTIME;
 
@@ -61,4 +62,52 @@ pub fn session(model: &Path, threads: usize) -> Result<ort::session::Session, On
         .map_err(|e| fail(e.to_string()))?
         .commit_from_file(model)
         .map_err(|e| fail(e.to_string()))
+}
+
+/// A few interchangeable sessions of one model, shared by any number of callers.
+pub struct SessionPool {
+    sessions: Vec<Mutex<ort::session::Session>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionPool")
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl SessionPool {
+    /// `size` sessions of `model` (at least one), each with `threads` intra-op threads.
+    pub fn load(model: &Path, size: usize, threads: usize) -> Result<Self, OnnxError> {
+        let sessions = (0..size.max(1))
+            .map(|_| session(model, threads).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            sessions,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// A free session if any, else the next in turn once it is free (blocking).
+    pub fn lock(&self) -> MutexGuard<'_, ort::session::Session> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.sessions.len();
+        (0..n)
+            .find_map(|i| self.sessions[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| {
+                self.sessions[start % n]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            })
+    }
 }

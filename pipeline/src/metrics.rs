@@ -25,6 +25,8 @@ pub struct CallMetrics {
     /// A turn's transcription from its request to its transcript (queue and decoding), also
     /// when it started early and finished before the turn ended.
     pub stt_seconds: Histogram,
+    /// Smart Turn's judgement of a pause (`semantic_vad`), queue and inference.
+    pub end_of_turn_model_seconds: Histogram,
     /// Transcriptions started at a pause, by outcome: `used` (the turn ended as predicted),
     /// `cancelled` (speech went on), `stale` (the turn ended otherwise).
     pub early_transcriptions_total: IntCounterVec,
@@ -83,6 +85,7 @@ impl CallMetrics {
         for h in [
             &m.end_of_speech_seconds,
             &m.stt_seconds,
+            &m.end_of_turn_model_seconds,
             &m.llm_first_token_seconds,
             &m.tts_first_audio_seconds,
             &m.voice_to_voice_seconds,
@@ -124,6 +127,10 @@ impl CallMetrics {
                 "Last speech sample to the end-of-turn decision",
             ),
             stt_seconds: histogram("switchboard_stt_seconds", "Speech-to-text per turn"),
+            end_of_turn_model_seconds: histogram(
+                "switchboard_end_of_turn_model_seconds",
+                "Smart Turn's judgement of a pause (semantic_vad), queue and inference",
+            ),
             early_transcriptions_total: counter_vec(
                 "switchboard_early_transcriptions_total",
                 "Transcriptions started when the caller paused, by outcome",

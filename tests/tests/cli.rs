@@ -326,6 +326,7 @@ fn serve_answers_health_readiness_and_metrics() {
     assert!(ready.contains("\"backend\":\"cpu\""), "{ready}");
     assert!(ready.contains("\"device\":\"CPU, "), "{ready}");
     assert!(ready.contains("\"workers\":1"), "{ready}");
+    assert!(ready.contains("\"model\":\"smart-turn-v3.2\""), "{ready}");
     assert_eq!(health.map(|h| h.0), Some(200));
     let (status, metrics) = metrics.unwrap();
     assert_eq!(status, 200);

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod denoise;
 mod error;
 pub mod g711;
+pub mod mel;
 pub mod mp3;
 pub mod ogg_opus;
 pub mod pcm;

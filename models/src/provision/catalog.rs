@@ -99,6 +99,7 @@ pub fn whisper_model(models_dir: &std::path::Path, name: &str) -> std::path::Pat
 pub const PIPER_JOE: &str = "piper/en_US-joe-medium.onnx";
 pub const PIPER_JOE_CONFIG: &str = "piper/en_US-joe-medium.onnx.json";
 pub const SILERO_VAD: &str = "vad/silero_vad.onnx";
+pub const SMART_TURN: &str = "turn/smart-turn-v3.2-cpu.onnx";
 pub const ONNXRUNTIME: &str = "onnxruntime/libonnxruntime.so.1.24.2";
 pub const SMOLLM2: &str = "llm/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Directory holding all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer.json).
@@ -166,8 +167,26 @@ pub const CATALOG: &[ModelSpec] = &[
         default: true,
     },
     ModelSpec {
+        id: "smart-turn",
+        role: "end-of-turn detection for semantic_vad (Smart Turn v3.2, int8 ONNX on Whisper \
+               tiny's encoder, 23 languages; as Pipecat ships it)",
+        wheels: &[Wheel {
+            package: "pipecat-ai",
+            version: "1.14.0",
+            pip_args: &[],
+            sha256: "0352f504b44e78bdf524e45af4bc759601c835b9b7dc195efe5e03384b974a44",
+        }],
+        members: &[Member {
+            path: "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+            sha256: "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+            dest: Some(SMART_TURN),
+        }],
+        product: Product::Copy,
+        default: true,
+    },
+    ModelSpec {
         id: "onnxruntime",
-        role: "ONNX Runtime 1.24.2 shared library (runs Piper and Silero)",
+        role: "ONNX Runtime 1.24.2 shared library (runs Piper, Silero and Smart Turn)",
         wheels: &[Wheel {
             package: "onnxruntime",
             version: "1.24.2",

@@ -11,7 +11,6 @@ mod fetch;
 pub mod ggml_encoding;
 mod ggml_summary;
 mod manifest;
-pub mod mel;
 mod pip;
 pub mod vocab;
 pub mod whisper_ggml;

@@ -11,7 +11,8 @@ use std::io::Write;
 
 use super::ct2::{Ct2DType, Ct2Model, Ct2Variable};
 use super::ggml_encoding::{self as enc, TYPE_F16, TYPE_F32};
-use super::{mel, vocab};
+use super::vocab;
+use crate::audio::mel;
 
 pub use super::ggml_encoding::Weights;
 

@@ -2,14 +2,12 @@
 //! previous frame, and a `[2, 1, 128]` recurrent state carried between frames.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use ort::session::Session;
 use ort::value::Tensor;
 
 use super::{VadError, VoiceActivity};
-use crate::onnx;
+use crate::onnx::{self, SessionPool};
 
 /// 32 ms at 16 kHz.
 pub const FRAME_SAMPLES: usize = 512;
@@ -18,29 +16,17 @@ const STATE_LEN: usize = 2 * 128;
 const SAMPLE_RATE: i64 = 16_000;
 
 /// The shared Silero model: a few sessions, used by any number of streams.
+#[derive(Debug)]
 pub struct SileroVad {
-    sessions: Vec<Mutex<Session>>,
-    next: AtomicUsize,
-}
-
-impl std::fmt::Debug for SileroVad {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SileroVad")
-            .field("sessions", &self.sessions.len())
-            .finish()
-    }
+    sessions: SessionPool,
 }
 
 impl SileroVad {
     /// Load `pool` sessions of the model (one intra-op thread each: a frame is tiny).
     pub fn load(models_dir: &Path, model: &Path, pool: usize) -> Result<Arc<Self>, VadError> {
         onnx::init(models_dir)?;
-        let sessions = (0..pool.max(1))
-            .map(|_| onnx::session(model, 1).map(Mutex::new))
-            .collect::<Result<_, _>>()?;
         Ok(Arc::new(Self {
-            sessions,
-            next: AtomicUsize::new(0),
+            sessions: SessionPool::load(model, pool, 1)?,
         }))
     }
 
@@ -55,16 +41,7 @@ impl SileroVad {
     }
 
     fn run(&self, input: &[f32], state: &mut [f32]) -> Result<f32, VadError> {
-        // Sessions are interchangeable; take a free one if any, else wait for the next in turn.
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.sessions.len();
-        let mut guard = (0..n)
-            .find_map(|i| self.sessions[(start + i) % n].try_lock().ok())
-            .unwrap_or_else(|| {
-                self.sessions[start % n]
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-            });
+        let mut guard = self.sessions.lock();
         let fail = |e: ort::Error| VadError::Inference(e.to_string());
         let input_t = Tensor::from_array(([1usize, input.len()], input.to_vec())).map_err(fail)?;
         let state_t = Tensor::from_array(([2usize, 1, 128], state.to_vec())).map_err(fail)?;

@@ -74,6 +74,9 @@ pub(super) struct EarlyReady {
     pub text: String,
     /// The language it was transcribed in (named, kept or detected).
     pub language: String,
+    /// Smart Turn's probability that the turn is complete (`semantic_vad`; `None` if it
+    /// failed).
+    pub complete: Option<f32>,
 }
 
 impl CallActor {
@@ -81,7 +84,7 @@ impl CallActor {
     /// (`end_of_turn.rs`): a turn that reads as unfinished gets no draft, and one whose pause
     /// is already long enough for its judgement ends now, taking the draft just started.
     pub(super) async fn on_early_transcript(&mut self, ready: EarlyReady) {
-        let judged = self.judge_pause(ready.seq, &ready.text, &ready.language);
+        let judged = self.judge_pause(&ready);
         if judged != Some(Ending::Unfinished) {
             self.start_draft(&ready);
         }

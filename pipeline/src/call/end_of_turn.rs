@@ -8,13 +8,21 @@
 //! languages `words` keeps lists for: a sentence does not end on "the", "and" or "um", nor on
 //! a preposition whose object has not come ("a table for", "une table pour"), whatever
 //! Whisper's full stop or question mark says.
+//! Smart Turn (`switchboard_models::end_of_turn`) hears the same pause: a model trained to tell
+//! from the voice whether a speaker has finished. It is a second opinion on the transcript's
+//! (`judge_heard`): the words decide when they leave the sentence open, and otherwise a
+//! clear verdict of the model moves the judgement one step towards what it heard.
 //! The judgement picks the pause (`wait_ms`): a finished turn ends at once or soon, an
 //! unfinished one waits up to the eagerness's maximum (2, 4 or 8 s, as OpenAI's do). Until
 //! the transcript is in, and if it never comes, that maximum is the VAD's silence.
 
 mod words;
 
+use futures_util::future::BoxFuture;
+use switchboard_models::end_of_turn::WINDOW_SAMPLES;
+
 use super::actor::CallActor;
+use super::draft::EarlyReady;
 use super::input::VadEvent;
 use crate::session::Eagerness;
 
@@ -82,6 +90,30 @@ pub fn judge(transcript: &str, language: &str) -> Ending {
     }
 }
 
+/// Smart Turn's probability at or above which a turn sounds complete (Pipecat's threshold).
+pub const COMPLETE: f32 = 0.5;
+/// Below this a turn sounds unfinished. Between the two the transcript decides: on
+/// synthetic voices the model scores some whole sentences between 0.1 and 0.5 ("That's
+/// fine." 0.43), and cut phrases below 0.1 (BENCHMARKS.md "End of turn").
+pub const INCOMPLETE: f32 = 0.1;
+
+/// Judge a turn's transcript so far with Smart Turn's `complete` probability for the same
+/// audio, if it came. Words that leave the sentence open keep it unfinished: the model hears
+/// "a table for" said with a falling voice as complete. Otherwise a clear verdict of the
+/// model moves the transcript's judgement one step: a turn that sounds complete is finished
+/// even without end punctuation; one that sounds unfinished waits longer, as unsure after a
+/// full stop and as unfinished without one.
+pub fn judge_heard(transcript: &str, language: &str, complete: Option<f32>) -> Ending {
+    let read = judge(transcript, language);
+    match (read, complete) {
+        (Ending::Unfinished, _) | (_, None) => read,
+        (_, Some(p)) if p >= COMPLETE => Ending::Finished,
+        (Ending::Finished, Some(p)) if p < INCOMPLETE => Ending::Unsure,
+        (Ending::Unsure, Some(p)) if p < INCOMPLETE => Ending::Unfinished,
+        _ => read,
+    }
+}
+
 /// Whether the last word of `text` leaves a sentence open: a dangling word, or a preposition
 /// without its object. A preposition said alone is a word of its own ("¡Para!": stop).
 fn ends_open(text: &str, language: &words::OpenWords) -> bool {
@@ -114,19 +146,48 @@ fn ends_open(text: &str, language: &words::OpenWords) -> bool {
 }
 
 impl CallActor {
-    /// `semantic_vad`: judge the early transcription `seq`, which came back as `text` in
-    /// `language`, if its pause still lasts. The judgement is kept on the turn until speech
-    /// goes on.
-    pub(super) fn judge_pause(&mut self, seq: u64, text: &str, language: &str) -> Option<Ending> {
+    /// Smart Turn's probability that the pausing turn that began at call sample `from` is
+    /// complete, on a blocking worker (model inference); `None` if the model failed. It hears
+    /// the pause so far too (~200 ms of it), as it was trained.
+    pub(super) fn listen(&self, from: u64) -> BoxFuture<'static, Option<f32>> {
+        let end = self.input.total_samples();
+        let start = from.max(end.saturating_sub(WINDOW_SAMPLES as u64));
+        let tail = self.input.copy(&(start..end));
+        let model = self.deps.end_of_turn.clone();
+        let seconds = self.deps.metrics.end_of_turn_model_seconds.clone();
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let heard =
+                tokio::task::spawn_blocking(move || model.complete_probability(&tail)).await;
+            seconds.observe(started.elapsed().as_secs_f64());
+            match heard {
+                Ok(Ok(p)) => Some(p),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "end-of-turn model failed; judging the words alone");
+                    None
+                }
+                Err(_) => None,
+            }
+        })
+    }
+
+    /// `semantic_vad`: judge the early transcription `ready`, if its pause still lasts. The
+    /// judgement is kept on the turn until speech goes on.
+    pub(super) fn judge_pause(&mut self, ready: &EarlyReady) -> Option<Ending> {
         self.turn_detection()?.eagerness?;
         // Otherwise speech went on, or the turn has ended.
         let turn = self
             .turn
             .as_mut()
-            .filter(|t| t.early.as_ref().is_some_and(|e| e.seq == seq))?;
-        let ending = judge(text, language);
+            .filter(|t| t.early.as_ref().is_some_and(|e| e.seq == ready.seq))?;
+        let ending = judge_heard(&ready.text, &ready.language, ready.complete);
         turn.judged = Some(ending);
-        tracing::debug!(ending = ending.as_str(), text, "end of turn judged");
+        tracing::debug!(
+            ending = ending.as_str(),
+            text = ready.text,
+            complete = ready.complete,
+            "end of turn judged"
+        );
         Some(ending)
     }
 
@@ -273,6 +334,30 @@ mod tests {
     }
 
     #[test]
+    fn smart_turn_moves_the_transcripts_judgement_one_step_unless_words_leave_it_open() {
+        let heard = |t: &str, p: f32| judge_heard(t, ENGLISH, Some(p));
+        // Sounds complete: finished, with or without end punctuation.
+        assert_eq!(heard("I think so.", 0.9), Ending::Finished);
+        assert_eq!(heard("book a table for two", COMPLETE), Ending::Finished);
+        // Sounds unfinished: a full stop waits as unsure, no end punctuation as unfinished.
+        assert_eq!(heard("Could you hack weather?", 0.02), Ending::Unsure);
+        assert_eq!(heard("My account where is", 0.01), Ending::Unfinished);
+        // Not clear either way: the transcript decides.
+        assert_eq!(heard("That's fine.", 0.43), Ending::Finished);
+        assert_eq!(heard("My account where is", INCOMPLETE), Ending::Unsure);
+        // Words that leave the sentence open outweigh a falling voice.
+        assert_eq!(
+            heard("Can you send the invoice to?", 0.98),
+            Ending::Unfinished
+        );
+        assert_eq!(heard("My name is, um", 0.9), Ending::Unfinished);
+        // Without the model the words judge alone.
+        for t in ["I think so.", "book a table", "Send it to the,"] {
+            assert_eq!(judge_heard(t, ENGLISH, None), judge(t, ENGLISH), "{t}");
+        }
+    }
+
+    #[test]
     fn each_eagerness_waits_longer_the_less_finished_a_turn_reads() {
         for e in [
             Eagerness::Low,
@@ -305,6 +390,16 @@ mod tests {
             prop_assert_eq!(judge(&format!("  {text}\n"), language), ending);
             if text.chars().any(char::is_alphanumeric) {
                 prop_assert_eq!(judge(&format!("{text},"), language), Ending::Unfinished);
+            }
+            // Smart Turn moves a judgement at most one step, and never past what the words say
+            // is open.
+            let rank = |e: Ending| e as i32;
+            for p in [0.0, 0.09, 0.1, 0.49, 0.5, 1.0] {
+                let heard = judge_heard(&text, language, Some(p));
+                prop_assert!((rank(heard) - rank(ending)).abs() <= 1);
+                if ending == Ending::Unfinished {
+                    prop_assert_eq!(heard, Ending::Unfinished);
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 
 mod actor;
 mod draft;
-pub(crate) mod end_of_turn;
+pub mod end_of_turn;
 mod events;
 mod idle;
 mod ids;
@@ -20,6 +20,7 @@ mod turns;
 
 use std::sync::Arc;
 
+use switchboard_models::end_of_turn::SmartTurn;
 use switchboard_models::stt::SpeechToText;
 use switchboard_models::tts::TextToSpeech;
 use switchboard_models::vad::SileroVad;
@@ -50,6 +51,8 @@ pub struct CallDeps {
     pub stt: Arc<dyn SpeechToText>,
     pub tts: Arc<dyn TextToSpeech>,
     pub vad: Arc<SileroVad>,
+    /// Smart Turn, which hears whether a pausing caller has finished (`semantic_vad`).
+    pub end_of_turn: Arc<SmartTurn>,
     /// Persona, context engines and the LLM chain for each response.
     pub orchestrator: Orchestrator,
     pub metrics: CallMetrics,

@@ -56,21 +56,34 @@ pub(super) struct EarlyResult {
 }
 
 impl EarlyResult {
-    fn spawn(job: SttJob, seq: u64, ready: mpsc::Sender<EarlyReady>) -> Self {
+    /// `listening`: Smart Turn's probability for the same audio, if asked (`semantic_vad`),
+    /// run beside the transcription; the transcript is judged once both are in.
+    fn spawn(
+        job: SttJob,
+        seq: u64,
+        listening: Option<BoxFuture<'static, Option<f32>>>,
+        ready: mpsc::Sender<EarlyReady>,
+    ) -> Self {
         let (tx, done) = oneshot::channel();
         let task = tokio::spawn(async move {
+            let listening = listening.map(tokio::spawn);
             let (outcome, took) = timed(job).await;
             let heard = outcome
                 .as_ref()
                 .ok()
                 .map(|t| (t.text.clone(), t.language.clone()));
             let _ = tx.send((outcome, took));
+            let complete = match listening {
+                Some(task) => task.await.ok().flatten(),
+                None => None,
+            };
             if let Some((text, language)) = heard {
                 let _ = ready
                     .send(EarlyReady {
                         seq,
                         text,
                         language,
+                        complete,
                     })
                     .await;
             }
@@ -190,21 +203,27 @@ impl CallActor {
             VadEvent::Paused(segment) => {
                 // Behind every caller who has finished speaking, until this turn ends too.
                 let opts = self.transcribe_options(Priority::Speculative);
-                let Some(turn) = self.turn.as_mut().filter(|t| t.confirmed) else {
+                if !self.turn.as_ref().is_some_and(|t| t.confirmed) {
                     return;
-                };
+                }
                 let span = self.input.span(
                     (segment.start_ms as u64).saturating_sub(prefix_padding_ms),
                     segment.end_ms as u64 + END_PAD_MS,
                 );
                 let urgency = opts.urgency.clone();
+                let listening = td.eagerness.map(|_| self.listen(span.start));
                 let job = self.deps.stt.transcribe(self.input.copy(&span), opts);
                 self.early_seq += 1;
+                let result =
+                    EarlyResult::spawn(job, self.early_seq, listening, self.early_tx.clone());
+                let Some(turn) = self.turn.as_mut() else {
+                    return;
+                };
                 turn.early = Some(EarlyTranscript {
                     seq: self.early_seq,
                     segment,
                     span,
-                    result: EarlyResult::spawn(job, self.early_seq, self.early_tx.clone()),
+                    result,
                     urgency,
                 });
                 // A draft for an earlier pause of this turn answers fewer words.
