@@ -40,7 +40,7 @@ files=(
 )
 rm -rf "$out" && mkdir -p "$out/kit/xz"
 # unpack.py unpacks a .tar entry where it lies.
-tar -C "$models" -cf "$out/serve.tar" onnxruntime piper vad embed
+tar -C "$models" -cf "$out/serve.tar" onnxruntime piper vad turn embed
 cp deploy/gpu/run-gpu.sh deploy/gpu/measure.sh deploy/gpu/unpack.py "$out/kit/"
 cp -r "$bundle/clips" "$out/kit/"
 manifest=()
