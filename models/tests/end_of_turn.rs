@@ -15,9 +15,12 @@ const RATE: usize = rates::SPEECH_MODELS as usize;
 fn at_a_pause(text: &str) -> Vec<f32> {
     let speech = espeak(text, "en-us", 175)
         .to_rate(rates::SPEECH_MODELS)
-        .unwrap()
+        .expect("resample")
         .samples;
-    let last = speech.iter().rposition(|s| s.abs() > 0.01).unwrap();
+    let last = speech
+        .iter()
+        .rposition(|s| s.abs() > 0.01)
+        .expect("audible speech");
     let mut audio = vec![0.0; RATE * 3 / 10];
     audio.extend_from_slice(&speech[..=last]);
     audio.extend(std::iter::repeat_n(0.0, RATE / 5));

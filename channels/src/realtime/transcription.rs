@@ -59,7 +59,7 @@ impl TranscriptionSettings {
         if let Some(l) = m.get("language") {
             next.language = language(l, &format!("{param}.language"), model)?;
         }
-        check_languages(m, param)?;
+        check_languages(m, param, model)?;
         if next
             .whisper_prompt()
             .is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS)
@@ -180,23 +180,33 @@ fn language(v: &Value, param: &str, model: SttModel) -> Result<Option<String>, I
     }
 }
 
-/// `languages` (a list of what the caller may speak) must include `"en"`: without detection,
-/// Whisper runs in one language, which is English unless `language` says otherwise.
-fn check_languages(m: &Map<String, Value>, param: &str) -> Result<(), Invalid> {
-    let english = |l: &Value| l.as_str().is_some_and(is_english);
-    if let Some(ls) = m.get("languages").filter(|l| !l.is_null()) {
-        let list = ls.as_array().ok_or_else(|| {
-            invalid(
-                &format!("{param}.languages"),
-                "languages must be an array of strings",
-            )
-        })?;
-        if !list.is_empty() && !list.iter().any(english) {
-            return Err(invalid(
-                &format!("{param}.languages"),
-                "without language detection, languages must include 'en' (name one in 'language')",
-            ));
-        }
+/// `languages` (a list of what the caller may speak) must name languages Whisper knows. An
+/// English-only model hears English alone, so there the list must include `"en"`; a
+/// multilingual one detects the caller's language when `language` names none.
+fn check_languages(m: &Map<String, Value>, param: &str, model: SttModel) -> Result<(), Invalid> {
+    let param = format!("{param}.languages");
+    let Some(ls) = m.get("languages").filter(|l| !l.is_null()) else {
+        return Ok(());
+    };
+    let codes = ls
+        .as_array()
+        .and_then(|list| list.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| invalid(&param, "languages must be an array of strings"))?;
+    if let Some(unknown) = codes.iter().find(|c| whisper_language(c).is_none()) {
+        return Err(invalid(
+            &param,
+            format!("'{unknown}' is not a language Whisper knows (use ISO-639-1 codes)"),
+        ));
+    }
+    if !model.multilingual && !codes.is_empty() && !codes.iter().any(|c| is_english(c)) {
+        return Err(invalid(
+            &param,
+            format!(
+                "the speech-to-text model {} transcribes English ('en') only: languages must \
+                 include 'en' (serve with --stt-model base for other languages)",
+                model.name
+            ),
+        ));
     }
     Ok(())
 }
@@ -352,5 +362,21 @@ mod tests {
         ] {
             assert!(t.apply(&fine, P, TINY).is_ok(), "{fine}");
         }
+        // A multilingual model detects: any languages Whisper knows, English or not.
+        assert!(
+            t.apply(&json!({"languages": ["fr", "de"]}), P, BASE)
+                .is_ok()
+        );
+        let e = t
+            .apply(&json!({"languages": ["fr", "xx"]}), P, BASE)
+            .unwrap_err();
+        assert_eq!(
+            e.param.as_deref(),
+            Some("session.audio.input.transcription.languages")
+        );
+        assert!(e.message.contains("'xx'"), "{}", e.message);
+        let e = t.apply(&json!({"languages": ["fr"]}), P, TINY).unwrap_err();
+        assert!(e.message.contains("whisper-tiny.en"), "{}", e.message);
+        assert!(t.apply(&json!({"languages": [1]}), P, BASE).is_err());
     }
 }
