@@ -39,7 +39,8 @@ pub fn vad(models_dir: &Path) -> anyhow::Result<Arc<SileroVad>> {
         .context("loading voice activity detection")
 }
 
-/// Smart Turn, two sessions: an inference is ~10 ms, once per pause of a `semantic_vad` call.
+/// Smart Turn, two sessions: an inference is ~40 ms of one core, once per pause of a
+/// `semantic_vad` call.
 pub fn end_of_turn(models_dir: &Path) -> anyhow::Result<Arc<SmartTurn>> {
     SmartTurn::load(models_dir, &models_dir.join(SMART_TURN), 2)
         .context("loading end-of-turn detection")

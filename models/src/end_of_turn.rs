@@ -36,7 +36,7 @@ pub struct SmartTurn {
 
 impl SmartTurn {
     /// Load `pool` sessions of the model at `model`, one intra-op thread each: an inference
-    /// is ~10 ms of work, and calls are many.
+    /// is ~40 ms of one core (BENCHMARKS.md "End of turn"), and calls are many.
     pub fn load(models_dir: &Path, model: &Path, pool: usize) -> Result<Arc<Self>, EndOfTurnError> {
         onnx::init(models_dir)?;
         Ok(Arc::new(Self {

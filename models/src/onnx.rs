@@ -90,14 +90,6 @@ impl SessionPool {
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-
     /// A free session if any, else the next in turn once it is free (blocking).
     pub fn lock(&self) -> MutexGuard<'_, ort::session::Session> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);

@@ -192,11 +192,9 @@ fn check_languages(m: &Map<String, Value>, param: &str, model: SttModel) -> Resu
         .as_array()
         .and_then(|list| list.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
         .ok_or_else(|| invalid(&param, "languages must be an array of strings"))?;
-    if let Some(unknown) = codes.iter().find(|c| whisper_language(c).is_none()) {
-        return Err(invalid(
-            &param,
-            format!("'{unknown}' is not a language Whisper knows (use ISO-639-1 codes)"),
-        ));
+    // Any language Whisper knows passes here; English-only models are checked below.
+    for code in &codes {
+        stt_language(code, true, model.name).map_err(|message| invalid(&param, message))?;
     }
     if !model.multilingual && !codes.is_empty() && !codes.iter().any(|c| is_english(c)) {
         return Err(invalid(

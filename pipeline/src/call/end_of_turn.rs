@@ -18,8 +18,8 @@
 
 mod words;
 
-use futures_util::future::BoxFuture;
 use switchboard_models::end_of_turn::WINDOW_SAMPLES;
+use tokio::task::JoinHandle;
 
 use super::actor::CallActor;
 use super::draft::EarlyReady;
@@ -146,28 +146,24 @@ fn ends_open(text: &str, language: &words::OpenWords) -> bool {
 }
 
 impl CallActor {
-    /// Smart Turn's probability that the pausing turn that began at call sample `from` is
-    /// complete, on a blocking worker (model inference); `None` if the model failed. It hears
-    /// the pause so far too (~200 ms of it), as it was trained.
-    pub(super) fn listen(&self, from: u64) -> BoxFuture<'static, Option<f32>> {
+    /// Start Smart Turn on the pausing turn that began at call sample `from`, on a blocking
+    /// worker (model inference): its probability that the turn is complete, `None` if the
+    /// model failed. It hears the pause so far too (~200 ms of it), as it was trained.
+    pub(super) fn listen(&self, from: u64) -> JoinHandle<Option<f32>> {
         let end = self.input.total_samples();
         let start = from.max(end.saturating_sub(WINDOW_SAMPLES as u64));
         let tail = self.input.copy(&(start..end));
         let model = self.deps.end_of_turn.clone();
         let seconds = self.deps.metrics.end_of_turn_model_seconds.clone();
-        Box::pin(async move {
-            let started = std::time::Instant::now();
-            let heard =
-                tokio::task::spawn_blocking(move || model.complete_probability(&tail)).await;
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || {
+            let heard = model.complete_probability(&tail);
             seconds.observe(started.elapsed().as_secs_f64());
-            match heard {
-                Ok(Ok(p)) => Some(p),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "end-of-turn model failed; judging the words alone");
-                    None
-                }
-                Err(_) => None,
-            }
+            heard
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "end-of-turn model failed; judging the words alone")
+                })
+                .ok()
         })
     }
 

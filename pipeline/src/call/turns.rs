@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -57,16 +58,15 @@ pub(super) struct EarlyResult {
 
 impl EarlyResult {
     /// `listening`: Smart Turn's probability for the same audio, if asked (`semantic_vad`),
-    /// run beside the transcription; the transcript is judged once both are in.
+    /// running beside the transcription; the transcript is judged once both are in.
     fn spawn(
         job: SttJob,
         seq: u64,
-        listening: Option<BoxFuture<'static, Option<f32>>>,
+        listening: Option<JoinHandle<Option<f32>>>,
         ready: mpsc::Sender<EarlyReady>,
     ) -> Self {
         let (tx, done) = oneshot::channel();
         let task = tokio::spawn(async move {
-            let listening = listening.map(tokio::spawn);
             let (outcome, took) = timed(job).await;
             let heard = outcome
                 .as_ref()
@@ -201,11 +201,11 @@ impl CallActor {
                 }
             }
             VadEvent::Paused(segment) => {
-                // Behind every caller who has finished speaking, until this turn ends too.
-                let opts = self.transcribe_options(Priority::Speculative);
                 if !self.turn.as_ref().is_some_and(|t| t.confirmed) {
                     return;
                 }
+                // Behind every caller who has finished speaking, until this turn ends too.
+                let opts = self.transcribe_options(Priority::Speculative);
                 let span = self.input.span(
                     (segment.start_ms as u64).saturating_sub(prefix_padding_ms),
                     segment.end_ms as u64 + END_PAD_MS,
