@@ -1,8 +1,13 @@
 //! Languages other than English end to end: the gateway serving the multilingual Whisper
 //! base model, a Realtime session and uploads (the Python SDK) in German, and a session that
 //! names no language hearing its German caller.
+//!
+//! The tests run one at a time: each serves Whisper base, whose worker takes both cores of a
+//! CI machine, and two such gateways at once starve each other (a language detection of
+//! ~2 s took 21 s beside the other test's gateway, and once past the 30 s a turn may take).
 
 use std::ffi::OsStr;
+use std::sync::Mutex;
 
 use serde_json::json;
 use switchboard_e2e::gateway::Gateway;
@@ -14,11 +19,15 @@ use switchboard_e2e::speech::{say_in, silence, write_wav};
 mod calls;
 use calls::*;
 
+/// One gateway at a time.
+static ALONE: Mutex<()> = Mutex::new(());
+
 /// With a multilingual model (`SWITCHBOARD_STT_MODEL=base`), a session that names German
 /// hears German, and uploads are detected or told (`language_sdk.py`); the default
 /// English-only model refuses the session's language by name.
 #[test]
 fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let llm = ScriptedLlm::start(Script::default());
     let english = Gateway::start(&[llm.base_url()], &[]);
     let base = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
@@ -89,6 +98,7 @@ const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen r
 /// detected once, while the caller spoke.
 #[test]
 fn a_session_naming_no_language_detects_the_callers_and_keeps_it() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let llm = ScriptedLlm::start(Script::default());
     let base = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
     let update = json!({"type": "session.update", "session": {"type": "transcription"}});
