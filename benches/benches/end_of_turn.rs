@@ -9,8 +9,10 @@
 //!
 //! A cut phrase judged finished is a caller cut off at `high` and `auto` eagerness; a whole
 //! sentence judged otherwise waits longer than it had to. Speakers: espeak-ng's en-us and
-//! en-gb voices and the Piper voice. Also times Smart Turn's inference (features included)
-//! on one thread, against the transcription it runs beside.
+//! en-gb voices and the Piper voice, each heard wideband (16 kHz, as a browser or a Realtime
+//! client sends it) and over a phone line (8 kHz G.711 μ-law, as a telephony media stream
+//! carries it, resampled back to 16 kHz as the gateway does). Also times Smart Turn's
+//! inference (features included) on one thread, against the transcription it runs beside.
 //!
 //! Run: `cargo bench -p switchboard-benches --bench end_of_turn` (needs `make models`).
 
@@ -18,7 +20,7 @@ use std::time::Instant;
 
 use switchboard_benches::caller::audible;
 use switchboard_benches::{espeak_16k, models_dir, percentiles, piper_speech};
-use switchboard_models::audio::{MonoAudio, pcm, rates};
+use switchboard_models::audio::{MonoAudio, g711, pcm, rates};
 use switchboard_models::end_of_turn::SmartTurn;
 use switchboard_models::provision::catalog::{
     PIPER_JOE, SMART_TURN, WHISPER_DEFAULT, whisper_model,
@@ -90,11 +92,14 @@ fn main() {
                 .to_rate(rates::SPEECH_MODELS)
                 .expect("resample"),
         };
-        for (kind, texts) in [("cut", CUT), ("whole", WHOLE)] {
+        for (line, kind, texts) in LINES
+            .into_iter()
+            .flat_map(|line| [(line, "cut", CUT), (line, "whole", WHOLE)])
+        {
             let heard: Vec<Heard> = texts
                 .iter()
                 .map(|text| {
-                    let audio = padded(&say(text));
+                    let audio = line.carry(padded(&say(text)));
                     let started = Instant::now();
                     let probability = smart_turn.complete_probability(&audio).expect("infer");
                     inference.push(started.elapsed());
@@ -117,22 +122,23 @@ fn main() {
                 .collect();
             for h in &heard {
                 eprintln!(
-                    "{speaker} {kind}: {:.2} {:>10} {:>10} {:?}",
+                    "{speaker} {} {kind}: {:.2} {:>10} {:>10} {:?}",
+                    line.name(),
                     h.probability,
                     h.words.as_str(),
                     h.both.as_str(),
                     h.transcript
                 );
             }
-            rows.push((speaker, kind, heard));
+            rows.push((speaker, line, kind, heard));
         }
     }
 
     println!(
-        "| speaker | phrases | transcript: finished / unsure / unfinished | Smart Turn: complete | both: finished / unsure / unfinished |"
+        "| speaker | line | phrases | transcript: finished / unsure / unfinished | Smart Turn: complete | both: finished / unsure / unfinished |"
     );
-    println!("|---|---|---|---|---|");
-    for (speaker, kind, heard) in &rows {
+    println!("|---|---|---|---|---|---|");
+    for (speaker, line, kind, heard) in &rows {
         let tally = |pick: fn(&Heard) -> Ending| {
             let n = |e| heard.iter().filter(|h| pick(h) == e).count();
             format!(
@@ -144,7 +150,8 @@ fn main() {
         };
         let complete = heard.iter().filter(|h| h.probability >= 0.5).count();
         println!(
-            "| {speaker} | {} {kind} | {} | {complete} / {} | {} |",
+            "| {speaker} | {} | {} {kind} | {} | {complete} / {} | {} |",
+            line.name(),
             heard.len(),
             tally(|h| h.words),
             heard.len(),
@@ -158,6 +165,44 @@ fn main() {
          ({} runs); the transcription beside it: p50 {t50:.0} ms, p95 {t95:.0} ms",
         inference.len()
     );
+}
+
+/// How the caller's audio reaches the gateway.
+#[derive(Debug, Clone, Copy)]
+enum Line {
+    /// 16 kHz PCM: a browser, a Realtime client.
+    Wideband,
+    /// A telephony media stream: 8 kHz G.711 μ-law.
+    Phone,
+}
+
+const LINES: [Line; 2] = [Line::Wideband, Line::Phone];
+
+impl Line {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Wideband => "wideband",
+            Self::Phone => "phone",
+        }
+    }
+
+    /// 16 kHz `audio` as the models hear it after this line.
+    fn carry(self, audio: Vec<f32>) -> Vec<f32> {
+        match self {
+            Self::Wideband => audio,
+            Self::Phone => {
+                let narrow = MonoAudio::new(audio, rates::SPEECH_MODELS)
+                    .to_rate(rates::TELEPHONY)
+                    .expect("resample");
+                let coded = g711::mulaw_encode_all(&pcm::f32_to_i16(&narrow.samples));
+                let heard = pcm::i16_to_f32(&g711::mulaw_decode_all(&coded));
+                MonoAudio::new(heard, rates::TELEPHONY)
+                    .to_rate(rates::SPEECH_MODELS)
+                    .expect("resample")
+                    .samples
+            }
+        }
+    }
 }
 
 /// `audio` as the gateway hands it over at a pause: speech cut at its last audible sample,
