@@ -12,7 +12,9 @@
 //! en-gb voices and the Piper voice, each heard wideband (16 kHz, as a browser or a Realtime
 //! client sends it) and over a phone line (8 kHz G.711 μ-law, as a telephony media stream
 //! carries it, resampled back to 16 kHz as the gateway does). Also times Smart Turn's
-//! inference (features included) on one thread, against the transcription it runs beside.
+//! inference (features included) on one thread, against the transcription it runs beside,
+//! and both started at once, as the gateway starts them at a pause: how much later the
+//! judgement can be made than with the transcript alone.
 //!
 //! Run: `cargo bench -p switchboard-benches --bench end_of_turn` (needs `make models`).
 
@@ -84,6 +86,7 @@ fn main() {
     println!("machine: {cores} CPU cores; Whisper {WHISPER_DEFAULT}\n");
 
     let (mut inference, mut transcription) = (Vec::new(), Vec::new());
+    let mut heard_audio = Vec::new();
     let mut rows = Vec::new();
     for speaker in ["espeak-ng en-us", "espeak-ng en-gb", "Piper joe"] {
         let say = |text: &str| match speaker.strip_prefix("espeak-ng ") {
@@ -100,6 +103,7 @@ fn main() {
                 .iter()
                 .map(|text| {
                     let audio = line.carry(padded(&say(text)));
+                    heard_audio.push(audio.clone());
                     let started = Instant::now();
                     let probability = smart_turn.complete_probability(&audio).expect("infer");
                     inference.push(started.elapsed());
@@ -164,6 +168,49 @@ fn main() {
         "\nSmart Turn, one thread, features included: p50 {p50:.1} ms, p95 {p95:.1} ms \
          ({} runs); the transcription beside it: p50 {t50:.0} ms, p95 {t95:.0} ms",
         inference.len()
+    );
+    side_by_side(&smart_turn, &stt, &heard_audio);
+}
+
+/// Each clip transcribed alone, then transcribed while Smart Turn scores it on another
+/// thread (both started at once, as at a pause); prints how long the transcript and the
+/// judgement (both in) took.
+fn side_by_side(smart_turn: &SmartTurn, stt: &WhisperEngine, clips: &[Vec<f32>]) {
+    let transcribe = |audio: &[f32]| {
+        stt.transcribe(audio.to_vec(), TranscribeOptions::default())
+            .wait()
+            .expect("transcription")
+    };
+    let (mut alone, mut beside, mut judged) = (Vec::new(), Vec::new(), Vec::new());
+    for audio in clips {
+        let started = Instant::now();
+        transcribe(audio);
+        alone.push(started.elapsed());
+        let started = Instant::now();
+        let (heard, scored) = std::thread::scope(|s| {
+            let model = s.spawn(|| {
+                smart_turn.complete_probability(audio).expect("infer");
+                started.elapsed()
+            });
+            transcribe(audio);
+            let heard = started.elapsed();
+            (heard, model.join().expect("smart turn thread"))
+        });
+        beside.push(heard);
+        judged.push(heard.max(scored));
+    }
+    let [alone, beside, judged] = [alone, beside, judged].map(|mut t| percentiles(&mut t));
+    println!(
+        "\nBoth started at once ({} clips): the transcription alone p50 {:.0} ms, p95 {:.0} ms; \
+         beside Smart Turn p50 {:.0} ms, p95 {:.0} ms; judgement ready (both in) p50 {:.0} ms, \
+         p95 {:.0} ms",
+        clips.len(),
+        alone.0,
+        alone.1,
+        beside.0,
+        beside.1,
+        judged.0,
+        judged.1
     );
 }
 
