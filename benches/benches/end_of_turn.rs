@@ -21,7 +21,7 @@
 use std::time::Instant;
 
 use switchboard_benches::caller::audible;
-use switchboard_benches::{espeak_16k, models_dir, percentiles, piper_speech};
+use switchboard_benches::{env_number, espeak_16k, models_dir, percentiles, piper_speech};
 use switchboard_models::audio::{MonoAudio, g711, pcm, rates};
 use switchboard_models::end_of_turn::SmartTurn;
 use switchboard_models::provision::catalog::{
@@ -257,10 +257,7 @@ impl Line {
 fn padded(audio: &MonoAudio) -> Vec<f32> {
     let said = pcm::i16_to_f32(&audible(pcm::f32_to_i16(&audio.samples)));
     let ms = |n: usize| n * rates::SPEECH_MODELS as usize / 1000;
-    let tail = std::env::var("END_OF_TURN_TAIL_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(TAIL_MS);
+    let tail = env_number("END_OF_TURN_TAIL_MS", TAIL_MS);
     let mut out = vec![0.0; ms(LEAD_MS)];
     out.extend(said);
     out.extend(std::iter::repeat_n(0.0, ms(tail)));

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_benches::{
-    STT_UTTERANCES, models_dir, most_streams_within_budget, percentiles, speech_clip, stt_machine,
-    word_errors,
+    STT_UTTERANCES, env_number, models_dir, most_streams_within_budget, percentiles, speech_clip,
+    stt_machine, word_errors,
 };
 use switchboard_models::audio::MonoAudio;
 use switchboard_models::provision::catalog::whisper_model;
@@ -46,14 +46,6 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-/// `name` as a number, or `default` when unset or not one.
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 /// `contexts` engines (each a copy of the model) with `states` whisper states each, the cores

@@ -12,17 +12,14 @@
 
 use std::time::Instant;
 
-use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, speech_clip};
+use switchboard_benches::{STT_UTTERANCES, env_number, models_dir, percentiles, speech_clip};
 use switchboard_models::provision::catalog::{WHISPER_DEFAULT, whisper_model};
 use switchboard_models::stt::{SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine};
 
 fn main() {
     let dir = models_dir();
     let model = std::env::var("STT_CONTENTION_MODEL").unwrap_or_else(|_| WHISPER_DEFAULT.into());
-    let runs: usize = std::env::var("STT_CONTENTION_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let runs: usize = env_number("STT_CONTENTION_RUNS", 10);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let engines: Vec<WhisperEngine> = (0..2)
         .map(|_| {

@@ -93,6 +93,14 @@ pub fn models_dir() -> PathBuf {
     switchboard_models::provision::default_models_dir()
 }
 
+/// The environment variable `name` as a number, or `default` when unset or not one.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Word errors of `hypothesis` against `reference` (lower-case, punctuation ignored) and the
 /// reference's word count.
 pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {

@@ -11,6 +11,9 @@ use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
 use switchboard_e2e::webrtc_client::post_sdp;
 
+mod calls;
+use calls::metric;
+
 const LONG: Duration = Duration::from_secs(30);
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -281,11 +284,7 @@ persona = "receptionist"
     // finished, or unsure where Smart Turn scored this phone-line question just under 0.1
     // (0.08-0.11 over runs).
     let m = gw.metrics();
-    let ended = |by: &str| {
-        m.lines()
-            .find_map(|l| l.strip_prefix(&format!(r#"switchboard_turn_ends_total{{by="{by}"}} "#)))
-            .map_or(0.0, |n| n.trim().parse::<f64>().unwrap_or(0.0))
-    };
+    let ended = |by: &str| metric(&m, &format!(r#"switchboard_turn_ends_total{{by="{by}"}}"#));
     assert_eq!(
         ended("finished") + ended("unsure"),
         1.0,
