@@ -19,7 +19,7 @@
 //! Run: `cargo bench -p switchboard-benches --bench realtime` (needs `make build models`);
 //! `SWITCHBOARD_BENCH_LLM=embedded` answers with the gateway's embedded model instead of the
 //! scripted LLM, and `SWITCHBOARD_BENCH=v2v,barge,concurrency,transcription,memory` picks
-//! sections.
+//! sections; `SWITCHBOARD_BENCH_CALLS=4,6,8` runs those concurrent call counts, all of them.
 //! `SWITCHBOARD_BENCH_REPLIES=1` prints each voice-to-voice turn's figure and reply transcript
 //! (with a local model, the figure depends on how soon the reply's first chunk can be spoken).
 
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_benches::caller::{QUESTIONS, audible};
-use switchboard_benches::{client_runtime, counts, histogram, percentiles};
+use switchboard_benches::{client_runtime, counts, env_number, histogram, percentiles};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -36,8 +36,11 @@ use tokio::time::Instant;
 
 const RATE: u32 = 24_000;
 const TURNS: usize = 12;
-/// Turns each concurrent call takes (so p95 rests on enough samples).
-const TURNS_PER_CALL: usize = 5;
+/// Turns each concurrent call takes (so p95 rests on enough samples), unless
+/// `SWITCHBOARD_BENCH_TURNS_PER_CALL` says otherwise.
+fn turns_per_call() -> usize {
+    env_number("SWITCHBOARD_BENCH_TURNS_PER_CALL", 5)
+}
 
 /// Stream `speech` then silence; returns voice-to-voice (last speech sample sent to the first
 /// reply audio received) once the response is done.
@@ -394,15 +397,19 @@ fn main() {
         );
     }
     drop(plain);
-    let concurrency: &[usize] = if run("concurrency") {
-        &[2, 3, 4, 6, 8, 12, 16]
-    } else {
-        &[]
+    // SWITCHBOARD_BENCH_CALLS=4,6,8 runs exactly those call counts, without stopping early.
+    let chosen: Option<Vec<usize>> = std::env::var("SWITCHBOARD_BENCH_CALLS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let concurrency = match (&chosen, run("concurrency")) {
+        (_, false) => Vec::new(),
+        (Some(calls), true) => calls.clone(),
+        (None, true) => vec![2, 3, 4, 6, 8, 12, 16],
     };
-    for &calls in concurrency {
-        let mut d = rt.block_on(concurrent(&gw, calls, TURNS_PER_CALL, Mode::Converse));
+    for calls in concurrency {
+        let mut d = rt.block_on(concurrent(&gw, calls, turns_per_call(), Mode::Converse));
         let p95 = row(&format!("voice-to-voice, {calls} concurrent calls"), &mut d);
-        if p95 > 2.0 * single_p95 {
+        if chosen.is_none() && p95 > 2.0 * single_p95 {
             println!("\np95 voice-to-voice more than doubled at {calls} concurrent calls");
             break;
         }
@@ -414,7 +421,7 @@ fn main() {
             &mut d,
         );
         for sessions in [2, 4, 6, 8, 12, 16, 24, 32] {
-            let mut d = rt.block_on(concurrent(&gw, sessions, TURNS_PER_CALL, Mode::Transcribe));
+            let mut d = rt.block_on(concurrent(&gw, sessions, turns_per_call(), Mode::Transcribe));
             let p95 = row(
                 &format!("end of speech -> transcript, {sessions} transcription sessions"),
                 &mut d,

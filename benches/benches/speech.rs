@@ -3,7 +3,8 @@
 //! Markdown rows for BENCHMARKS.md.
 //!
 //! Run: `make bench` (or `cargo bench -p switchboard-benches` with models fetched);
-//! `SWITCHBOARD_BENCH=denoise` runs only the noise suppression rows.
+//! `SWITCHBOARD_BENCH=denoise` runs only the noise suppression rows, `SWITCHBOARD_BENCH=tts`
+//! only the text-to-speech ones.
 
 use std::time::{Duration, Instant};
 
@@ -29,9 +30,10 @@ fn main() {
         .expect("whisper");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores; whisper threads {cores}; piper intra-op threads {cores}\n");
-    if std::env::var("SWITCHBOARD_BENCH").as_deref() == Ok("denoise") {
-        bench_denoise(&tts);
-        return;
+    match std::env::var("SWITCHBOARD_BENCH").as_deref() {
+        Ok("denoise") => return bench_denoise(&tts),
+        Ok("tts") => return bench_tts(&tts),
+        _ => {}
     }
     bench_tts(&tts);
     bench_stt(&stt, &tts);

@@ -60,6 +60,12 @@ pub fn session(model: &Path, threads: usize) -> Result<ort::session::Session, On
         .map_err(|e| fail(e.to_string()))?
         .with_inter_threads(1)
         .map_err(|e| fail(e.to_string()))?
+        // Idle intra-op threads sleep instead of spinning: Piper's two threads otherwise keep
+        // both cores busy between chunks, away from Whisper and other calls' work. Alone it
+        // costs nothing measurable; 6 live calls on 2 cores: p95 1321 -> 1100 ms
+        // (BENCHMARKS.md "Sleeping thread pools").
+        .with_intra_op_spinning(false)
+        .map_err(|e| fail(e.to_string()))?
         .commit_from_file(model)
         .map_err(|e| fail(e.to_string()))
 }
