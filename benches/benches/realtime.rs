@@ -421,7 +421,12 @@ fn main() {
             &mut d,
         );
         for sessions in [2, 4, 6, 8, 12, 16, 24, 32] {
-            let mut d = rt.block_on(concurrent(&gw, sessions, turns_per_call(), Mode::Transcribe));
+            let mut d = rt.block_on(concurrent(
+                &gw,
+                sessions,
+                turns_per_call(),
+                Mode::Transcribe,
+            ));
             let p95 = row(
                 &format!("end of speech -> transcript, {sessions} transcription sessions"),
                 &mut d,
