@@ -11,7 +11,9 @@
 
 use std::time::Instant;
 
-use switchboard_benches::{STT_UTTERANCES, models_dir, percentiles, speech_clip, stt_machine};
+use switchboard_benches::{
+    STT_UTTERANCES, env_list, models_dir, percentiles, speech_clip, stt_machine,
+};
 use switchboard_models::audio::MonoAudio;
 use switchboard_models::provision::catalog::whisper_model;
 use switchboard_models::stt::{
@@ -24,7 +26,7 @@ const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen r
 const GERMAN_LABEL: &str = "de 5 s";
 
 fn main() {
-    let models = std::env::var("LANGUAGE_BENCH_MODELS").unwrap_or_else(|_| "base-q8_0,base".into());
+    let models = env_list("LANGUAGE_BENCH_MODELS", "base-q8_0,base");
     println!("{}\n", stt_machine());
     let mut clips: Vec<(String, &str, MonoAudio)> = STT_UTTERANCES
         .iter()
@@ -43,7 +45,7 @@ fn main() {
         "| model | clip | audio | language named: p50 | detected: p50 | detection costs | detected |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for model in models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+    for model in &models {
         let engine = WhisperEngine::load(WhisperConfig::new(whisper_model(&models_dir(), model)))
             .expect("model (run `make test-models`)");
         assert!(engine.multilingual(), "{model} knows only English");

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_benches::caller::{QUESTIONS, audible};
-use switchboard_benches::{client_runtime, counts, env_number, histogram, percentiles};
+use switchboard_benches::{client_runtime, counts, env_list, env_number, histogram, percentiles};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -398,18 +398,19 @@ fn main() {
     }
     drop(plain);
     // SWITCHBOARD_BENCH_CALLS=4,6,8 runs exactly those call counts, without stopping early.
-    let chosen: Option<Vec<usize>> = std::env::var("SWITCHBOARD_BENCH_CALLS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
-    let concurrency = match (&chosen, run("concurrency")) {
-        (_, false) => Vec::new(),
-        (Some(calls), true) => calls.clone(),
-        (None, true) => vec![2, 3, 4, 6, 8, 12, 16],
+    let chosen: Vec<usize> = env_list("SWITCHBOARD_BENCH_CALLS", "")
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let concurrency = match (run("concurrency"), chosen.is_empty()) {
+        (false, _) => Vec::new(),
+        (true, true) => vec![2, 3, 4, 6, 8, 12, 16],
+        (true, false) => chosen.clone(),
     };
     for calls in concurrency {
         let mut d = rt.block_on(concurrent(&gw, calls, turns_per_call(), Mode::Converse));
         let p95 = row(&format!("voice-to-voice, {calls} concurrent calls"), &mut d);
-        if chosen.is_none() && p95 > 2.0 * single_p95 {
+        if chosen.is_empty() && p95 > 2.0 * single_p95 {
             println!("\np95 voice-to-voice more than doubled at {calls} concurrent calls");
             break;
         }

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_benches::{
-    STT_UTTERANCES, env_number, models_dir, most_streams_within_budget, percentiles, speech_clip,
-    stt_machine, word_errors,
+    STT_UTTERANCES, env_list, env_number, models_dir, most_streams_within_budget, percentiles,
+    speech_clip, stt_machine, word_errors,
 };
 use switchboard_models::audio::MonoAudio;
 use switchboard_models::provision::catalog::whisper_model;
@@ -38,15 +38,6 @@ use switchboard_models::stt::{
 const RUNS: usize = 7;
 const P95_BUDGET_MS: f64 = 300.0;
 const CYCLE: Duration = Duration::from_secs(6);
-
-fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.to_owned())
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
 
 /// `contexts` engines (each a copy of the model) with `states` whisper states each, the cores
 /// split evenly between all states. With a GPU the states share it and keep 1 CPU thread.

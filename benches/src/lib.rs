@@ -93,6 +93,16 @@ pub fn models_dir() -> PathBuf {
     switchboard_models::provision::default_models_dir()
 }
 
+/// The environment variable `name` (else `default`) as a comma-separated list, blanks dropped.
+pub fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// The environment variable `name` as a number, or `default` when unset or not one.
 pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
