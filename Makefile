@@ -5,7 +5,7 @@ export SWITCHBOARD_MODELS ?= $(HOME)/.local/share/switchboard/models
 BIN := $(CARGO_TARGET_DIR)/release/switchboard
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test build deps test-deps services models test-models bench cuda
+.PHONY: run test build deps test-deps services models test-models bench pipecat cuda
 
 ## Install what is missing, fetch models, build, start the gateway.
 run: build models
@@ -38,8 +38,12 @@ test-models: build
 	@$(BIN) models fetch whisper-tiny.en whisper-base whisper-base-q8_0
 
 ## Benchmarks; figures go to BENCHMARKS.md.
-bench: build models test-models services
+bench: build models test-models services pipecat
 	cargo bench -p switchboard-benches
+
+## Pipecat beside us, for `benches/pipecat.rs`: a virtual environment and its Whisper model.
+pipecat:
+	@benches/pipecat/setup.sh
 
 ## The CUDA build (CUDA 13 from PyPI; no GPU needed to build): see deploy/gpu/.
 cuda:

@@ -34,6 +34,11 @@ pub fn mulaw(sample: i16) -> u8 {
     !(sign | (exponent << 4) | mantissa) as u8
 }
 
+/// Loud mu-law audio: any byte far from mu-law's silence codes (0xFF / 0x7F).
+fn is_loud(mulaw: &[u8]) -> bool {
+    mulaw.iter().any(|&b| (b & 0x7F) < 0x50)
+}
+
 enum Queued {
     Audio(Vec<u8>),
     Mark(String),
@@ -43,6 +48,8 @@ enum Queued {
 #[derive(Debug, Default)]
 pub struct PhoneLog {
     pub messages: Vec<(Instant, Value)>,
+    /// When each `media` message with loud audio arrived.
+    pub loud_received: Vec<Instant>,
     /// Reply audio played, in ms, and when each loud 20 ms frame played.
     pub played_ms: u64,
     pub loud_played: Vec<Instant>,
@@ -93,7 +100,13 @@ impl PhoneClient {
         {
             let (log, queue) = (Arc::clone(&log), Arc::clone(&queue));
             tokio::spawn(async move {
-                while let Some(Ok(Message::Text(t))) = stream.next().await {
+                // Pings (a server's keep-alive) are answered by tungstenite; only text matters.
+                while let Some(Ok(m)) = stream.next().await {
+                    let t = match m {
+                        Message::Text(t) => t,
+                        Message::Close(_) => break,
+                        _ => continue,
+                    };
                     let Ok(v) = serde_json::from_str::<Value>(&t) else {
                         continue;
                     };
@@ -104,6 +117,9 @@ impl PhoneClient {
                             let bytes = base64::engine::general_purpose::STANDARD
                                 .decode(payload)
                                 .unwrap_or_default();
+                            if is_loud(&bytes) {
+                                log.lock().expect("log").loud_received.push(Instant::now());
+                            }
                             q.push_back(Queued::Audio(bytes));
                         }
                         Some("mark") => {
@@ -158,8 +174,7 @@ impl PhoneClient {
                     }
                     let n = pending.len().min(FRAME);
                     let frame: Vec<u8> = pending.drain(..n).collect();
-                    // Loud: any byte far from mu-law's silence codes (0xFF / 0x7F).
-                    let loud = frame.iter().any(|&b| (b & 0x7F) < 0x50);
+                    let loud = is_loud(&frame);
                     let mut l = log.lock().expect("log");
                     l.played_ms += (n as u64) * 1000 / RATE as u64;
                     if loud {
