@@ -8,7 +8,8 @@
 //!   received;
 //! - barge-in: the caller's speech onset, while a reply plays, to the `clear` that drops what
 //!   the phone has not played yet;
-//! - the interruption's last audible sample to the first loud audio of the reply to it.
+//! - the interruption's last audible sample to the first loud audio of the reply to it;
+//! - voice-to-voice with several calls at once (`PIPECAT_BENCH_CALLS`, default 4; 1: none).
 //!
 //! Pipecat runs as `benches/pipecat/bot.py` (Pipecat 1.14.0, its Twilio serializer and
 //! FastAPI WebSocket transport, faster-whisper int8, Piper). Prepare it once with
@@ -117,6 +118,8 @@ struct Figures {
     v2v: Vec<Duration>,
     barge_in: Vec<Duration>,
     answered: Vec<Duration>,
+    /// Voice-to-voice with `calls` calls at once.
+    concurrent: Vec<Duration>,
 }
 
 /// Sums and counts of the gateway's own turn histograms, over every gateway run.
@@ -197,6 +200,25 @@ async fn call(url: &str, turns: usize, figures: &mut Figures) {
     phone.stop();
 }
 
+/// `calls` calls at once to `url`, each of `turns` turns, their starts staggered over a turn
+/// so that turns do not all end at the same instant.
+async fn concurrent(url: &str, calls: usize, turns: usize, figures: &mut Figures) {
+    let tasks: Vec<_> = (0..calls)
+        .map(|k| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis((k * 397 % 2000) as u64)).await;
+                let mut one = Figures::default();
+                call(&url, turns, &mut one).await;
+                one.v2v
+            })
+        })
+        .collect();
+    for t in tasks {
+        figures.concurrent.extend(t.await.unwrap_or_default());
+    }
+}
+
 /// `turns` barge-ins on one call to `url`: a question, then, a second into the reply,
 /// "Stop, wait a second." over it.
 async fn barge_ins(url: &str, turns: usize, figures: &mut Figures) {
@@ -262,6 +284,7 @@ fn main() {
     let rounds: usize = env_number("PIPECAT_BENCH_ROUNDS", 2);
     let turns: usize = env_number("PIPECAT_BENCH_TURNS", 8);
     let smart = std::env::var("PIPECAT_BENCH_TURN").as_deref() == Ok("smart-turn");
+    let calls: usize = env_number("PIPECAT_BENCH_CALLS", 4);
     // Switchboard's phone calls take their end of turn from the persona.
     let persona = PersonaFile::new(
         r#"
@@ -286,6 +309,9 @@ turn_eagerness = "auto"
                 rt.block_on(call(&url, turns, &mut switchboard));
                 rt.block_on(barge_ins(&url, turns / 2, &mut switchboard));
                 server.add(&gw.metrics());
+                if calls > 1 {
+                    rt.block_on(concurrent(&url, calls, turns, &mut switchboard));
+                }
             } else {
                 let bot = Pipecat::start(
                     &llm.base_url(),
@@ -293,6 +319,9 @@ turn_eagerness = "auto"
                 );
                 rt.block_on(call(&bot.url(), turns, &mut pipecat));
                 rt.block_on(barge_ins(&bot.url(), turns / 2, &mut pipecat));
+                if calls > 1 {
+                    rt.block_on(concurrent(&bot.url(), calls, turns, &mut pipecat));
+                }
             }
         }
     }
@@ -323,5 +352,15 @@ turn_eagerness = "auto"
         "interruption's end -> reply audio, Pipecat",
         &mut pipecat.answered,
     );
+    if calls > 1 {
+        row(
+            &format!("voice-to-voice, {calls} calls at once, Switchboard"),
+            &mut switchboard.concurrent,
+        );
+        row(
+            &format!("voice-to-voice, {calls} calls at once, Pipecat"),
+            &mut pipecat.concurrent,
+        );
+    }
     server.print();
 }
