@@ -28,10 +28,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard_benches::caller::{QUESTIONS, audible};
+use switchboard_benches::caller::{audible, question};
 use switchboard_benches::{client_runtime, env_number, histogram, models_dir, percentiles};
 use switchboard_e2e::gateway::{Gateway, PersonaFile};
-use switchboard_e2e::phone_client::{PhoneClient, RATE};
+use switchboard_e2e::phone_client::{PhoneClient, PhoneLog, RATE};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
 
@@ -155,33 +155,34 @@ impl ServerClock {
     }
 }
 
-/// A question as the caller says it, ending at its last audible sample.
-fn question(i: usize) -> Vec<i16> {
-    let mut a = silence(300, RATE);
-    a.extend(audible(say(QUESTIONS[i % QUESTIONS.len()], RATE)));
-    a
-}
-
-/// Keep the line open with silence until the first loud audio after `after` has arrived
-/// and then none has played for `QUIET`; returns when that audio arrived.
-async fn hear_reply(phone: &PhoneClient, after: Instant) -> Option<Instant> {
-    let deadline = after + TIMEOUT;
+/// Keep the line open, 100 ms of silence at a time, until `found` sees what it waits for in
+/// the phone's log (given the time now), or until `TIMEOUT` after `from`.
+async fn on_line_until<T>(
+    phone: &PhoneClient,
+    from: Instant,
+    found: impl Fn(&PhoneLog, Instant) -> Option<T>,
+) -> Option<T> {
     loop {
         phone.speak(&silence(100, RATE)).await.ok()?;
         let now = Instant::now();
-        let log = phone.log.lock().expect("log");
-        let first = log.loud_received.iter().find(|t| **t > after);
-        let quiet = log.loud_played.last().is_none_or(|t| now - *t >= QUIET);
-        if let Some(first) = first
-            && quiet
-            && log.loud_played.last().is_some_and(|t| t > first)
-        {
-            return Some(*first);
+        if let Some(t) = found(&phone.log.lock().expect("log"), now) {
+            return Some(t);
         }
-        if now > deadline {
+        if now > from + TIMEOUT {
             return None;
         }
     }
+}
+
+/// Keep the line open until the first loud audio after `after` has arrived and then none
+/// has played for `QUIET`; returns when that audio arrived.
+async fn hear_reply(phone: &PhoneClient, after: Instant) -> Option<Instant> {
+    on_line_until(phone, after, |log, now| {
+        let first = log.loud_received.iter().find(|t| **t > after)?;
+        let quiet = log.loud_played.last().is_none_or(|t| now - *t >= QUIET);
+        (quiet && log.loud_played.last().is_some_and(|t| t > first)).then_some(*first)
+    })
+    .await
 }
 
 /// One call of `turns` counted turns (and a warm-up turn) to `url`.
@@ -189,7 +190,7 @@ async fn call(url: &str, turns: usize, figures: &mut Figures) {
     let phone = PhoneClient::connect(url, json!({})).await.expect("connect");
     phone.speak(&silence(500, RATE)).await.expect("speak");
     for i in 0..=turns {
-        phone.speak(&question(i)).await.expect("speak");
+        phone.speak(&question(i, RATE, 300)).await.expect("speak");
         let spoke = Instant::now();
         match hear_reply(&phone, spoke).await {
             Some(first) if i > 0 => figures.v2v.push(first - spoke),
@@ -226,20 +227,13 @@ async fn barge_ins(url: &str, turns: usize, figures: &mut Figures) {
     let phone = PhoneClient::connect(url, json!({})).await.expect("connect");
     phone.speak(&silence(500, RATE)).await.expect("speak");
     for i in 0..=turns {
-        phone.speak(&question(i)).await.expect("speak");
+        phone.speak(&question(i, RATE, 300)).await.expect("speak");
         let spoke = Instant::now();
         // Silence until the reply is heard, then a second more of it.
-        let heard = loop {
-            phone.speak(&silence(100, RATE)).await.expect("speak");
-            let log = phone.log.lock().expect("log");
-            if log.loud_played.iter().any(|t| *t > spoke) {
-                break true;
-            }
-            if spoke.elapsed() > TIMEOUT {
-                break false;
-            }
-        };
-        if !heard {
+        let playing = on_line_until(&phone, spoke, |log, _| {
+            log.loud_played.iter().any(|t| *t > spoke).then_some(())
+        });
+        if playing.await.is_none() {
             eprintln!("barge-in {i}: no reply");
             continue;
         }
@@ -302,8 +296,9 @@ turn_eagerness = "auto"
     let (mut switchboard, mut pipecat) = (Figures::default(), Figures::default());
     let mut server = ServerClock::default();
     for round in 0..rounds {
-        for first in [round % 2 == 0, round % 2 == 1] {
-            if first {
+        // Switchboard first in even rounds, Pipecat first in odd ones.
+        for ours in [round % 2 == 0, round % 2 == 1] {
+            if ours {
                 let gw = Gateway::start(&[llm.base_url()], &env);
                 let url = format!("ws://{}/telephony/twilio/stream", gw.addr);
                 rt.block_on(call(&url, turns, &mut switchboard));

@@ -26,7 +26,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_benches::caller::{QUESTIONS, audible};
+use switchboard_benches::caller::{audible, question};
 use switchboard_benches::{client_runtime, counts, env_list, env_number, histogram, percentiles};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
@@ -124,13 +124,6 @@ impl Mode {
     }
 }
 
-/// A question as the caller says it, ending at its last audible sample.
-fn speech(i: usize) -> Vec<i16> {
-    let mut a = silence(200, RATE);
-    a.extend(audible(say(QUESTIONS[i % QUESTIONS.len()], RATE)));
-    a
-}
-
 /// `input`: fields of the session's `audio.input` to set first (`None`: the defaults).
 async fn voice_to_voice(gw: &Gateway, input: Option<serde_json::Value>) -> Vec<Duration> {
     let mut out = Vec::new();
@@ -149,7 +142,7 @@ async fn voice_to_voice(gw: &Gateway, input: Option<serde_json::Value>) -> Vec<D
             .expect("session.updated");
     }
     for i in 0..TURNS {
-        if let Some(d) = one_turn(&mut c, &speech(i)).await {
+        if let Some(d) = one_turn(&mut c, &question(i, RATE, 200)).await {
             out.push(d);
         }
     }
@@ -174,7 +167,7 @@ async fn barge_in(gw: &Gateway) -> BargeIn {
         let mut c = RealtimeClient::connect(&gw.ws_url())
             .await
             .expect("connect");
-        let mut q = speech(i);
+        let mut q = question(i, RATE, 200);
         q.extend(silence(800, RATE));
         c.stream_audio(&q, RATE).await.expect("send");
         let _ = c
@@ -254,7 +247,7 @@ async fn concurrent(gw: &Gateway, calls: usize, turns: usize, mode: Mode) -> Vec
                 let mut c = RealtimeClient::connect(&url).await.expect("connect");
                 let mut out = Vec::new();
                 for i in 0..turns {
-                    if let Some(d) = mode.turn(&mut c, &speech(k + i)).await {
+                    if let Some(d) = mode.turn(&mut c, &question(k + i, RATE, 200)).await {
                         out.push(d);
                     }
                 }
@@ -402,15 +395,16 @@ fn main() {
         .iter()
         .filter_map(|n| n.parse().ok())
         .collect();
-    let concurrency = match (run("concurrency"), chosen.is_empty()) {
+    let stop_early = chosen.is_empty();
+    let concurrency = match (run("concurrency"), stop_early) {
         (false, _) => Vec::new(),
         (true, true) => vec![2, 3, 4, 6, 8, 12, 16],
-        (true, false) => chosen.clone(),
+        (true, false) => chosen,
     };
     for calls in concurrency {
         let mut d = rt.block_on(concurrent(&gw, calls, turns_per_call(), Mode::Converse));
         let p95 = row(&format!("voice-to-voice, {calls} concurrent calls"), &mut d);
-        if chosen.is_empty() && p95 > 2.0 * single_p95 {
+        if stop_early && p95 > 2.0 * single_p95 {
             println!("\np95 voice-to-voice more than doubled at {calls} concurrent calls");
             break;
         }

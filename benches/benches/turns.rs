@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_benches::caller::{QUESTIONS, audible};
+use switchboard_benches::caller::{audible, question};
 use switchboard_benches::{client_runtime, counts, histogram, percentiles};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
@@ -106,9 +106,7 @@ async fn measure(gw: &Gateway, turn_detection: &Value) -> Figures {
     let before = gw.metrics();
     let mut v2v = Vec::new();
     for i in 0..TURNS {
-        let mut speech = silence(200, RATE);
-        speech.extend(audible(say(QUESTIONS[i % QUESTIONS.len()], RATE)));
-        if let (Some(d), _) = say_and_wait(&mut c, &speech).await {
+        if let (Some(d), _) = say_and_wait(&mut c, &question(i, RATE, 200)).await {
             v2v.push(d);
         }
     }

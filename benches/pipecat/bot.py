@@ -141,7 +141,9 @@ async def stream(websocket: WebSocket):
 
 
 async def main():
-    services()  # every model loads once before the first call, as a warm server would
+    # Every model loads once before "ready", so a missing file fails here and the first call
+    # finds the files in the page cache; each call then loads its own, as Pipecat's examples do.
+    services()
     config = uvicorn.Config(app, host="127.0.0.1", port=opts.port, log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

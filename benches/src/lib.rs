@@ -230,6 +230,15 @@ pub mod caller {
         said.truncate(end);
         said
     }
+
+    /// Question `i` (of `QUESTIONS`, in turn) as the caller says it at `rate`: `lead_ms` of
+    /// silence, then espeak-ng's speech ending at its last audible sample.
+    pub fn question(i: usize, rate: u32, lead_ms: u32) -> Vec<i16> {
+        use switchboard_e2e::speech::{say, silence};
+        let mut a = silence(lead_ms, rate);
+        a.extend(audible(say(QUESTIONS[i % QUESTIONS.len()], rate)));
+        a
+    }
 }
 
 /// A restaurant's booking line: the persona and callers of the LLM benchmarks.
