@@ -253,3 +253,44 @@ impl PhoneClient {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server's keep-alive ping does not stop the phone from hearing what follows it
+    /// (uvicorn, which Pipecat's transport runs on, pings every 20 s).
+    #[tokio::test]
+    async fn a_ping_does_not_deafen_the_phone() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            ws.send(Message::Ping(vec![1, 2, 3].into())).await.unwrap();
+            let loud = base64::engine::general_purpose::STANDARD.encode([0x10u8; FRAME]);
+            let media = json!({"event": "media", "streamSid": "MZ1", "media": {"payload": loud}});
+            ws.send(Message::Text(media.to_string().into()))
+                .await
+                .unwrap();
+            // Keep the socket open until the phone hangs up.
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_close() {
+                    break;
+                }
+            }
+        });
+        let phone = PhoneClient::connect(&format!("ws://{addr}"), json!({}))
+            .await
+            .unwrap();
+        phone
+            .wait_until("the media after the ping", Duration::from_secs(5), |l| {
+                !l.loud_received.is_empty() && !l.loud_played.is_empty()
+            })
+            .await
+            .unwrap();
+        phone.stop();
+        drop(phone);
+        server.abort();
+    }
+}
