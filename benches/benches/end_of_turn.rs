@@ -1,6 +1,8 @@
 //! The end-of-turn judgement alone, without a gateway: on phrases cut where a caller might
-//! pause ("Can you send the invoice to") and on whole sentences, each followed by the ~200 ms
-//! of silence heard when the gateway judges a pause, how each way of judging reads it:
+//! pause ("Can you send the invoice to") and on whole sentences, and on both kinds ending on a
+//! number ("My phone number is five five five" / "It's for four people."), each followed by
+//! the ~200 ms of silence heard when the gateway judges a pause, how each way of judging reads
+//! it:
 //!
 //! - the transcript (Whisper tiny.en q8_0, as the early transcription hears the pause):
 //!   end punctuation and the last word, `semantic_vad`'s judgement before Smart Turn;
@@ -63,6 +65,28 @@ const WHOLE: [&str; 12] = [
     "That's fine.",
     "Please read me my last message.",
 ];
+/// A number, cut where a caller reading one out pauses between its groups.
+const NUMBER_CUT: [&str; 8] = [
+    "My phone number is five five five",
+    "My account number is four five",
+    "The card number is four one two one",
+    "My zip code is nine oh",
+    "The order number is seven seven",
+    "The code is one two",
+    "My date of birth is the twelfth",
+    "It's flat twenty",
+];
+/// Whole sentences that end on a number: Whisper writes it in digits.
+const NUMBER_WHOLE: [&str; 8] = [
+    "My account number is four five six seven.",
+    "My zip code is nine oh two one oh.",
+    "I'd like three tickets.",
+    "The order number is seven seven four two.",
+    "My flight leaves at six thirty.",
+    "It's for four people.",
+    "My phone number is five five five, one two three, four five six seven.",
+    "I was born in nineteen eighty five.",
+];
 /// Silence before the speech.
 const LEAD_MS: usize = 300;
 /// Silence after it: the gateway judges a pause 160 ms after Silero's end of speech, which
@@ -95,10 +119,14 @@ fn main() {
                 .to_rate(rates::SPEECH_MODELS)
                 .expect("resample"),
         };
-        for (line, kind, texts) in LINES
-            .into_iter()
-            .flat_map(|line| [(line, "cut", CUT), (line, "whole", WHOLE)])
-        {
+        for (line, kind, texts) in LINES.into_iter().flat_map(|line| {
+            [
+                (line, "cut", &CUT[..]),
+                (line, "whole", &WHOLE[..]),
+                (line, "number cut", &NUMBER_CUT[..]),
+                (line, "number whole", &NUMBER_WHOLE[..]),
+            ]
+        }) {
             let heard: Vec<Heard> = texts
                 .iter()
                 .map(|text| {

@@ -60,9 +60,10 @@ async fn session(gw: &Gateway, turn_detection: &Value) -> RealtimeClient {
     c
 }
 
-/// Say `speech`, then keep the microphone open (silence) until every response it started is
-/// done. Returns the time from the end of the speech to the first reply audio, if any, and
-/// how many turns were committed.
+/// Say `speech`, then keep the microphone open (silence, at least 3 s, streamed as a phone
+/// streams it, so the gateway's pause clock runs) until every response it started is done.
+/// Returns the time from the end of the speech to the first reply audio, if any, and how many
+/// turns were committed.
 async fn say_and_wait(c: &mut RealtimeClient, speech: &[i16]) -> (Option<Duration>, usize) {
     c.skip_seen();
     let before = c.log.len();
@@ -79,7 +80,9 @@ async fn say_and_wait(c: &mut RealtimeClient, speech: &[i16]) -> (Option<Duratio
         || count(c, "response.created") == 0)
         && Instant::now() < deadline
     {
-        c.next(Duration::from_millis(200)).await;
+        c.stream_audio(&silence(200, RATE), RATE)
+            .await
+            .expect("stream");
     }
     let first_audio = c.log[before..]
         .iter()
@@ -92,6 +95,9 @@ struct Figures {
     v2v: Vec<Duration>,
     end_of_speech_ms: f64,
     cut: usize,
+    /// The sentences with a pause inside that were not cut: the end of the whole sentence
+    /// to the first reply audio.
+    uncut_v2v: Vec<Duration>,
 }
 
 /// Mean of a histogram's new observations between two `/metrics` snapshots, in ms.
@@ -111,21 +117,40 @@ async fn measure(gw: &Gateway, turn_detection: &Value) -> Figures {
         }
     }
     let end_of_speech_ms = mean_ms(&before, &gw.metrics(), "switchboard_end_of_speech_seconds");
-    let mut cut = 0;
+    let (mut cut, mut uncut_v2v) = (0, Vec::new());
     for (first, rest) in SPLIT.iter().cycle().take(SPLIT_TURNS) {
         let mut speech = silence(200, RATE);
         speech.extend(audible(say(first, RATE)));
         speech.extend(silence(INNER_PAUSE_MS, RATE));
         speech.extend(audible(say(rest, RATE)));
-        let (_, turns) = say_and_wait(&mut c, &speech).await;
-        cut += usize::from(turns > 1);
+        match say_and_wait(&mut c, &speech).await {
+            (_, turns) if turns > 1 => cut += 1,
+            (Some(d), _) => uncut_v2v.push(d),
+            (None, _) => {}
+        }
     }
     c.close().await;
     Figures {
         v2v,
         end_of_speech_ms,
         cut,
+        uncut_v2v,
     }
+}
+
+/// "p50 / p95 ms (n=…)" of `samples`, or with `max` "p50 / max ms (n=…)".
+fn summary(samples: &mut [Duration], max: bool) -> String {
+    if samples.is_empty() {
+        return "no replies".to_owned();
+    }
+    let n = samples.len();
+    let (p50, p95) = percentiles(samples);
+    // `percentiles` sorted them.
+    let tail = match max {
+        true => samples[n - 1].as_secs_f64() * 1000.0,
+        false => p95,
+    };
+    format!("{p50:.0} / {tail:.0} ms (n={n})")
 }
 
 fn main() {
@@ -154,19 +179,13 @@ fn main() {
         "scripted LLM; {TURNS} finished questions and {SPLIT_TURNS} sentences with a {INNER_PAUSE_MS} ms pause inside, per setting\n"
     );
     println!(
-        "| turn detection | voice-to-voice p50 / p95 | end of speech (server, mean) | sentences cut at the inner pause |\n|---|---|---|---|"
+        "| turn detection | voice-to-voice p50 / p95 | end of speech (server, mean) | sentences cut at the inner pause | the others: voice-to-voice p50 / max |\n|---|---|---|---|---|"
     );
     for (name, td) in &settings {
         let mut f = rt.block_on(measure(&gw, td));
-        let v2v = match f.v2v.is_empty() {
-            true => "no replies".to_owned(),
-            false => {
-                let (p50, p95) = percentiles(&mut f.v2v);
-                format!("{p50:.0} / {p95:.0} ms (n={})", f.v2v.len())
-            }
-        };
+        let (v2v, uncut) = (summary(&mut f.v2v, false), summary(&mut f.uncut_v2v, true));
         println!(
-            "| {name} | {v2v} | {:.0} ms | {} / {} |",
+            "| {name} | {v2v} | {:.0} ms | {} / {} | {uncut} |",
             f.end_of_speech_ms, f.cut, SPLIT_TURNS
         );
     }
