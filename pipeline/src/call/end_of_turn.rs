@@ -102,16 +102,31 @@ pub const INCOMPLETE: f32 = 0.1;
 /// "a table for" said with a falling voice as complete. Otherwise a clear verdict of the
 /// model moves the transcript's judgement one step: a turn that sounds complete is finished
 /// even without end punctuation; one that sounds unfinished waits longer, as unsure after a
-/// full stop and as unfinished without one.
+/// full stop and as unfinished without one, unless it ends on a number.
+///
+/// A number read out sounds like a list still going whether or not it is whole: the model
+/// scored "My account number is four five six seven." 0.01-0.04 and the cut "The card
+/// number is four one two one" 0.01-0.03, and Whisper leaves the full stop off both
+/// (BENCHMARKS.md "End of turn", numbers). Neither tells them apart, so such a turn waits as
+/// unsure, not for the eagerness's maximum.
 pub fn judge_heard(transcript: &str, language: &str, complete: Option<f32>) -> Ending {
     let read = judge(transcript, language);
     match (read, complete) {
         (Ending::Unfinished, _) | (_, None) => read,
         (_, Some(p)) if p >= COMPLETE => Ending::Finished,
         (Ending::Finished, Some(p)) if p < INCOMPLETE => Ending::Unsure,
-        (Ending::Unsure, Some(p)) if p < INCOMPLETE => Ending::Unfinished,
+        (Ending::Unsure, Some(p)) if p < INCOMPLETE && !ends_on_number(transcript) => {
+            Ending::Unfinished
+        }
         _ => read,
     }
+}
+
+/// Whether the last word of `text` holds a digit ("4567", "555-123-4567", "12th").
+fn ends_on_number(text: &str) -> bool {
+    text.split_whitespace()
+        .next_back()
+        .is_some_and(|w| w.chars().any(char::is_numeric))
 }
 
 /// Whether the last word of `text` leaves a sentence open: a dangling word, or a preposition
@@ -341,6 +356,16 @@ mod tests {
         // Not clear either way: the transcript decides.
         assert_eq!(heard("That's fine.", 0.43), Ending::Finished);
         assert_eq!(heard("My account where is", INCOMPLETE), Ending::Unsure);
+        // A number read out sounds unfinished whole or cut: it waits as unsure, no longer.
+        assert_eq!(heard("My account number is 4567", 0.01), Ending::Unsure);
+        assert_eq!(
+            heard("My phone number is 555-123-4567", 0.02),
+            Ending::Unsure
+        );
+        assert_eq!(heard("It's on the 12th", 0.05), Ending::Unsure);
+        assert_eq!(heard("The order number is 7742.", 0.01), Ending::Unsure);
+        assert_eq!(heard("The code is one two", 0.01), Ending::Unfinished);
+        assert_eq!(heard("Room 4 please", 0.01), Ending::Unfinished);
         // Words that leave the sentence open outweigh a falling voice.
         assert_eq!(
             heard("Can you send the invoice to?", 0.98),
