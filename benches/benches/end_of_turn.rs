@@ -1,8 +1,8 @@
 //! The end-of-turn judgement alone, without a gateway: on phrases cut where a caller might
-//! pause ("Can you send the invoice to") and on whole sentences, and on both kinds ending on a
-//! number ("My phone number is five five five" / "It's for four people."), each followed by
-//! the ~200 ms of silence heard when the gateway judges a pause, how each way of judging reads
-//! it:
+//! pause ("Can you send the invoice to") and on whole sentences, and on both kinds ending on
+//! or near a number ("My phone number is five five five" / "My account number is four five
+//! six seven."), each followed by the ~200 ms of silence heard when the gateway judges a
+//! pause, how each way of judging reads it:
 //!
 //! - the transcript (Whisper tiny.en q8_0, as the early transcription hears the pause):
 //!   end punctuation and the last word, `semantic_vad`'s judgement before Smart Turn;
@@ -76,7 +76,8 @@ const NUMBER_CUT: [&str; 8] = [
     "My date of birth is the twelfth",
     "It's flat twenty",
 ];
-/// Whole sentences that end on a number: Whisper writes it in digits.
+/// Whole sentences that end on a number or a word after one ("three tickets"); Whisper
+/// writes most of these numbers in digits.
 const NUMBER_WHOLE: [&str; 8] = [
     "My account number is four five six seven.",
     "My zip code is nine oh two one oh.",
