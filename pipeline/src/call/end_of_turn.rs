@@ -115,32 +115,42 @@ pub fn judge_heard(transcript: &str, language: &str, complete: Option<f32>) -> E
         (Ending::Unfinished, _) | (_, None) => read,
         (_, Some(p)) if p >= COMPLETE => Ending::Finished,
         (Ending::Finished, Some(p)) if p < INCOMPLETE => Ending::Unsure,
-        (Ending::Unsure, Some(p)) if p < INCOMPLETE && !ends_on_number(transcript) => {
+        (Ending::Unsure, Some(p)) if p < INCOMPLETE && !ends_on_number(transcript, language) => {
             Ending::Unfinished
         }
         _ => read,
     }
 }
 
-/// Whether the last word of `text` holds a digit ("4567", "555-123-4567", "12th").
-fn ends_on_number(text: &str) -> bool {
-    text.split_whitespace()
-        .next_back()
-        .is_some_and(|w| w.chars().any(char::is_numeric))
+/// Whether the last word of `text` is a number: it holds a digit ("4567", "555-123-4567",
+/// "12th"), or it or a part of it is a number word of `language` ("one two", "one-o").
+fn ends_on_number(text: &str, language: &str) -> bool {
+    let Some(last) = spoken_words(text).pop() else {
+        return false;
+    };
+    last.chars().any(char::is_numeric)
+        || words::open_words(language).is_some_and(|words| {
+            last.split('-')
+                .any(|part| words.numbers.split_whitespace().any(|n| n == part))
+        })
 }
 
-/// Whether the last word of `text` leaves a sentence open: a dangling word, or a preposition
-/// without its object. A preposition said alone is a word of its own ("¡Para!": stop).
-fn ends_open(text: &str, language: &words::OpenWords) -> bool {
-    let words: Vec<String> = text
-        .split_whitespace()
+/// The words of `text`, lowercase, without the punctuation around them.
+fn spoken_words(text: &str) -> Vec<String> {
+    text.split_whitespace()
         .map(|w| {
             w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != '’')
                 .replace('’', "'")
                 .to_lowercase()
         })
         .filter(|w| !w.is_empty())
-        .collect();
+        .collect()
+}
+
+/// Whether the last word of `text` leaves a sentence open: a dangling word, or a preposition
+/// without its object. A preposition said alone is a word of its own ("¡Para!": stop).
+fn ends_open(text: &str, language: &words::OpenWords) -> bool {
+    let words = spoken_words(text);
     let Some((last, before)) = words.split_last() else {
         return false;
     };
@@ -364,8 +374,22 @@ mod tests {
         );
         assert_eq!(heard("It's on the 12th", 0.05), Ending::Unsure);
         assert_eq!(heard("The order number is 7742.", 0.01), Ending::Unsure);
-        assert_eq!(heard("The code is one two", 0.01), Ending::Unfinished);
+        assert_eq!(heard("The code is one two", 0.01), Ending::Unsure);
+        assert_eq!(
+            heard("My zip code is nine oh two one-o", 0.01),
+            Ending::Unsure
+        );
+        assert_eq!(
+            judge_heard("Le code est quatre vingt", "fr", Some(0.01)),
+            Ending::Unsure
+        );
         assert_eq!(heard("Room 4 please", 0.01), Ending::Unfinished);
+        assert_eq!(heard("Someone is here", 0.01), Ending::Unfinished);
+        // A number word that is also a dangling word ("un": a, one) is judged as dangling.
+        assert_eq!(
+            judge_heard("Je voudrais un", "fr", Some(0.01)),
+            Ending::Unfinished
+        );
         // Words that leave the sentence open outweigh a falling voice.
         assert_eq!(
             heard("Can you send the invoice to?", 0.98),
