@@ -29,8 +29,11 @@ fn row(what: &str, samples: &mut [Duration]) {
 }
 
 async fn script_checks(redis: &RedisServer) {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
     let script = redis::Script::new(GCRA);
     let mut samples = Vec::with_capacity(RUNS);
     for i in 0..RUNS {
@@ -41,7 +44,7 @@ async fn script_checks(redis: &RedisServer) {
             .arg(60_000)
             .invoke_async(&mut conn)
             .await
-            .unwrap();
+            .expect("gcra script");
         samples.push(started.elapsed());
     }
     row(
@@ -93,8 +96,11 @@ async fn end_to_end(redis: &RedisServer) {
 }
 
 async fn heartbeat(redis: &RedisServer) {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
     let used = |conn: &mut redis::aio::MultiplexedConnection| {
         let mut c = conn.clone();
         async move {
@@ -102,11 +108,11 @@ async fn heartbeat(redis: &RedisServer) {
                 .arg("memory")
                 .query_async(&mut c)
                 .await
-                .unwrap();
+                .expect("INFO memory");
             info.lines()
                 .find_map(|l| l.strip_prefix("used_memory:"))
                 .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap()
+                .expect("used_memory in INFO")
         }
     };
     let before = used(&mut conn).await;
@@ -126,7 +132,7 @@ async fn heartbeat(redis: &RedisServer) {
                 .arg("");
         }
         let started = Instant::now();
-        let n: i64 = inv.invoke_async(&mut conn).await.unwrap();
+        let n: i64 = inv.invoke_async(&mut conn).await.expect("renew script");
         samples.push(started.elapsed());
         assert_eq!(n, 1000);
     }

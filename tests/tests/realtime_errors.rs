@@ -231,8 +231,7 @@ fn api_keys_are_enforced_and_required_off_loopback() {
         let req = request_with(&gw, "authorization", "Bearer sk-wrong");
         let err = tokio_tungstenite::connect_async(req)
             .await
-            .err()
-            .expect("refused with a wrong key");
+            .expect_err("refused with a wrong key");
         assert!(err.to_string().contains("401"), "{err}");
         let req = request_with(&gw, "authorization", "Bearer sk-two");
         assert!(tokio_tungstenite::connect_async(req).await.is_ok());
