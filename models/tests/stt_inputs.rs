@@ -16,13 +16,13 @@ fn engine() -> WhisperEngine {
         &models_dir(),
         WHISPER_DEFAULT,
     )))
-    .unwrap()
+    .expect("whisper")
 }
 
 fn speech(text: &str) -> Vec<f32> {
     espeak(text, "en-us", 150)
         .to_rate(rates::SPEECH_MODELS)
-        .unwrap()
+        .expect("resample")
         .samples
 }
 

@@ -89,13 +89,16 @@ fn spoken_in(
 ) -> Transcript {
     let audio = espeak(text, voice, 140)
         .to_rate(rates::SPEECH_MODELS)
-        .unwrap()
+        .expect("resample")
         .samples;
     let opts = TranscribeOptions {
         language: language.map(str::to_owned),
         ..Default::default()
     };
-    engine.transcribe(audio, opts).wait().unwrap()
+    engine
+        .transcribe(audio, opts)
+        .wait()
+        .expect("transcription")
 }
 
 /// The model file, or a panic naming the catalog id to fetch.
@@ -112,12 +115,12 @@ fn read_model(path: &std::path::Path, id: &str) -> Vec<u8> {
 fn transcribe_espeak(engine: &WhisperEngine, text: &str) -> String {
     let audio = espeak(text, "en-us", 150)
         .to_rate(rates::SPEECH_MODELS)
-        .unwrap()
+        .expect("resample")
         .samples;
     engine
         .transcribe(audio, TranscribeOptions::default())
         .wait()
-        .unwrap()
+        .expect("transcription")
         .text
 }
 

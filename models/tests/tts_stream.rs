@@ -13,7 +13,7 @@ use switchboard_models::tts::{
 
 fn engine() -> PiperEngine {
     let dir = models_dir();
-    PiperEngine::load(PiperConfig::new(&dir, dir.join(PIPER_JOE))).unwrap()
+    PiperEngine::load(PiperConfig::new(&dir, dir.join(PIPER_JOE))).expect("piper")
 }
 
 #[test]

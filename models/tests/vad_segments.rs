@@ -16,10 +16,10 @@ const RATE: usize = rates::SPEECH_MODELS as usize;
 fn trimmed_speech(text: &str, voice: &str) -> Vec<f32> {
     let audio = espeak(text, voice, 160)
         .to_rate(rates::SPEECH_MODELS)
-        .unwrap()
+        .expect("resample")
         .samples;
-    let first = audio.iter().position(|s| s.abs() > 0.02).unwrap();
-    let last = audio.iter().rposition(|s| s.abs() > 0.02).unwrap();
+    let first = audio.iter().position(|s| s.abs() > 0.02).expect("speech");
+    let last = audio.iter().rposition(|s| s.abs() > 0.02).expect("speech");
     audio[first..=last].to_vec()
 }
 
