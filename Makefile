@@ -5,7 +5,7 @@ export SWITCHBOARD_MODELS ?= $(HOME)/.local/share/switchboard/models
 BIN := $(CARGO_TARGET_DIR)/release/switchboard
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test build deps test-deps services models test-models bench pipecat cuda
+.PHONY: run test build deps test-deps services models test-models bench pipecat cuda lint
 
 ## Install what is missing, fetch models, build, start the gateway.
 run: build models
@@ -44,6 +44,12 @@ bench: build models test-models services pipecat
 ## Pipecat beside us, for `benches/pipecat.rs`: a virtual environment and its Whisper model.
 pipecat:
 	@benches/pipecat/setup.sh
+
+## Formatting and clippy over every crate and target (tests and benches too), warnings as
+## errors: what a change should pass before it lands.
+lint: deps
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 ## The CUDA build (CUDA 13 from PyPI; no GPU needed to build): see deploy/gpu/.
 cuda:
