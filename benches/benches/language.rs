@@ -4,16 +4,28 @@
 //! STT bench's 1, 3 and 10 s utterances; the German one is a 5 s sentence. Prints Markdown
 //! rows for BENCHMARKS.md, with the language detected.
 //!
+//! Then, in a call (`LANGUAGE_BENCH=engine,call` picks the parts): a gateway serving
+//! base-q8_0, transcription sessions that name no language, each a new call whose first turn
+//! is German of 2-7 s; the figure is the last speech sample sent to the turn's
+//! `input_audio_transcription.completed` received (1.2 s of silence after the speech), with
+//! the call's language detected while the caller spoke (`speech`) or by the turn (`turn`).
+//!
 //! Run: `cargo bench -p switchboard-benches --bench language` with `make test-models` done;
 //! `LANGUAGE_BENCH_MODELS=base-q8_0,base` picks the models. On a GPU machine the cuda
 //! bundle runs it as `run-gpu.sh language-bench`, with the clips `build-cuda.sh` rendered
 //! (`STT_BENCH_CLIPS`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
 
 use switchboard_benches::{
     STT_UTTERANCES, env_list, models_dir, percentiles, speech_clip, stt_machine,
 };
+use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::realtime_client::RealtimeClient;
+use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
+use switchboard_e2e::speech::{say_in, silence};
 use switchboard_models::audio::MonoAudio;
 use switchboard_models::provision::catalog::whisper_model;
 use switchboard_models::stt::{
@@ -26,8 +38,19 @@ const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen r
 const GERMAN_LABEL: &str = "de 5 s";
 
 fn main() {
-    let models = env_list("LANGUAGE_BENCH_MODELS", "base-q8_0,base");
+    let parts = env_list("LANGUAGE_BENCH", "engine,call");
     println!("{}\n", stt_machine());
+    if parts.iter().any(|p| p == "engine") {
+        engine();
+    }
+    if parts.iter().any(|p| p == "call") {
+        first_turns();
+    }
+}
+
+/// The models' cost of detection, clip by clip.
+fn engine() {
+    let models = env_list("LANGUAGE_BENCH_MODELS", "base-q8_0,base");
     let mut clips: Vec<(String, &str, MonoAudio)> = STT_UTTERANCES
         .iter()
         .map(|(label, text)| {
@@ -80,4 +103,89 @@ fn main() {
             );
         }
     }
+}
+
+/// German first turns of a call, by length.
+const FIRST_TURNS: [&str; 3] = [
+    "Ich hätte gern einen Tisch.",
+    "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.",
+    "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren. Wir kommen heute \
+     Abend um acht Uhr mit dem Auto.",
+];
+const CALL_RATE: u32 = 24_000;
+const CALL_RUNS: usize = 3;
+
+/// Each first turn in a new call, a session that names no language: its end of speech to
+/// its transcript.
+fn first_turns() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base-q8_0")]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "\n| first turn (German) | speech | end of speech → transcript: p50 / max | detected while speaking / by the turn |"
+    );
+    println!("|---|---|---|---|");
+    for text in FIRST_TURNS {
+        let speech = say_in("de", text, CALL_RATE);
+        let before = detections(&gw);
+        let mut times = Vec::new();
+        for _ in 0..CALL_RUNS {
+            times.push(runtime.block_on(first_turn(&gw, &speech)));
+        }
+        let after = detections(&gw);
+        let max = times.iter().max().copied().unwrap_or_default();
+        let (p50, _) = percentiles(&mut times);
+        println!(
+            "| {} words | {:.1} s | {p50:.0} / {:.0} ms | {} / {} |",
+            text.split_whitespace().count(),
+            speech.len() as f64 / CALL_RATE as f64,
+            max.as_secs_f64() * 1e3,
+            after.0 - before.0,
+            after.1 - before.1,
+        );
+    }
+}
+
+/// One new call hearing `speech` then silence: the last speech sample sent to the
+/// transcript received.
+async fn first_turn(gw: &Gateway, speech: &[i16]) -> Duration {
+    let long = Duration::from_secs(60);
+    let mut c = RealtimeClient::connect(&gw.ws_url())
+        .await
+        .expect("connect");
+    c.send(json!({"type": "session.update", "session": {"type": "transcription"}}))
+        .await
+        .expect("session.update");
+    c.wait_for("session.updated", long).await.expect("updated");
+    c.stream_audio(speech, CALL_RATE).await.expect("speech");
+    let spoken = tokio::time::Instant::now();
+    c.stream_audio(&silence(1200, CALL_RATE), CALL_RATE)
+        .await
+        .expect("silence");
+    let done = c
+        .wait_for(
+            "conversation.item.input_audio_transcription.completed",
+            long,
+        )
+        .await
+        .expect("a transcript");
+    c.close().await;
+    done.at.saturating_duration_since(spoken)
+}
+
+/// Calls that learnt German (`speech`, `turn`) so far.
+fn detections(gw: &Gateway) -> (u64, u64) {
+    let m = gw.metrics();
+    let count = |from: &str| {
+        let name =
+            format!(r#"switchboard_languages_detected_total{{from="{from}",language="de"}}"#);
+        m.lines()
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    (count("speech"), count("turn"))
 }

@@ -9,7 +9,8 @@ use switchboard_models::audio::rates;
 use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_DEFAULT, whisper_model};
 use switchboard_models::provision::{ggml_encoding, whisper_ggml};
 use switchboard_models::stt::{
-    DETECT_LANGUAGE, SpeechToText, TranscribeOptions, Transcript, WhisperConfig, WhisperEngine,
+    DETECT_LANGUAGE, LearntLanguage, SpeechToText, TranscribeOptions, Transcript, WhisperConfig,
+    WhisperEngine,
 };
 
 #[test]
@@ -80,6 +81,37 @@ fn whisper_base_transcribes_and_detects_german() {
     );
 }
 
+/// A call's jobs share what they learn: the first detection on enough speech teaches the
+/// call's language before its reply, and a later job asking to detect takes it instead (so
+/// English speech is heard as German here, which a detection would not do).
+#[test]
+fn a_detected_language_is_learnt_once_and_taken_by_later_jobs() {
+    let engine = WhisperEngine::load(WhisperConfig::new(models_dir().join(WHISPER_BASE))).unwrap();
+    let detect = |learnt: &LearntLanguage| TranscribeOptions {
+        language: Some(DETECT_LANGUAGE.to_owned()),
+        learnt: Some(learnt.clone()),
+        ..Default::default()
+    };
+    let learnt = LearntLanguage::new(2.0);
+    let short = spoken_with(&engine, "Hallo.", "de", detect(&learnt));
+    assert!(short.audio_secs < 2.0, "{}", short.audio_secs);
+    assert_eq!(learnt.get(), None, "a word is too weak a sample");
+    let german = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
+    let first = spoken_with(&engine, german, "de", detect(&learnt));
+    assert_eq!(first.language, "de", "{:?}", first.text);
+    assert_eq!(learnt.get(), Some("de"), "learnt before the reply");
+    let english = "Please send the weekly report to the whole team.";
+    let later = spoken_with(&engine, english, "en-us", detect(&learnt));
+    assert_eq!(
+        later.language, "de",
+        "taken, not detected: {:?}",
+        later.text
+    );
+    // Without the learnt language the same job detects English.
+    let alone = spoken_in(&engine, english, "en-us", Some(DETECT_LANGUAGE));
+    assert_eq!(alone.language, "en", "{:?}", alone.text);
+}
+
 /// `text` spoken by espeak-ng's `voice`, transcribed by `engine` told `language`.
 fn spoken_in(
     engine: &WhisperEngine,
@@ -87,14 +119,24 @@ fn spoken_in(
     voice: &str,
     language: Option<&str>,
 ) -> Transcript {
-    let audio = espeak(text, voice, 140)
-        .to_rate(rates::SPEECH_MODELS)
-        .expect("resample")
-        .samples;
     let opts = TranscribeOptions {
         language: language.map(str::to_owned),
         ..Default::default()
     };
+    spoken_with(engine, text, voice, opts)
+}
+
+/// `text` spoken by espeak-ng's `voice`, transcribed by `engine` with `opts`.
+fn spoken_with(
+    engine: &WhisperEngine,
+    text: &str,
+    voice: &str,
+    opts: TranscribeOptions,
+) -> Transcript {
+    let audio = espeak(text, voice, 140)
+        .to_rate(rates::SPEECH_MODELS)
+        .expect("resample")
+        .samples;
     engine
         .transcribe(audio, opts)
         .wait()

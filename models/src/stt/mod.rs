@@ -2,12 +2,14 @@
 
 pub mod device;
 mod hooks;
+mod learnt;
 mod pieces;
 mod whisper;
 
 use std::time::Duration;
 
 pub use crate::queue::{Priority, Urgency};
+pub use learnt::LearntLanguage;
 pub use pieces::cut_at_pauses;
 pub use whisper::{DEFAULT_PIECE_SECS, WhisperConfig, WhisperEngine, audio_ctx_for};
 
@@ -54,6 +56,9 @@ pub struct TranscribeOptions {
     /// `None` is English. An English-only model transcribes English whatever this says:
     /// callers check [`SpeechToText::multilingual`].
     pub language: Option<String>,
+    /// With [`DETECT_LANGUAGE`]: the conversation's language once one of its jobs detected
+    /// it, taken instead of detecting again, and taught by this job if it detects.
+    pub learnt: Option<LearntLanguage>,
     /// Receives each segment as soon as it is decoded (whisper.cpp finishes a 30 s window,
     /// or a long `Batch` request's piece, at a time), before the whole transcript is ready.
     pub segments: Option<SegmentSink>,

@@ -19,8 +19,8 @@ use super::device;
 use super::hooks::Hooks;
 use super::pieces::cut_at_pauses;
 use super::{
-    AudioCtx, DETECT_LANGUAGE, ENGLISH, STT_SAMPLE_RATE, Segment, SpeechToText, SttError, SttJob,
-    TranscribeOptions, Transcript, whisper_language,
+    AudioCtx, DETECT_LANGUAGE, ENGLISH, LearntLanguage, STT_SAMPLE_RATE, Segment, SpeechToText,
+    SttError, SttJob, TranscribeOptions, Transcript, whisper_language,
 };
 use crate::audio::pcm;
 use crate::job::Job;
@@ -449,9 +449,17 @@ fn run(
     if peak < SILENCE_PEAK || pcm::rms(audio) == 0.0 {
         return Ok(transcript);
     }
+    let learnt = opts.learnt.as_ref();
+    let mut detected = false;
     transcript.language = match opts.language.as_deref() {
         None => ENGLISH,
-        Some(DETECT_LANGUAGE) => detect_language(states, audio, threads)?,
+        Some(DETECT_LANGUAGE) => match learnt.and_then(LearntLanguage::get) {
+            Some(known) => known,
+            None => {
+                detected = true;
+                detect_language(states, audio, threads)?
+            }
+        },
         Some(l) => whisper_language(l)
             .ok_or_else(|| SttError::Inference(format!("unknown language '{l}'")))?,
     }
@@ -483,6 +491,10 @@ fn run(
     transcript.segments = hooks.decoded.into_inner();
     transcript.text = text_of(&transcript.segments);
     transcript.inference = started.elapsed();
+    if let Some(learnt) = learnt.filter(|_| detected) {
+        // Before the reply goes out, so the next job this worker takes already knows it.
+        learnt.learn(&transcript);
+    }
     Ok(transcript)
 }
 

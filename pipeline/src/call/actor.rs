@@ -18,7 +18,7 @@ use super::turns::EarlyResult;
 use crate::conversation::{Content, Conversation, ItemKind, Role};
 use crate::llm::Usage;
 use crate::session::{SessionConfig, TurnDetection};
-use switchboard_models::stt::Transcript;
+use switchboard_models::stt::{LearntLanguage, Transcript};
 
 /// A user turn whose speech is in progress.
 #[derive(Debug)]
@@ -123,8 +123,11 @@ pub(crate) struct CallActor {
     /// A reply started while the caller pauses, held until the turn ends (`draft.rs`).
     pub(super) draft: Option<Draft>,
     pub(super) early_seq: u64,
-    /// The caller's language, detected on an earlier turn (`language.rs`).
-    pub(super) heard_language: Option<String>,
+    /// The caller's language, once detected on enough speech, shared with the call's
+    /// transcription jobs (`language.rs`).
+    pub(super) learnt_language: LearntLanguage,
+    /// Whether the learnt language has been logged and counted.
+    pub(super) language_announced: bool,
     /// The detection started while the caller spoke in a turn (`language.rs`).
     pub(super) detecting: Option<super::language::Detecting>,
     pub(super) language_tx: mpsc::Sender<Transcript>,
@@ -178,7 +181,8 @@ impl CallActor {
             pending_stt: 0,
             draft: None,
             early_seq: 0,
-            heard_language: None,
+            learnt_language: LearntLanguage::new(super::language::MIN_DETECTION_SECS),
+            language_announced: false,
             detecting: None,
             language_tx,
             early_tx,

@@ -8,17 +8,19 @@
 //! as it can: once a turn has `DETECT_AFTER_SPEECH_MS` of speech, its audio so far is
 //! detected while the caller goes on, so a longer first turn is transcribed in the language
 //! already known. Until a language is kept, each turn's own transcription detects too (a
-//! short first turn pays the pass), and whichever comes back first with enough audio is kept.
+//! short first turn pays the pass), and the first job that detects on enough audio teaches
+//! it (`LearntLanguage`): the worker keeps it before that job's reply, so a turn's
+//! transcription queued behind the detection while the caller spoke takes its language
+//! rather than paying the pass again.
 
 use switchboard_models::stt::{DETECT_LANGUAGE, Priority, TranscribeOptions, Transcript};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::actor::CallActor;
-use super::turns::has_words;
 
 /// The least audio (turn with its padding) whose detected language a call keeps: a word or
 /// two is too weak a sample.
-const MIN_DETECTION_SECS: f64 = 2.0;
+pub(super) const MIN_DETECTION_SECS: f64 = 2.0;
 /// Speech in a turn after which its language is detected while the caller goes on.
 const DETECT_AFTER_SPEECH_MS: u64 = 2_000;
 
@@ -33,15 +35,22 @@ impl CallActor {
     /// How the caller's speech is transcribed: at `priority`, with the session's prompt, in
     /// the call's language (or detecting it).
     pub(super) fn transcribe_options(&self, priority: Priority) -> TranscribeOptions {
-        let language = match (&self.config.transcription_language, &self.heard_language) {
+        let detects = self.detects_language();
+        let language = match (
+            &self.config.transcription_language,
+            self.learnt_language.get(),
+        ) {
             (Some(named), _) => Some(named.clone()),
-            (None, Some(heard)) => Some(heard.clone()),
-            (None, None) if self.detects_language() => Some(DETECT_LANGUAGE.to_owned()),
+            (None, Some(learnt)) => Some(learnt.to_owned()),
+            (None, None) if detects => Some(DETECT_LANGUAGE.to_owned()),
             (None, None) => None,
         };
         TranscribeOptions {
             prompt: self.config.transcription_prompt.clone(),
             language,
+            // A job queued now may start after another has learnt the language: it then
+            // takes it rather than detecting again.
+            learnt: detects.then(|| self.learnt_language.clone()),
             ..TranscribeOptions::at(priority)
         }
     }
@@ -49,7 +58,7 @@ impl CallActor {
     /// Whether the call's language is still to be detected.
     fn detects_language(&self) -> bool {
         self.config.transcription_language.is_none()
-            && self.heard_language.is_none()
+            && self.learnt_language.get().is_none()
             && self.deps.stt.multilingual()
     }
 
@@ -88,21 +97,23 @@ impl CallActor {
     }
 
     /// Speech was transcribed as `heard` (`from`: `turn`, a turn's transcript, or `speech`,
-    /// the detection while the caller spoke): if it detected the language and is long enough
-    /// to trust, the call keeps that language.
+    /// the detection while the caller spoke). The worker learns the call's language from the
+    /// first job that detected it on enough speech, before that job's reply; the first
+    /// transcript back that taught it is logged and counted.
     pub(super) fn learn_language(&mut self, heard: &Transcript, from: &str) {
-        if !self.detects_language()
-            || heard.audio_secs < MIN_DETECTION_SECS
-            || !has_words(&heard.text)
+        if self.language_announced
+            || self.config.transcription_language.is_some()
+            || !self.deps.stt.multilingual()
+            || !self.learnt_language.learn(heard)
         {
             return;
         }
+        self.language_announced = true;
         tracing::info!(call = %self.call_id, language = %heard.language, from, "caller's language detected");
         self.deps
             .metrics
             .languages_detected_total
             .with_label_values(&[heard.language.as_str(), from])
             .inc();
-        self.heard_language = Some(heard.language.clone());
     }
 }
