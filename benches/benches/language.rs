@@ -22,7 +22,7 @@ use serde_json::json;
 use switchboard_benches::{
     STT_UTTERANCES, env_list, models_dir, percentiles, speech_clip, stt_machine,
 };
-use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::gateway::{Gateway, metric};
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say_in, silence};
@@ -182,10 +182,7 @@ fn detections(gw: &Gateway) -> (u64, u64) {
     let count = |from: &str| {
         let name =
             format!(r#"switchboard_languages_detected_total{{from="{from}",language="de"}}"#);
-        m.lines()
-            .find_map(|l| l.strip_prefix(name.as_str()))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0) as u64
+        metric(&m, &name) as u64
     };
     (count("speech"), count("turn"))
 }

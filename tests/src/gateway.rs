@@ -108,6 +108,19 @@ pub fn chat_completion(
     serde_json::from_str(&text).expect("a JSON completion")
 }
 
+/// The value of the first sample of `name` in a `/metrics` text (a name alone, or with its
+/// labels as Prometheus prints them: `name{a="x",b="y"}`), histogram buckets left out; 0
+/// when there is none.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && !l.contains("le=")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The reply text of a chat completion.
 pub fn reply_text(completion: &serde_json::Value) -> String {
     completion["choices"][0]["message"]["content"]

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+pub use switchboard_e2e::gateway::metric;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
@@ -69,16 +70,6 @@ pub fn assert_heard_the_weather_question(c: &RealtimeClient) {
         heard.contains("weather") && heard.contains("paris"),
         "user transcript: {heard}"
     );
-}
-
-pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| {
-            l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && !l.contains("le=")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// The last request the LLM got answers the interruption (`about`) with the interrupted
