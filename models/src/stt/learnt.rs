@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::Transcript;
+use super::{Transcript, has_words};
 
 /// The language a conversation (a call) turned out to be in, once a transcription detected
 /// it on enough speech. Its jobs that ask to detect ([`super::DETECT_LANGUAGE`]) carry it
@@ -35,7 +35,7 @@ impl LearntLanguage {
     /// True when the language learnt (now or before) is `heard`'s and `heard` was such a
     /// sample.
     pub fn learn(&self, heard: &Transcript) -> bool {
-        if heard.audio_secs < self.min_secs || !heard.text.chars().any(char::is_alphanumeric) {
+        if heard.audio_secs < self.min_secs || !has_words(&heard.text) {
             return false;
         }
         self.language.get_or_init(|| heard.language.clone()) == &heard.language

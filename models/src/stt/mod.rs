@@ -149,6 +149,11 @@ pub trait SpeechToText: Send + Sync {
     fn multilingual(&self) -> bool;
 }
 
+/// Whether a transcript's `text` holds any words (not only punctuation or nothing).
+pub fn has_words(text: &str) -> bool {
+    text.chars().any(char::is_alphanumeric)
+}
+
 /// [`TranscribeOptions::language`] asking a multilingual model to detect the language (one
 /// full 30 s encoder pass more).
 pub const DETECT_LANGUAGE: &str = "auto";

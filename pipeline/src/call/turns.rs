@@ -28,9 +28,7 @@ const END_PAD_MS: u64 = 150;
 /// The least audio a client may commit.
 const MIN_COMMIT_MS: u64 = 100;
 
-pub(super) fn has_words(text: &str) -> bool {
-    text.chars().any(char::is_alphanumeric)
-}
+pub(super) use switchboard_models::stt::has_words;
 
 fn stt_outcome(r: Result<Transcript, SttError>) -> SttOutcome {
     r.map(|mut t| {
