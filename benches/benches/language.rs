@@ -6,9 +6,10 @@
 //!
 //! Then, in a call (`LANGUAGE_BENCH=engine,call` picks the parts): a gateway serving
 //! base-q8_0, transcription sessions that name no language, each a new call whose first turn
-//! is German of 2-7 s; the figure is the last speech sample sent to the turn's
-//! `input_audio_transcription.completed` received (1.2 s of silence after the speech), with
-//! the call's language detected while the caller spoke (`speech`) or by the turn (`turn`).
+//! is German of 2-7 s, or two or three short turns; the figure is the last
+//! speech sample sent to the last turn's `input_audio_transcription.completed` received
+//! (1.2 s of silence after each turn's speech), with the call's language detected while the
+//! caller spoke (`speech`) or by the turn (`turn`).
 //!
 //! Run: `cargo bench -p switchboard-benches --bench language` with `make test-models` done;
 //! `LANGUAGE_BENCH_MODELS=base-q8_0,base` picks the models. On a GPU machine the cuda
@@ -105,18 +106,23 @@ fn engine() {
     }
 }
 
-/// German first turns of a call, by length.
-const FIRST_TURNS: [&str; 3] = [
-    "Ich hätte gern einen Tisch.",
-    "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.",
-    "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren. Wir kommen heute \
-     Abend um acht Uhr mit dem Auto.",
+/// German calls: first turns by length, then short turns, two and three.
+const CALLS: [&[&str]; 5] = [
+    &[SHORT],
+    &["Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren."],
+    &[
+        "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren. Wir kommen heute \
+       Abend um acht Uhr mit dem Auto.",
+    ],
+    &[SHORT, "Wir kommen zu zweit."],
+    &[SHORT, "Wir kommen zu zweit.", "Heute Abend um acht."],
 ];
+const SHORT: &str = "Ich hätte gern einen Tisch.";
 const CALL_RATE: u32 = 24_000;
 const CALL_RUNS: usize = 3;
 
-/// Each first turn in a new call, a session that names no language: its end of speech to
-/// its transcript.
+/// Each call a new one, in a session that names no language: its last turn's end of speech
+/// to its transcript.
 fn first_turns() {
     let llm = ScriptedLlm::start(Script::default());
     let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base-q8_0")]);
@@ -125,23 +131,31 @@ fn first_turns() {
         .build()
         .expect("runtime");
     println!(
-        "\n| first turn (German) | speech | end of speech → transcript: p50 / max | detected while speaking / by the turn |"
+        "\n| turns (German) | speech | last turn's end of speech → transcript: p50 / max | detected while speaking / by the turn |"
     );
     println!("|---|---|---|---|");
-    for text in FIRST_TURNS {
-        let speech = say_in("de", text, CALL_RATE);
+    for turns in CALLS {
+        let speech: Vec<Vec<i16>> = turns.iter().map(|t| say_in("de", t, CALL_RATE)).collect();
         let before = detections(&gw);
         let mut times = Vec::new();
         for _ in 0..CALL_RUNS {
-            times.push(runtime.block_on(first_turn(&gw, &speech)));
+            times.push(runtime.block_on(last_turn(&gw, &speech)));
         }
         let after = detections(&gw);
         let max = times.iter().max().copied().unwrap_or_default();
         let (p50, _) = percentiles(&mut times);
+        let words: Vec<String> = turns
+            .iter()
+            .map(|t| format!("{} words", t.split_whitespace().count()))
+            .collect();
+        let secs: Vec<String> = speech
+            .iter()
+            .map(|s| format!("{:.1} s", s.len() as f64 / CALL_RATE as f64))
+            .collect();
         println!(
-            "| {} words | {:.1} s | {p50:.0} / {:.0} ms | {} / {} |",
-            text.split_whitespace().count(),
-            speech.len() as f64 / CALL_RATE as f64,
+            "| {} | {} | {p50:.0} / {:.0} ms | {} / {} |",
+            words.join(", then "),
+            secs.join(" + "),
             max.as_secs_f64() * 1e3,
             after.0 - before.0,
             after.1 - before.1,
@@ -149,9 +163,9 @@ fn first_turns() {
     }
 }
 
-/// One new call hearing `speech` then silence: the last speech sample sent to the
-/// transcript received.
-async fn first_turn(gw: &Gateway, speech: &[i16]) -> Duration {
+/// One new call hearing each of `turns` then silence, each turn's transcript awaited: the
+/// last speech sample sent to the last transcript received.
+async fn last_turn(gw: &Gateway, turns: &[Vec<i16>]) -> Duration {
     let long = Duration::from_secs(60);
     let mut c = RealtimeClient::connect(&gw.ws_url())
         .await
@@ -160,20 +174,25 @@ async fn first_turn(gw: &Gateway, speech: &[i16]) -> Duration {
         .await
         .expect("session.update");
     c.wait_for("session.updated", long).await.expect("updated");
-    c.stream_audio(speech, CALL_RATE).await.expect("speech");
-    let spoken = tokio::time::Instant::now();
-    c.stream_audio(&silence(1200, CALL_RATE), CALL_RATE)
-        .await
-        .expect("silence");
-    let done = c
-        .wait_for(
-            "conversation.item.input_audio_transcription.completed",
-            long,
-        )
-        .await
-        .expect("a transcript");
+    let mut took = Duration::ZERO;
+    for speech in turns {
+        c.skip_seen();
+        c.stream_audio(speech, CALL_RATE).await.expect("speech");
+        let spoken = tokio::time::Instant::now();
+        c.stream_audio(&silence(1200, CALL_RATE), CALL_RATE)
+            .await
+            .expect("silence");
+        let done = c
+            .wait_for(
+                "conversation.item.input_audio_transcription.completed",
+                long,
+            )
+            .await
+            .expect("a transcript");
+        took = done.at.saturating_duration_since(spoken);
+    }
     c.close().await;
-    done.at.saturating_duration_since(spoken)
+    took
 }
 
 /// Calls that learnt German (`speech`, `turn`) so far.

@@ -93,39 +93,33 @@ async fn next_transcript(c: &mut RealtimeClient) -> String {
 const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
 
 /// A session that names no language, on a multilingual model, detects its caller's and
-/// keeps it. The first turn is long: its language is detected on its first seconds while the
-/// caller goes on, so it and the next turn are both transcribed in German, and the call
-/// detected once, while the caller spoke.
+/// keeps it. In the first call the first turn is long: its language is detected on its first
+/// seconds while the caller goes on, so it and the next turn are both transcribed in German.
+/// In the second the first turn is too short to learn from: it is kept, and the second
+/// turn's detection, early in its speech, hears it too. Each call detected once, while the
+/// caller spoke.
 #[test]
 fn a_session_naming_no_language_detects_the_callers_and_keeps_it() {
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let llm = ScriptedLlm::start(Script::default());
     let base = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
-    let update = json!({"type": "session.update", "session": {"type": "transcription"}});
     let first =
         format!("{GERMAN} Wir sind zu zweit und kommen heute Abend um acht Uhr mit dem Auto.");
-    let turns = [
-        (first.as_str(), ["morgen", "tisch"]),
+    let long_first: [(&str, &[&str]); 2] = [
+        (first.as_str(), &["morgen", "tisch"]),
         (
             "Ich muss meinen Flug ändern, weil mein Termin verschoben wurde.",
-            ["ich muss", "meinen"],
+            &["ich muss", "meinen"],
         ),
     ];
+    // Each ~1.6 s of espeak-ng speech: under 2 s with the turn's padding.
+    let short_first: [(&str, &[&str]); 2] = [
+        ("Ich hätte gern einen Tisch.", &[]),
+        ("Wir kommen zu zweit.", &["kommen"]),
+    ];
     runtime().block_on(async {
-        let mut c = RealtimeClient::connect(&base.ws_url()).await.unwrap();
-        c.send(update).await.unwrap();
-        let updated = c.wait_for("session.updated", LONG).await.unwrap();
-        let t = &updated.event["session"]["audio"]["input"]["transcription"];
-        assert!(t["language"].is_null(), "{t}");
-        for (said, words) in turns {
-            let mut audio = say_in("de", said, RATE);
-            audio.extend(silence(1200, RATE));
-            c.skip_seen();
-            c.stream_audio(&audio, RATE).await.unwrap();
-            let heard = next_transcript(&mut c).await;
-            assert!(words.iter().all(|w| heard.contains(w)), "{said} -> {heard}");
-        }
-        c.close().await;
+        german_call(&base, &long_first).await;
+        german_call(&base, &short_first).await;
     });
     let m = base.metrics();
     let detected = |from: &str| {
@@ -134,5 +128,26 @@ fn a_session_naming_no_language_detects_the_callers_and_keeps_it() {
             &format!(r#"switchboard_languages_detected_total{{from="{from}",language="de"}}"#),
         )
     };
-    assert_eq!((detected("speech"), detected("turn")), (1.0, 0.0), "{m}");
+    assert_eq!((detected("speech"), detected("turn")), (2.0, 0.0), "{m}");
+}
+
+/// A transcription session naming no language hears `turns`, each followed by silence:
+/// each transcript holds the turn's words.
+async fn german_call(gw: &Gateway, turns: &[(&str, &[&str])]) {
+    let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+    c.send(json!({"type": "session.update", "session": {"type": "transcription"}}))
+        .await
+        .unwrap();
+    let updated = c.wait_for("session.updated", LONG).await.unwrap();
+    let t = &updated.event["session"]["audio"]["input"]["transcription"];
+    assert!(t["language"].is_null(), "{t}");
+    for (said, words) in turns {
+        let mut audio = say_in("de", said, RATE);
+        audio.extend(silence(1200, RATE));
+        c.skip_seen();
+        c.stream_audio(&audio, RATE).await.unwrap();
+        let heard = next_transcript(&mut c).await;
+        assert!(words.iter().all(|w| heard.contains(w)), "{said} -> {heard}");
+    }
+    c.close().await;
 }

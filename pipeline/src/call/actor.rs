@@ -12,13 +12,14 @@ use super::draft::{Draft, EarlyReady};
 use super::events::{CallError, CallEvent, CallInput, Command, ResponseOptions};
 use super::ids::IdGen;
 use super::input::InputAudio;
+use super::language::CallLanguage;
 use super::playback::{FRAME, Playback};
 use super::response::ResponseMsg;
 use super::turns::EarlyResult;
 use crate::conversation::{Content, Conversation, ItemKind, Role};
 use crate::llm::Usage;
 use crate::session::{SessionConfig, TurnDetection};
-use switchboard_models::stt::{LearntLanguage, Transcript};
+use switchboard_models::stt::Transcript;
 
 /// A user turn whose speech is in progress.
 #[derive(Debug)]
@@ -123,13 +124,8 @@ pub(crate) struct CallActor {
     /// A reply started while the caller pauses, held until the turn ends (`draft.rs`).
     pub(super) draft: Option<Draft>,
     pub(super) early_seq: u64,
-    /// The caller's language, once detected on enough speech, shared with the call's
-    /// transcription jobs (`language.rs`).
-    pub(super) learnt_language: LearntLanguage,
-    /// Whether the learnt language has been logged and counted.
-    pub(super) language_announced: bool,
-    /// The detection started while the caller spoke in a turn (`language.rs`).
-    pub(super) detecting: Option<super::language::Detecting>,
+    /// The caller's language, and what the call keeps to learn it (`language.rs`).
+    pub(super) language: CallLanguage,
     pub(super) language_tx: mpsc::Sender<Transcript>,
     pub(super) early_tx: mpsc::Sender<EarlyReady>,
     /// Where drafts send (`resp_tx` is gated by the playing response, a draft must not be).
@@ -181,9 +177,7 @@ impl CallActor {
             pending_stt: 0,
             draft: None,
             early_seq: 0,
-            learnt_language: LearntLanguage::new(super::language::MIN_DETECTION_SECS),
-            language_announced: false,
-            detecting: None,
+            language: CallLanguage::new(),
             language_tx,
             early_tx,
             draft_tx,

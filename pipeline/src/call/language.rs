@@ -11,24 +11,75 @@
 //! short first turn pays the pass), and the first job that detects on enough audio teaches
 //! it (`LearntLanguage`): the worker keeps it before that job's reply, so a turn's
 //! transcription queued behind the detection while the caller spoke takes its language
-//! rather than paying the pass again.
+//! rather than paying the pass again. Turns too short to learn from are kept, and the next
+//! turn's detection hears them before its own speech: after a short "Hallo" the call's
+//! language is detected early in the second turn, not at the end of every short turn.
 
-use switchboard_models::stt::{DETECT_LANGUAGE, Priority, TranscribeOptions, Transcript};
+use switchboard_models::stt::{
+    DETECT_LANGUAGE, LearntLanguage, Priority, TranscribeOptions, Transcript,
+};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::actor::CallActor;
+use super::input::{ms_to_samples, samples_to_ms};
 
 /// The least audio (turn with its padding) whose detected language a call keeps: a word or
 /// two is too weak a sample.
-pub(super) const MIN_DETECTION_SECS: f64 = 2.0;
-/// Speech in a turn after which its language is detected while the caller goes on.
+const MIN_DETECTION_SECS: f64 = 2.0;
+/// Speech (this turn's, and earlier turns' kept) after which a turn's language is detected
+/// while the caller goes on.
 const DETECT_AFTER_SPEECH_MS: u64 = 2_000;
+/// The most of earlier turns' audio kept for detection: the latest, well inside Whisper's
+/// 30 s window.
+const MAX_EARLIER_MS: u64 = 10_000;
+/// Silence between kept turns, and before the turn being detected.
+const GAP_MS: u64 = 200;
+
+/// What a call knows of its caller's language, and what it keeps to learn it.
+pub(super) struct CallLanguage {
+    /// The caller's language, once detected on enough speech, shared with the call's
+    /// transcription jobs.
+    learnt: LearntLanguage,
+    /// Whether the learnt language has been logged and counted.
+    announced: bool,
+    /// The detection started while the caller spoke in a turn.
+    detecting: Option<Detecting>,
+    /// Earlier turns' audio, each followed by a short silence, while the language is still
+    /// to be learnt.
+    earlier: Vec<f32>,
+}
 
 /// A detection started while the caller spoke: its turn, and the job (dropping it stops
 /// whisper.cpp). One per turn.
-pub(super) struct Detecting {
+struct Detecting {
     item_id: String,
     _job: AbortOnDropHandle<()>,
+}
+
+impl CallLanguage {
+    pub(super) fn new() -> Self {
+        Self {
+            learnt: LearntLanguage::new(MIN_DETECTION_SECS),
+            announced: false,
+            detecting: None,
+            earlier: Vec::new(),
+        }
+    }
+
+    /// Keep a committed turn's `audio` for the next detection, the latest `MAX_EARLIER_MS`.
+    fn keep(&mut self, audio: &[f32]) {
+        self.earlier.extend_from_slice(audio);
+        self.earlier
+            .resize(self.earlier.len() + ms_to_samples(GAP_MS) as usize, 0.0);
+        let max = ms_to_samples(MAX_EARLIER_MS) as usize;
+        if self.earlier.len() > max {
+            self.earlier.drain(..self.earlier.len() - max);
+        }
+    }
+
+    fn earlier_ms(&self) -> u64 {
+        samples_to_ms(self.earlier.len() as u64)
+    }
 }
 
 impl CallActor {
@@ -38,7 +89,7 @@ impl CallActor {
         let detects = self.detects_language();
         let language = match (
             &self.config.transcription_language,
-            self.learnt_language.get(),
+            self.language.learnt.get(),
         ) {
             (Some(named), _) => Some(named.clone()),
             (None, Some(learnt)) => Some(learnt.to_owned()),
@@ -50,7 +101,7 @@ impl CallActor {
             language,
             // A job queued now may start after another has learnt the language: it then
             // takes it rather than detecting again.
-            learnt: detects.then(|| self.learnt_language.clone()),
+            learnt: detects.then(|| self.language.learnt.clone()),
             ..TranscribeOptions::at(priority)
         }
     }
@@ -58,20 +109,32 @@ impl CallActor {
     /// Whether the call's language is still to be detected.
     fn detects_language(&self) -> bool {
         self.config.transcription_language.is_none()
-            && self.learnt_language.get().is_none()
+            && self.language.learnt.get().is_none()
             && self.deps.stt.multilingual()
     }
 
-    /// The open turn has `speech_ms` of speech from `start_ms`: once that is enough, detect
-    /// its language on the audio so far (and `prefix_ms` before), while the caller goes on.
+    /// A turn's `audio` was committed: while the language is still to be detected, the next
+    /// turn's detection hears it too.
+    pub(super) fn keep_for_detection(&mut self, audio: &[f32]) {
+        if self.detects_language() {
+            self.language.keep(audio);
+        }
+    }
+
+    /// The open turn has `speech_ms` of speech from `start_ms`: once that, with the earlier
+    /// turns kept, is enough, detect the language on them and this turn's audio so far (and
+    /// `prefix_ms` before), while the caller goes on.
     pub(super) fn detect_while_speaking(&mut self, start_ms: u64, speech_ms: u64, prefix_ms: u64) {
-        if speech_ms < DETECT_AFTER_SPEECH_MS || !self.detects_language() {
+        if speech_ms + self.language.earlier_ms() < DETECT_AFTER_SPEECH_MS
+            || !self.detects_language()
+        {
             return;
         }
         let Some(turn) = self.turn.as_ref() else {
             return;
         };
         if self
+            .language
             .detecting
             .as_ref()
             .is_some_and(|d| d.item_id == turn.item_id)
@@ -81,16 +144,18 @@ impl CallActor {
         let span = self
             .input
             .span(start_ms.saturating_sub(prefix_ms), self.input.now_ms());
+        let mut audio = self.language.earlier.clone();
+        audio.extend(self.input.copy(&span));
         // Still to be detected, so these options detect.
         let opts = self.transcribe_options(Priority::Speculative);
-        let job = self.deps.stt.transcribe(self.input.copy(&span), opts);
+        let job = self.deps.stt.transcribe(audio, opts);
         let tx = self.language_tx.clone();
         let task = tokio::spawn(async move {
             if let Ok(heard) = job.await {
                 let _ = tx.send(heard).await;
             }
         });
-        self.detecting = Some(Detecting {
+        self.language.detecting = Some(Detecting {
             item_id: turn.item_id.clone(),
             _job: AbortOnDropHandle::new(task),
         });
@@ -101,19 +166,42 @@ impl CallActor {
     /// first job that detected it on enough speech, before that job's reply; the first
     /// transcript back that taught it is logged and counted.
     pub(super) fn learn_language(&mut self, heard: &Transcript, from: &str) {
-        if self.language_announced
+        if self.language.announced
             || self.config.transcription_language.is_some()
             || !self.deps.stt.multilingual()
-            || !self.learnt_language.learn(heard)
+            || !self.language.learnt.learn(heard)
         {
             return;
         }
-        self.language_announced = true;
+        self.language.announced = true;
+        self.language.earlier = Vec::new();
         tracing::info!(call = %self.call_id, language = %heard.language, from, "caller's language detected");
         self.deps
             .metrics
             .languages_detected_total
             .with_label_values(&[heard.language.as_str(), from])
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earlier_turns_are_kept_with_a_gap_and_only_the_latest_ten_seconds() {
+        let mut language = CallLanguage::new();
+        let turn = |ms: u64, level: f32| vec![level; ms_to_samples(ms) as usize];
+        language.keep(&turn(1_000, 0.1));
+        assert_eq!(language.earlier_ms(), 1_000 + GAP_MS);
+        language.keep(&turn(6_000, 0.2));
+        language.keep(&turn(6_000, 0.3));
+        assert_eq!(language.earlier_ms(), MAX_EARLIER_MS);
+        // The first turn is gone, the latest is whole and last, before its gap.
+        let gap = ms_to_samples(GAP_MS) as usize;
+        let latest = &language.earlier[language.earlier.len() - gap - turn(6_000, 0.0).len()..];
+        assert!(latest[..latest.len() - gap].iter().all(|&s| s == 0.3));
+        assert!(latest[latest.len() - gap..].iter().all(|&s| s == 0.0));
+        assert!(!language.earlier.contains(&0.1));
     }
 }

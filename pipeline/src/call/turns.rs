@@ -340,6 +340,7 @@ impl CallActor {
         early: Option<EarlyTranscript>,
     ) {
         self.add_committed_audio(&item_id).await;
+        self.keep_for_detection(&audio);
         self.pending_stt += 1;
         let transcribed: BoxFuture<'static, (SttOutcome, Duration)> = match early {
             Some(e) => Box::pin(e.result.outcome()),
