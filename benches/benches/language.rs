@@ -45,7 +45,7 @@ fn main() {
         engine();
     }
     if parts.iter().any(|p| p == "call") {
-        first_turns();
+        calls();
     }
 }
 
@@ -123,7 +123,7 @@ const CALL_RUNS: usize = 3;
 
 /// Each call a new one, in a session that names no language: its last turn's end of speech
 /// to its transcript.
-fn first_turns() {
+fn calls() {
     let llm = ScriptedLlm::start(Script::default());
     let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base-q8_0")]);
     let runtime = tokio::runtime::Builder::new_current_thread()

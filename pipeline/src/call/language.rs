@@ -108,9 +108,13 @@ impl CallActor {
 
     /// Whether the call's language is still to be detected.
     fn detects_language(&self) -> bool {
-        self.config.transcription_language.is_none()
-            && self.language.learnt.get().is_none()
-            && self.deps.stt.multilingual()
+        self.language_is_heard() && self.language.learnt.get().is_none()
+    }
+
+    /// Whether the call's language is the caller's, heard rather than named by the session
+    /// (and a multilingual model can hear it).
+    fn language_is_heard(&self) -> bool {
+        self.config.transcription_language.is_none() && self.deps.stt.multilingual()
     }
 
     /// A turn's `audio` was committed: while the language is still to be detected, the next
@@ -167,8 +171,7 @@ impl CallActor {
     /// transcript back that taught it is logged and counted.
     pub(super) fn learn_language(&mut self, heard: &Transcript, from: &str) {
         if self.language.announced
-            || self.config.transcription_language.is_some()
-            || !self.deps.stt.multilingual()
+            || !self.language_is_heard()
             || !self.language.learnt.learn(heard)
         {
             return;
@@ -199,7 +202,8 @@ mod tests {
         assert_eq!(language.earlier_ms(), MAX_EARLIER_MS);
         // The first turn is gone, the latest is whole and last, before its gap.
         let gap = ms_to_samples(GAP_MS) as usize;
-        let latest = &language.earlier[language.earlier.len() - gap - turn(6_000, 0.0).len()..];
+        let latest =
+            &language.earlier[language.earlier.len() - gap - ms_to_samples(6_000) as usize..];
         assert!(latest[..latest.len() - gap].iter().all(|&s| s == 0.3));
         assert!(latest[latest.len() - gap..].iter().all(|&s| s == 0.0));
         assert!(!language.earlier.contains(&0.1));
