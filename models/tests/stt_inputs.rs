@@ -162,6 +162,47 @@ fn tokens_spell_each_segment_and_carry_log_probabilities() {
     );
 }
 
+/// An English-only model hearing German or Portuguese falls into a repetition loop ("I am a
+/// man, I am a man, …" until Whisper's 224-token limit, measured before the fix): the loop
+/// is stopped as it forms and one copy of the phrase kept, its tokens still spelling it.
+#[test]
+fn a_repetition_loop_is_stopped_and_cut_to_one_copy() {
+    let e = engine();
+    for (voice, text) in [
+        (
+            "de",
+            "Können wir bitte auf Deutsch weitermachen? Mein Englisch ist nicht so gut.",
+        ),
+        (
+            "pt",
+            "Gostaria de reservar uma mesa para duas pessoas esta noite.",
+        ),
+    ] {
+        let audio = espeak(text, voice, 150)
+            .to_rate(rates::SPEECH_MODELS)
+            .expect("resample")
+            .samples;
+        let t = e
+            .transcribe(audio, TranscribeOptions::default())
+            .wait()
+            .unwrap();
+        assert!(t.tokens().count() < 60, "{voice}: {:?}", t.text);
+        let words: Vec<&str> = t.text.split_whitespace().collect();
+        for word in &words {
+            let times = words.iter().filter(|w| *w == word).count();
+            assert!(
+                times <= 3,
+                "{voice}: {word:?} {times} times in {:?}",
+                t.text
+            );
+        }
+        for s in &t.segments {
+            let bytes: Vec<u8> = s.tokens.iter().flat_map(|t| t.bytes.clone()).collect();
+            assert_eq!(String::from_utf8_lossy(&bytes).trim(), s.text);
+        }
+    }
+}
+
 #[test]
 fn audio_ctx_options_are_honoured() {
     let e = engine();

@@ -1,17 +1,19 @@
 //! whisper.cpp's callbacks during one `whisper_full` run: stop when nobody wants the result,
-//! and read each segment (text, times, tokens) as soon as it is decoded, handing it out at
-//! once to a caller who streams. This is the one place segments are read from whisper.cpp.
+//! end a segment whose decoding has fallen into a repetition loop (`repetition.rs`), and read
+//! each segment (text, times, tokens) as soon as it is decoded, handing it out at once to a
+//! caller who streams. This is the one place segments are read from whisper.cpp.
 //!
 //! whisper-rs's closure-based setters leak their closure on every call (and its abort setter
 //! reads the box as the wrong type), so the callbacks here are plain functions whose user
 //! data is a [`Hooks`] on the worker's stack, alive for exactly the `full` call.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, c_int, c_void};
 
 use whisper_rs::FullParams;
 use whisper_rs::whisper_rs_sys as sys;
 
+use super::repetition::loop_at_end;
 use super::{Segment, SegmentSink, Token};
 
 /// What the callbacks of one run can reach.
@@ -23,6 +25,8 @@ pub(super) struct Hooks<'a> {
     pub offset_ms: u64,
     /// Every segment of the run so far, on the caller's timeline.
     pub decoded: RefCell<Vec<Segment>>,
+    /// Segments ended early because their decoding looped.
+    pub loops_stopped: Cell<u32>,
 }
 
 impl<'a> Hooks<'a> {
@@ -36,10 +40,11 @@ impl<'a> Hooks<'a> {
             segments,
             offset_ms,
             decoded: RefCell::default(),
+            loops_stopped: Cell::default(),
         }
     }
 
-    /// Point `params`' abort and new-segment callbacks at `self`.
+    /// Point `params`' abort, logits-filter and new-segment callbacks at `self`.
     ///
     /// # Safety
     /// `self` must outlive every use of `params` (the `full` call they are passed to).
@@ -49,6 +54,8 @@ impl<'a> Hooks<'a> {
         unsafe {
             params.set_abort_callback(Some(abort));
             params.set_abort_callback_user_data(data);
+            params.set_filter_logits_callback(Some(stop_loops));
+            params.set_filter_logits_callback_user_data(data);
             params.set_new_segment_callback(Some(new_segments));
             params.set_new_segment_callback_user_data(data);
         }
@@ -59,6 +66,43 @@ unsafe extern "C" fn abort(data: *mut c_void) -> bool {
     // SAFETY: `data` is the `Hooks` given to `install`, alive during the run.
     let hooks = unsafe { &*(data as *const Hooks) };
     (hooks.cancelled)()
+}
+
+/// Before each token is chosen: once the tokens decoded so far end in a loop, only
+/// end-of-text may come next, which ends the segment (whisper.cpp keeps its tokens).
+unsafe extern "C" fn stop_loops(
+    ctx: *mut sys::whisper_context,
+    _state: *mut sys::whisper_state,
+    tokens: *const sys::whisper_token_data,
+    n_tokens: c_int,
+    logits: *mut f32,
+    data: *mut c_void,
+) {
+    if tokens.is_null() || logits.is_null() || n_tokens < 1 {
+        return;
+    }
+    // SAFETY: `data` is the `Hooks` given to `install`; whisper.cpp passes the decoder's
+    // `n_tokens` tokens so far and the next token's logits, one per vocabulary entry, for
+    // this call only.
+    let (hooks, decoded, logits) = unsafe {
+        let n_vocab = sys::whisper_n_vocab(ctx) as usize;
+        (
+            &*(data as *const Hooks),
+            std::slice::from_raw_parts(tokens, n_tokens as usize),
+            std::slice::from_raw_parts_mut(logits, n_vocab),
+        )
+    };
+    let ids: Vec<i32> = decoded.iter().map(|t| t.id).collect();
+    if loop_at_end(&ids).is_none() {
+        return;
+    }
+    // SAFETY: `ctx` is the running context.
+    let eot = unsafe { sys::whisper_token_eot(ctx) } as usize;
+    logits.fill(f32::NEG_INFINITY);
+    if let Some(end) = logits.get_mut(eot) {
+        *end = 0.0;
+    }
+    hooks.loops_stopped.set(hooks.loops_stopped.get() + 1);
 }
 
 unsafe extern "C" fn new_segments(
@@ -125,6 +169,6 @@ unsafe fn read_segment(
                 logprob: data.plog,
             });
         }
-        Some(segment)
+        segment.without_loop()
     }
 }

@@ -4,6 +4,7 @@ pub mod device;
 mod hooks;
 mod learnt;
 mod pieces;
+mod repetition;
 mod whisper;
 
 use std::time::Duration;

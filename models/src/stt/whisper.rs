@@ -488,6 +488,12 @@ fn run(
         .main
         .full(params, audio)
         .map_err(|e| SttError::Inference(e.to_string()))?;
+    if hooks.loops_stopped.get() > 0 {
+        tracing::warn!(
+            language = %transcript.language,
+            "speech-to-text: decoding fell into a repetition loop and was stopped (is the language right?)"
+        );
+    }
     transcript.segments = hooks.decoded.into_inner();
     transcript.text = text_of(&transcript.segments);
     transcript.inference = started.elapsed();
