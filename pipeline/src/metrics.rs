@@ -37,6 +37,9 @@ pub struct CallMetrics {
     /// Calls that detected their caller's language (`call/language.rs`), by language and
     /// `from`: `speech` (detected while the caller spoke) or `turn` (a turn's transcript).
     pub languages_detected_total: IntCounterVec,
+    /// Turns whose transcription fell into Whisper's repetition loop and was stopped, by the
+    /// language decoded: callers speaking a language the model was not told.
+    pub stt_loops_stopped_total: IntCounterVec,
     /// Replies drafted while the caller paused, by outcome: `used` (the turn's response took
     /// it), `cancelled` (speech went on), `stale` (the turn or conversation changed),
     /// `failed` (it failed or would have acted).
@@ -81,6 +84,7 @@ impl CallMetrics {
         registry.register(Box::new(m.early_transcriptions_total.clone()))?;
         registry.register(Box::new(m.turn_ends_total.clone()))?;
         registry.register(Box::new(m.languages_detected_total.clone()))?;
+        registry.register(Box::new(m.stt_loops_stopped_total.clone()))?;
         registry.register(Box::new(m.speculative_replies_total.clone()))?;
         for h in [
             &m.end_of_speech_seconds,
@@ -145,6 +149,11 @@ impl CallMetrics {
                 "switchboard_languages_detected_total",
                 "Calls whose caller's language was detected (sessions that name none, multilingual model)",
                 &["language", "from"],
+            ),
+            stt_loops_stopped_total: counter_vec(
+                "switchboard_stt_loops_stopped_total",
+                "Turns whose transcription looped and was stopped, by the language decoded (is it the callers'?)",
+                &["language"],
             ),
             speculative_replies_total: counter_vec(
                 "switchboard_speculative_replies_total",

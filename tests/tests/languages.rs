@@ -44,6 +44,25 @@ fn a_session_in_german_is_transcribed_in_german_by_a_multilingual_model() {
         );
         c.close().await;
 
+        // Spoken to anyway, the English-only model's decoding loops ("I am a man, I am a
+        // man, …"): it is stopped, one copy is kept, and the metric tells the operator.
+        let mut c = RealtimeClient::connect(&english.ws_url()).await.unwrap();
+        c.send(json!({"type": "session.update", "session": {"type": "transcription"}}))
+            .await
+            .unwrap();
+        c.wait_for("session.updated", LONG).await.unwrap();
+        let mut audio = say_in("de", LOOPS_IN_ENGLISH, RATE);
+        audio.extend(silence(1200, RATE));
+        c.stream_audio(&audio, RATE).await.unwrap();
+        let heard = next_transcript(&mut c).await;
+        assert!(heard.split_whitespace().count() < 12, "{heard}");
+        c.close().await;
+        let loops = metric(
+            &english.metrics(),
+            r#"switchboard_stt_loops_stopped_total{language="en"}"#,
+        );
+        assert_eq!(loops, 1.0, "{heard}");
+
         let mut c = RealtimeClient::connect(&base.ws_url()).await.unwrap();
         c.send(update).await.unwrap();
         let updated = c.wait_for("session.updated", LONG).await.unwrap();
@@ -91,6 +110,9 @@ async fn next_transcript(c: &mut RealtimeClient) -> String {
 }
 
 const GERMAN: &str = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
+/// German that tiny.en, told English, decodes as a loop (BENCHMARKS.md "Repetition loops").
+const LOOPS_IN_ENGLISH: &str =
+    "Können wir bitte auf Deutsch weitermachen? Mein Englisch ist nicht so gut.";
 
 /// A session that names no language, on a multilingual model, detects its caller's and
 /// keeps it. In the first call the first turn is long: its language is detected on its first

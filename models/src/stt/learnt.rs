@@ -55,6 +55,7 @@ mod tests {
             audio_ctx: 0,
             queued: Default::default(),
             inference: Default::default(),
+            loops_stopped: 0,
         }
     }
 

@@ -127,6 +127,9 @@ pub struct Transcript {
     pub queued: Duration,
     /// Time in whisper.cpp.
     pub inference: Duration,
+    /// Segments whose decoding fell into a repetition loop and was stopped (one copy of the
+    /// phrase kept): a sign the speech is not in the language decoded.
+    pub loops_stopped: u32,
 }
 
 impl Transcript {

@@ -339,6 +339,7 @@ fn serve_in_pieces(
         queued,
         inference: Default::default(),
         language: ENGLISH.into(),
+        loops_stopped: 0,
     };
     for (n, piece) in cut_at_pauses(&req.audio, piece_len).into_iter().enumerate() {
         if n > 0 {
@@ -373,6 +374,7 @@ fn serve_in_pieces(
                 whole.inference += t.inference;
                 whole.audio_ctx = whole.audio_ctx.max(t.audio_ctx);
                 whole.language = t.language;
+                whole.loops_stopped += t.loops_stopped;
             }
             Err(e) => {
                 let _ = req.reply.send(Err(e));
@@ -445,6 +447,7 @@ fn run(
         queued: Default::default(),
         inference: Default::default(),
         language: ENGLISH.into(),
+        loops_stopped: 0,
     };
     if peak < SILENCE_PEAK || pcm::rms(audio) == 0.0 {
         return Ok(transcript);
@@ -488,7 +491,8 @@ fn run(
         .main
         .full(params, audio)
         .map_err(|e| SttError::Inference(e.to_string()))?;
-    if hooks.loops_stopped.get() > 0 {
+    transcript.loops_stopped = hooks.loops_stopped.get();
+    if transcript.loops_stopped > 0 {
         tracing::warn!(
             language = %transcript.language,
             "speech-to-text: decoding fell into a repetition loop and was stopped (is the language right?)"

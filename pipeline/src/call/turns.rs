@@ -420,6 +420,13 @@ impl CallActor {
         let words = match t.result {
             Ok(heard) => {
                 self.learn_language(&heard, "turn");
+                if heard.loops_stopped > 0 {
+                    self.deps
+                        .metrics
+                        .stt_loops_stopped_total
+                        .with_label_values(&[heard.language.as_str()])
+                        .inc();
+                }
                 let text = heard.text.clone();
                 let tokens = heard.tokens().cloned().collect();
                 self.record_transcript(&t.item_id, &text, heard.audio_secs, tokens)
