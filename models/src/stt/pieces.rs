@@ -1,5 +1,6 @@
 //! Cutting long audio at its quietest moments, so that a long upload is transcribed a piece at
-//! a time and a live caller never waits for more than one piece.
+//! a time and a live caller never waits for more than one piece; each piece is prompted with
+//! the last words of the text so far (`piece_prompt`).
 //!
 //! No voice detector is needed: within the window where a cut is allowed, the cut goes where a
 //! sliding 200 ms window holds the least energy, which is the longest, deepest pause there (a
@@ -11,6 +12,8 @@ use std::ops::Range;
 const FRAME: usize = 320;
 /// ...and compared over this many frames (200 ms): a pause must be long, not one soft frame.
 const WINDOW_FRAMES: usize = 10;
+/// How much of the text so far conditions the next piece (Whisper's prompt holds 224 tokens).
+const CARRIED_PROMPT_CHARS: usize = 200;
 
 /// Consecutive ranges covering `samples`, each at most `max_len` long and, except when the whole
 /// audio is shorter, at least `max_len / 2`; cuts fall at the quietest point allowed.
@@ -54,6 +57,26 @@ fn quietest(samples: &[f32], lo: usize, hi: usize) -> usize {
         at += FRAME;
     }
     best.1
+}
+
+/// The caller's prompt, then the last words of the text so far (whole words, at most
+/// [`CARRIED_PROMPT_CHARS`]).
+pub(super) fn piece_prompt(prompt: Option<&str>, so_far: &str) -> Option<String> {
+    let mut start = so_far.len().saturating_sub(CARRIED_PROMPT_CHARS);
+    while !so_far.is_char_boundary(start) {
+        start += 1;
+    }
+    let mut tail = &so_far[start..];
+    // Cut inside a word: drop its end. Cut just after a space: the tail starts with a word.
+    if start > 0 && !so_far[..start].ends_with(char::is_whitespace) {
+        tail = tail.split_once(' ').map_or("", |(_, rest)| rest);
+    }
+    let parts: Vec<&str> = [prompt.unwrap_or(""), tail]
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 #[cfg(test)]
@@ -109,5 +132,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_piece_is_prompted_with_the_callers_prompt_and_the_last_words_so_far() {
+        assert_eq!(piece_prompt(None, ""), None);
+        assert_eq!(piece_prompt(Some(" "), "  "), None);
+        assert_eq!(piece_prompt(Some("Acme"), "").as_deref(), Some("Acme"));
+        assert_eq!(
+            piece_prompt(Some("Acme"), "we met at noon.").as_deref(),
+            Some("Acme we met at noon.")
+        );
+        let long = "word ".repeat(100) + "é".repeat(30).as_str() + " last";
+        let tail = piece_prompt(None, &long).unwrap();
+        assert!(
+            tail.len() <= CARRIED_PROMPT_CHARS && tail.ends_with(" last"),
+            "{tail}"
+        );
+        assert!(
+            tail.starts_with("word ") || tail.starts_with('é'),
+            "whole words: {tail}"
+        );
+        // The cut lands just after a space: the word after it is whole, so it stays.
+        let exact = "x".repeat(10) + " " + &"abcd ".repeat(CARRIED_PROMPT_CHARS / 5);
+        let at_space = piece_prompt(None, &exact).unwrap();
+        assert_eq!(at_space, exact[11..].trim(), "no word lost");
+        // The cut lands inside a word: that word goes.
+        let inside = "x".repeat(10) + &"abcd ".repeat(CARRIED_PROMPT_CHARS / 5);
+        let mid_word = piece_prompt(None, &inside).unwrap();
+        assert!(mid_word.starts_with("abcd ") && mid_word.len() < CARRIED_PROMPT_CHARS);
     }
 }

@@ -17,7 +17,7 @@ use whisper_rs::{
 
 use super::device;
 use super::hooks::Hooks;
-use super::pieces::cut_at_pauses;
+use super::pieces::{cut_at_pauses, piece_prompt};
 use super::{
     AudioCtx, DETECT_LANGUAGE, ENGLISH, LearntLanguage, STT_SAMPLE_RATE, Segment, SpeechToText,
     SttError, SttJob, TranscribeOptions, Transcript, whisper_language,
@@ -39,8 +39,6 @@ const SILENCE_PEAK: f32 = 1e-3;
 /// Longest piece of an upload: a live turn that arrives meanwhile waits for at most this much
 /// audio to be transcribed (about 0.6 s with tiny.en on 2 CPU cores; BENCHMARKS.md).
 pub const DEFAULT_PIECE_SECS: f32 = 8.0;
-/// How much of the text so far conditions the next piece (Whisper's prompt holds 224 tokens).
-const CARRIED_PROMPT_CHARS: usize = 200;
 
 /// Encoder frames to run for a clip of `samples` at 16 kHz: twice the clip plus a margin, at
 /// least [`MIN_CTX`], rounded up to a multiple of 64; 0 (the full window) past 30 s.
@@ -385,26 +383,6 @@ fn serve_in_pieces(
     let _ = req.reply.send(Ok(whole));
 }
 
-/// The caller's prompt, then the last words of the text so far (whole words, at most
-/// [`CARRIED_PROMPT_CHARS`]).
-fn piece_prompt(prompt: Option<&str>, so_far: &str) -> Option<String> {
-    let mut start = so_far.len().saturating_sub(CARRIED_PROMPT_CHARS);
-    while !so_far.is_char_boundary(start) {
-        start += 1;
-    }
-    let mut tail = &so_far[start..];
-    // Cut inside a word: drop its end. Cut just after a space: the tail starts with a word.
-    if start > 0 && !so_far[..start].ends_with(char::is_whitespace) {
-        tail = tail.split_once(' ').map_or("", |(_, rest)| rest);
-    }
-    let parts: Vec<&str> = [prompt.unwrap_or(""), tail]
-        .into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
-}
-
 fn text_of(segments: &[Segment]) -> String {
     segments
         .iter()
@@ -565,35 +543,6 @@ mod tests {
         assert_eq!(audio_ctx_for(10 * 16_000), 1088);
         assert_eq!(audio_ctx_for(15 * 16_000), 0);
         assert_eq!(audio_ctx_for(60 * 16_000), 0);
-    }
-
-    #[test]
-    fn a_piece_is_prompted_with_the_callers_prompt_and_the_last_words_so_far() {
-        assert_eq!(piece_prompt(None, ""), None);
-        assert_eq!(piece_prompt(Some(" "), "  "), None);
-        assert_eq!(piece_prompt(Some("Acme"), "").as_deref(), Some("Acme"));
-        assert_eq!(
-            piece_prompt(Some("Acme"), "we met at noon.").as_deref(),
-            Some("Acme we met at noon.")
-        );
-        let long = "word ".repeat(100) + "é".repeat(30).as_str() + " last";
-        let tail = piece_prompt(None, &long).unwrap();
-        assert!(
-            tail.len() <= CARRIED_PROMPT_CHARS && tail.ends_with(" last"),
-            "{tail}"
-        );
-        assert!(
-            tail.starts_with("word ") || tail.starts_with('é'),
-            "whole words: {tail}"
-        );
-        // The cut lands just after a space: the word after it is whole, so it stays.
-        let exact = "x".repeat(10) + " " + &"abcd ".repeat(CARRIED_PROMPT_CHARS / 5);
-        let at_space = piece_prompt(None, &exact).unwrap();
-        assert_eq!(at_space, exact[11..].trim(), "no word lost");
-        // The cut lands inside a word: that word goes.
-        let inside = "x".repeat(10) + &"abcd ".repeat(CARRIED_PROMPT_CHARS / 5);
-        let mid_word = piece_prompt(None, &inside).unwrap();
-        assert!(mid_word.starts_with("abcd ") && mid_word.len() < CARRIED_PROMPT_CHARS);
     }
 
     #[test]
