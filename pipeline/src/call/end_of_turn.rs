@@ -16,6 +16,7 @@
 //! unfinished one waits up to the eagerness's maximum (2, 4 or 8 s, as OpenAI's do). Until
 //! the transcript is in, and if it never comes, that maximum is the VAD's silence.
 
+mod numbers;
 mod words;
 
 use switchboard_models::end_of_turn::WINDOW_SAMPLES;
@@ -123,16 +124,16 @@ pub fn judge_heard(transcript: &str, language: &str, complete: Option<f32>) -> E
 }
 
 /// Whether the last word of `text` is a number: it holds a digit ("4567", "555-123-4567",
-/// "12th"), or it or a part of it is a number word of `language` ("one two", "one-o").
+/// "12th"), or it or a part of it is a number word of `language` ("one two", "one-o",
+/// "dreiundzwanzig", `numbers.rs`). A number word also listed as dangling (the article "un",
+/// "een") is judged as such before this is asked.
 fn ends_on_number(text: &str, language: &str) -> bool {
     let Some(last) = spoken_words(text).pop() else {
         return false;
     };
     last.chars().any(char::is_numeric)
-        || words::open_words(language).is_some_and(|words| {
-            last.split('-')
-                .any(|part| words.numbers.split_whitespace().any(|n| n == part))
-        })
+        || words::open_words(language)
+            .is_some_and(|words| last.split('-').any(|part| words.numbers.builds(part)))
 }
 
 /// The words of `text`, lowercase, without the punctuation around them.
@@ -382,6 +383,26 @@ mod tests {
         assert_eq!(
             judge_heard("Le code est quatre vingt", "fr", Some(0.01)),
             Ending::Unsure
+        );
+        // Numbers joined into one word, and ordinals.
+        for (language, text) in [
+            ("de", "Die Nummer ist dreiundzwanzig"),
+            ("de", "Der Termin ist am einundzwanzigsten"),
+            ("nl", "Mijn huisnummer is drieëntwintig"),
+            ("it", "Il codice è centoventitré"),
+            ("es", "Mi número es dieciséis"),
+            ("en", "It's on the twenty-first"),
+        ] {
+            assert_eq!(
+                judge_heard(text, language, Some(0.01)),
+                Ending::Unsure,
+                "{text}"
+            );
+        }
+        // The German article is not the number "eins".
+        assert_eq!(
+            judge_heard("Ich hätte gern einen", "de", Some(0.01)),
+            Ending::Unfinished
         );
         assert_eq!(heard("Room 4 please", 0.01), Ending::Unfinished);
         assert_eq!(heard("Someone is here", 0.01), Ending::Unfinished);

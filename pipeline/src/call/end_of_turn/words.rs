@@ -6,10 +6,8 @@
 //! German and Dutch prepositions that double as a separable verb's particle ("Ich komme
 //! mit.", "Hij belt op."); demonstratives ("das", "dat", "este"); and question words
 //! ("perché?", "por qué?").
-//!
-//! Each language also lists its number words, for a turn that ends on a number read out
-//! (`judge_heard`): Whisper writes most numbers in digits, some in words ("The code is one
-//! two").
+
+use super::numbers::{self, NumberParts};
 
 /// One language's words.
 pub(super) struct OpenWords {
@@ -23,10 +21,8 @@ pub(super) struct OpenWords {
     pub fronting: &'static [&'static str],
     /// Words after which "to" stands for what was just said ("I'd love to."): English only.
     pub elliptical_to: &'static [&'static str],
-    /// Cardinal number words (digits, teens, tens, hundred, thousand) a number read out may
-    /// end on, separated by spaces. Words also listed as dangling (the article "un", "een")
-    /// are judged as such.
-    pub numbers: &'static str,
+    /// How the language's number words are built, for a turn that ends on a number.
+    pub numbers: &'static NumberParts,
 }
 
 /// The words of `language`, if it has a list.
@@ -60,9 +56,7 @@ const ENGLISH: OpenWords = OpenWords {
         "love", "like", "want", "wanted", "need", "have", "has", "had", "going", "got", "able",
         "try", "trying", "supposed", "used",
     ],
-    numbers: "zero oh o one two three four five six seven eight nine ten eleven twelve thirteen \
-              fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty \
-              sixty seventy eighty ninety hundred thousand million",
+    numbers: &numbers::ENGLISH,
 };
 
 /// "le", "la" and "les" end a sentence only after an imperative, which Whisper hyphenates
@@ -80,9 +74,7 @@ const FRENCH: OpenWords = OpenWords {
     ],
     fronting: &[],
     elliptical_to: &[],
-    numbers: "zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze \
-              quinze seize vingt vingts trente quarante cinquante soixante septante huitante \
-              nonante cent cents mille",
+    numbers: &numbers::FRENCH,
 };
 
 /// "él" (he), "mí" (me), "tú" (you), "sí" (yes) and the question words ("¿cómo?",
@@ -99,9 +91,7 @@ const SPANISH: OpenWords = OpenWords {
     ],
     fronting: &[],
     elliptical_to: &[],
-    numbers: "cero uno dos tres cuatro cinco seis siete ocho nueve diez once doce trece catorce \
-              quince veinte treinta cuarenta cincuenta sesenta setenta ochenta noventa cien \
-              ciento mil",
+    numbers: &numbers::SPANISH,
 };
 
 /// German ends sentences on pronouns that look like articles ("Ich nehme die.", "Ich nehme
@@ -119,8 +109,7 @@ const GERMAN: OpenWords = OpenWords {
     ],
     fronting: &[],
     elliptical_to: &[],
-    numbers: "null eins zwei zwo drei vier fünf sechs sieben acht neun zehn elf zwölf zwanzig \
-              dreißig vierzig fünfzig sechzig siebzig achtzig neunzig hundert tausend",
+    numbers: &numbers::GERMAN,
 };
 
 /// Possessives end sentences in Italian and Portuguese ("È mio.", "É meu."), as do
@@ -136,8 +125,7 @@ const ITALIAN: OpenWords = OpenWords {
     ],
     fronting: &[],
     elliptical_to: &[],
-    numbers: "zero uno due tre quattro cinque sei sette otto nove dieci undici dodici venti trenta \
-              quaranta cinquanta sessanta settanta ottanta novanta cento mille",
+    numbers: &numbers::ITALIAN,
 };
 
 const PORTUGUESE: OpenWords = OpenWords {
@@ -151,8 +139,7 @@ const PORTUGUESE: OpenWords = OpenWords {
     ],
     fronting: &[],
     elliptical_to: &[],
-    numbers: "zero um dois duas três quatro cinco seis sete oito nove dez onze doze vinte trinta \
-              quarenta cinquenta sessenta setenta oitenta noventa cem cento mil",
+    numbers: &numbers::PORTUGUESE,
 };
 
 /// Dutch ends sentences on "het" and "dat" ("Ik weet het."), on "ik" ("Dat ben ik."), on
@@ -166,6 +153,5 @@ const DUTCH: OpenWords = OpenWords {
     prepositions: &["met", "naar", "van", "zonder", "tussen"],
     fronting: &["waar", "daar", "er", "hier"],
     elliptical_to: &[],
-    numbers: "nul een één twee drie vier vijf zes zeven acht negen tien elf twaalf twintig dertig \
-              veertig vijftig zestig zeventig tachtig negentig honderd duizend",
+    numbers: &numbers::DUTCH,
 };
