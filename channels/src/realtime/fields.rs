@@ -250,10 +250,20 @@ pub fn parse_tools(v: &Value, param: &str) -> Result<Vec<ToolSpec>, Invalid> {
         .map(|(i, t)| {
             let p = format!("{param}[{i}]");
             let kind = t.get("type").and_then(Value::as_str).unwrap_or("function");
+            if kind == "mcp" {
+                // OpenAI's Realtime API lets a client name a remote MCP server; here the
+                // servers are the operator's, so a client cannot point the gateway anywhere.
+                return Err(invalid(
+                    &format!("{p}.type"),
+                    "unsupported tool type 'mcp': this gateway calls the MCP servers its \
+                     operator declares (persona file, [mcp.NAME]), whose tools the model \
+                     already has; a client cannot name one",
+                ));
+            }
             if kind != "function" {
                 return Err(invalid(
                     &format!("{p}.type"),
-                    format!("unsupported tool type '{kind}'"),
+                    format!("unsupported tool type '{kind}': 'function'"),
                 ));
             }
             // GA puts the fields on the tool; the chat shape nests them under "function".
@@ -330,6 +340,29 @@ pub fn parse_max_tokens(v: &Value, param: &str) -> Result<Option<u32>, Invalid> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_are_functions_and_other_types_say_what_is_supported() {
+        let tools = parse_tools(
+            &json!([
+                {"type": "function", "name": "lookup", "parameters": {"type": "object"}},
+                {"type": "function", "function": {"name": "book", "description": "Books."}}
+            ]),
+            "session.tools",
+        )
+        .unwrap();
+        let names: Vec<_> = tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["lookup", "book"]);
+        assert_eq!(tools[1].description, "Books.");
+        let mcp = json!([{"type": "mcp", "server_label": "shop", "server_url": "https://x"}]);
+        let err = parse_tools(&mcp, "session.tools").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("session.tools[0].type"));
+        assert!(err.message.contains("persona file"), "{}", err.message);
+        let err = parse_tools(&json!([{"type": "web_search"}]), "tools").unwrap_err();
+        assert!(err.message.contains("'web_search'"), "{}", err.message);
+        let err = parse_tools(&json!([{"type": "function", "name": ""}]), "tools").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tools[0].name"));
+    }
 
     #[test]
     fn idle_timeout_is_null_or_a_second_to_ten_minutes() {
