@@ -124,16 +124,17 @@ pub fn judge_heard(transcript: &str, language: &str, complete: Option<f32>) -> E
 }
 
 /// Whether the last word of `text` is a number: it holds a digit ("4567", "555-123-4567",
-/// "12th"), or it or a part of it is a number word of `language` ("one two", "one-o",
-/// "dreiundzwanzig", `numbers.rs`). A number word also listed as dangling (the article "un",
-/// "een") is judged as such before this is asked.
+/// "12th"), or it, or its last part after a hyphen, is a number word of `language` ("one
+/// two", "one-o", "twenty-first", "dreiundzwanzig": `numbers.rs`). A word that only starts
+/// with a number ("one-way", "seventh-day") waits for what it qualifies. A number word also
+/// listed as dangling (the article "un", "een") is judged as such before this is asked.
 fn ends_on_number(text: &str, language: &str) -> bool {
     let Some(last) = spoken_words(text).pop() else {
         return false;
     };
+    let last_part = last.rsplit('-').next().unwrap_or(&last);
     last.chars().any(char::is_numeric)
-        || words::open_words(language)
-            .is_some_and(|words| last.split('-').any(|part| words.numbers.builds(part)))
+        || words::open_words(language).is_some_and(|words| words.numbers.builds(last_part))
 }
 
 /// The words of `text`, lowercase, without the punctuation around them.
@@ -405,6 +406,9 @@ mod tests {
             Ending::Unfinished
         );
         assert_eq!(heard("Room 4 please", 0.01), Ending::Unfinished);
+        // A word that starts with a number qualifies what is still to come.
+        assert_eq!(heard("Can I get a one-way", 0.01), Ending::Unfinished);
+        assert_eq!(heard("It is a seventh-day", 0.01), Ending::Unfinished);
         assert_eq!(heard("Someone is here", 0.01), Ending::Unfinished);
         // A number word that is also a dangling word ("un": a, one) is judged as dangling.
         assert_eq!(
