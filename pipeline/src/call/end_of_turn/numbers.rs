@@ -2,12 +2,14 @@
 //! out (`judge_heard`): Whisper writes most numbers in digits, some in words ("The code is
 //! one two", "Die Nummer ist dreiundzwanzig", "Am einundzwanzigsten").
 //!
-//! English, Spanish and Portuguese write each number word apart ("twenty-one", "veintiuno",
-//! "vinte e um" are a list of words); German, Dutch and Italian join a number into one word
-//! ("hundertdreiundzwanzig", "honderddrieëntwintig", "centoventitré"), and French, German,
-//! Dutch and Italian make ordinals with an ending ("vingtième", "zwanzigste", "twintigste",
-//! "ventesimo"). So a word is a number word when it is built from its language's parts:
-//! number words and stems, joined directly or by a joiner, with at most one ordinal ending.
+//! English, French, Spanish and Portuguese write a number as separate words ("twenty-one",
+//! "dix-sept", "treinta y uno", "vinte e um"), their few one-word compounds ("veintiuno",
+//! "doscientos", "dezassete") listed whole. German, Dutch and Italian join a number into
+//! one word ("hundertdreiundzwanzig", "honderddrieëntwintig", "centoventitré"), and French,
+//! German, Dutch and Italian make ordinals with an ending ("vingtième", "zwanzigste",
+//! "twintigste", "ventesimo"). So a word is a number word when it is built from its
+//! language's parts: number words and stems, joined directly or by a joiner, with at most
+//! one ordinal ending.
 //!
 //! `pipeline/tests/fixtures/number_words.tsv` holds numbers spelled by num2words (cardinals
 //! to three thousand and beyond, ordinals), which the tests read back.
