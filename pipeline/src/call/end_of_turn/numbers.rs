@@ -52,11 +52,10 @@ impl NumberParts {
                 continue;
             }
             let rest = &word[at..];
-            let after_part = here & (WHOLE | STEM) != 0;
-            if after_part && self.endings.split_whitespace().any(|e| e == rest) {
-                return true;
-            }
-            if after_part {
+            if here & (WHOLE | STEM) != 0 {
+                if self.endings.split_whitespace().any(|e| e == rest) {
+                    return true;
+                }
                 for joiner in self.joiners.split_whitespace() {
                     if rest.starts_with(joiner) && rest.len() > joiner.len() {
                         reach[at + joiner.len()] |= JOINED;
