@@ -106,6 +106,7 @@ pub async fn completions(
             request,
             decision: None,
             speculative: Default::default(),
+            ..Default::default()
         })
         .await;
     // The orchestrator asked the token budget beside its lookups; a spent one is a 429.
@@ -185,7 +186,11 @@ fn note_action(metadata: &mut Value, notice: &ActionNotice) {
             metadata["action_id"] = json!(action_id);
             metadata["action_status"] = json!(status);
         }
-        ActionNotice::CallControl(_) => {}
+        // Client-declared MCP servers belong to Realtime sessions; calls never see them.
+        ActionNotice::CallControl(_)
+        | ActionNotice::McpCallStarted(_)
+        | ActionNotice::McpCallDone { .. }
+        | ActionNotice::McpApprovalRequested(_) => {}
         ActionNotice::ToolRan { name, .. } => {
             let ran = metadata["tools_run"]
                 .as_str()

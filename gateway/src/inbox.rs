@@ -162,6 +162,7 @@ async fn answer(
             },
             decision: None,
             speculative: Default::default(),
+            ..Default::default()
         })
         .await;
     let persona = prepared.persona.clone();

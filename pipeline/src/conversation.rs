@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::llm::{ChatMessage, ToolCall};
+use crate::tools::client_mcp::ApprovedCall;
+use crate::tools::mcp::model_tool_name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +72,37 @@ pub enum ItemKind {
         call_id: String,
         output: String,
     },
+    /// The tools a client-declared MCP server listed (`tools/client_mcp.rs`).
+    McpListTools {
+        server_label: String,
+        #[serde(default)]
+        tools: Vec<serde_json::Value>,
+    },
+    /// A call the gateway made to a client-declared MCP server: its output, or its error.
+    McpCall {
+        server_label: String,
+        name: String,
+        arguments: String,
+        #[serde(default)]
+        approval_request_id: Option<String>,
+        #[serde(default)]
+        output: Option<String>,
+        #[serde(default)]
+        error: Option<serde_json::Value>,
+    },
+    /// A call waiting for the client's approval.
+    McpApprovalRequest {
+        server_label: String,
+        name: String,
+        arguments: String,
+    },
+    /// The client's answer to an approval request.
+    McpApprovalResponse {
+        approval_request_id: String,
+        approve: bool,
+        #[serde(default)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +122,35 @@ fn item_object() -> String {
 }
 
 impl Item {
+    /// An `mcp_call` as the model's tool call (named as the model was offered the tool) and
+    /// its answer: the output, the error, or that it did not finish.
+    pub fn mcp_call_exchange(&self) -> Option<(ToolCall, String)> {
+        let ItemKind::McpCall {
+            server_label,
+            name,
+            arguments,
+            output,
+            error,
+            ..
+        } = &self.kind
+        else {
+            return None;
+        };
+        let content = match (output, error) {
+            (Some(o), _) => o.clone(),
+            (None, Some(e)) => serde_json::json!({"error": e}).to_string(),
+            (None, None) => serde_json::json!({"error": "interrupted",
+                "message": "The call did not finish."})
+            .to_string(),
+        };
+        let call = ToolCall {
+            id: self.id.clone(),
+            name: model_tool_name(server_label, name),
+            arguments: arguments.clone(),
+        };
+        Some((call, content))
+    }
+
     pub fn new(id: String, kind: ItemKind, status: ItemStatus) -> Self {
         Self {
             id,
@@ -195,19 +257,57 @@ impl Conversation {
         for item in self.items.iter().rev() {
             match &item.kind {
                 ItemKind::FunctionCallOutput { .. } => in_round = true,
-                ItemKind::FunctionCall { .. } => {
-                    if in_round {
-                        rounds += 1;
-                        in_round = false;
-                    }
+                ItemKind::FunctionCall { .. } if in_round => {
+                    rounds += 1;
+                    in_round = false;
                 }
                 ItemKind::Message {
                     role: Role::User, ..
                 } => break,
-                ItemKind::Message { .. } => {}
+                // MCP calls are answered within the response that made them.
+                _ => {}
             }
         }
         rounds
+    }
+
+    /// The client's answer to approval request `id`, if any.
+    pub fn approval_of(&self, id: &str) -> Option<(bool, Option<&str>)> {
+        self.items.iter().find_map(|i| match &i.kind {
+            ItemKind::McpApprovalResponse {
+                approval_request_id,
+                approve,
+                reason,
+            } if approval_request_id == id => Some((*approve, reason.as_deref())),
+            _ => None,
+        })
+    }
+
+    /// Calls the client approved that have not run yet.
+    pub fn approved_mcp_calls(&self) -> Vec<ApprovedCall> {
+        let ran = |id: &str| {
+            self.items.iter().any(|i| {
+                matches!(&i.kind, ItemKind::McpCall { approval_request_id: Some(a), .. } if a == id)
+            })
+        };
+        self.items
+            .iter()
+            .filter_map(|i| match &i.kind {
+                ItemKind::McpApprovalRequest {
+                    server_label,
+                    name,
+                    arguments,
+                } if self.approval_of(&i.id).is_some_and(|(yes, _)| yes) && !ran(&i.id) => {
+                    Some(ApprovedCall {
+                        approval_request_id: i.id.clone(),
+                        server_label: server_label.clone(),
+                        name: name.clone(),
+                        arguments: arguments.clone(),
+                    })
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The history as chat messages after `system`. Consecutive function calls become one
@@ -257,10 +357,45 @@ impl Conversation {
                     call_id: call_id.clone(),
                     content: output.clone(),
                 }),
+                ItemKind::McpCall { .. } => {
+                    if let Some((call, content)) = item.mcp_call_exchange() {
+                        push_exchange(&mut out, call, content);
+                    }
+                }
+                // A refusal is the answer to the model's call; an approved request is answered
+                // by the call it led to, and an unanswered one by nothing yet.
+                ItemKind::McpApprovalRequest {
+                    server_label,
+                    name,
+                    arguments,
+                } => {
+                    if let Some((false, reason)) = self.approval_of(&item.id) {
+                        let content = serde_json::json!({"status": "declined",
+                            "message": "The user declined to run this tool.", "reason": reason})
+                        .to_string();
+                        let call = ToolCall {
+                            id: item.id.clone(),
+                            name: model_tool_name(server_label, name),
+                            arguments: arguments.clone(),
+                        };
+                        push_exchange(&mut out, call, content);
+                    }
+                }
+                ItemKind::McpListTools { .. } | ItemKind::McpApprovalResponse { .. } => {}
             }
         }
         out
     }
+}
+
+/// A tool call of the model's and its answer, as chat messages.
+fn push_exchange(out: &mut Vec<ChatMessage>, call: ToolCall, content: String) {
+    let call_id = call.id.clone();
+    out.push(ChatMessage::Assistant {
+        content: String::new(),
+        tool_calls: vec![call],
+    });
+    out.push(ChatMessage::Tool { call_id, content });
 }
 
 #[cfg(test)]
@@ -353,5 +488,109 @@ mod tests {
             matches!(&msgs[2], ChatMessage::Assistant { tool_calls, .. } if tool_calls.len() == 2)
         );
         assert_eq!(c.trailing_tool_rounds(), 1);
+    }
+
+    fn mcp_item(id: &str, kind: ItemKind) -> Item {
+        Item::new(id.into(), kind, ItemStatus::Completed)
+    }
+
+    #[test]
+    fn mcp_items_in_the_history() {
+        let mut c = Conversation::default();
+        c.insert(user("u", "order 42?"), None).unwrap();
+        let listing = ItemKind::McpListTools {
+            server_label: "shop".into(),
+            tools: vec![serde_json::json!({"name": "order_status"})],
+        };
+        c.insert(mcp_item("l", listing), Some("root")).unwrap();
+        let call = ItemKind::McpCall {
+            server_label: "shop".into(),
+            name: "order_status".into(),
+            arguments: r#"{"order_id":"42"}"#.into(),
+            approval_request_id: None,
+            output: Some("shipped".into()),
+            error: None,
+        };
+        c.insert(mcp_item("m", call), None).unwrap();
+        let ask = |id: &str, name: &str| {
+            mcp_item(
+                id,
+                ItemKind::McpApprovalRequest {
+                    server_label: "shop".into(),
+                    name: name.into(),
+                    arguments: "{}".into(),
+                },
+            )
+        };
+        let answer = |id: &str, approve: bool| {
+            mcp_item(
+                &format!("{id}-answer"),
+                ItemKind::McpApprovalResponse {
+                    approval_request_id: id.into(),
+                    approve,
+                    reason: None,
+                },
+            )
+        };
+        for (id, name) in [("yes", "refund"), ("no", "wipe"), ("open", "coupon")] {
+            c.insert(ask(id, name), None).unwrap();
+        }
+        c.insert(answer("yes", true), None).unwrap();
+        c.insert(answer("no", false), None).unwrap();
+
+        let msgs = c.chat_messages("sys");
+        let calls: Vec<(&str, &str)> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                ChatMessage::Assistant { tool_calls, .. } => tool_calls.first(),
+                _ => None,
+            })
+            .map(|t| (t.id.as_str(), t.name.as_str()))
+            .collect();
+        assert_eq!(
+            calls,
+            [("m", "shop_order_status"), ("no", "shop_wipe")],
+            "the listing, the approved and the unanswered request are not calls yet"
+        );
+        assert!(
+            matches!(&msgs[3], ChatMessage::Tool { call_id, content } if call_id == "m" && content == "shipped")
+        );
+        assert!(
+            matches!(&msgs[5], ChatMessage::Tool { content, .. } if content.contains("declined"))
+        );
+
+        let approved = c.approved_mcp_calls();
+        assert_eq!(approved.len(), 1);
+        assert_eq!(
+            (
+                approved[0].approval_request_id.as_str(),
+                approved[0].name.as_str()
+            ),
+            ("yes", "refund")
+        );
+        // Once its call has run, it is not approved-and-waiting any more.
+        let ran = ItemKind::McpCall {
+            server_label: "shop".into(),
+            name: "refund".into(),
+            arguments: "{}".into(),
+            approval_request_id: Some("yes".into()),
+            output: None,
+            error: Some(serde_json::json!({"type": "tool_execution_error", "message": "no"})),
+        };
+        c.insert(mcp_item("r", ran), None).unwrap();
+        assert!(c.approved_mcp_calls().is_empty());
+        assert_eq!(
+            c.trailing_tool_rounds(),
+            0,
+            "MCP calls are answered within their response"
+        );
+        let item: Item =
+            serde_json::from_value(serde_json::json!({"type": "mcp_approval_response",
+            "approval_request_id": "open", "approve": true}))
+            .unwrap();
+        assert!(matches!(
+            item.kind,
+            ItemKind::McpApprovalResponse { approve: true, .. }
+        ));
     }
 }

@@ -22,6 +22,7 @@ use crate::context::{
 };
 use crate::llm::{ChatMessage, ChatRequest, LlmError, LlmProvider, LlmStream, ToolChoice};
 use crate::persona::{Persona, Personas};
+use crate::tools::client_mcp::{ApprovedCall, ClientTools};
 use crate::tools::engine::ToolScope;
 use crate::tools::runner::ToolRun;
 use crate::tools::{ToolDef, ToolEngine};
@@ -44,6 +45,10 @@ pub struct TurnRequest {
     pub decision: Option<(String, bool)>,
     /// Whether the user's turn is final; see [`Speculation`].
     pub speculative: Speculation,
+    /// The MCP servers the client declared (a Realtime session's), run by the gateway.
+    pub client_mcp: ClientTools,
+    /// Calls to those the client has approved since the last reply.
+    pub approved: Vec<ApprovedCall>,
 }
 
 /// Whether a turn is final. A speculative turn (a call's caller has paused, not yet
@@ -87,6 +92,9 @@ pub struct PreparedTurn {
     pub decision: Option<(String, bool)>,
     /// See [`TurnRequest::speculative`].
     pub speculative: Speculation,
+    /// See [`TurnRequest::client_mcp`]; those the persona allows (also in `request.tools`).
+    pub client_mcp: ClientTools,
+    pub approved: Vec<ApprovedCall>,
     /// The tenant's token budget is spent: the reply is this refusal, and no LLM is asked.
     pub over_budget: Option<std::time::Duration>,
 }
@@ -280,6 +288,21 @@ impl Orchestrator {
         let mut tools = persona.allowed_tools(tools);
         tools.retain(|t| !server_tools.iter().any(|s| s.name == t.name));
         tools.extend(server_tools.iter().map(ToolDef::spec));
+        // A client's MCP servers need the outbound guard that comes with server-side tools;
+        // the persona's list of allowed tools covers theirs as it covers offered ones.
+        let client_mcp = match self.tools {
+            Some(_) => turn.client_mcp,
+            None => ClientTools::default(),
+        };
+        let offered: Vec<_> = client_mcp
+            .defs()
+            .filter(|d| !server_tools.iter().any(|s| s.name == d.name))
+            .map(ToolDef::spec)
+            .collect();
+        for t in persona.allowed_tools(offered) {
+            tools.retain(|o| o.name != t.name);
+            tools.push(t);
+        }
         // A forced tool the persona does not allow, or no tools at all: answer in words.
         let tool_choice = match tool_choice {
             _ if tools.is_empty() => ToolChoice::None,
@@ -307,6 +330,8 @@ impl Orchestrator {
             server_tools,
             decision: turn.decision,
             speculative: turn.speculative,
+            client_mcp,
+            approved: turn.approved,
             over_budget: admitted.err(),
         }
     }
@@ -330,7 +355,10 @@ impl Orchestrator {
     }
 
     fn respond_unmetered(&self, turn: PreparedTurn) -> LlmStream {
-        let Some(engine) = self.tools.clone().filter(|_| !turn.server_tools.is_empty()) else {
+        let runs_tools = !turn.server_tools.is_empty()
+            || !turn.client_mcp.is_empty()
+            || !turn.approved.is_empty();
+        let Some(engine) = self.tools.clone().filter(|_| runs_tools) else {
             return self.generate(turn.request);
         };
         let run = ToolRun {
@@ -340,6 +368,8 @@ impl Orchestrator {
             tools: turn.server_tools,
             decision: turn.decision,
             speculative: turn.speculative,
+            client_mcp: turn.client_mcp,
+            approved: turn.approved,
         };
         self.timed(run.stream(turn.request))
     }

@@ -134,6 +134,8 @@ pub struct SessionConfig {
     /// `None`: the client commits turns itself.
     pub turn_detection: Option<TurnDetection>,
     pub tools: Vec<ToolSpec>,
+    /// MCP servers the client declared: the call connects to them and runs their tools.
+    pub mcp: Vec<crate::tools::client_mcp::ClientMcpServer>,
     pub tool_choice: ToolChoice,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
@@ -165,6 +167,7 @@ impl Default for SessionConfig {
             output_rate: 24_000,
             turn_detection: Some(TurnDetection::default()),
             tools: Vec::new(),
+            mcp: Vec::new(),
             tool_choice: ToolChoice::Auto,
             temperature: None,
             max_output_tokens: None,

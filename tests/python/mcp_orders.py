@@ -7,7 +7,9 @@ independent implementation:
     python3 mcp_orders.py --http     # streamable HTTP on 127.0.0.1, port printed on stdout
 
 Tools: `order_status` (read-only hint), `issue_coupon` (no hint), `wipe_orders`
-(destructive hint). Calls are logged to the file named by MCP_ORDERS_LOG, if set.
+(destructive hint). Calls are logged to the file named by MCP_ORDERS_LOG, if set. With
+MCP_ORDERS_TOKEN set, the HTTP server answers 401 to requests without
+`Authorization: Bearer <token>`.
 """
 
 import json
@@ -112,6 +114,12 @@ class Http(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        token = os.environ.get("MCP_ORDERS_TOKEN")
+        if token and self.headers.get("authorization") != f"Bearer {token}":
+            self.send_response(401)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         msg = json.loads(body)
         reply = handle(msg)
         if reply is None:

@@ -1,7 +1,8 @@
 //! MCP servers as tool sources end to end: a small MCP server written for the test
 //! (`tests/python/mcp_orders.py`, JSON-RPC by hand) over stdio and over streamable HTTP,
 //! its tools listed with the configured side-effect levels and called from a chat; a write
-//! waits for "yes" like any other.
+//! waits for "yes" like any other. And a server a Realtime client declares in its session:
+//! listed, called by the gateway as `mcp_call` items, approved or declined by the client.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::gateway::{Gateway, chat_completion, http_get, reply_text};
+use switchboard_e2e::realtime_client::{RealtimeClient, Received};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 
 fn server_script() -> String {
@@ -22,10 +24,12 @@ struct HttpMcp {
 }
 
 impl HttpMcp {
-    fn start(log: &str) -> Self {
+    /// With `token`, requests without `Authorization: Bearer <token>` are refused.
+    fn start(log: &str, token: Option<&str>) -> Self {
         let mut child = Command::new("python3")
             .args([server_script().as_str(), "--http"])
             .env("MCP_ORDERS_LOG", log)
+            .env("MCP_ORDERS_TOKEN", token.unwrap_or_default())
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the MCP server");
@@ -62,7 +66,7 @@ fn mcp_tools_over_stdio_and_http_are_called_from_a_chat() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("calls.jsonl");
     let log_s = log.to_str().expect("utf-8").to_owned();
-    let http = HttpMcp::start(&log_s);
+    let http = HttpMcp::start(&log_s, None);
     let personas = dir.path().join("personas.toml");
     std::fs::write(
         &personas,
@@ -187,4 +191,177 @@ tools = ["order_status"]
         ],
         "{calls:?}"
     );
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Say `text` as the user in a text-only session and wait for the response's end; every
+/// event of that response.
+async fn ask(c: &mut RealtimeClient, text: &str) -> Vec<Received> {
+    c.skip_seen();
+    let from = c.log.len();
+    c.send(
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": text}]}}),
+    )
+    .await
+    .unwrap();
+    respond(c, from).await
+}
+
+async fn respond(c: &mut RealtimeClient, from: usize) -> Vec<Received> {
+    c.send(json!({"type": "response.create"})).await.unwrap();
+    c.wait_for("response.done", WAIT).await.unwrap();
+    c.log[from..].to_vec()
+}
+
+fn kinds(events: &[Received]) -> Vec<&str> {
+    events.iter().map(Received::kind).collect()
+}
+
+/// The response's output items of `kind`.
+fn outputs<'a>(events: &'a [Received], kind: &str) -> Vec<&'a Value> {
+    let done = events.iter().rev().find(|e| e.kind() == "response.done");
+    done.and_then(|d| d.event["response"]["output"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == kind)
+        .collect()
+}
+
+fn said(events: &[Received]) -> String {
+    outputs(events, "message")
+        .iter()
+        .map(|m| {
+            m["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("calls.jsonl");
+    let log_s = log.to_str().expect("utf-8").to_owned();
+    let http = HttpMcp::start(&log_s, Some("tok-7"));
+    let llm = ScriptedLlm::start(Script::default());
+    let allow = format!("127.0.0.1:{}", http.port);
+    let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_OUTBOUND_ALLOW", &allow)]);
+    let url = format!("http://127.0.0.1:{}/mcp", http.port);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"],
+            "tools": [{"type": "mcp", "server_label": "orders", "server_url": url, "authorization": "tok-7",
+                       "require_approval": {"never": {"tool_names": ["order_status"]}}}]}}))
+            .await
+            .unwrap();
+        let updated = c.wait_for("session.updated", WAIT).await.unwrap();
+        let shown = &updated.event["session"]["tools"][0];
+        assert_eq!(shown["server_label"], "orders", "{shown}");
+        assert!(!shown.to_string().contains("tok-7"), "the token is not shown back: {shown}");
+        let listed = c.wait_for("mcp_list_tools.completed", WAIT).await.unwrap();
+        let item_id = listed.event["item_id"].clone();
+        let done = c.wait_for("conversation.item.done", WAIT).await.unwrap();
+        assert_eq!(done.event["item"]["id"], item_id);
+        let names: Vec<&str> = done.event["item"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(names, ["order_status", "issue_coupon", "wipe_orders"]);
+
+        // A tool that needs no approval runs inside the response.
+        llm.call_tool("status", "orders_order_status", json!({"order_id": "42"}));
+        let events = ask(&mut c, "What is the status of order 42?").await;
+        let k = kinds(&events);
+        for kind in [
+            "response.mcp_call_arguments.delta",
+            "response.mcp_call_arguments.done",
+            "response.mcp_call.in_progress",
+            "response.mcp_call.completed",
+        ] {
+            assert!(k.contains(&kind), "missing {kind} in {k:?}");
+        }
+        let calls = outputs(&events, "mcp_call");
+        assert_eq!(calls.len(), 1, "{k:?}");
+        assert_eq!(calls[0]["server_label"], "orders");
+        assert_eq!(calls[0]["name"], "order_status");
+        assert!(calls[0]["output"].as_str().is_some_and(|o| o.contains("shipped")), "{}", calls[0]);
+        assert!(said(&events).contains("shipped"), "{}", said(&events));
+
+        // One that needs approval waits for the client; nothing runs before.
+        llm.call_tool("coupon", "orders_issue_coupon", json!({"percent": 10}));
+        let events = ask(&mut c, "Can I get a coupon?").await;
+        let asked = outputs(&events, "mcp_approval_request");
+        assert_eq!(asked.len(), 1, "{:?}", kinds(&events));
+        assert_eq!(asked[0]["name"], "issue_coupon");
+        assert!(outputs(&events, "mcp_call").is_empty());
+        assert!(!logged(&log).iter().any(|c| c["tool"] == "issue_coupon"), "nothing ran before approval");
+        let request_id = asked[0]["id"].as_str().expect("id").to_owned();
+
+        // An answer to something that is not an approval request is refused.
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
+            "approval_request_id": "item_nope", "approve": true}}))
+            .await
+            .unwrap();
+        let err = c.wait_for("error", WAIT).await.unwrap();
+        assert_eq!(err.event["error"]["param"], "item.approval_request_id", "{}", err.event);
+
+        // Approved: the next response runs the call, then answers.
+        let from = c.log.len();
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
+            "approval_request_id": request_id, "approve": true}}))
+            .await
+            .unwrap();
+        let events = respond(&mut c, from).await;
+        let calls = outputs(&events, "mcp_call");
+        assert_eq!(calls.len(), 1, "{:?}", kinds(&events));
+        assert_eq!(calls[0]["approval_request_id"], request_id.as_str());
+        assert!(said(&events).contains("SAVE10"), "{}", said(&events));
+
+        // Declined: the model hears so, and nothing runs.
+        let events = ask(&mut c, "Another coupon please").await;
+        let request_id = outputs(&events, "mcp_approval_request")[0]["id"].clone();
+        let from = c.log.len();
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
+            "approval_request_id": request_id, "approve": false}}))
+            .await
+            .unwrap();
+        let events = respond(&mut c, from).await;
+        assert!(outputs(&events, "mcp_call").is_empty());
+        assert!(said(&events).contains("declined"), "{}", said(&events));
+        let tools: Vec<String> = logged(&log).iter().filter_map(|c| c["tool"].as_str().map(str::to_owned)).collect();
+        assert_eq!(tools, ["order_status", "issue_coupon"], "one coupon, approved");
+
+        // A wrong token, and a destination the outbound guard refuses: listed as failed,
+        // with an error that says why; the session goes on.
+        c.skip_seen();
+        c.send(json!({"type": "session.update", "session": {"type": "realtime", "tools": [
+            {"type": "mcp", "server_label": "orders", "server_url": url, "authorization": "wrong"},
+            {"type": "mcp", "server_label": "inside", "server_url": "http://127.0.0.1:9/mcp"}]}}))
+            .await
+            .unwrap();
+        let mut failed = Vec::new();
+        for _ in 0..2 {
+            let e = c.wait_for("error", WAIT).await.unwrap();
+            assert_eq!(e.event["error"]["code"], "mcp_server_unavailable", "{}", e.event);
+            failed.push(e.event["error"]["message"].as_str().unwrap_or_default().to_owned());
+        }
+        failed.sort();
+        assert!(failed[0].contains("'inside'") && failed[0].contains("not an allowed destination"), "{failed:?}");
+        assert!(failed[1].contains("'orders'"), "{failed:?}");
+        assert!(failed.iter().all(|m| !m.contains("wrong")), "the token stays out: {failed:?}");
+        assert_eq!(c.log.iter().filter(|e| e.kind() == "mcp_list_tools.failed").count(), 2);
+        let events = ask(&mut c, "Hello there").await;
+        assert!(!said(&events).is_empty(), "the session still answers");
+        c.close().await;
+    });
 }

@@ -1,4 +1,5 @@
-//! Realtime client events from the WebSocket: parsing, applying `session.update` bodies and
+//! Realtime client events from the WebSocket: parsing (items of every type, MCP approvals
+//! included), applying `session.update` bodies (function and MCP tools among them) and
 //! decoding appended audio must never panic, whatever the bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;

@@ -152,7 +152,11 @@ pub fn action(notice: &ActionNotice) -> Option<Value> {
         ActionNotice::ToolRan { name, error } => {
             json!({"type": "tool_ran", "name": name, "error": error})
         }
-        ActionNotice::CallControl(_) => return None,
+        // Client-declared MCP servers belong to Realtime sessions.
+        ActionNotice::CallControl(_)
+        | ActionNotice::McpCallStarted(_)
+        | ActionNotice::McpCallDone { .. }
+        | ActionNotice::McpApprovalRequested(_) => return None,
     })
 }
 

@@ -151,6 +151,7 @@ async fn reply(
                 },
                 decision: decision.take(),
                 speculative: Default::default(),
+                ..Default::default()
             })
             .await;
         let metadata = prepared.metadata();

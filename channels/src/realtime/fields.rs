@@ -5,8 +5,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_pipeline::call::CallError;
 use switchboard_pipeline::llm::{ToolChoice, ToolSpec};
+use switchboard_pipeline::tools::client_mcp::ClientMcpServer;
 use switchboard_pipeline::{Eagerness, NoiseReduction, TurnDetection};
 
+use super::mcp_tools::parse_mcp_tool;
 use crate::audio_format::AudioFormat;
 
 pub type Invalid = CallError;
@@ -240,55 +242,91 @@ pub(super) fn parse_turn_detection(
     Ok(Some(td))
 }
 
+/// A chat request's `tools`: functions only (a remote MCP server is declared in a Realtime
+/// session).
 pub fn parse_tools(v: &Value, param: &str) -> Result<Vec<ToolSpec>, Invalid> {
+    parse_tool_list(v, param, false).map(|(functions, _)| functions)
+}
+
+/// A Realtime session's `tools`: functions the client runs, and remote MCP servers the
+/// gateway calls (`mcp_tools.rs`).
+pub fn parse_session_tools(
+    v: &Value,
+    param: &str,
+) -> Result<(Vec<ToolSpec>, Vec<ClientMcpServer>), Invalid> {
+    parse_tool_list(v, param, true)
+}
+
+fn parse_tool_list(
+    v: &Value,
+    param: &str,
+    mcp_allowed: bool,
+) -> Result<(Vec<ToolSpec>, Vec<ClientMcpServer>), Invalid> {
     let Value::Array(items) = v else {
         return Err(invalid(param, format!("{param} must be an array")));
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let p = format!("{param}[{i}]");
-            let kind = t.get("type").and_then(Value::as_str).unwrap_or("function");
-            if kind == "mcp" {
-                // OpenAI's Realtime API lets a client name a remote MCP server; here the
-                // servers are the operator's, so a client cannot point the gateway anywhere.
+    let (mut functions, mut servers) = (Vec::new(), Vec::<ClientMcpServer>::new());
+    for (i, t) in items.iter().enumerate() {
+        let p = format!("{param}[{i}]");
+        let kind = t.get("type").and_then(Value::as_str).unwrap_or("function");
+        match kind {
+            "function" => functions.push(parse_function(t, &p)?),
+            "mcp" if mcp_allowed => {
+                let server = parse_mcp_tool(t, &p)?;
+                if servers.iter().any(|s| s.label == server.label) {
+                    return Err(invalid(
+                        &format!("{p}.server_label"),
+                        format!("server_label '{}' is given twice", server.label),
+                    ));
+                }
+                servers.push(server);
+            }
+            "mcp" => {
                 return Err(invalid(
                     &format!("{p}.type"),
-                    "unsupported tool type 'mcp': this gateway calls the MCP servers its \
-                     operator declares (persona file, [mcp.NAME]), whose tools the model \
-                     already has; a client cannot name one",
+                    "unsupported tool type 'mcp' here: 'function'. A remote MCP server is \
+                     declared in a Realtime session's tools; the gateway's own servers are the \
+                     operator's (persona file, [mcp.NAME])",
                 ));
             }
-            if kind != "function" {
+            other => {
+                let supported = if mcp_allowed {
+                    "'function' or 'mcp'"
+                } else {
+                    "'function'"
+                };
                 return Err(invalid(
                     &format!("{p}.type"),
-                    format!("unsupported tool type '{kind}': 'function'"),
+                    format!("unsupported tool type '{other}': {supported}"),
                 ));
             }
-            // GA puts the fields on the tool; the chat shape nests them under "function".
-            let f = t.get("function").unwrap_or(t);
-            let name = get_str(f.get("name").unwrap_or(&Value::Null), &format!("{p}.name"))?;
-            if name.is_empty() || name.len() > 64 {
-                return Err(invalid(
-                    &format!("{p}.name"),
-                    "tool names are 1 to 64 characters",
-                ));
-            }
-            Ok(ToolSpec {
-                name: name.to_owned(),
-                description: f
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                parameters: f
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
-        })
-        .collect()
+        }
+    }
+    Ok((functions, servers))
+}
+
+fn parse_function(t: &Value, p: &str) -> Result<ToolSpec, Invalid> {
+    // GA puts the fields on the tool; the chat shape nests them under "function".
+    let f = t.get("function").unwrap_or(t);
+    let name = get_str(f.get("name").unwrap_or(&Value::Null), &format!("{p}.name"))?;
+    if name.is_empty() || name.len() > 64 {
+        return Err(invalid(
+            &format!("{p}.name"),
+            "tool names are 1 to 64 characters",
+        ));
+    }
+    Ok(ToolSpec {
+        name: name.to_owned(),
+        description: f
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        parameters: f
+            .get("parameters")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+    })
 }
 
 pub fn parse_tool_choice(v: &Value, param: &str) -> Result<ToolChoice, Invalid> {
@@ -355,11 +393,19 @@ mod tests {
         assert_eq!(names, ["lookup", "book"]);
         assert_eq!(tools[1].description, "Books.");
         let mcp = json!([{"type": "mcp", "server_label": "shop", "server_url": "https://x"}]);
-        let err = parse_tools(&mcp, "session.tools").unwrap_err();
-        assert_eq!(err.param.as_deref(), Some("session.tools[0].type"));
-        assert!(err.message.contains("persona file"), "{}", err.message);
+        let err = parse_tools(&mcp, "tools").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tools[0].type"));
+        assert!(err.message.contains("Realtime session"), "{}", err.message);
+        let (functions, servers) = parse_session_tools(&mcp, "session.tools").unwrap();
+        assert!(functions.is_empty());
+        assert_eq!(servers[0].label, "shop");
+        let twice = json!([mcp[0], mcp[0]]);
+        let err = parse_session_tools(&twice, "session.tools").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("session.tools[1].server_label"));
         let err = parse_tools(&json!([{"type": "web_search"}]), "tools").unwrap_err();
         assert!(err.message.contains("'web_search'"), "{}", err.message);
+        let err = parse_session_tools(&json!([{"type": "web_search"}]), "tools").unwrap_err();
+        assert!(err.message.contains("'mcp'"), "{}", err.message);
         let err = parse_tools(&json!([{"type": "function", "name": ""}]), "tools").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("tools[0].name"));
     }

@@ -5,6 +5,7 @@
 pub mod client_events;
 pub mod connection;
 pub mod fields;
+pub mod mcp_tools;
 pub mod server_events;
 pub mod session;
 pub mod transcription;

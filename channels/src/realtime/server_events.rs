@@ -6,6 +6,7 @@ use switchboard_pipeline::call::{CallError, CallEvent, PartRef, ResponseStatus, 
 
 use super::session::{RealtimeSession, format_json};
 use super::transcription::logprobs_json;
+use switchboard_pipeline::conversation::{Content, ItemKind, ItemStatus};
 
 /// Numbers server events (`event_id`).
 #[derive(Debug, Default)]
@@ -122,8 +123,12 @@ fn action_event(
             ids,
             obj(json!({"name": name, "error": error})),
         ),
-        // Call control is the phone channel's; Realtime clients end calls themselves.
-        ActionNotice::CallControl(_) => return None,
+        // Call control is the phone channel's; Realtime clients end calls themselves. MCP
+        // calls become items and their own events (`CallEvent::Mcp*`) in the call.
+        ActionNotice::CallControl(_)
+        | ActionNotice::McpCallStarted(_)
+        | ActionNotice::McpCallDone { .. }
+        | ActionNotice::McpApprovalRequested(_) => return None,
     })
 }
 
@@ -184,9 +189,12 @@ pub fn render(
         } => {
             let fields = || obj(json!({"previous_item_id": previous_item_id, "item": item}));
             let mut out = vec![with("conversation.item.added", ids, fields())];
-            // A user audio item is done once transcribed; anything else is done at once.
-            let pending = matches!(&item.kind, switchboard_pipeline::conversation::ItemKind::Message { content, .. }
-                if content.iter().any(|c| matches!(c, switchboard_pipeline::conversation::Content::InputAudio { transcript: None })));
+            // A user audio item is done once transcribed, an MCP listing once listed; anything
+            // else is done at once.
+            let listing = matches!(&item.kind, ItemKind::McpListTools { .. });
+            let pending = (listing && item.status == ItemStatus::InProgress)
+                || matches!(&item.kind, ItemKind::Message { content, .. }
+                if content.iter().any(|c| matches!(c, Content::InputAudio { transcript: None })));
             if !pending {
                 out.push(with("conversation.item.done", ids, fields()));
             }
@@ -300,6 +308,37 @@ pub fn render(
             "response.output_item.done",
             ids,
             obj(json!({"response_id": response_id, "output_index": output_index, "item": item})),
+        )),
+        CallEvent::McpListTools { item, status } => {
+            let mut out = vec![with(
+                &format!("mcp_list_tools.{status}"),
+                ids,
+                obj(json!({"item_id": item.id})),
+            )];
+            if *status != "in_progress" {
+                out.push(with(
+                    "conversation.item.done",
+                    ids,
+                    obj(json!({"previous_item_id": null, "item": item})),
+                ));
+            }
+            out
+        }
+        CallEvent::McpCallArguments { part, arguments } => {
+            let mut delta = part_fields(part);
+            delta.remove("content_index");
+            let mut done = delta.clone();
+            delta.insert("delta".into(), json!(arguments));
+            done.insert("arguments".into(), json!(arguments));
+            vec![
+                with("response.mcp_call_arguments.delta", ids, delta),
+                with("response.mcp_call_arguments.done", ids, done),
+            ]
+        }
+        CallEvent::McpCallStatus { part, status } => one(with(
+            &format!("response.mcp_call.{status}"),
+            ids,
+            obj(json!({"item_id": part.item_id, "output_index": part.output_index})),
         )),
         CallEvent::ContentPartAdded { part, audio } => {
             let mut f = part_fields(part);

@@ -82,6 +82,10 @@ pub(super) struct ActiveResponse {
     pub usage: Usage,
     /// The turn's orchestrator metadata (persona, degraded, degrade_reasons).
     pub metadata: Vec<(String, String)>,
+    /// Its `mcp_call` items still running, by the model's call id (`mcp.rs`).
+    pub mcp_calls: BTreeMap<String, super::mcp::McpCallOut>,
+    /// Its MCP items (calls, approval requests): output index and item id.
+    pub mcp_items: Vec<(u32, String)>,
     /// When the caller's speech paused this response (barge-in awaiting its transcript).
     pub barge_in_at: Option<Instant>,
     /// The last user speech sample's arrival, for voice-to-voice timing.
@@ -108,6 +112,8 @@ pub(crate) struct Feeds {
     languages: mpsc::Receiver<Transcript>,
     /// Drafts' messages, and a taken draft's later ones.
     drafts: mpsc::Receiver<(u64, ResponseMsg)>,
+    /// Client-declared MCP servers connected, or not (`mcp.rs`).
+    mcp: mpsc::Receiver<super::mcp::Listed>,
 }
 
 pub(crate) struct CallActor {
@@ -143,6 +149,9 @@ pub(crate) struct CallActor {
     pub(super) token: CancellationToken,
     /// Conversation items already handed to the turn sink.
     pub(super) persisted: std::collections::HashSet<String>,
+    /// The MCP servers the client declared (`mcp.rs`).
+    pub(super) mcp: Vec<super::mcp::DeclaredServer>,
+    pub(super) mcp_tx: mpsc::Sender<super::mcp::Listed>,
 }
 
 impl CallActor {
@@ -164,6 +173,7 @@ impl CallActor {
         let (early_tx, early_rx) = mpsc::channel(8);
         let (draft_tx, draft_rx) = mpsc::channel(32);
         let (language_tx, language_rx) = mpsc::channel(2);
+        let (mcp_tx, mcp_rx) = mpsc::channel(4);
         let actor = Self {
             call_id,
             deps,
@@ -190,6 +200,8 @@ impl CallActor {
             stt_tx,
             token,
             persisted: Default::default(),
+            mcp: Vec::new(),
+            mcp_tx,
         };
         let feeds = Feeds {
             responses: resp_rx,
@@ -197,6 +209,7 @@ impl CallActor {
             early: early_rx,
             languages: language_rx,
             drafts: draft_rx,
+            mcp: mcp_rx,
         };
         (actor, feeds)
     }
@@ -208,9 +221,12 @@ impl CallActor {
             mut early,
             mut languages,
             mut drafts,
+            mut mcp,
         } = feeds;
         self.deps.metrics.calls_active.inc();
         self.deps.metrics.calls_total.inc();
+        // A session created with MCP servers (a client secret's) connects them at once.
+        self.sync_mcp().await;
         let mut pace = tokio::time::interval(FRAME);
         pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let token = self.token.clone();
@@ -230,6 +246,7 @@ impl CallActor {
                 Some(t) = transcripts.recv() => self.on_transcribed(t).await,
                 Some(e) = early.recv() => self.on_early_transcript(e).await,
                 Some(t) = languages.recv() => self.learn_language(&t, "speech"),
+                Some(l) = mcp.recv() => self.on_listed(l).await,
                 Some((generation, msg)) = responses.recv(), if accepting => {
                     self.on_response_msg(generation, msg).await;
                 }
@@ -309,6 +326,10 @@ impl CallActor {
             } => {
                 if item.id.is_empty() {
                     item.id = self.ids.next("item");
+                }
+                if let Err(err) = self.check_approval_response(&item) {
+                    self.error(err, event_id).await;
+                    return;
                 }
                 match self
                     .conversation
@@ -404,6 +425,7 @@ impl CallActor {
         self.config = cfg;
         self.emit(CallEvent::SessionUpdated(Box::new(self.config.clone())))
             .await;
+        self.sync_mcp().await;
     }
 
     async fn truncate_item(

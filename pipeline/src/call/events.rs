@@ -211,6 +211,22 @@ pub enum CallEvent {
         name: String,
         arguments: String,
     },
+    /// A client-declared MCP server's tools are being listed (`in_progress`), or were
+    /// (`completed`, `failed`: `item` holds them).
+    McpListTools {
+        item: crate::conversation::Item,
+        status: &'static str,
+    },
+    /// An `mcp_call` item's arguments, whole (the gateway runs the call itself).
+    McpCallArguments {
+        part: PartRef,
+        arguments: String,
+    },
+    /// An `mcp_call` item's progress: `in_progress`, `completed`, `failed`.
+    McpCallStatus {
+        part: PartRef,
+        status: &'static str,
+    },
     OutputItemDone {
         response_id: String,
         output_index: u32,

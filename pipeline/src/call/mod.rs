@@ -12,6 +12,7 @@ mod ids;
 mod input;
 mod interrupt;
 mod language;
+mod mcp;
 mod persist;
 mod playback;
 mod respond;

@@ -93,6 +93,22 @@ impl CallActor {
                     call_id: call_id.clone(),
                     output: output.clone(),
                 }),
+                // A call to a client's MCP server is stored as a tool call and its result,
+                // once it has ended (a response ends only after its calls have).
+                ItemKind::McpCall { .. } => item.mcp_call_exchange().map(|(call, output)| {
+                    out.push(StoredItem::ToolCall {
+                        call_id: call.id.clone(),
+                        name: call.name,
+                        arguments: call.arguments,
+                    });
+                    StoredItem::ToolResult {
+                        call_id: call.id,
+                        output,
+                    }
+                }),
+                ItemKind::McpListTools { .. }
+                | ItemKind::McpApprovalRequest { .. }
+                | ItemKind::McpApprovalResponse { .. } => None,
             };
             self.persisted.insert(item.id.clone());
             out.extend(stored);

@@ -89,6 +89,8 @@ impl CallActor {
             audio,
             message: None,
             calls: BTreeMap::new(),
+            mcp_calls: BTreeMap::new(),
+            mcp_items: Vec::new(),
             outputs: 0,
             playback: Playback::new(self.config.output_rate),
             generation_done: false,
@@ -184,6 +186,8 @@ impl CallActor {
             session: self.call_id.clone(),
             decision,
             speculative,
+            client_mcp: self.client_tools(),
+            approved: self.conversation.approved_mcp_calls(),
             tts: self.deps.tts.clone(),
             metrics: self.deps.metrics.clone(),
         };
@@ -355,7 +359,7 @@ impl CallActor {
                     r.usage = u;
                 }
             }
-            ResponseMsg::Action(notice) => self.emit(CallEvent::Action(notice)).await,
+            ResponseMsg::Action(notice) => self.on_mcp_notice(notice).await,
             ResponseMsg::Finished { error } => {
                 if let Some(r) = self.response.as_mut() {
                     r.generation_done = true;
@@ -418,7 +422,7 @@ impl CallActor {
         } else {
             ItemStatus::Incomplete
         };
-        let mut output = Vec::new();
+        let mut output: Vec<(u32, Item)> = Vec::new();
         if let Some(m) = &r.message {
             let part = Self::part(&r, m);
             if r.audio {
@@ -447,7 +451,7 @@ impl CallActor {
                     transcript.clone_from(&m.text);
                 }
                 let item = item.clone();
-                output.push(item.clone());
+                output.push((m.output_index, item.clone()));
                 self.emit(CallEvent::OutputItemDone {
                     response_id: r.id.clone(),
                     output_index: m.output_index,
@@ -477,7 +481,7 @@ impl CallActor {
             };
             let item = Item::new(c.item_id.clone(), kind, item_status);
             let _ = self.conversation.insert(item.clone(), None);
-            output.push(item.clone());
+            output.push((c.output_index, item.clone()));
             self.emit(CallEvent::OutputItemDone {
                 response_id: r.id.clone(),
                 output_index: c.output_index,
@@ -485,6 +489,10 @@ impl CallActor {
             })
             .await;
         }
+        let open: Vec<_> = r.mcp_calls.into_values().collect();
+        output.extend(self.close_mcp_items(&r.id, &r.mcp_items, &open).await);
+        output.sort_by_key(|(i, _)| *i);
+        let output: Vec<Item> = output.into_iter().map(|(_, item)| item).collect();
         if status == ResponseStatus::Completed && r.playback.started() {
             self.emit(CallEvent::PlaybackStopped {
                 response_id: r.id.clone(),

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::llm::{ChatRequest, LlmError, LlmEvent, Usage};
 use crate::metrics::CallMetrics;
 use crate::orchestrator::{Orchestrator, Speculation, TurnRequest};
+use crate::tools::client_mcp::{ApprovedCall, ClientTools};
 
 /// Spoken when every LLM provider fails, so the caller is not left in silence.
 pub const APOLOGY: &str = "Sorry, I can't answer that right now. Please try again in a moment.";
@@ -68,6 +69,9 @@ pub struct ResponseJob {
     pub decision: Option<(String, bool)>,
     /// Pending for a draft (see `draft.rs`): it takes no action before it is taken.
     pub speculative: Speculation,
+    /// The client's MCP servers, and the calls to them it approved (`call/mcp.rs`).
+    pub client_mcp: ClientTools,
+    pub approved: Vec<ApprovedCall>,
     pub tts: Arc<dyn TextToSpeech>,
     pub metrics: CallMetrics,
 }
@@ -120,6 +124,8 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             request: job.request,
             decision: job.decision,
             speculative: job.speculative,
+            client_mcp: job.client_mcp,
+            approved: job.approved,
         }) => p,
     };
     if !out.send(ResponseMsg::Context(prepared.metadata())).await {

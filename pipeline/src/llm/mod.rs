@@ -165,6 +165,28 @@ pub enum ActionNotice {
     Resolved { action_id: String, status: String },
     /// The call should be hung up or transferred once this reply has been heard.
     CallControl(crate::tools::builtin::CallControl),
+    /// A call to a tool of a client-declared MCP server starts (`tools/client_mcp.rs`).
+    McpCallStarted(McpCallNotice),
+    /// It ended: its output, or the error in the Realtime `mcp_call.error` shape.
+    McpCallDone {
+        call_id: String,
+        result: Result<String, serde_json::Value>,
+    },
+    /// A call waits for the client's approval; the reply ends here.
+    McpApprovalRequested(McpCallNotice),
+}
+
+/// A call to a client-declared MCP server's tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpCallNotice {
+    /// The model's id for the call.
+    pub call_id: String,
+    pub server_label: String,
+    /// The tool's name on its server.
+    pub name: String,
+    pub arguments: String,
+    /// The approval it runs under, when the client approved it first.
+    pub approval_request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

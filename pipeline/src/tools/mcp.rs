@@ -6,6 +6,7 @@
 //! command = "shop-mcp"                 # stdio: a child process...
 //! args = ["--readonly"]
 //! # url = "http://127.0.0.1:9000/mcp"  # ...or streamable HTTP
+//! # headers = { "X-Api-Key" = "..." }  # sent to `url` as written
 //! effect = "write"                     # default for its tools (write unless configured)
 //! effects = { order_status = "read" }  # per tool
 //! tools = ["order_status", "refund"]   # only these (omitted: all it lists)
@@ -16,12 +17,14 @@
 //! a tool is `read` only when configured so, and `destructiveHint` raises it to dangerous.
 //! A server that has gone away is reconnected once on the next call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
@@ -45,6 +48,9 @@ pub struct McpServerConfig {
     /// A streamable-HTTP MCP endpoint.
     #[serde(default)]
     pub url: Option<String>,
+    /// Sent with every request to `url`, as written (an API key the server wants).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     #[serde(default = "default_effect")]
     pub effect: SideEffect,
     #[serde(default)]
@@ -75,8 +81,47 @@ impl McpServerConfig {
         if !(1..=120_000).contains(&self.timeout_ms) {
             return Err("timeout_ms must be 1..120000".into());
         }
-        Ok(())
+        if !self.headers.is_empty() && self.url.is_none() {
+            return Err("`headers` go with `url`".into());
+        }
+        header_map(&self.headers).map(|_| ())
     }
+}
+
+/// Headers the transport sets itself, which a configuration may not replace.
+const RESERVED_HEADERS: &[&str] = &[
+    "accept",
+    "content-type",
+    "content-length",
+    "host",
+    "connection",
+    "transfer-encoding",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+];
+
+/// `headers` as the HTTP transport takes them; an invalid or reserved one is an error that
+/// names it (never its value, which may be a secret).
+pub fn header_map(
+    headers: &BTreeMap<String, String>,
+) -> Result<HashMap<HeaderName, HeaderValue>, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let key = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not an HTTP header name"))?;
+            if RESERVED_HEADERS.contains(&key.as_str()) {
+                return Err(format!(
+                    "header {name:?} is set by the MCP transport itself"
+                ));
+            }
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| format!("the value of header {name:?} is not a valid header value"))?;
+            value.set_sensitive(true);
+            Ok((key, value))
+        })
+        .collect()
 }
 
 type Client = RunningService<RoleClient, ()>;
@@ -114,9 +159,11 @@ async fn connect(
             ().serve(transport).await.map_err(|e| e.to_string())
         } else {
             let url = config.url.clone().unwrap_or_default();
-            // Configured by the operator, but held to the same destinations as every tool.
+            // Held to the same destinations as every tool, whoever declared the server.
             guard.vet(&url).await.map_err(|e| e.to_string())?;
-            let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url);
+            let settings = StreamableHttpClientTransportConfig::with_uri(url)
+                .custom_headers(header_map(&config.headers)?);
+            let transport = rmcp::transport::StreamableHttpClientTransport::from_config(settings);
             ().serve(transport).await.map_err(|e| e.to_string())
         }
     })
@@ -168,6 +215,32 @@ impl McpHub {
             "MCP servers connected"
         );
         (Self { servers, guard }, tools)
+    }
+
+    /// Connect to one server and list its tools, or say why not (a client-declared server,
+    /// whose failure its client is told of).
+    pub async fn connect_one(
+        name: &str,
+        config: &McpServerConfig,
+        guard: OutboundClient,
+    ) -> Result<(Self, Vec<ToolDef>), String> {
+        let client = connect(name, config, &guard).await?;
+        let listed = tokio::time::timeout(CONNECT_TIMEOUT, client.list_all_tools())
+            .await
+            .map_err(|_| {
+                format!("MCP server {name} did not list its tools within {CONNECT_TIMEOUT:?}")
+            })?
+            .map_err(|e| format!("tools/list failed: {e}"))?;
+        let tools = listed
+            .into_iter()
+            .filter_map(|t| tool_def(name, config, t))
+            .collect();
+        let server = Server {
+            config: config.clone(),
+            client: Mutex::new(Some(client)),
+        };
+        let servers = BTreeMap::from([(name.to_owned(), server)]);
+        Ok((Self { servers, guard }, tools))
     }
 
     /// Call `binding`'s tool; errors come back as output the model can explain.
@@ -252,6 +325,22 @@ impl McpHub {
     }
 }
 
+/// The name the model calls a server's tool by: `{server}_{tool}`, other characters as `_`,
+/// at most 64.
+pub fn model_tool_name(server: &str, tool: &str) -> String {
+    format!("{server}_{tool}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
 /// An MCP tool as one of ours, with the configured side-effect level.
 fn tool_def(server: &str, config: &McpServerConfig, t: rmcp::model::Tool) -> Option<ToolDef> {
     let remote = t.name.to_string();
@@ -262,17 +351,7 @@ fn tool_def(server: &str, config: &McpServerConfig, t: rmcp::model::Tool) -> Opt
     {
         return None;
     }
-    let name: String = format!("{server}_{remote}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
+    let name = model_tool_name(server, &remote);
     if !is_tool_name(&name) {
         return None;
     }

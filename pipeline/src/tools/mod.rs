@@ -20,6 +20,7 @@
 
 pub mod actions;
 pub mod builtin;
+pub mod client_mcp;
 pub mod confirm;
 pub mod engine;
 pub mod http;

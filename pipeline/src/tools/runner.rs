@@ -26,12 +26,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::builtin::{Builtin, CallControl};
+use super::client_mcp::{ApprovedCall, ClientTools};
 use super::confirm::{Decision, decide, question};
 use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
 use super::{PendingAction, ToolDef};
 use crate::llm::{
-    ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream, ToolCall,
-    ToolChoice,
+    ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream,
+    McpCallNotice, ToolCall, ToolChoice,
 };
 use crate::orchestrator::Speculation;
 
@@ -51,6 +52,11 @@ pub struct ToolRun {
     /// Whether the caller's turn is final: before its first action, a speculative reply
     /// waits until it is.
     pub speculative: Speculation,
+    /// The tools of the MCP servers the client declared (a Realtime session's), also in the
+    /// request's tool list: run here, each call shown to the client as an `mcp_call`.
+    pub client_mcp: ClientTools,
+    /// Calls to those the client approved since the last reply: run before the model goes on.
+    pub approved: Vec<ApprovedCall>,
 }
 
 type Tx = mpsc::Sender<Result<LlmEvent, LlmError>>;
@@ -76,8 +82,19 @@ impl ToolRun {
                 return;
             }
         }
-        let server: HashMap<&str, &ToolDef> =
-            self.tools.iter().map(|t| (t.name.as_str(), t)).collect();
+        if !self.approved.is_empty() {
+            let go_on = until_final(&mut self.speculative, &tx).await
+                && self.run_approved(&mut request, &tx).await;
+            if !go_on {
+                return;
+            }
+        }
+        let server: HashMap<&str, &ToolDef> = self
+            .client_mcp
+            .defs()
+            .chain(&self.tools)
+            .map(|t| (t.name.as_str(), t))
+            .collect();
         for _round in 0..MAX_TOOL_ROUNDS {
             let Some(round) = self.generate(&request, &server, &tx).await else {
                 return;
@@ -95,7 +112,36 @@ impl ToolRun {
             }
             let mut answers = Vec::new();
             let mut asked: Option<PendingAction> = None;
+            let mut client_asked = false;
             for call in &round.calls {
+                // The operator's tools shadow a client's of the same name.
+                let client = if self.tools.iter().any(|t| t.name == call.name) {
+                    None
+                } else {
+                    self.client_mcp.by_model_name(&call.name)
+                };
+                if let Some((_, tool)) = client {
+                    let notice = McpCallNotice {
+                        call_id: call.id.clone(),
+                        server_label: tool.server_label.clone(),
+                        name: tool.name.clone(),
+                        arguments: call.arguments.clone(),
+                        approval_request_id: None,
+                    };
+                    if tool.needs_approval {
+                        client_asked = true;
+                        let ask = ActionNotice::McpApprovalRequested(notice);
+                        if !send(&tx, LlmEvent::Action(ask)).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    let Some(content) = self.run_client_call(notice, &tx).await else {
+                        return;
+                    };
+                    answers.push((call.id.clone(), content));
+                    continue;
+                }
                 let Some(tool) = server.get(call.name.as_str()) else {
                     continue;
                 };
@@ -151,6 +197,10 @@ impl ToolRun {
                     && send(&tx, LlmEvent::Text(q)).await;
                 return;
             }
+            if client_asked {
+                // The client answers with `mcp_approval_response` and asks for a new response.
+                return;
+            }
             request.messages.push(ChatMessage::Assistant {
                 content: round.text,
                 tool_calls: round.calls,
@@ -167,6 +217,58 @@ impl ToolRun {
             .retain(|t| !server.contains_key(t.name.as_str()));
         request.tool_choice = ToolChoice::None;
         let _ = self.generate(&request, &server, &tx).await;
+    }
+
+    /// Run the calls the client approved and give the model their answers. `false` when the
+    /// consumer has gone.
+    async fn run_approved(&mut self, request: &mut ChatRequest, tx: &Tx) -> bool {
+        for a in std::mem::take(&mut self.approved) {
+            let notice = McpCallNotice {
+                call_id: a.approval_request_id.clone(),
+                server_label: a.server_label.clone(),
+                name: a.name.clone(),
+                arguments: a.arguments.clone(),
+                approval_request_id: Some(a.approval_request_id.clone()),
+            };
+            let Some(content) = self.run_client_call(notice, tx).await else {
+                return false;
+            };
+            request.messages.push(ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: a.approval_request_id.clone(),
+                    name: super::mcp::model_tool_name(&a.server_label, &a.name),
+                    arguments: a.arguments,
+                }],
+            });
+            request.messages.push(ChatMessage::Tool {
+                call_id: a.approval_request_id,
+                content,
+            });
+        }
+        true
+    }
+
+    /// Run one call to a client's MCP server, telling the client as it starts and ends;
+    /// the answer for the model, or `None` when the consumer has gone.
+    async fn run_client_call(&self, notice: McpCallNotice, tx: &Tx) -> Option<String> {
+        let call_id = notice.call_id.clone();
+        let found = self.client_mcp.by_label(&notice.server_label, &notice.name);
+        let arguments = notice.arguments.clone();
+        if !send(tx, LlmEvent::Action(ActionNotice::McpCallStarted(notice))).await {
+            return None;
+        }
+        let result = match found {
+            Some((server, tool)) => server.call(tool, &arguments).await,
+            None => Err(json!({"type": "protocol_error", "code": -32000,
+                "message": "The tool's server is no longer declared in this session."})),
+        };
+        let content = match &result {
+            Ok(output) => output.clone(),
+            Err(error) => json!({"error": error}).to_string(),
+        };
+        let done = ActionNotice::McpCallDone { call_id, result };
+        send(tx, LlmEvent::Action(done)).await.then_some(content)
     }
 
     /// The action [`Self::settle_open_action`] would settle, looked up without settling it.

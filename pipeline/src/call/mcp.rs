@@ -1,0 +1,337 @@
+//! A call's client-declared MCP servers (`tools/client_mcp.rs`): connected when the session
+//! declares them, each listing shown as an `mcp_list_tools` item. The calls a response makes
+//! to them become `mcp_call` items, and those waiting for the client's approval
+//! `mcp_approval_request` items; an approval the client gives is run by its next response.
+
+use std::sync::Arc;
+
+use super::actor::CallActor;
+use super::events::{CallError, CallEvent, PartRef};
+use crate::conversation::{Item, ItemKind, ItemStatus};
+use crate::llm::{ActionNotice, McpCallNotice};
+use crate::tools::client_mcp::{ClientMcpServer, ClientServer, ClientTools};
+
+/// One declared server of the call.
+#[derive(Debug)]
+pub(super) struct DeclaredServer {
+    pub declared: ClientMcpServer,
+    /// Its `mcp_list_tools` item.
+    pub item_id: String,
+    /// `None` while connecting or after it failed.
+    pub ready: Option<Arc<ClientServer>>,
+}
+
+/// A connection attempt's outcome, back to the actor.
+#[derive(Debug)]
+pub(crate) struct Listed {
+    item_id: String,
+    declared: ClientMcpServer,
+    result: Result<ClientServer, String>,
+}
+
+/// An `mcp_call` item a response has open.
+#[derive(Debug)]
+pub(super) struct McpCallOut {
+    pub item_id: String,
+    pub output_index: u32,
+}
+
+impl CallActor {
+    /// Connect to the servers the session newly declares; forget those it no longer does.
+    pub(super) async fn sync_mcp(&mut self) {
+        let declared = self.config.mcp.clone();
+        self.mcp.retain(|s| declared.contains(&s.declared));
+        for d in declared {
+            if self.mcp.iter().any(|s| s.declared == d) {
+                continue;
+            }
+            let item_id = self.ids.next("item");
+            let kind = ItemKind::McpListTools {
+                server_label: d.label.clone(),
+                tools: Vec::new(),
+            };
+            let item = Item::new(item_id.clone(), kind, ItemStatus::InProgress);
+            let previous_item_id = self.conversation.insert(item.clone(), None).ok().flatten();
+            self.emit(CallEvent::ItemCreated {
+                previous_item_id,
+                item: item.clone(),
+            })
+            .await;
+            self.emit(CallEvent::McpListTools {
+                item,
+                status: "in_progress",
+            })
+            .await;
+            self.mcp.push(DeclaredServer {
+                declared: d.clone(),
+                item_id: item_id.clone(),
+                ready: None,
+            });
+            let guard = self
+                .deps
+                .orchestrator
+                .tools
+                .as_ref()
+                .map(|e| e.outbound().clone());
+            let (tx, token) = (self.mcp_tx.clone(), self.token.clone());
+            tokio::spawn(async move {
+                let result = match guard {
+                    Some(guard) => tokio::select! {
+                        () = token.cancelled() => return,
+                        r = ClientServer::connect(d.clone(), guard) => r,
+                    },
+                    None => Err(
+                        "this gateway runs no server-side tools, so it calls no MCP \
+                                 servers"
+                            .to_owned(),
+                    ),
+                };
+                let _ = tx
+                    .send(Listed {
+                        item_id,
+                        declared: d,
+                        result,
+                    })
+                    .await;
+            });
+        }
+    }
+
+    /// A server has listed its tools, or failed to.
+    pub(super) async fn on_listed(&mut self, listed: Listed) {
+        let Some(slot) = self
+            .mcp
+            .iter_mut()
+            .find(|s| s.item_id == listed.item_id && s.declared == listed.declared)
+        else {
+            return; // declared no longer
+        };
+        let (status, tools, failure) = match listed.result {
+            Ok(server) => {
+                let tools = server.listing();
+                slot.ready = Some(Arc::new(server));
+                ("completed", tools, None)
+            }
+            Err(e) => {
+                tracing::warn!(server = %listed.declared.label, error = %e, "client MCP server unavailable");
+                ("failed", Vec::new(), Some(e))
+            }
+        };
+        let Some(item) = self.conversation.get_mut(&listed.item_id) else {
+            return; // the client deleted the listing
+        };
+        if let ItemKind::McpListTools { tools: t, .. } = &mut item.kind {
+            *t = tools;
+        }
+        item.status = match failure {
+            None => ItemStatus::Completed,
+            Some(_) => ItemStatus::Incomplete,
+        };
+        let item = item.clone();
+        self.emit(CallEvent::McpListTools { item, status }).await;
+        if let Some(e) = failure {
+            let message = format!(
+                "MCP server '{}' could not be used: {e}",
+                listed.declared.label
+            );
+            let err = CallError::invalid("mcp_server_unavailable", message);
+            self.error(err.with_param("session.tools"), None).await;
+        }
+    }
+
+    /// The servers a response may call now.
+    pub(super) fn client_tools(&self) -> ClientTools {
+        ClientTools {
+            servers: self.mcp.iter().filter_map(|s| s.ready.clone()).collect(),
+        }
+    }
+
+    /// A client's `mcp_approval_response` must answer an approval request, once.
+    pub(super) fn check_approval_response(&self, item: &Item) -> Result<(), CallError> {
+        let ItemKind::McpApprovalResponse {
+            approval_request_id,
+            ..
+        } = &item.kind
+        else {
+            return Ok(());
+        };
+        let refuse = |message: String| {
+            Err(CallError::invalid("invalid_value", message).with_param("item.approval_request_id"))
+        };
+        match self.conversation.get(approval_request_id) {
+            Some(Item {
+                kind: ItemKind::McpApprovalRequest { .. },
+                ..
+            }) => {}
+            _ => {
+                return refuse(format!(
+                    "{approval_request_id} is not an mcp_approval_request item of this conversation"
+                ));
+            }
+        }
+        if self.conversation.approval_of(approval_request_id).is_some() {
+            return refuse(format!("{approval_request_id} has already been answered"));
+        }
+        Ok(())
+    }
+
+    /// What the tool loop did with a client's MCP server, as items of the response.
+    pub(super) async fn on_mcp_notice(&mut self, notice: ActionNotice) {
+        match notice {
+            ActionNotice::McpCallStarted(call) => self.mcp_call_started(call).await,
+            ActionNotice::McpCallDone { call_id, result } => {
+                self.mcp_call_done(&call_id, result).await;
+            }
+            ActionNotice::McpApprovalRequested(call) => self.mcp_approval_requested(call).await,
+            other => self.emit(CallEvent::Action(other)).await,
+        }
+    }
+
+    /// A new output item of the response; its output index and part reference.
+    fn open_output(&mut self, item: &Item) -> Option<PartRef> {
+        let r = self.response.as_mut()?;
+        let output_index = r.outputs;
+        r.outputs += 1;
+        r.mcp_items.push((output_index, item.id.clone()));
+        let _ = self.conversation.insert(item.clone(), None);
+        Some(PartRef {
+            response_id: r.id.clone(),
+            item_id: item.id.clone(),
+            output_index,
+            content_index: 0,
+        })
+    }
+
+    async fn mcp_call_started(&mut self, call: McpCallNotice) {
+        let kind = ItemKind::McpCall {
+            server_label: call.server_label,
+            name: call.name,
+            arguments: call.arguments.clone(),
+            approval_request_id: call.approval_request_id,
+            output: None,
+            error: None,
+        };
+        let item = Item::new(self.ids.next("item"), kind, ItemStatus::InProgress);
+        let Some(part) = self.open_output(&item) else {
+            return;
+        };
+        if let Some(r) = self.response.as_mut() {
+            r.mcp_calls.insert(
+                call.call_id,
+                McpCallOut {
+                    item_id: item.id.clone(),
+                    output_index: part.output_index,
+                },
+            );
+        }
+        self.emit(CallEvent::OutputItemAdded {
+            response_id: part.response_id.clone(),
+            output_index: part.output_index,
+            item,
+        })
+        .await;
+        self.emit(CallEvent::McpCallArguments {
+            part: part.clone(),
+            arguments: call.arguments,
+        })
+        .await;
+        self.emit(CallEvent::McpCallStatus {
+            part,
+            status: "in_progress",
+        })
+        .await;
+    }
+
+    async fn mcp_call_done(&mut self, call_id: &str, result: Result<String, serde_json::Value>) {
+        let Some(r) = self.response.as_mut() else {
+            return;
+        };
+        let Some(out) = r.mcp_calls.remove(call_id) else {
+            return;
+        };
+        let part = PartRef {
+            response_id: r.id.clone(),
+            item_id: out.item_id.clone(),
+            output_index: out.output_index,
+            content_index: 0,
+        };
+        let status = if result.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        };
+        let Some(item) = self.conversation.get_mut(&out.item_id) else {
+            return;
+        };
+        if let ItemKind::McpCall { output, error, .. } = &mut item.kind {
+            match result {
+                Ok(o) => *output = Some(o),
+                Err(e) => *error = Some(e),
+            }
+        }
+        item.status = ItemStatus::Completed;
+        let item = item.clone();
+        self.emit(CallEvent::McpCallStatus {
+            part: part.clone(),
+            status,
+        })
+        .await;
+        self.emit(CallEvent::OutputItemDone {
+            response_id: part.response_id,
+            output_index: part.output_index,
+            item,
+        })
+        .await;
+    }
+
+    async fn mcp_approval_requested(&mut self, call: McpCallNotice) {
+        let kind = ItemKind::McpApprovalRequest {
+            server_label: call.server_label,
+            name: call.name,
+            arguments: call.arguments,
+        };
+        let item = Item::new(self.ids.next("item"), kind, ItemStatus::Completed);
+        let Some(part) = self.open_output(&item) else {
+            return;
+        };
+        self.emit(CallEvent::OutputItemAdded {
+            response_id: part.response_id.clone(),
+            output_index: part.output_index,
+            item: item.clone(),
+        })
+        .await;
+        self.emit(CallEvent::OutputItemDone {
+            response_id: part.response_id,
+            output_index: part.output_index,
+            item,
+        })
+        .await;
+    }
+
+    /// A response ends: calls still running are cut off (their output will not be shown),
+    /// and its MCP items join its output.
+    pub(super) async fn close_mcp_items(
+        &mut self,
+        response_id: &str,
+        mcp_items: &[(u32, String)],
+        open: &[McpCallOut],
+    ) -> Vec<(u32, Item)> {
+        for o in open {
+            let Some(item) = self.conversation.get_mut(&o.item_id) else {
+                continue;
+            };
+            item.status = ItemStatus::Incomplete;
+            let item = item.clone();
+            self.emit(CallEvent::OutputItemDone {
+                response_id: response_id.to_owned(),
+                output_index: o.output_index,
+                item,
+            })
+            .await;
+        }
+        mcp_items
+            .iter()
+            .filter_map(|(i, id)| Some((*i, self.conversation.get(id)?.clone())))
+            .collect()
+    }
+}
