@@ -341,6 +341,26 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
         let tools: Vec<String> = logged(&log).iter().filter_map(|c| c["tool"].as_str().map(str::to_owned)).collect();
         assert_eq!(tools, ["order_status", "issue_coupon"], "one coupon, approved");
 
+        // `response.tools` replaces the session's functions for one response; the session's
+        // MCP servers stay offered.
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Will it rain?"}]}}))
+            .await
+            .unwrap();
+        c.send(json!({"type": "response.create", "response": {"tools": [
+            {"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {}}}]}}))
+            .await
+            .unwrap();
+        c.wait_for("response.done", WAIT).await.unwrap();
+        let offered: Vec<String> = llm.requests().last().expect("a request")["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+            .collect();
+        assert!(offered.contains(&"weather".to_owned()), "{offered:?}");
+        assert!(offered.contains(&"orders_order_status".to_owned()), "{offered:?}");
+
         // A wrong token, and a destination the outbound guard refuses: listed as failed,
         // with an error that says why; the session goes on.
         c.skip_seen();

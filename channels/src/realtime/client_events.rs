@@ -8,7 +8,7 @@ use serde_json::Value;
 use switchboard_pipeline::call::{CallError, ResponseOptions};
 use switchboard_pipeline::conversation::Item;
 
-use super::session::{parse_max_tokens, parse_tool_choice};
+use super::session::{parse_max_tokens, parse_tool_choice, parse_tools};
 
 /// Largest single client event (an audio append of ~2 minutes of 24 kHz PCM).
 pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
@@ -235,6 +235,10 @@ fn parse_response(v: Option<&Value>) -> Result<ResponseOptions, CallError> {
         })?;
         opts.audio_output = Some(list.iter().any(|m| m == "audio"));
     }
+    if let Some(x) = v.get("tools") {
+        // Functions only: a remote MCP server is declared in the session (`session.tools`).
+        opts.tools = Some(parse_tools(x, "response.tools")?);
+    }
     if let Some(x) = v.get("tool_choice") {
         opts.tool_choice = Some(parse_tool_choice(x, "response.tool_choice")?);
     }
@@ -273,6 +277,31 @@ fn parse_response(v: Option<&Value>) -> Result<ResponseOptions, CallError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn response_tools_replace_the_sessions_functions() {
+        let p = parse(r#"{"type":"response.create","response":{"tools":[{"type":"function","name":"weather"}]}}"#)
+            .unwrap();
+        let ClientEvent::ResponseCreate(opts) = p.event else {
+            panic!("{:?}", p.event);
+        };
+        let names: Vec<_> = opts
+            .tools
+            .iter()
+            .flatten()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["weather"]);
+        let none = parse(r#"{"type":"response.create","response":{}}"#).unwrap();
+        assert!(matches!(
+            none.event,
+            ClientEvent::ResponseCreate(ResponseOptions { tools: None, .. })
+        ));
+        let mcp = r#"{"type":"response.create","response":{"tools":[{"type":"mcp","server_label":"a","server_url":"http://h"}]}}"#;
+        let e = parse(mcp).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("response.tools[0].type"));
+        assert!(e.message.contains("session"), "{}", e.message);
+    }
 
     #[test]
     fn parses_the_common_events() {

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_pipeline::call::CallError;
 use switchboard_pipeline::llm::{ToolChoice, ToolSpec};
-use switchboard_pipeline::tools::client_mcp::ClientMcpServer;
+use switchboard_pipeline::tools::client_mcp::{ClientMcpServer, MAX_SERVERS};
 use switchboard_pipeline::{Eagerness, NoiseReduction, TurnDetection};
 
 use super::mcp_tools::parse_mcp_tool;
@@ -273,6 +273,12 @@ fn parse_tool_list(
             "function" => functions.push(parse_function(t, &p)?),
             "mcp" if mcp_allowed => {
                 let server = parse_mcp_tool(t, &p)?;
+                if servers.len() == MAX_SERVERS {
+                    return Err(invalid(
+                        &p,
+                        format!("a session declares at most {MAX_SERVERS} MCP servers"),
+                    ));
+                }
                 if servers.iter().any(|s| s.label == server.label) {
                     return Err(invalid(
                         &format!("{p}.server_label"),
@@ -399,6 +405,12 @@ mod tests {
         let (functions, servers) = parse_session_tools(&mcp, "session.tools").unwrap();
         assert!(functions.is_empty());
         assert_eq!(servers[0].label, "shop");
+        let many: Vec<Value> = (0..=MAX_SERVERS)
+            .map(|i| json!({"type": "mcp", "server_label": format!("s{i}"), "server_url": "https://x"}))
+            .collect();
+        let err = parse_session_tools(&Value::from(many), "session.tools").unwrap_err();
+        let last = format!("session.tools[{MAX_SERVERS}]");
+        assert_eq!(err.param.as_deref(), Some(last.as_str()));
         let twice = json!([mcp[0], mcp[0]]);
         let err = parse_session_tools(&twice, "session.tools").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("session.tools[1].server_label"));

@@ -52,6 +52,9 @@ pub struct ResponseOptions {
     /// `Some(false)` for a text-only response.
     pub audio_output: Option<bool>,
     pub tool_choice: Option<crate::llm::ToolChoice>,
+    /// Function tools for this response instead of the session's (`response.tools`); the
+    /// session's MCP servers stay offered.
+    pub tools: Option<Vec<crate::llm::ToolSpec>>,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
     /// An answer to a pending action (`action_id`, approve) that this response settles

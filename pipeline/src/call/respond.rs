@@ -141,7 +141,10 @@ impl CallActor {
         messages.extend(then_user.map(|t| ChatMessage::User(t.to_owned())));
         let request = ChatRequest {
             messages,
-            tools: self.config.tools.clone(),
+            tools: opts
+                .tools
+                .clone()
+                .unwrap_or_else(|| self.config.tools.clone()),
             tool_choice,
             temperature: opts.temperature.or(self.config.temperature),
             max_tokens: opts.max_output_tokens.or(self.config.max_output_tokens),

@@ -21,6 +21,10 @@ use crate::outbound::OutboundClient;
 
 /// How long one call to a client's server may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Tools one server may offer the model (more: name the wanted ones in `allowed_tools`).
+pub const MAX_TOOLS: usize = 128;
+/// Servers one session may declare.
+pub const MAX_SERVERS: usize = 16;
 
 /// A client's declaration of one server.
 #[derive(Clone, PartialEq)]
@@ -120,6 +124,13 @@ impl ClientServer {
         };
         config.validate()?;
         let (hub, defs) = McpHub::connect_one(&declared.label, &config, guard).await?;
+        if defs.len() > MAX_TOOLS {
+            return Err(format!(
+                "the server lists {} tools; at most {MAX_TOOLS} are offered to the model: \
+                 name the ones wanted in allowed_tools",
+                defs.len()
+            ));
+        }
         let tools = defs
             .into_iter()
             .filter_map(|def| {
