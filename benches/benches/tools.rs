@@ -111,6 +111,7 @@ http = {{ url = "{}/orders/{{order_id}}" }}
         actions: Arc::new(MemoryActions::default()),
         audit: None,
         metrics: None,
+        client_mcp: false,
         handoff: None,
     }));
     let tool = personas.tools()["lookup_order"].clone();

@@ -48,6 +48,11 @@ pub struct ToolArgs {
     /// `handoff.webhook_url`.
     #[arg(long, env = "SWITCHBOARD_HANDOFF_SECRET", hide_env_values = true)]
     pub handoff_secret: Option<String>,
+    /// Let Realtime clients declare remote MCP servers in their sessions (`{"type": "mcp"}`
+    /// tools), which the gateway then calls, within the outbound allow-list.
+    #[arg(long, env = "SWITCHBOARD_CLIENT_MCP", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub client_mcp: bool,
 }
 
 impl ToolAudit for TurnLog {
@@ -87,6 +92,7 @@ pub fn engine(
         actions: Arc::new(store.clone()),
         audit: Some(Arc::new(turns.clone())),
         metrics: Some(metrics.clone()),
+        client_mcp: args.client_mcp,
         handoff: Some(Arc::new(crate::handoff::HandoffInbox {
             store: store.clone(),
             turns: turns.clone(),

@@ -189,6 +189,7 @@ async fn rig(ttl: Duration) -> Rig {
         actions: actions.clone(),
         audit: None,
         metrics: None,
+        client_mcp: false,
         handoff: None,
     });
     let orchestrator = Orchestrator::new(

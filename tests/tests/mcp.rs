@@ -385,3 +385,26 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
         c.close().await;
     });
 }
+
+#[test]
+fn an_operator_can_turn_client_declared_mcp_servers_off() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_CLIENT_MCP", "false")]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(json!({"type": "session.update", "session": {"type": "realtime",
+            "tools": [{"type": "mcp", "server_label": "orders", "server_url": "https://mcp.example.com/mcp"}]}}))
+            .await
+            .unwrap();
+        c.wait_for("mcp_list_tools.failed", WAIT).await.unwrap();
+        let e = c.wait_for("error", WAIT).await.unwrap();
+        assert_eq!(e.event["error"]["code"], "mcp_server_unavailable", "{}", e.event);
+        let message = e.event["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("SWITCHBOARD_CLIENT_MCP"), "{message}");
+        c.close().await;
+    });
+}

@@ -67,24 +67,21 @@ impl CallActor {
                 item_id: item_id.clone(),
                 ready: None,
             });
-            let guard = self
-                .deps
-                .orchestrator
-                .tools
-                .as_ref()
-                .map(|e| e.outbound().clone());
+            let guard = match &self.deps.orchestrator.tools {
+                None => Err("this gateway runs no server-side tools, so it calls no MCP servers"),
+                Some(e) => e.client_mcp_outbound().cloned().ok_or(
+                    "this gateway's operator has turned client-declared MCP servers off \
+                     (SWITCHBOARD_CLIENT_MCP)",
+                ),
+            };
             let (tx, token) = (self.mcp_tx.clone(), self.token.clone());
             tokio::spawn(async move {
                 let result = match guard {
-                    Some(guard) => tokio::select! {
+                    Ok(guard) => tokio::select! {
                         () = token.cancelled() => return,
                         r = ClientServer::connect(d.clone(), guard) => r,
                     },
-                    None => Err(
-                        "this gateway runs no server-side tools, so it calls no MCP \
-                                 servers"
-                            .to_owned(),
-                    ),
+                    Err(why) => Err(why.to_owned()),
                 };
                 let _ = tx
                     .send(Listed {

@@ -53,6 +53,9 @@ pub struct ToolEngineConfig {
     pub metrics: Option<CallMetrics>,
     /// Where `escalate_to_human` hands conversations over (`None`: no webhook hand-off).
     pub handoff: Option<Arc<dyn HandoffSink>>,
+    /// Whether Realtime clients may declare MCP servers for the gateway to call
+    /// (`client_mcp.rs`).
+    pub client_mcp: bool,
 }
 
 /// How an approval or rejection ended.
@@ -95,6 +98,7 @@ pub struct ToolEngine {
     audit: Option<Arc<dyn ToolAudit>>,
     metrics: Option<CallMetrics>,
     handoff: Option<Arc<dyn HandoffSink>>,
+    client_mcp: bool,
     ttl: Duration,
     /// Told of each action the sweep expires, so a live call can say so at once.
     on_expiry: std::sync::OnceLock<ExpiryHook>,
@@ -128,6 +132,7 @@ impl ToolEngine {
             audit: cfg.audit,
             metrics: cfg.metrics,
             handoff: cfg.handoff,
+            client_mcp: cfg.client_mcp,
             ttl: cfg.action_ttl,
             on_expiry: std::sync::OnceLock::new(),
         }
@@ -144,6 +149,12 @@ impl ToolEngine {
 
     pub fn outbound(&self) -> &OutboundClient {
         &self.client
+    }
+
+    /// The guard client-declared MCP servers are reached through; `None` when the operator
+    /// has turned them off.
+    pub fn client_mcp_outbound(&self) -> Option<&OutboundClient> {
+        self.client_mcp.then_some(&self.client)
     }
 
     /// Make `tools` live for `tenant`'s `persona` (replacing same-named ones), effective from
