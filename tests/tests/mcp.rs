@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::gateway::{Gateway, chat_completion, http_get, reply_text};
+use switchboard_e2e::python::run_sdk_script;
 use switchboard_e2e::realtime_client::{RealtimeClient, Received};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 
@@ -407,4 +408,29 @@ fn an_operator_can_turn_client_declared_mcp_servers_off() {
         assert!(message.contains("SWITCHBOARD_CLIENT_MCP"), "{message}");
         c.close().await;
     });
+}
+
+#[test]
+fn the_openai_python_sdk_declares_an_mcp_server_and_approves_a_call() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("calls.jsonl");
+    let http = HttpMcp::start(log.to_str().expect("utf-8"), Some("tok-9"));
+    let llm = ScriptedLlm::start(Script::default());
+    llm.call_tool("coupon", "orders_issue_coupon", json!({"percent": 10}));
+    let allow = format!("127.0.0.1:{}", http.port);
+    let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_OUTBOUND_ALLOW", &allow)]);
+    let mcp_url = format!("http://127.0.0.1:{}/mcp", http.port);
+    run_sdk_script(
+        "mcp_sdk.py",
+        &[
+            std::ffi::OsStr::new(&format!("http://{}/v1", gw.addr)),
+            std::ffi::OsStr::new(&mcp_url),
+            std::ffi::OsStr::new("tok-9"),
+        ],
+    );
+    let tools: Vec<String> = logged(&log)
+        .iter()
+        .filter_map(|c| c["tool"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(tools, ["issue_coupon"], "the approved call ran once");
 }
