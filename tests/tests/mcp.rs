@@ -341,6 +341,15 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
         assert!(said(&events).contains("declined"), "{}", said(&events));
         let tools: Vec<String> = logged(&log).iter().filter_map(|c| c["tool"].as_str().map(str::to_owned)).collect();
         assert_eq!(tools, ["order_status", "issue_coupon"], "one coupon, approved");
+        // Counted under one label: clients name their own tools.
+        let metrics = gw.metrics();
+        let counted = metrics.lines().any(|l| {
+            l.starts_with("switchboard_tool_calls_total{")
+                && l.contains("tool=\"client_mcp\"")
+                && l.contains("outcome=\"ok\"")
+                && l.ends_with(" 2")
+        });
+        assert!(counted, "{}", metrics.lines().filter(|l| l.contains("tool_calls")).collect::<Vec<_>>().join("\n"));
 
         // `response.tools` replaces the session's functions for one response; the session's
         // MCP servers stay offered.

@@ -43,6 +43,18 @@ pub trait ToolAudit: Send + Sync {
     fn record(&self, tenant: &str, session: Option<&str>, kind: &str, detail: Value);
 }
 
+/// One call to a client-declared MCP server, for [`ToolEngine::note_client_call`].
+#[derive(Debug)]
+pub struct ClientCallRecord<'a> {
+    pub server_label: &'a str,
+    pub tool: &'a str,
+    pub arguments: &'a str,
+    pub approval_request_id: Option<&'a str>,
+    /// The error's type (`tool_execution_error`, `protocol_error`), or `None`.
+    pub error: Option<&'a str>,
+    pub elapsed: Duration,
+}
+
 pub struct ToolEngineConfig {
     /// Tools declared in the persona file.
     pub tools: ToolDefs,
@@ -290,6 +302,36 @@ impl ToolEngine {
             }),
         );
         output
+    }
+
+    /// Count and audit a call the gateway made to a client-declared MCP server
+    /// (`client_mcp.rs`). The metric's `tool` label is `client_mcp` for all of them: clients
+    /// name their own servers and tools, which must not become label values.
+    pub fn note_client_call(&self, scope: &ToolScope, call: &ClientCallRecord<'_>) {
+        let outcome = call.error.unwrap_or("ok");
+        self.count("client_mcp", outcome);
+        if let Some(m) = &self.metrics {
+            m.tool_seconds
+                .with_label_values(&["client_mcp"])
+                .observe(call.elapsed.as_secs_f64());
+        }
+        let kind = if call.error.is_some() {
+            "tool.failed"
+        } else {
+            "tool.executed"
+        };
+        self.audit(
+            &scope.tenant,
+            scope.session.as_deref(),
+            kind,
+            json!({
+                "tool": call.tool, "mcp_server": call.server_label, "declared_by": "client",
+                "approval_request_id": call.approval_request_id,
+                "arguments": redacted_arguments(call.arguments), "error": call.error,
+                "duration_ms": call.elapsed.as_millis() as u64,
+                "persona": scope.persona, "user": scope.user,
+            }),
+        );
     }
 
     /// Store a call that needs approval as a pending action.

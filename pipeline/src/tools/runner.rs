@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use super::builtin::{Builtin, CallControl};
 use super::client_mcp::{ApprovedCall, ClientTools};
 use super::confirm::{Decision, decide, question};
-use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
+use super::engine::{ClientCallRecord, Resolution, ResolveError, ToolEngine, ToolScope};
 use super::{PendingAction, ToolDef};
 use crate::llm::{
     ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream,
@@ -252,17 +252,31 @@ impl ToolRun {
     /// Run one call to a client's MCP server, telling the client as it starts and ends;
     /// the answer for the model, or `None` when the consumer has gone.
     async fn run_client_call(&self, notice: McpCallNotice, tx: &Tx) -> Option<String> {
-        let call_id = notice.call_id.clone();
         let found = self.client_mcp.by_label(&notice.server_label, &notice.name);
-        let arguments = notice.arguments.clone();
-        if !send(tx, LlmEvent::Action(ActionNotice::McpCallStarted(notice))).await {
+        if !send(
+            tx,
+            LlmEvent::Action(ActionNotice::McpCallStarted(notice.clone())),
+        )
+        .await
+        {
             return None;
         }
+        let started = std::time::Instant::now();
         let result = match found {
-            Some((server, tool)) => server.call(tool, &arguments).await,
+            Some((server, tool)) => server.call(tool, &notice.arguments).await,
             None => Err(json!({"type": "protocol_error", "code": -32000,
                 "message": "The tool's server is no longer declared in this session."})),
         };
+        let record = ClientCallRecord {
+            server_label: &notice.server_label,
+            tool: &notice.name,
+            arguments: &notice.arguments,
+            approval_request_id: notice.approval_request_id.as_deref(),
+            error: result.as_ref().err().and_then(|e| e["type"].as_str()),
+            elapsed: started.elapsed(),
+        };
+        self.engine.note_client_call(&self.scope, &record);
+        let call_id = notice.call_id;
         let content = match &result {
             Ok(output) => output.clone(),
             Err(error) => json!({"error": error}).to_string(),
