@@ -92,7 +92,8 @@ pub struct PreparedTurn {
     pub decision: Option<(String, bool)>,
     /// See [`TurnRequest::speculative`].
     pub speculative: Speculation,
-    /// See [`TurnRequest::client_mcp`]; those the persona allows (also in `request.tools`).
+    /// See [`TurnRequest::client_mcp`] (the tools of theirs the persona allows are offered
+    /// in `request.tools`).
     pub client_mcp: ClientTools,
     pub approved: Vec<ApprovedCall>,
     /// The tenant's token budget is spent: the reply is this refusal, and no LLM is asked.
