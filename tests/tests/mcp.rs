@@ -54,6 +54,14 @@ fn chat_reply(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> String 
     reply_text(&chat_completion(gw, session, messages))
 }
 
+/// A scratch folder, the call log in it, and the HTTP server writing to it.
+fn served(token: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, HttpMcp) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("calls.jsonl");
+    let http = HttpMcp::start(log.to_str().expect("utf-8"), token);
+    (dir, log, http)
+}
+
 fn logged(log: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -244,10 +252,7 @@ fn said(events: &[Received]) -> String {
 
 #[test]
 fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("calls.jsonl");
-    let log_s = log.to_str().expect("utf-8").to_owned();
-    let http = HttpMcp::start(&log_s, Some("tok-7"));
+    let (_dir, log, http) = served(Some("tok-7"));
     let llm = ScriptedLlm::start(Script::default());
     let allow = format!("127.0.0.1:{}", http.port);
     let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_OUTBOUND_ALLOW", &allow)]);
@@ -421,9 +426,7 @@ fn an_operator_can_turn_client_declared_mcp_servers_off() {
 
 #[test]
 fn the_openai_python_sdk_declares_an_mcp_server_and_approves_a_call() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("calls.jsonl");
-    let http = HttpMcp::start(log.to_str().expect("utf-8"), Some("tok-9"));
+    let (_dir, log, http) = served(Some("tok-9"));
     let llm = ScriptedLlm::start(Script::default());
     llm.call_tool("coupon", "orders_issue_coupon", json!({"percent": 10}));
     let allow = format!("127.0.0.1:{}", http.port);

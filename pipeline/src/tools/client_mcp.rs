@@ -228,6 +228,18 @@ impl ClientTools {
     }
 }
 
+/// One call to a client's server, for [`super::ToolEngine::note_client_call`].
+#[derive(Debug)]
+pub struct ClientCallRecord<'a> {
+    pub server_label: &'a str,
+    pub tool: &'a str,
+    pub arguments: &'a str,
+    pub approval_request_id: Option<&'a str>,
+    /// The error's type (`tool_execution_error`, `protocol_error`), or `None`.
+    pub error: Option<&'a str>,
+    pub elapsed: Duration,
+}
+
 /// A call the client approved (`mcp_approval_response`), for the next response to run before
 /// the model goes on.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::actions::{ActionStatus, ActionStore, PendingAction};
 use super::builtin::HandoffSink;
+use super::client_mcp::ClientCallRecord;
 use super::confirm::{describe, redact};
 use super::http::{self, ToolOutput};
 use super::mcp::McpHub;
@@ -41,18 +42,6 @@ pub struct ToolScope {
 /// Where tool events are recorded (the gateway's `audit_events`).
 pub trait ToolAudit: Send + Sync {
     fn record(&self, tenant: &str, session: Option<&str>, kind: &str, detail: Value);
-}
-
-/// One call to a client-declared MCP server, for [`ToolEngine::note_client_call`].
-#[derive(Debug)]
-pub struct ClientCallRecord<'a> {
-    pub server_label: &'a str,
-    pub tool: &'a str,
-    pub arguments: &'a str,
-    pub approval_request_id: Option<&'a str>,
-    /// The error's type (`tool_execution_error`, `protocol_error`), or `None`.
-    pub error: Option<&'a str>,
-    pub elapsed: Duration,
 }
 
 pub struct ToolEngineConfig {
@@ -233,6 +222,21 @@ impl ToolEngine {
             })
     }
 
+    /// Count a call that ran under `label` and time it; the audit kind it is recorded as.
+    fn observe_call(&self, label: &str, error: Option<&str>, elapsed: Duration) -> &'static str {
+        self.count(label, error.unwrap_or("ok"));
+        if let Some(m) = &self.metrics {
+            m.tool_seconds
+                .with_label_values(&[label])
+                .observe(elapsed.as_secs_f64());
+        }
+        if error.is_some() {
+            "tool.failed"
+        } else {
+            "tool.executed"
+        }
+    }
+
     fn count(&self, tool: &str, outcome: &str) {
         if let Some(m) = &self.metrics {
             m.tool_calls_total.with_label_values(&[tool, outcome]).inc();
@@ -276,17 +280,7 @@ impl ToolEngine {
                 elapsed: Duration::ZERO,
             },
         };
-        self.count(&tool.name, output.error.unwrap_or("ok"));
-        if let Some(m) = &self.metrics {
-            m.tool_seconds
-                .with_label_values(&[tool.name.as_str()])
-                .observe(output.elapsed.as_secs_f64());
-        }
-        let kind = if output.error.is_some() {
-            "tool.failed"
-        } else {
-            "tool.executed"
-        };
+        let kind = self.observe_call(&tool.name, output.error, output.elapsed);
         self.audit(
             &scope.tenant,
             scope.session.as_deref(),
@@ -308,18 +302,7 @@ impl ToolEngine {
     /// (`client_mcp.rs`). The metric's `tool` label is `client_mcp` for all of them: clients
     /// name their own servers and tools, which must not become label values.
     pub fn note_client_call(&self, scope: &ToolScope, call: &ClientCallRecord<'_>) {
-        let outcome = call.error.unwrap_or("ok");
-        self.count("client_mcp", outcome);
-        if let Some(m) = &self.metrics {
-            m.tool_seconds
-                .with_label_values(&["client_mcp"])
-                .observe(call.elapsed.as_secs_f64());
-        }
-        let kind = if call.error.is_some() {
-            "tool.failed"
-        } else {
-            "tool.executed"
-        };
+        let kind = self.observe_call("client_mcp", call.error, call.elapsed);
         self.audit(
             &scope.tenant,
             scope.session.as_deref(),

@@ -26,9 +26,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::builtin::{Builtin, CallControl};
-use super::client_mcp::{ApprovedCall, ClientTools};
+use super::client_mcp::{ApprovedCall, ClientCallRecord, ClientTools};
 use super::confirm::{Decision, decide, question};
-use super::engine::{ClientCallRecord, Resolution, ResolveError, ToolEngine, ToolScope};
+use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
 use super::{PendingAction, ToolDef};
 use crate::llm::{
     ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream,
