@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::llm::{ChatMessage, ToolCall};
-use crate::tools::client_mcp::ApprovedCall;
-use crate::tools::mcp::model_tool_name;
+use crate::tools::client_mcp::{ApprovedCall, model_call};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,12 +142,7 @@ impl Item {
                 "message": "The call did not finish."})
             .to_string(),
         };
-        let call = ToolCall {
-            id: self.id.clone(),
-            name: model_tool_name(server_label, name),
-            arguments: arguments.clone(),
-        };
-        Some((call, content))
+        Some((model_call(&self.id, server_label, name, arguments), content))
     }
 
     pub fn new(id: String, kind: ItemKind, status: ItemStatus) -> Self {
@@ -359,7 +353,7 @@ impl Conversation {
                 }),
                 ItemKind::McpCall { .. } => {
                     if let Some((call, content)) = item.mcp_call_exchange() {
-                        push_exchange(&mut out, call, content);
+                        out.extend(ChatMessage::tool_exchange(call, content));
                     }
                 }
                 // A refusal is the answer to the model's call; an approved request is answered
@@ -373,12 +367,8 @@ impl Conversation {
                         let content = serde_json::json!({"status": "declined",
                             "message": "The user declined to run this tool.", "reason": reason})
                         .to_string();
-                        let call = ToolCall {
-                            id: item.id.clone(),
-                            name: model_tool_name(server_label, name),
-                            arguments: arguments.clone(),
-                        };
-                        push_exchange(&mut out, call, content);
+                        let call = model_call(&item.id, server_label, name, arguments);
+                        out.extend(ChatMessage::tool_exchange(call, content));
                     }
                 }
                 ItemKind::McpListTools { .. } | ItemKind::McpApprovalResponse { .. } => {}
@@ -386,16 +376,6 @@ impl Conversation {
         }
         out
     }
-}
-
-/// A tool call of the model's and its answer, as chat messages.
-fn push_exchange(out: &mut Vec<ChatMessage>, call: ToolCall, content: String) {
-    let call_id = call.id.clone();
-    out.push(ChatMessage::Assistant {
-        content: String::new(),
-        tool_calls: vec![call],
-    });
-    out.push(ChatMessage::Tool { call_id, content });
 }
 
 #[cfg(test)]

@@ -204,6 +204,13 @@ tools = ["order_status"]
 
 const WAIT: Duration = Duration::from_secs(30);
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Say `text` as the user in a text-only session and wait for the response's end; every
 /// event of that response.
 async fn ask(c: &mut RealtimeClient, text: &str) -> Vec<Received> {
@@ -257,11 +264,7 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
     let allow = format!("127.0.0.1:{}", http.port);
     let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_OUTBOUND_ALLOW", &allow)]);
     let url = format!("http://127.0.0.1:{}/mcp", http.port);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
         c.send(json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"],
             "tools": [{"type": "mcp", "server_label": "orders", "server_url": url, "authorization": "tok-7",
@@ -405,11 +408,7 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
 fn an_operator_can_turn_client_declared_mcp_servers_off() {
     let llm = ScriptedLlm::start(Script::default());
     let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_CLIENT_MCP", "false")]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
         c.send(json!({"type": "session.update", "session": {"type": "realtime",
             "tools": [{"type": "mcp", "server_label": "orders", "server_url": "https://mcp.example.com/mcp"}]}}))

@@ -32,6 +32,20 @@ pub enum ChatMessage {
     },
 }
 
+impl ChatMessage {
+    /// A tool call of the model's and its answer, as the two messages chat APIs expect.
+    pub fn tool_exchange(call: ToolCall, content: String) -> [ChatMessage; 2] {
+        let call_id = call.id.clone();
+        [
+            ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: vec![call],
+            },
+            ChatMessage::Tool { call_id, content },
+        ]
+    }
+}
+
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {

@@ -15,8 +15,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::engine::parse_arguments;
-use super::mcp::{McpHub, McpServerConfig};
+use super::mcp::{McpHub, McpServerConfig, model_tool_name};
 use super::{McpBinding, SideEffect, ToolDef};
+use crate::llm::ToolCall;
 use crate::outbound::OutboundClient;
 
 /// How long one call to a client's server may take.
@@ -225,6 +226,16 @@ impl ClientTools {
             .iter()
             .find(|t| t.name == name)
             .map(|t| (server, t))
+    }
+}
+
+/// The model's call of a client server's tool, named as the model is offered it
+/// (`{label}_{name}`), for the chat history.
+pub fn model_call(id: &str, server_label: &str, name: &str, arguments: &str) -> ToolCall {
+    ToolCall {
+        id: id.to_owned(),
+        name: model_tool_name(server_label, name),
+        arguments: arguments.to_owned(),
     }
 }
 

@@ -175,6 +175,27 @@ async fn connect(
     })
 }
 
+/// Connect to one server and list its tools (those its configuration allows), each step
+/// under [`CONNECT_TIMEOUT`].
+async fn connect_and_list(
+    name: &str,
+    config: &McpServerConfig,
+    guard: &OutboundClient,
+) -> Result<(Client, Vec<ToolDef>), String> {
+    let client = connect(name, config, guard).await?;
+    let listed = tokio::time::timeout(CONNECT_TIMEOUT, client.list_all_tools())
+        .await
+        .map_err(|_| {
+            format!("MCP server {name} did not list its tools within {CONNECT_TIMEOUT:?}")
+        })?
+        .map_err(|e| format!("tools/list failed: {e}"))?;
+    let tools = listed
+        .into_iter()
+        .filter_map(|t| tool_def(name, config, t))
+        .collect();
+    Ok((client, tools))
+}
+
 impl McpHub {
     /// Connect to every server and list its tools. A server that fails is logged and left
     /// out of the tools (its calls try to connect again).
@@ -185,17 +206,11 @@ impl McpHub {
         let mut servers = BTreeMap::new();
         let mut tools = Vec::new();
         for (name, config) in configs {
-            let client = match connect(name, config, &guard).await {
-                Ok(c) => match c.list_all_tools().await {
-                    Ok(listed) => {
-                        tools.extend(listed.into_iter().filter_map(|t| tool_def(name, config, t)));
-                        Some(c)
-                    }
-                    Err(e) => {
-                        tracing::warn!(server = %name, error = %e, "MCP tools/list failed");
-                        None
-                    }
-                },
+            let client = match connect_and_list(name, config, &guard).await {
+                Ok((c, listed)) => {
+                    tools.extend(listed);
+                    Some(c)
+                }
                 Err(e) => {
                     tracing::warn!(server = %name, error = %e, "MCP server unavailable");
                     None
@@ -224,17 +239,7 @@ impl McpHub {
         config: &McpServerConfig,
         guard: OutboundClient,
     ) -> Result<(Self, Vec<ToolDef>), String> {
-        let client = connect(name, config, &guard).await?;
-        let listed = tokio::time::timeout(CONNECT_TIMEOUT, client.list_all_tools())
-            .await
-            .map_err(|_| {
-                format!("MCP server {name} did not list its tools within {CONNECT_TIMEOUT:?}")
-            })?
-            .map_err(|e| format!("tools/list failed: {e}"))?;
-        let tools = listed
-            .into_iter()
-            .filter_map(|t| tool_def(name, config, t))
-            .collect();
+        let (client, tools) = connect_and_list(name, config, &guard).await?;
         let server = Server {
             config: config.clone(),
             client: Mutex::new(Some(client)),

@@ -26,7 +26,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::builtin::{Builtin, CallControl};
-use super::client_mcp::{ApprovedCall, ClientCallRecord, ClientTools};
+use super::client_mcp::{ApprovedCall, ClientCallRecord, ClientTools, model_call};
 use super::confirm::{Decision, decide, question};
 use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
 use super::{PendingAction, ToolDef};
@@ -233,18 +233,15 @@ impl ToolRun {
             let Some(content) = self.run_client_call(notice, tx).await else {
                 return false;
             };
-            request.messages.push(ChatMessage::Assistant {
-                content: String::new(),
-                tool_calls: vec![ToolCall {
-                    id: a.approval_request_id.clone(),
-                    name: super::mcp::model_tool_name(&a.server_label, &a.name),
-                    arguments: a.arguments,
-                }],
-            });
-            request.messages.push(ChatMessage::Tool {
-                call_id: a.approval_request_id,
-                content,
-            });
+            let call = model_call(
+                &a.approval_request_id,
+                &a.server_label,
+                &a.name,
+                &a.arguments,
+            );
+            request
+                .messages
+                .extend(ChatMessage::tool_exchange(call, content));
         }
         true
     }
@@ -354,20 +351,12 @@ impl ToolRun {
             .actions()
             .mark_reported(tenant, &action.id)
             .await;
-        let exchange = [
-            ChatMessage::Assistant {
-                content: String::new(),
-                tool_calls: vec![ToolCall {
-                    id: action.call_id.clone(),
-                    name: action.tool.clone(),
-                    arguments: action.arguments.clone(),
-                }],
-            },
-            ChatMessage::Tool {
-                call_id: action.call_id.clone(),
-                content: outcome.1,
-            },
-        ];
+        let call = ToolCall {
+            id: action.call_id.clone(),
+            name: action.tool.clone(),
+            arguments: action.arguments.clone(),
+        };
+        let exchange = ChatMessage::tool_exchange(call, outcome.1);
         // An answer follows the question; news from elsewhere goes before the caller's new
         // message, or last when no new message asked for this response (an expiry notice).
         let end = request.messages.len();
