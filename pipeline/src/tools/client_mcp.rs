@@ -84,9 +84,8 @@ pub struct ClientTool {
     pub server_label: String,
     /// Its name on the server (what `mcp_call.name` says).
     pub name: String,
-    pub description: String,
-    pub input_schema: Value,
-    /// As the model sees it: named `{label}_{name}`.
+    /// As the model sees it: named `{label}_{name}`, with the server's description and input
+    /// schema.
     pub def: ToolDef,
     pub needs_approval: bool,
 }
@@ -139,8 +138,6 @@ impl ClientServer {
                 Some(ClientTool {
                     server_label: declared.label.clone(),
                     needs_approval: declared.approval.needed(&name),
-                    description: def.description.clone(),
-                    input_schema: def.parameters.clone(),
                     name,
                     def,
                 })
@@ -157,13 +154,13 @@ impl ClientServer {
     pub fn listing(&self) -> Vec<Value> {
         self.tools
             .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+            .map(|t| json!({"name": t.name, "description": t.def.description, "input_schema": t.def.parameters}))
             .collect()
     }
 
     /// Run `tool` with the model's `arguments` (a JSON object as text).
     pub async fn call(&self, tool: &ClientTool, arguments: &str) -> CallResult {
-        let args = match parse_arguments(&tool.input_schema, arguments) {
+        let args = match parse_arguments(&tool.def.parameters, arguments) {
             Ok(a) => a,
             Err(message) => {
                 return Err(json!({"type": "protocol_error", "code": -32602, "message": message}));
