@@ -472,6 +472,30 @@ http = { method = "POST", url = "https://orders.example.com/orders/{order_id}/ca
     }
 
     #[test]
+    fn declares_mcp_servers() {
+        let file = "[mcp.shop]\nurl = \"http://127.0.0.1:9000/mcp\"\nmax_concurrent_calls = 8\n\
+                    [mcp.local]\ncommand = \"shop-mcp\"\n";
+        let p = Personas::parse(file).expect("parses");
+        assert_eq!(p.mcp_servers()["shop"].max_concurrent_calls, 8);
+        assert_eq!(
+            p.mcp_servers()["local"].max_concurrent_calls,
+            64,
+            "the default"
+        );
+        for bad in [
+            "[mcp.x]\nurl = \"http://h/mcp\"\nmax_concurrent_calls = 0\n",
+            "[mcp.x]\nurl = \"http://h/mcp\"\nmax_concurrent_calls = 5000\n",
+            "[mcp.x]\nurl = \"http://h/mcp\"\ncommand = \"both\"\n",
+            "[mcp.x]\nurl = \"http://h/mcp\"\ntimeout_ms = 0\n",
+        ] {
+            assert!(
+                matches!(Personas::parse(bad), Err(PersonaError::Tool { tool, .. }) if tool == "mcp.x"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn mistakes_are_reported_with_the_persona_name() {
         let unknown_field = "[personas.a]\ninstructions = \"x\"\nvoise = \"joe\"\n";
         assert!(

@@ -7,14 +7,18 @@ independent implementation:
     python3 mcp_orders.py --http     # streamable HTTP on 127.0.0.1, port printed on stdout
 
 Tools: `order_status` (read-only hint), `issue_coupon` (no hint), `wipe_orders`
-(destructive hint). Calls are logged to the file named by MCP_ORDERS_LOG, if set. With
-MCP_ORDERS_TOKEN set, the HTTP server answers 401 to requests without
-`Authorization: Bearer <token>`.
+(destructive hint), `slow_lookup` (read-only hint: answers after `seconds`, or stops early
+when the client cancels it). Calls are logged to the file named by MCP_ORDERS_LOG, if set,
+each with its JSON-RPC id and how many calls were running when it started; so are the
+client's `notifications/cancelled` and the calls they stopped, each with its MCP session
+(JSON-RPC ids are only unique within one). With MCP_ORDERS_TOKEN set,
+the HTTP server answers 401 to requests without `Authorization: Bearer <token>`.
 """
 
 import json
 import os
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOOLS = [
@@ -43,7 +47,22 @@ TOOLS = [
         "inputSchema": {"type": "object", "properties": {}},
         "annotations": {"destructiveHint": True},
     },
+    {
+        "name": "slow_lookup",
+        "description": "A lookup that takes a while",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"seconds": {"type": "number"}},
+        },
+        "annotations": {"readOnlyHint": True},
+    },
 ]
+
+# Calls running now, each running call's stop signal by (session, JSON-RPC id), and the
+# sessions opened over HTTP.
+LOCK = threading.Lock()
+RUNNING = {"count": 0, "sessions": 0}
+STOPS = {}
 
 
 SUPPORTED = ["2025-06-18", "2025-03-26"]
@@ -52,12 +71,25 @@ SUPPORTED = ["2025-06-18", "2025-03-26"]
 def log(entry):
     path = os.environ.get("MCP_ORDERS_LOG")
     if path:
-        with open(path, "a") as f:
+        with LOCK, open(path, "a") as f:
             f.write(json.dumps(entry) + "\n")
 
 
-def call(name, args):
-    log({"tool": name, "arguments": args})
+def call(name, args, rid, session):
+    with LOCK:
+        RUNNING["count"] += 1
+        running = RUNNING["count"]
+        stop = STOPS[(session, rid)] = threading.Event()
+    try:
+        log({"tool": name, "arguments": args, "session": session, "id": rid, "running": running})
+        return answer(name, args, stop)
+    finally:
+        with LOCK:
+            RUNNING["count"] -= 1
+            STOPS.pop((session, rid), None)
+
+
+def answer(name, args, stop):
     if name == "order_status":
         order = str(args.get("order_id", ""))
         status = {"42": "shipped", "7": "processing"}.get(order)
@@ -68,14 +100,31 @@ def call(name, args):
         return {"content": [{"type": "text", "text": json.dumps({"coupon": "SAVE%d" % int(args.get("percent", 0))})}]}
     if name == "wipe_orders":
         return {"content": [{"type": "text", "text": "wiped"}]}
+    if name == "slow_lookup":
+        if stop.wait(float(args.get("seconds", 1.0))):
+            log({"stopped": True, "arguments": args})
+        return {"content": [{"type": "text", "text": json.dumps({"found": "slowly"})}]}
     raise KeyError(name)
 
 
-def handle(msg):
+def cancelled(params, session):
+    """A client's notifications/cancelled: logged, and the call it names stopped."""
+    rid = params.get("requestId")
+    log({"cancelled": rid, "session": session, "reason": params.get("reason")})
+    with LOCK:
+        stop = STOPS.get((session, rid))
+    if stop is not None:
+        stop.set()
+
+
+def handle(msg, session="stdio"):
     """The response to one JSON-RPC message, or None for notifications."""
+    method, params = msg.get("method"), msg.get("params") or {}
     if "id" not in msg:
+        if method == "notifications/cancelled":
+            cancelled(params, session)
         return None
-    method, params, rid = msg.get("method"), msg.get("params") or {}, msg["id"]
+    rid = msg["id"]
     if method == "initialize":
         result = {
             # Answer the client's version if we speak it, else ours (the spec's negotiation).
@@ -89,7 +138,7 @@ def handle(msg):
         result = {"tools": TOOLS}
     elif method == "tools/call":
         try:
-            result = call(params.get("name"), params.get("arguments") or {})
+            result = call(params.get("name"), params.get("arguments") or {}, rid, session)
         except KeyError:
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": "unknown tool"}}
     else:
@@ -121,7 +170,13 @@ class Http(BaseHTTPRequestHandler):
             self.end_headers()
             return
         msg = json.loads(body)
-        reply = handle(msg)
+        if msg.get("method") == "initialize":
+            with LOCK:
+                RUNNING["sessions"] += 1
+                session = "session-%d" % RUNNING["sessions"]
+        else:
+            session = self.headers.get("mcp-session-id", "")
+        reply = handle(msg, session)
         if reply is None:
             self.send_response(202)
             self.send_header("content-length", "0")
@@ -132,9 +187,12 @@ class Http(BaseHTTPRequestHandler):
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         if msg.get("method") == "initialize":
-            self.send_header("mcp-session-id", "session-1")
-        self.end_headers()
-        self.wfile.write(data)
+            self.send_header("mcp-session-id", session)
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a cancelled call's request: the client stopped waiting for the answer
 
     def do_GET(self):
         # No server-initiated stream.
@@ -148,8 +206,15 @@ class Http(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class Server(ThreadingHTTPServer):
+    # Many calls connect at once (the gateway runs them side by side): socketserver's
+    # default backlog of 5 would make the rest wait a second for a SYN retry.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def http():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Http)
+    server = Server(("127.0.0.1", 0), Http)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

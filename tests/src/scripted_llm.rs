@@ -36,6 +36,8 @@ pub struct Script {
     /// When the user's words in the last message contain this word and the tool is
     /// offered, call it.
     pub tool_trigger: Option<(String, String, String)>,
+    /// How many calls of that tool the model makes at once (parallel tool calls).
+    pub parallel_calls: u32,
 }
 
 impl Default for Script {
@@ -48,6 +50,7 @@ impl Default for Script {
             first_token_ms: 30,
             token_ms: 15,
             tool_trigger: None,
+            parallel_calls: 1,
         }
     }
 }
@@ -89,6 +92,16 @@ impl ScriptedLlm {
             tool_trigger: Some((word.into(), tool.into(), args.to_string())),
             ..Script::default()
         });
+    }
+
+    /// As [`Self::call_tool`], `n` calls at once in one turn.
+    pub fn call_tool_times(&self, n: u32, word: &str, tool: &str, args: serde_json::Value) {
+        self.call_tool(word, tool, args);
+        self.shared
+            .script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .parallel_calls = n;
     }
 
     pub fn set_script(&self, script: Script) {
@@ -157,14 +170,17 @@ async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         (Some((word, name, args)), Some("user"))
             if last_text.contains(word.as_str()) && offered(name) =>
         {
-            chunks.push(chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_scripted_1", "type": "function",
-                "function": {"name": name, "arguments": ""}}]}), None));
-            let mid = args.len() / 2;
-            for part in [&args[..mid], &args[mid..]] {
-                chunks.push(chunk(
-                    json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
-                    None,
-                ));
+            for index in 0..script.parallel_calls.max(1) {
+                let id = format!("call_scripted_{}", index + 1);
+                chunks.push(chunk(json!({"role": "assistant", "tool_calls": [{"index": index, "id": id, "type": "function",
+                    "function": {"name": name, "arguments": ""}}]}), None));
+                let mid = args.len() / 2;
+                for part in [&args[..mid], &args[mid..]] {
+                    chunks.push(chunk(
+                        json!({"tool_calls": [{"index": index, "function": {"arguments": part}}]}),
+                        None,
+                    ));
+                }
             }
             chunks.push(chunk(json!({}), Some("tool_calls")));
         }

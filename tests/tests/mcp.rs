@@ -3,6 +3,8 @@
 //! its tools listed with the configured side-effect levels and called from a chat; a write
 //! waits for "yes" like any other. And a server a Realtime client declares in its session:
 //! listed, called by the gateway as `mcp_call` items, approved or declined by the client.
+//! Calls to one server run side by side, and a call given up on (past its deadline, or its
+//! response cancelled) is cancelled at the server.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -123,7 +125,7 @@ tools = ["order_status"]
                 )
             })
             .collect();
-        if effects.len() >= 4 {
+        if effects.len() >= 5 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -132,6 +134,7 @@ tools = ["order_status"]
         ("remote_order_status", "read"),
         ("shop_issue_coupon", "write"),
         ("shop_order_status", "read"),
+        ("shop_slow_lookup", "write"),
         ("shop_wipe_orders", "dangerous"),
     ]
     .into_iter()
@@ -285,7 +288,7 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
             .iter()
             .filter_map(|t| t["name"].as_str())
             .collect();
-        assert_eq!(names, ["order_status", "issue_coupon", "wipe_orders"]);
+        assert_eq!(names, ["order_status", "issue_coupon", "wipe_orders", "slow_lookup"]);
 
         // A tool that needs no approval runs inside the response.
         llm.call_tool("status", "orders_order_status", json!({"order_id": "42"}));
@@ -444,4 +447,154 @@ fn the_openai_python_sdk_declares_an_mcp_server_and_approves_a_call() {
         .filter_map(|c| c["tool"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(tools, ["issue_coupon"], "the approved call ran once");
+}
+
+/// The logged calls of `tool` (each with its JSON-RPC `id` and the calls `running` as it
+/// started).
+fn calls_of(log: &std::path::Path, tool: &str) -> Vec<Value> {
+    logged(log)
+        .into_iter()
+        .filter(|c| c["tool"] == tool)
+        .collect()
+}
+
+/// Wait (up to 5 s) until the server has been told to cancel `call` (a logged call: its
+/// session and JSON-RPC id) and has stopped it; the reason it was given.
+fn cancelled_at_server(log: &std::path::Path, call: &Value) -> String {
+    for _ in 0..50 {
+        let entries = logged(log);
+        let reason = entries
+            .iter()
+            .find(|e| e["cancelled"] == call["id"] && e["session"] == call["session"]);
+        let stopped = entries
+            .iter()
+            .any(|e| e["stopped"] == true && e["arguments"] == call["arguments"]);
+        if let (Some(r), true) = (reason, stopped) {
+            return r["reason"].as_str().unwrap_or_default().to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{call} was not cancelled at the server: {:?}", logged(log));
+}
+
+/// The logged `slow_lookup` call asked to take `seconds`, once it has started.
+fn started(log: &std::path::Path, seconds: u64) -> Value {
+    for _ in 0..100 {
+        if let Some(c) = calls_of(log, "slow_lookup")
+            .into_iter()
+            .find(|c| c["arguments"]["seconds"] == seconds)
+        {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no slow_lookup({seconds}) started: {:?}", logged(log));
+}
+
+#[test]
+fn mcp_calls_run_side_by_side_and_are_cancelled_when_given_up() {
+    let (dir, log, http) = served(None);
+    let personas = dir.path().join("personas.toml");
+    std::fs::write(
+        &personas,
+        format!(
+            r#"
+[mcp.slow]
+url = "http://127.0.0.1:{port}/mcp"
+effects = {{ slow_lookup = "read" }}
+tools = ["slow_lookup"]
+timeout_ms = 60000
+
+[mcp.brief]
+url = "http://127.0.0.1:{port}/mcp"
+effects = {{ slow_lookup = "read" }}
+tools = ["slow_lookup"]
+timeout_ms = 1000
+"#,
+            port = http.port
+        ),
+    )
+    .expect("persona file");
+    let llm = ScriptedLlm::start(Script::default());
+    let allow = format!("127.0.0.1:{}", http.port);
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[
+            ("SWITCHBOARD_PERSONAS", personas.to_str().expect("utf-8")),
+            ("SWITCHBOARD_OUTBOUND_ALLOW", &allow),
+        ],
+    );
+    for _ in 0..100 {
+        let (_, body) = http_get(gw.addr, "/v1/admin/tools").expect("answers");
+        if body.contains("brief_slow_lookup") && body.contains("slow_slow_lookup") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Three lookups the model asks for at once run side by side on one server session.
+    llm.call_tool_times(3, "three", "slow_slow_lookup", json!({"seconds": 2}));
+    let reply = chat_reply(&gw, "s-slow-1", &[("user", "Do three lookups")]);
+    assert!(reply.contains("slowly"), "{reply}");
+    let calls = calls_of(&log, "slow_lookup");
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    let most = calls.iter().filter_map(|c| c["running"].as_u64()).max();
+    assert_eq!(most, Some(3), "all three ran at once: {calls:?}");
+
+    // Past its deadline a call is answered as timed out and cancelled at the server.
+    llm.call_tool("late", "brief_slow_lookup", json!({"seconds": 30}));
+    let reply = chat_reply(&gw, "s-slow-2", &[("user", "A late lookup")]);
+    assert!(reply.contains("timeout"), "{reply}");
+    let reason = cancelled_at_server(&log, &started(&log, 30));
+    assert!(!reason.is_empty());
+
+    let url = format!("http://127.0.0.1:{}/mcp", http.port);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"],
+            "tools": [{"type": "mcp", "server_label": "orders", "server_url": url, "require_approval": "never"}]}}))
+            .await
+            .unwrap();
+        c.wait_for("mcp_list_tools.completed", WAIT).await.unwrap();
+
+        // A response cancelled while the operator's tool runs cancels the call.
+        llm.call_tool("abandon", "slow_slow_lookup", json!({"seconds": 31}));
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "abandon this lookup"}]}}))
+            .await
+            .unwrap();
+        c.send(json!({"type": "response.create"})).await.unwrap();
+        let call = started(&log, 31);
+        c.send(json!({"type": "response.cancel"})).await.unwrap();
+        let done = c.wait_for("response.done", WAIT).await.unwrap();
+        assert_eq!(done.event["response"]["status"], "cancelled", "{}", done.event);
+        cancelled_at_server(&log, &call);
+
+        // So does one to the client's own server, whose item ends incomplete.
+        c.skip_seen();
+        llm.call_tool("client", "orders_slow_lookup", json!({"seconds": 32}));
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "a client lookup"}]}}))
+            .await
+            .unwrap();
+        c.send(json!({"type": "response.create"})).await.unwrap();
+        c.wait_for("response.mcp_call.in_progress", WAIT).await.unwrap();
+        let call = started(&log, 32);
+        c.send(json!({"type": "response.cancel"})).await.unwrap();
+        let done = c.wait_for("response.done", WAIT).await.unwrap();
+        let calls: Vec<&Value> = done.event["response"]["output"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["type"] == "mcp_call")
+            .collect();
+        assert_eq!(calls.len(), 1, "{}", done.event);
+        assert_eq!(calls[0]["status"], "incomplete", "{}", done.event);
+        cancelled_at_server(&log, &call);
+
+        // The session goes on.
+        let events = ask(&mut c, "Hello there").await;
+        assert!(!said(&events).is_empty());
+        c.close().await;
+    });
 }

@@ -305,8 +305,9 @@ impl CallActor {
         .await;
     }
 
-    /// A response ends: calls still running are cut off (their output will not be shown),
-    /// and its MCP items join its output.
+    /// A response ends: calls still running are cut off (the tool loop, stopped with the
+    /// response, drops them and the server is told to cancel), and its MCP items join its
+    /// output.
     pub(super) async fn close_mcp_items(
         &mut self,
         response_id: &str,

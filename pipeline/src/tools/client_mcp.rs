@@ -26,6 +26,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TOOLS: usize = 128;
 /// Servers one session may declare.
 pub const MAX_SERVERS: usize = 16;
+/// Calls in flight at once to one declared server: a call's own, so few.
+pub const MAX_CONCURRENT_CALLS: usize = 16;
 
 /// A client's declaration of one server.
 #[derive(Clone, PartialEq)]
@@ -121,6 +123,7 @@ impl ClientServer {
             effects: BTreeMap::new(),
             tools: declared.allowed_tools.clone(),
             timeout_ms: CALL_TIMEOUT.as_millis() as u64,
+            max_concurrent_calls: MAX_CONCURRENT_CALLS,
         };
         config.validate()?;
         let (hub, defs) = McpHub::connect_one(&declared.label, &config, guard).await?;

@@ -11,13 +11,19 @@
 //! effects = { order_status = "read" }  # per tool
 //! tools = ["order_status", "refund"]   # only these (omitted: all it lists)
 //! timeout_ms = 10000
+//! max_concurrent_calls = 64            # calls in flight at once over `url` (the rest queue)
 //! ```
 //!
 //! The model sees `{server}_{tool}`. A server's own hints never lower the configured level:
 //! a tool is `read` only when configured so, and `destructiveHint` raises it to dangerous.
-//! A server that has gone away is reconnected once on the next call.
+//! A server that has gone away is reconnected once on the next call. Calls to one server
+//! run side by side (its session is shared, not held by one call at a time), and a call
+//! given up on (its deadline passed, or nobody waits for its answer any more) is cancelled
+//! at the server with MCP's `notifications/cancelled` (rmcp sends it when the call is
+//! dropped).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
@@ -59,6 +65,10 @@ pub struct McpServerConfig {
     pub tools: Option<Vec<String>>,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Calls in flight at once over streamable HTTP; more wait for one to end. Every turn
+    /// calling the server shares its session, so this bounds what they ask of it together.
+    #[serde(default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: usize,
 }
 
 fn default_effect() -> SideEffect {
@@ -66,6 +76,9 @@ fn default_effect() -> SideEffect {
 }
 fn default_timeout() -> u64 {
     10_000
+}
+pub fn default_max_concurrent_calls() -> usize {
+    64
 }
 
 impl McpServerConfig {
@@ -80,6 +93,9 @@ impl McpServerConfig {
         }
         if !(1..=120_000).contains(&self.timeout_ms) {
             return Err("timeout_ms must be 1..120000".into());
+        }
+        if !(1..=1024).contains(&self.max_concurrent_calls) {
+            return Err("max_concurrent_calls must be 1..1024".into());
         }
         if !self.headers.is_empty() && self.url.is_none() {
             return Err("`headers` go with `url`".into());
@@ -128,7 +144,29 @@ type Client = RunningService<RoleClient, ()>;
 
 struct Server {
     config: McpServerConfig,
-    client: Mutex<Option<Client>>,
+    /// The live session; locked only to take it or to replace one that has gone away.
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl Server {
+    /// The live session, reconnected first if it has gone away.
+    async fn session(&self, name: &str, guard: &OutboundClient) -> Result<Arc<Client>, String> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(c));
+        }
+        let c = Arc::new(connect(name, &self.config, guard).await?);
+        *slot = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Forget `closed`, unless another call has already replaced it.
+    async fn forget(&self, closed: &Arc<Client>) {
+        let mut slot = self.client.lock().await;
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, closed)) {
+            *slot = None;
+        }
+    }
 }
 
 /// The connected MCP servers.
@@ -162,7 +200,8 @@ async fn connect(
             // Held to the same destinations as every tool, whoever declared the server.
             guard.vet(&url).await.map_err(|e| e.to_string())?;
             let settings = StreamableHttpClientTransportConfig::with_uri(url)
-                .custom_headers(header_map(&config.headers)?);
+                .custom_headers(header_map(&config.headers)?)
+                .max_concurrent_requests(config.max_concurrent_calls);
             let transport = rmcp::transport::StreamableHttpClientTransport::from_config(settings);
             ().serve(transport).await.map_err(|e| e.to_string())
         }
@@ -220,7 +259,7 @@ impl McpHub {
                 name.clone(),
                 Server {
                     config: config.clone(),
-                    client: Mutex::new(client),
+                    client: Mutex::new(client.map(Arc::new)),
                 },
             );
         }
@@ -242,7 +281,7 @@ impl McpHub {
         let (client, tools) = connect_and_list(name, config, &guard).await?;
         let server = Server {
             config: config.clone(),
-            client: Mutex::new(Some(client)),
+            client: Mutex::new(Some(Arc::new(client))),
         };
         let servers = BTreeMap::from([(name.to_owned(), server)]);
         Ok((Self { servers, guard }, tools))
@@ -269,20 +308,15 @@ impl McpHub {
                 "This tool's server is not configured.".into(),
             );
         };
-        let mut slot = server.client.lock().await;
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            match connect(&binding.server, &server.config, &self.guard).await {
-                Ok(c) => *slot = Some(c),
-                Err(e) => {
-                    tracing::warn!(server = %binding.server, error = %e, "MCP reconnect failed");
-                    return fail("network", "The tool's server is not reachable.".into());
-                }
+        let client = match server.session(&binding.server, &self.guard).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(server = %binding.server, error = %e, "MCP reconnect failed");
+                return fail("network", "The tool's server is not reachable.".into());
             }
-        }
-        let Some(client) = slot.as_ref() else {
-            return fail("network", "The tool's server is not reachable.".into());
         };
         let params = CallToolRequestParams::new(binding.tool.clone()).with_arguments(args.clone());
+        // Dropping the call on timeout cancels it at the server.
         let result = tokio::time::timeout(timeout, client.call_tool(params)).await;
         match result {
             Err(_) => fail(
@@ -292,7 +326,7 @@ impl McpHub {
             Ok(Err(e)) => {
                 tracing::warn!(server = %binding.server, tool = %binding.tool, error = %e, "MCP call failed");
                 if client.is_closed() {
-                    *slot = None;
+                    server.forget(&client).await;
                 }
                 fail("server_error", "The tool's server failed.".into())
             }

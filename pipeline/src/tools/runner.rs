@@ -12,7 +12,10 @@
 //!    asked in our words (not the model's) and the reply ends there, until they answer.
 //!
 //! The loop runs on its own task so an approved action always finishes and is recorded,
-//! even if the caller hangs up or barges in; a dropped stream stops further generation.
+//! even if the caller hangs up or barges in. The rounds after it (generation and the calls
+//! it makes) stop as soon as the stream is dropped: nobody would hear their answers, and the
+//! tool calls in flight are dropped with them (an MCP server is told to cancel). A round's
+//! reads run side by side, so three lookups take as long as the slowest, not the sum.
 //!
 //! A speculative reply (asked for while a caller has only paused) takes no step with an
 //! effect before the turn is final: where step 1 has an action to settle, or step 2 a
@@ -29,6 +32,7 @@ use super::builtin::{Builtin, CallControl};
 use super::client_mcp::{ApprovedCall, ClientCallRecord, ClientTools, model_call};
 use super::confirm::{Decision, decide, question};
 use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
+use super::http::ToolOutput;
 use super::{PendingAction, ToolDef};
 use crate::llm::{
     ActionNotice, ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream,
@@ -89,6 +93,16 @@ impl ToolRun {
                 return;
             }
         }
+        // Nobody waits for the rounds' answers once the stream is dropped.
+        tokio::select! {
+            () = self.rounds(request, &tx) => {}
+            () = tx.closed() => {}
+        }
+    }
+
+    /// Generate, run the calls the model makes, and go on with their answers, until the
+    /// model answers in words, asks for confirmation or runs out of rounds.
+    async fn rounds(&mut self, mut request: ChatRequest, tx: &Tx) {
         let server: HashMap<&str, &ToolDef> = self
             .client_mcp
             .defs()
@@ -96,7 +110,7 @@ impl ToolRun {
             .map(|t| (t.name.as_str(), t))
             .collect();
         for _round in 0..MAX_TOOL_ROUNDS {
-            let Some(round) = self.generate(&request, &server, &tx).await else {
+            let Some(round) = self.generate(&request, &server, tx).await else {
                 return;
             };
             if round.calls.is_empty() || round.client_calls {
@@ -107,13 +121,14 @@ impl ToolRun {
                 }
                 return;
             }
-            if !until_final(&mut self.speculative, &tx).await {
+            if !until_final(&mut self.speculative, tx).await {
                 return;
             }
+            let mut reads = self.run_reads(&round.calls).await;
             let mut answers = Vec::new();
             let mut asked: Option<PendingAction> = None;
             let mut client_asked = false;
-            for call in &round.calls {
+            for (at, call) in round.calls.iter().enumerate() {
                 // The operator's tools shadow a client's of the same name.
                 let client = if self.tools.iter().any(|t| t.name == call.name) {
                     None
@@ -131,12 +146,12 @@ impl ToolRun {
                     if tool.needs_approval {
                         client_asked = true;
                         let ask = ActionNotice::McpApprovalRequested(notice);
-                        if !send(&tx, LlmEvent::Action(ask)).await {
+                        if !send(tx, LlmEvent::Action(ask)).await {
                             return;
                         }
                         continue;
                     }
-                    let Some(content) = self.run_client_call(notice, &tx).await else {
+                    let Some(content) = self.run_client_call(notice, tx).await else {
                         return;
                     };
                     answers.push((call.id.clone(), content));
@@ -145,13 +160,12 @@ impl ToolRun {
                 let Some(tool) = server.get(call.name.as_str()) else {
                     continue;
                 };
-                let content = if !tool.effect.needs_confirmation() {
-                    let out = self.engine.run(&self.scope, tool, call, None).await;
+                let content = if let Some(out) = reads[at].take() {
                     let notice = ActionNotice::ToolRan {
                         name: tool.name.clone(),
                         error: out.error.map(str::to_owned),
                     };
-                    if !send(&tx, LlmEvent::Action(notice)).await {
+                    if !send(tx, LlmEvent::Action(notice)).await {
                         return;
                     }
                     let control = match &tool.builtin {
@@ -163,7 +177,7 @@ impl ToolRun {
                         _ => None,
                     };
                     if let Some(c) = control.filter(|_| out.error.is_none())
-                        && !send(&tx, LlmEvent::Action(ActionNotice::CallControl(c))).await
+                        && !send(tx, LlmEvent::Action(ActionNotice::CallControl(c))).await
                     {
                         return;
                     }
@@ -190,11 +204,11 @@ impl ToolRun {
                 };
                 let q = format!("{spacer}{}", question(&action.prompt));
                 let _ = send(
-                    &tx,
+                    tx,
                     LlmEvent::Action(ActionNotice::ConfirmationRequested(Box::new(action))),
                 )
                 .await
-                    && send(&tx, LlmEvent::Text(q)).await;
+                    && send(tx, LlmEvent::Text(q)).await;
                 return;
             }
             if client_asked {
@@ -216,7 +230,20 @@ impl ToolRun {
             .tools
             .retain(|t| !server.contains_key(t.name.as_str()));
         request.tool_choice = ToolChoice::None;
-        let _ = self.generate(&request, &server, &tx).await;
+        let _ = self.generate(&request, &server, tx).await;
+    }
+
+    /// Run the calls among `calls` to the operator's tools that only read, side by side:
+    /// each one's output at its place (`None` for the others).
+    async fn run_reads(&self, calls: &[ToolCall]) -> Vec<Option<ToolOutput>> {
+        let reads = calls.iter().map(|call| async move {
+            let tool = self.tools.iter().find(|t| t.name == call.name)?;
+            if tool.effect.needs_confirmation() {
+                return None;
+            }
+            Some(self.engine.run(&self.scope, tool, call, None).await)
+        });
+        futures_util::future::join_all(reads).await
     }
 
     /// Run the calls the client approved and give the model their answers. `false` when the

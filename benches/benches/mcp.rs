@@ -1,0 +1,215 @@
+//! What MCP tools cost a turn, and whether calls to one server wait for each other. Prints
+//! Markdown rows for BENCHMARKS.md.
+//!
+//! The server is the tests' own (`tests/python/mcp_orders.py --http`: Python's threading HTTP
+//! server, JSON-RPC by hand) on loopback, reached through the outbound guard.
+//! 1. One `order_status` call through the hub (a JSON-RPC round trip over streamable HTTP).
+//! 2. N turns at once, each calling `slow_lookup` (100 ms at the server) on that one server:
+//!    wall time until every call has its answer. Calls sharing the server's session must
+//!    not queue behind each other.
+//! 3. One turn whose model asks for three `slow_lookup` calls at once, through the
+//!    orchestrator with a model that answers at once: the round's reads run side by side.
+//!
+//! Run: `cargo bench -p switchboard-benches --bench mcp` (python3; no models needed).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+use switchboard_benches::percentiles;
+use switchboard_pipeline::context::{ContextStage, EngineMetrics};
+use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream};
+use switchboard_pipeline::orchestrator::{Orchestrator, TurnRequest};
+use switchboard_pipeline::outbound::{OutboundClient, OutboundPolicy};
+use switchboard_pipeline::persona::Personas;
+use switchboard_pipeline::tools::mcp::{McpHub, McpServerConfig, default_max_concurrent_calls};
+use switchboard_pipeline::tools::{MemoryActions, SideEffect, ToolEngine, ToolEngineConfig};
+
+const RUNS: usize = 300;
+const ROUNDS: usize = 20;
+/// How long each `slow_lookup` takes at the server.
+const SLOW: Duration = Duration::from_millis(100);
+
+/// The tests' MCP server over HTTP, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/mcp_orders.py");
+        let mut child = Command::new("python3")
+            .args([script, "--http"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the MCP server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port line");
+        let port = line.trim().parse().expect("the server prints its port");
+        Self { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asks for `shop_slow_lookup` three times at once, then repeats the last answer: no model
+/// time at all.
+struct ThreeLookups;
+
+impl LlmProvider for ThreeLookups {
+    fn name(&self) -> &str {
+        "three-lookups"
+    }
+    fn stream(&self, request: ChatRequest) -> LlmStream {
+        let events = match request.messages.last() {
+            Some(ChatMessage::Tool { content, .. }) => vec![LlmEvent::Text(content.clone())],
+            _ => (0..3)
+                .flat_map(|index| {
+                    [
+                        LlmEvent::ToolCallStart {
+                            index,
+                            id: format!("c{index}"),
+                            name: "shop_slow_lookup".into(),
+                        },
+                        LlmEvent::ToolCallArguments {
+                            index,
+                            delta: json!({"seconds": SLOW.as_secs_f64()}).to_string(),
+                        },
+                    ]
+                })
+                .collect(),
+        };
+        Box::pin(futures_util::stream::iter(events.into_iter().map(Ok)))
+    }
+}
+
+fn row(what: &str, samples: &mut [Duration]) {
+    let (p50, p95) = percentiles(samples);
+    println!("| {what} | {p50:.2} ms | {p95:.2} ms |");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let server = Server::start();
+    let allow = format!("127.0.0.1:{}", server.port);
+    let config = McpServerConfig {
+        command: None,
+        args: Vec::new(),
+        url: Some(format!("http://{allow}/mcp")),
+        headers: BTreeMap::new(),
+        effect: SideEffect::Read,
+        effects: BTreeMap::new(),
+        tools: None,
+        timeout_ms: 10_000,
+        max_concurrent_calls: default_max_concurrent_calls(),
+    };
+    let configs = BTreeMap::from([("shop".to_owned(), config)]);
+    let policy = || OutboundPolicy::parse(&allow).expect("policy");
+    let (hub, tools) = McpHub::connect(&configs, OutboundClient::new(policy())).await;
+    let binding = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.mcp.clone())
+            .unwrap_or_else(|| panic!("{name} listed"))
+    };
+    let (status, slow) = (binding("shop_order_status"), binding("shop_slow_lookup"));
+    println!(
+        "| Measure (loopback, Python MCP server; {RUNS} runs, or {ROUNDS} for the slow rows) | p50 | p95 |\n|---|---|---|"
+    );
+
+    let order: Map<String, Value> = [("order_id".to_owned(), json!("42"))].into_iter().collect();
+    let mut samples = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let out = hub.call(&status, &order, Duration::from_secs(5)).await;
+        assert!(out.error.is_none(), "{out:?}");
+        samples.push(t.elapsed());
+    }
+    row("MCP call over streamable HTTP (order_status)", &mut samples);
+
+    let wait: Map<String, Value> = [("seconds".to_owned(), json!(SLOW.as_secs_f64()))]
+        .into_iter()
+        .collect();
+    for turns in [1, 8, 32] {
+        let mut samples = Vec::new();
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            let calls = (0..turns).map(|_| hub.call(&slow, &wait, Duration::from_secs(30)));
+            for out in futures_util::future::join_all(calls).await {
+                assert!(out.error.is_none(), "{out:?}");
+            }
+            samples.push(t.elapsed());
+        }
+        row(
+            &format!(
+                "{turns} turns at once, each a {} ms call to one MCP server: all answered",
+                SLOW.as_millis()
+            ),
+            &mut samples,
+        );
+    }
+
+    let engine = Arc::new(ToolEngine::new(ToolEngineConfig {
+        tools: Default::default(),
+        policy: policy(),
+        action_ttl: Duration::from_secs(60),
+        actions: Arc::new(MemoryActions::default()),
+        audit: None,
+        metrics: None,
+        client_mcp: false,
+        handoff: None,
+    }));
+    engine.attach_mcp(hub, tools.clone());
+    let orchestrator = Orchestrator::new(
+        Arc::new(Personas::parse("").expect("personas")),
+        ContextStage::new(Vec::new(), EngineMetrics::unregistered()),
+        Arc::new(ThreeLookups),
+        None,
+    )
+    .with_tools(engine);
+    let mut samples = Vec::new();
+    for i in 0..ROUNDS {
+        let t = Instant::now();
+        let prepared = orchestrator
+            .prepare(TurnRequest {
+                tenant: "t".into(),
+                session: Some(format!("s{i}")),
+                request: ChatRequest {
+                    messages: vec![ChatMessage::User("Look three things up".into())],
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .await;
+        let mut stream = orchestrator.respond(prepared);
+        let mut text = String::new();
+        while let Some(Ok(ev)) = stream.next().await {
+            if let LlmEvent::Text(t) = ev {
+                text.push_str(&t);
+            }
+        }
+        assert!(text.contains("slowly"), "{text}");
+        samples.push(t.elapsed());
+    }
+    row(
+        &format!(
+            "A turn with three {} ms MCP reads, model time excluded (orchestrator)",
+            SLOW.as_millis()
+        ),
+        &mut samples,
+    );
+    drop(server);
+}
