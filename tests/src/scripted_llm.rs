@@ -38,6 +38,8 @@ pub struct Script {
     pub tool_trigger: Option<(String, String, String)>,
     /// How many calls of that tool the model makes at once (parallel tool calls).
     pub parallel_calls: u32,
+    /// Words said before calling it ("Let me check."), if any.
+    pub before_call: String,
 }
 
 impl Default for Script {
@@ -51,6 +53,7 @@ impl Default for Script {
             token_ms: 15,
             tool_trigger: None,
             parallel_calls: 1,
+            before_call: String::new(),
         }
     }
 }
@@ -170,6 +173,9 @@ async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         (Some((word, name, args)), Some("user"))
             if last_text.contains(word.as_str()) && offered(name) =>
         {
+            if !script.before_call.is_empty() {
+                words_into(&mut chunks, &script.before_call);
+            }
             for index in 0..script.parallel_calls.max(1) {
                 let id = format!("call_scripted_{}", index + 1);
                 chunks.push(chunk(json!({"role": "assistant", "tool_calls": [{"index": index, "id": id, "type": "function",

@@ -598,3 +598,82 @@ timeout_ms = 1000
         c.close().await;
     });
 }
+
+#[test]
+fn words_before_and_after_an_mcp_call_are_two_messages() {
+    let (_dir, _log, http) = served(None);
+    let llm = ScriptedLlm::start(Script {
+        reply: "Okay.".into(),
+        tool_trigger: Some((
+            "status".into(),
+            "orders_order_status".into(),
+            json!({"order_id": "42"}).to_string(),
+        )),
+        before_call: "Let me check.".into(),
+        ..Script::default()
+    });
+    let allow = format!("127.0.0.1:{}", http.port);
+    let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_OUTBOUND_ALLOW", &allow)]);
+    let url = format!("http://127.0.0.1:{}/mcp", http.port);
+    let kinds_of = |events: &[Received]| -> Vec<String> {
+        let done = events.iter().rev().find(|e| e.kind() == "response.done");
+        done.and_then(|d| d.event["response"]["output"].as_array())
+            .into_iter()
+            .flatten()
+            .map(|i| i["type"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"],
+            "tools": [{"type": "mcp", "server_label": "orders", "server_url": url, "require_approval": "never"}]}}))
+            .await
+            .unwrap();
+        c.wait_for("mcp_list_tools.completed", WAIT).await.unwrap();
+
+        // Text: the words before the call, the call, the words after, as three items.
+        let events = ask(&mut c, "What is the status of order 42?").await;
+        assert_eq!(kinds_of(&events), ["message", "mcp_call", "message"]);
+        let messages = outputs(&events, "message");
+        assert_eq!(messages[0]["content"][0]["text"], "Let me check.");
+        let after = messages[1]["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(after.contains("shipped") && !after.contains("Let me check"), "{after}");
+
+        // The model's next request has them in the order they happened.
+        ask(&mut c, "Thanks").await;
+        let history = llm.requests().last().expect("a request")["messages"].clone();
+        let at = |f: &dyn Fn(&Value) -> bool| {
+            history
+                .as_array()
+                .and_then(|m| m.iter().position(f))
+                .unwrap_or_else(|| panic!("{history}"))
+        };
+        let before = at(&|m| m["role"] == "assistant" && m["content"] == "Let me check.");
+        let answer = at(&|m| m["role"] == "tool");
+        let words_after = at(&|m| {
+            m["role"] == "assistant" && m["content"].as_str().is_some_and(|t| t.contains("shipped"))
+        });
+        assert!(before < answer && answer < words_after, "{history}");
+
+        // Audio: each message has its own audio, the first's all before the second's.
+        c.send(json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["audio"]}}))
+            .await
+            .unwrap();
+        c.wait_for("session.updated", WAIT).await.unwrap();
+        let events = ask(&mut c, "And the status of order 42 now?").await;
+        assert_eq!(kinds_of(&events), ["message", "mcp_call", "message"]);
+        let messages = outputs(&events, "message");
+        assert_eq!(messages[0]["content"][0]["transcript"], "Let me check.");
+        let after = messages[1]["content"][0]["transcript"].as_str().unwrap_or_default();
+        assert!(after.contains("shipped") && !after.contains("Let me check"), "{after}");
+        let mut audio_items: Vec<&str> = events
+            .iter()
+            .filter(|e| e.kind() == "response.output_audio.delta")
+            .filter_map(|e| e.event["item_id"].as_str())
+            .collect();
+        audio_items.dedup();
+        let ids: Vec<&str> = messages.iter().filter_map(|m| m["id"].as_str()).collect();
+        assert_eq!(audio_items, ids, "the first message's audio, then the second's");
+        c.close().await;
+    });
+}

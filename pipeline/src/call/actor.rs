@@ -50,12 +50,14 @@ pub(super) struct EarlyTranscript {
 /// A turn's transcript (text trimmed), or why transcription failed.
 pub(super) type SttOutcome = Result<switchboard_models::stt::Transcript, String>;
 
-/// The assistant message a response is writing.
+/// An assistant message a response is writing.
 #[derive(Debug)]
 pub(super) struct MessageOut {
     pub item_id: String,
     pub output_index: u32,
     pub text: String,
+    /// Which of the response's messages it is: a new one begins after each MCP call.
+    pub segment: usize,
 }
 
 #[derive(Debug)]
@@ -73,7 +75,12 @@ pub(super) struct ActiveResponse {
     pub generation: u64,
     pub token: CancellationToken,
     pub audio: bool,
-    pub message: Option<MessageOut>,
+    /// Its assistant messages, in order (opened on their first text or audio).
+    pub messages: Vec<MessageOut>,
+    /// The message segment text goes to now, and the one audio goes to: text moves on when
+    /// an MCP call starts, audio when the speech before the call has all come.
+    pub text_segment: usize,
+    pub audio_segment: usize,
     pub calls: BTreeMap<u32, FunctionCallOut>,
     pub outputs: u32,
     pub playback: Playback,
@@ -142,7 +149,7 @@ pub(crate) struct CallActor {
     /// (`idle.rs`); `None` while a response runs or before the first.
     pub(super) idle_from_ms: Option<u64>,
     /// The playback of the last finished response, for a client's `conversation.item.truncate`.
-    pub(super) last_playback: Option<(String, Playback)>,
+    pub(super) last_playback: Option<Playback>,
     pub(super) generation: u64,
     pub(super) resp_tx: mpsc::Sender<(u64, ResponseMsg)>,
     pub(super) stt_tx: mpsc::Sender<Transcribed>,
@@ -451,16 +458,16 @@ impl CallActor {
             self.error(err.with_param("content_index"), event_id).await;
             return;
         }
-        let playback = match (&self.response, &self.last_playback) {
-            (Some(r), _) if r.message.as_ref().is_some_and(|m| m.item_id == item_id) => {
-                Some(&r.playback)
-            }
-            (_, Some((id, p))) if *id == item_id => Some(p),
-            _ => None,
-        };
-        if let Some(p) = playback {
-            let samples = (audio_end_ms as u64 * self.config.output_rate as u64 / 1000) as usize;
-            if audio_end_ms > p.ms(p.total()) {
+        // The item's audio: in the response speaking now, or the last one.
+        let spoken = [
+            self.response.as_ref().map(|r| &r.playback),
+            self.last_playback.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|p| Some((p, p.item_span(&item_id)?.0)));
+        if let Some((p, span)) = spoken {
+            if audio_end_ms > p.ms(span.len()) {
                 let err = CallError::invalid(
                     "invalid_value",
                     format!("audio_end_ms {audio_end_ms} is beyond the item's audio"),
@@ -468,7 +475,8 @@ impl CallActor {
                 self.error(err.with_param("audio_end_ms"), event_id).await;
                 return;
             }
-            let text = p.heard_text(samples);
+            let samples = (audio_end_ms as u64 * self.config.output_rate as u64 / 1000) as usize;
+            let text = p.heard_text_in(span.clone(), span.start + samples);
             self.conversation.set_assistant_text(&item_id, &text);
         }
         self.emit(CallEvent::ItemTruncated {

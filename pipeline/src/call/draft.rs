@@ -148,9 +148,9 @@ impl CallActor {
             return None;
         }
         let mut after = self.conversation.clone();
-        if let Some(m) = &r.message {
-            let heard = r.playback.heard(tokio::time::Instant::now());
-            after.set_assistant_text(&m.item_id, &r.playback.heard_text(heard));
+        let heard = r.playback.heard(tokio::time::Instant::now());
+        for (item_id, _, text) in r.heard_messages(heard) {
+            after.set_assistant_text(&item_id, &text);
         }
         Some(Cow::Owned(after))
     }

@@ -4,7 +4,7 @@
 
 use tokio::time::Instant;
 
-use super::actor::CallActor;
+use super::actor::{ActiveResponse, CallActor};
 use super::events::{CallEvent, ResponseStatus};
 
 impl CallActor {
@@ -22,28 +22,26 @@ impl CallActor {
                 .barge_in_seconds
                 .observe(last.saturating_duration_since(at).as_secs_f64());
         }
-        let mut truncated = None;
-        if r.audio
-            && let Some(m) = r.message.as_ref()
-        {
+        let (mut truncated, mut started) = (Vec::new(), false);
+        if r.audio {
             let heard = if r.playback.is_paused() {
                 r.playback.heard(now)
             } else {
                 r.playback.pause(now)
             };
-            truncated = Some((
-                m.item_id.clone(),
-                r.playback.ms(heard),
-                r.playback.heard_text(heard),
-                r.playback.started(),
-            ));
+            truncated = r.heard_messages(heard);
+            started = r.playback.started();
         }
         let response_id = r.id.clone();
-        if let Some((item_id, audio_end_ms, text, started)) = truncated {
-            if started {
-                self.emit(CallEvent::PlaybackCleared { response_id }).await;
-            }
-            if let Some(m) = self.response.as_mut().and_then(|r| r.message.as_mut()) {
+        if started {
+            self.emit(CallEvent::PlaybackCleared { response_id }).await;
+        }
+        for (item_id, audio_end_ms, text) in truncated {
+            if let Some(m) = self
+                .response
+                .as_mut()
+                .and_then(|r| r.messages.iter_mut().find(|m| m.item_id == item_id))
+            {
                 m.text.clone_from(&text);
             }
             self.conversation.set_assistant_text(&item_id, &text);
@@ -81,5 +79,25 @@ impl CallActor {
         if self.response.as_ref().is_some_and(|r| r.audio) {
             self.cancel_response("client_cancelled").await;
         }
+    }
+}
+
+impl ActiveResponse {
+    /// What the caller heard of each message not heard whole, at `heard` samples of the
+    /// response's playback: its item, the milliseconds of its audio heard, and its words.
+    /// A message whose audio has not begun was not heard at all.
+    pub(super) fn heard_messages(&self, heard: usize) -> Vec<(String, u32, String)> {
+        self.messages
+            .iter()
+            .filter_map(|m| match self.playback.item_span(&m.item_id) {
+                Some((span, true)) if heard >= span.end => None,
+                Some((span, _)) => {
+                    let played = heard.clamp(span.start, span.end) - span.start;
+                    let text = self.playback.heard_text_in(span, heard);
+                    Some((m.item_id.clone(), self.playback.ms(played), text))
+                }
+                None => Some((m.item_id.clone(), 0, String::new())),
+            })
+            .collect()
     }
 }

@@ -2,6 +2,7 @@
 //! declares them, each listing shown as an `mcp_list_tools` item. The calls a response makes
 //! to them become `mcp_call` items, and those waiting for the client's approval
 //! `mcp_approval_request` items; an approval the client gives is run by its next response.
+//! The words before a call and after it are two assistant messages, the call's item between.
 
 use std::sync::Arc;
 
@@ -200,6 +201,11 @@ impl CallActor {
     }
 
     async fn mcp_call_started(&mut self, call: McpCallNotice) {
+        // What the model says after the call is a new message, after the call's item (as at
+        // OpenAI); its audio follows the audio break (`response.rs`).
+        if let Some(r) = self.response.as_mut() {
+            r.text_segment += 1;
+        }
         let kind = ItemKind::McpCall {
             server_label: call.server_label,
             name: call.name,

@@ -5,7 +5,12 @@
 //! pauses the clock (what was sent ahead is flushed by the channel); resuming sends again
 //! from the heard position. The spoken text of each chunk is kept beside its samples so the
 //! assistant's transcript can be cut to exactly what was heard.
+//!
+//! A response may speak several message items in turn (one before an MCP call, one after):
+//! each item's audio is a span of the one clock, and what was heard of it is counted
+//! within that span.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -29,6 +34,8 @@ pub struct Playback {
     rate: u32,
     samples: Vec<f32>,
     spoken: Vec<Spoken>,
+    /// Where each message item's audio starts, in order.
+    items: Vec<(usize, String)>,
     sent: usize,
     /// Samples played before the clock was last (re)started.
     played_base: usize,
@@ -43,6 +50,7 @@ impl Playback {
             rate,
             samples: Vec::new(),
             spoken: Vec::new(),
+            items: Vec::new(),
             sent: 0,
             played_base: 0,
             since: None,
@@ -58,6 +66,42 @@ impl Playback {
         (samples as u64 * 1000 / self.rate as u64) as u32
     }
 
+    /// The audio pushed from now on is `item_id`'s (the first item's from the start).
+    pub fn begin_item(&mut self, item_id: &str) {
+        if self.items.last().is_none_or(|(_, id)| id != item_id) {
+            self.items.push((self.samples.len(), item_id.to_owned()));
+        }
+    }
+
+    /// The samples of `item_id`'s audio so far, and whether it is whole (the next item's
+    /// audio has begun).
+    pub fn item_span(&self, item_id: &str) -> Option<(Range<usize>, bool)> {
+        let at = self.items.iter().position(|(_, id)| id == item_id)?;
+        let start = self.items[at].0;
+        Some(match self.items.get(at + 1) {
+            Some((end, _)) => (start..*end, true),
+            None => (start..self.samples.len(), false),
+        })
+    }
+
+    /// `range` of the samples cut where an item's audio begins: each piece with its item.
+    pub fn split_by_item(&self, range: Range<usize>) -> Vec<(&str, Range<usize>)> {
+        let mut out = Vec::new();
+        for (at, (start, id)) in self.items.iter().enumerate() {
+            let end = self.items.get(at + 1).map_or(usize::MAX, |(e, _)| *e);
+            let piece = range.start.max(*start)..range.end.min(end);
+            if !piece.is_empty() {
+                out.push((id.as_str(), piece));
+            }
+        }
+        out
+    }
+
+    /// Samples sent so far.
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+
     /// Add synthesized audio that speaks `text`.
     pub fn push(&mut self, samples: &[f32], text: &str) {
         self.samples.extend_from_slice(samples);
@@ -70,11 +114,6 @@ impl Playback {
                 text: text.to_owned(),
             }),
         }
-    }
-
-    /// Samples synthesized so far.
-    pub fn total(&self) -> usize {
-        self.samples.len()
     }
 
     pub fn started(&self) -> bool {
@@ -149,12 +188,17 @@ impl Playback {
         self.paused = false;
     }
 
-    /// The text of the audio heard up to `heard` samples: whole chunks, then the words of the
-    /// chunk being spoken in proportion to how much of it was played.
-    pub fn heard_text(&self, heard: usize) -> String {
+    /// The text of the audio heard up to `heard` samples, of the chunks that begin within
+    /// `span` (one item's audio): whole chunks, then the words of the chunk being spoken in
+    /// proportion to how much of it was played.
+    pub fn heard_text_in(&self, span: Range<usize>, heard: usize) -> String {
         let mut out: Vec<&str> = Vec::new();
         let mut start = 0;
         for s in &self.spoken {
+            if !span.contains(&start) {
+                start = s.end;
+                continue;
+            }
             if s.end <= heard {
                 out.push(&s.text);
             } else {
@@ -180,6 +224,13 @@ mod tests {
     use super::*;
 
     const RATE: u32 = 1000; // one sample per ms keeps the arithmetic readable
+
+    impl Playback {
+        /// What was heard of all the audio.
+        fn heard_text(&self, heard: usize) -> String {
+            self.heard_text_in(0..usize::MAX, heard)
+        }
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -223,6 +274,34 @@ mod tests {
         assert_eq!(p.heard_text(0), "");
         assert_eq!(p.heard_text(100), "one");
         assert_eq!(p.heard_text(400), "one two three four");
+    }
+
+    #[test]
+    fn items_are_spans_of_one_clock() {
+        let t0 = Instant::now();
+        let mut p = Playback::new(RATE);
+        p.begin_item("a");
+        p.push(&vec![0.0; 300], "let me check");
+        p.push(&vec![0.0; 100], "");
+        assert_eq!(p.item_span("a"), Some((0..400, false)));
+        p.begin_item("b");
+        p.begin_item("b");
+        p.push(&vec![0.0; 400], "it has shipped");
+        assert_eq!(p.item_span("a"), Some((0..400, true)), "whole once b began");
+        assert_eq!(p.item_span("b"), Some((400..800, false)));
+        assert_eq!(p.item_span("c"), None);
+        assert_eq!(
+            p.split_by_item(350..450),
+            vec![("a", 350..400), ("b", 400..450)]
+        );
+        assert_eq!(p.split_by_item(500..520), vec![("b", 500..520)]);
+        assert_eq!(p.due(t0, false).map(|a| a.len()), Some(120));
+        assert_eq!(p.sent(), 120);
+        // Heard up to 600: all of a, half of b.
+        assert_eq!(p.heard_text_in(0..400, 600), "let me check");
+        assert_eq!(p.heard_text_in(400..800, 600), "it has");
+        assert_eq!(p.heard_text_in(400..800, 350), "");
+        assert_eq!(p.heard_text(600), "let me check it has");
     }
 
     #[test]

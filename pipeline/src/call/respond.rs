@@ -87,7 +87,9 @@ impl CallActor {
             generation,
             token,
             audio,
-            message: None,
+            messages: Vec::new(),
+            text_segment: 0,
+            audio_segment: 0,
             calls: BTreeMap::new(),
             mcp_calls: BTreeMap::new(),
             mcp_items: Vec::new(),
@@ -220,12 +222,12 @@ impl CallActor {
         }
     }
 
-    /// Open the assistant message on the first text or audio.
-    async fn ensure_message(&mut self) {
+    /// Open message `segment` on its first text or audio.
+    async fn ensure_message(&mut self, segment: usize) {
         let Some(r) = self.response.as_mut() else {
             return;
         };
-        if r.message.is_some() {
+        if r.messages.iter().any(|m| m.segment == segment) {
             return;
         }
         let item_id = self.ids.next("item");
@@ -247,10 +249,11 @@ impl CallActor {
             item_id,
             output_index,
             text: String::new(),
+            segment,
         };
         let part = Self::part(r, &m);
         let (audio, response_id) = (r.audio, r.id.clone());
-        r.message = Some(m);
+        r.messages.push(m);
         let mut shown = item;
         if let ItemKind::Message { content, .. } = &mut shown.kind {
             content.clear();
@@ -277,11 +280,16 @@ impl CallActor {
         }
         match msg {
             ResponseMsg::Text(delta) => {
-                self.ensure_message().await;
+                let Some(segment) = self.response.as_ref().map(|r| r.text_segment) else {
+                    return;
+                };
+                self.ensure_message(segment).await;
                 let Some(r) = self.response.as_mut() else {
                     return;
                 };
-                let Some(m) = r.message.as_mut() else { return };
+                let Some(m) = r.messages.iter_mut().find(|m| m.segment == segment) else {
+                    return;
+                };
                 m.text.push_str(&delta);
                 let part = PartRef {
                     response_id: r.id.clone(),
@@ -293,11 +301,22 @@ impl CallActor {
                 self.emit(CallEvent::TextDelta { part, audio, delta }).await;
             }
             ResponseMsg::Audio { samples, text } => {
-                self.ensure_message().await;
-                if let Some(r) = self.response.as_mut() {
+                let Some(segment) = self.response.as_ref().map(|r| r.audio_segment) else {
+                    return;
+                };
+                self.ensure_message(segment).await;
+                if let Some(r) = self.response.as_mut()
+                    && let Some(m) = r.messages.iter().find(|m| m.segment == segment)
+                {
+                    r.playback.begin_item(&m.item_id);
                     r.playback.push(&samples, &text);
                 }
                 self.pace().await;
+            }
+            ResponseMsg::AudioBreak => {
+                if let Some(r) = self.response.as_mut() {
+                    r.audio_segment += 1;
+                }
             }
             ResponseMsg::ToolCallStart { index, id, name } => {
                 let Some(r) = self.response.as_mut() else {
@@ -379,13 +398,23 @@ impl CallActor {
         let Some(r) = self.response.as_mut() else {
             return;
         };
+        let from = r.playback.sent();
         let Some(samples) = r.playback.due(now, r.generation_done) else {
             return;
         };
-        let Some(m) = r.message.as_ref() else { return };
         let first = r.last_audio_sent.is_none();
         r.last_audio_sent = Some(now);
-        let part = Self::part(r, m);
+        // Each piece with its message (a new one begins after an MCP call).
+        let pieces: Vec<(PartRef, Vec<f32>)> = r
+            .playback
+            .split_by_item(from..from + samples.len())
+            .into_iter()
+            .filter_map(|(item_id, span)| {
+                let m = r.messages.iter().find(|m| m.item_id == item_id)?;
+                let piece = samples[span.start - from..span.end - from].to_vec();
+                Some((Self::part(r, m), piece))
+            })
+            .collect();
         let response_id = r.id.clone();
         if first {
             if let Some(start) = r.v2v_start {
@@ -396,7 +425,9 @@ impl CallActor {
             }
             self.emit(CallEvent::PlaybackStarted { response_id }).await;
         }
-        self.emit(CallEvent::AudioDelta { part, samples }).await;
+        for (part, samples) in pieces {
+            self.emit(CallEvent::AudioDelta { part, samples }).await;
+        }
         self.maybe_complete().await;
     }
 
@@ -426,7 +457,7 @@ impl CallActor {
             ItemStatus::Incomplete
         };
         let mut output: Vec<(u32, Item)> = Vec::new();
-        if let Some(m) = &r.message {
+        for m in &r.messages {
             let part = Self::part(&r, m);
             if r.audio {
                 self.emit(CallEvent::AudioDone { part: part.clone() }).await;
@@ -524,8 +555,8 @@ impl CallActor {
         let last_item = summary.output.last().map(|i| i.id.clone());
         self.persist_through(last_item.as_deref(), false);
         self.emit(CallEvent::ResponseDone(Box::new(summary))).await;
-        if let Some(m) = &r.message {
-            self.last_playback = Some((m.item_id.clone(), r.playback));
+        if !r.messages.is_empty() {
+            self.last_playback = Some(r.playback);
         }
         // Its audio has all been sent at real-time pace: the caller's silence counts from here.
         self.idle_from_ms = Some(self.input.now_ms());

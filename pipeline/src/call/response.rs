@@ -2,7 +2,9 @@
 //! LLM stream -> reply text (to the actor at once) -> sentence chunks -> streaming TTS ->
 //! audio (to the actor, which paces it out). The first chunk is synthesized while the LLM
 //! is still generating. Cancelling the token stops the LLM stream, synthesis and the
-//! sends together; dropping the streams is what stops the work behind them.
+//! sends together; dropping the streams is what stops the work behind them. When an MCP
+//! call starts, the words before it are spoken as they are (not joined to the words after)
+//! and `AudioBreak` follows their audio: the reply's next message begins there.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +16,7 @@ use switchboard_models::tts::{SpeakOptions, TextToSpeech};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::{ChatRequest, LlmError, LlmEvent, Usage};
+use crate::llm::{ActionNotice, ChatRequest, LlmError, LlmEvent, Usage};
 use crate::metrics::CallMetrics;
 use crate::orchestrator::{Orchestrator, Speculation, TurnRequest};
 use crate::tools::client_mcp::{ApprovedCall, ClientTools};
@@ -30,6 +32,9 @@ pub enum ResponseMsg {
         samples: Vec<f32>,
         text: String,
     },
+    /// The audio of the message before an MCP call has all been sent; the audio after
+    /// this is the next message's.
+    AudioBreak,
     ToolCallStart {
         index: u32,
         id: String,
@@ -99,7 +104,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
         generation: job.generation,
         token: token.clone(),
     });
-    let (chunk_tx, chunk_rx) = mpsc::channel::<String>(16);
+    let (chunk_tx, chunk_rx) = mpsc::channel::<Speak>(16);
     let speaker = job.audio.then(|| {
         tokio::spawn(speak(
             chunk_rx,
@@ -157,7 +162,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
                 }
                 said_anything = true;
                 for chunk in chunker.push(&text) {
-                    let _ = chunk_tx.send(chunk).await;
+                    let _ = chunk_tx.send(Speak::Words(chunk)).await;
                 }
                 ResponseMsg::Text(text)
             }
@@ -174,7 +179,16 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
                 ResponseMsg::ToolCallArguments { index, delta }
             }
             Some(Ok(LlmEvent::Usage(u))) => ResponseMsg::Usage(u),
-            Some(Ok(LlmEvent::Action(n))) => ResponseMsg::Action(n),
+            Some(Ok(LlmEvent::Action(n))) => {
+                if matches!(n, ActionNotice::McpCallStarted(_)) {
+                    // What was said before the call is one message, spoken now.
+                    if let Some(rest) = chunker.finish() {
+                        let _ = chunk_tx.send(Speak::Words(rest)).await;
+                    }
+                    let _ = chunk_tx.send(Speak::Break).await;
+                }
+                ResponseMsg::Action(n)
+            }
         };
         if !out.send(msg).await {
             return;
@@ -199,12 +213,12 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
                 return;
             }
             for chunk in chunker.push(APOLOGY) {
-                let _ = chunk_tx.send(chunk).await;
+                let _ = chunk_tx.send(Speak::Words(chunk)).await;
             }
         }
     }
     if let Some(rest) = chunker.finish() {
-        let _ = chunk_tx.send(rest).await;
+        let _ = chunk_tx.send(Speak::Words(rest)).await;
     }
     drop(chunk_tx);
     if let Some(speaker) = speaker {
@@ -223,9 +237,16 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
     .await;
 }
 
+/// What the speech task is given, in order.
+enum Speak {
+    Words(String),
+    /// The message being spoken ends here (an MCP call starts).
+    Break,
+}
+
 /// Synthesize chunks in order and send their audio, resampled to the output rate.
 async fn speak(
-    mut chunks: mpsc::Receiver<String>,
+    mut chunks: mpsc::Receiver<Speak>,
     tts: Arc<dyn TextToSpeech>,
     speed: f32,
     output_rate: u32,
@@ -234,7 +255,30 @@ async fn speak(
 ) -> Result<(), (&'static str, String)> {
     let mut resampler = Resampler::new(tts.sample_rate(), output_rate)
         .map_err(|e| ("tts_failed", e.to_string()))?;
-    while let Some(chunk) = chunks.recv().await {
+    while let Some(next) = chunks.recv().await {
+        let chunk = match next {
+            Speak::Words(chunk) => chunk,
+            Speak::Break => {
+                // The message's last audio (the resampler's delay) goes with it.
+                let tail = resampler
+                    .flush()
+                    .map_err(|e| ("tts_failed", e.to_string()))?;
+                resampler = Resampler::new(tts.sample_rate(), output_rate)
+                    .map_err(|e| ("tts_failed", e.to_string()))?;
+                let sent = (tail.is_empty()
+                    || out
+                        .send(ResponseMsg::Audio {
+                            samples: tail,
+                            text: String::new(),
+                        })
+                        .await)
+                    && out.send(ResponseMsg::AudioBreak).await;
+                if !sent {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
         let asked = Instant::now();
         let mut stream = tts.synthesize(&chunk, SpeakOptions::at_speed(speed));
         let mut first = true;
