@@ -638,6 +638,18 @@ fn words_before_and_after_an_mcp_call_are_two_messages() {
         assert_eq!(messages[0]["content"][0]["text"], "Let me check.");
         let after = messages[1]["content"][0]["text"].as_str().unwrap_or_default();
         assert!(after.contains("shipped") && !after.contains("Let me check"), "{after}");
+        // The first message is closed before the call's item is added.
+        let at = |kind: &str, id: &Value| {
+            events
+                .iter()
+                .position(|e| e.kind() == kind && e.event["item"]["id"] == *id)
+                .unwrap_or_else(|| panic!("no {kind} for {id}"))
+        };
+        let call_id = &outputs(&events, "mcp_call")[0]["id"];
+        assert!(
+            at("response.output_item.done", &messages[0]["id"])
+                < at("response.output_item.added", call_id)
+        );
 
         // The model's next request has them in the order they happened.
         ask(&mut c, "Thanks").await;

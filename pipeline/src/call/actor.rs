@@ -51,13 +51,15 @@ pub(super) struct EarlyTranscript {
 pub(super) type SttOutcome = Result<switchboard_models::stt::Transcript, String>;
 
 /// An assistant message a response is writing.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct MessageOut {
     pub item_id: String,
     pub output_index: u32,
     pub text: String,
     /// Which of the response's messages it is: a new one begins after each MCP call.
     pub segment: usize,
+    /// Said whole and closed before the response ended (`close_said_messages`).
+    pub closed: bool,
 }
 
 #[derive(Debug)]

@@ -101,3 +101,75 @@ impl ActiveResponse {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::actor::MessageOut;
+    use crate::call::playback::Playback;
+
+    /// A response that said "let me check" (400 samples), called a tool, and is saying "it has
+    /// shipped" (400 samples so far), at one sample per ms.
+    fn two_messages() -> ActiveResponse {
+        let mut playback = Playback::new(1000);
+        playback.begin_item("a");
+        playback.push(&[0.0; 400], "let me check");
+        playback.begin_item("b");
+        playback.push(&[0.0; 400], "it has shipped");
+        let message = |id: &str, segment, text: &str| MessageOut {
+            item_id: id.into(),
+            output_index: segment as u32 * 2,
+            text: text.into(),
+            segment,
+            closed: false,
+        };
+        ActiveResponse {
+            id: "resp_1".into(),
+            generation: 1,
+            token: Default::default(),
+            audio: true,
+            messages: vec![
+                message("a", 0, "let me check"),
+                message("b", 1, "it has shipped"),
+                message("c", 2, "anything else?"),
+            ],
+            text_segment: 2,
+            audio_segment: 1,
+            calls: Default::default(),
+            outputs: 3,
+            playback,
+            generation_done: false,
+            error: None,
+            usage: Default::default(),
+            metadata: Vec::new(),
+            mcp_calls: Default::default(),
+            mcp_items: Vec::new(),
+            barge_in_at: None,
+            v2v_start: None,
+            last_audio_sent: None,
+        }
+    }
+
+    #[test]
+    fn each_message_is_cut_to_what_was_heard_of_it() {
+        let r = two_messages();
+        // Half of the second message heard: the first was heard whole and stays; the
+        // third was not heard at all.
+        assert_eq!(
+            r.heard_messages(600),
+            [
+                ("b".to_owned(), 200, "it has".to_owned()),
+                ("c".to_owned(), 0, String::new())
+            ]
+        );
+        // Within the first: it is cut there, and the rest is not heard.
+        assert_eq!(
+            r.heard_messages(200),
+            [
+                ("a".to_owned(), 200, "let me".to_owned()),
+                ("b".to_owned(), 0, String::new()),
+                ("c".to_owned(), 0, String::new())
+            ]
+        );
+    }
+}

@@ -206,6 +206,7 @@ impl CallActor {
         if let Some(r) = self.response.as_mut() {
             r.text_segment += 1;
         }
+        self.close_said_messages().await;
         let kind = ItemKind::McpCall {
             server_label: call.server_label,
             name: call.name,

@@ -13,6 +13,7 @@ mod input;
 mod interrupt;
 mod language;
 mod mcp;
+mod messages;
 mod persist;
 mod playback;
 mod respond;

@@ -1,20 +1,21 @@
 //! The response lifecycle inside the actor: start, reply text and audio as they arrive,
-//! paced playback and completion (cancellation and barge-in are in `interrupt.rs`). The
-//! generation itself runs in `response.rs` as a separate task.
+//! paced playback and completion (its messages are in `messages.rs`, cancellation and
+//! barge-in in `interrupt.rs`). The generation itself runs in `response.rs` as a separate
+//! task.
 
 use std::collections::BTreeMap;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::actor::{ActiveResponse, CallActor, FunctionCallOut, MessageOut};
+use super::actor::{ActiveResponse, CallActor, FunctionCallOut};
 use super::draft::ResponsePlan;
 use super::events::{
     CallError, CallEvent, PartRef, ResponseOptions, ResponseStatus, ResponseSummary,
 };
 use super::playback::Playback;
 use super::response::{self, ResponseJob, ResponseMsg};
-use crate::conversation::{Content, Conversation, Item, ItemKind, ItemStatus, Role};
+use crate::conversation::{Conversation, Item, ItemKind, ItemStatus};
 use crate::llm::{ChatMessage, ChatRequest, ToolChoice};
 use crate::orchestrator::Speculation;
 
@@ -213,60 +214,6 @@ impl CallActor {
             .is_some_and(|r| r.audio && !r.playback.is_paused() && !r.playback.all_sent())
     }
 
-    fn part(r: &ActiveResponse, m: &MessageOut) -> PartRef {
-        PartRef {
-            response_id: r.id.clone(),
-            item_id: m.item_id.clone(),
-            output_index: m.output_index,
-            content_index: 0,
-        }
-    }
-
-    /// Open message `segment` on its first text or audio.
-    async fn ensure_message(&mut self, segment: usize) {
-        let Some(r) = self.response.as_mut() else {
-            return;
-        };
-        if r.messages.iter().any(|m| m.segment == segment) {
-            return;
-        }
-        let item_id = self.ids.next("item");
-        let output_index = r.outputs;
-        r.outputs += 1;
-        let content = if r.audio {
-            Content::OutputAudio {
-                transcript: String::new(),
-            }
-        } else {
-            Content::OutputText {
-                text: String::new(),
-            }
-        };
-        let mut item = Item::message(item_id.clone(), Role::Assistant, vec![content]);
-        item.status = ItemStatus::InProgress;
-        let _ = self.conversation.insert(item.clone(), None);
-        let m = MessageOut {
-            item_id,
-            output_index,
-            text: String::new(),
-            segment,
-        };
-        let part = Self::part(r, &m);
-        let (audio, response_id) = (r.audio, r.id.clone());
-        r.messages.push(m);
-        let mut shown = item;
-        if let ItemKind::Message { content, .. } = &mut shown.kind {
-            content.clear();
-        }
-        self.emit(CallEvent::OutputItemAdded {
-            response_id,
-            output_index,
-            item: shown,
-        })
-        .await;
-        self.emit(CallEvent::ContentPartAdded { part, audio }).await;
-    }
-
     pub(super) async fn on_response_msg(&mut self, generation: u64, msg: ResponseMsg) {
         let Some(msg) = self.hold_for_draft(generation, msg) else {
             return;
@@ -317,6 +264,7 @@ impl CallActor {
                 if let Some(r) = self.response.as_mut() {
                     r.audio_segment += 1;
                 }
+                self.close_said_messages().await;
             }
             ResponseMsg::ToolCallStart { index, id, name } => {
                 let Some(r) = self.response.as_mut() else {
@@ -428,6 +376,7 @@ impl CallActor {
         for (part, samples) in pieces {
             self.emit(CallEvent::AudioDelta { part, samples }).await;
         }
+        self.close_said_messages().await;
         self.maybe_complete().await;
     }
 
@@ -458,41 +407,11 @@ impl CallActor {
         };
         let mut output: Vec<(u32, Item)> = Vec::new();
         for m in &r.messages {
-            let part = Self::part(&r, m);
-            if r.audio {
-                self.emit(CallEvent::AudioDone { part: part.clone() }).await;
-            }
-            self.emit(CallEvent::TextDone {
-                part: part.clone(),
-                audio: r.audio,
-                text: m.text.clone(),
-            })
-            .await;
-            self.emit(CallEvent::ContentPartDone {
-                part,
-                audio: r.audio,
-                text: m.text.clone(),
-            })
-            .await;
-            if let Some(item) = self.conversation.get_mut(&m.item_id) {
-                item.status = item_status;
-                if let ItemKind::Message { content, .. } = &mut item.kind
-                    && let Some(
-                        Content::OutputAudio { transcript }
-                        | Content::OutputText { text: transcript },
-                    ) = content.first_mut()
-                {
-                    transcript.clone_from(&m.text);
-                }
-                let item = item.clone();
-                output.push((m.output_index, item.clone()));
-                self.emit(CallEvent::OutputItemDone {
-                    response_id: r.id.clone(),
-                    output_index: m.output_index,
-                    item,
-                })
-                .await;
-            }
+            let item = match m.closed {
+                true => self.conversation.get(&m.item_id).cloned(),
+                false => self.close_message(&r.id, r.audio, m, item_status).await,
+            };
+            output.extend(item.map(|item| (m.output_index, item)));
         }
         for c in r.calls.values() {
             let part = PartRef {
