@@ -13,17 +13,15 @@
 //! Run: `cargo bench -p switchboard-benches --bench mcp` (python3; no models needed).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use switchboard_benches::percentiles;
+use switchboard_benches::{percentiles, turn_text};
+use switchboard_e2e::mcp_server::HttpMcp;
 use switchboard_pipeline::context::{ContextStage, EngineMetrics};
 use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream};
-use switchboard_pipeline::orchestrator::{Orchestrator, TurnRequest};
+use switchboard_pipeline::orchestrator::Orchestrator;
 use switchboard_pipeline::outbound::{OutboundClient, OutboundPolicy};
 use switchboard_pipeline::persona::Personas;
 use switchboard_pipeline::tools::mcp::{McpHub, McpServerConfig, default_max_concurrent_calls};
@@ -33,36 +31,6 @@ const RUNS: usize = 300;
 const ROUNDS: usize = 20;
 /// How long each `slow_lookup` takes at the server.
 const SLOW: Duration = Duration::from_millis(100);
-
-/// The tests' MCP server over HTTP, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/mcp_orders.py");
-        let mut child = Command::new("python3")
-            .args([script, "--http"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the MCP server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port line");
-        let port = line.trim().parse().expect("the server prints its port");
-        Self { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Asks for `shop_slow_lookup` three times at once, then repeats the last answer: no model
 /// time at all.
@@ -102,7 +70,7 @@ fn row(what: &str, samples: &mut [Duration]) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let server = Server::start();
+    let server = HttpMcp::start(None, None);
     let allow = format!("127.0.0.1:{}", server.port);
     let config = McpServerConfig {
         command: None,
@@ -183,24 +151,7 @@ async fn main() {
     let mut samples = Vec::new();
     for i in 0..ROUNDS {
         let t = Instant::now();
-        let prepared = orchestrator
-            .prepare(TurnRequest {
-                tenant: "t".into(),
-                session: Some(format!("s{i}")),
-                request: ChatRequest {
-                    messages: vec![ChatMessage::User("Look three things up".into())],
-                    ..Default::default()
-                },
-                ..Default::default()
-            })
-            .await;
-        let mut stream = orchestrator.respond(prepared);
-        let mut text = String::new();
-        while let Some(Ok(ev)) = stream.next().await {
-            if let LlmEvent::Text(t) = ev {
-                text.push_str(&t);
-            }
-        }
+        let text = turn_text(&orchestrator, format!("s{i}"), "Look three things up").await;
         assert!(text.contains("slowly"), "{text}");
         samples.push(t.elapsed());
     }

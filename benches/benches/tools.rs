@@ -12,12 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use switchboard_benches::percentiles;
+use switchboard_benches::{percentiles, turn_text};
 use switchboard_e2e::fake_orders::{FakeOrders, OPENAPI};
 use switchboard_pipeline::context::{ContextStage, EngineMetrics};
 use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream};
-use switchboard_pipeline::orchestrator::{Orchestrator, TurnRequest};
+use switchboard_pipeline::orchestrator::Orchestrator;
 use switchboard_pipeline::outbound::{OutboundClient, OutboundPolicy, OutboundRequest};
 use switchboard_pipeline::persona::Personas;
 use switchboard_pipeline::tools::engine::ToolScope;
@@ -140,24 +139,7 @@ http = {{ url = "{}/orders/{{order_id}}" }}
     let mut samples = Vec::new();
     for i in 0..RUNS {
         let t = Instant::now();
-        let prepared = orchestrator
-            .prepare(TurnRequest {
-                tenant: "t".into(),
-                session: Some(format!("s{i}")),
-                request: ChatRequest {
-                    messages: vec![ChatMessage::User("Where is my order?".into())],
-                    ..Default::default()
-                },
-                ..Default::default()
-            })
-            .await;
-        let mut stream = orchestrator.respond(prepared);
-        let mut text = String::new();
-        while let Some(Ok(ev)) = stream.next().await {
-            if let LlmEvent::Text(t) = ev {
-                text.push_str(&t);
-            }
-        }
+        let text = turn_text(&orchestrator, format!("s{i}"), "Where is my order?").await;
         assert!(text.contains("shipped"), "{text}");
         samples.push(t.elapsed());
     }

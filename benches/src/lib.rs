@@ -13,6 +13,35 @@ pub fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (at(0.5), at(0.95))
 }
 
+/// One turn of `user` through the orchestrator as tenant `t` in `session`: the reply's text.
+pub async fn turn_text(
+    orchestrator: &switchboard_pipeline::orchestrator::Orchestrator,
+    session: String,
+    user: &str,
+) -> String {
+    use futures_util::StreamExt;
+    use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent};
+    let prepared = orchestrator
+        .prepare(switchboard_pipeline::orchestrator::TurnRequest {
+            tenant: "t".into(),
+            session: Some(session),
+            request: ChatRequest {
+                messages: vec![ChatMessage::User(user.into())],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await;
+    let mut stream = orchestrator.respond(prepared);
+    let mut text = String::new();
+    while let Some(Ok(ev)) = stream.next().await {
+        if let LlmEvent::Text(t) = ev {
+            text.push_str(&t);
+        }
+    }
+    text
+}
+
 /// `text` spoken by espeak-ng's `voice` ("en-us", "de") at 150 words a minute, at 16 kHz.
 pub fn espeak_16k(voice: &str, text: &str) -> switchboard_models::audio::MonoAudio {
     use switchboard_models::audio::{rates, wav};

@@ -4,6 +4,7 @@
 pub mod fake_api;
 pub mod fake_orders;
 pub mod gateway;
+pub mod mcp_server;
 pub mod phone_client;
 pub mod python;
 pub mod realtime_client;

@@ -6,51 +6,14 @@
 //! Calls to one server run side by side, and a call given up on (past its deadline, or its
 //! response cancelled) is cancelled at the server.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::gateway::{Gateway, chat_completion, http_get, reply_text};
+use switchboard_e2e::mcp_server::{self, HttpMcp};
 use switchboard_e2e::python::run_sdk_script;
 use switchboard_e2e::realtime_client::{RealtimeClient, Received};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
-
-fn server_script() -> String {
-    format!("{}/python/mcp_orders.py", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The HTTP flavour of the test server, killed on drop.
-struct HttpMcp {
-    child: Child,
-    port: u16,
-}
-
-impl HttpMcp {
-    /// With `token`, requests without `Authorization: Bearer <token>` are refused.
-    fn start(log: &str, token: Option<&str>) -> Self {
-        let mut child = Command::new("python3")
-            .args([server_script().as_str(), "--http"])
-            .env("MCP_ORDERS_LOG", log)
-            .env("MCP_ORDERS_TOKEN", token.unwrap_or_default())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the MCP server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port line");
-        let port = line.trim().parse().expect("the server prints its port");
-        Self { child, port }
-    }
-}
-
-impl Drop for HttpMcp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn chat_reply(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> String {
     reply_text(&chat_completion(gw, session, messages))
@@ -60,7 +23,7 @@ fn chat_reply(gw: &Gateway, session: &str, messages: &[(&str, &str)]) -> String 
 fn served(token: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, HttpMcp) {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("calls.jsonl");
-    let http = HttpMcp::start(log.to_str().expect("utf-8"), token);
+    let http = HttpMcp::start(Some(log.to_str().expect("utf-8")), token);
     (dir, log, http)
 }
 
@@ -77,7 +40,7 @@ fn mcp_tools_over_stdio_and_http_are_called_from_a_chat() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("calls.jsonl");
     let log_s = log.to_str().expect("utf-8").to_owned();
-    let http = HttpMcp::start(&log_s, None);
+    let http = HttpMcp::start(Some(&log_s), None);
     let personas = dir.path().join("personas.toml");
     std::fs::write(
         &personas,
@@ -93,7 +56,7 @@ url = "http://127.0.0.1:{port}/mcp"
 effects = {{ order_status = "read" }}
 tools = ["order_status"]
 "#,
-            script = server_script(),
+            script = mcp_server::script(),
             port = http.port
         ),
     )
