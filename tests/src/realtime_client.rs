@@ -12,6 +12,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// How long [`RealtimeClient::respond`] waits for a response's end.
+const RESPONSE_WAIT: Duration = Duration::from_secs(30);
+
 /// One received server event and when it arrived.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -152,6 +155,41 @@ impl RealtimeClient {
         Ok(())
     }
 
+    /// Say `text` as the user (a text message) and ask for a response; every event from
+    /// there to the response's end.
+    pub async fn ask(&mut self, text: &str) -> anyhow::Result<Vec<Received>> {
+        self.ask_with(text, json!({})).await
+    }
+
+    /// [`Self::ask`] with `response` as the `response.create`'s options.
+    pub async fn ask_with(&mut self, text: &str, response: Value) -> anyhow::Result<Vec<Received>> {
+        self.skip_seen();
+        let from = self.log.len();
+        self.send(
+            json!({"type": "conversation.item.create", "item": {"type": "message",
+            "role": "user", "content": [{"type": "input_text", "text": text}]}}),
+        )
+        .await?;
+        self.respond_with(from, response).await
+    }
+
+    /// Ask for a response; every event from `from` (an index into the log) to its end.
+    pub async fn respond(&mut self, from: usize) -> anyhow::Result<Vec<Received>> {
+        self.respond_with(from, json!({})).await
+    }
+
+    /// [`Self::respond`] with `response` as the `response.create`'s options.
+    pub async fn respond_with(
+        &mut self,
+        from: usize,
+        response: Value,
+    ) -> anyhow::Result<Vec<Received>> {
+        self.send(json!({"type": "response.create", "response": response}))
+            .await?;
+        self.wait_for("response.done", RESPONSE_WAIT).await?;
+        Ok(self.log[from..].to_vec())
+    }
+
     pub fn kinds(&self) -> Vec<String> {
         self.log.iter().map(|r| r.kind().to_owned()).collect()
     }
@@ -163,4 +201,29 @@ impl RealtimeClient {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+}
+
+/// The output items of the last response among `events` (its `response.done`), in order.
+pub fn output_items(events: &[Received]) -> Vec<&Value> {
+    let done = events.iter().rev().find(|e| e.kind() == "response.done");
+    done.and_then(|d| d.event["response"]["output"].as_array())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Those of `kind`.
+pub fn outputs_of<'a>(events: &'a [Received], kind: &str) -> Vec<&'a Value> {
+    output_items(events)
+        .into_iter()
+        .filter(|i| i["type"] == kind)
+        .collect()
+}
+
+/// The text the response's messages said (text sessions).
+pub fn said(events: &[Received]) -> String {
+    outputs_of(events, "message")
+        .iter()
+        .filter_map(|m| m["content"][0]["text"].as_str())
+        .collect()
 }

@@ -15,7 +15,8 @@
 //! even if the caller hangs up or barges in. The rounds after it (generation and the calls
 //! it makes) stop as soon as the stream is dropped: nobody would hear their answers, and the
 //! tool calls in flight are dropped with them (an MCP server is told to cancel). A round's
-//! reads run side by side, so three lookups take as long as the slowest, not the sum.
+//! reads, and its calls to the client's MCP servers, run side by side, so three lookups take
+//! as long as the slowest, not the sum.
 //!
 //! A speculative reply (asked for while a caller has only paused) takes no step with an
 //! effect before the turn is final: where step 1 has an action to settle, or step 2 a
@@ -124,43 +125,30 @@ impl ToolRun {
             if !until_final(&mut self.speculative, tx).await {
                 return;
             }
-            let mut reads = self.run_reads(&round.calls).await;
+            let (reads, client) = tokio::join!(
+                self.run_reads(&round.calls),
+                self.run_client_calls(&round.calls, tx)
+            );
             let mut answers = Vec::new();
             let mut asked: Option<PendingAction> = None;
             let mut client_asked = false;
-            for (at, call) in round.calls.iter().enumerate() {
-                // The operator's tools shadow a client's of the same name.
-                let client = if self.tools.iter().any(|t| t.name == call.name) {
-                    None
-                } else {
-                    self.client_mcp.by_model_name(&call.name)
-                };
-                if let Some((_, tool)) = client {
-                    let notice = McpCallNotice {
-                        call_id: call.id.clone(),
-                        server_label: tool.server_label.clone(),
-                        name: tool.name.clone(),
-                        arguments: call.arguments.clone(),
-                        approval_request_id: None,
-                    };
-                    if tool.needs_approval {
+            for ((call, client), read) in round.calls.iter().zip(client).zip(reads) {
+                match client {
+                    ClientCall::NotClient => {}
+                    ClientCall::Gone => return,
+                    ClientCall::Asked => {
                         client_asked = true;
-                        let ask = ActionNotice::McpApprovalRequested(notice);
-                        if !send(tx, LlmEvent::Action(ask)).await {
-                            return;
-                        }
                         continue;
                     }
-                    let Some(content) = self.run_client_call(notice, tx).await else {
-                        return;
-                    };
-                    answers.push((call.id.clone(), content));
-                    continue;
+                    ClientCall::Answered(content) => {
+                        answers.push((call.id.clone(), content));
+                        continue;
+                    }
                 }
                 let Some(tool) = server.get(call.name.as_str()) else {
                     continue;
                 };
-                let content = if let Some(out) = reads[at].take() {
+                let content = if let Some(out) = read {
                     let notice = ActionNotice::ToolRan {
                         name: tool.name.clone(),
                         error: out.error.map(str::to_owned),
@@ -246,10 +234,45 @@ impl ToolRun {
         futures_util::future::join_all(reads).await
     }
 
-    /// Run the calls the client approved and give the model their answers. `false` when the
+    /// Ask the client to approve, or run side by side, the calls among `calls` to its MCP
+    /// servers (the operator's tools shadow a client's of the same name); each call's
+    /// outcome at its place. The items appear in the model's order as the calls start.
+    async fn run_client_calls(&self, calls: &[ToolCall], tx: &Tx) -> Vec<ClientCall> {
+        let runs = calls.iter().map(|call| async move {
+            if self.tools.iter().any(|t| t.name == call.name) {
+                return ClientCall::NotClient;
+            }
+            let Some((_, tool)) = self.client_mcp.by_model_name(&call.name) else {
+                return ClientCall::NotClient;
+            };
+            let notice = McpCallNotice {
+                call_id: call.id.clone(),
+                server_label: tool.server_label.clone(),
+                name: tool.name.clone(),
+                arguments: call.arguments.clone(),
+                approval_request_id: None,
+            };
+            if tool.needs_approval {
+                let ask = ActionNotice::McpApprovalRequested(notice);
+                return if send(tx, LlmEvent::Action(ask)).await {
+                    ClientCall::Asked
+                } else {
+                    ClientCall::Gone
+                };
+            }
+            match self.run_client_call(notice, tx).await {
+                Some(content) => ClientCall::Answered(content),
+                None => ClientCall::Gone,
+            }
+        });
+        futures_util::future::join_all(runs).await
+    }
+
+    /// Run the calls the client approved, side by side, and give the model their answers. `false` when the
     /// consumer has gone.
     async fn run_approved(&mut self, request: &mut ChatRequest, tx: &Tx) -> bool {
-        for a in std::mem::take(&mut self.approved) {
+        let approved = std::mem::take(&mut self.approved);
+        let runs = approved.iter().map(|a| {
             let notice = McpCallNotice {
                 call_id: a.approval_request_id.clone(),
                 server_label: a.server_label.clone(),
@@ -257,7 +280,11 @@ impl ToolRun {
                 arguments: a.arguments.clone(),
                 approval_request_id: Some(a.approval_request_id.clone()),
             };
-            let Some(content) = self.run_client_call(notice, tx).await else {
+            self.run_client_call(notice, tx)
+        });
+        let answers = futures_util::future::join_all(runs).await;
+        for (a, content) in approved.iter().zip(answers) {
+            let Some(content) = content else {
                 return false;
             };
             let call = model_call(
@@ -460,6 +487,18 @@ impl ToolRun {
             }
         }
     }
+}
+
+/// What became of one of a round's calls, as a call to the client's MCP servers.
+enum ClientCall {
+    /// Not one: the operator's tool, or no tool at all.
+    NotClient,
+    /// Waits for the client's approval.
+    Asked,
+    /// Ran; the answer for the model.
+    Answered(String),
+    /// The consumer has gone.
+    Gone,
 }
 
 #[derive(Default)]
