@@ -1,7 +1,7 @@
 //! MCP servers a Realtime client declares in its session, end to end: listed, called by
 //! the gateway as `mcp_call` items, approved or declined by the client (also through the
-//! OpenAI Python SDK); the calls of one round run side by side; the words before and after a
-//! call are two messages. The server is the tests' own (`tests/python/mcp_orders.py`) over
+//! OpenAI Python SDK); a response can declare one of its own; the calls of one round run
+//! side by side; the words before and after a call are two messages. The server is the tests' own (`tests/python/mcp_orders.py`) over
 //! streamable HTTP. (The operator's servers: `mcp_servers.rs`.)
 
 use std::time::Duration;
@@ -299,6 +299,88 @@ fn a_clients_mcp_calls_in_one_round_run_side_by_side() {
             "{calls:?}"
         );
         assert_eq!(running_at_once(2), Some(3), "all three ran at once");
+        c.close().await;
+    });
+}
+
+#[test]
+fn a_response_declares_an_mcp_server_of_its_own() {
+    let mcp = LoggedMcp::start(None);
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(
+        &[llm.base_url()],
+        &[("SWITCHBOARD_OUTBOUND_ALLOW", &mcp.addr())],
+    );
+    let orders = |approval: &str| {
+        json!({"tools": [{"type": "mcp", "server_label": "orders", "server_url": mcp.url(),
+            "require_approval": approval}]})
+    };
+    let offered = || -> Vec<String> {
+        llm.requests().last().expect("a request")["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}))
+            .await
+            .unwrap();
+        c.wait_for("session.updated", WAIT).await.unwrap();
+
+        // The first response that declares it connects and lists it, then calls it.
+        llm.call_tool("status", "orders_order_status", json!({"order_id": "42"}));
+        let events = c.ask_with("What is the status of order 42?", orders("never")).await.unwrap();
+        assert_eq!(output_types(&events), ["mcp_list_tools", "mcp_call", "message"], "{:?}", kinds(&events));
+        let k = kinds(&events);
+        assert!(k.contains(&"mcp_list_tools.in_progress") && k.contains(&"mcp_list_tools.completed"), "{k:?}");
+        let listing = outputs_of(&events, "mcp_list_tools")[0];
+        assert_eq!(listing["server_label"], "orders");
+        assert!(listing["tools"].to_string().contains("order_status"), "{listing}");
+        let call = outputs_of(&events, "mcp_call")[0];
+        assert_eq!(call["status"], "completed", "{call}");
+        assert!(said(&events).contains("shipped"), "{}", said(&events));
+
+        // Declared again, it is not connected again: the same MCP session answers.
+        let events = c.ask_with("And the status of order 42 now?", orders("never")).await.unwrap();
+        assert_eq!(output_types(&events), ["mcp_call", "message"], "{:?}", kinds(&events));
+        let sessions: Vec<Value> = mcp.calls_of("order_status").iter().map(|c| c["session"].clone()).collect();
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions[0], sessions[1], "one connection for both responses");
+
+        // A response that does not declare it is not offered it.
+        c.ask("Hello there").await.unwrap();
+        assert!(!offered().iter().any(|t| t.starts_with("orders_")), "{:?}", offered());
+
+        // A call waiting for approval runs in a later response, declared there or not.
+        llm.call_tool("coupon", "orders_issue_coupon", json!({"percent": 10}));
+        let events = c.ask_with("Can I get a coupon?", orders("always")).await.unwrap();
+        assert_eq!(output_types(&events), ["mcp_list_tools", "mcp_approval_request"], "{:?}", kinds(&events));
+        let request_id = outputs_of(&events, "mcp_approval_request")[0]["id"].clone();
+        let from = c.log.len();
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
+            "approval_request_id": request_id, "approve": true}}))
+            .await
+            .unwrap();
+        let events = c.respond(from).await.unwrap();
+        let calls = outputs_of(&events, "mcp_call");
+        assert_eq!(calls.len(), 1, "{:?}", kinds(&events));
+        assert_eq!(calls[0]["approval_request_id"], request_id);
+        assert_eq!(calls[0]["status"], "completed", "{}", calls[0]);
+        assert!(said(&events).contains("SAVE10"), "{}", said(&events));
+
+        // A server that cannot be used: an error saying why, and the response goes on.
+        c.skip_seen();
+        let inside = json!({"tools": [{"type": "mcp", "server_label": "inside", "server_url": "http://127.0.0.1:9/mcp"}]});
+        let events = c.ask_with("Hello again", inside).await.unwrap();
+        let e = events.iter().find(|e| e.kind() == "error").expect("an error event");
+        assert_eq!(e.event["error"]["code"], "mcp_server_unavailable", "{}", e.event);
+        assert_eq!(e.event["error"]["param"], "response.tools", "{}", e.event);
+        assert!(kinds(&events).contains(&"mcp_list_tools.failed"), "{:?}", kinds(&events));
+        assert_eq!(output_types(&events), ["mcp_list_tools", "message"], "{:?}", kinds(&events));
+        assert!(!said(&events).is_empty(), "the response still answers");
         c.close().await;
     });
 }

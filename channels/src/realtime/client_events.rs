@@ -8,7 +8,7 @@ use serde_json::Value;
 use switchboard_pipeline::call::{CallError, ResponseOptions};
 use switchboard_pipeline::conversation::Item;
 
-use super::session::{parse_max_tokens, parse_tool_choice, parse_tools};
+use super::session::{parse_max_tokens, parse_realtime_tools, parse_tool_choice};
 
 /// Largest single client event (an audio append of ~2 minutes of 24 kHz PCM).
 pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
@@ -236,8 +236,10 @@ fn parse_response(v: Option<&Value>) -> Result<ResponseOptions, CallError> {
         opts.audio_output = Some(list.iter().any(|m| m == "audio"));
     }
     if let Some(x) = v.get("tools") {
-        // Functions only: a remote MCP server is declared in the session (`session.tools`).
-        opts.tools = Some(parse_tools(x, "response.tools")?);
+        // Functions for this response instead of the session's, and MCP servers beside its.
+        let (functions, servers) = parse_realtime_tools(x, "response.tools")?;
+        opts.tools = Some(functions);
+        opts.mcp = servers;
     }
     if let Some(x) = v.get("tool_choice") {
         opts.tool_choice = Some(parse_tool_choice(x, "response.tool_choice")?);
@@ -298,9 +300,20 @@ mod tests {
             ClientEvent::ResponseCreate(ResponseOptions { tools: None, .. })
         ));
         let mcp = r#"{"type":"response.create","response":{"tools":[{"type":"mcp","server_label":"a","server_url":"http://h"}]}}"#;
-        let e = parse(mcp).unwrap_err();
-        assert_eq!(e.param.as_deref(), Some("response.tools[0].type"));
-        assert!(e.message.contains("session"), "{}", e.message);
+        let ClientEvent::ResponseCreate(opts) = parse(mcp).unwrap().event else {
+            panic!("a response.create");
+        };
+        assert_eq!(opts.tools, Some(Vec::new()), "no functions");
+        assert_eq!(opts.mcp.len(), 1);
+        assert_eq!(opts.mcp[0].label, "a");
+        let bad = r#"{"type":"response.create","response":{"tools":[{"type":"mcp","server_label":"a"}]}}"#;
+        let e = parse(bad).unwrap_err();
+        assert!(
+            e.param
+                .as_deref()
+                .is_some_and(|p| p.starts_with("response.tools[0]")),
+            "{e:?}"
+        );
     }
 
     #[test]

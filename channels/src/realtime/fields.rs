@@ -248,9 +248,9 @@ pub fn parse_tools(v: &Value, param: &str) -> Result<Vec<ToolSpec>, Invalid> {
     parse_tool_list(v, param, false).map(|(functions, _)| functions)
 }
 
-/// A Realtime session's `tools`: functions the client runs, and remote MCP servers the
-/// gateway calls (`mcp_tools.rs`).
-pub fn parse_session_tools(
+/// A Realtime session's or response's `tools`: functions the client runs, and remote MCP
+/// servers the gateway calls (`mcp_tools.rs`).
+pub fn parse_realtime_tools(
     v: &Value,
     param: &str,
 ) -> Result<(Vec<ToolSpec>, Vec<ClientMcpServer>), Invalid> {
@@ -291,8 +291,8 @@ fn parse_tool_list(
                 return Err(invalid(
                     &format!("{p}.type"),
                     "unsupported tool type 'mcp' here: 'function'. A remote MCP server is \
-                     declared in a Realtime session's tools; the gateway's own servers are the \
-                     operator's (persona file, [mcp.NAME])",
+                     declared in a Realtime session's or response's tools; the gateway's own \
+                     servers are the operator's (persona file, [mcp.NAME])",
                 ));
             }
             other => {
@@ -402,21 +402,21 @@ mod tests {
         let err = parse_tools(&mcp, "tools").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("tools[0].type"));
         assert!(err.message.contains("Realtime session"), "{}", err.message);
-        let (functions, servers) = parse_session_tools(&mcp, "session.tools").unwrap();
+        let (functions, servers) = parse_realtime_tools(&mcp, "session.tools").unwrap();
         assert!(functions.is_empty());
         assert_eq!(servers[0].label, "shop");
         let many: Vec<Value> = (0..=MAX_SERVERS)
             .map(|i| json!({"type": "mcp", "server_label": format!("s{i}"), "server_url": "https://x"}))
             .collect();
-        let err = parse_session_tools(&Value::from(many), "session.tools").unwrap_err();
+        let err = parse_realtime_tools(&Value::from(many), "session.tools").unwrap_err();
         let last = format!("session.tools[{MAX_SERVERS}]");
         assert_eq!(err.param.as_deref(), Some(last.as_str()));
         let twice = json!([mcp[0], mcp[0]]);
-        let err = parse_session_tools(&twice, "session.tools").unwrap_err();
+        let err = parse_realtime_tools(&twice, "session.tools").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("session.tools[1].server_label"));
         let err = parse_tools(&json!([{"type": "web_search"}]), "tools").unwrap_err();
         assert!(err.message.contains("'web_search'"), "{}", err.message);
-        let err = parse_session_tools(&json!([{"type": "web_search"}]), "tools").unwrap_err();
+        let err = parse_realtime_tools(&json!([{"type": "web_search"}]), "tools").unwrap_err();
         assert!(err.message.contains("'mcp'"), "{}", err.message);
         let err = parse_tools(&json!([{"type": "function", "name": ""}]), "tools").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("tools[0].name"));

@@ -14,7 +14,7 @@ use super::fields::{
     parse_noise_reduction, parse_turn_detection,
 };
 pub use super::fields::{
-    format_json, parse_format, parse_max_tokens, parse_session_tools, parse_tool_choice,
+    format_json, parse_format, parse_max_tokens, parse_realtime_tools, parse_tool_choice,
     parse_tools,
 };
 use super::mcp_tools::mcp_tool_json;
@@ -176,7 +176,7 @@ impl RealtimeSession {
             next.config.speed = get_f32(x, "session.audio.output.speed", 0.25..=4.0)?;
         }
         if let Some(x) = m.get("tools") {
-            (next.config.tools, next.config.mcp) = parse_session_tools(x, "session.tools")?;
+            (next.config.tools, next.config.mcp) = parse_realtime_tools(x, "session.tools")?;
         }
         if let Some(x) = m.get("tool_choice") {
             next.config.tool_choice = parse_tool_choice(x, "session.tool_choice")?;

@@ -2,6 +2,7 @@
 //! `turns.rs`, the response lifecycle in `respond.rs` (both `impl CallActor`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -19,6 +20,7 @@ use super::turns::EarlyResult;
 use crate::conversation::{Content, Conversation, ItemKind, Role};
 use crate::llm::Usage;
 use crate::session::{SessionConfig, TurnDetection};
+use crate::tools::client_mcp::ClientServer;
 use switchboard_models::stt::Transcript;
 
 /// A user turn whose speech is in progress.
@@ -93,8 +95,11 @@ pub(super) struct ActiveResponse {
     pub metadata: Vec<(String, String)>,
     /// Its `mcp_call` items still running, by the model's call id (`mcp.rs`).
     pub mcp_calls: BTreeMap<String, super::mcp::McpCallOut>,
-    /// Its MCP items (calls, approval requests): output index and item id.
+    /// Its MCP items (calls, approval requests, listings): output index and item id.
     pub mcp_items: Vec<(u32, String)>,
+    /// The `mcp_list_tools` items of the servers it declared and is connecting, by label
+    /// (`response_mcp.rs`).
+    pub mcp_listings: BTreeMap<String, super::mcp::McpCallOut>,
     /// When the caller's speech paused this response (barge-in awaiting its transcript).
     pub barge_in_at: Option<Instant>,
     /// The last user speech sample's arrival, for voice-to-voice timing.
@@ -161,6 +166,8 @@ pub(crate) struct CallActor {
     /// The MCP servers the client declared (`mcp.rs`).
     pub(super) mcp: Vec<super::mcp::DeclaredServer>,
     pub(super) mcp_tx: mpsc::Sender<super::mcp::Listed>,
+    /// The MCP servers responses declared and connected (`response_mcp.rs`).
+    pub(super) response_mcp: Vec<Arc<ClientServer>>,
 }
 
 impl CallActor {
@@ -211,6 +218,7 @@ impl CallActor {
             persisted: Default::default(),
             mcp: Vec::new(),
             mcp_tx,
+            response_mcp: Vec::new(),
         };
         let feeds = Feeds {
             responses: resp_rx,

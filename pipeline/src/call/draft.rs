@@ -41,6 +41,8 @@ const MAX_HELD_SECS: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct ResponsePlan {
     pub request: ChatRequest,
+    /// The MCP servers the response declares (`response_mcp.rs`).
+    pub mcp: Vec<crate::tools::client_mcp::ClientMcpServer>,
     pub audio: bool,
     pub speed: f32,
     pub output_rate: u32,

@@ -55,6 +55,10 @@ pub struct ResponseOptions {
     /// Function tools for this response instead of the session's (`response.tools`); the
     /// session's MCP servers stay offered.
     pub tools: Option<Vec<crate::llm::ToolSpec>>,
+    /// MCP servers this response declares (`response.tools`, `"type": "mcp"`), offered
+    /// beside the session's; one with a session server's label stands in for it
+    /// (`response_mcp.rs`).
+    pub mcp: Vec<crate::tools::client_mcp::ClientMcpServer>,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
     /// An answer to a pending action (`action_id`, approve) that this response settles

@@ -144,6 +144,7 @@ mod tests {
             metadata: Vec::new(),
             mcp_calls: Default::default(),
             mcp_items: Vec::new(),
+            mcp_listings: Default::default(),
             barge_in_at: None,
             v2v_start: None,
             last_audio_sent: None,

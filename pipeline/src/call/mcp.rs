@@ -10,6 +10,7 @@ use super::actor::CallActor;
 use super::events::{CallError, CallEvent, PartRef};
 use crate::conversation::{Item, ItemKind, ItemStatus};
 use crate::llm::{ActionNotice, McpCallNotice};
+use crate::outbound::OutboundClient;
 use crate::tools::client_mcp::{ClientMcpServer, ClientServer, ClientTools};
 
 /// One declared server of the call.
@@ -30,7 +31,7 @@ pub(crate) struct Listed {
     result: Result<ClientServer, String>,
 }
 
-/// An `mcp_call` item a response has open.
+/// An MCP item a response has open: an `mcp_call` running, or an `mcp_list_tools` listing.
 #[derive(Debug)]
 pub(super) struct McpCallOut {
     pub item_id: String,
@@ -68,13 +69,7 @@ impl CallActor {
                 item_id: item_id.clone(),
                 ready: None,
             });
-            let guard = match &self.deps.orchestrator.tools {
-                None => Err("this gateway runs no server-side tools, so it calls no MCP servers"),
-                Some(e) => e.client_mcp_outbound().cloned().ok_or(
-                    "this gateway's operator has turned client-declared MCP servers off \
-                     (SWITCHBOARD_CLIENT_MCP)",
-                ),
-            };
+            let guard = self.mcp_guard();
             let (tx, token) = (self.mcp_tx.clone(), self.token.clone());
             tokio::spawn(async move {
                 let result = match guard {
@@ -141,6 +136,18 @@ impl CallActor {
     pub(super) fn client_tools(&self) -> ClientTools {
         ClientTools {
             servers: self.mcp.iter().filter_map(|s| s.ready.clone()).collect(),
+            reachable: Vec::new(),
+        }
+    }
+
+    /// The outbound guard to connect a client's servers through, or why there is none.
+    pub(super) fn mcp_guard(&self) -> Result<OutboundClient, &'static str> {
+        match &self.deps.orchestrator.tools {
+            None => Err("this gateway runs no server-side tools, so it calls no MCP servers"),
+            Some(e) => e.client_mcp_outbound().cloned().ok_or(
+                "this gateway's operator has turned client-declared MCP servers off \
+                 (SWITCHBOARD_CLIENT_MCP)",
+            ),
         }
     }
 
@@ -186,7 +193,7 @@ impl CallActor {
     }
 
     /// A new output item of the response; its output index and part reference.
-    fn open_output(&mut self, item: &Item) -> Option<PartRef> {
+    pub(super) fn open_output(&mut self, item: &Item) -> Option<PartRef> {
         let r = self.response.as_mut()?;
         let output_index = r.outputs;
         r.outputs += 1;

@@ -18,6 +18,7 @@ mod persist;
 mod playback;
 mod respond;
 mod response;
+mod response_mcp;
 mod turns;
 
 use std::sync::Arc;

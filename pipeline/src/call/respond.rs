@@ -14,7 +14,7 @@ use super::events::{
     CallError, CallEvent, PartRef, ResponseOptions, ResponseStatus, ResponseSummary,
 };
 use super::playback::Playback;
-use super::response::{self, ResponseJob, ResponseMsg};
+use super::response::{self, McpToConnect, ResponseJob, ResponseMsg};
 use crate::conversation::{Conversation, Item, ItemKind, ItemStatus};
 use crate::llm::{ChatMessage, ChatRequest, ToolChoice};
 use crate::orchestrator::Speculation;
@@ -75,6 +75,8 @@ impl CallActor {
         let id = self.ids.next("resp");
         let plan = self.plan_response(&self.conversation, &opts, None);
         let audio = plan.audio;
+        // Servers the response declares and must connect first: listed as its first items.
+        let connecting = self.response_tools(&plan.mcp).1;
         // A reply drafted while the caller paused serves if it answers exactly this.
         let (generation, token, held) = match self.take_draft(&plan, opts.decision.is_none()) {
             Some(draft) => (draft.generation, draft.token, draft.held),
@@ -94,6 +96,7 @@ impl CallActor {
             calls: BTreeMap::new(),
             mcp_calls: BTreeMap::new(),
             mcp_items: Vec::new(),
+            mcp_listings: BTreeMap::new(),
             outputs: 0,
             playback: Playback::new(self.config.output_rate),
             generation_done: false,
@@ -109,6 +112,7 @@ impl CallActor {
             audio_output: audio,
         })
         .await;
+        self.open_listings(&connecting).await;
         for msg in held {
             Box::pin(self.on_response_msg(generation, msg)).await;
         }
@@ -159,6 +163,7 @@ impl CallActor {
         };
         ResponsePlan {
             request,
+            mcp: opts.mcp.clone(),
             audio,
             speed: self.config.speed,
             output_rate: self.config.output_rate,
@@ -178,6 +183,11 @@ impl CallActor {
             true => self.draft_tx.clone(),
             false => self.resp_tx.clone(),
         };
+        let (client_mcp, servers) = self.response_tools(&plan.mcp);
+        let connect = (!servers.is_empty()).then(|| McpToConnect {
+            servers,
+            guard: self.mcp_guard(),
+        });
         let job = ResponseJob {
             generation: self.generation,
             request: plan.request,
@@ -192,7 +202,8 @@ impl CallActor {
             session: self.call_id.clone(),
             decision,
             speculative,
-            client_mcp: self.client_tools(),
+            client_mcp,
+            connect,
             approved: self.conversation.approved_mcp_calls(),
             tts: self.deps.tts.clone(),
             metrics: self.deps.metrics.clone(),
@@ -330,6 +341,9 @@ impl CallActor {
                 }
             }
             ResponseMsg::Action(notice) => self.on_mcp_notice(notice).await,
+            ResponseMsg::McpListed { label, result } => {
+                self.on_response_listed(&label, result).await;
+            }
             ResponseMsg::Finished { error } => {
                 if let Some(r) = self.response.as_mut() {
                     r.generation_done = true;
@@ -442,7 +456,11 @@ impl CallActor {
             })
             .await;
         }
-        let open: Vec<_> = r.mcp_calls.into_values().collect();
+        let open: Vec<_> = r
+            .mcp_calls
+            .into_values()
+            .chain(r.mcp_listings.into_values())
+            .collect();
         output.extend(self.close_mcp_items(&r.id, &r.mcp_items, &open).await);
         output.sort_by_key(|(i, _)| *i);
         let output: Vec<Item> = output.into_iter().map(|(_, item)| item).collect();

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::llm::{ActionNotice, ChatRequest, LlmError, LlmEvent, Usage};
 use crate::metrics::CallMetrics;
 use crate::orchestrator::{Orchestrator, Speculation, TurnRequest};
-use crate::tools::client_mcp::{ApprovedCall, ClientTools};
+use crate::outbound::OutboundClient;
+use crate::tools::client_mcp::{ApprovedCall, ClientMcpServer, ClientServer, ClientTools};
 
 /// Spoken when every LLM provider fails, so the caller is not left in silence.
 pub const APOLOGY: &str = "Sorry, I can't answer that right now. Please try again in a moment.";
@@ -49,6 +50,12 @@ pub enum ResponseMsg {
     Context(Vec<(String, String)>),
     /// What the server-side tool loop did.
     Action(crate::llm::ActionNotice),
+    /// A server the response declared is connected and has listed its tools, or why not
+    /// (`response_mcp.rs`).
+    McpListed {
+        label: String,
+        result: Result<Arc<ClientServer>, String>,
+    },
     /// The last message of a response.
     Finished {
         error: Option<(&'static str, String)>,
@@ -76,9 +83,43 @@ pub struct ResponseJob {
     pub speculative: Speculation,
     /// The client's MCP servers, and the calls to them it approved (`call/mcp.rs`).
     pub client_mcp: ClientTools,
+    /// Servers the response declared, to connect before the model is asked.
+    pub connect: Option<McpToConnect>,
     pub approved: Vec<ApprovedCall>,
     pub tts: Arc<dyn TextToSpeech>,
     pub metrics: CallMetrics,
+}
+
+/// MCP servers a response declared that are not connected yet, and the outbound guard to
+/// connect through (or why there is none).
+pub struct McpToConnect {
+    pub servers: Vec<ClientMcpServer>,
+    pub guard: Result<OutboundClient, &'static str>,
+}
+
+impl McpToConnect {
+    /// Connect them side by side, telling the actor of each as it is listed; the servers
+    /// that could be, or `None` when the response is cancelled.
+    async fn run(self, out: &Sender) -> Option<Vec<Arc<ClientServer>>> {
+        let guard = &self.guard;
+        let each = self.servers.into_iter().map(|d| async move {
+            let label = d.label.clone();
+            let result = match guard {
+                Ok(guard) => ClientServer::connect(d, guard.clone()).await.map(Arc::new),
+                Err(why) => Err((*why).to_owned()),
+            };
+            let listed = ResponseMsg::McpListed {
+                label,
+                result: result.clone(),
+            };
+            out.send(listed).await.then_some(result.ok())
+        });
+        let connected = futures_util::future::join_all(each).await;
+        connected
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .map(|servers| servers.into_iter().flatten().collect())
+    }
 }
 
 struct Sender {
@@ -116,6 +157,18 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
         ))
     });
     let mut chunker = SpeechChunker::for_reply();
+    let mut client_mcp = job.client_mcp;
+    if let Some(connect) = job.connect {
+        let connected = tokio::select! {
+            biased;
+            () = token.cancelled() => return,
+            c = connect.run(&out) => c,
+        };
+        let Some(connected) = connected else {
+            return;
+        };
+        client_mcp.servers.extend(connected);
+    }
     // Persona, context engines (each under its deadline) and prompt, then the LLM.
     let prepared = tokio::select! {
         biased;
@@ -129,7 +182,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             request: job.request,
             decision: job.decision,
             speculative: job.speculative,
-            client_mcp: job.client_mcp,
+            client_mcp,
             approved: job.approved,
         }) => p,
     };

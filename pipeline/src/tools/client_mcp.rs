@@ -193,7 +193,11 @@ impl ClientServer {
 /// The client servers a response may call.
 #[derive(Debug, Clone, Default)]
 pub struct ClientTools {
+    /// Offered to the model.
     pub servers: Vec<Arc<ClientServer>>,
+    /// Not offered, but an approved call to one still runs (a server an earlier response
+    /// declared).
+    pub reachable: Vec<Arc<ClientServer>>,
 }
 
 impl ClientTools {
@@ -218,9 +222,14 @@ impl ClientTools {
         })
     }
 
-    /// A tool by its server's label and its own name (an approved call).
+    /// A tool by its server's label and its own name (an approved call): an offered
+    /// server's first.
     pub fn by_label(&self, label: &str, name: &str) -> Option<(&Arc<ClientServer>, &ClientTool)> {
-        let server = self.servers.iter().find(|s| s.declared.label == label)?;
+        let server = self
+            .servers
+            .iter()
+            .chain(&self.reachable)
+            .find(|s| s.declared.label == label)?;
         server
             .tools
             .iter()
