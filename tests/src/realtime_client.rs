@@ -165,12 +165,17 @@ impl RealtimeClient {
     pub async fn ask_with(&mut self, text: &str, response: Value) -> anyhow::Result<Vec<Received>> {
         self.skip_seen();
         let from = self.log.len();
+        self.say(text).await?;
+        self.respond_with(from, response).await
+    }
+
+    /// Add `text` as the user's message, asking for nothing.
+    pub async fn say(&mut self, text: &str) -> anyhow::Result<()> {
         self.send(
             json!({"type": "conversation.item.create", "item": {"type": "message",
             "role": "user", "content": [{"type": "input_text", "text": text}]}}),
         )
-        .await?;
-        self.respond_with(from, response).await
+        .await
     }
 
     /// Ask for a response; every event from `from` (an index into the log) to its end.

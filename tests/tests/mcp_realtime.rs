@@ -34,6 +34,28 @@ fn output_types(events: &[Received]) -> Vec<&str> {
         .collect()
 }
 
+/// The tools the model was offered in its last request.
+fn offered(llm: &ScriptedLlm) -> Vec<String> {
+    llm.requests().last().expect("a request")["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Answer the approval request `id` (`approve`) and ask for a response; its events.
+async fn answer(c: &mut RealtimeClient, id: &Value, approve: bool) -> Vec<Received> {
+    let from = c.log.len();
+    c.send(
+        json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
+        "approval_request_id": id, "approve": approve}}),
+    )
+    .await
+    .unwrap();
+    c.respond(from).await.unwrap()
+}
+
 /// A client connected to `gw`, its session declaring `mcp`'s server as "orders" (with
 /// `require_approval`), in text; once the server's tools are listed.
 async fn declaring(gw: &Gateway, mcp: &LoggedMcp, require_approval: Value) -> RealtimeClient {
@@ -104,7 +126,7 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
         assert_eq!(asked[0]["name"], "issue_coupon");
         assert!(outputs_of(&events, "mcp_call").is_empty());
         assert!(!mcp.tools_called().contains(&"issue_coupon".to_owned()), "nothing ran before approval");
-        let request_id = asked[0]["id"].as_str().expect("id").to_owned();
+        let request_id = asked[0]["id"].clone();
 
         // An answer to something that is not an approval request is refused.
         c.send(json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
@@ -115,26 +137,16 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
         assert_eq!(err.event["error"]["param"], "item.approval_request_id", "{}", err.event);
 
         // Approved: the next response runs the call, then answers.
-        let from = c.log.len();
-        c.send(json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
-            "approval_request_id": request_id, "approve": true}}))
-            .await
-            .unwrap();
-        let events = c.respond(from).await.unwrap();
+        let events = answer(&mut c, &request_id, true).await;
         let calls = outputs_of(&events, "mcp_call");
         assert_eq!(calls.len(), 1, "{:?}", kinds(&events));
-        assert_eq!(calls[0]["approval_request_id"], request_id.as_str());
+        assert_eq!(calls[0]["approval_request_id"], request_id);
         assert!(said(&events).contains("SAVE10"), "{}", said(&events));
 
         // Declined: the model hears so, and nothing runs.
         let events = c.ask("Another coupon please").await.unwrap();
         let request_id = outputs_of(&events, "mcp_approval_request")[0]["id"].clone();
-        let from = c.log.len();
-        c.send(json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
-            "approval_request_id": request_id, "approve": false}}))
-            .await
-            .unwrap();
-        let events = c.respond(from).await.unwrap();
+        let events = answer(&mut c, &request_id, false).await;
         assert!(outputs_of(&events, "mcp_call").is_empty());
         assert!(said(&events).contains("declined"), "{}", said(&events));
         assert_eq!(mcp.tools_called(), ["order_status", "issue_coupon"], "one coupon, approved");
@@ -150,21 +162,10 @@ fn a_realtime_client_declares_an_mcp_server_and_approves_its_calls() {
 
         // `response.tools` replaces the session's functions for one response; the session's
         // MCP servers stay offered.
-        c.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "Will it rain?"}]}}))
-            .await
-            .unwrap();
-        c.send(json!({"type": "response.create", "response": {"tools": [
-            {"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {}}}]}}))
-            .await
-            .unwrap();
-        c.wait_for("response.done", WAIT).await.unwrap();
-        let offered: Vec<String> = llm.requests().last().expect("a request")["tools"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
-            .collect();
+        let weather = json!({"tools": [{"type": "function", "name": "weather",
+            "parameters": {"type": "object", "properties": {}}}]});
+        c.ask_with("Will it rain?", weather).await.unwrap();
+        let offered = offered(&llm);
         assert!(offered.contains(&"weather".to_owned()), "{offered:?}");
         assert!(offered.contains(&"orders_order_status".to_owned()), "{offered:?}");
 
@@ -315,14 +316,6 @@ fn a_response_declares_an_mcp_server_of_its_own() {
         json!({"tools": [{"type": "mcp", "server_label": "orders", "server_url": mcp.url(),
             "require_approval": approval}]})
     };
-    let offered = || -> Vec<String> {
-        llm.requests().last().expect("a request")["tools"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
-            .collect()
-    };
     runtime().block_on(async {
         let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
         c.send(json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}))
@@ -352,19 +345,15 @@ fn a_response_declares_an_mcp_server_of_its_own() {
 
         // A response that does not declare it is not offered it.
         c.ask("Hello there").await.unwrap();
-        assert!(!offered().iter().any(|t| t.starts_with("orders_")), "{:?}", offered());
+        let offered = offered(&llm);
+        assert!(!offered.iter().any(|t| t.starts_with("orders_")), "{offered:?}");
 
         // A call waiting for approval runs in a later response, declared there or not.
         llm.call_tool("coupon", "orders_issue_coupon", json!({"percent": 10}));
         let events = c.ask_with("Can I get a coupon?", orders("always")).await.unwrap();
         assert_eq!(output_types(&events), ["mcp_list_tools", "mcp_approval_request"], "{:?}", kinds(&events));
         let request_id = outputs_of(&events, "mcp_approval_request")[0]["id"].clone();
-        let from = c.log.len();
-        c.send(json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
-            "approval_request_id": request_id, "approve": true}}))
-            .await
-            .unwrap();
-        let events = c.respond(from).await.unwrap();
+        let events = answer(&mut c, &request_id, true).await;
         let calls = outputs_of(&events, "mcp_call");
         assert_eq!(calls.len(), 1, "{:?}", kinds(&events));
         assert_eq!(calls[0]["approval_request_id"], request_id);
@@ -460,6 +449,16 @@ fn words_before_and_after_an_mcp_call_are_two_messages() {
         audio_items.dedup();
         let ids: Vec<&str> = messages.iter().filter_map(|m| m["id"].as_str()).collect();
         assert_eq!(audio_items, ids, "the first message's audio, then the second's");
+        // And the first is done before the second's audio begins.
+        let first_done = events
+            .iter()
+            .position(|e| e.kind() == "response.output_item.done" && e.event["item"]["id"] == ids[0])
+            .expect("the first message is done");
+        let second_audio = events
+            .iter()
+            .position(|e| e.kind() == "response.output_audio.delta" && e.event["item_id"] == ids[1])
+            .expect("the second message has audio");
+        assert!(first_done < second_audio, "done at {first_done}, audio from {second_audio}");
         c.close().await;
     });
 }

@@ -220,10 +220,7 @@ timeout_ms = 1000
 
         // A response cancelled while the operator's tool runs cancels the call.
         llm.call_tool("abandon", "slow_slow_lookup", json!({"seconds": 31}));
-        c.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "abandon this lookup"}]}}))
-            .await
-            .unwrap();
+        c.say("abandon this lookup").await.unwrap();
         c.send(json!({"type": "response.create"})).await.unwrap();
         let call = mcp.started(31);
         c.send(json!({"type": "response.cancel"})).await.unwrap();
@@ -234,10 +231,7 @@ timeout_ms = 1000
         // So does one to the client's own server, whose item ends incomplete.
         c.skip_seen();
         llm.call_tool("client", "orders_slow_lookup", json!({"seconds": 32}));
-        c.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "a client lookup"}]}}))
-            .await
-            .unwrap();
+        c.say("a client lookup").await.unwrap();
         c.send(json!({"type": "response.create"})).await.unwrap();
         c.wait_for("response.mcp_call.in_progress", WAIT).await.unwrap();
         let call = mcp.started(32);

@@ -387,7 +387,14 @@ impl CallActor {
             }
             self.emit(CallEvent::PlaybackStarted { response_id }).await;
         }
+        let mut previous: Option<String> = None;
         for (part, samples) in pieces {
+            if previous.as_ref().is_some_and(|p| *p != part.item_id) {
+                // The frame crosses into the next message: the one before has all been sent
+                // and is done before the next one's audio.
+                self.close_said_messages().await;
+            }
+            previous = Some(part.item_id.clone());
             self.emit(CallEvent::AudioDelta { part, samples }).await;
         }
         self.close_said_messages().await;
