@@ -9,6 +9,9 @@
 //!    not queue behind each other.
 //! 3. One turn whose model asks for three `slow_lookup` calls at once, through the
 //!    orchestrator with a model that answers at once: the round's reads run side by side.
+//! 4. A server a Realtime client declares: connecting and listing its tools (what the first
+//!    response that declares it waits for; later ones reuse it), and a turn whose model asks
+//!    it for three `slow_lookup` calls at once.
 //!
 //! Run: `cargo bench -p switchboard-benches --bench mcp` (python3; no models needed).
 
@@ -17,13 +20,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use switchboard_benches::{percentiles, turn_text};
+use switchboard_benches::{percentiles, turn_text, turn_text_with};
 use switchboard_e2e::mcp_server::HttpMcp;
 use switchboard_pipeline::context::{ContextStage, EngineMetrics};
 use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream};
 use switchboard_pipeline::orchestrator::Orchestrator;
 use switchboard_pipeline::outbound::{OutboundClient, OutboundPolicy};
 use switchboard_pipeline::persona::Personas;
+use switchboard_pipeline::tools::client_mcp::{
+    Approval, ClientMcpServer, ClientServer, ClientTools,
+};
 use switchboard_pipeline::tools::mcp::{McpHub, McpServerConfig, default_max_concurrent_calls};
 use switchboard_pipeline::tools::{MemoryActions, SideEffect, ToolEngine, ToolEngineConfig};
 
@@ -32,9 +38,9 @@ const ROUNDS: usize = 20;
 /// How long each `slow_lookup` takes at the server.
 const SLOW: Duration = Duration::from_millis(100);
 
-/// Asks for `shop_slow_lookup` three times at once, then repeats the last answer: no model
-/// time at all.
-struct ThreeLookups;
+/// Asks for the slow lookup it names (as the model is offered it) three times at once, then
+/// repeats the last answer: no model time at all.
+struct ThreeLookups(&'static str);
 
 impl LlmProvider for ThreeLookups {
     fn name(&self) -> &str {
@@ -49,7 +55,7 @@ impl LlmProvider for ThreeLookups {
                         LlmEvent::ToolCallStart {
                             index,
                             id: format!("c{index}"),
-                            name: "shop_slow_lookup".into(),
+                            name: self.0.into(),
                         },
                         LlmEvent::ToolCallArguments {
                             index,
@@ -61,6 +67,17 @@ impl LlmProvider for ThreeLookups {
         };
         Box::pin(futures_util::stream::iter(events.into_iter().map(Ok)))
     }
+}
+
+/// An orchestrator whose model asks for `tool` three times at once.
+fn three_lookups(engine: &Arc<ToolEngine>, tool: &'static str) -> Orchestrator {
+    Orchestrator::new(
+        Arc::new(Personas::parse("").expect("personas")),
+        ContextStage::new(Vec::new(), EngineMetrics::unregistered()),
+        Arc::new(ThreeLookups(tool)),
+        None,
+    )
+    .with_tools(Arc::clone(engine))
 }
 
 fn row(what: &str, samples: &mut [Duration]) {
@@ -141,13 +158,7 @@ async fn main() {
         handoff: None,
     }));
     engine.attach_mcp(hub, tools.clone());
-    let orchestrator = Orchestrator::new(
-        Arc::new(Personas::parse("").expect("personas")),
-        ContextStage::new(Vec::new(), EngineMetrics::unregistered()),
-        Arc::new(ThreeLookups),
-        None,
-    )
-    .with_tools(engine);
+    let orchestrator = three_lookups(&engine, "shop_slow_lookup");
     let mut samples = Vec::new();
     for i in 0..ROUNDS {
         let t = Instant::now();
@@ -162,5 +173,55 @@ async fn main() {
         ),
         &mut samples,
     );
+    client_declared(&engine, &allow).await;
     drop(server);
+}
+
+/// Rows 4: the same server declared by a client (`tools/client_mcp.rs`).
+async fn client_declared(engine: &Arc<ToolEngine>, allow: &str) {
+    let declared = ClientMcpServer {
+        label: "orders".into(),
+        url: format!("http://{allow}/mcp"),
+        headers: BTreeMap::new(),
+        allowed_tools: None,
+        approval: Approval::Never,
+    };
+    let guard = || OutboundClient::new(OutboundPolicy::parse(allow).expect("policy"));
+    let mut samples = Vec::new();
+    let mut server = None;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let connected = ClientServer::connect(declared.clone(), guard()).await;
+        samples.push(t.elapsed());
+        server = Some(Arc::new(connected.expect("connects")));
+    }
+    row(
+        "Connecting a client-declared MCP server and listing its tools (a response's first declaration)",
+        &mut samples,
+    );
+    let tools = ClientTools {
+        servers: server.into_iter().collect(),
+        reachable: Vec::new(),
+    };
+    let orchestrator = three_lookups(engine, "orders_slow_lookup");
+    let mut samples = Vec::new();
+    for i in 0..ROUNDS {
+        let t = Instant::now();
+        let text = turn_text_with(
+            &orchestrator,
+            format!("c{i}"),
+            "Look three things up",
+            tools.clone(),
+        )
+        .await;
+        assert!(text.contains("slowly"), "{text}");
+        samples.push(t.elapsed());
+    }
+    row(
+        &format!(
+            "A turn with three {} ms calls to a client-declared MCP server, model time excluded",
+            SLOW.as_millis()
+        ),
+        &mut samples,
+    );
 }

@@ -19,6 +19,16 @@ pub async fn turn_text(
     session: String,
     user: &str,
 ) -> String {
+    turn_text_with(orchestrator, session, user, Default::default()).await
+}
+
+/// [`turn_text`] with `client_mcp`: MCP servers the client declared.
+pub async fn turn_text_with(
+    orchestrator: &switchboard_pipeline::orchestrator::Orchestrator,
+    session: String,
+    user: &str,
+    client_mcp: switchboard_pipeline::tools::client_mcp::ClientTools,
+) -> String {
     use futures_util::StreamExt;
     use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent};
     let prepared = orchestrator
@@ -29,6 +39,7 @@ pub async fn turn_text(
                 messages: vec![ChatMessage::User(user.into())],
                 ..Default::default()
             },
+            client_mcp,
             ..Default::default()
         })
         .await;
