@@ -4,7 +4,7 @@ Usage: realtime_sdk.py BASE_URL WAV  (WAV: 24 kHz 16-bit mono speech followed by
 
 Streams the WAV as audio appends at real-time pace and checks the user transcript, the
 assistant transcript, audio deltas and response.done, then switches the session to
-semantic_vad. Exits non-zero on any failure.
+semantic_vad and asks for a text response with metadata. Exits non-zero on any failure.
 """
 
 import asyncio
@@ -60,6 +60,27 @@ async def main(base_url: str, wav_path: str) -> None:
                     return event
         semantic = (await asyncio.wait_for(updated(), timeout=10)).session.audio.input.turn_detection
         assert (semantic.type, semantic.eagerness) == ("semantic_vad", "high"), semantic
+
+        # A response's metadata is shown back on it, the gateway's own keys beside it.
+        await conn.conversation.item.create(item={
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "And tomorrow?"}],
+        })
+        await conn.response.create(response={"output_modalities": ["text"],
+                                             "metadata": {"topic": "weather"}})
+        async def tagged():
+            created = None
+            async for event in conn:
+                if event.type == "error":
+                    raise SystemExit(f"error event: {event.error}")
+                if event.type == "response.created":
+                    created = event
+                if event.type == "response.done":
+                    return created, event
+        created, done_tagged = await asyncio.wait_for(tagged(), timeout=30)
+        assert created.response.metadata == {"topic": "weather"}, created.response.metadata
+        assert done_tagged.response.metadata["topic"] == "weather", done_tagged.response.metadata
+        assert "persona" in done_tagged.response.metadata, done_tagged.response.metadata
 
     kinds = [e.type for e in events]
     assert "session.created" in kinds and "session.updated" in kinds, kinds

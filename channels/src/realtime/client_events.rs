@@ -263,6 +263,9 @@ fn parse_response(v: Option<&Value>) -> Result<ResponseOptions, CallError> {
     {
         opts.max_output_tokens = parse_max_tokens(x, "response.max_output_tokens")?;
     }
+    if let Some(x) = v.get("metadata").filter(|x| !x.is_null()) {
+        opts.metadata = parse_metadata(x)?;
+    }
     if let Some(c) = v.get("conversation").and_then(Value::as_str)
         && c != "auto"
     {
@@ -273,6 +276,36 @@ fn parse_response(v: Option<&Value>) -> Result<ResponseOptions, CallError> {
         .with_param("response.conversation"));
     }
     Ok(opts)
+}
+
+/// `response.metadata`: at most 16 pairs, keys up to 64 characters, string values up to 512
+/// (OpenAI's limits).
+fn parse_metadata(x: &Value) -> Result<Vec<(String, String)>, CallError> {
+    let refuse = |message: String| {
+        Err(CallError::invalid("invalid_value", message).with_param("response.metadata"))
+    };
+    let Value::Object(map) = x else {
+        return refuse("'response.metadata' must be an object of strings".into());
+    };
+    if map.len() > 16 {
+        return refuse(format!(
+            "'response.metadata' has {} keys; at most 16",
+            map.len()
+        ));
+    }
+    let mut pairs = Vec::new();
+    for (key, value) in map {
+        let Some(value) = value.as_str() else {
+            return refuse(format!("'response.metadata.{key}' must be a string"));
+        };
+        if key.chars().count() > 64 || value.chars().count() > 512 {
+            return refuse(format!(
+                "'response.metadata.{key}': keys are at most 64 characters, values 512"
+            ));
+        }
+        pairs.push((key.clone(), value.to_owned()));
+    }
+    Ok(pairs)
 }
 
 #[cfg(test)]
@@ -314,6 +347,38 @@ mod tests {
                 .is_some_and(|p| p.starts_with("response.tools[0]")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn response_metadata_is_kept_within_openais_limits() {
+        let ok =
+            r#"{"type":"response.create","response":{"metadata":{"topic":"weather","n":"1"}}}"#;
+        let ClientEvent::ResponseCreate(opts) = parse(ok).unwrap().event else {
+            panic!("a response.create");
+        };
+        let mut pairs = opts.metadata;
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            [("n".into(), "1".into()), ("topic".into(), "weather".into())]
+        );
+        let many: serde_json::Map<String, Value> = (0..17)
+            .map(|i| (format!("k{i}"), Value::from("v")))
+            .collect();
+        let too_many =
+            serde_json::json!({"type": "response.create", "response": {"metadata": many}});
+        for bad in [
+            r#"{"type":"response.create","response":{"metadata":{"n":1}}}"#.to_owned(),
+            r#"{"type":"response.create","response":{"metadata":"x"}}"#.to_owned(),
+            too_many.to_string(),
+            format!(
+                r#"{{"type":"response.create","response":{{"metadata":{{"k":"{}"}}}}}}"#,
+                "v".repeat(513)
+            ),
+        ] {
+            let e = parse(&bad).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("response.metadata"), "{bad}");
+        }
     }
 
     #[test]

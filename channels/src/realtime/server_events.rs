@@ -276,6 +276,7 @@ pub fn render(
         CallEvent::ResponseCreated {
             response_id,
             audio_output,
+            metadata,
         } => {
             let summary = ResponseSummary {
                 id: response_id.clone(),
@@ -285,7 +286,7 @@ pub fn render(
                 output: Vec::new(),
                 usage: Default::default(),
                 audio_output: *audio_output,
-                metadata: Vec::new(),
+                metadata: metadata.clone(),
             };
             let mut r = response_json(session, &summary);
             r["usage"] = Value::Null;

@@ -59,6 +59,9 @@ pub struct ResponseOptions {
     /// beside the session's; one with a session server's label stands in for it
     /// (`response_mcp.rs`).
     pub mcp: Vec<crate::tools::client_mcp::ClientMcpServer>,
+    /// The client's key-value pairs for the response (`response.metadata`), shown back on
+    /// it; the orchestrator's (persona, degraded) join them under keys the client left free.
+    pub metadata: Vec<(String, String)>,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
     /// An answer to a pending action (`action_id`, approve) that this response settles
@@ -173,6 +176,8 @@ pub enum CallEvent {
     ResponseCreated {
         response_id: String,
         audio_output: bool,
+        /// The client's `response.metadata`.
+        metadata: Vec<(String, String)>,
     },
     OutputItemAdded {
         response_id: String,

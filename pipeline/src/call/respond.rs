@@ -102,7 +102,7 @@ impl CallActor {
             generation_done: false,
             error: None,
             usage: Default::default(),
-            metadata: Vec::new(),
+            metadata: opts.metadata.clone(),
             barge_in_at: None,
             v2v_start,
             last_audio_sent: None,
@@ -110,6 +110,7 @@ impl CallActor {
         self.emit(CallEvent::ResponseCreated {
             response_id: id,
             audio_output: audio,
+            metadata: opts.metadata.clone(),
         })
         .await;
         self.open_listings(&connecting).await;
@@ -332,7 +333,11 @@ impl CallActor {
             }
             ResponseMsg::Context(metadata) => {
                 if let Some(r) = &mut self.response {
-                    r.metadata = metadata;
+                    for (key, value) in metadata {
+                        if !r.metadata.iter().any(|(k, _)| *k == key) {
+                            r.metadata.push((key, value));
+                        }
+                    }
                 }
             }
             ResponseMsg::Usage(u) => {
