@@ -266,6 +266,14 @@ fn parse_response(v: Option<&Value>) -> Result<ResponseOptions, CallError> {
     if let Some(x) = v.get("metadata").filter(|x| !x.is_null()) {
         opts.metadata = parse_metadata(x)?;
     }
+    if v.get("input").is_some_and(|x| !x.is_null()) {
+        // Answering other items than the conversation's, silently, would be a wrong answer.
+        return Err(CallError::invalid(
+            "invalid_value",
+            "Responses answer the conversation; 'response.input' (a context of its own) is not supported.",
+        )
+        .with_param("response.input"));
+    }
     if let Some(c) = v.get("conversation").and_then(Value::as_str)
         && c != "auto"
     {
@@ -347,6 +355,22 @@ mod tests {
                 .is_some_and(|p| p.starts_with("response.tools[0]")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn out_of_band_responses_are_refused_by_name() {
+        let input = r#"{"type":"response.create","response":{"input":[{"type":"item_reference","id":"item_1"}]}}"#;
+        assert_eq!(
+            parse(input).unwrap_err().param.as_deref(),
+            Some("response.input")
+        );
+        let none = r#"{"type":"response.create","response":{"conversation":"none"}}"#;
+        assert_eq!(
+            parse(none).unwrap_err().param.as_deref(),
+            Some("response.conversation")
+        );
+        let auto = r#"{"type":"response.create","response":{"conversation":"auto","input":null}}"#;
+        assert!(parse(auto).is_ok());
     }
 
     #[test]
