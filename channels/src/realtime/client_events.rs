@@ -492,5 +492,29 @@ mod tests {
             let text = format!(r#"{{"type":"{kind}","{key}":{val}}}"#);
             let _ = parse(&text);
         }
+
+        #[test]
+        fn response_metadata_is_kept_whole_or_refused_for_a_limit(
+            pairs in prop::collection::btree_map("\\PC{0,70}", "\\PC{0,520}", 0..20),
+        ) {
+            let event = serde_json::json!({"type": "response.create", "response": {"metadata": pairs}});
+            let over = pairs.len() > 16
+                || pairs.iter().any(|(k, v)| k.chars().count() > 64 || v.chars().count() > 512);
+            match parse(&event.to_string()) {
+                Ok(p) => {
+                    let ClientEvent::ResponseCreate(opts) = p.event else {
+                        panic!("a response.create");
+                    };
+                    prop_assert!(!over);
+                    let kept: std::collections::BTreeMap<String, String> =
+                        opts.metadata.into_iter().collect();
+                    prop_assert_eq!(kept, pairs);
+                }
+                Err(e) => {
+                    prop_assert!(over, "refused within the limits: {:?}", e);
+                    prop_assert_eq!(e.param.as_deref(), Some("response.metadata"));
+                }
+            }
+        }
     }
 }
