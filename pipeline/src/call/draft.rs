@@ -125,7 +125,7 @@ impl CallActor {
         );
         drop(conversation);
         let (gate, speculation) = Speculation::pending();
-        let token = self.spawn_response(plan.clone(), None, speculation);
+        let (token, _) = self.spawn_response(plan.clone(), None, speculation);
         self.draft = Some(Draft {
             gate,
             seq: ready.seq,

@@ -99,18 +99,37 @@ impl CallActor {
         else {
             return; // declared no longer
         };
-        let (status, tools, failure) = match listed.result {
-            Ok(server) => {
-                let tools = server.listing();
-                slot.ready = Some(Arc::new(server));
-                ("completed", tools, None)
-            }
+        let listing = listed.result.map(|server| {
+            let tools = server.listing();
+            slot.ready = Some(Arc::new(server));
+            tools
+        });
+        let label = listed.declared.label.clone();
+        self.close_listing(&listed.item_id, &label, listing, "session.tools", None)
+            .await;
+    }
+
+    /// Close the `mcp_list_tools` item `item_id` of the server labelled `label` with its
+    /// tools, or as failed: `mcp_list_tools.completed`/`.failed`, then (for a response's
+    /// listing, `output`: response id and output index) `response.output_item.done`, then
+    /// for a failure an `mcp_server_unavailable` error on `param` saying why. Nothing if the
+    /// client deleted the item.
+    pub(super) async fn close_listing(
+        &mut self,
+        item_id: &str,
+        label: &str,
+        listing: Result<Vec<serde_json::Value>, String>,
+        param: &str,
+        output: Option<(String, u32)>,
+    ) {
+        let (status, tools, failure) = match listing {
+            Ok(tools) => ("completed", tools, None),
             Err(e) => {
-                tracing::warn!(server = %listed.declared.label, error = %e, "client MCP server unavailable");
+                tracing::warn!(server = %label, error = %e, param, "client MCP server unavailable");
                 ("failed", Vec::new(), Some(e))
             }
         };
-        let Some(item) = self.conversation.get_mut(&listed.item_id) else {
+        let Some(item) = self.conversation.get_mut(item_id) else {
             return; // the client deleted the listing
         };
         if let ItemKind::McpListTools { tools: t, .. } = &mut item.kind {
@@ -121,14 +140,23 @@ impl CallActor {
             Some(_) => ItemStatus::Incomplete,
         };
         let item = item.clone();
-        self.emit(CallEvent::McpListTools { item, status }).await;
+        self.emit(CallEvent::McpListTools {
+            item: item.clone(),
+            status,
+        })
+        .await;
+        if let Some((response_id, output_index)) = output {
+            self.emit(CallEvent::OutputItemDone {
+                response_id,
+                output_index,
+                item,
+            })
+            .await;
+        }
         if let Some(e) = failure {
-            let message = format!(
-                "MCP server '{}' could not be used: {e}",
-                listed.declared.label
-            );
+            let message = format!("MCP server '{label}' could not be used: {e}");
             let err = CallError::invalid("mcp_server_unavailable", message);
-            self.error(err.with_param("session.tools"), None).await;
+            self.error(err.with_param(param), None).await;
         }
     }
 

@@ -18,6 +18,7 @@ use super::response::{self, McpToConnect, ResponseJob, ResponseMsg};
 use crate::conversation::{Conversation, Item, ItemKind, ItemStatus};
 use crate::llm::{ChatMessage, ChatRequest, ToolChoice};
 use crate::orchestrator::Speculation;
+use crate::tools::client_mcp::ClientMcpServer;
 
 impl CallActor {
     /// A client's `response.create`: waits for transcriptions in flight, refuses a second one.
@@ -75,16 +76,18 @@ impl CallActor {
         let id = self.ids.next("resp");
         let plan = self.plan_response(&self.conversation, &opts, None);
         let audio = plan.audio;
-        // Servers the response declares and must connect first: listed as its first items.
-        let connecting = self.response_tools(&plan.mcp).1;
-        // A reply drafted while the caller paused serves if it answers exactly this.
-        let (generation, token, held) = match self.take_draft(&plan, opts.decision.is_none()) {
-            Some(draft) => (draft.generation, draft.token, draft.held),
-            None => {
-                let token = self.spawn_response(plan, opts.decision, Speculation::default());
-                (self.generation, token, Vec::new())
-            }
-        };
+        // A reply drafted while the caller paused serves if it answers exactly this (and so
+        // declares no MCP servers). Those the response must connect first are listed as its
+        // first items.
+        let (generation, token, held, connecting) =
+            match self.take_draft(&plan, opts.decision.is_none()) {
+                Some(draft) => (draft.generation, draft.token, draft.held, Vec::new()),
+                None => {
+                    let (token, connecting) =
+                        self.spawn_response(plan, opts.decision, Speculation::default());
+                    (self.generation, token, Vec::new(), connecting)
+                }
+            };
         self.response = Some(ActiveResponse {
             id: id.clone(),
             generation,
@@ -171,13 +174,14 @@ impl CallActor {
         }
     }
 
-    /// Start generating `plan` under a new generation number; returns its token.
+    /// Start generating `plan` under a new generation number; returns its token and the MCP
+    /// servers it declares that its task connects first.
     pub(super) fn spawn_response(
         &mut self,
         plan: ResponsePlan,
         decision: Option<(String, bool)>,
         speculative: Speculation,
-    ) -> CancellationToken {
+    ) -> (CancellationToken, Vec<ClientMcpServer>) {
         self.generation += 1;
         let token = self.token.child_token();
         let tx = match speculative.is_pending() {
@@ -186,7 +190,7 @@ impl CallActor {
         };
         let (client_mcp, servers) = self.response_tools(&plan.mcp);
         let connect = (!servers.is_empty()).then(|| McpToConnect {
-            servers,
+            servers: servers.clone(),
             guard: self.mcp_guard(),
         });
         let job = ResponseJob {
@@ -210,7 +214,7 @@ impl CallActor {
             metrics: self.deps.metrics.clone(),
         };
         tokio::spawn(response::run(job, token.clone(), tx));
-        token
+        (token, servers)
     }
 
     /// Take more from the response task only while playback is not far behind.

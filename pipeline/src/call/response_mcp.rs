@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::actor::CallActor;
-use super::events::{CallError, CallEvent};
+use super::events::CallEvent;
 use super::mcp::McpCallOut;
 use crate::conversation::{Item, ItemKind, ItemStatus};
 use crate::tools::client_mcp::{ClientMcpServer, ClientServer, ClientTools, MAX_SERVERS};
@@ -100,53 +100,17 @@ impl CallActor {
         let Some(out) = r.mcp_listings.remove(label) else {
             return;
         };
-        let response_id = r.id.clone();
-        let (tools, failure) = match result {
-            Ok(server) => {
-                let tools = server.listing();
-                self.response_mcp.retain(|s| s.declared.label != label);
-                if self.response_mcp.len() == MAX_SERVERS {
-                    self.response_mcp.remove(0);
-                }
-                self.response_mcp.push(server);
-                (tools, None)
+        let output = Some((r.id.clone(), out.output_index));
+        let listing = result.map(|server| {
+            let tools = server.listing();
+            self.response_mcp.retain(|s| s.declared.label != label);
+            if self.response_mcp.len() == MAX_SERVERS {
+                self.response_mcp.remove(0);
             }
-            Err(e) => {
-                tracing::warn!(server = %label, error = %e, "response's MCP server unavailable");
-                (Vec::new(), Some(e))
-            }
-        };
-        let Some(item) = self.conversation.get_mut(&out.item_id) else {
-            return;
-        };
-        if let ItemKind::McpListTools { tools: t, .. } = &mut item.kind {
-            *t = tools;
-        }
-        item.status = match failure {
-            None => ItemStatus::Completed,
-            Some(_) => ItemStatus::Incomplete,
-        };
-        let item = item.clone();
-        let status = if failure.is_none() {
-            "completed"
-        } else {
-            "failed"
-        };
-        self.emit(CallEvent::McpListTools {
-            item: item.clone(),
-            status,
-        })
-        .await;
-        self.emit(CallEvent::OutputItemDone {
-            response_id,
-            output_index: out.output_index,
-            item,
-        })
-        .await;
-        if let Some(e) = failure {
-            let message = format!("MCP server '{label}' could not be used: {e}");
-            let err = CallError::invalid("mcp_server_unavailable", message);
-            self.error(err.with_param("response.tools"), None).await;
-        }
+            self.response_mcp.push(server);
+            tools
+        });
+        self.close_listing(&out.item_id, label, listing, "response.tools", output)
+            .await;
     }
 }
