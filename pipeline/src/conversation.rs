@@ -178,6 +178,11 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// A context of these items as they are (a response's own `input`; ids may repeat).
+    pub fn from_items(items: Vec<Item>) -> Self {
+        Self { items }
+    }
+
     pub fn items(&self) -> &[Item] {
         &self.items
     }

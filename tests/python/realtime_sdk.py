@@ -4,7 +4,8 @@ Usage: realtime_sdk.py BASE_URL WAV  (WAV: 24 kHz 16-bit mono speech followed by
 
 Streams the WAV as audio appends at real-time pace and checks the user transcript, the
 assistant transcript, audio deltas and response.done, then switches the session to
-semantic_vad and asks for a text response with metadata. Exits non-zero on any failure.
+semantic_vad, asks for a text response with metadata, and an out-of-band response with an
+input of its own (item_reference). Exits non-zero on any failure.
 """
 
 import asyncio
@@ -81,6 +82,21 @@ async def main(base_url: str, wav_path: str) -> None:
         assert created.response.metadata == {"topic": "weather"}, created.response.metadata
         assert done_tagged.response.metadata["topic"] == "weather", done_tagged.response.metadata
         assert "persona" in done_tagged.response.metadata, done_tagged.response.metadata
+
+        # Out of band, with a context of its own: the user's last message by reference.
+        last_user = next(e.item.id for e in reversed(events) if e.type == "conversation.item.added"
+                         and getattr(e.item, "role", None) == "user")
+        await conn.response.create(response={
+            "conversation": "none", "output_modalities": ["text"],
+            "metadata": {"topic": "side"},
+            "input": [{"type": "item_reference", "id": last_user}],
+        })
+        created, side = await asyncio.wait_for(tagged(), timeout=30)
+        assert created.response.conversation_id is None, created.response
+        assert side.response.conversation_id is None, side.response
+        assert side.response.metadata["topic"] == "side", side.response.metadata
+        assert side.response.status == "completed", side.response.status
+        assert side.response.output[0].content[0].text, side.response.output
 
     kinds = [e.type for e in events]
     assert "session.created" in kinds and "session.updated" in kinds, kinds

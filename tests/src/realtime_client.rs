@@ -104,24 +104,28 @@ impl RealtimeClient {
     /// The first event of `kind` not yet waited for: one already received (while streaming
     /// audio, say), else the next to arrive.
     pub async fn wait_for(&mut self, kind: &str, timeout: Duration) -> anyhow::Result<Received> {
-        if let Some(i) = self.log[self.cursor..]
-            .iter()
-            .position(|r| r.kind() == kind)
-        {
-            self.cursor += i + 1;
-            return Ok(self.log[self.cursor - 1].clone());
-        }
-        self.skip_seen();
+        self.wait_where(kind, |_| true, timeout).await
+    }
+
+    /// The first event of `kind` not yet waited for that `matches` (the `response.done` of
+    /// one response among several); waiting moves past the events before it.
+    pub async fn wait_where(
+        &mut self,
+        kind: &str,
+        matches: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> anyhow::Result<Received> {
+        let fits = |r: &Received| r.kind() == kind && matches(&r.event);
         let deadline = Instant::now() + timeout;
         loop {
+            if let Some(i) = self.log[self.cursor..].iter().position(fits) {
+                self.cursor += i + 1;
+                return Ok(self.log[self.cursor - 1].clone());
+            }
+            self.skip_seen();
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.next(left).await {
-                Some(r) if r.kind() == kind => {
-                    self.skip_seen();
-                    return Ok(r);
-                }
-                Some(_) => {}
-                None => anyhow::bail!("no {kind} within {timeout:?}; got {:?}", self.kinds()),
+            if self.next(left).await.is_none() {
+                anyhow::bail!("no such {kind} within {timeout:?}; got {:?}", self.kinds());
             }
         }
     }

@@ -82,6 +82,14 @@ impl ScriptedLlm {
         Self { addr, shared }
     }
 
+    /// A server that answers every request with `reply`.
+    pub fn replying(reply: &str) -> Self {
+        Self::start(Script {
+            reply: reply.into(),
+            ..Script::default()
+        })
+    }
+
     /// Base URL for `SWITCHBOARD_LLM_BASE_URL`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)

@@ -8,7 +8,7 @@ use serde_json::Value;
 use switchboard_pipeline::call::{CallError, ResponseOptions};
 use switchboard_pipeline::conversation::Item;
 
-use super::session::{parse_max_tokens, parse_realtime_tools, parse_tool_choice};
+use super::response_create::parse_response;
 
 /// Largest single client event (an audio append of ~2 minutes of 24 kHz PCM).
 pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
@@ -35,7 +35,10 @@ pub enum ClientEvent {
         item_id: String,
     },
     ResponseCreate(ResponseOptions),
-    ResponseCancel,
+    /// Cancel the response named, or the conversation's.
+    ResponseCancel {
+        response_id: Option<String>,
+    },
     OutputAudioClear,
 }
 
@@ -169,7 +172,12 @@ fn parse_value(v: &Value) -> Result<ClientEvent, CallError> {
             item_id: required_str(v, "item_id")?,
         },
         "response.create" => ClientEvent::ResponseCreate(parse_response(v.get("response"))?),
-        "response.cancel" => ClientEvent::ResponseCancel,
+        "response.cancel" => ClientEvent::ResponseCancel {
+            response_id: match v.get("response_id") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(required_str(v, "response_id")?),
+            },
+        },
         "output_audio_buffer.clear" => ClientEvent::OutputAudioClear,
         // Ours: approve or reject a pending action; a response follows, as for
         // `response.create`, that tells the caller how it went.
@@ -207,203 +215,10 @@ fn parse_value(v: &Value) -> Result<ClientEvent, CallError> {
     })
 }
 
-fn parse_response(v: Option<&Value>) -> Result<ResponseOptions, CallError> {
-    let mut opts = ResponseOptions::default();
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(opts);
-    };
-    if !v.is_object() {
-        return Err(
-            CallError::invalid("invalid_type", "'response' must be an object")
-                .with_param("response"),
-        );
-    }
-    if let Some(x) = v.get("instructions") {
-        let s = x.as_str().ok_or_else(|| {
-            CallError::invalid("invalid_type", "'response.instructions' must be a string")
-                .with_param("response.instructions")
-        })?;
-        opts.instructions = Some(s.to_owned());
-    }
-    if let Some(x) = v.get("output_modalities").or_else(|| v.get("modalities")) {
-        let list = x.as_array().ok_or_else(|| {
-            CallError::invalid(
-                "invalid_type",
-                "'response.output_modalities' must be an array",
-            )
-            .with_param("response.output_modalities")
-        })?;
-        opts.audio_output = Some(list.iter().any(|m| m == "audio"));
-    }
-    if let Some(x) = v.get("tools") {
-        // Functions for this response instead of the session's, and MCP servers beside its.
-        let (functions, servers) = parse_realtime_tools(x, "response.tools")?;
-        opts.tools = Some(functions);
-        opts.mcp = servers;
-    }
-    if let Some(x) = v.get("tool_choice") {
-        opts.tool_choice = Some(parse_tool_choice(x, "response.tool_choice")?);
-    }
-    if let Some(x) = v.get("temperature") {
-        let t = x
-            .as_f64()
-            .filter(|t| (0.0..=2.0).contains(t))
-            .ok_or_else(|| {
-                CallError::invalid(
-                    "invalid_value",
-                    "'response.temperature' must be between 0 and 2",
-                )
-                .with_param("response.temperature")
-            })?;
-        opts.temperature = Some(t as f32);
-    }
-    if let Some(x) = v
-        .get("max_output_tokens")
-        .or_else(|| v.get("max_response_output_tokens"))
-    {
-        opts.max_output_tokens = parse_max_tokens(x, "response.max_output_tokens")?;
-    }
-    if let Some(x) = v.get("metadata").filter(|x| !x.is_null()) {
-        opts.metadata = parse_metadata(x)?;
-    }
-    if v.get("input").is_some_and(|x| !x.is_null()) {
-        // Answering other items than the conversation's, silently, would be a wrong answer.
-        return Err(CallError::invalid(
-            "invalid_value",
-            "Responses answer the conversation; 'response.input' (a context of its own) is not supported.",
-        )
-        .with_param("response.input"));
-    }
-    if let Some(c) = v.get("conversation").and_then(Value::as_str)
-        && c != "auto"
-    {
-        return Err(CallError::invalid(
-            "invalid_value",
-            "Only responses in the default conversation are supported ('conversation': 'auto').",
-        )
-        .with_param("response.conversation"));
-    }
-    Ok(opts)
-}
-
-/// `response.metadata`: at most 16 pairs, keys up to 64 characters, string values up to 512
-/// (OpenAI's limits).
-fn parse_metadata(x: &Value) -> Result<Vec<(String, String)>, CallError> {
-    let refuse = |message: String| {
-        Err(CallError::invalid("invalid_value", message).with_param("response.metadata"))
-    };
-    let Value::Object(map) = x else {
-        return refuse("'response.metadata' must be an object of strings".into());
-    };
-    if map.len() > 16 {
-        return refuse(format!(
-            "'response.metadata' has {} keys; at most 16",
-            map.len()
-        ));
-    }
-    let mut pairs = Vec::new();
-    for (key, value) in map {
-        let Some(value) = value.as_str() else {
-            return refuse(format!("'response.metadata.{key}' must be a string"));
-        };
-        if key.chars().count() > 64 || value.chars().count() > 512 {
-            return refuse(format!(
-                "'response.metadata.{key}': keys are at most 64 characters, values 512"
-            ));
-        }
-        pairs.push((key.clone(), value.to_owned()));
-    }
-    Ok(pairs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn response_tools_replace_the_sessions_functions() {
-        let p = parse(r#"{"type":"response.create","response":{"tools":[{"type":"function","name":"weather"}]}}"#)
-            .unwrap();
-        let ClientEvent::ResponseCreate(opts) = p.event else {
-            panic!("{:?}", p.event);
-        };
-        let names: Vec<_> = opts
-            .tools
-            .iter()
-            .flatten()
-            .map(|t| t.name.as_str())
-            .collect();
-        assert_eq!(names, ["weather"]);
-        let none = parse(r#"{"type":"response.create","response":{}}"#).unwrap();
-        assert!(matches!(
-            none.event,
-            ClientEvent::ResponseCreate(ResponseOptions { tools: None, .. })
-        ));
-        let mcp = r#"{"type":"response.create","response":{"tools":[{"type":"mcp","server_label":"a","server_url":"http://h"}]}}"#;
-        let ClientEvent::ResponseCreate(opts) = parse(mcp).unwrap().event else {
-            panic!("a response.create");
-        };
-        assert_eq!(opts.tools, Some(Vec::new()), "no functions");
-        assert_eq!(opts.mcp.len(), 1);
-        assert_eq!(opts.mcp[0].label, "a");
-        let bad = r#"{"type":"response.create","response":{"tools":[{"type":"mcp","server_label":"a"}]}}"#;
-        let e = parse(bad).unwrap_err();
-        assert!(
-            e.param
-                .as_deref()
-                .is_some_and(|p| p.starts_with("response.tools[0]")),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn out_of_band_responses_are_refused_by_name() {
-        let input = r#"{"type":"response.create","response":{"input":[{"type":"item_reference","id":"item_1"}]}}"#;
-        assert_eq!(
-            parse(input).unwrap_err().param.as_deref(),
-            Some("response.input")
-        );
-        let none = r#"{"type":"response.create","response":{"conversation":"none"}}"#;
-        assert_eq!(
-            parse(none).unwrap_err().param.as_deref(),
-            Some("response.conversation")
-        );
-        let auto = r#"{"type":"response.create","response":{"conversation":"auto","input":null}}"#;
-        assert!(parse(auto).is_ok());
-    }
-
-    #[test]
-    fn response_metadata_is_kept_within_openais_limits() {
-        let ok =
-            r#"{"type":"response.create","response":{"metadata":{"topic":"weather","n":"1"}}}"#;
-        let ClientEvent::ResponseCreate(opts) = parse(ok).unwrap().event else {
-            panic!("a response.create");
-        };
-        let mut pairs = opts.metadata;
-        pairs.sort();
-        assert_eq!(
-            pairs,
-            [("n".into(), "1".into()), ("topic".into(), "weather".into())]
-        );
-        let many: serde_json::Map<String, Value> = (0..17)
-            .map(|i| (format!("k{i}"), Value::from("v")))
-            .collect();
-        let too_many =
-            serde_json::json!({"type": "response.create", "response": {"metadata": many}});
-        for bad in [
-            r#"{"type":"response.create","response":{"metadata":{"n":1}}}"#.to_owned(),
-            r#"{"type":"response.create","response":{"metadata":"x"}}"#.to_owned(),
-            too_many.to_string(),
-            format!(
-                r#"{{"type":"response.create","response":{{"metadata":{{"k":"{}"}}}}}}"#,
-                "v".repeat(513)
-            ),
-        ] {
-            let e = parse(&bad).unwrap_err();
-            assert_eq!(e.param.as_deref(), Some("response.metadata"), "{bad}");
-        }
-    }
 
     #[test]
     fn parses_the_common_events() {
@@ -493,28 +308,5 @@ mod tests {
             let _ = parse(&text);
         }
 
-        #[test]
-        fn response_metadata_is_kept_whole_or_refused_for_a_limit(
-            pairs in prop::collection::btree_map("\\PC{0,70}", "\\PC{0,520}", 0..20),
-        ) {
-            let event = serde_json::json!({"type": "response.create", "response": {"metadata": pairs}});
-            let over = pairs.len() > 16
-                || pairs.iter().any(|(k, v)| k.chars().count() > 64 || v.chars().count() > 512);
-            match parse(&event.to_string()) {
-                Ok(p) => {
-                    let ClientEvent::ResponseCreate(opts) = p.event else {
-                        panic!("a response.create");
-                    };
-                    prop_assert!(!over);
-                    let kept: std::collections::BTreeMap<String, String> =
-                        opts.metadata.into_iter().collect();
-                    prop_assert_eq!(kept, pairs);
-                }
-                Err(e) => {
-                    prop_assert!(over, "refused within the limits: {:?}", e);
-                    prop_assert_eq!(e.param.as_deref(), Some("response.metadata"));
-                }
-            }
-        }
     }
 }

@@ -186,7 +186,9 @@ impl Connection {
             ClientEvent::ItemDelete { item_id } => CallInput::DeleteItem { item_id },
             ClientEvent::ItemRetrieve { item_id } => CallInput::RetrieveItem { item_id },
             ClientEvent::ResponseCreate(opts) => CallInput::CreateResponse(opts),
-            ClientEvent::ResponseCancel => CallInput::CancelResponse,
+            ClientEvent::ResponseCancel { response_id } => {
+                CallInput::CancelResponse { response_id }
+            }
             ClientEvent::OutputAudioClear => CallInput::ClearOutputAudio,
         };
         Ok(Command { event_id, input })

@@ -6,6 +6,7 @@ pub mod client_events;
 pub mod connection;
 pub mod fields;
 pub mod mcp_tools;
+mod response_create;
 pub mod server_events;
 pub mod session;
 pub mod transcription;

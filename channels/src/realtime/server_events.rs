@@ -78,7 +78,9 @@ pub fn response_json(session: &RealtimeSession, r: &ResponseSummary) -> Value {
         "status_details": status_details,
         "output": r.output,
         "output_modalities": if r.audio_output { json!(["audio"]) } else { json!(["text"]) },
-        "conversation_id": format!("conv_{}", session.id.trim_start_matches("sess_")),
+        "conversation_id": if r.out_of_band { Value::Null } else {
+            json!(format!("conv_{}", session.id.trim_start_matches("sess_")))
+        },
         "audio": {"output": {"format": format_json(session.output_format), "voice": session.config.voice}},
         "max_output_tokens": session.config.max_output_tokens.map_or(json!("inf"), |m| json!(m)),
         "metadata": if r.metadata.is_empty() { Value::Null } else {
@@ -277,6 +279,7 @@ pub fn render(
             response_id,
             audio_output,
             metadata,
+            out_of_band,
         } => {
             let summary = ResponseSummary {
                 id: response_id.clone(),
@@ -287,6 +290,7 @@ pub fn render(
                 usage: Default::default(),
                 audio_output: *audio_output,
                 metadata: metadata.clone(),
+                out_of_band: *out_of_band,
             };
             let mut r = response_json(session, &summary);
             r["usage"] = Value::Null;

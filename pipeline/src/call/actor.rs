@@ -168,6 +168,8 @@ pub(crate) struct CallActor {
     pub(super) mcp_tx: mpsc::Sender<super::mcp::Listed>,
     /// The MCP servers responses declared and connected (`response_mcp.rs`).
     pub(super) response_mcp: Vec<Arc<ClientServer>>,
+    /// Responses running beside the conversation's (`out_of_band.rs`).
+    pub(super) out_of_band: Vec<super::out_of_band::OutOfBand>,
 }
 
 impl CallActor {
@@ -219,6 +221,7 @@ impl CallActor {
             mcp: Vec::new(),
             mcp_tx,
             response_mcp: Vec::new(),
+            out_of_band: Vec::new(),
         };
         let feeds = Feeds {
             responses: resp_rx,
@@ -392,16 +395,8 @@ impl CallActor {
                 }
             },
             CallInput::CreateResponse(opts) => self.request_response(opts, None, event_id).await,
-            CallInput::CancelResponse => {
-                if self.response.is_some() {
-                    self.cancel_response("client_cancelled").await;
-                } else {
-                    let err = CallError::invalid(
-                        "response_cancel_not_active",
-                        "There is no active response to cancel.",
-                    );
-                    self.error(err, event_id).await;
-                }
+            CallInput::CancelResponse { response_id } => {
+                self.cancel_requested(response_id, event_id).await;
             }
             CallInput::ClearOutputAudio => self.clear_output_audio().await,
             CallInput::Shutdown => self.closed = true,

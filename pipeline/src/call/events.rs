@@ -38,7 +38,10 @@ pub enum CallInput {
         item_id: String,
     },
     CreateResponse(ResponseOptions),
-    CancelResponse,
+    /// Cancel the response `response_id`, or the one in the conversation (`None`).
+    CancelResponse {
+        response_id: Option<String>,
+    },
     /// Drop reply audio not yet sent (WebRTC `output_audio_buffer.clear`).
     ClearOutputAudio,
     /// End the call: cancel everything and stop.
@@ -73,6 +76,20 @@ pub struct ResponseOptions {
     /// Cancel a response in progress instead of refusing (a phone key press interrupts the
     /// agent the way speech does).
     pub interrupt: bool,
+    /// The response's context instead of the conversation (`response.input`): items of
+    /// its own and references to the conversation's.
+    pub input: Option<Vec<ResponseInput>>,
+    /// Written to no conversation (`response.conversation: "none"`): it runs beside the
+    /// conversation's response, in text (`out_of_band.rs`).
+    pub out_of_band: bool,
+}
+
+/// One item of a response's own context (`response.input`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseInput {
+    Item(Item),
+    /// A conversation item by id (`item_reference`).
+    Reference(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,6 +127,8 @@ pub struct ResponseSummary {
     pub audio_output: bool,
     /// String pairs for the Realtime `metadata` (persona, degraded, degrade_reasons).
     pub metadata: Vec<(String, String)>,
+    /// In no conversation (`response.conversation: "none"`).
+    pub out_of_band: bool,
 }
 
 /// Where an output part lives: response, item, output and content indexes.
@@ -178,6 +197,8 @@ pub enum CallEvent {
         audio_output: bool,
         /// The client's `response.metadata`.
         metadata: Vec<(String, String)>,
+        /// In no conversation (`response.conversation: "none"`).
+        out_of_band: bool,
     },
     OutputItemAdded {
         response_id: String,

@@ -14,6 +14,7 @@ mod interrupt;
 mod language;
 mod mcp;
 mod messages;
+mod out_of_band;
 mod persist;
 mod playback;
 mod respond;
@@ -31,8 +32,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use events::{
-    CallError, CallEvent, CallInput, Command, PartRef, ResponseOptions, ResponseStatus,
-    ResponseSummary,
+    CallError, CallEvent, CallInput, Command, PartRef, ResponseInput, ResponseOptions,
+    ResponseStatus, ResponseSummary,
 };
 pub use persist::{StoredItem, TurnSink};
 pub use playback::{FRAME as PLAYBACK_FRAME, LEAD as PLAYBACK_LEAD};

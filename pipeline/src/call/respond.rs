@@ -11,11 +11,11 @@ use tokio_util::sync::CancellationToken;
 use super::actor::{ActiveResponse, CallActor, FunctionCallOut};
 use super::draft::ResponsePlan;
 use super::events::{
-    CallError, CallEvent, PartRef, ResponseOptions, ResponseStatus, ResponseSummary,
+    CallError, CallEvent, PartRef, ResponseInput, ResponseOptions, ResponseStatus, ResponseSummary,
 };
 use super::playback::Playback;
 use super::response::{self, McpToConnect, ResponseJob, ResponseMsg};
-use crate::conversation::{Conversation, Item, ItemKind, ItemStatus};
+use crate::conversation::{Conversation, Item, ItemStatus};
 use crate::llm::{ChatMessage, ChatRequest, ToolChoice};
 use crate::orchestrator::Speculation;
 use crate::tools::client_mcp::ClientMcpServer;
@@ -33,6 +33,16 @@ impl CallActor {
                 "transcription_session",
                 "This is a transcription session: it transcribes the audio and never responds. Use a realtime session for responses.",
             );
+            self.error(err, event_id).await;
+            return;
+        }
+        if opts.out_of_band {
+            // Beside the conversation's response, not after it.
+            self.start_out_of_band(opts, event_id).await;
+            return;
+        }
+        // Checked now, so that an error names the client's event.
+        if let Err(err) = self.response_context(&opts).map(drop) {
             self.error(err, event_id).await;
             return;
         }
@@ -72,9 +82,16 @@ impl CallActor {
             self.deferred_response = Some((opts, v2v_start));
             return;
         }
+        let plan = match self.plan_for(&opts) {
+            Ok(plan) => plan,
+            Err(err) => {
+                // The items it named were deleted while it waited.
+                self.error(err, None).await;
+                return;
+            }
+        };
         self.idle_from_ms = None;
         let id = self.ids.next("resp");
-        let plan = self.plan_response(&self.conversation, &opts, None);
         let audio = plan.audio;
         // A reply drafted while the caller paused serves if it answers exactly this (and so
         // declares no MCP servers). Those the response must connect first are listed as its
@@ -114,12 +131,46 @@ impl CallActor {
             response_id: id,
             audio_output: audio,
             metadata: opts.metadata.clone(),
+            out_of_band: false,
         })
         .await;
         self.open_listings(&connecting).await;
         for msg in held {
             Box::pin(self.on_response_msg(generation, msg)).await;
         }
+    }
+
+    /// [`Self::plan_response`] for what `opts` answers ([`Self::response_context`]).
+    pub(super) fn plan_for(&self, opts: &ResponseOptions) -> Result<ResponsePlan, CallError> {
+        let context = self.response_context(opts)?;
+        Ok(self.plan_response(&context, opts, None))
+    }
+
+    /// What a response with `opts` answers: the conversation, or its own `input` (new items
+    /// and the conversation's by reference, in the order given).
+    pub(super) fn response_context(
+        &self,
+        opts: &ResponseOptions,
+    ) -> Result<std::borrow::Cow<'_, Conversation>, CallError> {
+        let Some(input) = &opts.input else {
+            return Ok(std::borrow::Cow::Borrowed(&self.conversation));
+        };
+        let mut items = Vec::with_capacity(input.len());
+        for entry in input {
+            items.push(match entry {
+                ResponseInput::Item(item) => item.clone(),
+                ResponseInput::Reference(id) => {
+                    self.conversation.get(id).cloned().ok_or_else(|| {
+                        CallError::invalid(
+                            "item_not_found",
+                            format!("'response.input' refers to item {id}, which does not exist"),
+                        )
+                        .with_param("response.input")
+                    })?
+                }
+            });
+        }
+        Ok(std::borrow::Cow::Owned(Conversation::from_items(items)))
     }
 
     /// What a response with `opts` would ask and how it would speak. `then_user` is a user
@@ -194,7 +245,22 @@ impl CallActor {
             guard: self.mcp_guard(),
         });
         let job = ResponseJob {
-            generation: self.generation,
+            decision,
+            speculative,
+            client_mcp,
+            connect,
+            approved: self.conversation.approved_mcp_calls(),
+            ..self.response_job(self.generation, plan)
+        };
+        tokio::spawn(response::run(job, token.clone(), tx));
+        (token, servers)
+    }
+
+    /// A job generating `plan` for this call, with no tools of the client's MCP servers, no
+    /// decision to settle and nothing to wait for.
+    pub(super) fn response_job(&self, generation: u64, plan: ResponsePlan) -> ResponseJob {
+        ResponseJob {
+            generation,
             request: plan.request,
             audio: plan.audio,
             speed: plan.speed,
@@ -205,16 +271,15 @@ impl CallActor {
             persona: self.deps.persona.clone(),
             user: self.deps.user.clone(),
             session: self.call_id.clone(),
-            decision,
-            speculative,
-            client_mcp,
-            connect,
-            approved: self.conversation.approved_mcp_calls(),
+            decision: None,
+            speculative: Speculation::default(),
+            client_mcp: Default::default(),
+            connect: None,
+            approved: Vec::new(),
+            apologize: true,
             tts: self.deps.tts.clone(),
             metrics: self.deps.metrics.clone(),
-        };
-        tokio::spawn(response::run(job, token.clone(), tx));
-        (token, servers)
+        }
     }
 
     /// Take more from the response task only while playback is not far behind.
@@ -253,15 +318,8 @@ impl CallActor {
                 let Some(m) = r.messages.iter_mut().find(|m| m.segment == segment) else {
                     return;
                 };
-                m.text.push_str(&delta);
-                let part = PartRef {
-                    response_id: r.id.clone(),
-                    item_id: m.item_id.clone(),
-                    output_index: m.output_index,
-                    content_index: 0,
-                };
-                let audio = r.audio;
-                self.emit(CallEvent::TextDelta { part, audio, delta }).await;
+                let event = m.push_text(&r.id, r.audio, delta);
+                self.emit(event).await;
             }
             ResponseMsg::Audio { samples, text } => {
                 let Some(segment) = self.response.as_ref().map(|r| r.audio_segment) else {
@@ -286,32 +344,17 @@ impl CallActor {
                 let Some(r) = self.response.as_mut() else {
                     return;
                 };
-                let item_id = self.ids.next("item");
-                let output_index = r.outputs;
-                r.outputs += 1;
-                let kind = ItemKind::FunctionCall {
-                    call_id: id.clone(),
-                    name: name.clone(),
+                let c = FunctionCallOut {
+                    item_id: self.ids.next("item"),
+                    output_index: r.outputs,
+                    call_id: id,
+                    name,
                     arguments: String::new(),
                 };
-                let item = Item::new(item_id.clone(), kind, ItemStatus::InProgress);
-                r.calls.insert(
-                    index,
-                    FunctionCallOut {
-                        item_id,
-                        output_index,
-                        call_id: id,
-                        name,
-                        arguments: String::new(),
-                    },
-                );
-                let response_id = r.id.clone();
-                self.emit(CallEvent::OutputItemAdded {
-                    response_id,
-                    output_index,
-                    item,
-                })
-                .await;
+                r.outputs += 1;
+                let started = c.started(&r.id);
+                r.calls.insert(index, c);
+                self.emit(started).await;
             }
             ResponseMsg::ToolCallArguments { index, delta } => {
                 let Some(r) = self.response.as_mut() else {
@@ -320,20 +363,8 @@ impl CallActor {
                 let Some(c) = r.calls.get_mut(&index) else {
                     return;
                 };
-                c.arguments.push_str(&delta);
-                let part = PartRef {
-                    response_id: r.id.clone(),
-                    item_id: c.item_id.clone(),
-                    output_index: c.output_index,
-                    content_index: 0,
-                };
-                let call_id = c.call_id.clone();
-                self.emit(CallEvent::FunctionCallArgumentsDelta {
-                    part,
-                    call_id,
-                    delta,
-                })
-                .await;
+                let event = c.push_arguments(&r.id, delta);
+                self.emit(event).await;
             }
             ResponseMsg::Context(metadata) => {
                 if let Some(r) = &mut self.response {
@@ -444,33 +475,12 @@ impl CallActor {
             output.extend(item.map(|item| (m.output_index, item)));
         }
         for c in r.calls.values() {
-            let part = PartRef {
-                response_id: r.id.clone(),
-                item_id: c.item_id.clone(),
-                output_index: c.output_index,
-                content_index: 0,
-            };
-            self.emit(CallEvent::FunctionCallArgumentsDone {
-                part,
-                call_id: c.call_id.clone(),
-                name: c.name.clone(),
-                arguments: c.arguments.clone(),
-            })
-            .await;
-            let kind = ItemKind::FunctionCall {
-                call_id: c.call_id.clone(),
-                name: c.name.clone(),
-                arguments: c.arguments.clone(),
-            };
-            let item = Item::new(c.item_id.clone(), kind, item_status);
+            let (item, events) = c.closed(&r.id, item_status);
             let _ = self.conversation.insert(item.clone(), None);
-            output.push((c.output_index, item.clone()));
-            self.emit(CallEvent::OutputItemDone {
-                response_id: r.id.clone(),
-                output_index: c.output_index,
-                item,
-            })
-            .await;
+            output.push((c.output_index, item));
+            for event in events {
+                self.emit(event).await;
+            }
         }
         let open: Vec<_> = r
             .mcp_calls
@@ -504,6 +514,7 @@ impl CallActor {
             usage: r.usage,
             audio_output: r.audio,
             metadata: r.metadata.clone(),
+            out_of_band: false,
         };
         let last_item = summary.output.last().map(|i| i.id.clone());
         self.persist_through(last_item.as_deref(), false);

@@ -86,6 +86,8 @@ pub struct ResponseJob {
     /// Servers the response declared, to connect before the model is asked.
     pub connect: Option<McpToConnect>,
     pub approved: Vec<ApprovedCall>,
+    /// Say [`APOLOGY`] when every provider fails before a word (someone is listening).
+    pub apologize: bool,
     pub tts: Arc<dyn TextToSpeech>,
     pub metrics: CallMetrics,
 }
@@ -260,7 +262,7 @@ pub async fn run(job: ResponseJob, token: CancellationToken, tx: ResponseTx) {
             _ => "llm_failed",
         };
         finish_error = Some((code, e.to_string()));
-        if !said_anything {
+        if !said_anything && job.apologize {
             // Nothing was said: apologise instead of leaving the caller in silence.
             if !out.send(ResponseMsg::Text(APOLOGY.into())).await {
                 return;

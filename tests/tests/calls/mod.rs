@@ -1,6 +1,6 @@
-//! Shared by the call tests (`realtime.rs`, `drafts.rs`): the test question, what to check
-//! in a call's events, and reading `/metrics`.
-#![allow(dead_code)] // each test binary uses some of these
+//! Shared by the call tests (`realtime.rs`, `drafts.rs`, `out_of_band.rs`...): the test
+//! question, what to check in a call's events, and reading `/metrics`.
+#![allow(dead_code, unused_imports)] // each test binary uses some of these
 
 use std::time::Duration;
 
