@@ -300,6 +300,7 @@ impl Conversation {
                     Some(ApprovedCall {
                         approval_request_id: i.id.clone(),
                         server_label: server_label.clone(),
+                        server_url: None,
                         name: name.clone(),
                         arguments: arguments.clone(),
                     })

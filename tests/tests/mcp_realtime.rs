@@ -374,6 +374,36 @@ fn a_response_declares_an_mcp_server_of_its_own() {
     });
 }
 
+/// A response may declare a server under a session server's label; a call it asked approval
+/// for runs on that server, even in a later response that declares neither.
+#[test]
+fn an_approved_call_runs_on_the_server_it_was_asked_for() {
+    let session_server = LoggedMcp::start(None);
+    let response_server = LoggedMcp::start(None);
+    let llm = ScriptedLlm::start(Script::default());
+    let allow = format!("{},{}", session_server.addr(), response_server.addr());
+    let gw = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_OUTBOUND_ALLOW", &allow)]);
+    runtime().block_on(async {
+        let mut c = declaring(&gw, &session_server, json!("always")).await;
+        llm.call_tool("coupon", "orders_issue_coupon", json!({"percent": 10}));
+        let other = json!({"tools": [{"type": "mcp", "server_label": "orders",
+            "server_url": response_server.url(), "require_approval": "always"}]});
+        let events = c.ask_with("Can I get a coupon?", other).await.unwrap();
+        let request_id = outputs_of(&events, "mcp_approval_request")[0]["id"].clone();
+        // Approved, it runs in a plain response, where the session's "orders" is offered.
+        let events = answer(&mut c, &request_id, true).await;
+        let calls = outputs_of(&events, "mcp_call");
+        assert_eq!(calls.len(), 1, "{:?}", kinds(&events));
+        assert_eq!(calls[0]["status"], "completed", "{}", calls[0]);
+        assert_eq!(response_server.calls_of("issue_coupon").len(), 1);
+        assert!(
+            session_server.calls_of("issue_coupon").is_empty(),
+            "run on the wrong server"
+        );
+        c.close().await;
+    });
+}
+
 #[test]
 fn words_before_and_after_an_mcp_call_are_two_messages() {
     let mcp = LoggedMcp::start(None);

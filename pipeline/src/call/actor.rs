@@ -168,6 +168,8 @@ pub(crate) struct CallActor {
     pub(super) mcp_tx: mpsc::Sender<super::mcp::Listed>,
     /// The MCP servers responses declared and connected (`response_mcp.rs`).
     pub(super) response_mcp: Vec<Arc<ClientServer>>,
+    /// The URL of the server each `mcp_approval_request` was asked for, by item id (`mcp.rs`).
+    pub(super) approval_servers: std::collections::HashMap<String, String>,
     /// Responses running beside the conversation's (`out_of_band.rs`).
     pub(super) out_of_band: Vec<super::out_of_band::OutOfBand>,
 }
@@ -221,6 +223,7 @@ impl CallActor {
             mcp: Vec::new(),
             mcp_tx,
             response_mcp: Vec::new(),
+            approval_servers: Default::default(),
             out_of_band: Vec::new(),
         };
         let feeds = Feeds {

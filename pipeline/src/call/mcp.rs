@@ -11,7 +11,7 @@ use super::events::{CallError, CallEvent, PartRef};
 use crate::conversation::{Item, ItemKind, ItemStatus};
 use crate::llm::{ActionNotice, McpCallNotice};
 use crate::outbound::OutboundClient;
-use crate::tools::client_mcp::{ClientMcpServer, ClientServer, ClientTools};
+use crate::tools::client_mcp::{ApprovedCall, ClientMcpServer, ClientServer, ClientTools};
 
 /// One declared server of the call.
 #[derive(Debug)]
@@ -323,6 +323,19 @@ impl CallActor {
         .await;
     }
 
+    /// The calls the client approved that have not run yet, each to the server it was asked
+    /// for.
+    pub(super) fn approved_mcp_calls(&self) -> Vec<ApprovedCall> {
+        let mut calls = self.conversation.approved_mcp_calls();
+        for call in &mut calls {
+            call.server_url = self
+                .approval_servers
+                .get(&call.approval_request_id)
+                .cloned();
+        }
+        calls
+    }
+
     async fn mcp_approval_requested(&mut self, call: McpCallNotice) {
         let kind = ItemKind::McpApprovalRequest {
             server_label: call.server_label,
@@ -330,6 +343,9 @@ impl CallActor {
             arguments: call.arguments,
         };
         let item = Item::new(self.ids.next("item"), kind, ItemStatus::Completed);
+        // Its item names the server by label only; the call, once approved, goes to this one.
+        self.approval_servers
+            .insert(item.id.clone(), call.server_url);
         let Some(part) = self.open_output(&item) else {
             return;
         };

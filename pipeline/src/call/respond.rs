@@ -249,7 +249,7 @@ impl CallActor {
             speculative,
             client_mcp,
             connect,
-            approved: self.conversation.approved_mcp_calls(),
+            approved: self.approved_mcp_calls(),
             ..self.response_job(self.generation, plan)
         };
         tokio::spawn(response::run(job, token.clone(), tx));

@@ -196,6 +196,9 @@ pub struct McpCallNotice {
     /// The model's id for the call.
     pub call_id: String,
     pub server_label: String,
+    /// The server's URL: which server of that label (a response may declare one under a
+    /// session server's label).
+    pub server_url: String,
     /// The tool's name on its server.
     pub name: String,
     pub arguments: String,

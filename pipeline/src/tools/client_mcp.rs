@@ -222,14 +222,19 @@ impl ClientTools {
         })
     }
 
-    /// A tool by its server's label and its own name (an approved call): an offered
-    /// server's first.
-    pub fn by_label(&self, label: &str, name: &str) -> Option<(&Arc<ClientServer>, &ClientTool)> {
+    /// A tool by its server's label and URL and its own name (an approved call): an offered
+    /// server's first; with no URL known, the first of that label.
+    pub fn by_label(
+        &self,
+        label: &str,
+        url: Option<&str>,
+        name: &str,
+    ) -> Option<(&Arc<ClientServer>, &ClientTool)> {
         let server = self
             .servers
             .iter()
             .chain(&self.reachable)
-            .find(|s| s.declared.label == label)?;
+            .find(|s| s.declared.label == label && url.is_none_or(|u| s.declared.url == u))?;
         server
             .tools
             .iter()
@@ -266,6 +271,9 @@ pub struct ClientCallRecord<'a> {
 pub struct ApprovedCall {
     pub approval_request_id: String,
     pub server_label: String,
+    /// The URL of the server it was asked for, when the call knows it (see
+    /// [`ClientTools::by_label`]).
+    pub server_url: Option<String>,
     pub name: String,
     pub arguments: String,
 }

@@ -30,7 +30,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::builtin::{Builtin, CallControl};
-use super::client_mcp::{ApprovedCall, ClientCallRecord, ClientTools, model_call};
+use super::client_mcp::{
+    ApprovedCall, ClientCallRecord, ClientServer, ClientTool, ClientTools, model_call,
+};
 use super::confirm::{Decision, decide, question};
 use super::engine::{Resolution, ResolveError, ToolEngine, ToolScope};
 use super::http::ToolOutput;
@@ -242,12 +244,13 @@ impl ToolRun {
             if self.tools.iter().any(|t| t.name == call.name) {
                 return ClientCall::NotClient;
             }
-            let Some((_, tool)) = self.client_mcp.by_model_name(&call.name) else {
+            let Some((server, tool)) = self.client_mcp.by_model_name(&call.name) else {
                 return ClientCall::NotClient;
             };
             let notice = McpCallNotice {
                 call_id: call.id.clone(),
                 server_label: tool.server_label.clone(),
+                server_url: server.declared.url.clone(),
                 name: tool.name.clone(),
                 arguments: call.arguments.clone(),
                 approval_request_id: None,
@@ -260,7 +263,7 @@ impl ToolRun {
                     ClientCall::Gone
                 };
             }
-            match self.run_client_call(notice, tx).await {
+            match self.run_client_call(notice, Some((server, tool)), tx).await {
                 Some(content) => ClientCall::Answered(content),
                 None => ClientCall::Gone,
             }
@@ -273,14 +276,18 @@ impl ToolRun {
     async fn run_approved(&mut self, request: &mut ChatRequest, tx: &Tx) -> bool {
         let approved = std::mem::take(&mut self.approved);
         let runs = approved.iter().map(|a| {
+            let found = self
+                .client_mcp
+                .by_label(&a.server_label, a.server_url.as_deref(), &a.name);
             let notice = McpCallNotice {
                 call_id: a.approval_request_id.clone(),
                 server_label: a.server_label.clone(),
+                server_url: found.map_or_else(String::new, |(s, _)| s.declared.url.clone()),
                 name: a.name.clone(),
                 arguments: a.arguments.clone(),
                 approval_request_id: Some(a.approval_request_id.clone()),
             };
-            self.run_client_call(notice, tx)
+            self.run_client_call(notice, found, tx)
         });
         let answers = futures_util::future::join_all(runs).await;
         for (a, content) in approved.iter().zip(answers) {
@@ -300,10 +307,15 @@ impl ToolRun {
         true
     }
 
-    /// Run one call to a client's MCP server, telling the client as it starts and ends;
-    /// the answer for the model, or `None` when the consumer has gone.
-    async fn run_client_call(&self, notice: McpCallNotice, tx: &Tx) -> Option<String> {
-        let found = self.client_mcp.by_label(&notice.server_label, &notice.name);
+    /// Run one call to a client's MCP server's tool (`found`; `None`: no longer declared),
+    /// telling the client as it starts and ends; the answer for the model, or `None` when
+    /// the consumer has gone.
+    async fn run_client_call(
+        &self,
+        notice: McpCallNotice,
+        found: Option<(&Arc<ClientServer>, &ClientTool)>,
+        tx: &Tx,
+    ) -> Option<String> {
         if !send(
             tx,
             LlmEvent::Action(ActionNotice::McpCallStarted(notice.clone())),
