@@ -3,8 +3,8 @@
 Usage: chat_sdk.py BASE_URL   (the gateway serving its embedded model)
 
 Checks /v1/models, a non-streaming and a streaming chat completion (the second served from
-the prompt cache, as its usage says), and that a bad request gets a 400 in OpenAI's error
-shape. Exits non-zero on any failure.
+the prompt cache, as its usage says), that a sampled request without a seed is not answered
+the same way twice, and that a bad request gets a 400 in OpenAI's error shape. Exits non-zero on any failure.
 """
 
 import sys
@@ -39,6 +39,13 @@ def main(base_url: str) -> None:
     # The same prompt again: served from the embedded model's KV cache, and said so.
     usage = chunks[-1].usage
     assert usage.prompt_tokens_details.cached_tokens == usage.prompt_tokens, usage
+
+    # Sampled without a seed, the same request twice gets two replies, as OpenAI's would.
+    poem = [{"role": "user", "content": "Write a short poem about the sea."}]
+    sampled = [client.chat.completions.create(model="smollm2-135m-instruct", messages=poem,
+                                              temperature=1.0, max_tokens=24).choices[0].message.content
+               for _ in range(2)]
+    assert sampled[0] != sampled[1], sampled
 
     refused("messages", "empty messages",
             lambda: client.chat.completions.create(model="x", messages=[]))
