@@ -16,6 +16,7 @@ pub mod outbound;
 pub mod persona;
 pub mod session;
 pub mod tools;
+pub mod unique;
 
 pub use call::{CallDeps, CallEvent, CallHandle, CallInput, spawn_call};
 pub use session::{Eagerness, NoiseReduction, SessionConfig, TurnDetection};

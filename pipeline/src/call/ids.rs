@@ -1,11 +1,6 @@
 //! Ids for calls, items and responses: unique within the process and unlikely to repeat
 //! across restarts (a per-process random-ish prefix from the clock and a counter).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
-
 #[derive(Debug)]
 pub struct IdGen {
     prefix: String,
@@ -14,14 +9,8 @@ pub struct IdGen {
 
 impl IdGen {
     pub fn new() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let call = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
-        // A cheap mix so ids of consecutive calls do not look alike.
-        let mixed = (nanos ^ call.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Self {
-            prefix: format!("{mixed:016x}"),
+            prefix: format!("{:016x}", crate::unique::fresh_u64()),
             n: 0,
         }
     }

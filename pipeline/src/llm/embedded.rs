@@ -6,23 +6,11 @@
 //! A request without a `seed` samples with a fresh one, as OpenAI's models do (asked again,
 //! a reply may differ); with one, the same request gives the same reply.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchboard_models::llm::{ChatRole, GenerateRequest, LlmToken, LocalLlm};
 
 use super::{ChatMessage, ChatRequest, LlmError, LlmEvent, LlmProvider, LlmStream, Usage};
-
-/// A seed no earlier request of this process used (from the clock and a counter, mixed).
-fn fresh_seed() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (nanos ^ n.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
 
 /// Replies in a call are short; this bounds a runaway generation.
 const DEFAULT_MAX_TOKENS: u32 = 200;
@@ -100,7 +88,7 @@ impl LlmProvider for EmbeddedLlm {
             max_tokens: request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize,
             temperature: request.temperature.unwrap_or(defaults.temperature),
             top_p: request.top_p.unwrap_or(defaults.top_p),
-            seed: request.seed.unwrap_or_else(fresh_seed),
+            seed: request.seed.unwrap_or_else(crate::unique::fresh_u64),
             background: request.background,
             conversation: request.conversation,
             ..defaults
