@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::actor::{CallActor, FunctionCallOut, MessageOut};
 use super::events::{CallError, CallEvent, ResponseOptions, ResponseStatus, ResponseSummary};
+use super::respond::{conclude, merge_metadata};
 use super::response::{self, ResponseJob, ResponseMsg};
 use crate::conversation::{Item, ItemStatus};
 use crate::llm::Usage;
@@ -250,11 +251,7 @@ impl Writer {
                 true
             }
             ResponseMsg::Context(metadata) => {
-                for (key, value) in metadata {
-                    if !self.metadata.iter().any(|(k, _)| *k == key) {
-                        self.metadata.push((key, value));
-                    }
-                }
+                merge_metadata(&mut self.metadata, metadata);
                 true
             }
             // Text only, no MCP servers and no server-side tools: none of these come.
@@ -286,15 +283,8 @@ impl Writer {
             output.push((c.output_index, item));
         }
         output.sort_by_key(|(i, _)| *i);
-        self.metrics
-            .responses_total
-            .with_label_values(&[status.as_str()])
-            .inc();
-        let (reason, error_message) = match (status, error) {
-            (_, Some((code, message))) => (Some(code.to_owned()), Some(message)),
-            (ResponseStatus::Cancelled, None) => (Some("client_cancelled".to_owned()), None),
-            _ => (None, None),
-        };
+        let cancelled = (status == ResponseStatus::Cancelled).then_some("client_cancelled");
+        let (reason, error_message) = conclude(&self.metrics, status, error, cancelled);
         events.push(CallEvent::ResponseDone(Box::new(ResponseSummary {
             id: self.id.clone(),
             status,

@@ -17,6 +17,7 @@ use super::playback::Playback;
 use super::response::{self, McpToConnect, ResponseJob, ResponseMsg};
 use crate::conversation::{Conversation, Item, ItemStatus};
 use crate::llm::{ChatMessage, ChatRequest, ToolChoice};
+use crate::metrics::CallMetrics;
 use crate::orchestrator::Speculation;
 use crate::tools::client_mcp::ClientMcpServer;
 
@@ -42,7 +43,7 @@ impl CallActor {
             return;
         }
         // Checked now, so that an error names the client's event.
-        if let Err(err) = self.response_context(&opts).map(drop) {
+        if let Err(err) = self.check_input(&opts) {
             self.error(err, event_id).await;
             return;
         }
@@ -146,6 +147,20 @@ impl CallActor {
         Ok(self.plan_response(&context, opts, None))
     }
 
+    /// Refuse an `input` that refers to an item the conversation does not hold.
+    fn check_input(&self, opts: &ResponseOptions) -> Result<(), CallError> {
+        let references = opts.input.iter().flatten().filter_map(|entry| match entry {
+            ResponseInput::Reference(id) => Some(id),
+            ResponseInput::Item(_) => None,
+        });
+        for id in references {
+            if self.conversation.get(id).is_none() {
+                return Err(missing_input_item(id));
+            }
+        }
+        Ok(())
+    }
+
     /// What a response with `opts` answers: the conversation, or its own `input` (new items
     /// and the conversation's by reference, in the order given).
     pub(super) fn response_context(
@@ -159,15 +174,11 @@ impl CallActor {
         for entry in input {
             items.push(match entry {
                 ResponseInput::Item(item) => item.clone(),
-                ResponseInput::Reference(id) => {
-                    self.conversation.get(id).cloned().ok_or_else(|| {
-                        CallError::invalid(
-                            "item_not_found",
-                            format!("'response.input' refers to item {id}, which does not exist"),
-                        )
-                        .with_param("response.input")
-                    })?
-                }
+                ResponseInput::Reference(id) => self
+                    .conversation
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| missing_input_item(id))?,
             });
         }
         Ok(std::borrow::Cow::Owned(Conversation::from_items(items)))
@@ -368,11 +379,7 @@ impl CallActor {
             }
             ResponseMsg::Context(metadata) => {
                 if let Some(r) = &mut self.response {
-                    for (key, value) in metadata {
-                        if !r.metadata.iter().any(|(k, _)| *k == key) {
-                            r.metadata.push((key, value));
-                        }
-                    }
+                    merge_metadata(&mut r.metadata, metadata);
                 }
             }
             ResponseMsg::Usage(u) => {
@@ -496,15 +503,7 @@ impl CallActor {
             })
             .await;
         }
-        self.deps
-            .metrics
-            .responses_total
-            .with_label_values(&[status.as_str()])
-            .inc();
-        let (code, message) = match &r.error {
-            Some((code, message)) => (Some((*code).to_owned()), Some(message.clone())),
-            None => (reason.map(str::to_owned), None),
-        };
+        let (code, message) = conclude(&self.deps.metrics, status, r.error, reason);
         let summary = ResponseSummary {
             id: r.id.clone(),
             status,
@@ -529,5 +528,40 @@ impl CallActor {
         {
             Box::pin(self.start_response(opts, v2v)).await;
         }
+    }
+}
+
+fn missing_input_item(id: &str) -> CallError {
+    CallError::invalid(
+        "item_not_found",
+        format!("'response.input' refers to item {id}, which does not exist"),
+    )
+    .with_param("response.input")
+}
+
+/// Add the orchestrator's metadata (persona, degraded) under the keys the client left free.
+pub(super) fn merge_metadata(into: &mut Vec<(String, String)>, from: Vec<(String, String)>) {
+    for (key, value) in from {
+        if !into.iter().any(|(k, _)| *k == key) {
+            into.push((key, value));
+        }
+    }
+}
+
+/// Count a finished response and say why it ended, as `response.done`'s `reason` and
+/// `error_message`: its error's code and message, else `reason`.
+pub(super) fn conclude(
+    metrics: &CallMetrics,
+    status: ResponseStatus,
+    error: Option<(&'static str, String)>,
+    reason: Option<&'static str>,
+) -> (Option<String>, Option<String>) {
+    metrics
+        .responses_total
+        .with_label_values(&[status.as_str()])
+        .inc();
+    match error {
+        Some((code, message)) => (Some(code.to_owned()), Some(message)),
+        None => (reason.map(str::to_owned), None),
     }
 }
