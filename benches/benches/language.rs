@@ -1,8 +1,11 @@
 //! What language detection costs: each multilingual Whisper model transcribes the same clips
 //! with the language named and with it detected (`DETECT_LANGUAGE`: one more encoder pass
 //! over Whisper's full 30 s window, on the worker's detection state). English clips are the
-//! STT bench's 1, 3 and 10 s utterances; the German one is a 5 s sentence. Prints Markdown
-//! rows for BENCHMARKS.md, with the language detected.
+//! STT bench's 1, 3 and 10 s utterances; the German one is a 5 s sentence. Then as a call's
+//! turn once its language is learnt: the clip's own (the check that it still is, one decoder
+//! step), and another (English for German, German for English: the check, the full-window
+//! detection and a second decoding, the cost of a caller's switch; under 2 s of audio is
+//! not checked). Prints Markdown rows for BENCHMARKS.md, with the languages heard.
 //!
 //! Then, in a call (`LANGUAGE_BENCH=engine,call` picks the parts): a gateway serving
 //! base-q8_0, transcription sessions that name no language, each a new call whose first turn
@@ -30,7 +33,7 @@ use switchboard_e2e::speech::{say_in, silence};
 use switchboard_models::audio::MonoAudio;
 use switchboard_models::provision::catalog::whisper_model;
 use switchboard_models::stt::{
-    DETECT_LANGUAGE, SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine,
+    DETECT_LANGUAGE, LearntLanguage, SpeechToText, TranscribeOptions, WhisperConfig, WhisperEngine,
 };
 
 const RUNS: usize = 5;
@@ -66,17 +69,19 @@ fn engine() {
     ));
 
     println!(
-        "| model | clip | audio | language named: p50 | detected: p50 | detection costs | detected |"
+        "| model | clip | audio | language named: p50 | detected: p50 | detection costs | detected | learnt, checked: p50 | another learnt: p50 | heard as |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for model in &models {
         let engine = WhisperEngine::load(WhisperConfig::new(whisper_model(&models_dir(), model)))
             .expect("model (run `make test-models`)");
         assert!(engine.multilingual(), "{model} knows only English");
         for (label, code, audio) in &clips {
-            let run = |language: &str| {
+            let run = |language: &str, learnt: Option<&'static str>| {
+                // A fresh call's language each time: a switch changes it.
                 let opts = || TranscribeOptions {
                     language: Some(language.to_owned()),
+                    learnt: learnt.map(|l| LearntLanguage::known(2.0, l)),
                     ..Default::default()
                 };
                 // One warm-up, not counted.
@@ -95,10 +100,13 @@ fn engine() {
                 }
                 (percentiles(&mut times).0, heard.language)
             };
-            let (named, _) = run(code);
-            let (detected, language) = run(DETECT_LANGUAGE);
+            let (named, _) = run(code, None);
+            let (detected, language) = run(DETECT_LANGUAGE, None);
+            let (kept, _) = run(DETECT_LANGUAGE, Some(code));
+            let other = if *code == "en" { "de" } else { "en" };
+            let (switched, heard_as) = run(DETECT_LANGUAGE, Some(other));
             println!(
-                "| {model} | {label} | {:.2} s | {named:.0} ms | {detected:.0} ms | {:.0} ms | {language} |",
+                "| {model} | {label} | {:.2} s | {named:.0} ms | {detected:.0} ms | {:.0} ms | {language} | {kept:.0} ms | {other}: {switched:.0} ms | {heard_as} |",
                 audio.duration_secs(),
                 detected - named
             );

@@ -9,8 +9,8 @@ use switchboard_models::audio::rates;
 use switchboard_models::provision::catalog::{WHISPER_BASE, WHISPER_DEFAULT, whisper_model};
 use switchboard_models::provision::{ggml_encoding, whisper_ggml};
 use switchboard_models::stt::{
-    DETECT_LANGUAGE, LearntLanguage, SpeechToText, TranscribeOptions, Transcript, WhisperConfig,
-    WhisperEngine,
+    DETECT_LANGUAGE, LanguageSource, LearntLanguage, SpeechToText, TranscribeOptions, Transcript,
+    WhisperConfig, WhisperEngine,
 };
 
 #[test]
@@ -81,11 +81,12 @@ fn whisper_base_transcribes_and_detects_german() {
     );
 }
 
-/// A call's jobs share what they learn: the first detection on enough speech teaches the
-/// call's language before its reply, and a later job asking to detect takes it instead (so
-/// English speech is heard as German here, which a detection would not do).
+/// A job that detects on enough speech teaches a conversation's language before its reply,
+/// and a later job asking to detect takes it instead of detecting again. A later job whose
+/// speech is in another language (a caller who switched) is decoded in that one, and the
+/// conversation follows it; a sample too short to learn from does not switch it back.
 #[test]
-fn a_detected_language_is_learnt_once_and_taken_by_later_jobs() {
+fn a_detected_language_is_learnt_once_taken_by_later_jobs_and_followed() {
     let engine = WhisperEngine::load(WhisperConfig::new(models_dir().join(WHISPER_BASE))).unwrap();
     let detect = |learnt: &LearntLanguage| TranscribeOptions {
         language: Some(DETECT_LANGUAGE.to_owned()),
@@ -99,17 +100,40 @@ fn a_detected_language_is_learnt_once_and_taken_by_later_jobs() {
     let german = "Guten Morgen, ich möchte einen Tisch für zwei Personen reservieren.";
     let first = spoken_with(&engine, german, "de", detect(&learnt));
     assert_eq!(first.language, "de", "{:?}", first.text);
+    assert_eq!(first.language_source, LanguageSource::Detected);
     assert_eq!(learnt.get(), Some("de"), "learnt before the reply");
-    let english = "Please send the weekly report to the whole team.";
-    let later = spoken_with(&engine, english, "en-us", detect(&learnt));
+
+    let again = "Können Sie mir sagen, wann meine Bestellung ankommt?";
+    let kept = spoken_with(&engine, again, "de", detect(&learnt));
     assert_eq!(
-        later.language, "de",
+        (kept.language.as_str(), kept.language_source),
+        ("de", LanguageSource::Learnt),
         "taken, not detected: {:?}",
-        later.text
+        kept.text
     );
-    // Without the learnt language the same job detects English.
-    let alone = spoken_in(&engine, english, "en-us", Some(DETECT_LANGUAGE));
-    assert_eq!(alone.language, "en", "{:?}", alone.text);
+
+    let english = "Please send the weekly report to the whole team before Friday.";
+    let switched = spoken_with(&engine, english, "en-us", detect(&learnt));
+    assert_eq!(
+        (switched.language.as_str(), switched.language_source),
+        ("en", LanguageSource::Switched { from: "de" }),
+        "{:?}",
+        switched.text
+    );
+    assert!(
+        switched.text.contains("weekly report"),
+        "decoded again in English: {:?}",
+        switched.text
+    );
+    assert_eq!(learnt.get(), Some("en"), "the conversation follows");
+
+    let short = spoken_with(&engine, "Danke.", "de", detect(&learnt));
+    assert_eq!(
+        short.language, "en",
+        "too short to switch: {:?}",
+        short.text
+    );
+    assert_eq!(learnt.get(), Some("en"));
 }
 
 /// `text` spoken by espeak-ng's `voice`, transcribed by `engine` told `language`.

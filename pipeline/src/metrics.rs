@@ -147,7 +147,7 @@ impl CallMetrics {
             ),
             languages_detected_total: counter_vec(
                 "switchboard_languages_detected_total",
-                "Calls whose caller's language was detected (sessions that name none, multilingual model)",
+                "Calls whose caller's language was detected (sessions that name none, multilingual model; from=switch: a caller who switched language mid-call)",
                 &["language", "from"],
             ),
             stt_loops_stopped_total: counter_vec(

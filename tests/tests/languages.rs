@@ -127,21 +127,22 @@ fn a_session_naming_no_language_detects_the_callers_and_keeps_it() {
     let base = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
     let first =
         format!("{GERMAN} Wir sind zu zweit und kommen heute Abend um acht Uhr mit dem Auto.");
-    let long_first: [(&str, &[&str]); 2] = [
-        (first.as_str(), &["morgen", "tisch"]),
+    let long_first: [Turn; 2] = [
+        ("de", first.as_str(), &["morgen", "tisch"]),
         (
+            "de",
             "Ich muss meinen Flug ändern, weil mein Termin verschoben wurde.",
             &["ich muss", "meinen"],
         ),
     ];
     // Each ~1.6 s of espeak-ng speech: under 2 s with the turn's padding.
-    let short_first: [(&str, &[&str]); 2] = [
-        ("Ich hätte gern einen Tisch.", &[]),
-        ("Wir kommen zu zweit.", &["kommen"]),
+    let short_first: [Turn; 2] = [
+        ("de", "Ich hätte gern einen Tisch.", &[]),
+        ("de", "Wir kommen zu zweit.", &["kommen"]),
     ];
     runtime().block_on(async {
-        german_call(&base, &long_first).await;
-        german_call(&base, &short_first).await;
+        call(&base, &long_first).await;
+        call(&base, &short_first).await;
     });
     let m = base.metrics();
     let detected = |from: &str| {
@@ -153,9 +154,51 @@ fn a_session_naming_no_language_detects_the_callers_and_keeps_it() {
     assert_eq!((detected("speech"), detected("turn")), (2.0, 0.0), "{m}");
 }
 
+/// A caller who switches language mid-call is followed: a German call's English turn is
+/// transcribed in English (not as German, nor a translation), and so is the next, short
+/// one; a German turn then switches it back. Each switch is counted.
+#[test]
+fn a_caller_who_switches_language_mid_call_is_followed() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let llm = ScriptedLlm::start(Script::default());
+    let base = Gateway::start(&[llm.base_url()], &[("SWITCHBOARD_STT_MODEL", "base")]);
+    let turns: [Turn; 4] = [
+        ("de", GERMAN, &["morgen", "tisch"]),
+        (
+            "en-us",
+            "Sorry, could we please continue in English? My German is not very good.",
+            &["english", "german"],
+        ),
+        ("en-us", "Thank you so much.", &["thank"]),
+        ("de", LOOPS_IN_ENGLISH, &["deutsch"]),
+    ];
+    runtime().block_on(call(&base, &turns));
+    let m = base.metrics();
+    let counted = |from: &str, language: &str| {
+        metric(
+            &m,
+            &format!(
+                r#"switchboard_languages_detected_total{{from="{from}",language="{language}"}}"#
+            ),
+        )
+    };
+    assert_eq!(
+        (
+            counted("speech", "de"),
+            counted("switch", "en"),
+            counted("switch", "de")
+        ),
+        (1.0, 1.0, 1.0),
+        "{m}"
+    );
+}
+
+/// A turn: espeak-ng's voice, what it says, and words its transcript must hold.
+type Turn<'a> = (&'a str, &'a str, &'a [&'a str]);
+
 /// A transcription session naming no language hears `turns`, each followed by silence:
 /// each transcript holds the turn's words.
-async fn german_call(gw: &Gateway, turns: &[(&str, &[&str])]) {
+async fn call(gw: &Gateway, turns: &[Turn<'_>]) {
     let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
     c.send(json!({"type": "session.update", "session": {"type": "transcription"}}))
         .await
@@ -163,8 +206,8 @@ async fn german_call(gw: &Gateway, turns: &[(&str, &[&str])]) {
     let updated = c.wait_for("session.updated", LONG).await.unwrap();
     let t = &updated.event["session"]["audio"]["input"]["transcription"];
     assert!(t["language"].is_null(), "{t}");
-    for (said, words) in turns {
-        let mut audio = say_in("de", said, RATE);
+    for (voice, said, words) in turns {
+        let mut audio = say_in(voice, said, RATE);
         audio.extend(silence(1200, RATE));
         c.skip_seen();
         c.stream_audio(&audio, RATE).await.unwrap();

@@ -2,6 +2,7 @@
 
 pub mod device;
 mod hooks;
+mod language_check;
 mod learnt;
 mod pieces;
 mod repetition;
@@ -130,6 +131,23 @@ pub struct Transcript {
     /// Segments whose decoding fell into a repetition loop and was stopped (one copy of the
     /// phrase kept): a sign the speech is not in the language decoded.
     pub loops_stopped: u32,
+    /// How `language` was chosen.
+    pub language_source: LanguageSource,
+}
+
+/// How a transcript's language was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LanguageSource {
+    /// Named by the request (English for an English-only model, or when none is named).
+    #[default]
+    Named,
+    /// Detected on this audio.
+    Detected,
+    /// The conversation's ([`TranscribeOptions::learnt`]), and the speech was still in it.
+    Learnt,
+    /// The conversation's was `from`, but this speech was in another, which the
+    /// conversation now follows.
+    Switched { from: &'static str },
 }
 
 impl Transcript {

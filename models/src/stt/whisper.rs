@@ -17,10 +17,11 @@ use whisper_rs::{
 
 use super::device;
 use super::hooks::Hooks;
+use super::language_check::{LanguageTokens, detect_language, spoken_instead};
 use super::pieces::{cut_at_pauses, piece_prompt};
 use super::{
-    AudioCtx, DETECT_LANGUAGE, ENGLISH, LearntLanguage, STT_SAMPLE_RATE, Segment, SpeechToText,
-    SttError, SttJob, TranscribeOptions, Transcript, whisper_language,
+    AudioCtx, DETECT_LANGUAGE, ENGLISH, LanguageSource, LearntLanguage, STT_SAMPLE_RATE, Segment,
+    SpeechToText, SttError, SttJob, TranscribeOptions, Transcript, whisper_language,
 };
 use crate::audio::pcm;
 use crate::job::Job;
@@ -169,6 +170,7 @@ impl WhisperEngine {
             let states = States {
                 main: create()?,
                 detect: if multilingual { Some(create()?) } else { None },
+                languages: multilingual.then(|| LanguageTokens::new(&ctx)),
             };
             let requests = Arc::clone(&requests);
             let threads = cfg.threads.max(1);
@@ -276,13 +278,15 @@ impl Drop for WhisperEngine {
 }
 
 /// One worker's whisper.cpp buffers.
-struct States {
+pub(super) struct States {
     /// Decodes.
-    main: WhisperState,
+    pub(super) main: WhisperState,
     /// Detects the language (multilingual models only). whisper.cpp detects with the encoder
     /// window its state's previous run left, and decoding runs windows sized to the clip; a
     /// state that never decodes keeps the full 30 s window Whisper was trained to detect with.
-    detect: Option<WhisperState>,
+    pub(super) detect: Option<WhisperState>,
+    /// The language tokens, to check a decoding's language (multilingual models only).
+    pub(super) languages: Option<LanguageTokens>,
 }
 
 fn worker(mut states: States, requests: &Queue<Request>, threads: usize, piece_len: usize) {
@@ -338,6 +342,7 @@ fn serve_in_pieces(
         inference: Default::default(),
         language: ENGLISH.into(),
         loops_stopped: 0,
+        language_source: Default::default(),
     };
     for (n, piece) in cut_at_pauses(&req.audio, piece_len).into_iter().enumerate() {
         if n > 0 {
@@ -426,81 +431,111 @@ fn run(
         inference: Default::default(),
         language: ENGLISH.into(),
         loops_stopped: 0,
+        language_source: Default::default(),
     };
     if peak < SILENCE_PEAK || pcm::rms(audio) == 0.0 {
         return Ok(transcript);
     }
     let learnt = opts.learnt.as_ref();
-    let mut detected = false;
-    transcript.language = match opts.language.as_deref() {
-        None => ENGLISH,
+    let (language, source) = match opts.language.as_deref() {
+        None => (ENGLISH, LanguageSource::Named),
         Some(DETECT_LANGUAGE) => match learnt.and_then(LearntLanguage::get) {
-            Some(known) => known,
-            None => {
-                detected = true;
-                detect_language(states, audio, threads)?
-            }
+            Some(known) => (known, LanguageSource::Learnt),
+            None => (
+                detect_language(states, audio, threads)?,
+                LanguageSource::Detected,
+            ),
         },
-        Some(l) => whisper_language(l)
-            .ok_or_else(|| SttError::Inference(format!("unknown language '{l}'")))?,
+        Some(l) => (
+            whisper_language(l)
+                .ok_or_else(|| SttError::Inference(format!("unknown language '{l}'")))?,
+            LanguageSource::Named,
+        ),
+    };
+    let decoding = Decoding {
+        audio,
+        opts,
+        audio_ctx,
+        offset_ms,
+        threads,
+        cancelled,
+    };
+    decoding.run(&mut states.main, language, &mut transcript)?;
+    transcript.language_source = source;
+    match (source, learnt) {
+        (LanguageSource::Detected, Some(learnt)) => {
+            // Before the reply goes out, so the next job this worker takes already knows it.
+            learnt.learn(&transcript);
+        }
+        // A call's turn: still in the call's language? A streamed job keeps what it sent.
+        (LanguageSource::Learnt, Some(learnt))
+            if opts.segments.is_none() && learnt.teaches(&transcript) =>
+        {
+            let looped = transcript.loops_stopped > 0;
+            if let Some(spoken) = spoken_instead(states, audio, language, looped, threads)? {
+                decoding.run(&mut states.main, spoken, &mut transcript)?;
+                transcript.language_source = LanguageSource::Switched { from: language };
+                learnt.switch_to(spoken);
+            }
+        }
+        _ => {}
     }
-    .to_owned();
-
-    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-    params.set_n_threads(threads as i32);
-    params.set_language(Some(&transcript.language));
-    params.set_audio_ctx(audio_ctx as i32);
-    params.set_no_context(true);
-    params.set_suppress_blank(true);
-    params.set_suppress_nst(true);
-    // No temperature fallback: on live audio a second decode costs more than it gains.
-    params.set_temperature_inc(0.0);
-    params.set_print_progress(false);
-    params.set_print_realtime(false);
-    params.set_print_special(false);
-    params.set_print_timestamps(false);
-    if let Some(prompt) = &opts.prompt {
-        params.set_initial_prompt(prompt);
-    }
-    let hooks = Hooks::new(cancelled, opts.segments.as_ref(), offset_ms);
-    // SAFETY: `hooks` lives until `full` returns, and `params` is consumed by it.
-    unsafe { hooks.install(&mut params) };
-    states
-        .main
-        .full(params, audio)
-        .map_err(|e| SttError::Inference(e.to_string()))?;
-    transcript.loops_stopped = hooks.loops_stopped.get();
-    if transcript.loops_stopped > 0 {
-        tracing::warn!(
-            language = %transcript.language,
-            "speech-to-text: decoding fell into a repetition loop and was stopped (is the language right?)"
-        );
-    }
-    transcript.segments = hooks.decoded.into_inner();
-    transcript.text = text_of(&transcript.segments);
     transcript.inference = started.elapsed();
-    if let Some(learnt) = learnt.filter(|_| detected) {
-        // Before the reply goes out, so the next job this worker takes already knows it.
-        learnt.learn(&transcript);
-    }
     Ok(transcript)
 }
 
-/// The language spoken in `audio`, by the full-window detection state; English for a model
-/// without one.
-fn detect_language(
-    states: &mut States,
-    audio: &[f32],
+/// One decoding of a clip, which may run twice (in another language the second time).
+struct Decoding<'a> {
+    audio: &'a [f32],
+    opts: &'a TranscribeOptions,
+    audio_ctx: u32,
+    offset_ms: u64,
     threads: usize,
-) -> Result<&'static str, SttError> {
-    let Some(detect) = states.detect.as_mut() else {
-        return Ok(ENGLISH);
-    };
-    let failed =
-        |e: whisper_rs::WhisperError| SttError::Inference(format!("language detection: {e}"));
-    detect.pcm_to_mel(audio, threads).map_err(failed)?;
-    let (id, _) = detect.lang_detect(0, threads).map_err(failed)?;
-    Ok(whisper_rs::get_lang_str(id).unwrap_or(ENGLISH))
+    cancelled: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl Decoding<'_> {
+    /// Decode in `language` into `transcript` (its language, segments, text and loops).
+    fn run(
+        &self,
+        state: &mut WhisperState,
+        language: &str,
+        transcript: &mut Transcript,
+    ) -> Result<(), SttError> {
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(self.threads as i32);
+        params.set_language(Some(language));
+        params.set_audio_ctx(self.audio_ctx as i32);
+        params.set_no_context(true);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        // No temperature fallback: on live audio a second decode costs more than it gains.
+        params.set_temperature_inc(0.0);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_special(false);
+        params.set_print_timestamps(false);
+        if let Some(prompt) = &self.opts.prompt {
+            params.set_initial_prompt(prompt);
+        }
+        let hooks = Hooks::new(self.cancelled, self.opts.segments.as_ref(), self.offset_ms);
+        // SAFETY: `hooks` lives until `full` returns, and `params` is consumed by it.
+        unsafe { hooks.install(&mut params) };
+        state
+            .full(params, self.audio)
+            .map_err(|e| SttError::Inference(e.to_string()))?;
+        transcript.language = language.to_owned();
+        transcript.loops_stopped = hooks.loops_stopped.get();
+        if transcript.loops_stopped > 0 {
+            tracing::warn!(
+                language,
+                "speech-to-text: decoding fell into a repetition loop and was stopped (is the language right?)"
+            );
+        }
+        transcript.segments = hooks.decoded.into_inner();
+        transcript.text = text_of(&transcript.segments);
+        Ok(())
+    }
 }
 
 impl Segment {

@@ -40,8 +40,8 @@ pub(super) struct CallLanguage {
     /// The caller's language, once detected on enough speech, shared with the call's
     /// transcription jobs.
     learnt: LearntLanguage,
-    /// Whether the learnt language has been logged and counted.
-    announced: bool,
+    /// The learnt language last logged and counted.
+    announced: Option<&'static str>,
     /// The detection started while the caller spoke in a turn.
     detecting: Option<Detecting>,
     /// Earlier turns' audio, each followed by a short silence, while the language is still
@@ -60,7 +60,7 @@ impl CallLanguage {
     pub(super) fn new() -> Self {
         Self {
             learnt: LearntLanguage::new(MIN_DETECTION_SECS),
-            announced: false,
+            announced: None,
             detecting: None,
             earlier: Vec::new(),
         }
@@ -84,24 +84,21 @@ impl CallLanguage {
 
 impl CallActor {
     /// How the caller's speech is transcribed: at `priority`, with the session's prompt, in
-    /// the call's language (or detecting it).
+    /// the language the session names, else the caller's: detected until learnt, then the
+    /// learnt one, which the worker checks each turn and follows when the caller switches.
     pub(super) fn transcribe_options(&self, priority: Priority) -> TranscribeOptions {
-        let detects = self.detects_language();
-        let language = match (
-            &self.config.transcription_language,
-            self.language.learnt.get(),
-        ) {
-            (Some(named), _) => Some(named.clone()),
-            (None, Some(learnt)) => Some(learnt.to_owned()),
-            (None, None) if detects => Some(DETECT_LANGUAGE.to_owned()),
-            (None, None) => None,
+        let heard = self.language_is_heard();
+        let language = match &self.config.transcription_language {
+            Some(named) => Some(named.clone()),
+            None if heard => Some(DETECT_LANGUAGE.to_owned()),
+            None => None,
         };
         TranscribeOptions {
             prompt: self.config.transcription_prompt.clone(),
             language,
             // A job queued now may start after another has learnt the language: it then
             // takes it rather than detecting again.
-            learnt: detects.then(|| self.language.learnt.clone()),
+            learnt: heard.then(|| self.language.learnt.clone()),
             ..TranscribeOptions::at(priority)
         }
     }
@@ -167,18 +164,29 @@ impl CallActor {
 
     /// Speech was transcribed as `heard` (`from`: `turn`, a turn's transcript, or `speech`,
     /// the detection while the caller spoke). The worker learns the call's language from the
-    /// first job that detected it on enough speech, before that job's reply; the first
-    /// transcript back that taught it is logged and counted.
+    /// first job that detected it on enough speech, before that job's reply, and switches it
+    /// when a turn was in another; the first transcript back in a language newly learnt is
+    /// logged and counted (`from="switch"` for a switch).
     pub(super) fn learn_language(&mut self, heard: &Transcript, from: &str) {
-        if self.language.announced
-            || !self.language_is_heard()
-            || !self.language.learnt.learn(heard)
-        {
+        if !self.language_is_heard() || !self.language.learnt.learn(heard) {
             return;
         }
-        self.language.announced = true;
+        let learnt = self.language.learnt.get();
+        if learnt.is_none() || learnt == self.language.announced {
+            return;
+        }
+        let before = std::mem::replace(&mut self.language.announced, learnt);
         self.language.earlier = Vec::new();
-        tracing::info!(call = %self.call_id, language = %heard.language, from, "caller's language detected");
+        let from = match before {
+            Some(before) => {
+                tracing::info!(call = %self.call_id, language = %heard.language, before, "caller switched language");
+                "switch"
+            }
+            None => {
+                tracing::info!(call = %self.call_id, language = %heard.language, from, "caller's language detected");
+                from
+            }
+        };
         self.deps
             .metrics
             .languages_detected_total
