@@ -1,7 +1,8 @@
 //! The language a call's speech is transcribed in: the one the session names; or, with a
 //! multilingual model and none named, the caller's own, detected by Whisper and then kept
-//! for the rest of the call (as OpenAI's whisper-1 detects when no language is given).
-//! An English-only model transcribes English whatever is named.
+//! (as OpenAI's whisper-1 detects when no language is given) until the caller switches: the
+//! worker checks each turn against it and follows a switch (`models/src/stt/
+//! language_check.rs`). An English-only model transcribes English whatever is named.
 //!
 //! Detection costs an encoder pass over Whisper's full window (~1.75 s with base q8_0 on
 //! two CPU cores, tens of ms on a GPU), so a call detects once, not every turn, and as soon
