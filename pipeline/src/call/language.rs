@@ -172,8 +172,9 @@ impl CallActor {
         if !self.language_is_heard() || !self.language.learnt.learn(heard) {
             return;
         }
+        // Learnt now, so `Some`: heard's language, or one a later job switched to meanwhile.
         let learnt = self.language.learnt.get();
-        if learnt.is_none() || learnt == self.language.announced {
+        if learnt == self.language.announced {
             return;
         }
         let before = std::mem::replace(&mut self.language.announced, learnt);
