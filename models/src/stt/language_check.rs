@@ -48,12 +48,11 @@ impl LanguageTokens {
         };
         state.decode(&[self.start], 0, threads).map_err(failed)?;
         let logits = state.get_logits().map_err(failed)?;
-        let scores: Vec<f32> = self
+        let scores = self
             .languages
             .iter()
-            .map(|&t| logits.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY))
-            .collect();
-        Ok(best(&scores) != Some(id as usize))
+            .map(|&t| logits.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY));
+        Ok(best(scores) != Some(id as usize))
     }
 }
 
@@ -95,12 +94,12 @@ pub(super) fn detect_language(
 }
 
 /// The index of the highest score (the first of equals); `None` when there is none.
-fn best(scores: &[f32]) -> Option<usize> {
+fn best(scores: impl IntoIterator<Item = f32>) -> Option<usize> {
     scores
-        .iter()
+        .into_iter()
         .enumerate()
         .filter(|(_, s)| !s.is_nan())
-        .fold(None, |best: Option<(usize, f32)>, (i, &s)| match best {
+        .fold(None, |best: Option<(usize, f32)>, (i, s)| match best {
             Some((_, b)) if b >= s => best,
             _ => Some((i, s)),
         })
@@ -113,10 +112,10 @@ mod tests {
 
     #[test]
     fn the_best_score_is_found() {
-        assert_eq!(best(&[0.1, 2.0, -1.0]), Some(1));
-        assert_eq!(best(&[1.0, 1.0]), Some(0));
-        assert_eq!(best(&[f32::NAN, -3.0]), Some(1));
-        assert_eq!(best(&[f32::NEG_INFINITY, 0.0]), Some(1));
-        assert_eq!(best(&[]), None);
+        assert_eq!(best([0.1, 2.0, -1.0]), Some(1));
+        assert_eq!(best([1.0, 1.0]), Some(0));
+        assert_eq!(best([f32::NAN, -3.0]), Some(1));
+        assert_eq!(best([f32::NEG_INFINITY, 0.0]), Some(1));
+        assert_eq!(best([]), None);
     }
 }

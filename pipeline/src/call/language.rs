@@ -179,20 +179,22 @@ impl CallActor {
         }
         let before = std::mem::replace(&mut self.language.announced, learnt);
         self.language.earlier = Vec::new();
+        // The language recorded, which a later job may have switched to since `heard`.
+        let language = learnt.unwrap_or(heard.language.as_str());
         let from = match before {
             Some(before) => {
-                tracing::info!(call = %self.call_id, language = %heard.language, before, "caller switched language");
+                tracing::info!(call = %self.call_id, language, before, "caller switched language");
                 "switch"
             }
             None => {
-                tracing::info!(call = %self.call_id, language = %heard.language, from, "caller's language detected");
+                tracing::info!(call = %self.call_id, language, from, "caller's language detected");
                 from
             }
         };
         self.deps
             .metrics
             .languages_detected_total
-            .with_label_values(&[heard.language.as_str(), from])
+            .with_label_values(&[language, from])
             .inc();
     }
 }
