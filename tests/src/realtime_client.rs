@@ -125,7 +125,11 @@ impl RealtimeClient {
             self.skip_seen();
             let left = deadline.saturating_duration_since(Instant::now());
             if self.next(left).await.is_none() {
-                anyhow::bail!("no such {kind} within {timeout:?}; got {:?}", self.kinds());
+                anyhow::bail!(
+                    "no such {kind} within {timeout:?}; got {:?}; errors: {}",
+                    self.kinds(),
+                    self.errors()
+                );
             }
         }
     }
@@ -201,6 +205,16 @@ impl RealtimeClient {
 
     pub fn kinds(&self) -> Vec<String> {
         self.log.iter().map(|r| r.kind().to_owned()).collect()
+    }
+
+    /// The `error` events received so far, as JSON (what a failed wait reports).
+    pub fn errors(&self) -> String {
+        let errors: Vec<&Value> = self
+            .of_kind("error")
+            .into_iter()
+            .map(|r| &r.event["error"])
+            .collect();
+        serde_json::to_string(&errors).unwrap_or_default()
     }
 
     pub fn of_kind(&self, kind: &str) -> Vec<&Received> {
