@@ -8,7 +8,8 @@ use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 
 mod calls;
-use calls::{LONG, runtime};
+use calls::{LONG, RATE, runtime};
+use switchboard_e2e::speech::silence;
 
 /// The `response.done` of the response tagged `tag` in its metadata.
 async fn done_of(c: &mut RealtimeClient, tag: &str) -> Value {
@@ -208,16 +209,93 @@ fn a_response_answers_its_own_input_and_bad_ones_are_refused() {
             .await
             .unwrap();
         expect_error(&mut c, "item_not_found", Some("response.input")).await;
-        c.send(json!({"type": "response.create", "response": {"conversation": "none", "output_modalities": ["audio"]}}))
-            .await
-            .unwrap();
-        expect_error(&mut c, "invalid_value", Some("response.output_modalities")).await;
         c.send(json!({"type": "response.create", "response": {"conversation": "conv_other"}}))
             .await
             .unwrap();
         expect_error(&mut c, "invalid_value", Some("response.conversation")).await;
         assert_eq!(llm.requests().len(), asked_before, "nothing refused reached the LLM");
         c.close().await;
+    });
+}
+
+/// 16-bit samples from a response's `response.output_audio.delta` events.
+fn audio_of(c: &RealtimeClient, response_id: &str) -> Vec<i16> {
+    use base64::Engine;
+    let bytes: Vec<u8> = c
+        .of_kind("response.output_audio.delta")
+        .iter()
+        .filter(|e| e.event["response_id"] == response_id)
+        .flat_map(|e| {
+            let delta = e.event["delta"].as_str().unwrap();
+            base64::engine::general_purpose::STANDARD
+                .decode(delta)
+                .unwrap()
+        })
+        .collect();
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+#[test]
+fn an_out_of_band_response_speaks_to_the_client_alone() {
+    let llm = ScriptedLlm::replying("Your order ships on Monday.");
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    runtime().block_on(async {
+        let mut c = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        c.send(json!({"type": "response.create", "response": {"conversation": "none",
+            "output_modalities": ["audio"], "metadata": {"tag": "aside"},
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "When does my order ship?"}]}]}}))
+            .await
+            .unwrap();
+        let done = done_of(&mut c, "aside").await;
+        let r = &done["response"];
+        assert_eq!(r["status"], "completed", "{done}");
+        assert!(r["conversation_id"].is_null(), "{done}");
+        assert_eq!(r["output_modalities"], json!(["audio"]), "{done}");
+        let id = r["id"].as_str().unwrap().to_owned();
+        let content = &r["output"][0]["content"][0];
+        assert_eq!(content["type"], "output_audio", "{done}");
+        assert_eq!(content["transcript"], "Your order ships on Monday.");
+        let transcript: String = c
+            .of_kind("response.output_audio_transcript.delta")
+            .iter()
+            .filter(|e| e.event["response_id"] == id.as_str())
+            .map(|e| e.event["delta"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(transcript, "Your order ships on Monday.");
+        assert_eq!(c.of_kind("response.output_audio.done").len(), 1, "{:?}", c.kinds());
+
+        // Real speech, about as long as the sentence: heard back by a transcription session.
+        let audio = audio_of(&c, &id);
+        let secs = audio.len() as f64 / f64::from(RATE);
+        assert!((1.0..6.0).contains(&secs), "{secs} s of audio");
+        let item_id = r["output"][0]["id"].as_str().unwrap().to_owned();
+        c.send(json!({"type": "conversation.item.retrieve", "item_id": item_id}))
+            .await
+            .unwrap();
+        expect_error(&mut c, "item_not_found", Some("item_id")).await;
+        c.close().await;
+
+        let mut ear = RealtimeClient::connect(&gw.ws_url()).await.unwrap();
+        ear.send(json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"input": {"turn_detection": null}}}}))
+            .await
+            .unwrap();
+        ear.wait_for("session.updated", LONG).await.unwrap();
+        let mut heard = silence(300, RATE);
+        heard.extend(&audio);
+        heard.extend(silence(300, RATE));
+        ear.stream_audio(&heard, RATE).await.unwrap();
+        ear.send(json!({"type": "input_audio_buffer.commit"})).await.unwrap();
+        let said = ear
+            .wait_for("conversation.item.input_audio_transcription.completed", LONG)
+            .await
+            .unwrap();
+        let words = said.event["transcript"].as_str().unwrap().to_lowercase();
+        assert!(words.contains("monday"), "heard {words:?}");
+        ear.close().await;
     });
 }
 

@@ -5,10 +5,14 @@
 //! its messages into the response's events. The writer owns everything the response has, so
 //! the actor keeps only a way to cancel it.
 //!
-//! What one cannot do, refused by name: speak (its audio would talk over the call's), use MCP
-//! servers, or run the operator's server-side tools (their results belong in the
-//! conversation). The client's function tools are offered; a call comes back as an output
-//! item, for the client to act on.
+//! On a Realtime WebSocket it may speak: its audio goes to the client as its own
+//! `response.output_audio.delta` events, as fast as it is synthesized, and is never played
+//! into the call (the client decides what to do with it). On a WebRTC call its audio could
+//! only go into the call's track, over the conversation's voice, so there it answers in
+//! text and asking it for audio is refused. It cannot use MCP servers or run the operator's
+//! server-side tools (their results belong in the conversation), refused by name. The
+//! client's function tools are offered; a call comes back as an output item, for the client
+//! to act on.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +30,10 @@ use crate::metrics::CallMetrics;
 
 /// Out-of-band responses one call may run at once.
 pub(super) const MAX_OUT_OF_BAND: usize = 4;
+
+/// The channels (`CallDeps::channel`) whose client gets reply audio as events, so that an
+/// out-of-band response's audio reaches the client alone: the Realtime WebSocket.
+const EVENT_AUDIO_CHANNELS: &[&str] = &["realtime"];
 
 /// A running out-of-band response, as the actor knows it.
 #[derive(Debug)]
@@ -52,7 +60,7 @@ impl CallActor {
         };
         self.emit(CallEvent::ResponseCreated {
             response_id: writer.id.clone(),
-            audio_output: false,
+            audio_output: writer.audio,
             metadata: writer.metadata.clone(),
             out_of_band: true,
         })
@@ -69,10 +77,11 @@ impl CallActor {
         &mut self,
         opts: ResponseOptions,
     ) -> Result<(ResponseJob, Writer), CallError> {
-        if opts.audio_output == Some(true) {
+        let speaks_to_client = EVENT_AUDIO_CHANNELS.contains(&self.deps.channel);
+        if opts.audio_output == Some(true) && !speaks_to_client {
             return Err(CallError::invalid(
                 "invalid_value",
-                "An out-of-band response ('conversation': 'none') answers in text: its audio would talk over the call's. Use 'output_modalities': ['text'].",
+                "An out-of-band response ('conversation': 'none') on this call answers in text: its audio would go into the call over the conversation's voice. Use 'output_modalities': ['text'].",
             )
             .with_param("response.output_modalities"));
         }
@@ -93,7 +102,8 @@ impl CallActor {
             ));
         }
         let mut plan = self.plan_for(&opts)?;
-        plan.audio = false;
+        plan.audio &= speaks_to_client;
+        let audio = plan.audio;
         let mut job = self.response_job(0, plan);
         // No server-side tools: what they did would belong in the conversation.
         job.orchestrator.tools = None;
@@ -102,6 +112,7 @@ impl CallActor {
             id: self.ids.next("resp"),
             events: self.events.clone(),
             metadata: opts.metadata,
+            audio,
             message: None,
             calls: BTreeMap::new(),
             outputs: 0,
@@ -145,6 +156,8 @@ struct Writer {
     id: String,
     events: mpsc::Sender<CallEvent>,
     metadata: Vec<(String, String)>,
+    /// It speaks: its message is audio with a transcript.
+    audio: bool,
     message: Option<MessageOut>,
     calls: BTreeMap<u32, FunctionCallOut>,
     outputs: u32,
@@ -200,31 +213,51 @@ impl Writer {
         )
     }
 
+    /// Open its message on its first words or audio; `false` when the call's channel is gone.
+    async fn open_message(&mut self) -> bool {
+        if self.message.is_some() {
+            return true;
+        }
+        let output_index = self.outputs;
+        let m = MessageOut {
+            item_id: self.next_item_id(),
+            output_index,
+            text: String::new(),
+            segment: 0,
+            closed: false,
+        };
+        let (_, events) = m.opened(&self.id, self.audio);
+        self.message = Some(m);
+        for event in events {
+            if !self.emit(event).await {
+                return false;
+            }
+        }
+        true
+    }
+
     async fn on_msg(&mut self, msg: ResponseMsg) -> bool {
         match msg {
             ResponseMsg::Text(delta) => {
-                if self.message.is_none() {
-                    let output_index = self.outputs;
-                    let m = MessageOut {
-                        item_id: self.next_item_id(),
-                        output_index,
-                        text: String::new(),
-                        segment: 0,
-                        closed: false,
-                    };
-                    let (_, events) = m.opened(&self.id, false);
-                    self.message = Some(m);
-                    for event in events {
-                        if !self.emit(event).await {
-                            return false;
-                        }
-                    }
+                if !self.open_message().await {
+                    return false;
                 }
                 let Some(m) = self.message.as_mut() else {
                     return true;
                 };
-                let event = m.push_text(&self.id, false, delta);
+                let event = m.push_text(&self.id, self.audio, delta);
                 self.emit(event).await
+            }
+            ResponseMsg::Audio { samples, .. } => {
+                // Its words came as text before it (the transcript's deltas).
+                if !self.open_message().await {
+                    return false;
+                }
+                let Some(m) = self.message.as_ref() else {
+                    return true;
+                };
+                let part = m.part(&self.id);
+                self.emit(CallEvent::AudioDelta { part, samples }).await
             }
             ResponseMsg::ToolCallStart { index, id, name } => {
                 let output_index = self.outputs;
@@ -254,9 +287,8 @@ impl Writer {
                 merge_metadata(&mut self.metadata, metadata);
                 true
             }
-            // Text only, no MCP servers and no server-side tools: none of these come.
-            ResponseMsg::Audio { .. }
-            | ResponseMsg::AudioBreak
+            // No MCP servers and no server-side tools: none of these come.
+            ResponseMsg::AudioBreak
             | ResponseMsg::Action(_)
             | ResponseMsg::McpListed { .. }
             | ResponseMsg::Finished { .. } => true,
@@ -272,8 +304,8 @@ impl Writer {
         let mut output: Vec<(u32, Item)> = Vec::new();
         let mut events = Vec::new();
         if let Some(m) = &self.message {
-            events.extend(m.part_closed(&self.id, false));
-            let item = m.item(false, item_status);
+            events.extend(m.part_closed(&self.id, self.audio));
+            let item = m.item(self.audio, item_status);
             events.push(m.done(&self.id, item.clone()));
             output.push((m.output_index, item));
         }
@@ -292,7 +324,7 @@ impl Writer {
             error_message,
             output: output.into_iter().map(|(_, item)| item).collect(),
             usage: self.usage,
-            audio_output: false,
+            audio_output: self.audio,
             metadata: self.metadata.clone(),
             out_of_band: true,
         })));
