@@ -11,7 +11,13 @@ pub struct Gateway {
     child: Child,
     /// The gateway's data directory, removed when the test ends.
     _data: tempfile::TempDir,
+    /// Where its log goes (none with `SWITCHBOARD_TEST_LOG`, which shows it as it comes):
+    /// a failing test shows its end.
+    log: Option<std::path::PathBuf>,
 }
+
+/// Lines of a gateway's log a failing test shows.
+const LOG_TAIL: usize = 60;
 
 fn free_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -153,13 +159,6 @@ impl Gateway {
                 // The scripted chain alone: the embedded model would answer when it fails.
                 .env("SWITCHBOARD_LLM_EMBEDDED", "off");
         }
-        cmd.env_remove("SWITCHBOARD_API_KEYS")
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("SWITCHBOARD_TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -168,11 +167,22 @@ impl Gateway {
         if !env.iter().any(|(k, _)| *k == "SWITCHBOARD_DATA_DIR") {
             cmd.env("SWITCHBOARD_DATA_DIR", data.path());
         }
+        let log = std::env::var_os("SWITCHBOARD_TEST_LOG")
+            .is_none()
+            .then(|| data.path().join("gateway.log"));
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("gateway log file")),
+            None => Stdio::inherit(),
+        };
+        cmd.env_remove("SWITCHBOARD_API_KEYS")
+            .stdout(Stdio::null())
+            .stderr(stderr);
         let child = cmd.spawn().expect("switchboard serve starts");
         let gw = Self {
             addr,
             child,
             _data: data,
+            log,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -182,6 +192,16 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("gateway at {addr} not ready within 60 s");
+    }
+
+    /// The last `lines` lines of its log (empty when it goes to the test's own output).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let Some(text) = self.log.as_ref().and_then(|p| std::fs::read(p).ok()) else {
+            return String::new();
+        };
+        let text = String::from_utf8_lossy(&text);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// GET `path` with `key` as the bearer token (none: anonymous): status and body.
@@ -269,6 +289,14 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test (this runs as it unwinds) shows what the gateway said last.
+        if std::thread::panicking() && self.log.is_some() {
+            eprintln!(
+                "--- the gateway at {} logged, last {LOG_TAIL} lines ---\n{}\n---",
+                self.addr,
+                self.log_tail(LOG_TAIL)
+            );
+        }
     }
 }
 
