@@ -156,10 +156,12 @@ fn a_webrtc_call_hears_answers_and_is_interrupted() {
         assert_eq!(second["response"]["status"], "completed", "{second}");
 
         // An out-of-band response may not speak: its audio could only go into the track.
-        c.send(&json!({"type": "response.create", "response": {"conversation": "none",
-            "output_modalities": ["audio"]}}))
-            .await
-            .unwrap();
+        c.send(
+            &json!({"type": "response.create", "response": {"conversation": "none",
+            "output_modalities": ["audio"]}}),
+        )
+        .await
+        .unwrap();
         let refused = c.wait_for("error", LONG).await.unwrap();
         assert_eq!(refused["error"]["code"], "invalid_value", "{refused}");
         assert_eq!(refused["error"]["param"], "response.output_modalities");
