@@ -114,6 +114,14 @@ pub fn chat_completion(
     serde_json::from_str(&text).expect("a JSON completion")
 }
 
+/// The value of the first sample in a `/metrics` text whose line starts with `prefix` (a
+/// name, or a name and the start of its labels: `name{op=`); `None` when there is none.
+pub fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 /// The value of the first sample of `name` in a `/metrics` text (a name alone, or with its
 /// labels as Prometheus prints them: `name{a="x",b="y"}`), histogram buckets left out; 0
 /// when there is none.
@@ -159,6 +167,8 @@ impl Gateway {
                 // The scripted chain alone: the embedded model would answer when it fails.
                 .env("SWITCHBOARD_LLM_EMBEDDED", "off");
         }
+        // The test's keys only (before its `env`, which may set them).
+        cmd.env_remove("SWITCHBOARD_API_KEYS");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -174,9 +184,7 @@ impl Gateway {
             Some(path) => Stdio::from(std::fs::File::create(path).expect("gateway log file")),
             None => Stdio::inherit(),
         };
-        cmd.env_remove("SWITCHBOARD_API_KEYS")
-            .stdout(Stdio::null())
-            .stderr(stderr);
+        cmd.stdout(Stdio::null()).stderr(stderr);
         let child = cmd.spawn().expect("switchboard serve starts");
         let gw = Self {
             addr,

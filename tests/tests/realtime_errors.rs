@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::gateway::{Gateway, sample};
 use switchboard_e2e::realtime_client::{RealtimeClient, b64};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::say;
@@ -155,13 +155,7 @@ fn aborted_calls_leave_nothing_behind() {
         ..Script::default()
     });
     let gw = Gateway::start(&[llm.base_url()], &[]);
-    let gauge = |name: &str| -> i64 {
-        gw.metrics()
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(-1)
-    };
+    let gauge = |name: &str| sample(&gw.metrics(), name).map_or(-1, |v| v as i64);
     let baseline = gauge("switchboard_runtime_alive_tasks");
     let speech = say("Tell me a story.", 24_000);
     runtime().block_on(async {

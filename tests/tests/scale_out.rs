@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard_e2e::gateway::{Gateway, TestDatabase, http, http_get};
+use switchboard_e2e::gateway::{Gateway, TestDatabase, http, http_get, sample};
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::redis::RedisServer;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -27,10 +27,7 @@ fn models(gw: &Gateway) -> (u16, Option<String>) {
 }
 
 fn metric(gw: &Gateway, line_start: &str) -> Option<f64> {
-    gw.metrics()
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    sample(&gw.metrics(), line_start)
 }
 
 /// Two gateways on one fresh PostgreSQL database and one Redis of the test's own, with the

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard_e2e::gateway::{Gateway, http_get, http_post_json};
+use switchboard_e2e::gateway::{Gateway, http_get, http_post_json, metric};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_e2e::speech::{say, silence};
 use switchboard_e2e::webrtc_client::{RATE, WebRtcClient, post_sdp};
@@ -182,13 +182,11 @@ fn a_webrtc_call_hears_answers_and_is_interrupted() {
         c.hang_up().await;
     });
     let metrics = gw.metrics();
-    let count = |labels: &str| -> f64 {
-        let name = format!("switchboard_webrtc_packets_total{{{labels}}}");
-        metrics
-            .lines()
-            .find(|l| l.starts_with(&name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0)
+    let count = |labels: &str| {
+        metric(
+            &metrics,
+            &format!("switchboard_webrtc_packets_total{{{labels}}}"),
+        )
     };
     assert!(
         count(r#"direction="in",fate="received""#) > 200.0,
