@@ -217,6 +217,16 @@ impl RealtimeClient {
         serde_json::to_string(&errors).unwrap_or_default()
     }
 
+    /// What the `delta`s of response `response_id`'s events of `kind` spell, in order (its
+    /// text, or its audio's transcript).
+    pub fn response_deltas(&self, kind: &str, response_id: &str) -> String {
+        self.of_kind(kind)
+            .iter()
+            .filter(|r| r.event["response_id"] == response_id)
+            .map(|r| r.event["delta"].as_str().expect("a delta is a string"))
+            .collect()
+    }
+
     pub fn of_kind(&self, kind: &str) -> Vec<&Received> {
         self.log.iter().filter(|r| r.kind() == kind).collect()
     }

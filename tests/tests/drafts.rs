@@ -97,12 +97,7 @@ fn a_barge_in_is_answered_by_its_draft() {
         assert_answered_with_only_the_heard_part(&llm, "london");
         // The reply the caller hears is the scripted one, whole.
         let second_id = second.event["response"]["id"].as_str().unwrap().to_owned();
-        let said: String = c
-            .of_kind("response.output_audio_transcript.delta")
-            .iter()
-            .filter(|r| r.event["response_id"] == second_id.as_str())
-            .map(|r| r.event["delta"].as_str().unwrap().to_owned())
-            .collect();
+        let said = c.response_deltas("response.output_audio_transcript.delta", &second_id);
         assert_eq!(said, Script::default().reply);
         c.close().await;
     });

@@ -91,12 +91,7 @@ fn an_out_of_band_response_runs_beside_the_spoken_one_and_is_written_nowhere() {
             .find(|e| e.event["response"]["id"] == mood_id.as_str())
             .expect("its response.created");
         assert!(created.event["response"]["conversation_id"].is_null());
-        let deltas: String = c
-            .of_kind("response.output_text.delta")
-            .iter()
-            .filter(|e| e.event["response_id"] == mood_id.as_str())
-            .map(|e| e.event["delta"].as_str().unwrap().to_owned())
-            .collect();
+        let deltas = c.response_deltas("response.output_text.delta", &mood_id);
         assert_eq!(deltas, text);
         let mood_done_at = c
             .log
@@ -258,12 +253,7 @@ fn an_out_of_band_response_speaks_to_the_client_alone() {
         let content = &r["output"][0]["content"][0];
         assert_eq!(content["type"], "output_audio", "{done}");
         assert_eq!(content["transcript"], "Your order ships on Monday.");
-        let transcript: String = c
-            .of_kind("response.output_audio_transcript.delta")
-            .iter()
-            .filter(|e| e.event["response_id"] == id.as_str())
-            .map(|e| e.event["delta"].as_str().unwrap().to_owned())
-            .collect();
+        let transcript = c.response_deltas("response.output_audio_transcript.delta", &id);
         assert_eq!(transcript, "Your order ships on Monday.");
         assert_eq!(c.of_kind("response.output_audio.done").len(), 1, "{:?}", c.kinds());
 
