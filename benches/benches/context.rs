@@ -10,9 +10,9 @@
 //! Run: `cargo bench -p switchboard-benches --bench context` (models fetched, `make build`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use switchboard_benches::{models_dir, percentiles};
+use switchboard_benches::{latency_row, latency_table, models_dir};
 use switchboard_e2e::gateway::{Gateway, http_post_json};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
 use switchboard_models::embed::{MiniLm, TextEmbedder};
@@ -113,11 +113,6 @@ fn corpus() -> Vec<(String, String)> {
         .collect()
 }
 
-fn row(name: &str, samples: &mut [Duration]) {
-    let (p50, p95) = percentiles(samples);
-    println!("| {name} | {p50:.1} | {p95:.1} |");
-}
-
 async fn knowledge() {
     let embedder: Arc<dyn TextEmbedder> =
         Arc::new(MiniLm::load(&models_dir().join(MINILM_DIR), 1024).expect("MiniLM loads"));
@@ -145,7 +140,7 @@ async fn knowledge() {
             )
         })
         .collect();
-    println!("| knowledge, {chunks} chunks | p50 ms | p95 ms |\n|---|---|---|");
+    latency_table(&format!("knowledge, {chunks} chunks"));
     for (name, mode) in [
         (
             "hybrid search (query embedding + BM25 + dense + fusion)",
@@ -164,7 +159,7 @@ async fn knowledge() {
             samples.push(t.elapsed());
             assert!(!hits.is_empty());
         }
-        row(name, &mut samples);
+        latency_row(name, &mut samples, 1);
     }
     let cell = Arc::new(std::sync::OnceLock::new());
     let _ = cell.set(index);
@@ -184,9 +179,10 @@ async fn knowledge() {
         samples.push(t.elapsed());
         degraded += usize::from(out.degraded());
     }
-    row(
+    latency_row(
         &format!("context stage (knowledge engine, 500 ms deadline; {degraded} degraded)"),
         &mut samples,
+        1,
     );
     println!();
 }
@@ -217,12 +213,14 @@ fn chat_overhead() {
     timed(gw.addr, "/v1/chat/completions");
     let mut direct = timed(llm.addr, "/v1/chat/completions");
     let mut through = timed(gw.addr, "/v1/chat/completions");
-    let (d50, d95) = percentiles(&mut direct);
-    let (g50, g95) = percentiles(&mut through);
-    println!("| streamed chat completion, {CHAT_RUNS} runs | p50 ms | p95 ms |\n|---|---|---|");
-    println!("| scripted LLM directly | {d50:.2} | {d95:.2} |");
-    println!("| through the gateway | {g50:.2} | {g95:.2} |");
-    println!("| gateway overhead | {:.2} | {:.2} |", g50 - d50, g95 - d95);
+    latency_table("streamed chat completion");
+    let (d50, d95) = latency_row("scripted LLM directly", &mut direct, 2);
+    let (g50, g95) = latency_row("through the gateway", &mut through, 2);
+    println!(
+        "| gateway overhead | {:.2} ms | {:.2} ms | |",
+        g50 - d50,
+        g95 - d95
+    );
 }
 
 fn main() {

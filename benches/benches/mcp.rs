@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use switchboard_benches::{percentiles, turn_text, turn_text_with};
+use switchboard_benches::{latency_row, latency_table, turn_text, turn_text_with};
 use switchboard_e2e::mcp_server::HttpMcp;
 use switchboard_pipeline::context::{ContextStage, EngineMetrics};
 use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream};
@@ -80,11 +80,6 @@ fn three_lookups(engine: &Arc<ToolEngine>, tool: &'static str) -> Orchestrator {
     .with_tools(Arc::clone(engine))
 }
 
-fn row(what: &str, samples: &mut [Duration]) {
-    let (p50, p95) = percentiles(samples);
-    println!("| {what} | {p50:.2} ms | {p95:.2} ms |");
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let server = HttpMcp::start(None, None);
@@ -111,9 +106,7 @@ async fn main() {
             .unwrap_or_else(|| panic!("{name} listed"))
     };
     let (status, slow) = (binding("shop_order_status"), binding("shop_slow_lookup"));
-    println!(
-        "| Measure (loopback, Python MCP server; {RUNS} runs, or {ROUNDS} for the slow rows) | p50 | p95 |\n|---|---|---|"
-    );
+    latency_table("Measure (loopback, Python MCP server)");
 
     let order: Map<String, Value> = [("order_id".to_owned(), json!("42"))].into_iter().collect();
     let mut samples = Vec::new();
@@ -123,7 +116,11 @@ async fn main() {
         assert!(out.error.is_none(), "{out:?}");
         samples.push(t.elapsed());
     }
-    row("MCP call over streamable HTTP (order_status)", &mut samples);
+    latency_row(
+        "MCP call over streamable HTTP (order_status)",
+        &mut samples,
+        2,
+    );
 
     let wait: Map<String, Value> = [("seconds".to_owned(), json!(SLOW.as_secs_f64()))]
         .into_iter()
@@ -138,12 +135,13 @@ async fn main() {
             }
             samples.push(t.elapsed());
         }
-        row(
+        latency_row(
             &format!(
                 "{turns} turns at once, each a {} ms call to one MCP server: all answered",
                 SLOW.as_millis()
             ),
             &mut samples,
+            2,
         );
     }
 
@@ -166,12 +164,13 @@ async fn main() {
         assert!(text.contains("slowly"), "{text}");
         samples.push(t.elapsed());
     }
-    row(
+    latency_row(
         &format!(
             "A turn with three {} ms MCP reads, model time excluded (orchestrator)",
             SLOW.as_millis()
         ),
         &mut samples,
+        2,
     );
     client_declared(&engine, &allow).await;
     drop(server);
@@ -195,9 +194,10 @@ async fn client_declared(engine: &Arc<ToolEngine>, allow: &str) {
         samples.push(t.elapsed());
         server = Some(Arc::new(connected.expect("connects")));
     }
-    row(
+    latency_row(
         "Connecting a client-declared MCP server and listing its tools (a response's first declaration)",
         &mut samples,
+        2,
     );
     let tools = ClientTools {
         servers: server.into_iter().collect(),
@@ -217,11 +217,12 @@ async fn client_declared(engine: &Arc<ToolEngine>, allow: &str) {
         assert!(text.contains("slowly"), "{text}");
         samples.push(t.elapsed());
     }
-    row(
+    latency_row(
         &format!(
             "A turn with three {} ms calls to a client-declared MCP server, model time excluded",
             SLOW.as_millis()
         ),
         &mut samples,
+        2,
     );
 }

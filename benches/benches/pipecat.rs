@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard_benches::caller::{audible, question};
-use switchboard_benches::{client_runtime, env_number, histogram, models_dir, percentiles};
+use switchboard_benches::{
+    client_runtime, env_number, histogram, latency_row, latency_table, models_dir,
+};
 use switchboard_e2e::gateway::{Gateway, PersonaFile};
 use switchboard_e2e::phone_client::{PhoneClient, PhoneLog, RATE};
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -261,15 +263,6 @@ async fn barge_ins(url: &str, turns: usize, figures: &mut Figures) {
     phone.stop();
 }
 
-fn row(name: &str, samples: &mut [Duration]) {
-    if samples.is_empty() {
-        println!("| {name} | - | - | 0 |");
-        return;
-    }
-    let (p50, p95) = percentiles(samples);
-    println!("| {name} | {p50:.0} ms | {p95:.0} ms | {} |", samples.len());
-}
-
 fn main() {
     let llm = ScriptedLlm::start(Script {
         reply: REPLY.into(),
@@ -328,33 +321,39 @@ turn_eagerness = "auto"
             "0.5 s of silence"
         }
     );
-    println!("| measure | p50 | p95 | samples |\n|---|---|---|---|");
-    row("voice-to-voice, Switchboard", &mut switchboard.v2v);
-    row("voice-to-voice, Pipecat", &mut pipecat.v2v);
-    row(
+    latency_table("measure");
+    latency_row("voice-to-voice, Switchboard", &mut switchboard.v2v, 0);
+    latency_row("voice-to-voice, Pipecat", &mut pipecat.v2v, 0);
+    latency_row(
         "barge-in: caller onset -> clear, Switchboard",
         &mut switchboard.barge_in,
+        0,
     );
-    row(
+    latency_row(
         "barge-in: caller onset -> clear, Pipecat",
         &mut pipecat.barge_in,
+        0,
     );
-    row(
+    latency_row(
         "interruption's end -> reply audio, Switchboard",
         &mut switchboard.answered,
+        0,
     );
-    row(
+    latency_row(
         "interruption's end -> reply audio, Pipecat",
         &mut pipecat.answered,
+        0,
     );
     if calls > 1 {
-        row(
+        latency_row(
             &format!("voice-to-voice, {calls} calls at once, Switchboard"),
             &mut switchboard.concurrent,
+            0,
         );
-        row(
+        latency_row(
             &format!("voice-to-voice, {calls} calls at once, Pipecat"),
             &mut pipecat.concurrent,
+            0,
         );
     }
     server.print();

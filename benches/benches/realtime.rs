@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_benches::caller::{audible, question};
-use switchboard_benches::{client_runtime, counts, env_list, env_number, histogram, percentiles};
+use switchboard_benches::{
+    client_runtime, counts, env_list, env_number, histogram, latency_row, latency_table,
+};
 use switchboard_e2e::gateway::Gateway;
 use switchboard_e2e::realtime_client::RealtimeClient;
 use switchboard_e2e::scripted_llm::{Script, ScriptedLlm};
@@ -262,19 +264,6 @@ async fn concurrent(gw: &Gateway, calls: usize, turns: usize, mode: Mode) -> Vec
     all
 }
 
-fn row(name: &str, samples: &mut [Duration]) -> f64 {
-    if samples.is_empty() {
-        println!("| {name} | no samples | |");
-        return f64::NAN;
-    }
-    let (p50, p95) = percentiles(samples);
-    println!(
-        "| {name} | {p50:.0} ms | {p95:.0} ms | n={} |",
-        samples.len()
-    );
-    p95
-}
-
 /// The mean of each turn stage between two `/metrics` snapshots, in milliseconds.
 fn stage_means(before: &str, after: &str) -> Vec<(&'static str, f64)> {
     const STAGES: [(&str, &str, &str); 6] = [
@@ -331,7 +320,7 @@ fn main() {
             false => "scripted LLM: first token after 30 ms, 15 ms per word",
         }
     );
-    println!("| measure | p50 | p95 | |\n|---|---|---|---|");
+    latency_table("measure");
     // SWITCHBOARD_BENCH=v2v,barge,concurrency,memory picks sections (default: all).
     let only = std::env::var("SWITCHBOARD_BENCH").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|s| s == name);
@@ -341,7 +330,7 @@ fn main() {
         let before = gw.metrics();
         let mut v2v = rt.block_on(voice_to_voice(&gw, None));
         stages = stage_means(&before, &gw.metrics());
-        single_p95 = row("voice-to-voice, 1 call", &mut v2v);
+        single_p95 = latency_row("voice-to-voice, 1 call", &mut v2v, 0).1;
     }
     // The same turns on a gateway that waits for the turn's end before replying.
     let plain = (run("v2v") || run("barge")).then(|| {
@@ -355,38 +344,47 @@ fn main() {
         && let Some(plain) = &plain
     {
         let mut v2v = rt.block_on(voice_to_voice(plain, None));
-        row("voice-to-voice, 1 call, no speculative replies", &mut v2v);
+        latency_row(
+            "voice-to-voice, 1 call, no speculative replies",
+            &mut v2v,
+            0,
+        );
         let early_off =
             json!({"turn_detection": {"type": "server_vad", "early_transcription_ms": 0}});
         let mut v2v = rt.block_on(voice_to_voice(&gw, Some(early_off)));
-        row(
+        latency_row(
             "voice-to-voice, 1 call, transcription only after the turn ends",
             &mut v2v,
+            0,
         );
         let denoised = json!({"noise_reduction": {"type": "near_field"}});
         let mut v2v = rt.block_on(voice_to_voice(&gw, Some(denoised)));
-        row("voice-to-voice, 1 call, noise reduction on", &mut v2v);
+        latency_row("voice-to-voice, 1 call, noise reduction on", &mut v2v, 0);
     }
     if run("barge")
         && let Some(plain) = &plain
     {
         let mut b = rt.block_on(barge_in(&gw));
-        row(
+        latency_row(
             "barge-in: speech_started -> last reply audio",
             &mut b.from_event,
+            0,
         );
-        row(
+        latency_row(
             "barge-in: caller speech onset -> last reply audio",
             &mut b.from_onset,
+            0,
         );
-        row(
+        latency_row(
             "barge-in: interruption's end -> first audio of the reply to it",
             &mut b.answered,
+            0,
         );
         let mut b = rt.block_on(barge_in(plain));
-        row(
+        latency_row(
             "barge-in: interruption's end -> first audio of the reply to it, no speculative replies",
             &mut b.answered,
+            0,
         );
     }
     drop(plain);
@@ -403,7 +401,11 @@ fn main() {
     };
     for calls in concurrency {
         let mut d = rt.block_on(concurrent(&gw, calls, turns_per_call(), Mode::Converse));
-        let p95 = row(&format!("voice-to-voice, {calls} concurrent calls"), &mut d);
+        let (_, p95) = latency_row(
+            &format!("voice-to-voice, {calls} concurrent calls"),
+            &mut d,
+            0,
+        );
         if stop_early && p95 > 2.0 * single_p95 {
             println!("\np95 voice-to-voice more than doubled at {calls} concurrent calls");
             break;
@@ -411,9 +413,10 @@ fn main() {
     }
     if run("transcription") {
         let mut d = rt.block_on(concurrent(&gw, 1, TURNS, Mode::Transcribe));
-        let single = row(
+        let (_, single) = latency_row(
             "end of speech -> transcript, 1 transcription session",
             &mut d,
+            0,
         );
         for sessions in [2, 4, 6, 8, 12, 16, 24, 32] {
             let mut d = rt.block_on(concurrent(
@@ -422,9 +425,10 @@ fn main() {
                 turns_per_call(),
                 Mode::Transcribe,
             ));
-            let p95 = row(
+            let (_, p95) = latency_row(
                 &format!("end of speech -> transcript, {sessions} transcription sessions"),
                 &mut d,
+                0,
             );
             if p95 > 2.0 * single {
                 println!(

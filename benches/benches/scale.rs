@@ -10,9 +10,9 @@
 //! Run: `cargo bench -p switchboard-benches --bench scale` (needs the release binary, the
 //! models for readiness, and Redis at 127.0.0.1:6379; `make bench` starts it).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use switchboard_benches::percentiles;
+use switchboard_benches::{latency_row, latency_table, percentiles};
 use switchboard_e2e::gateway::{Gateway, http_get};
 use switchboard_e2e::redis::RedisServer;
 
@@ -22,11 +22,6 @@ const RUNS: usize = 3000;
 /// Limits checked on every request but never reached by the benchmark.
 const LOOSE_KEY: (&str, &str) = ("SWITCHBOARD_RATE_PER_KEY", "1000000/1000s");
 const LOOSE_TENANT: (&str, &str) = ("SWITCHBOARD_RATE_PER_TENANT", "1000000/1000s");
-
-fn row(what: &str, samples: &mut [Duration]) {
-    let (p50, p95) = percentiles(samples);
-    println!("| {what} | {p50:.3} ms | {p95:.3} ms |");
-}
 
 async fn script_checks(redis: &RedisServer) {
     let client = redis::Client::open(redis.url()).expect("redis url");
@@ -47,9 +42,10 @@ async fn script_checks(redis: &RedisServer) {
             .expect("gcra script");
         samples.push(started.elapsed());
     }
-    row(
+    latency_row(
         "rate-limit check in Redis (one GCRA script call, loopback)",
         &mut samples,
+        3,
     );
 }
 
@@ -91,7 +87,7 @@ async fn end_to_end(redis: &RedisServer) {
             samples.push(started.elapsed());
             assert_eq!(status, 200);
         }
-        row(what, &mut samples);
+        latency_row(what, &mut samples, 3);
     }
 }
 
@@ -136,9 +132,10 @@ async fn heartbeat(redis: &RedisServer) {
         samples.push(started.elapsed());
         assert_eq!(n, 1000);
     }
-    row(
+    latency_row(
         "registry heartbeat, 1,000 calls (one script call)",
         &mut samples,
+        3,
     );
     let after = used(&mut conn).await;
     println!(
@@ -153,7 +150,7 @@ async fn heartbeat(redis: &RedisServer) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let redis = RedisServer::start();
-    println!("| what | p50 | p95 |\n|---|---|---|");
+    latency_table("what");
     script_checks(&redis).await;
     end_to_end(&redis).await;
     heartbeat(&redis).await;

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_benches::{percentiles, turn_text};
+use switchboard_benches::{latency_row, latency_table, turn_text};
 use switchboard_e2e::fake_orders::{FakeOrders, OPENAPI};
 use switchboard_pipeline::context::{ContextStage, EngineMetrics};
 use switchboard_pipeline::llm::{ChatMessage, ChatRequest, LlmEvent, LlmProvider, LlmStream};
@@ -50,16 +50,11 @@ impl LlmProvider for InstantModel {
     }
 }
 
-fn row(what: &str, samples: &mut [Duration]) {
-    let (p50, p95) = percentiles(samples);
-    println!("| {what} | {p50:.2} ms | {p95:.2} ms |");
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let orders = FakeOrders::start();
     let url = format!("{}/orders/42", orders.base_url());
-    println!("| Measure ({RUNS} runs, loopback) | p50 | p95 |\n|---|---|---|");
+    latency_table("Measure (loopback)");
 
     // First: it installs the process's TLS crypto provider, which reqwest needs.
     let guard =
@@ -72,7 +67,7 @@ async fn main() {
         let _ = r.bytes().await;
         samples.push(t.elapsed());
     }
-    row("GET, plain pooled reqwest client", &mut samples);
+    latency_row("GET, plain pooled reqwest client", &mut samples, 2);
 
     let mut samples = Vec::new();
     for _ in 0..RUNS {
@@ -90,7 +85,7 @@ async fn main() {
             .expect("guarded GET");
         samples.push(t.elapsed());
     }
-    row("GET through the outbound guard", &mut samples);
+    latency_row("GET through the outbound guard", &mut samples, 2);
 
     let personas = Personas::parse(&format!(
         r#"
@@ -127,7 +122,7 @@ http = {{ url = "{}/orders/{{order_id}}" }}
         assert!(out.error.is_none(), "{out:?}");
         samples.push(t.elapsed());
     }
-    row("Read tool run (engine)", &mut samples);
+    latency_row("Read tool run (engine)", &mut samples, 2);
 
     let orchestrator = Orchestrator::new(
         Arc::new(personas),
@@ -143,9 +138,10 @@ http = {{ url = "{}/orders/{{order_id}}" }}
         assert!(text.contains("shipped"), "{text}");
         samples.push(t.elapsed());
     }
-    row(
+    latency_row(
         "Read-tool turn, model time excluded (orchestrator)",
         &mut samples,
+        2,
     );
 
     let mut samples = Vec::new();
@@ -155,5 +151,5 @@ http = {{ url = "{}/orders/{{order_id}}" }}
         assert_eq!(p.len(), 2);
         samples.push(t.elapsed());
     }
-    row("OpenAPI import, 2 operations (propose)", &mut samples);
+    latency_row("OpenAPI import, 2 operations (propose)", &mut samples, 2);
 }

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use switchboard_benches::caller::QUESTIONS;
-use switchboard_benches::{client_runtime, percentiles};
+use switchboard_benches::{client_runtime, latency_row, latency_table};
 use switchboard_channels::webrtc::codec::{FRAME_SAMPLES, OpusIn, OpusOut};
 use switchboard_channels::webrtc::jitter::Frame;
 use switchboard_e2e::gateway::Gateway;
@@ -21,19 +21,6 @@ use switchboard_e2e::speech::{say, silence};
 use switchboard_e2e::webrtc_client::{self, WebRtcClient, post_sdp};
 
 const TURNS: usize = 10;
-fn row(name: &str, samples: &mut [Duration]) -> f64 {
-    if samples.is_empty() {
-        println!("| {name} | no samples | | |");
-        return f64::NAN;
-    }
-    let (p50, p95) = percentiles(samples);
-    println!(
-        "| {name} | {p50:.0} ms | {p95:.0} ms | n={} |",
-        samples.len()
-    );
-    p50
-}
-
 async fn webrtc_turn(c: &mut WebRtcClient, question: &str) -> Option<Duration> {
     let rate = webrtc_client::RATE;
     let mut speech = silence(200, rate);
@@ -178,9 +165,14 @@ fn main() {
     let gw = Gateway::start(&[llm.base_url()], &[]);
     let rt = client_runtime();
     let (mut rtc, mut ws, mut answer) = rt.block_on(compare(&gw));
-    println!("\n| measure | p50 | p95 | |\n|---|---|---|---|");
-    let a = row("voice-to-voice over WebRTC (loopback)", &mut rtc);
-    let b = row("voice-to-voice over the WebSocket", &mut ws);
-    row("SDP offer -> answer (POST /v1/realtime/calls)", &mut answer);
+    println!();
+    latency_table("measure");
+    let (a, _) = latency_row("voice-to-voice over WebRTC (loopback)", &mut rtc, 0);
+    let (b, _) = latency_row("voice-to-voice over the WebSocket", &mut ws, 0);
+    latency_row(
+        "SDP offer -> answer (POST /v1/realtime/calls)",
+        &mut answer,
+        0,
+    );
     println!("\nWebRTC adds {:.0} ms at p50 (target <= 30 ms)", a - b);
 }

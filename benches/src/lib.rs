@@ -13,6 +13,27 @@ pub fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (at(0.5), at(0.95))
 }
 
+/// Print the head of a latency table whose rows [`latency_row`] prints; `title` heads the
+/// first column.
+pub fn latency_table(title: &str) {
+    println!("| {title} | p50 | p95 | samples |\n|---|---|---|---|");
+}
+
+/// Print one row of a latency table: `name`, p50 and p95 in milliseconds with `decimals`
+/// digits, and how many samples they come from. Returns p50 and p95 (NaN without samples).
+pub fn latency_row(name: &str, samples: &mut [Duration], decimals: usize) -> (f64, f64) {
+    if samples.is_empty() {
+        println!("| {name} | - | - | 0 |");
+        return (f64::NAN, f64::NAN);
+    }
+    let (p50, p95) = percentiles(samples);
+    println!(
+        "| {name} | {p50:.decimals$} ms | {p95:.decimals$} ms | {} |",
+        samples.len()
+    );
+    (p50, p95)
+}
+
 /// One turn of `user` through the orchestrator as tenant `t` in `session`: the reply's text.
 pub async fn turn_text(
     orchestrator: &switchboard_pipeline::orchestrator::Orchestrator,
