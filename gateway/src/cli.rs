@@ -329,32 +329,38 @@ pub struct LlmArgs {
     pub llm_first_token_timeout_ms: u64,
 }
 
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    pub file: PathBuf,
+    /// Encoder window: "auto" (sized to the clip), "full", or a number of frames.
+    #[arg(long, default_value = "auto")]
+    pub audio_ctx: String,
+    /// Text that conditions the transcription (names, jargon).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// The language spoken (ISO-639-1, e.g. "de"). Another than English needs a
+    /// multilingual model (`--stt-model base`), which detects it when none is given.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Translate the speech into English instead (a multilingual model's task).
+    #[arg(long)]
+    pub translate: bool,
+    /// Print segments with timestamps and timing as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub models: ModelsDirArg,
+    #[command(flatten)]
+    pub stt: SttArgs,
+}
+
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once at start-up
 pub enum Command {
     /// Run the gateway.
     Serve(ServeArgs),
     /// Print the transcript of a WAV file (any sample rate or channel count).
-    Transcribe {
-        file: PathBuf,
-        /// Encoder window: "auto" (sized to the clip), "full", or a number of frames.
-        #[arg(long, default_value = "auto")]
-        audio_ctx: String,
-        /// Text that conditions the transcription (names, jargon).
-        #[arg(long)]
-        prompt: Option<String>,
-        /// The language spoken (ISO-639-1, e.g. "de"). Another than English needs a
-        /// multilingual model (`--stt-model base`), which detects it when none is given.
-        #[arg(long)]
-        language: Option<String>,
-        /// Print segments with timestamps and timing as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        models: ModelsDirArg,
-        #[command(flatten)]
-        stt: SttArgs,
-    },
+    Transcribe(TranscribeArgs),
     /// Speak text into a WAV file.
     Speak {
         text: String,

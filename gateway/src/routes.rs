@@ -79,6 +79,12 @@ pub fn router(state: Arc<AppState>) -> Router {
                 )),
         )
         .route(
+            "/v1/audio/translations",
+            axum::routing::post(crate::audio::translations).layer(
+                axum::extract::DefaultBodyLimit::max(2 * crate::audio::MAX_UPLOAD_BYTES),
+            ),
+        )
+        .route(
             "/v1/knowledge/documents",
             get(crate::knowledge::list)
                 .post(crate::knowledge::upload)

@@ -142,6 +142,12 @@ def main(base_url: str, workdir: str) -> None:
             lambda: upload(include=["logprobs"], response_format="text"))
     refused("language", "a German transcription by an English model",
             lambda: upload(language="de"))
+
+    def translate():
+        with open(fixed, "rb") as f:
+            return client.audio.translations.create(model="whisper-1", file=f)
+
+    refused("model", "a translation by an English-only model", translate)
     try:
         client.audio.transcriptions.create(model="whisper-1", file=("big.wav", b"\0" * (26 * 1024 * 1024)))
         raise SystemExit("a 26 MB upload was accepted")

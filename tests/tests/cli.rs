@@ -84,8 +84,9 @@ fn the_stt_model_flag_picks_whisper_base_and_json_names_the_device() {
     assert_one_line_error(&o, "/nonexistent/model.bin");
 }
 
-/// A multilingual model transcribes the language it is told; an English-only one refuses
-/// another language by name instead of transcribing it wrongly.
+/// A multilingual model transcribes the language it is told, or translates it into English;
+/// an English-only one refuses another language, and translating, by name instead of
+/// transcribing wrongly.
 #[test]
 fn language_is_honoured_by_a_multilingual_model_and_refused_by_an_english_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,9 +118,21 @@ fn language_is_honoured_by_a_multilingual_model_and_refused_by_an_english_one() 
     assert!(o.status.success(), "{}", stderr(&o));
     let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(out["language"], "de", "{out}");
+    // Translated into English ("Good morning, I must have a dish…": base on espeak's German).
+    let o = run(&["transcribe", "--stt-model", "base", "--translate", wav]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let english = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    assert!(
+        english.contains("good morning") && !english.contains("morgen"),
+        "{english}"
+    );
     assert_one_line_error(
         &run(&["transcribe", "--language", "de", wav]),
         "--stt-model base",
+    );
+    assert_one_line_error(
+        &run(&["transcribe", "--translate", wav]),
+        "cannot translate",
     );
     assert_one_line_error(
         &run(&["transcribe", "--stt-model", "base", "--language", "xx", wav]),

@@ -1,5 +1,5 @@
-//! `POST /v1/audio/speech` (`speech.rs`) and `POST /v1/audio/transcriptions`
-//! (`transcriptions.rs`) in OpenAI's shape, on the same Piper and Whisper engines that serve
+//! `POST /v1/audio/speech` (`speech.rs`), `POST /v1/audio/transcriptions` and
+//! `POST /v1/audio/translations` (`transcriptions.rs`) in OpenAI's shape, on the same Piper and Whisper engines that serve
 //! calls. Their work waits behind live calls' in the engines' urgency queues.
 
 mod speech;
@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 pub use speech::{speak_ogg_opus, speech};
-pub use transcriptions::{MAX_UPLOAD_BYTES, transcriptions};
+pub use transcriptions::{MAX_UPLOAD_BYTES, transcriptions, translations};
 
 use crate::server::openai_error;
 

@@ -1,3 +1,9 @@
+//! `POST /v1/audio/transcriptions` and `POST /v1/audio/translations`: one upload's speech as
+//! text, in its own language or translated into English (Whisper's two tasks, one handler).
+//! Translation needs a multilingual model; like a transcription it takes `language` (here the
+//! language spoken, detected when not given), `prompt` (in English), `stream` and the same
+//! response formats, and its `verbose_json` says `"task": "translate"`, `"language": "english"`.
+//!
 //! Transcriptions with `stream: true` send each segment as a `transcript.text.delta` as soon
 //! as whisper.cpp decodes it (a long file goes a piece of at most 8 s at a time, cut at a
 //! pause), then `transcript.text.done`. A client that goes away stops the decoding.
@@ -112,7 +118,24 @@ fn timestamp(ms: u64, sep: char) -> String {
     )
 }
 
-fn render_transcript(t: &Transcript, format: &str, logprobs: bool) -> Response {
+/// Which of Whisper's tasks an upload asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    Transcribe,
+    /// Into English.
+    Translate,
+}
+
+impl Task {
+    fn name(self) -> &'static str {
+        match self {
+            Task::Transcribe => "transcribe",
+            Task::Translate => "translate",
+        }
+    }
+}
+
+fn render_transcript(t: &Transcript, task: Task, format: &str, logprobs: bool) -> Response {
     let text = t.text.trim().to_owned();
     match format {
         "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
@@ -125,8 +148,12 @@ fn render_transcript(t: &Transcript, format: &str, logprobs: bool) -> Response {
                     "text": s.text, "tokens": s.tokens.iter().map(|t| t.id).collect::<Vec<_>>(), "temperature": 0.0,
                     "avg_logprob": s.avg_logprob(), "no_speech_prob": s.no_speech_prob}))
                 .collect();
-            let language = language_name(&t.language).unwrap_or(&t.language);
-            Json(json!({"task": "transcribe", "language": language, "duration": t.audio_secs, "text": text, "segments": segments,
+            // A translation's language is the text's, as OpenAI's: always English.
+            let language = match task {
+                Task::Transcribe => language_name(&t.language).unwrap_or(&t.language),
+                Task::Translate => "english",
+            };
+            Json(json!({"task": task.name(), "language": language, "duration": t.audio_secs, "text": text, "segments": segments,
                 "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}))
             .into_response()
         }
@@ -160,12 +187,31 @@ fn render_transcript(t: &Transcript, format: &str, logprobs: bool) -> Response {
     }
 }
 
+/// `POST /v1/audio/transcriptions`.
 pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    if let Err(denied) = state.auth.require(&headers, Scope::Audio).await {
+    serve(&state, &headers, form, Task::Transcribe).await
+}
+
+/// `POST /v1/audio/translations`.
+pub async fn translations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    serve(&state, &headers, form, Task::Translate).await
+}
+
+async fn serve(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    task: Task,
+) -> Response {
+    if let Err(denied) = state.auth.require(headers, Scope::Audio).await {
         return denied;
     }
     let form = match crate::upload::multipart(form) {
@@ -179,6 +225,17 @@ pub async fn transcriptions(
     let Some(engines) = state.engines() else {
         return not_ready();
     };
+    if task == Task::Translate && !engines.stt.multilingual() {
+        return invalid_request(
+            format!(
+                "the speech-to-text model {} transcribes English only and cannot translate \
+                 (serve with --stt-model base to translate)",
+                engines.stt.model()
+            ),
+            "model",
+            "invalid_value",
+        );
+    }
     let language = match file_language(
         up.language.as_deref(),
         engines.stt.multilingual(),
@@ -227,6 +284,7 @@ pub async fn transcriptions(
         // Live calls' turns go first: nobody on a call waits for an upload.
         TranscribeOptions {
             prompt: up.prompt,
+            translate: task == Task::Translate,
             language,
             segments: sink,
             ..TranscribeOptions::at(Priority::Batch)
@@ -234,7 +292,7 @@ pub async fn transcriptions(
     );
     let Some(mut segments) = segments else {
         return match job.await {
-            Ok(t) => render_transcript(&t, &up.response_format, up.logprobs),
+            Ok(t) => render_transcript(&t, task, &up.response_format, up.logprobs),
             Err(e) => stt_failed(e),
         };
     };

@@ -11,23 +11,7 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::server::run(args),
-        Command::Transcribe {
-            file,
-            audio_ctx,
-            prompt,
-            language,
-            json,
-            models,
-            stt,
-        } => transcribe::run(
-            &file,
-            &audio_ctx,
-            prompt,
-            language.as_deref(),
-            json,
-            &models.dir,
-            &stt,
-        ),
+        Command::Transcribe(args) => transcribe::run(args),
         Command::Speak {
             text,
             output,

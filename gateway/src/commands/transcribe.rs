@@ -1,25 +1,15 @@
 //! `switchboard transcribe FILE`.
 
-use std::path::Path;
-
 use anyhow::{Context, bail};
 use switchboard_models::audio::{rates, wav};
 use switchboard_models::stt::{AudioCtx, SpeechToText, TranscribeOptions};
 
 use switchboard_channels::realtime::transcription::file_language;
 
-use crate::cli::SttArgs;
+use crate::cli::TranscribeArgs;
 
-pub fn run(
-    file: &Path,
-    audio_ctx: &str,
-    prompt: Option<String>,
-    language: Option<&str>,
-    json: bool,
-    models_dir: &Path,
-    stt: &SttArgs,
-) -> anyhow::Result<()> {
-    let audio_ctx = match audio_ctx {
+pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
+    let audio_ctx = match args.audio_ctx.as_str() {
         "auto" => AudioCtx::Auto,
         "full" => AudioCtx::Full,
         n => match n.parse::<u32>() {
@@ -27,25 +17,37 @@ pub fn run(
             _ => bail!("--audio-ctx must be auto, full or a positive number of frames, not {n:?}"),
         },
     };
-    let audio = wav::read_file(file)?
+    let audio = wav::read_file(&args.file)?
         .to_rate(rates::SPEECH_MODELS)
         .context("resampling to 16 kHz")?;
-    let engine = crate::engines::stt(models_dir, stt)?;
-    let language = file_language(language, engine.multilingual(), engine.model())
-        .map_err(anyhow::Error::msg)?;
+    let engine = crate::engines::stt(&args.models.dir, &args.stt)?;
+    if args.translate && !engine.multilingual() {
+        bail!(
+            "the speech-to-text model {} transcribes English only and cannot translate \
+             (use --stt-model base)",
+            engine.model()
+        );
+    }
+    let language = file_language(
+        args.language.as_deref(),
+        engine.multilingual(),
+        engine.model(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let t = engine
         .transcribe(
             audio.samples,
             TranscribeOptions {
                 audio_ctx,
-                prompt,
+                prompt: args.prompt,
+                translate: args.translate,
                 language: language.map(str::to_owned),
                 ..Default::default()
             },
         )
         .wait()
         .context("transcribing")?;
-    if json {
+    if args.json {
         let segments: Vec<_> = t
             .segments
             .iter()

@@ -54,6 +54,9 @@ pub struct TranscribeOptions {
     pub audio_ctx: AudioCtx,
     /// Text that conditions the decoder (names, jargon).
     pub prompt: Option<String>,
+    /// Translate the speech into English instead of transcribing it (Whisper's `translate`
+    /// task). Only a multilingual model translates: an English-only one transcribes.
+    pub translate: bool,
     /// The language spoken, as a Whisper code ([`whisper_language`]), or [`DETECT_LANGUAGE`];
     /// `None` is English. An English-only model transcribes English whatever this says:
     /// callers check [`SpeechToText::multilingual`].

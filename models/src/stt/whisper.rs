@@ -505,6 +505,7 @@ impl Decoding<'_> {
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads as i32);
         params.set_language(Some(language));
+        params.set_translate(self.opts.translate);
         params.set_audio_ctx(self.audio_ctx as i32);
         params.set_no_context(true);
         params.set_suppress_blank(true);
