@@ -5,11 +5,13 @@ Usage: audio_sdk.py BASE_URL WORKDIR
 Speech is synthesized (WAV, PCM, MP3, Ogg Opus, SSE), then transcribed back from WAV, FLAC, Ogg
 Vorbis (converted with sox), MP3 and Ogg Opus in every response format, streamed and not (a
 44 s file streams its first window's text before the second is decoded); an undecodable and a too-large
-upload get 400 and 413 in OpenAI's error shape. Exits non-zero on any failure.
+upload get 400 and 413 in OpenAI's error shape. Word timestamps are checked against a pause. An
+English-only model refuses to translate. Exits non-zero on any failure.
 """
 
 import os
 import re
+import string
 import subprocess
 import sys
 import time
@@ -94,6 +96,35 @@ def main(base_url: str, workdir: str) -> None:
     with open(fixed, "rb") as f:
         srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
     assert srt.startswith("1\n00:00:0") and " --> " in srt, srt
+
+    # Word timestamps: the text's words in order, each within the audio. (Where they fall
+    # around the 1.5 s pause depends on whether Whisper ends a segment there: README.)
+    first_len = float(subprocess.run(["soxi", "-D", fixed], capture_output=True, text=True,
+                                     check=True).stdout)
+    padded_once = os.path.join(workdir, "padded_once.wav")
+    subprocess.run(["sox", fixed, padded_once, "pad", "0", "1.5"], check=True)
+    gap = os.path.join(workdir, "gap.wav")
+    subprocess.run(["sox", padded_once, fixed, gap], check=True)
+    with open(gap, "rb") as f:
+        v = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json",
+                                               timestamp_granularities=["word"])
+    assert v.segments is None and v.words, v
+    said = [w.strip(string.punctuation) for w in v.text.split()]
+    assert [w.word for w in v.words] == [w for w in said if w], (v.words, v.text)
+    assert all(w.start <= w.end <= v.duration for w in v.words), v.words
+    assert all(a.start <= b.start for a, b in zip(v.words, v.words[1:])), v.words
+    assert v.words[0].start < 0.5 and v.words[-1].end > 2 * first_len, (first_len, v.words)
+    with open(fixed, "rb") as f:
+        v = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json",
+                                               timestamp_granularities=["word", "segment"])
+    assert v.segments and v.words, v
+
+    def words_in_json():
+        with open(fixed, "rb") as f:
+            return client.audio.transcriptions.create(model="whisper-1", file=f,
+                                                      timestamp_granularities=["word"])
+
+    refused("timestamp_granularities", "word timestamps in plain json", words_in_json)
     with open(fixed, "rb") as f:
         events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True))
     kinds = [e.type for e in events]

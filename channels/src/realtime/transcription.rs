@@ -257,12 +257,14 @@ mod tests {
                 id: 814,
                 bytes: b" Hello".to_vec(),
                 logprob: -0.25,
+                span_ms: None,
             },
             // The first half of "é" (0xC3 0xA9).
             Token {
                 id: 2,
                 bytes: vec![0xC3],
                 logprob: -1.5,
+                span_ms: None,
             },
         ];
         let v = logprobs_json(&tokens);

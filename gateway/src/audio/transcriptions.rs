@@ -42,6 +42,23 @@ struct Upload {
     language: Option<String>,
     /// `include[]=logprobs`: the transcript's tokens with their log probabilities.
     logprobs: bool,
+    /// `timestamp_granularities[]` (`verbose_json` only): segments (the default), words.
+    granularities: Granularities,
+}
+
+/// What `verbose_json` times: segments unless the client asks only for words.
+#[derive(Debug, Clone, Copy, Default)]
+struct Granularities {
+    /// Asked for at all.
+    named: bool,
+    segment: bool,
+    word: bool,
+}
+
+impl Granularities {
+    fn segments(self) -> bool {
+        self.segment || !self.named
+    }
 }
 
 async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
@@ -53,6 +70,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         prompt: None,
         language: None,
         logprobs: false,
+        granularities: Granularities::default(),
     };
     let mut has_file = false;
     while let Some(mut field) = crate::upload::next_field(&mut form).await? {
@@ -77,7 +95,21 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
                 ));
             }
             "language" => up.language = Some(value).filter(|l| !l.trim().is_empty()),
-            // model, temperature, timestamp_granularities: the one model loaded serves all.
+            "timestamp_granularities[]" | "timestamp_granularities" => {
+                up.granularities.named = true;
+                match value.as_str() {
+                    "segment" => up.granularities.segment = true,
+                    "word" => up.granularities.word = true,
+                    _ => {
+                        return Err(invalid_request(
+                            format!("unknown timestamp granularity '{value}': 'word' or 'segment'"),
+                            "timestamp_granularities",
+                            "invalid_value",
+                        ));
+                    }
+                }
+            }
+            // model, temperature: the one model loaded serves all (greedy decoding).
             _ => {}
         }
     }
@@ -95,6 +127,13 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
         return Err(invalid_request(
             format!("unknown response_format '{}'", up.response_format),
             "response_format",
+            "invalid_value",
+        ));
+    }
+    if up.granularities.named && up.response_format != "verbose_json" {
+        return Err(invalid_request(
+            "timestamp_granularities needs response_format 'verbose_json'.",
+            "timestamp_granularities",
             "invalid_value",
         ));
     }
@@ -135,8 +174,9 @@ impl Task {
     }
 }
 
-fn render_transcript(t: &Transcript, task: Task, format: &str, logprobs: bool) -> Response {
+fn render_transcript(t: &Transcript, task: Task, up: &Upload) -> Response {
     let text = t.text.trim().to_owned();
+    let format = up.response_format.as_str();
     match format {
         "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
         "verbose_json" => {
@@ -153,9 +193,21 @@ fn render_transcript(t: &Transcript, task: Task, format: &str, logprobs: bool) -
                 Task::Transcribe => language_name(&t.language).unwrap_or(&t.language),
                 Task::Translate => "english",
             };
-            Json(json!({"task": task.name(), "language": language, "duration": t.audio_secs, "text": text, "segments": segments,
-                "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}}))
-            .into_response()
+            let mut body = json!({"task": task.name(), "language": language, "duration": t.audio_secs, "text": text,
+                "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}});
+            if up.granularities.segments() {
+                body["segments"] = segments.into();
+            }
+            if up.granularities.word {
+                let words: Vec<Value> = t
+                    .segments
+                    .iter()
+                    .flat_map(|s| s.words())
+                    .map(|w| json!({"word": w.text, "start": w.start_ms as f64 / 1000.0, "end": w.end_ms as f64 / 1000.0}))
+                    .collect();
+                body["words"] = words.into();
+            }
+            Json(body).into_response()
         }
         "srt" | "vtt" => {
             let sep = if format == "srt" { ',' } else { '.' };
@@ -179,7 +231,7 @@ fn render_transcript(t: &Transcript, task: Task, format: &str, logprobs: bool) -
         }
         _ => {
             let mut body = json!({"text": text, "usage": {"type": "duration", "seconds": t.audio_secs.ceil()}});
-            if logprobs {
+            if up.logprobs {
                 body["logprobs"] = logprobs_json(t.tokens());
             }
             Json(body).into_response()
@@ -218,7 +270,7 @@ async fn serve(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let up = match read_upload(form).await {
+    let mut up = match read_upload(form).await {
         Ok(u) => u,
         Err(resp) => return resp,
     };
@@ -249,7 +301,7 @@ async fn serve(
         .as_deref()
         .and_then(|f| f.rsplit_once('.'))
         .map(|(_, e)| e.to_lowercase());
-    let file = up.file;
+    let file = std::mem::take(&mut up.file);
     let decoded = tokio::task::spawn_blocking(move || {
         decode::decode(&file, ext.as_deref()).and_then(|a| a.to_rate(STT_SAMPLE_RATE))
     })
@@ -283,8 +335,9 @@ async fn serve(
         audio.samples,
         // Live calls' turns go first: nobody on a call waits for an upload.
         TranscribeOptions {
-            prompt: up.prompt,
+            prompt: up.prompt.take(),
             translate: task == Task::Translate,
+            word_times: up.granularities.word,
             language,
             segments: sink,
             ..TranscribeOptions::at(Priority::Batch)
@@ -292,7 +345,7 @@ async fn serve(
     );
     let Some(mut segments) = segments else {
         return match job.await {
-            Ok(t) => render_transcript(&t, task, &up.response_format, up.logprobs),
+            Ok(t) => render_transcript(&t, task, &up),
             Err(e) => stt_failed(e),
         };
     };

@@ -23,6 +23,8 @@ pub(super) struct Hooks<'a> {
     pub segments: Option<&'a SegmentSink>,
     /// Where this run's audio starts in what the caller sent (a piece of a long upload).
     pub offset_ms: u64,
+    /// Read each token's times (the run computes them).
+    pub token_times: bool,
     /// Every segment of the run so far, on the caller's timeline.
     pub decoded: RefCell<Vec<Segment>>,
     /// Segments ended early because their decoding looped.
@@ -34,11 +36,13 @@ impl<'a> Hooks<'a> {
         cancelled: &'a (dyn Fn() -> bool + Sync),
         segments: Option<&'a SegmentSink>,
         offset_ms: u64,
+        token_times: bool,
     ) -> Self {
         Self {
             cancelled,
             segments,
             offset_ms,
+            token_times,
             decoded: RefCell::default(),
             loops_stopped: Cell::default(),
         }
@@ -117,7 +121,7 @@ unsafe extern "C" fn new_segments(
     let hooks = unsafe { &*(data as *const Hooks) };
     let n = unsafe { sys::whisper_full_n_segments_from_state(state) };
     for i in (n - n_new).max(0)..n {
-        let Some(segment) = (unsafe { read_segment(ctx, state, i) }) else {
+        let Some(segment) = (unsafe { read_segment(ctx, state, i, hooks.token_times) }) else {
             continue;
         };
         let segment = segment.later_by(hooks.offset_ms);
@@ -129,7 +133,8 @@ unsafe extern "C" fn new_segments(
     }
 }
 
-/// Segment `i` of the run, with its text tokens; `None` for empty text and annotations.
+/// Segment `i` of the run, with its text tokens (and their times, if `timed`); `None` for
+/// empty text and annotations.
 ///
 /// # Safety
 /// `ctx` and `state` must be the live context and state of a run with more than `i` segments.
@@ -137,6 +142,7 @@ unsafe fn read_segment(
     ctx: *mut sys::whisper_context,
     state: *mut sys::whisper_state,
     i: c_int,
+    timed: bool,
 ) -> Option<Segment> {
     // SAFETY: the caller vouches for `ctx`, `state` and `i`; token indices stay below the
     // segment's token count, and whisper.cpp's strings live as long as the state.
@@ -167,6 +173,8 @@ unsafe fn read_segment(
                 id: data.id,
                 bytes,
                 logprob: data.plog,
+                // whisper.cpp counts 10 ms steps from the run's start.
+                span_ms: timed.then(|| (data.t0.max(0) as u64 * 10, data.t1.max(0) as u64 * 10)),
             });
         }
         segment.without_loop()

@@ -7,6 +7,7 @@ mod learnt;
 mod pieces;
 mod repetition;
 mod whisper;
+mod words;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ pub use crate::queue::{Priority, Urgency};
 pub use learnt::LearntLanguage;
 pub use pieces::cut_at_pauses;
 pub use whisper::{DEFAULT_PIECE_SECS, WhisperConfig, WhisperEngine, audio_ctx_for};
+pub use words::Word;
 
 /// The language Whisper is run in unless told otherwise.
 pub const ENGLISH: &str = "en";
@@ -57,6 +59,8 @@ pub struct TranscribeOptions {
     /// Translate the speech into English instead of transcribing it (Whisper's `translate`
     /// task). Only a multilingual model translates: an English-only one transcribes.
     pub translate: bool,
+    /// Time each token (whisper.cpp's token timestamps), for [`Segment::words`].
+    pub word_times: bool,
     /// The language spoken, as a Whisper code ([`whisper_language`]), or [`DETECT_LANGUAGE`];
     /// `None` is English. An English-only model transcribes English whatever this says:
     /// callers check [`SpeechToText::multilingual`].
@@ -103,6 +107,9 @@ pub struct Token {
     pub bytes: Vec<u8>,
     /// Natural log of the probability the decoder gave it.
     pub logprob: f32,
+    /// When it was said (start, end), in ms on the caller's timeline: only for a job that
+    /// asked for [`TranscribeOptions::word_times`].
+    pub span_ms: Option<(u64, u64)>,
 }
 
 impl Segment {

@@ -82,6 +82,7 @@ mod tests {
                 id: w.bytes().map(i32::from).sum(),
                 bytes: w.as_bytes().to_vec(),
                 logprob: -0.1,
+                span_ms: None,
             })
             .collect();
         let text: String = words.concat();

@@ -506,6 +506,7 @@ impl Decoding<'_> {
         params.set_n_threads(self.threads as i32);
         params.set_language(Some(language));
         params.set_translate(self.opts.translate);
+        params.set_token_timestamps(self.opts.word_times);
         params.set_audio_ctx(self.audio_ctx as i32);
         params.set_no_context(true);
         params.set_suppress_blank(true);
@@ -519,7 +520,12 @@ impl Decoding<'_> {
         if let Some(prompt) = &self.opts.prompt {
             params.set_initial_prompt(prompt);
         }
-        let hooks = Hooks::new(self.cancelled, self.opts.segments.as_ref(), self.offset_ms);
+        let hooks = Hooks::new(
+            self.cancelled,
+            self.opts.segments.as_ref(),
+            self.offset_ms,
+            self.opts.word_times,
+        );
         // SAFETY: `hooks` lives until `full` returns, and `params` is consumed by it.
         unsafe { hooks.install(&mut params) };
         state
@@ -534,6 +540,9 @@ impl Decoding<'_> {
             );
         }
         transcript.segments = hooks.decoded.into_inner();
+        if self.opts.word_times {
+            super::words::fit_to_speech(&mut transcript.segments, self.audio, self.offset_ms);
+        }
         transcript.text = text_of(&transcript.segments);
         Ok(())
     }
@@ -557,6 +566,9 @@ impl Segment {
     pub(super) fn later_by(mut self, ms: u64) -> Self {
         self.start_ms += ms;
         self.end_ms += ms;
+        for token in &mut self.tokens {
+            token.span_ms = token.span_ms.map(|(start, end)| (start + ms, end + ms));
+        }
         self
     }
 }
