@@ -97,8 +97,8 @@ def main(base_url: str, workdir: str) -> None:
         srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
     assert srt.startswith("1\n00:00:0") and " --> " in srt, srt
 
-    # Word timestamps: the text's words in order, each within the audio. (Where they fall
-    # around the 1.5 s pause depends on whether Whisper ends a segment there: README.)
+    # Word timestamps: the text's words in order, each within the audio; after 1.5 s of
+    # silence the second sentence's words start after the silence, not where the first ended.
     first_len = float(subprocess.run(["soxi", "-D", fixed], capture_output=True, text=True,
                                      check=True).stdout)
     padded_once = os.path.join(workdir, "padded_once.wav")
@@ -114,6 +114,9 @@ def main(base_url: str, workdir: str) -> None:
     assert all(w.start <= w.end <= v.duration for w in v.words), v.words
     assert all(a.start <= b.start for a, b in zip(v.words, v.words[1:])), v.words
     assert v.words[0].start < 0.5 and v.words[-1].end > 2 * first_len, (first_len, v.words)
+    second = [i for i, w in enumerate(v.words) if w.word.lower() == "your"][1]
+    assert v.words[second].start >= first_len + 1.2, (first_len, v.words)
+    assert v.words[second - 1].end <= first_len + 0.05, (first_len, v.words)
     with open(fixed, "rb") as f:
         v = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json",
                                                timestamp_granularities=["word", "segment"])

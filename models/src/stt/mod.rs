@@ -7,6 +7,7 @@ mod learnt;
 mod pieces;
 mod repetition;
 mod whisper;
+mod word_fit;
 mod words;
 
 use std::time::Duration;

@@ -541,7 +541,7 @@ impl Decoding<'_> {
         }
         transcript.segments = hooks.decoded.into_inner();
         if self.opts.word_times {
-            super::words::fit_to_speech(&mut transcript.segments, self.audio, self.offset_ms);
+            super::word_fit::fit_to_speech(&mut transcript.segments, self.audio, self.offset_ms);
         }
         transcript.text = text_of(&transcript.segments);
         Ok(())

@@ -6,49 +6,11 @@
 //! its last token's end. Words are trimmed of punctuation, as OpenAI's are ("Paris?" is
 //! "Paris"), and what is only punctuation is no word.
 //!
-//! whisper.cpp times tokens by a heuristic inside their segment, and a segment after a pause
-//! often starts where the last one ended: spoken after 1.5 s of silence, "Please book me a
-//! table" came back with "Please" at 2.0-2.95 s when it was said at 3.8 s. [`fit_to_speech`]
-//! moves each segment's token times onto the audible part of the segment's span.
+//! The token times are fitted to the audio first (`word_fit.rs`).
 
-use super::{STT_SAMPLE_RATE, Segment};
+use std::ops::Range;
 
-/// Frames of this many ms are judged loud or quiet.
-const FRAME_MS: u64 = 10;
-/// A frame is speech when its RMS is at least this share of the loudest frame's (-26 dB).
-const SPEECH_SHARE: f32 = 0.05;
-
-/// Map each segment's token times linearly from the segment's span onto its audible part
-/// (its first to its last loud frame), so words leave the silence at the segment's edges.
-/// `audio` is what the segments were decoded from, starting `offset_ms` into the caller's.
-pub(super) fn fit_to_speech(segments: &mut [Segment], audio: &[f32], offset_ms: u64) {
-    let frame = (STT_SAMPLE_RATE as u64 * FRAME_MS / 1000) as usize;
-    let loudness: Vec<f32> = audio.chunks(frame).map(crate::audio::pcm::rms).collect();
-    let loudest = loudness.iter().copied().fold(0.0, f32::max);
-    if loudest <= 0.0 {
-        return;
-    }
-    let loud = |i: &usize| loudness[*i] >= loudest * SPEECH_SHARE;
-    let frame_at = |ms: u64| (ms.saturating_sub(offset_ms) / FRAME_MS) as usize;
-    for segment in segments {
-        let (from, to) = (segment.start_ms, segment.end_ms);
-        let frames = frame_at(from)..frame_at(to).min(loudness.len());
-        let (Some(first), Some(last)) = (frames.clone().find(loud), frames.rev().find(loud)) else {
-            continue;
-        };
-        let speech_from = offset_ms + first as u64 * FRAME_MS;
-        let speech_to = offset_ms + (last as u64 + 1) * FRAME_MS;
-        if to <= from || speech_to <= speech_from {
-            continue;
-        }
-        let scale = (speech_to - speech_from) as f64 / (to - from) as f64;
-        let map =
-            |ms: u64| speech_from + ((ms.clamp(from, to) - from) as f64 * scale).round() as u64;
-        for token in &mut segment.tokens {
-            token.span_ms = token.span_ms.map(|(start, end)| (map(start), map(end)));
-        }
-    }
-}
+use super::{Segment, Token};
 
 /// One word and when it was said, in ms on the caller's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,33 +23,42 @@ pub struct Word {
 impl Segment {
     /// The segment's words; empty when its tokens were not timed.
     pub fn words(&self) -> Vec<Word> {
-        let mut words = Vec::new();
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut span: Option<(u64, u64)> = None;
-        for token in &self.tokens {
-            let Some((start, end)) = token.span_ms else {
-                continue;
-            };
-            if token.bytes.first() == Some(&b' ') {
-                push_word(&mut words, &mut bytes, span.take());
-            }
-            bytes.extend_from_slice(&token.bytes);
-            span = Some(match span {
-                Some((first, last)) => (first, last.max(end)),
-                None => (start, end.max(start)),
-            });
+        if self.tokens.iter().any(|t| t.span_ms.is_none()) {
+            return Vec::new();
         }
-        push_word(&mut words, &mut bytes, span);
+        let mut words = Vec::new();
+        for range in word_tokens(&self.tokens) {
+            let tokens = &self.tokens[range];
+            let bytes: Vec<u8> = tokens
+                .iter()
+                .flat_map(|t| t.bytes.iter().copied())
+                .collect();
+            let spans = tokens.iter().filter_map(|t| t.span_ms);
+            let start = spans.clone().map(|(s, _)| s).min().unwrap_or_default();
+            let end = spans.map(|(_, e)| e).max().unwrap_or_default().max(start);
+            push_word(&mut words, &bytes, (start, end));
+        }
         words
     }
 }
 
-/// The word spelt by `bytes` (emptied), if it holds more than punctuation.
-fn push_word(words: &mut Vec<Word>, bytes: &mut Vec<u8>, span: Option<(u64, u64)>) {
-    let spelt = String::from_utf8_lossy(bytes).into_owned();
-    bytes.clear();
+/// The tokens of each word, in order: a token whose text starts with a space begins one.
+pub(super) fn word_tokens(tokens: &[Token]) -> Vec<Range<usize>> {
+    let mut words: Vec<Range<usize>> = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        match words.last_mut() {
+            Some(word) if token.bytes.first() != Some(&b' ') => word.end = i + 1,
+            _ => words.push(i..i + 1),
+        }
+    }
+    words
+}
+
+/// The word spelt by `bytes`, if it holds more than punctuation.
+fn push_word(words: &mut Vec<Word>, bytes: &[u8], (start_ms, end_ms): (u64, u64)) {
+    let spelt = String::from_utf8_lossy(bytes);
     let text = spelt.trim_matches(|c: char| !c.is_alphanumeric());
-    if let (false, Some((start_ms, end_ms))) = (text.is_empty(), span) {
+    if !text.is_empty() {
         words.push(Word {
             text: text.to_owned(),
             start_ms,
@@ -97,12 +68,12 @@ fn push_word(words: &mut Vec<Word>, bytes: &mut Vec<u8>, span: Option<(u64, u64)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::stt::Token;
     use proptest::prelude::*;
 
-    fn timed(pieces: &[(&[u8], u64, u64)]) -> Segment {
+    /// A segment of `pieces`: each token's text, start and end.
+    pub(in crate::stt) fn timed(pieces: &[(&[u8], u64, u64)]) -> Segment {
         let tokens: Vec<Token> = pieces
             .iter()
             .map(|(bytes, start, end)| Token {
@@ -121,7 +92,7 @@ mod tests {
         }
     }
 
-    fn word(text: &str, start_ms: u64, end_ms: u64) -> Word {
+    pub(in crate::stt) fn word(text: &str, start_ms: u64, end_ms: u64) -> Word {
         Word {
             text: text.into(),
             start_ms,
@@ -175,33 +146,6 @@ mod tests {
         let mut s = timed(&[(b" Hello", 0, 300)]);
         s.tokens[0].span_ms = None;
         assert!(s.words().is_empty());
-    }
-
-    #[test]
-    fn token_times_move_out_of_the_silence_at_a_segments_edges() {
-        // 6 s: silence, then a tone from 3.8 s to 5.7 s, then silence.
-        let rate = STT_SAMPLE_RATE as usize;
-        let audio: Vec<f32> = (0..6 * rate)
-            .map(|i| match i * 10 / rate {
-                38..57 => (i as f32 * 0.05).sin() * 0.3,
-                _ => 0.0,
-            })
-            .collect();
-        // whisper.cpp's guess: the segment from 2 s to 6 s, its words spread evenly over it.
-        let mut s = timed(&[(b" Please", 2_000, 3_000), (b" book", 3_000, 6_000)]);
-        (s.start_ms, s.end_ms) = (2_000, 6_000);
-        let mut segments = [s];
-        fit_to_speech(&mut segments, &audio, 0);
-        assert_eq!(
-            segments[0].words(),
-            [word("Please", 3_800, 4_275), word("book", 4_275, 5_700)]
-        );
-        // The same audio 10 s into a long upload, as a piece decoded on its own.
-        let mut s = timed(&[(b" Please", 12_000, 13_000), (b" book", 13_000, 16_000)]);
-        (s.start_ms, s.end_ms) = (12_000, 16_000);
-        let mut segments = [s];
-        fit_to_speech(&mut segments, &audio, 10_000);
-        assert_eq!(segments[0].words()[0], word("Please", 13_800, 14_275));
     }
 
     proptest! {
