@@ -548,37 +548,6 @@ impl Decoding<'_> {
     }
 }
 
-impl Segment {
-    /// A decoded segment as clients see it: trimmed, times in ms (whisper.cpp counts 10 ms
-    /// steps), no tokens yet; `None` for empty text and non-speech annotations.
-    pub(super) fn decoded(text: &str, t0: i64, t1: i64, no_speech_prob: f32) -> Option<Self> {
-        let text = text.trim();
-        (!text.is_empty() && !is_annotation(text)).then(|| Self {
-            start_ms: t0.max(0) as u64 * 10,
-            end_ms: t1.max(0) as u64 * 10,
-            text: text.to_owned(),
-            no_speech_prob,
-            tokens: Vec::new(),
-        })
-    }
-
-    /// The same segment, `ms` later (a piece's times on the whole file's timeline).
-    pub(super) fn later_by(mut self, ms: u64) -> Self {
-        self.start_ms += ms;
-        self.end_ms += ms;
-        for token in &mut self.tokens {
-            token.span_ms = token.span_ms.map(|(start, end)| (start + ms, end + ms));
-        }
-        self
-    }
-}
-
-/// Whisper's non-speech annotations: `[BLANK_AUDIO]`, `(music)`, `[ Silence ]`.
-fn is_annotation(text: &str) -> bool {
-    let t = text.trim();
-    (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('(') && t.ends_with(')'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,12 +560,5 @@ mod tests {
         assert_eq!(audio_ctx_for(10 * 16_000), 1088);
         assert_eq!(audio_ctx_for(15 * 16_000), 0);
         assert_eq!(audio_ctx_for(60 * 16_000), 0);
-    }
-
-    #[test]
-    fn recognises_annotations() {
-        assert!(is_annotation("[BLANK_AUDIO]"));
-        assert!(is_annotation(" (music) "));
-        assert!(!is_annotation("Hello (there) friend"));
     }
 }

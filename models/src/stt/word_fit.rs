@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::words::word_tokens;
+use super::words::{span_of, word_tokens};
 use super::{STT_SAMPLE_RATE, Segment};
 
 /// Frames of this many ms are judged loud or quiet.
@@ -108,10 +108,7 @@ fn fit_segment(segment: &mut Segment, stretches: &[(u64, u64)]) {
             .flat_map(|(w, _)| w.clone())
             .collect();
         let spans = tokens.iter().filter_map(|&t| segment.tokens[t].span_ms);
-        let (Some(first), Some(last)) = (
-            spans.clone().map(|(s, _)| s).min(),
-            spans.map(|(_, e)| e).max(),
-        ) else {
+        let Some((first, last)) = span_of(spans) else {
             continue;
         };
         let scale = (to - from) as f64 / (last - first).max(1) as f64;

@@ -33,10 +33,9 @@ impl Segment {
                 .iter()
                 .flat_map(|t| t.bytes.iter().copied())
                 .collect();
-            let spans = tokens.iter().filter_map(|t| t.span_ms);
-            let start = spans.clone().map(|(s, _)| s).min().unwrap_or_default();
-            let end = spans.map(|(_, e)| e).max().unwrap_or_default().max(start);
-            push_word(&mut words, &bytes, (start, end));
+            if let Some(span) = span_of(tokens.iter().filter_map(|t| t.span_ms)) {
+                push_word(&mut words, &bytes, span);
+            }
         }
         words
     }
@@ -52,6 +51,13 @@ pub(super) fn word_tokens(tokens: &[Token]) -> Vec<Range<usize>> {
         }
     }
     words
+}
+
+/// From the earliest start to the latest end of `spans` (never ending before it starts).
+pub(super) fn span_of(spans: impl Iterator<Item = (u64, u64)> + Clone) -> Option<(u64, u64)> {
+    let start = spans.clone().map(|(s, _)| s).min()?;
+    let end = spans.map(|(_, e)| e).max()?;
+    Some((start, end.max(start)))
 }
 
 /// The word spelt by `bytes`, if it holds more than punctuation.
