@@ -164,6 +164,18 @@ pub fn file_language(
     }
 }
 
+/// Whether `model` can translate into English (`/v1/audio/translations`, `transcribe
+/// --translate`): Whisper's translate task needs a multilingual model.
+pub fn check_translation(multilingual: bool, model: &str) -> Result<(), String> {
+    match multilingual {
+        true => Ok(()),
+        false => Err(format!(
+            "the speech-to-text model {model} transcribes English only and cannot translate \
+             (serve with --stt-model base to translate)"
+        )),
+    }
+}
+
 /// `language`: a Whisper language the model knows; `None` for null or "" (and for English
 /// with an English-only model, which has no other).
 fn language(v: &Value, param: &str, model: SttModel) -> Result<Option<String>, Invalid> {

@@ -18,7 +18,9 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_channels::realtime::transcription::{file_language, logprobs_json};
+use switchboard_channels::realtime::transcription::{
+    check_translation, file_language, logprobs_json,
+};
 use switchboard_models::audio::decode;
 use switchboard_models::stt::{
     Priority, STT_SAMPLE_RATE, SpeechToText, SttError, TranscribeOptions, Transcript, language_name,
@@ -49,15 +51,18 @@ struct Upload {
 /// What `verbose_json` times: segments unless the client asks only for words.
 #[derive(Debug, Clone, Copy, Default)]
 struct Granularities {
-    /// Asked for at all.
-    named: bool,
     segment: bool,
     word: bool,
 }
 
 impl Granularities {
+    /// Asked for at all.
+    fn named(self) -> bool {
+        self.segment || self.word
+    }
+
     fn segments(self) -> bool {
-        self.segment || !self.named
+        self.segment || !self.word
     }
 }
 
@@ -95,20 +100,17 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
                 ));
             }
             "language" => up.language = Some(value).filter(|l| !l.trim().is_empty()),
-            "timestamp_granularities[]" | "timestamp_granularities" => {
-                up.granularities.named = true;
-                match value.as_str() {
-                    "segment" => up.granularities.segment = true,
-                    "word" => up.granularities.word = true,
-                    _ => {
-                        return Err(invalid_request(
-                            format!("unknown timestamp granularity '{value}': 'word' or 'segment'"),
-                            "timestamp_granularities",
-                            "invalid_value",
-                        ));
-                    }
+            "timestamp_granularities[]" | "timestamp_granularities" => match value.as_str() {
+                "segment" => up.granularities.segment = true,
+                "word" => up.granularities.word = true,
+                _ => {
+                    return Err(invalid_request(
+                        format!("unknown timestamp granularity '{value}': 'word' or 'segment'"),
+                        "timestamp_granularities",
+                        "invalid_value",
+                    ));
                 }
-            }
+            },
             // model, temperature: the one model loaded serves all (greedy decoding).
             _ => {}
         }
@@ -130,7 +132,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, Response> {
             "invalid_value",
         ));
     }
-    if up.granularities.named && up.response_format != "verbose_json" {
+    if up.granularities.named() && up.response_format != "verbose_json" {
         return Err(invalid_request(
             "timestamp_granularities needs response_format 'verbose_json'.",
             "timestamp_granularities",
@@ -277,16 +279,10 @@ async fn serve(
     let Some(engines) = state.engines() else {
         return not_ready();
     };
-    if task == Task::Translate && !engines.stt.multilingual() {
-        return invalid_request(
-            format!(
-                "the speech-to-text model {} transcribes English only and cannot translate \
-                 (serve with --stt-model base to translate)",
-                engines.stt.model()
-            ),
-            "model",
-            "invalid_value",
-        );
+    if task == Task::Translate
+        && let Err(message) = check_translation(engines.stt.multilingual(), engines.stt.model())
+    {
+        return invalid_request(message, "model", "invalid_value");
     }
     let language = match file_language(
         up.language.as_deref(),

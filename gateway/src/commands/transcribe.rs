@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use switchboard_models::audio::{rates, wav};
 use switchboard_models::stt::{AudioCtx, SpeechToText, TranscribeOptions};
 
-use switchboard_channels::realtime::transcription::file_language;
+use switchboard_channels::realtime::transcription::{check_translation, file_language};
 
 use crate::cli::TranscribeArgs;
 
@@ -21,12 +21,8 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         .to_rate(rates::SPEECH_MODELS)
         .context("resampling to 16 kHz")?;
     let engine = crate::engines::stt(&args.models.dir, &args.stt)?;
-    if args.translate && !engine.multilingual() {
-        bail!(
-            "the speech-to-text model {} transcribes English only and cannot translate \
-             (use --stt-model base)",
-            engine.model()
-        );
+    if args.translate {
+        check_translation(engine.multilingual(), engine.model()).map_err(anyhow::Error::msg)?;
     }
     let language = file_language(
         args.language.as_deref(),

@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::words::{span_of, word_tokens};
+use super::words::{span_of, spelling, word_tokens};
 use super::{STT_SAMPLE_RATE, Segment};
 
 /// Frames of this many ms are judged loud or quiet.
@@ -68,12 +68,7 @@ fn fit_segment(segment: &mut Segment, stretches: &[(u64, u64)]) {
     let letters: Vec<u64> = words
         .iter()
         .map(|w| {
-            let tokens = &segment.tokens[w.clone()];
-            let text: Vec<u8> = tokens
-                .iter()
-                .flat_map(|t| t.bytes.iter().copied())
-                .collect();
-            String::from_utf8_lossy(&text)
+            spelling(&segment.tokens[w.clone()])
                 .chars()
                 .filter(|c| c.is_alphanumeric())
                 .count() as u64

@@ -29,12 +29,8 @@ impl Segment {
         let mut words = Vec::new();
         for range in word_tokens(&self.tokens) {
             let tokens = &self.tokens[range];
-            let bytes: Vec<u8> = tokens
-                .iter()
-                .flat_map(|t| t.bytes.iter().copied())
-                .collect();
             if let Some(span) = span_of(tokens.iter().filter_map(|t| t.span_ms)) {
-                push_word(&mut words, &bytes, span);
+                push_word(&mut words, &spelling(tokens), span);
             }
         }
         words
@@ -53,6 +49,15 @@ pub(super) fn word_tokens(tokens: &[Token]) -> Vec<Range<usize>> {
     words
 }
 
+/// What `tokens` spell together (a character may be split between two of them).
+pub(super) fn spelling(tokens: &[Token]) -> String {
+    let bytes: Vec<u8> = tokens
+        .iter()
+        .flat_map(|t| t.bytes.iter().copied())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// From the earliest start to the latest end of `spans` (never ending before it starts).
 pub(super) fn span_of(spans: impl Iterator<Item = (u64, u64)> + Clone) -> Option<(u64, u64)> {
     let start = spans.clone().map(|(s, _)| s).min()?;
@@ -60,9 +65,8 @@ pub(super) fn span_of(spans: impl Iterator<Item = (u64, u64)> + Clone) -> Option
     Some((start, end.max(start)))
 }
 
-/// The word spelt by `bytes`, if it holds more than punctuation.
-fn push_word(words: &mut Vec<Word>, bytes: &[u8], (start_ms, end_ms): (u64, u64)) {
-    let spelt = String::from_utf8_lossy(bytes);
+/// The word `spelt`, if it holds more than punctuation.
+fn push_word(words: &mut Vec<Word>, spelt: &str, (start_ms, end_ms): (u64, u64)) {
     let text = spelt.trim_matches(|c: char| !c.is_alphanumeric());
     if !text.is_empty() {
         words.push(Word {
