@@ -2,13 +2,16 @@
 
 Usage: audio_sdk.py BASE_URL WORKDIR
 
-Speech is synthesized (WAV, PCM, MP3, Ogg Opus, SSE), then transcribed back from WAV, FLAC, Ogg
-Vorbis (converted with sox), MP3 and Ogg Opus in every response format, streamed and not (a
+Speech is synthesized (WAV, PCM, MP3, Ogg Opus, FLAC, each streamed; SSE), then transcribed back
+from WAV, FLAC, Ogg Vorbis (converted with sox), M4A (AAC) and WebM (Opus) (converted with ffmpeg),
+MP3, Ogg Opus and our FLAC in every response format, streamed and not (a
 44 s file streams its first window's text before the second is decoded); an undecodable and a too-large
 upload get 400 and 413 in OpenAI's error shape. Word timestamps are checked against a pause. An
 English-only model refuses to translate. Exits non-zero on any failure.
 """
 
+import base64
+import json
 import os
 import re
 import string
@@ -61,13 +64,55 @@ def main(base_url: str, workdir: str) -> None:
     t = client.audio.transcriptions.create(model="whisper-1", file=("speech.mp3", mp3))
     assert spoken(t.text).count("table for two") == 2, ("mp3", t.text)
 
-    # Ogg Opus out, and back in through transcription (our Ogg writer and reader, libopus).
-    ogg = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCE,
-                                     response_format="opus").content
+    # Ogg Opus out, streamed page by page, and back in through transcription (our Ogg writer
+    # and reader, libopus).
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=SENTENCE + " " + SENTENCE, response_format="opus") as r:
+        assert r.headers["content-type"] == "audio/ogg", r.headers
+        ogg_pieces = [p for p in r.iter_bytes() if p]
+    ogg = b"".join(ogg_pieces)
+    assert len(ogg_pieces) >= 2, "opus arrives in more than one piece"
     assert ogg[:4] == b"OggS" and b"OpusHead" in ogg[:64], ogg[:64]
-    assert len(ogg) < len(wav) / 4, (len(ogg), len(wav))  # compressed
+    assert len(ogg) < 2 * len(wav) / 4, (len(ogg), len(wav))  # compressed (two sentences)
     t = client.audio.transcriptions.create(model="whisper-1", file=("speech.opus", ogg))
-    assert "table for two" in spoken(t.text), ("opus", t.text)
+    assert spoken(t.text).count("table for two") == 2, ("opus", t.text)
+
+    # FLAC out (our encoder), streamed frame by frame; the reference decoder (`flac -t`, every
+    # frame's CRC) accepts it and sox (libFLAC) reads it as 24 kHz 16-bit speech.
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=SENTENCE, response_format="flac") as r:
+        assert r.headers["content-type"] == "audio/flac", r.headers
+        flac_pieces = [p for p in r.iter_bytes() if p]
+    flac = b"".join(flac_pieces)
+    assert flac[:4] == b"fLaC" and len(flac_pieces) >= 2, (flac[:4], len(flac_pieces))
+    assert len(flac) < 0.8 * len(wav), (len(flac), len(wav))  # compressed, losslessly
+    flac_path = os.path.join(workdir, "ours.flac")
+    with open(flac_path, "wb") as f:
+        f.write(flac)
+    subprocess.run(["flac", "--silent", "--test", flac_path], check=True)
+    info = subprocess.run(["soxi", flac_path], capture_output=True, text=True, check=True).stdout
+    assert "Sample Rate    : 24000" in info and "16-bit" in info, info
+    flac_raw = subprocess.run(["sox", flac_path, "-t", "raw", "-"], capture_output=True, check=True).stdout
+    assert 1.5 < len(flac_raw) / 48000 < 6, len(flac_raw)
+
+    # SSE: base64 deltas of the same stream; their concatenation is the file.
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=SENTENCE, response_format="opus",
+            extra_body={"stream_format": "sse"}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream"), r.headers
+        events = [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:")]
+    deltas = [e for e in events if e["type"] == "speech.audio.delta"]
+    assert deltas and events[-1]["type"] == "speech.audio.done", [e["type"] for e in events]
+    sse_ogg = b"".join(base64.b64decode(e["audio"]) for e in deltas)
+    assert sse_ogg[:4] == b"OggS", sse_ogg[:8]
+    t = client.audio.transcriptions.create(model="whisper-1", file=("sse.opus", sse_ogg))
+    assert "table for two" in spoken(t.text), ("sse opus", t.text)
+    t = client.audio.transcriptions.create(model="whisper-1", file=("speech.flac", flac))
+    assert "table for two" in spoken(t.text), ("flac", t.text)
+
+    # Our own streamed WAV ("unknown length" sizes) goes straight back in.
+    t = client.audio.transcriptions.create(model="whisper-1", file=("speech.wav", wav))
+    assert "table for two" in spoken(t.text), ("streamed wav", t.text)
 
     wav_path = os.path.join(workdir, "speech.wav")
     with open(wav_path, "wb") as f:
@@ -79,6 +124,12 @@ def main(base_url: str, workdir: str) -> None:
     for ext in ("flac", "ogg"):
         out = os.path.join(workdir, f"speech.{ext}")
         subprocess.run(["sox", fixed, out], check=True)
+        paths[ext] = out
+    # What phones and browsers record: AAC in M4A, Opus in WebM.
+    for ext, codec in (("m4a", "aac"), ("webm", "libopus")):
+        out = os.path.join(workdir, f"speech.{ext}")
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", fixed,
+                        "-c:a", codec, out], check=True)
         paths[ext] = out
 
     for ext, path in paths.items():
@@ -187,7 +238,7 @@ def main(base_url: str, workdir: str) -> None:
         raise SystemExit("a 26 MB upload was accepted")
     except openai.APIStatusError as e:
         assert e.status_code == 413 and e.body["code"] == "file_too_large", (e.status_code, e.body)
-    print(f"ok: {seconds:.1f} s of speech, transcribed from wav, flac, ogg vorbis, mp3 and ogg opus")
+    print(f"ok: {seconds:.1f} s of speech, transcribed from wav, flac, ogg vorbis, m4a, webm, mp3, ogg opus and our flac")
 
 
 if __name__ == "__main__":

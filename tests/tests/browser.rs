@@ -2,7 +2,8 @@
 //! with a fake microphone playing espeak-ng speech, calls the gateway over WebRTC with the
 //! client-secret flow. The page's own statistics show both transcripts, reply audio on the
 //! remote track, and the reply being cut off when the caller talks over it; the page's turn
-//! end is `semantic_vad`.
+//! end is `semantic_vad`. A voice memo recorded by the browser's MediaRecorder is uploaded
+//! from the page and transcribed.
 
 use std::path::Path;
 use std::process::Command;
@@ -112,4 +113,51 @@ fn the_call_page_talks_and_is_interrupted_in_chromium() {
         .find_map(|l| l.strip_prefix(r#"switchboard_turn_ends_total{by="finished"} "#))
         .and_then(|n| n.parse::<u32>().ok());
     assert!(finished >= Some(1), "{finished:?}");
+}
+
+/// A voice memo as a web app records one: Chromium's MediaRecorder (WebM, Opus, written in
+/// one-second slices with sizes it cannot know ahead) uploaded from the page to
+/// `/v1/audio/transcriptions`, transcribed.
+#[test]
+fn a_voice_memo_recorded_in_chromium_is_transcribed() {
+    let llm = ScriptedLlm::start(Script::default());
+    let gw = Gateway::start(&[llm.base_url()], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("memo.wav");
+    let mut speech = silence(500, RATE);
+    speech.extend(say("Remind me to call the plumber tomorrow morning.", RATE));
+    speech.extend(silence(1_000, RATE));
+    let seconds = speech.len() as f64 / RATE as f64 + 0.5;
+    write_wav(&wav, &speech);
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/voice_memo.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{}/", gw.addr))
+        .arg(&wav)
+        .arg(format!("{seconds:.1}"))
+        .output()
+        .expect("node runs (make test-deps installs it)");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser script failed: {log}");
+    let memo: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON ({e}): {}\n{log}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    eprintln!("voice memo: {memo}");
+    assert!(
+        memo["mimeType"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("audio/webm")),
+        "{memo}"
+    );
+    assert_eq!(memo["status"], 200, "{memo}");
+    let body: Value = serde_json::from_str(memo["body"].as_str().unwrap()).unwrap();
+    let text = body["text"].as_str().unwrap().to_lowercase();
+    assert!(
+        text.contains("plumber") && text.contains("tomorrow"),
+        "transcript {text:?}"
+    );
 }

@@ -1,9 +1,9 @@
-//! Speech streams: the WAV header (with "unknown length" sizes) or raw PCM goes out first and
-//! each sentence's audio follows as soon as it is synthesized, or `speech.audio.delta` SSE events
-//! with `stream_format: "sse"`. Output is 24 kHz mono: 16-bit PCM (`wav`, `pcm`, as OpenAI's),
-//! MP3 at 64 kbps (`mp3`, streamed frame by frame as each sentence is encoded), or Ogg Opus
-//! (`opus`, 48 kHz, written when synthesis ends). AAC and FLAC output would need an encoder
-//! library in the build; they are refused by name.
+//! Speech streams: each sentence's audio goes out as soon as it is synthesized and encoded,
+//! as the bytes of an audio file or as `speech.audio.delta` SSE events with
+//! `stream_format: "sse"`. Output is 24 kHz mono in any of OpenAI's formats but AAC: 16-bit
+//! PCM (`wav` with an "unknown length" header, bare `pcm`), MP3 at 64 kbps, Ogg Opus at
+//! 32 kbps, or FLAC (lossless), each written as a stream (`audio::stream`). AAC would need an
+//! encoder library in the build; it is refused by name.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,8 +15,11 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
+use switchboard_models::audio::flac::FlacEncoder;
 use switchboard_models::audio::mp3::Mp3Encoder;
-use switchboard_models::audio::{AudioError, MonoAudio, Resampler, ogg_opus, pcm, rates};
+use switchboard_models::audio::ogg_opus::{self, OggOpusEncoder};
+use switchboard_models::audio::stream::{Pcm16Stream, StreamEncoder};
+use switchboard_models::audio::{AudioError, MonoAudio, Resampler, pcm, rates};
 use switchboard_models::stt::Priority;
 use switchboard_models::tts::{SpeakOptions, TextToSpeech, TtsStream};
 
@@ -30,37 +33,57 @@ const MAX_INPUT_CHARS: usize = 4096;
 const OUT_RATE: u32 = rates::REALTIME;
 /// MP3 bit rate: speech at 24 kHz mono is clear at 64 kbps.
 const MP3_KBPS: u32 = 64;
+/// Opus bit rate: wideband speech is transparent well below this.
+const OPUS_BPS: i32 = 32_000;
 
-/// A WAV header for 16-bit mono at `rate` whose sizes say "until the end of the stream".
-fn streaming_wav_header(rate: u32) -> Vec<u8> {
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    h.extend_from_slice(&1u16.to_le_bytes()); // mono
-    h.extend_from_slice(&rate.to_le_bytes());
-    h.extend_from_slice(&(rate * 2).to_le_bytes());
-    h.extend_from_slice(&2u16.to_le_bytes());
-    h.extend_from_slice(&16u16.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    h
+/// The `response_format`s offered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    Wav,
+    Pcm,
+    Mp3,
+    Opus,
+    Flac,
 }
 
-/// How synthesized audio leaves: 16-bit PCM, or MP3 frames (the encoder is taken when the
-/// stream ends and its last frames are flushed).
-enum Encoding {
-    Pcm16,
-    Mp3(Option<Mp3Encoder>),
+impl Format {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "wav" => Self::Wav,
+            "pcm" => Self::Pcm,
+            "mp3" => Self::Mp3,
+            "opus" => Self::Opus,
+            "flac" => Self::Flac,
+            _ => return None,
+        })
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Wav => "audio/wav",
+            Self::Pcm => "audio/pcm",
+            Self::Mp3 => "audio/mpeg",
+            Self::Opus => "audio/ogg",
+            Self::Flac => "audio/flac",
+        }
+    }
+
+    fn encoder(self) -> Result<Box<dyn StreamEncoder>, AudioError> {
+        Ok(match self {
+            Self::Wav => Box::new(Pcm16Stream::wav(OUT_RATE)),
+            Self::Pcm => Box::new(Pcm16Stream::raw()),
+            Self::Mp3 => Box::new(Mp3Encoder::new(OUT_RATE, MP3_KBPS)?),
+            Self::Opus => Box::new(OggOpusEncoder::new(OUT_RATE, OPUS_BPS)?),
+            Self::Flac => Box::new(FlacEncoder::new(OUT_RATE)?),
+        })
+    }
 }
 
 struct Synthesis {
     stream: TtsStream,
     resampler: Resampler,
-    encoding: Encoding,
-    finished: bool,
+    /// Taken when the stream ends and its last bytes are flushed.
+    encoder: Option<Box<dyn StreamEncoder>>,
 }
 
 impl Synthesis {
@@ -68,12 +91,8 @@ impl Synthesis {
         engines: &crate::engines::Engines,
         text: &str,
         speed: f32,
-        mp3: bool,
+        format: Format,
     ) -> Result<Self, AudioError> {
-        let encoding = match mp3 {
-            true => Encoding::Mp3(Some(Mp3Encoder::new(OUT_RATE, MP3_KBPS)?)),
-            false => Encoding::Pcm16,
-        };
         Ok(Self {
             stream: engines.tts.synthesize(
                 text,
@@ -83,48 +102,43 @@ impl Synthesis {
                 },
             ),
             resampler: Resampler::new(engines.tts.sample_rate(), OUT_RATE)?,
-            encoding,
-            finished: false,
+            encoder: Some(format.encoder()?),
         })
     }
 
-    /// The next piece of 24 kHz audio, encoded; `None` at the end.
+    /// The next piece of 24 kHz audio, encoded (never empty); `None` at the end.
     async fn next_bytes(&mut self) -> Option<Result<Vec<u8>, String>> {
-        if self.finished {
-            return None;
+        loop {
+            self.encoder.as_ref()?;
+            let (samples, last) = match self.stream.next().await {
+                Some(Ok(chunk)) => (self.resampler.push(&chunk.samples), false),
+                Some(Err(e)) => {
+                    self.encoder = None;
+                    return Some(Err(e.to_string()));
+                }
+                None => (self.resampler.flush(), true),
+            };
+            match samples.and_then(|s| self.encode(&s, last)) {
+                // Not a whole frame yet, or nothing left at the end.
+                Ok(bytes) if bytes.is_empty() => continue,
+                Ok(bytes) => return Some(Ok(bytes)),
+                Err(e) => {
+                    self.encoder = None;
+                    return Some(Err(e.to_string()));
+                }
+            }
         }
-        let (samples, last) = match self.stream.next().await {
-            Some(Ok(chunk)) => (self.resampler.push(&chunk.samples), false),
-            Some(Err(e)) => {
-                self.finished = true;
-                return Some(Err(e.to_string()));
-            }
-            None => {
-                self.finished = true;
-                (self.resampler.flush(), true)
-            }
-        };
-        Some(
-            samples
-                .and_then(|s| self.encode(&s, last))
-                .map_err(|e| e.to_string()),
-        )
     }
 
     fn encode(&mut self, samples: &[f32], last: bool) -> Result<Vec<u8>, AudioError> {
-        match &mut self.encoding {
-            Encoding::Pcm16 => Ok(pcm::i16_to_le_bytes(&pcm::f32_to_i16(samples))),
-            Encoding::Mp3(slot) => {
-                let Some(enc) = slot.as_mut() else {
-                    return Ok(Vec::new());
-                };
-                let mut out = enc.encode(samples)?;
-                if last && let Some(enc) = slot.take() {
-                    out.extend(enc.finish()?);
-                }
-                Ok(out)
-            }
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut out = encoder.encode(samples)?;
+        if last && let Some(encoder) = self.encoder.take() {
+            out.extend(encoder.finish()?);
         }
+        Ok(out)
     }
 }
 
@@ -163,20 +177,19 @@ pub async fn speech(
         return invalid_request("'voice' must be a voice name", "voice", "invalid_value");
     }
     // One Piper voice serves every voice name; OpenAI's names are accepted for compatibility.
-    let format = body
+    let name = body
         .get("response_format")
         .and_then(Value::as_str)
-        .unwrap_or("wav")
-        .to_owned();
-    if !matches!(format.as_str(), "wav" | "pcm" | "mp3" | "opus") {
+        .unwrap_or("wav");
+    let Some(format) = Format::parse(name) else {
         return invalid_request(
             format!(
-                "response_format '{format}' is not supported here; use 'wav', 'pcm', 'mp3' or 'opus'"
+                "response_format '{name}' is not supported here; use 'wav', 'pcm', 'mp3', 'opus' or 'flac'"
             ),
             "response_format",
             "unsupported_value",
         );
-    }
+    };
     let speed = match body.get("speed") {
         None | Some(Value::Null) => 1.0,
         Some(s) => match s.as_f64().filter(|s| (0.25..=4.0).contains(s)) {
@@ -201,17 +214,10 @@ pub async fn speech(
             );
         }
     };
-    if sse && format == "opus" {
-        return invalid_request(
-            "response_format 'opus' is not available with stream_format 'sse'",
-            "stream_format",
-            "unsupported_value",
-        );
-    }
     let Some(engines) = state.engines() else {
         return not_ready();
     };
-    let synthesis = match Synthesis::new(engines, &input, speed, format == "mp3") {
+    let synthesis = match Synthesis::new(engines, &input, speed, format) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "speech output cannot be set up");
@@ -250,31 +256,15 @@ pub async fn speech(
         );
         return Sse::new(events).into_response();
     }
-    if format == "opus" {
-        return opus_response(synthesis).await;
-    }
-    let header = if format == "wav" {
-        Some(streaming_wav_header(OUT_RATE))
-    } else {
-        None
-    };
-    let chunks = futures_util::stream::unfold((synthesis, header), |(mut s, header)| async move {
-        if let Some(h) = header {
-            return Some((Ok::<_, std::io::Error>(Bytes::from(h)), (s, None)));
-        }
+    let chunks = futures_util::stream::unfold(synthesis, |mut s| async move {
         match s.next_bytes().await? {
-            Ok(bytes) => Some((Ok(Bytes::from(bytes)), (s, None))),
+            Ok(bytes) => Some((Ok::<_, std::io::Error>(Bytes::from(bytes)), s)),
             // The status line is gone: end the body early; the client sees a short file.
-            Err(e) => Some((Err(std::io::Error::other(e)), (s, None))),
+            Err(e) => Some((Err(std::io::Error::other(e)), s)),
         }
     });
-    let content_type = match format.as_str() {
-        "wav" => "audio/wav",
-        "mp3" => "audio/mpeg",
-        _ => "audio/pcm",
-    };
     Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_TYPE, format.content_type())
         .body(Body::from_stream(chunks))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
@@ -296,35 +286,7 @@ pub async fn speak_ogg_opus(
     engines: &crate::engines::Engines,
     text: &str,
 ) -> Result<Vec<u8>, String> {
-    let synthesis = Synthesis::new(engines, text, 1.0, false).map_err(|e| e.to_string())?;
+    let synthesis = Synthesis::new(engines, text, 1.0, Format::Pcm).map_err(|e| e.to_string())?;
     let audio = synthesis.collect().await?;
-    ogg_opus::encode(&audio, 32_000).map_err(|e| e.to_string())
-}
-
-/// The whole synthesis as one Ogg Opus file.
-async fn opus_response(synthesis: Synthesis) -> Response {
-    let audio = match synthesis.collect().await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(error = %e, "speech synthesis failed");
-            return openai_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "tts_failed",
-                "Speech synthesis failed.",
-            );
-        }
-    };
-    match ogg_opus::encode(&audio, 32_000) {
-        Ok(ogg) => ([(header::CONTENT_TYPE, "audio/ogg")], ogg).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "opus encoding failed");
-            openai_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "encode_failed",
-                "Encoding the speech as Opus failed.",
-            )
-        }
-    }
+    ogg_opus::encode(&audio, OPUS_BPS).map_err(|e| e.to_string())
 }

@@ -1,6 +1,6 @@
 //! Audio primitives shared by every crate: sample formats, resampling, WAV files, G.711,
-//! decoding uploaded files (MP3, FLAC, Ogg Vorbis, Ogg Opus), encoding MP3 and Ogg Opus, and
-//! suppressing noise in caller audio.
+//! decoding uploaded files (WAV, MP3, FLAC, Ogg, MP4/M4A, WebM, CAF, AIFF), encoding MP3,
+//! Ogg Opus and FLAC as streams, and suppressing noise in caller audio.
 //!
 //! Everything here is plain computation on buffers; nothing blocks on I/O except
 //! the WAV file helpers, and nothing knows about calls or sockets.
@@ -8,12 +8,14 @@
 pub mod decode;
 pub mod denoise;
 mod error;
+pub mod flac;
 pub mod g711;
 pub mod mel;
 pub mod mp3;
 pub mod ogg_opus;
 pub mod pcm;
 mod resample;
+pub mod stream;
 pub mod wav;
 
 pub use error::AudioError;

@@ -26,13 +26,52 @@ pub fn read_file(path: &Path) -> Result<MonoAudio, AudioError> {
     Ok(audio)
 }
 
+/// Make a streamed or cut-off WAV's sizes say what is there. A streamed WAV (ours, OpenAI's)
+/// says "unknown length" with the largest sizes, and a cut-off upload is shorter than its
+/// header says: both keep the whole samples that arrived. Files that are whole are left as
+/// they are.
+fn repair_sizes(bytes: &mut [u8]) {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return;
+    }
+    let field = |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let mut block_align = 1usize;
+    let mut at = 12usize;
+    while at + 8 <= bytes.len() {
+        let size = field(bytes, at + 4) as usize;
+        let body = at + 8;
+        if &bytes[at..at + 4] == b"fmt " && body + 14 <= bytes.len() {
+            block_align = u16::from_le_bytes([bytes[body + 12], bytes[body + 13]])
+                .max(1)
+                .into();
+        }
+        if &bytes[at..at + 4] == b"data" {
+            let there = bytes.len() - body;
+            if size > there || !size.is_multiple_of(block_align) {
+                let whole = size.min(there) / block_align * block_align;
+                bytes[at + 4..at + 8].copy_from_slice(&(whole as u32).to_le_bytes());
+                let riff = (body + whole - 8) as u32;
+                bytes[4..8].copy_from_slice(&riff.to_le_bytes());
+            }
+            return;
+        }
+        at = body.saturating_add(size).saturating_add(size & 1);
+    }
+}
+
 /// Read WAV data from any reader (a file, an upload in memory).
-pub fn read<R: Read>(reader: R) -> Result<MonoAudio, AudioError> {
+pub fn read<R: Read>(mut reader: R) -> Result<MonoAudio, AudioError> {
     let invalid = |reason: String| AudioError::InvalidWav {
         path: "<input>".into(),
         reason,
     };
-    let mut wav = hound::WavReader::new(reader).map_err(|e| invalid(e.to_string()))?;
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| invalid(e.to_string()))?;
+    repair_sizes(&mut bytes);
+    let mut wav =
+        hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| invalid(e.to_string()))?;
     let spec = wav.spec();
     if spec.channels == 0 || spec.sample_rate == 0 {
         return Err(invalid("zero channels or zero sample rate".into()));
@@ -146,6 +185,22 @@ mod tests {
             read(std::io::Cursor::new(empty)),
             Err(AudioError::Empty { .. })
         ));
+    }
+
+    #[test]
+    fn streamed_and_cut_off_files_keep_what_is_there() {
+        let bytes = to_bytes(&MonoAudio::new(vec![0.25; 1000], 16_000)).unwrap();
+        // Sizes "until the end of the stream", as a streamed WAV says.
+        let mut streamed = bytes.clone();
+        streamed[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        streamed[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            read(std::io::Cursor::new(streamed)).unwrap().samples.len(),
+            1000
+        );
+        // A body cut off mid-sample: the whole samples before the cut.
+        let cut = read(std::io::Cursor::new(bytes[..44 + 601].to_vec())).unwrap();
+        assert_eq!(cut.samples, vec![0.25; 300]);
     }
 
     proptest! {
