@@ -3,7 +3,7 @@
 // page's call statistics (window.callStats) as JSON on stdout; the Rust test asserts on them.
 //
 //   node call_page.mjs http://127.0.0.1:PORT/ speech.wav [timeout_ms]
-import { chromium } from "playwright-core";
+import { launchWithMicrophone } from "./launch.mjs";
 
 const [url, wav, timeoutArg] = process.argv.slice(2);
 if (!url || !wav) {
@@ -11,21 +11,11 @@ if (!url || !wav) {
   process.exit(2);
 }
 const timeout = Number(timeoutArg || 90000);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${wav}%noloop`,
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await launchWithMicrophone(wav, [
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--autoplay-policy=no-user-gesture-required",
+]);
 let stats = null;
 try {
   const page = await browser.newPage();

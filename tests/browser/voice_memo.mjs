@@ -3,25 +3,14 @@
 // from the page. Prints {mimeType, bytes, status, body} as JSON on stdout.
 //
 //   node voice_memo.mjs http://127.0.0.1:PORT/ speech.wav seconds
-import { chromium } from "playwright-core";
+import { launchWithMicrophone } from "./launch.mjs";
 
 const [url, wav, secondsArg] = process.argv.slice(2);
 if (!url || !wav || !secondsArg) {
   console.error("usage: node voice_memo.mjs URL WAV SECONDS");
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${wav}%noloop`,
-  ],
-});
+const browser = await launchWithMicrophone(wav);
 try {
   const page = await browser.newPage();
   page.on("console", (m) => console.error(`[page] ${m.text()}`));

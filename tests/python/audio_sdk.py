@@ -32,6 +32,16 @@ def spoken(text: str) -> str:
     return re.sub(r"\b2\b", "two", text.lower())
 
 
+def streamed(client: OpenAI, fmt: str, content_type: str, text: str) -> bytes:
+    """Speech in `fmt`, read as it streams: it must come in two pieces or more."""
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=text, response_format=fmt) as r:
+        assert r.headers["content-type"] == content_type, (fmt, r.headers)
+        pieces = [p for p in r.iter_bytes() if p]
+    assert len(pieces) >= 2, f"{fmt} arrives in more than one piece"
+    return b"".join(pieces)
+
+
 def main(base_url: str, workdir: str) -> None:
     client = OpenAI(base_url=base_url, api_key="sk-local")
 
@@ -44,21 +54,13 @@ def main(base_url: str, workdir: str) -> None:
                                      response_format="pcm", speed=1.5).content
     assert 0 < len(pcm) < len(wav) - 44, (len(pcm), len(wav))  # faster speech is shorter
 
-    with client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alloy", input=SENTENCE + " " + SENTENCE, response_format="wav") as r:
-        pieces = [p for p in r.iter_bytes() if p]
-    assert len(pieces) >= 2, "speech arrives in more than one piece"
+    streamed(client, "wav", "audio/wav", SENTENCE + " " + SENTENCE)
 
     refused("response_format", "aac", lambda: client.audio.speech.create(
         model="tts-1", voice="alloy", input=SENTENCE, response_format="aac"))
 
     # MP3 out (LAME), streamed frame by frame, and back in through transcription (symphonia).
-    with client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alloy", input=SENTENCE + " " + SENTENCE, response_format="mp3") as r:
-        assert r.headers["content-type"] == "audio/mpeg", r.headers
-        mp3_pieces = [p for p in r.iter_bytes() if p]
-    mp3 = b"".join(mp3_pieces)
-    assert len(mp3_pieces) >= 2, "mp3 arrives in more than one piece"
+    mp3 = streamed(client, "mp3", "audio/mpeg", SENTENCE + " " + SENTENCE)
     assert mp3[0] == 0xFF and mp3[1] & 0xE0 == 0xE0, mp3[:4]  # an MPEG frame sync
     assert len(mp3) < 2 * len(wav) / 4, (len(mp3), len(wav))  # compressed (two sentences)
     t = client.audio.transcriptions.create(model="whisper-1", file=("speech.mp3", mp3))
@@ -66,12 +68,7 @@ def main(base_url: str, workdir: str) -> None:
 
     # Ogg Opus out, streamed page by page, and back in through transcription (our Ogg writer
     # and reader, libopus).
-    with client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alloy", input=SENTENCE + " " + SENTENCE, response_format="opus") as r:
-        assert r.headers["content-type"] == "audio/ogg", r.headers
-        ogg_pieces = [p for p in r.iter_bytes() if p]
-    ogg = b"".join(ogg_pieces)
-    assert len(ogg_pieces) >= 2, "opus arrives in more than one piece"
+    ogg = streamed(client, "opus", "audio/ogg", SENTENCE + " " + SENTENCE)
     assert ogg[:4] == b"OggS" and b"OpusHead" in ogg[:64], ogg[:64]
     assert len(ogg) < 2 * len(wav) / 4, (len(ogg), len(wav))  # compressed (two sentences)
     t = client.audio.transcriptions.create(model="whisper-1", file=("speech.opus", ogg))
@@ -79,12 +76,8 @@ def main(base_url: str, workdir: str) -> None:
 
     # FLAC out (our encoder), streamed frame by frame; the reference decoder (`flac -t`, every
     # frame's CRC) accepts it and sox (libFLAC) reads it as 24 kHz 16-bit speech.
-    with client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alloy", input=SENTENCE, response_format="flac") as r:
-        assert r.headers["content-type"] == "audio/flac", r.headers
-        flac_pieces = [p for p in r.iter_bytes() if p]
-    flac = b"".join(flac_pieces)
-    assert flac[:4] == b"fLaC" and len(flac_pieces) >= 2, (flac[:4], len(flac_pieces))
+    flac = streamed(client, "flac", "audio/flac", SENTENCE)
+    assert flac[:4] == b"fLaC", flac[:4]
     assert len(flac) < 0.8 * len(wav), (len(flac), len(wav))  # compressed, losslessly
     flac_path = os.path.join(workdir, "ours.flac")
     with open(flac_path, "wb") as f:

@@ -29,6 +29,29 @@ fn write_wav(path: &Path, samples: &[i16]) {
     w.finalize().unwrap();
 }
 
+/// Run `tests/browser/{script}` with node and `args`; its stdout is JSON. Returns it and the
+/// script's log (stderr).
+fn run_browser_script(script: &str, args: &[String]) -> (Value, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("browser")
+        .join(script);
+    let out = Command::new("node")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("node runs (make test-deps installs it)");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "browser script failed: {log}");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON from {} ({e}): {}\n{log}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (json, log)
+}
+
 #[test]
 fn the_call_page_talks_and_is_interrupted_in_chromium() {
     let llm = ScriptedLlm::start(Script::default());
@@ -43,21 +66,10 @@ fn the_call_page_talks_and_is_interrupted_in_chromium() {
     speech.extend(silence(8_000, RATE));
     write_wav(&wav, &speech);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/call_page.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(format!("http://{}/", gw.addr))
-        .arg(&wav)
-        .output()
-        .expect("node runs (make test-deps installs it)");
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "browser script failed: {log}");
-    let stats: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stats JSON ({e}): {}\n{log}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
+    let (stats, log) = run_browser_script(
+        "call_page.mjs",
+        &[format!("http://{}/", gw.addr), wav.display().to_string()],
+    );
     eprintln!("call page stats: {stats}");
     let turns = stats["turns"].as_array().unwrap();
     let said = |role: &str| -> Vec<&Value> { turns.iter().filter(|t| t["role"] == role).collect() };
@@ -130,22 +142,14 @@ fn a_voice_memo_recorded_in_chromium_is_transcribed() {
     let seconds = speech.len() as f64 / RATE as f64 + 0.5;
     write_wav(&wav, &speech);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/voice_memo.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(format!("http://{}/", gw.addr))
-        .arg(&wav)
-        .arg(format!("{seconds:.1}"))
-        .output()
-        .expect("node runs (make test-deps installs it)");
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "browser script failed: {log}");
-    let memo: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON ({e}): {}\n{log}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
+    let (memo, _) = run_browser_script(
+        "voice_memo.mjs",
+        &[
+            format!("http://{}/", gw.addr),
+            wav.display().to_string(),
+            format!("{seconds:.1}"),
+        ],
+    );
     eprintln!("voice memo: {memo}");
     assert!(
         memo["mimeType"]
