@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 
 use serde_json::json;
 use switchboard_benches::{env_list, latency_row, latency_table};
-use switchboard_e2e::gateway::Gateway;
+use switchboard_e2e::gateway::{Gateway, dechunk};
 
 const RUNS: usize = 7;
 const REPLY: &str = "Your table for two is booked for eight o'clock tonight. We will hold it \
@@ -64,7 +64,7 @@ fn one(addr: SocketAddr, format: &str) -> (Duration, Duration, usize) {
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
     let bytes = if chunked {
-        dechunked_len(body)
+        dechunk(body).len()
     } else {
         body.len()
     };
@@ -77,21 +77,6 @@ fn head_end(bytes: &[u8]) -> Option<usize> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|i| i + 4)
-}
-
-/// The payload length of a chunked body.
-fn dechunked_len(mut body: &[u8]) -> usize {
-    let mut total = 0;
-    while let Some(line) = body.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..line]).trim(), 16)
-            .expect("chunk size");
-        if size == 0 {
-            break;
-        }
-        total += size;
-        body = &body[line + 2 + size + 2..];
-    }
-    total
 }
 
 fn main() {

@@ -34,6 +34,25 @@ pub fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> Option<(u16, 
     http_request(addr, "POST", path, Some(body))
 }
 
+/// The payload of a chunked HTTP body (`Transfer-Encoding: chunked`), its framing removed.
+/// Stops at the last chunk or where the body is cut off.
+pub fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&body[..line]);
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        let start = line + 2;
+        if size == 0 || body.len() < start + size {
+            break;
+        }
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[(start + size + 2).min(body.len())..];
+    }
+    out
+}
+
 fn http_request(
     addr: SocketAddr,
     method: &str,
