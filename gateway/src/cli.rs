@@ -359,12 +359,12 @@ pub struct TranscribeArgs {
 pub enum Command {
     /// Run the gateway.
     Serve(ServeArgs),
-    /// Print the transcript of a WAV file (any sample rate or channel count).
+    /// Print the transcript of an audio file (WAV, MP3, FLAC, Ogg, M4A/MP4, WebM, CAF, AIFF).
     Transcribe(TranscribeArgs),
-    /// Speak text into a WAV file.
+    /// Speak text into an audio file.
     Speak {
         text: String,
-        /// Output WAV file.
+        /// Output file: .wav, .mp3, .opus/.ogg or .flac (the extension picks the format).
         #[arg(short, long)]
         output: PathBuf,
         /// Speaking rate (1.0 = the voice's own).

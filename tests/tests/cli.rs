@@ -38,6 +38,35 @@ fn speak_then_transcribe_round_trips() {
         .to_lowercase()
         .replace(" 2 ", " two ");
     assert!(text.contains("table for two is ready"), "{text}");
+
+    // The output's extension picks the format; each reads back through `transcribe`.
+    for ext in ["mp3", "opus", "flac"] {
+        let file = dir.path().join(format!("out.{ext}"));
+        let o = run(&[
+            "speak",
+            "Your table for two is ready.",
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let o = run(&["transcribe", file.to_str().unwrap()]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout)
+            .to_lowercase()
+            .replace(" 2 ", " two ");
+        assert!(text.contains("table for two is ready"), "{ext}: {text}");
+    }
+    let flac = std::fs::read(dir.path().join("out.flac")).unwrap();
+    assert!(flac.starts_with(b"fLaC"));
+    assert_one_line_error(
+        &run(&[
+            "speak",
+            "Hello.",
+            "-o",
+            dir.path().join("out.aac").to_str().unwrap(),
+        ]),
+        "cannot write .aac",
+    );
 }
 
 #[test]
@@ -147,7 +176,7 @@ fn bad_audio_gets_one_line_errors() {
     std::fs::write(&not_wav, "this is text, not audio").unwrap();
     assert_one_line_error(
         &run(&["transcribe", not_wav.to_str().unwrap()]),
-        "not a readable WAV",
+        "not decodable",
     );
 
     let missing = dir.path().join("missing.wav");

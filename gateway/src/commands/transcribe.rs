@@ -1,7 +1,8 @@
-//! `switchboard transcribe FILE`.
+//! `switchboard transcribe FILE`: any audio file an upload may be (WAV, MP3, FLAC, Ogg,
+//! M4A/MP4, WebM, CAF, AIFF).
 
 use anyhow::{Context, bail};
-use switchboard_models::audio::{rates, wav};
+use switchboard_models::audio::{decode, rates};
 use switchboard_models::stt::{AudioCtx, SpeechToText, TranscribeOptions};
 
 use switchboard_channels::realtime::transcription::{check_translation, file_language};
@@ -17,7 +18,11 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
             _ => bail!("--audio-ctx must be auto, full or a positive number of frames, not {n:?}"),
         },
     };
-    let audio = wav::read_file(&args.file)?
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let extension = args.file.extension().and_then(|e| e.to_str());
+    let audio = decode::decode(&bytes, extension)
+        .with_context(|| format!("decoding {}", args.file.display()))?
         .to_rate(rates::SPEECH_MODELS)
         .context("resampling to 16 kHz")?;
     let engine = crate::engines::stt(&args.models.dir, &args.stt)?;

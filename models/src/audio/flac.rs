@@ -88,6 +88,14 @@ impl FlacEncoder {
     }
 }
 
+/// A whole clip as one FLAC file.
+pub fn encode(audio: &super::MonoAudio) -> Result<Vec<u8>, AudioError> {
+    let mut encoder = FlacEncoder::new(audio.sample_rate)?;
+    let mut out = encoder.encode(&audio.samples)?;
+    out.extend(encoder.finish()?);
+    Ok(out)
+}
+
 /// One frame: header, one subframe, padding to a byte, CRC-16.
 fn frame(block: &[i16], number: u64, sample_rate: u32) -> Vec<u8> {
     let mut w = Bits::default();
